@@ -1,0 +1,198 @@
+//! k6's measurement vocabulary: metric kinds, series keys and the built-in metric names.
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How a metric aggregates (k6's `MetricType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    /// A sum (requests, bytes, iterations).
+    Counter,
+    /// A last value, with min and max (VUs).
+    Gauge,
+    /// A share of true samples (failures, checks).
+    Rate,
+    /// A distribution (latencies), kept as an HDR histogram.
+    Trend,
+}
+
+impl MetricKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+            MetricKind::Rate => "rate",
+            MetricKind::Trend => "trend",
+        }
+    }
+}
+
+/// The built-in metrics, with k6's names so that habits and jq recipes carry over.
+///
+/// Adding one: add the constant, add it to [`builtin::ALL`] with its kind and whether its
+/// values are times, record it in the worker, and mention it in the README's metric table.
+pub mod builtin {
+    use super::MetricKind::{self, *};
+
+    pub const HTTP_REQ_DURATION: &str = "http_req_duration";
+    pub const HTTP_REQ_WAITING: &str = "http_req_waiting";
+    pub const ITERATION_DURATION: &str = "iteration_duration";
+    pub const AGENT_FLOW_DURATION: &str = "agent_flow_duration";
+    pub const STREAM_FIRST_EVENT: &str = "stream_first_event";
+    pub const STREAM_EVENTS: &str = "stream_events";
+    pub const HTTP_REQS: &str = "http_reqs";
+    pub const ITERATIONS: &str = "iterations";
+    pub const DROPPED_ITERATIONS: &str = "dropped_iterations";
+    pub const DATA_SENT: &str = "data_sent";
+    pub const DATA_RECEIVED: &str = "data_received";
+    pub const HTTP_REQ_FAILED: &str = "http_req_failed";
+    pub const CHECKS: &str = "checks";
+    pub const AGENT_FLOW_SUCCESS_RATE: &str = "agent_flow_success_rate";
+    pub const VUS: &str = "vus";
+    pub const VUS_MAX: &str = "vus_max";
+
+    /// Operations of the agent flow; each is also a Trend of its own.
+    pub const OPERATIONS: &[&str] = &[
+        "create_assistant",
+        "create_thread",
+        "run_wait",
+        "run_stream",
+        "get_state",
+        "stateless_run",
+        "store_put",
+        "store_get",
+        "store_search",
+        "cleanup",
+    ];
+
+    /// (name, kind, values are durations)
+    pub const ALL: &[(&str, MetricKind, bool)] = &[
+        (HTTP_REQ_DURATION, Trend, true),
+        (HTTP_REQ_WAITING, Trend, true),
+        (ITERATION_DURATION, Trend, true),
+        (AGENT_FLOW_DURATION, Trend, true),
+        (STREAM_FIRST_EVENT, Trend, true),
+        (STREAM_EVENTS, Trend, false),
+        (HTTP_REQS, Counter, false),
+        (ITERATIONS, Counter, false),
+        (DROPPED_ITERATIONS, Counter, false),
+        (DATA_SENT, Counter, false),
+        (DATA_RECEIVED, Counter, false),
+        (HTTP_REQ_FAILED, Rate, false),
+        (CHECKS, Rate, false),
+        (AGENT_FLOW_SUCCESS_RATE, Rate, false),
+        (VUS, Gauge, false),
+        (VUS_MAX, Gauge, false),
+    ];
+
+    /// Kind of a built-in metric (the operation trends included), and whether it is a time.
+    pub fn lookup(name: &str) -> Option<(MetricKind, bool)> {
+        ALL.iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, k, t)| (*k, *t))
+            .or_else(|| OPERATIONS.contains(&name).then_some((Trend, true)))
+    }
+}
+
+/// One time series: a metric and its sorted tags (k6's `TimeSeries`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub metric: String,
+    /// Sorted by key, keys unique.
+    pub tags: Vec<(String, String)>,
+}
+
+impl SeriesKey {
+    pub fn new(metric: impl Into<String>) -> Self {
+        SeriesKey {
+            metric: metric.into(),
+            tags: Vec::new(),
+        }
+    }
+
+    /// A key with tags; sorts them and keeps the last value of a repeated key.
+    pub fn with_tags<K: Into<String>, V: Into<String>>(
+        metric: impl Into<String>,
+        tags: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let mut t: Vec<(String, String)> = tags
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        t.sort_by(|a, b| a.0.cmp(&b.0));
+        t.dedup_by(|later, earlier| {
+            if later.0 == earlier.0 {
+                earlier.1 = std::mem::take(&mut later.1);
+                true
+            } else {
+                false
+            }
+        });
+        SeriesKey {
+            metric: metric.into(),
+            tags: t,
+        }
+    }
+
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when every `(key, value)` of `filter` is among this series' tags.
+    pub fn matches(&self, filter: &[(String, String)]) -> bool {
+        filter.iter().all(|(k, v)| self.tag(k) == Some(v.as_str()))
+    }
+}
+
+impl fmt::Display for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.metric)?;
+        if !self.tags.is_empty() {
+            f.write_str("{")?;
+            for (i, (k, v)) in self.tags.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(",")?;
+                }
+                write!(f, "{k}:{v}")?;
+            }
+            f.write_str("}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_keys_sort_and_match() {
+        let k = SeriesKey::with_tags(
+            "http_req_duration",
+            [
+                ("status", "200"),
+                ("operation", "run_wait"),
+                ("status", "201"),
+            ],
+        );
+        assert_eq!(
+            k.to_string(),
+            "http_req_duration{operation:run_wait,status:201}"
+        );
+        assert!(k.matches(&[("operation".into(), "run_wait".into())]));
+        assert!(!k.matches(&[("operation".into(), "get_state".into())]));
+    }
+
+    #[test]
+    fn builtin_lookup() {
+        assert_eq!(builtin::lookup("run_wait"), Some((MetricKind::Trend, true)));
+        assert_eq!(
+            builtin::lookup("http_req_failed"),
+            Some((MetricKind::Rate, false))
+        );
+        assert_eq!(builtin::lookup("nope"), None);
+    }
+}

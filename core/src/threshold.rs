@@ -1,0 +1,387 @@
+//! Thresholds in k6's syntax, parsed before a run and evaluated on merged sinks.
+//!
+//! ```text
+//! metric_ref := name [ "{" tag ":" value { "," tag ":" value } "}" ]
+//! threshold  := aggregation operator number
+//! aggregation:= "avg" | "min" | "max" | "med" | "count" | "rate" | "value"
+//!             | "p(" number ")"                       (0 <= number <= 100)
+//! operator   := "<" | "<=" | ">" | ">=" | "==" | "===" | "!="
+//! ```
+//! | kind    | aggregations                  | unit of the number                 |
+//! |---------|-------------------------------|------------------------------------|
+//! | Trend   | avg min max med p(N) count    | ms for times, else the raw value   |
+//! | Counter | count rate                    | total, or per second of run time   |
+//! | Rate    | rate                          | share of true samples, 0..1        |
+//! | Gauge   | value min max                 | the gauge's value                  |
+//!
+//! In a plan: `"http_req_duration{operation:run_wait}" = ["p(95)<5000"]`, or with k6's
+//! object form `{ threshold = "rate<0.05", abortOnFail = true, delayAbortEval = "10s" }`.
+use crate::duration::serde_str;
+use crate::metrics::MetricKind;
+use crate::sink::Sink;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// A metric name with an optional tag filter (k6's submetric).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MetricRef {
+    pub metric: String,
+    pub filter: Vec<(String, String)>,
+}
+
+impl MetricRef {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (name, rest) = match text.find('{') {
+            Some(i) => (&text[..i], Some(&text[i..])),
+            None => (text, None),
+        };
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+        {
+            return Err(format!(
+                "metric {text:?}: the name must be letters, digits and _ (e.g. http_req_duration)"
+            ));
+        }
+        let mut filter = Vec::new();
+        if let Some(rest) = rest {
+            let inner = rest
+                .strip_prefix('{')
+                .and_then(|r| r.strip_suffix('}'))
+                .ok_or_else(|| {
+                    format!("metric {text:?}: tag filter must look like {{operation:run_wait}}")
+                })?;
+            for part in inner.split(',') {
+                let (k, v) = part.split_once(':').ok_or_else(|| {
+                    format!("metric {text:?}: tag filter part {part:?} must be key:value")
+                })?;
+                let (k, v) = (k.trim(), v.trim());
+                if k.is_empty() || v.is_empty() {
+                    return Err(format!(
+                        "metric {text:?}: empty tag key or value in {part:?}"
+                    ));
+                }
+                filter.push((k.to_string(), v.to_string()));
+            }
+            filter.sort();
+        }
+        Ok(MetricRef {
+            metric: name.to_string(),
+            filter,
+        })
+    }
+}
+
+impl fmt::Display for MetricRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.metric)?;
+        if !self.filter.is_empty() {
+            let parts: Vec<String> = self
+                .filter
+                .iter()
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect();
+            write!(f, "{{{}}}", parts.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Aggregation {
+    Avg,
+    Min,
+    Max,
+    Med,
+    Count,
+    Rate,
+    Value,
+    Percentile(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Operator {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Operator::Lt => a < b,
+            Operator::Le => a <= b,
+            Operator::Gt => a > b,
+            Operator::Ge => a >= b,
+            Operator::Eq => a == b,
+            Operator::Ne => a != b,
+        }
+    }
+}
+
+/// One threshold expression on one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// The expression as written, e.g. `p(95)<500`.
+    pub source: String,
+    pub aggregation: Aggregation,
+    pub operator: Operator,
+    pub value: f64,
+    pub abort_on_fail: bool,
+    pub delay_abort_eval: Duration,
+}
+
+/// How a threshold appears in a plan: k6's string or object form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ThresholdSpec {
+    Expr(String),
+    Full {
+        threshold: String,
+        #[serde(default, rename = "abortOnFail", alias = "abort_on_fail")]
+        abort_on_fail: bool,
+        #[serde(
+            default,
+            rename = "delayAbortEval",
+            alias = "delay_abort_eval",
+            with = "serde_str"
+        )]
+        delay_abort_eval: Duration,
+    },
+}
+
+impl ThresholdSpec {
+    pub fn to_threshold(&self) -> Result<Threshold, String> {
+        match self {
+            ThresholdSpec::Expr(e) => Threshold::parse(e),
+            ThresholdSpec::Full {
+                threshold,
+                abort_on_fail,
+                delay_abort_eval,
+            } => {
+                let mut t = Threshold::parse(threshold)?;
+                t.abort_on_fail = *abort_on_fail;
+                t.delay_abort_eval = *delay_abort_eval;
+                Ok(t)
+            }
+        }
+    }
+}
+
+impl Threshold {
+    pub fn parse(expr: &str) -> Result<Self, String> {
+        let s: String = expr.chars().filter(|c| !c.is_whitespace()).collect();
+        let bad = || {
+            format!("threshold {expr:?} is malformed; use e.g. \"p(95)<500\", \"rate<0.05\", \"avg<=200\"")
+        };
+        let op_at = s.find(['<', '>', '=', '!']).ok_or_else(bad)?;
+        let (agg_text, rest) = s.split_at(op_at);
+        let (operator, num_text) = [
+            ("===", Operator::Eq),
+            ("<=", Operator::Le),
+            (">=", Operator::Ge),
+            ("==", Operator::Eq),
+            ("!=", Operator::Ne),
+            ("<", Operator::Lt),
+            (">", Operator::Gt),
+        ]
+        .iter()
+        .find_map(|(tok, op)| rest.strip_prefix(tok).map(|r| (*op, r)))
+        .ok_or_else(bad)?;
+        let value: f64 = num_text
+            .parse()
+            .map_err(|_| format!("threshold {expr:?}: {num_text:?} is not a number"))?;
+        if !value.is_finite() {
+            return Err(format!("threshold {expr:?}: the number must be finite"));
+        }
+        let aggregation = match agg_text {
+            "avg" => Aggregation::Avg,
+            "min" => Aggregation::Min,
+            "max" => Aggregation::Max,
+            "med" => Aggregation::Med,
+            "count" => Aggregation::Count,
+            "rate" => Aggregation::Rate,
+            "value" => Aggregation::Value,
+            p if p.starts_with("p(") && p.ends_with(')') => {
+                let n: f64 = p[2..p.len() - 1].parse().map_err(|_| format!("threshold {expr:?}: percentile {p:?} needs a number, e.g. p(95)"))?;
+                if !(0.0..=100.0).contains(&n) {
+                    return Err(format!("threshold {expr:?}: percentile {n} must be between 0 and 100"));
+                }
+                Aggregation::Percentile(n)
+            }
+            other => {
+                return Err(format!(
+                    "threshold {expr:?}: unknown aggregation {other:?}; use avg, min, max, med, p(N), count, rate or value"
+                ))
+            }
+        };
+        Ok(Threshold {
+            source: expr.trim().to_string(),
+            aggregation,
+            operator,
+            value,
+            abort_on_fail: false,
+            delay_abort_eval: Duration::ZERO,
+        })
+    }
+
+    /// Whether the aggregation applies to a metric of `kind`.
+    pub fn check_kind(&self, kind: MetricKind) -> Result<(), String> {
+        use Aggregation::*;
+        let ok = match kind {
+            MetricKind::Trend => matches!(
+                self.aggregation,
+                Avg | Min | Max | Med | Count | Percentile(_)
+            ),
+            MetricKind::Counter => matches!(self.aggregation, Count | Rate),
+            MetricKind::Rate => matches!(self.aggregation, Rate),
+            MetricKind::Gauge => matches!(self.aggregation, Value | Min | Max),
+        };
+        if ok {
+            Ok(())
+        } else {
+            let accepted = match kind {
+                MetricKind::Trend => "avg, min, max, med, p(N), count",
+                MetricKind::Counter => "count, rate",
+                MetricKind::Rate => "rate",
+                MetricKind::Gauge => "value, min, max",
+            };
+            Err(format!(
+                "threshold {:?} does not apply to a {} metric; use {accepted}",
+                self.source,
+                kind.as_str()
+            ))
+        }
+    }
+
+    /// The aggregated value of `sink` this threshold compares (ms for time trends), or
+    /// `None` when there is no data yet.
+    pub fn observed(&self, sink: &Sink, elapsed: Duration, is_time: bool) -> Option<f64> {
+        use Aggregation::*;
+        if sink.is_empty() && !matches!(sink, Sink::Counter(_)) {
+            return None;
+        }
+        let scale = if is_time { 1e-3 } else { 1.0 };
+        Some(match (sink, self.aggregation) {
+            (Sink::Trend(t), Avg) => t.hist.mean() * scale,
+            (Sink::Trend(t), Min) => t.hist.min() as f64 * scale,
+            (Sink::Trend(t), Max) => t.hist.max() as f64 * scale,
+            (Sink::Trend(t), Med) => t.percentile(50.0) * scale,
+            (Sink::Trend(t), Percentile(p)) => t.percentile(p) * scale,
+            (Sink::Trend(t), Count) => t.count() as f64,
+            (Sink::Counter(c), Count) => c.sum,
+            (Sink::Counter(c), Rate) => c.sum / elapsed.as_secs_f64().max(1e-9),
+            (Sink::Rate(r), Rate) => r.rate(),
+            (Sink::Gauge(g), Value) => g.last,
+            (Sink::Gauge(g), Min) => g.min,
+            (Sink::Gauge(g), Max) => g.max,
+            _ => return None,
+        })
+    }
+
+    /// True when `observed` satisfies the threshold.
+    pub fn passes(&self, observed: f64) -> bool {
+        self.operator.holds(observed, self.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::TrendSink;
+
+    #[test]
+    fn parses_k6_expressions() {
+        let cases: &[(&str, Aggregation, Operator, f64)] = &[
+            (
+                "p(95)<500",
+                Aggregation::Percentile(95.0),
+                Operator::Lt,
+                500.0,
+            ),
+            (
+                "p(99.9) <= 1000",
+                Aggregation::Percentile(99.9),
+                Operator::Le,
+                1000.0,
+            ),
+            ("rate<0.05", Aggregation::Rate, Operator::Lt, 0.05),
+            ("rate>0.95", Aggregation::Rate, Operator::Gt, 0.95),
+            ("avg>=2", Aggregation::Avg, Operator::Ge, 2.0),
+            ("count==10", Aggregation::Count, Operator::Eq, 10.0),
+            ("count===10", Aggregation::Count, Operator::Eq, 10.0),
+            ("med!=3", Aggregation::Med, Operator::Ne, 3.0),
+            ("value<5", Aggregation::Value, Operator::Lt, 5.0),
+        ];
+        for (text, agg, op, v) in cases {
+            let t = Threshold::parse(text).unwrap();
+            assert_eq!(
+                (t.aggregation, t.operator, t.value),
+                (*agg, *op, *v),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_expressions() {
+        for text in [
+            "p95<500", "p(101)<5", "rate", "rate<abc", "foo<1", "<5", "p()<3", "rate<inf",
+        ] {
+            assert!(Threshold::parse(text).is_err(), "{text} should fail");
+        }
+    }
+
+    #[test]
+    fn metric_refs() {
+        let m = MetricRef::parse("http_req_duration{operation:run_wait}").unwrap();
+        assert_eq!(m.metric, "http_req_duration");
+        assert_eq!(
+            m.filter,
+            vec![("operation".to_string(), "run_wait".to_string())]
+        );
+        assert_eq!(m.to_string(), "http_req_duration{operation:run_wait}");
+        for bad in ["", "a{b}", "a{:x}", "a{b:c", "bad name"] {
+            assert!(MetricRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn evaluates_on_sinks() {
+        let mut t = TrendSink::default();
+        for ms in 1..=100u64 {
+            t.record(ms * 1000);
+        }
+        let sink = Sink::Trend(t);
+        let p95 = Threshold::parse("p(95)<500").unwrap();
+        let obs = p95.observed(&sink, Duration::from_secs(1), true).unwrap();
+        assert!((obs - 95.0).abs() < 0.1, "{obs}");
+        assert!(p95.passes(obs));
+        assert!(!Threshold::parse("p(95)<50").unwrap().passes(obs));
+        let rate = Threshold::parse("rate<0.05").unwrap();
+        assert!(rate.check_kind(MetricKind::Trend).is_err());
+        let mut r = Sink::new(MetricKind::Rate);
+        for i in 0..100 {
+            r.add(if i < 10 { 1.0 } else { 0.0 });
+        }
+        assert!(!rate.passes(rate.observed(&r, Duration::from_secs(1), false).unwrap()));
+    }
+
+    #[test]
+    fn object_form() {
+        let spec: ThresholdSpec = serde_json::from_str(
+            r#"{"threshold":"rate<0.05","abortOnFail":true,"delayAbortEval":"10s"}"#,
+        )
+        .unwrap();
+        let t = spec.to_threshold().unwrap();
+        assert!(t.abort_on_fail);
+        assert_eq!(t.delay_abort_eval, Duration::from_secs(10));
+    }
+}

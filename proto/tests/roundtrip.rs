@@ -1,0 +1,180 @@
+//! Every wire message encodes and decodes to itself; snapshots survive the core conversion.
+use barrage_core::{MetricKind, Segment, SeriesKey, Sink, Snapshot};
+use barrage_proto::pb::{self, controller_message, worker_message};
+use barrage_proto::*;
+use prost::Message;
+
+fn roundtrip<M: Message + Default + PartialEq + std::fmt::Debug>(m: M) {
+    let bytes = m.encode_to_vec();
+    let back = M::decode(bytes.as_slice()).expect("decodes");
+    assert_eq!(back, m);
+}
+
+fn sample_snapshot() -> Snapshot {
+    let mut s = Snapshot {
+        seq: 7,
+        interval_start_us: 1_700_000_000_000_000,
+        interval_ms: 1000,
+        vus: 3,
+        vus_max: 5,
+        ..Default::default()
+    };
+    for v in [1200.0, 3400.0, 99_000.0] {
+        s.add(
+            SeriesKey::with_tags("http_req_duration", [("operation", "run_wait")]),
+            MetricKind::Trend,
+            v,
+        );
+    }
+    s.add(SeriesKey::new("http_reqs"), MetricKind::Counter, 3.0);
+    s.add(SeriesKey::new("http_req_failed"), MetricKind::Rate, 0.0);
+    s.add(SeriesKey::new("http_req_failed"), MetricKind::Rate, 1.0);
+    s.add(SeriesKey::new("vus"), MetricKind::Gauge, 3.0);
+    s
+}
+
+#[test]
+fn every_message_round_trips() {
+    let snap = snapshot_to_pb(&sample_snapshot()).unwrap();
+    let worker_msgs = vec![
+        worker_message::Msg::Hello(pb::Hello {
+            version: "0.1.0".into(),
+            protocol: 1,
+            host: "h".into(),
+            cores: 2,
+            core: 1,
+            pid: 42,
+            name: "w".into(),
+        }),
+        worker_message::Msg::Pong(pb::Pong {
+            seq: 1,
+            controller_time_us: 5,
+            worker_time_us: 9,
+        }),
+        worker_message::Msg::Ready(pb::Ready {
+            plan_hash: "abc".into(),
+        }),
+        worker_message::Msg::Snapshot(snap.clone()),
+        worker_message::Msg::Points(pb::PointBatch {
+            points: vec![pb::Point {
+                metric: "http_req_duration".into(),
+                kind: pb::MetricKind::Trend as i32,
+                tags: vec![pb::Tag {
+                    key: "operation".into(),
+                    value: "run_wait".into(),
+                }],
+                time_unix_us: 1,
+                value: 12.5,
+            }],
+        }),
+        worker_message::Msg::Done(pb::Done {
+            last: Some(snap),
+            iterations: 10,
+            dropped_iterations: 1,
+            error: String::new(),
+        }),
+        worker_message::Msg::Error(pb::WorkerError {
+            message: "boom".into(),
+            fatal: true,
+        }),
+    ];
+    for m in worker_msgs {
+        roundtrip(pb::WorkerMessage { msg: Some(m) });
+    }
+    let controller_msgs = vec![
+        controller_message::Msg::Welcome(pb::Welcome {
+            worker_id: "w-1".into(),
+            interval_ms: 1000,
+            controller_version: "0.1.0".into(),
+        }),
+        controller_message::Msg::Reject(pb::Reject {
+            reason: "wrong token".into(),
+        }),
+        controller_message::Msg::Ping(pb::Ping {
+            seq: 3,
+            controller_time_us: 77,
+        }),
+        controller_message::Msg::Assignment(pb::Assignment {
+            plan_json: "{}".into(),
+            plan_hash: "abc".into(),
+            segment: Some(segment_to_pb(Segment::split_even(3)[1])),
+            clock_offset_us: -12,
+            raw_points: true,
+            secrets: [("jwt_secret".to_string(), "s".to_string())].into(),
+        }),
+        controller_message::Msg::Start(pb::Start {
+            start_at_unix_us: 123,
+        }),
+        controller_message::Msg::Reassign(pb::Reassign {
+            segment: Some(segment_to_pb(Segment::FULL)),
+            remaining: vec!["w-2".into()],
+        }),
+        controller_message::Msg::Stop(pb::Stop {
+            reason: "done".into(),
+            graceful: true,
+        }),
+        controller_message::Msg::Abort(pb::Abort {
+            reason: "threshold".into(),
+        }),
+    ];
+    for m in controller_msgs {
+        roundtrip(pb::ControllerMessage { msg: Some(m) });
+    }
+}
+
+#[test]
+fn snapshots_convert_both_ways() {
+    let s = sample_snapshot();
+    let back = snapshot_from_pb(&snapshot_to_pb(&s).unwrap()).unwrap();
+    assert_eq!(back.seq, 7);
+    assert_eq!((back.vus, back.vus_max), (3, 5));
+    assert_eq!(back.series.len(), s.series.len());
+    let Some(Sink::Trend(t)) = back.submetric("http_req_duration", &[]) else {
+        panic!()
+    };
+    assert_eq!(t.count(), 3);
+    assert_eq!(t.hist.max(), 99_000u64.max(t.hist.max()));
+    let Some(Sink::Rate(r)) = back.submetric("http_req_failed", &[]) else {
+        panic!()
+    };
+    assert_eq!((r.trues, r.total), (1, 2));
+}
+
+#[test]
+fn bad_wire_values_name_the_field() {
+    assert_eq!(
+        segment_from_pb(None),
+        Err(WireError::Missing { field: "segment" })
+    );
+    let bad = pb::Segment {
+        start: Some(pb::Fraction { num: 1, den: 0 }),
+        end: Some(pb::Fraction { num: 1, den: 1 }),
+    };
+    assert!(segment_from_pb(Some(&bad))
+        .unwrap_err()
+        .to_string()
+        .starts_with("segment.start"));
+    let mut snap = snapshot_to_pb(&sample_snapshot()).unwrap();
+    snap.series[0].value = Some(pb::series_snapshot::Value::Histogram(vec![1, 2, 3]));
+    assert!(snapshot_from_pb(&snap)
+        .unwrap_err()
+        .to_string()
+        .contains("histogram"));
+    let mut snap = snapshot_to_pb(&sample_snapshot()).unwrap();
+    snap.series[0].kind = 99;
+    assert!(snapshot_from_pb(&snap).is_err());
+    let rate = pb::SeriesSnapshot {
+        metric: "checks".into(),
+        kind: pb::MetricKind::Rate as i32,
+        tags: vec![],
+        value: Some(pb::series_snapshot::Value::Rate(pb::RateValue {
+            trues: 5,
+            total: 2,
+        })),
+    };
+    assert!(snapshot_from_pb(&pb::Snapshot {
+        series: vec![rate],
+        ..Default::default()
+    })
+    .is_err());
+}
