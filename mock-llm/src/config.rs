@@ -1,0 +1,491 @@
+//! Configuration: the command-line/environment surface (`Args`) and the validated
+//! settings the server runs with (`Config`).
+//!
+//! Every setting has a flag and a `MOCK_LLM_*` variable. A flag wins over the variable; an
+//! empty variable counts as unset. All values arrive as text and are validated here, in one
+//! pass that reports every problem at once, each naming where the value came from (the flag
+//! or the variable), the value, and the accepted form.
+//!
+//! | flag | variable | default | accepted |
+//! | --- | --- | --- | --- |
+//! | `--host` | `MOCK_LLM_HOST` | 127.0.0.1 | an IP address, or `localhost` |
+//! | `--port` | `MOCK_LLM_PORT` | 11434 | 0..=65535 (0: the OS picks one) |
+//! | `--delay-ms` | `MOCK_LLM_DELAY_MS` | 10 | 0..=600000, wait before the first byte |
+//! | `--stream-delay-ms` | `MOCK_LLM_STREAM_DELAY_MS` | 5 | 0..=600000, between stream chunks |
+//! | `--jitter-ms` | `MOCK_LLM_JITTER_MS` | 0 | 0..=600000, uniform 0..=N ms added to the first-byte delay |
+//! | `--response` | `MOCK_LLM_RESPONSE` | the 42-word sentence | text with at least one word |
+//! | `--model` | `MOCK_LLM_MODEL` | mock-gpt-4o | non-empty text |
+//! | `--tool-call-rate` | `MOCK_LLM_TOOL_CALL_RATE` | 0 | 0..=1 |
+//! | `--error-rate` | `MOCK_LLM_ERROR_RATE` | 0 | 0..=1 |
+//! | `--error-status` | `MOCK_LLM_ERROR_STATUS` | 429 | 429, 500 or 503 |
+//! | `--disconnect-rate` | `MOCK_LLM_DISCONNECT_RATE` | 0 | 0..=1 |
+//! | `--max-body-bytes` | `MOCK_LLM_MAX_BODY_BYTES` | 4194304 | 1..=1073741824 |
+//! | `--threads` | `MOCK_LLM_THREADS` | available parallelism | 1..=1024 (1: single-threaded runtime) |
+//! | `--grace-ms` | `MOCK_LLM_GRACE_MS` | 5000 | 0..=600000, shutdown grace period |
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// The answer text when none is configured: the same 42 words as the Bun anchor's.
+pub const DEFAULT_RESPONSE: &str = "This is a deterministic response from the mock language model server. \
+It exists so that benchmarks measure the agent runtime itself rather than the latency of a real model. \
+Every request receives exactly the same words, streamed back one word per chunk.";
+
+/// The model name when none is configured.
+pub const DEFAULT_MODEL: &str = "mock-gpt-4o";
+
+/// Largest accepted delay, jitter or grace period (10 minutes).
+const MAX_MS: u64 = 600_000;
+/// Largest accepted request-body limit (1 GiB).
+const MAX_BODY_LIMIT: u64 = 1 << 30;
+/// Largest accepted worker-thread count.
+const MAX_THREADS: u64 = 1024;
+
+/// Command-line flags of the mock LLM. Each one falls back to its `MOCK_LLM_*` variable.
+///
+/// Derives `clap::Args`, so another CLI can flatten it into a subcommand. Values stay text
+/// until [`Args::into_config`] validates them all at once.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Args {
+    /// Address to listen on [env: MOCK_LLM_HOST] [default: 127.0.0.1]
+    #[arg(long, value_name = "IP")]
+    pub host: Option<String>,
+    /// Port to listen on; 0 lets the OS pick one [env: MOCK_LLM_PORT] [default: 11434]
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// Milliseconds before the first byte of an answer [env: MOCK_LLM_DELAY_MS] [default: 10]
+    #[arg(long, value_name = "MS")]
+    pub delay_ms: Option<String>,
+    /// Milliseconds between stream chunks [env: MOCK_LLM_STREAM_DELAY_MS] [default: 5]
+    #[arg(long, value_name = "MS")]
+    pub stream_delay_ms: Option<String>,
+    /// Uniform random 0..=MS added to the first-byte delay [env: MOCK_LLM_JITTER_MS] [default: 0]
+    #[arg(long, value_name = "MS")]
+    pub jitter_ms: Option<String>,
+    /// Answer text [env: MOCK_LLM_RESPONSE] [default: a 42-word sentence]
+    #[arg(long, value_name = "TEXT")]
+    pub response: Option<String>,
+    /// Model name when the request names none, and in /v1/models [env: MOCK_LLM_MODEL] [default: mock-gpt-4o]
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Share of requests offering tools that get a tool call, 0..=1 [env: MOCK_LLM_TOOL_CALL_RATE] [default: 0]
+    #[arg(long, value_name = "RATE")]
+    pub tool_call_rate: Option<String>,
+    /// Share of chat requests answered with an injected error, 0..=1 [env: MOCK_LLM_ERROR_RATE] [default: 0]
+    #[arg(long, value_name = "RATE")]
+    pub error_rate: Option<String>,
+    /// HTTP status of injected errors: 429, 500 or 503 [env: MOCK_LLM_ERROR_STATUS] [default: 429]
+    #[arg(long, value_name = "STATUS")]
+    pub error_status: Option<String>,
+    /// Share of streams cut mid-way without [DONE], 0..=1 [env: MOCK_LLM_DISCONNECT_RATE] [default: 0]
+    #[arg(long, value_name = "RATE")]
+    pub disconnect_rate: Option<String>,
+    /// Largest accepted request body in bytes [env: MOCK_LLM_MAX_BODY_BYTES] [default: 4194304]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<String>,
+    /// Tokio worker threads; 1 runs a single-threaded runtime [env: MOCK_LLM_THREADS] [default: available parallelism]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<String>,
+    /// Milliseconds in-flight streams get to finish on SIGINT/SIGTERM [env: MOCK_LLM_GRACE_MS] [default: 5000]
+    #[arg(long, value_name = "MS")]
+    pub grace_ms: Option<String>,
+}
+
+/// HTTP status of injected errors. Only statuses a real provider sends under load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStatus {
+    /// 429 Too Many Requests (`rate_limit_exceeded`).
+    TooManyRequests,
+    /// 500 Internal Server Error.
+    Internal,
+    /// 503 Service Unavailable.
+    Unavailable,
+}
+
+impl ErrorStatus {
+    /// The numeric status code.
+    pub fn code(self) -> u16 {
+        match self {
+            ErrorStatus::TooManyRequests => 429,
+            ErrorStatus::Internal => 500,
+            ErrorStatus::Unavailable => 503,
+        }
+    }
+}
+
+/// Validated settings of a mock LLM server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Address to listen on (used by [`crate::run`]; [`crate::serve`] takes a bound listener).
+    pub host: IpAddr,
+    /// Port to listen on; 0 lets the OS pick.
+    pub port: u16,
+    /// Wait before the first byte of every chat answer.
+    pub delay: Duration,
+    /// Spacing of stream chunks: chunk i is due at `first byte + i * stream_delay`.
+    pub stream_delay: Duration,
+    /// Upper bound of a uniform random extra first-byte delay (0..=jitter).
+    pub jitter: Duration,
+    /// Answer text; split into one chunk per word (with its leading whitespace) when streaming.
+    pub response: String,
+    /// Model named in answers when the request names none, and listed by /v1/models.
+    pub model: String,
+    /// Probability that a request offering tools is answered with a tool call.
+    pub tool_call_rate: f64,
+    /// Probability that a chat request is answered with an injected error.
+    pub error_rate: f64,
+    /// Status of injected errors.
+    pub error_status: ErrorStatus,
+    /// Probability that a stream is cut after some chunks, without `[DONE]`.
+    pub disconnect_rate: f64,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Tokio worker threads for [`crate::run`]; 1 selects a current-thread runtime.
+    pub threads: usize,
+    /// How long in-flight requests may run on after a shutdown signal.
+    pub grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 11434,
+            delay: Duration::from_millis(10),
+            stream_delay: Duration::from_millis(5),
+            jitter: Duration::ZERO,
+            response: DEFAULT_RESPONSE.to_owned(),
+            model: DEFAULT_MODEL.to_owned(),
+            tool_call_rate: 0.0,
+            error_rate: 0.0,
+            error_status: ErrorStatus::TooManyRequests,
+            disconnect_rate: 0.0,
+            max_body_bytes: 4 * 1024 * 1024,
+            threads: default_threads(),
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Available parallelism (on Linux it respects the affinity mask set by `taskset`).
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One invalid setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where the value came from: the flag (`--port`) or the variable (`MOCK_LLM_PORT`).
+    pub source: String,
+    /// The value as given.
+    pub value: String,
+    /// The accepted form.
+    pub expected: &'static str,
+}
+
+/// Every invalid setting found in one validation pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_problems(.problems))]
+pub struct ConfigError {
+    /// The problems, in flag order.
+    pub problems: Vec<Problem>,
+}
+
+fn render_problems(problems: &[Problem]) -> String {
+    let mut out = String::from("invalid mock LLM configuration:");
+    for p in problems {
+        out.push_str(&format!("\n  {}={:?}: expected {}", p.source, p.value, p.expected));
+    }
+    out.push_str("\nfix or unset these values (see --help)");
+    out
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?}: expected {}", self.source, self.value, self.expected)
+    }
+}
+
+/// A setting's two names.
+struct Names {
+    flag: &'static str,
+    env: &'static str,
+}
+
+const HOST: Names = Names { flag: "--host", env: "MOCK_LLM_HOST" };
+const PORT: Names = Names { flag: "--port", env: "MOCK_LLM_PORT" };
+const DELAY: Names = Names { flag: "--delay-ms", env: "MOCK_LLM_DELAY_MS" };
+const STREAM_DELAY: Names = Names { flag: "--stream-delay-ms", env: "MOCK_LLM_STREAM_DELAY_MS" };
+const JITTER: Names = Names { flag: "--jitter-ms", env: "MOCK_LLM_JITTER_MS" };
+const RESPONSE: Names = Names { flag: "--response", env: "MOCK_LLM_RESPONSE" };
+const MODEL: Names = Names { flag: "--model", env: "MOCK_LLM_MODEL" };
+const TOOL_CALL_RATE: Names = Names { flag: "--tool-call-rate", env: "MOCK_LLM_TOOL_CALL_RATE" };
+const ERROR_RATE: Names = Names { flag: "--error-rate", env: "MOCK_LLM_ERROR_RATE" };
+const ERROR_STATUS: Names = Names { flag: "--error-status", env: "MOCK_LLM_ERROR_STATUS" };
+const DISCONNECT_RATE: Names = Names { flag: "--disconnect-rate", env: "MOCK_LLM_DISCONNECT_RATE" };
+const MAX_BODY: Names = Names { flag: "--max-body-bytes", env: "MOCK_LLM_MAX_BODY_BYTES" };
+const THREADS: Names = Names { flag: "--threads", env: "MOCK_LLM_THREADS" };
+const GRACE: Names = Names { flag: "--grace-ms", env: "MOCK_LLM_GRACE_MS" };
+
+/// Collects values and problems during one validation pass.
+struct Resolver<E> {
+    env: E,
+    problems: Vec<Problem>,
+}
+
+impl<E: Fn(&str) -> Option<String>> Resolver<E> {
+    /// The flag's value if given, else the variable's if set and non-empty, with its source.
+    fn raw(&self, flag: Option<String>, names: &Names) -> Option<(&'static str, String)> {
+        match flag {
+            Some(v) => Some((names.flag, v)),
+            None => (self.env)(names.env).filter(|v| !v.is_empty()).map(|v| (names.env, v)),
+        }
+    }
+
+    /// Parses the setting with `parse`; on failure records a problem and returns `default`.
+    fn get<T>(
+        &mut self,
+        flag: Option<String>,
+        names: &Names,
+        default: T,
+        expected: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let Some((source, value)) = self.raw(flag, names) else {
+            return default;
+        };
+        match parse(&value) {
+            Some(v) => v,
+            None => {
+                self.problems.push(Problem { source: source.to_owned(), value, expected });
+                default
+            }
+        }
+    }
+}
+
+fn parse_ms(s: &str) -> Option<Duration> {
+    parse_bounded(s, 0, MAX_MS).map(Duration::from_millis)
+}
+
+fn parse_bounded(s: &str, min: u64, max: u64) -> Option<u64> {
+    let t = s.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse::<u64>().ok().filter(|n| (min..=max).contains(n))
+}
+
+fn parse_rate(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|r| r.is_finite() && (0.0..=1.0).contains(r))
+}
+
+fn parse_host(s: &str) -> Option<IpAddr> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("localhost") {
+        return Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    t.trim_start_matches('[').trim_end_matches(']').parse().ok()
+}
+
+fn parse_error_status(s: &str) -> Option<ErrorStatus> {
+    match s.trim() {
+        "429" => Some(ErrorStatus::TooManyRequests),
+        "500" => Some(ErrorStatus::Internal),
+        "503" => Some(ErrorStatus::Unavailable),
+        _ => None,
+    }
+}
+
+impl Args {
+    /// Validates the flags, falling back to the process environment for unset ones.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        self.into_config_with_env(|name| std::env::var(name).ok())
+    }
+
+    /// Validates the flags, falling back to `env` (a variable lookup) for unset ones.
+    /// Reports every invalid value at once.
+    pub fn into_config_with_env(
+        self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let d = Config::default();
+        let mut r = Resolver { env, problems: Vec::new() };
+        let config = Config {
+            host: r.get(self.host, &HOST, d.host, "an IP address such as 127.0.0.1 or ::1", parse_host),
+            port: r.get(self.port, &PORT, d.port, "a port number 0..=65535", |s| {
+                parse_bounded(s, 0, 65535).map(|p| p as u16)
+            }),
+            delay: r.get(self.delay_ms, &DELAY, d.delay, "whole milliseconds 0..=600000", parse_ms),
+            stream_delay: r.get(
+                self.stream_delay_ms,
+                &STREAM_DELAY,
+                d.stream_delay,
+                "whole milliseconds 0..=600000",
+                parse_ms,
+            ),
+            jitter: r.get(self.jitter_ms, &JITTER, d.jitter, "whole milliseconds 0..=600000", parse_ms),
+            response: r.get(self.response, &RESPONSE, d.response, "text with at least one word", |s| {
+                (!s.trim().is_empty()).then(|| s.to_owned())
+            }),
+            model: r.get(self.model, &MODEL, d.model, "a non-empty model name without control characters", |s| {
+                (!s.is_empty() && !s.chars().any(char::is_control)).then(|| s.to_owned())
+            }),
+            tool_call_rate: r.get(
+                self.tool_call_rate,
+                &TOOL_CALL_RATE,
+                d.tool_call_rate,
+                "a probability 0..=1 such as 0.25",
+                parse_rate,
+            ),
+            error_rate: r.get(self.error_rate, &ERROR_RATE, d.error_rate, "a probability 0..=1 such as 0.01", parse_rate),
+            error_status: r.get(
+                self.error_status,
+                &ERROR_STATUS,
+                d.error_status,
+                "one of 429, 500, 503",
+                parse_error_status,
+            ),
+            disconnect_rate: r.get(
+                self.disconnect_rate,
+                &DISCONNECT_RATE,
+                d.disconnect_rate,
+                "a probability 0..=1 such as 0.01",
+                parse_rate,
+            ),
+            max_body_bytes: r.get(self.max_body_bytes, &MAX_BODY, d.max_body_bytes, "bytes 1..=1073741824", |s| {
+                parse_bounded(s, 1, MAX_BODY_LIMIT).map(|n| n as usize)
+            }),
+            threads: r.get(self.threads, &THREADS, d.threads, "a thread count 1..=1024", |s| {
+                parse_bounded(s, 1, MAX_THREADS).map(|n| n as usize)
+            }),
+            grace: r.get(self.grace_ms, &GRACE, d.grace, "whole milliseconds 0..=600000", parse_ms),
+        };
+        if r.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems: r.problems })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with_env(args: Args, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        args.into_config_with_env(move |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_without_flags_or_env() {
+        let c = with_env(Args::default(), &[]).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.port, 11434);
+        assert_eq!(c.delay, Duration::from_millis(10));
+        assert_eq!(c.stream_delay, Duration::from_millis(5));
+        assert_eq!(c.model, "mock-gpt-4o");
+        assert_eq!(c.response.split_whitespace().count(), 42);
+        assert_eq!(c.max_body_bytes, 4 << 20);
+    }
+
+    #[test]
+    fn valid_env_values() {
+        // (variable, value, check)
+        type Check = fn(&Config) -> bool;
+        let cases: &[(&str, &str, Check)] = &[
+            ("MOCK_LLM_PORT", "0", |c| c.port == 0),
+            ("MOCK_LLM_PORT", "65535", |c| c.port == 65535),
+            ("MOCK_LLM_HOST", "::1", |c| c.host.to_string() == "::1"),
+            ("MOCK_LLM_HOST", "[::1]", |c| c.host.to_string() == "::1"),
+            ("MOCK_LLM_HOST", "localhost", |c| c.host.to_string() == "127.0.0.1"),
+            ("MOCK_LLM_DELAY_MS", "0", |c| c.delay.is_zero()),
+            ("MOCK_LLM_STREAM_DELAY_MS", " 7 ", |c| c.stream_delay == Duration::from_millis(7)),
+            ("MOCK_LLM_JITTER_MS", "600000", |c| c.jitter == Duration::from_secs(600)),
+            ("MOCK_LLM_TOOL_CALL_RATE", "1", |c| c.tool_call_rate == 1.0),
+            ("MOCK_LLM_ERROR_RATE", "0.25", |c| c.error_rate == 0.25),
+            ("MOCK_LLM_ERROR_STATUS", "503", |c| c.error_status == ErrorStatus::Unavailable),
+            ("MOCK_LLM_ERROR_STATUS", "500", |c| c.error_status.code() == 500),
+            ("MOCK_LLM_DISCONNECT_RATE", "1.0", |c| c.disconnect_rate == 1.0),
+            ("MOCK_LLM_MAX_BODY_BYTES", "1", |c| c.max_body_bytes == 1),
+            ("MOCK_LLM_THREADS", "1", |c| c.threads == 1),
+            ("MOCK_LLM_GRACE_MS", "0", |c| c.grace.is_zero()),
+            ("MOCK_LLM_MODEL", "gpt-x", |c| c.model == "gpt-x"),
+            ("MOCK_LLM_RESPONSE", "hi there", |c| c.response == "hi there"),
+            // An empty variable counts as unset.
+            ("MOCK_LLM_PORT", "", |c| c.port == 11434),
+            ("MOCK_LLM_RESPONSE", "", |c| c.response == DEFAULT_RESPONSE),
+        ];
+        for (var, value, check) in cases {
+            let c = with_env(Args::default(), &[(var, value)])
+                .unwrap_or_else(|e| panic!("{var}={value:?} rejected: {e}"));
+            assert!(check(&c), "{var}={value:?} gave {c:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_env_values_name_the_variable() {
+        // (variable, value, words the accepted form must contain)
+        let cases: &[(&str, &str, &str)] = &[
+            ("MOCK_LLM_PORT", "abc", "0..=65535"),
+            ("MOCK_LLM_PORT", "65536", "0..=65535"),
+            ("MOCK_LLM_PORT", "-1", "0..=65535"),
+            ("MOCK_LLM_HOST", "example", "IP address"),
+            ("MOCK_LLM_DELAY_MS", "1.5", "whole milliseconds"),
+            ("MOCK_LLM_DELAY_MS", "600001", "whole milliseconds"),
+            ("MOCK_LLM_STREAM_DELAY_MS", "5ms", "whole milliseconds"),
+            ("MOCK_LLM_JITTER_MS", "-3", "whole milliseconds"),
+            ("MOCK_LLM_TOOL_CALL_RATE", "1.5", "probability"),
+            ("MOCK_LLM_ERROR_RATE", "NaN", "probability"),
+            ("MOCK_LLM_ERROR_RATE", "-0.1", "probability"),
+            ("MOCK_LLM_ERROR_STATUS", "404", "429, 500, 503"),
+            ("MOCK_LLM_ERROR_STATUS", "abc", "429, 500, 503"),
+            ("MOCK_LLM_DISCONNECT_RATE", "inf", "probability"),
+            ("MOCK_LLM_MAX_BODY_BYTES", "0", "bytes"),
+            ("MOCK_LLM_THREADS", "0", "thread count"),
+            ("MOCK_LLM_THREADS", "2000", "thread count"),
+            ("MOCK_LLM_GRACE_MS", "soon", "whole milliseconds"),
+            ("MOCK_LLM_RESPONSE", "   ", "at least one word"),
+            ("MOCK_LLM_MODEL", "a\nb", "model name"),
+        ];
+        for (var, value, expected) in cases {
+            let err = with_env(Args::default(), &[(var, value)])
+                .expect_err(&format!("{var}={value:?} accepted"));
+            assert_eq!(err.problems.len(), 1, "{var}={value:?}: {err}");
+            assert_eq!(err.problems[0].source, *var);
+            assert!(err.problems[0].expected.contains(expected), "{var}: {err}");
+            let text = err.to_string();
+            assert!(text.contains(var) && text.contains("--help"), "{text}");
+        }
+    }
+
+    #[test]
+    fn flag_wins_over_env_and_errors_name_the_flag() {
+        let args = Args { port: Some("8080".into()), ..Args::default() };
+        let c = with_env(args, &[("MOCK_LLM_PORT", "not-a-port")]).unwrap();
+        assert_eq!(c.port, 8080);
+
+        let args = Args { port: Some("x".into()), ..Args::default() };
+        let err = with_env(args, &[("MOCK_LLM_PORT", "9000")]).unwrap_err();
+        assert_eq!(err.problems[0].source, "--port");
+
+        let args = Args { model: Some(String::new()), ..Args::default() };
+        let err = with_env(args, &[]).unwrap_err();
+        assert_eq!(err.problems[0].source, "--model");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = with_env(
+            Args { threads: Some("0".into()), ..Args::default() },
+            &[("MOCK_LLM_PORT", "x"), ("MOCK_LLM_ERROR_STATUS", "418")],
+        )
+        .unwrap_err();
+        let sources: Vec<&str> = err.problems.iter().map(|p| p.source.as_str()).collect();
+        assert_eq!(sources, ["MOCK_LLM_PORT", "MOCK_LLM_ERROR_STATUS", "--threads"]);
+    }
+}
