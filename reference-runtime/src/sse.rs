@@ -86,8 +86,8 @@ mod tests {
 
     #[test]
     fn frame_is_one_event_with_lf() {
-        let bytes = frame("metadata", &serde_json::json!({"run_id": "r", "attempt": 1}));
-        assert_eq!(&bytes[..], b"event: metadata\ndata: {\"run_id\":\"r\",\"attempt\":1}\n\n");
+        let bytes = frame("metadata", &serde_json::json!({"attempt": 1, "run_id": "r"}));
+        assert_eq!(&bytes[..], b"event: metadata\ndata: {\"attempt\":1,\"run_id\":\"r\"}\n\n");
     }
 
     #[test]
