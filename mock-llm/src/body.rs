@@ -31,12 +31,18 @@ enum Content {
 impl ResponseBody {
     /// A complete body.
     pub fn full(bytes: impl Into<Bytes>, in_flight: InFlight) -> Self {
-        ResponseBody { content: Content::Full(Some(bytes.into())), _in_flight: in_flight }
+        ResponseBody {
+            content: Content::Full(Some(bytes.into())),
+            _in_flight: in_flight,
+        }
     }
 
     /// A stream body.
     pub fn sse(body: SseBody, in_flight: InFlight) -> Self {
-        ResponseBody { content: Content::Sse(body), _in_flight: in_flight }
+        ResponseBody {
+            content: Content::Sse(body),
+            _in_flight: in_flight,
+        }
     }
 }
 

@@ -92,7 +92,10 @@ pub struct Ids {
 
 impl Default for Ids {
     fn default() -> Self {
-        Ids { seed: rand::random(), next: AtomicU64::new(0) }
+        Ids {
+            seed: rand::random(),
+            next: AtomicU64::new(0),
+        }
     }
 }
 
@@ -127,7 +130,9 @@ fn hex_into(out: &mut [u8], mut v: u64) {
 
 /// Unix time in whole seconds.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A stream's bytes and where each scheduled frame ends.
@@ -146,7 +151,11 @@ impl Template {
         let mut deltas = Vec::with_capacity(pieces.len().max(1));
         for (i, piece) in pieces.iter().enumerate() {
             let mut d = Vec::with_capacity(piece.len() + 40);
-            d.extend_from_slice(if i == 0 { br#"{"role":"assistant","content":"# } else { br#"{"content":"# });
+            d.extend_from_slice(if i == 0 {
+                br#"{"role":"assistant","content":"#
+            } else {
+                br#"{"content":"#
+            });
             push_json_str(&mut d, piece);
             d.push(b'}');
             deltas.push(d);
@@ -158,7 +167,12 @@ impl Template {
         push_json_str(&mut content_json, response);
         let mut default_model_json = Vec::new();
         push_json_str(&mut default_model_json, model);
-        Template { content_json, deltas, default_model_json, text_tokens: pieces.len() as u64 }
+        Template {
+            content_json,
+            deltas,
+            default_model_json,
+            text_tokens: pieces.len() as u64,
+        }
     }
 
     /// Completion tokens of a text answer.
@@ -179,7 +193,9 @@ impl Template {
         let completion_tokens = match tool {
             None => {
                 b.extend_from_slice(&self.content_json);
-                b.extend_from_slice(br#","refusal":null},"logprobs":null,"finish_reason":"stop"}]"#);
+                b.extend_from_slice(
+                    br#","refusal":null},"logprobs":null,"finish_reason":"stop"}]"#,
+                );
                 self.text_tokens
             }
             Some(call) => {
@@ -214,7 +230,7 @@ impl Template {
         const CLOSE: &[u8] = b",\"logprobs\":null,\"finish_reason\":null}]}\n\n";
         let per_chunk = head.len() + OPEN.len() + CLOSE.len();
 
-        let tool_frames = tool.map(|call| tool_deltas(call));
+        let tool_frames = tool.map(tool_deltas);
         let deltas: Vec<&[u8]> = match &tool_frames {
             Some(frames) => frames.iter().map(Vec::as_slice).collect(),
             None => self.deltas.iter().map(Vec::as_slice).collect(),
@@ -247,7 +263,10 @@ impl Template {
         }
         b.extend_from_slice(b"data: [DONE]\n\n");
         ends.push(b.len());
-        Frames { data: Bytes::from(b), ends }
+        Frames {
+            data: Bytes::from(b),
+            ends,
+        }
     }
 
     fn push_model(&self, b: &mut Vec<u8>, model: Option<&str>) {
@@ -263,7 +282,9 @@ fn tool_deltas(call: &ToolCall) -> Vec<Vec<u8>> {
     let pieces = argument_pieces(&call.arguments, ARGUMENT_PIECE_BYTES);
     let mut out = Vec::with_capacity(pieces.len() + 1);
     let mut first = Vec::with_capacity(160 + call.name.len());
-    first.extend_from_slice(br#"{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_"#);
+    first.extend_from_slice(
+        br#"{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_"#,
+    );
     first.extend_from_slice(call.id.as_str().as_bytes());
     first.extend_from_slice(br#"","type":"function","function":{"name":"#);
     push_json_str(&mut first, &call.name);
@@ -317,7 +338,12 @@ mod tests {
     use serde_json::Value;
 
     fn meta(model: Option<&str>) -> Meta<'_> {
-        Meta { id: Ids::default().next(), created: 1_700_000_000, model, prompt_tokens: 3 }
+        Meta {
+            id: Ids::default().next(),
+            created: 1_700_000_000,
+            model,
+            prompt_tokens: 3,
+        }
     }
 
     /// The JSON payloads of an SSE byte string, and whether it ended with [DONE].
@@ -343,7 +369,10 @@ mod tests {
         assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
         assert_eq!(v["object"], "chat.completion");
         assert_eq!(v["model"], "m0");
-        assert_eq!(v["choices"][0]["message"]["content"], "hello \"quoted\" world");
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "hello \"quoted\" world"
+        );
         assert_eq!(v["choices"][0]["finish_reason"], "stop");
         assert_eq!(v["usage"]["prompt_tokens"], 3);
         assert_eq!(v["usage"]["completion_tokens"], 3);
@@ -353,14 +382,22 @@ mod tests {
     #[test]
     fn completion_tool_call() {
         let t = Template::new("x", "m0");
-        let call = ToolCall { id: Ids::default().next(), name: "f\"n".into(), arguments: r#"{"a":"b"}"#.into() };
-        let v: Value = serde_json::from_slice(&t.completion(&meta(Some("req")), Some(&call))).unwrap();
+        let call = ToolCall {
+            id: Ids::default().next(),
+            name: "f\"n".into(),
+            arguments: r#"{"a":"b"}"#.into(),
+        };
+        let v: Value =
+            serde_json::from_slice(&t.completion(&meta(Some("req")), Some(&call))).unwrap();
         assert_eq!(v["model"], "req");
         let msg = &v["choices"][0]["message"];
         assert!(msg["content"].is_null());
         assert_eq!(msg["tool_calls"][0]["type"], "function");
         assert_eq!(msg["tool_calls"][0]["function"]["name"], "f\"n");
-        assert_eq!(msg["tool_calls"][0]["function"]["arguments"], r#"{"a":"b"}"#);
+        assert_eq!(
+            msg["tool_calls"][0]["function"]["arguments"],
+            r#"{"a":"b"}"#
+        );
         assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(v["usage"]["completion_tokens"], call.tokens());
     }
@@ -375,8 +412,10 @@ mod tests {
             let (ev, done) = events(&frames.data);
             assert!(done);
             assert_eq!(ev[0]["choices"][0]["delta"]["role"], "assistant");
-            let text: String =
-                ev[..3].iter().map(|e| e["choices"][0]["delta"]["content"].as_str().unwrap()).collect();
+            let text: String = ev[..3]
+                .iter()
+                .map(|e| e["choices"][0]["delta"]["content"].as_str().unwrap())
+                .collect();
             assert_eq!(text, "one two  three");
             assert_eq!(ev[3]["choices"][0]["finish_reason"], "stop");
             assert_eq!(ev.len(), if include_usage { 5 } else { 4 });
@@ -395,7 +434,11 @@ mod tests {
     fn stream_tool_call_reassembles() {
         let t = Template::new("x", "m0");
         let args = r#"{"city":"Paris","units":"metric"}"#;
-        let call = ToolCall { id: Ids::default().next(), name: "get_weather".into(), arguments: args.into() };
+        let call = ToolCall {
+            id: Ids::default().next(),
+            name: "get_weather".into(),
+            arguments: args.into(),
+        };
         let frames = t.stream(&meta(None), Some(&call), true);
         let (ev, done) = events(&frames.data);
         assert!(done);
@@ -404,11 +447,21 @@ mod tests {
         assert!(first["id"].as_str().unwrap().starts_with("call_"));
         let joined: String = ev[..ev.len() - 2]
             .iter()
-            .map(|e| e["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str().unwrap())
+            .map(|e| {
+                e["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                    .as_str()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(joined, args);
-        assert_eq!(ev[ev.len() - 2]["choices"][0]["finish_reason"], "tool_calls");
-        assert_eq!(ev[ev.len() - 1]["usage"]["completion_tokens"], call.tokens());
+        assert_eq!(
+            ev[ev.len() - 2]["choices"][0]["finish_reason"],
+            "tool_calls"
+        );
+        assert_eq!(
+            ev[ev.len() - 1]["usage"]["completion_tokens"],
+            call.tokens()
+        );
     }
 
     #[test]
@@ -417,7 +470,9 @@ mod tests {
         let a: Vec<String> = (0..1000).map(|_| ids.next().as_str().to_owned()).collect();
         let set: std::collections::HashSet<_> = a.iter().collect();
         assert_eq!(set.len(), a.len());
-        assert!(a.iter().all(|s| s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit())));
+        assert!(a
+            .iter()
+            .all(|s| s.len() == 24 && s.bytes().all(|b| b.is_ascii_hexdigit())));
     }
 
     #[test]

@@ -195,7 +195,10 @@ pub struct ConfigError {
 fn render_problems(problems: &[Problem]) -> String {
     let mut out = String::from("invalid mock LLM configuration:");
     for p in problems {
-        out.push_str(&format!("\n  {}={:?}: expected {}", p.source, p.value, p.expected));
+        out.push_str(&format!(
+            "\n  {}={:?}: expected {}",
+            p.source, p.value, p.expected
+        ));
     }
     out.push_str("\nfix or unset these values (see --help)");
     out
@@ -203,7 +206,11 @@ fn render_problems(problems: &[Problem]) -> String {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={:?}: expected {}", self.source, self.value, self.expected)
+        write!(
+            f,
+            "{}={:?}: expected {}",
+            self.source, self.value, self.expected
+        )
     }
 }
 
@@ -213,20 +220,62 @@ struct Names {
     env: &'static str,
 }
 
-const HOST: Names = Names { flag: "--host", env: "MOCK_LLM_HOST" };
-const PORT: Names = Names { flag: "--port", env: "MOCK_LLM_PORT" };
-const DELAY: Names = Names { flag: "--delay-ms", env: "MOCK_LLM_DELAY_MS" };
-const STREAM_DELAY: Names = Names { flag: "--stream-delay-ms", env: "MOCK_LLM_STREAM_DELAY_MS" };
-const JITTER: Names = Names { flag: "--jitter-ms", env: "MOCK_LLM_JITTER_MS" };
-const RESPONSE: Names = Names { flag: "--response", env: "MOCK_LLM_RESPONSE" };
-const MODEL: Names = Names { flag: "--model", env: "MOCK_LLM_MODEL" };
-const TOOL_CALL_RATE: Names = Names { flag: "--tool-call-rate", env: "MOCK_LLM_TOOL_CALL_RATE" };
-const ERROR_RATE: Names = Names { flag: "--error-rate", env: "MOCK_LLM_ERROR_RATE" };
-const ERROR_STATUS: Names = Names { flag: "--error-status", env: "MOCK_LLM_ERROR_STATUS" };
-const DISCONNECT_RATE: Names = Names { flag: "--disconnect-rate", env: "MOCK_LLM_DISCONNECT_RATE" };
-const MAX_BODY: Names = Names { flag: "--max-body-bytes", env: "MOCK_LLM_MAX_BODY_BYTES" };
-const THREADS: Names = Names { flag: "--threads", env: "MOCK_LLM_THREADS" };
-const GRACE: Names = Names { flag: "--grace-ms", env: "MOCK_LLM_GRACE_MS" };
+const HOST: Names = Names {
+    flag: "--host",
+    env: "MOCK_LLM_HOST",
+};
+const PORT: Names = Names {
+    flag: "--port",
+    env: "MOCK_LLM_PORT",
+};
+const DELAY: Names = Names {
+    flag: "--delay-ms",
+    env: "MOCK_LLM_DELAY_MS",
+};
+const STREAM_DELAY: Names = Names {
+    flag: "--stream-delay-ms",
+    env: "MOCK_LLM_STREAM_DELAY_MS",
+};
+const JITTER: Names = Names {
+    flag: "--jitter-ms",
+    env: "MOCK_LLM_JITTER_MS",
+};
+const RESPONSE: Names = Names {
+    flag: "--response",
+    env: "MOCK_LLM_RESPONSE",
+};
+const MODEL: Names = Names {
+    flag: "--model",
+    env: "MOCK_LLM_MODEL",
+};
+const TOOL_CALL_RATE: Names = Names {
+    flag: "--tool-call-rate",
+    env: "MOCK_LLM_TOOL_CALL_RATE",
+};
+const ERROR_RATE: Names = Names {
+    flag: "--error-rate",
+    env: "MOCK_LLM_ERROR_RATE",
+};
+const ERROR_STATUS: Names = Names {
+    flag: "--error-status",
+    env: "MOCK_LLM_ERROR_STATUS",
+};
+const DISCONNECT_RATE: Names = Names {
+    flag: "--disconnect-rate",
+    env: "MOCK_LLM_DISCONNECT_RATE",
+};
+const MAX_BODY: Names = Names {
+    flag: "--max-body-bytes",
+    env: "MOCK_LLM_MAX_BODY_BYTES",
+};
+const THREADS: Names = Names {
+    flag: "--threads",
+    env: "MOCK_LLM_THREADS",
+};
+const GRACE: Names = Names {
+    flag: "--grace-ms",
+    env: "MOCK_LLM_GRACE_MS",
+};
 
 /// Collects values and problems during one validation pass.
 struct Resolver<E> {
@@ -239,7 +288,9 @@ impl<E: Fn(&str) -> Option<String>> Resolver<E> {
     fn raw(&self, flag: Option<String>, names: &Names) -> Option<(&'static str, String)> {
         match flag {
             Some(v) => Some((names.flag, v)),
-            None => (self.env)(names.env).filter(|v| !v.is_empty()).map(|v| (names.env, v)),
+            None => (self.env)(names.env)
+                .filter(|v| !v.is_empty())
+                .map(|v| (names.env, v)),
         }
     }
 
@@ -258,7 +309,11 @@ impl<E: Fn(&str) -> Option<String>> Resolver<E> {
         match parse(&value) {
             Some(v) => v,
             None => {
-                self.problems.push(Problem { source: source.to_owned(), value, expected });
+                self.problems.push(Problem {
+                    source: source.to_owned(),
+                    value,
+                    expected,
+                });
                 default
             }
         }
@@ -278,7 +333,10 @@ fn parse_bounded(s: &str, min: u64, max: u64) -> Option<u64> {
 }
 
 fn parse_rate(s: &str) -> Option<f64> {
-    s.trim().parse::<f64>().ok().filter(|r| r.is_finite() && (0.0..=1.0).contains(r))
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && (0.0..=1.0).contains(r))
 }
 
 fn parse_host(s: &str) -> Option<IpAddr> {
@@ -311,13 +369,28 @@ impl Args {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let d = Config::default();
-        let mut r = Resolver { env, problems: Vec::new() };
+        let mut r = Resolver {
+            env,
+            problems: Vec::new(),
+        };
         let config = Config {
-            host: r.get(self.host, &HOST, d.host, "an IP address such as 127.0.0.1 or ::1", parse_host),
+            host: r.get(
+                self.host,
+                &HOST,
+                d.host,
+                "an IP address such as 127.0.0.1 or ::1",
+                parse_host,
+            ),
             port: r.get(self.port, &PORT, d.port, "a port number 0..=65535", |s| {
                 parse_bounded(s, 0, 65535).map(|p| p as u16)
             }),
-            delay: r.get(self.delay_ms, &DELAY, d.delay, "whole milliseconds 0..=600000", parse_ms),
+            delay: r.get(
+                self.delay_ms,
+                &DELAY,
+                d.delay,
+                "whole milliseconds 0..=600000",
+                parse_ms,
+            ),
             stream_delay: r.get(
                 self.stream_delay_ms,
                 &STREAM_DELAY,
@@ -325,13 +398,27 @@ impl Args {
                 "whole milliseconds 0..=600000",
                 parse_ms,
             ),
-            jitter: r.get(self.jitter_ms, &JITTER, d.jitter, "whole milliseconds 0..=600000", parse_ms),
-            response: r.get(self.response, &RESPONSE, d.response, "text with at least one word", |s| {
-                (!s.trim().is_empty()).then(|| s.to_owned())
-            }),
-            model: r.get(self.model, &MODEL, d.model, "a non-empty model name without control characters", |s| {
-                (!s.is_empty() && !s.chars().any(char::is_control)).then(|| s.to_owned())
-            }),
+            jitter: r.get(
+                self.jitter_ms,
+                &JITTER,
+                d.jitter,
+                "whole milliseconds 0..=600000",
+                parse_ms,
+            ),
+            response: r.get(
+                self.response,
+                &RESPONSE,
+                d.response,
+                "text with at least one word",
+                |s| (!s.trim().is_empty()).then(|| s.to_owned()),
+            ),
+            model: r.get(
+                self.model,
+                &MODEL,
+                d.model,
+                "a non-empty model name without control characters",
+                |s| (!s.is_empty() && !s.chars().any(char::is_control)).then(|| s.to_owned()),
+            ),
             tool_call_rate: r.get(
                 self.tool_call_rate,
                 &TOOL_CALL_RATE,
@@ -339,7 +426,13 @@ impl Args {
                 "a probability 0..=1 such as 0.25",
                 parse_rate,
             ),
-            error_rate: r.get(self.error_rate, &ERROR_RATE, d.error_rate, "a probability 0..=1 such as 0.01", parse_rate),
+            error_rate: r.get(
+                self.error_rate,
+                &ERROR_RATE,
+                d.error_rate,
+                "a probability 0..=1 such as 0.01",
+                parse_rate,
+            ),
             error_status: r.get(
                 self.error_status,
                 &ERROR_STATUS,
@@ -354,18 +447,34 @@ impl Args {
                 "a probability 0..=1 such as 0.01",
                 parse_rate,
             ),
-            max_body_bytes: r.get(self.max_body_bytes, &MAX_BODY, d.max_body_bytes, "bytes 1..=1073741824", |s| {
-                parse_bounded(s, 1, MAX_BODY_LIMIT).map(|n| n as usize)
-            }),
-            threads: r.get(self.threads, &THREADS, d.threads, "a thread count 1..=1024", |s| {
-                parse_bounded(s, 1, MAX_THREADS).map(|n| n as usize)
-            }),
-            grace: r.get(self.grace_ms, &GRACE, d.grace, "whole milliseconds 0..=600000", parse_ms),
+            max_body_bytes: r.get(
+                self.max_body_bytes,
+                &MAX_BODY,
+                d.max_body_bytes,
+                "bytes 1..=1073741824",
+                |s| parse_bounded(s, 1, MAX_BODY_LIMIT).map(|n| n as usize),
+            ),
+            threads: r.get(
+                self.threads,
+                &THREADS,
+                d.threads,
+                "a thread count 1..=1024",
+                |s| parse_bounded(s, 1, MAX_THREADS).map(|n| n as usize),
+            ),
+            grace: r.get(
+                self.grace_ms,
+                &GRACE,
+                d.grace,
+                "whole milliseconds 0..=600000",
+                parse_ms,
+            ),
         };
         if r.problems.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigError { problems: r.problems })
+            Err(ConfigError {
+                problems: r.problems,
+            })
         }
     }
 }
@@ -376,8 +485,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn with_env(args: Args, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         args.into_config_with_env(move |name| env.get(name).cloned())
     }
 
@@ -402,20 +513,34 @@ mod tests {
             ("MOCK_LLM_PORT", "65535", |c| c.port == 65535),
             ("MOCK_LLM_HOST", "::1", |c| c.host.to_string() == "::1"),
             ("MOCK_LLM_HOST", "[::1]", |c| c.host.to_string() == "::1"),
-            ("MOCK_LLM_HOST", "localhost", |c| c.host.to_string() == "127.0.0.1"),
+            ("MOCK_LLM_HOST", "localhost", |c| {
+                c.host.to_string() == "127.0.0.1"
+            }),
             ("MOCK_LLM_DELAY_MS", "0", |c| c.delay.is_zero()),
-            ("MOCK_LLM_STREAM_DELAY_MS", " 7 ", |c| c.stream_delay == Duration::from_millis(7)),
-            ("MOCK_LLM_JITTER_MS", "600000", |c| c.jitter == Duration::from_secs(600)),
+            ("MOCK_LLM_STREAM_DELAY_MS", " 7 ", |c| {
+                c.stream_delay == Duration::from_millis(7)
+            }),
+            ("MOCK_LLM_JITTER_MS", "600000", |c| {
+                c.jitter == Duration::from_secs(600)
+            }),
             ("MOCK_LLM_TOOL_CALL_RATE", "1", |c| c.tool_call_rate == 1.0),
             ("MOCK_LLM_ERROR_RATE", "0.25", |c| c.error_rate == 0.25),
-            ("MOCK_LLM_ERROR_STATUS", "503", |c| c.error_status == ErrorStatus::Unavailable),
-            ("MOCK_LLM_ERROR_STATUS", "500", |c| c.error_status.code() == 500),
-            ("MOCK_LLM_DISCONNECT_RATE", "1.0", |c| c.disconnect_rate == 1.0),
+            ("MOCK_LLM_ERROR_STATUS", "503", |c| {
+                c.error_status == ErrorStatus::Unavailable
+            }),
+            ("MOCK_LLM_ERROR_STATUS", "500", |c| {
+                c.error_status.code() == 500
+            }),
+            ("MOCK_LLM_DISCONNECT_RATE", "1.0", |c| {
+                c.disconnect_rate == 1.0
+            }),
             ("MOCK_LLM_MAX_BODY_BYTES", "1", |c| c.max_body_bytes == 1),
             ("MOCK_LLM_THREADS", "1", |c| c.threads == 1),
             ("MOCK_LLM_GRACE_MS", "0", |c| c.grace.is_zero()),
             ("MOCK_LLM_MODEL", "gpt-x", |c| c.model == "gpt-x"),
-            ("MOCK_LLM_RESPONSE", "hi there", |c| c.response == "hi there"),
+            ("MOCK_LLM_RESPONSE", "hi there", |c| {
+                c.response == "hi there"
+            }),
             // An empty variable counts as unset.
             ("MOCK_LLM_PORT", "", |c| c.port == 11434),
             ("MOCK_LLM_RESPONSE", "", |c| c.response == DEFAULT_RESPONSE),
@@ -465,15 +590,24 @@ mod tests {
 
     #[test]
     fn flag_wins_over_env_and_errors_name_the_flag() {
-        let args = Args { port: Some("8080".into()), ..Args::default() };
+        let args = Args {
+            port: Some("8080".into()),
+            ..Args::default()
+        };
         let c = with_env(args, &[("MOCK_LLM_PORT", "not-a-port")]).unwrap();
         assert_eq!(c.port, 8080);
 
-        let args = Args { port: Some("x".into()), ..Args::default() };
+        let args = Args {
+            port: Some("x".into()),
+            ..Args::default()
+        };
         let err = with_env(args, &[("MOCK_LLM_PORT", "9000")]).unwrap_err();
         assert_eq!(err.problems[0].source, "--port");
 
-        let args = Args { model: Some(String::new()), ..Args::default() };
+        let args = Args {
+            model: Some(String::new()),
+            ..Args::default()
+        };
         let err = with_env(args, &[]).unwrap_err();
         assert_eq!(err.problems[0].source, "--model");
     }
@@ -481,11 +615,17 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_once() {
         let err = with_env(
-            Args { threads: Some("0".into()), ..Args::default() },
+            Args {
+                threads: Some("0".into()),
+                ..Args::default()
+            },
             &[("MOCK_LLM_PORT", "x"), ("MOCK_LLM_ERROR_STATUS", "418")],
         )
         .unwrap_err();
         let sources: Vec<&str> = err.problems.iter().map(|p| p.source.as_str()).collect();
-        assert_eq!(sources, ["MOCK_LLM_PORT", "MOCK_LLM_ERROR_STATUS", "--threads"]);
+        assert_eq!(
+            sources,
+            ["MOCK_LLM_PORT", "MOCK_LLM_ERROR_STATUS", "--threads"]
+        );
     }
 }

@@ -25,7 +25,13 @@ pub struct ApiError {
 impl ApiError {
     /// 400: the body is not a valid chat completion request.
     pub fn invalid_request(message: String, param: Option<&'static str>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, message, kind: "invalid_request_error", param, code: None }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message,
+            kind: "invalid_request_error",
+            param,
+            code: None,
+        }
     }
 
     /// 413: the body is larger than the configured limit.
@@ -87,7 +93,13 @@ impl ApiError {
                 Some("service_unavailable"),
             ),
         };
-        ApiError { status, message, kind, param: None, code }
+        ApiError {
+            status,
+            message,
+            kind,
+            param: None,
+            code,
+        }
     }
 
     /// The JSON body.
@@ -117,12 +129,32 @@ mod tests {
     #[test]
     fn error_shape() {
         let cases = [
-            (ApiError::invalid_request("bad".into(), Some("messages")), 400, "invalid_request_error"),
+            (
+                ApiError::invalid_request("bad".into(), Some("messages")),
+                400,
+                "invalid_request_error",
+            ),
             (ApiError::too_large(10), 413, "invalid_request_error"),
-            (ApiError::not_found(&http::Method::GET, "/x"), 404, "invalid_request_error"),
-            (ApiError::injected(ErrorStatus::TooManyRequests, "m"), 429, "requests"),
-            (ApiError::injected(ErrorStatus::Internal, "m"), 500, "server_error"),
-            (ApiError::injected(ErrorStatus::Unavailable, "m"), 503, "server_error"),
+            (
+                ApiError::not_found(&http::Method::GET, "/x"),
+                404,
+                "invalid_request_error",
+            ),
+            (
+                ApiError::injected(ErrorStatus::TooManyRequests, "m"),
+                429,
+                "requests",
+            ),
+            (
+                ApiError::injected(ErrorStatus::Internal, "m"),
+                500,
+                "server_error",
+            ),
+            (
+                ApiError::injected(ErrorStatus::Unavailable, "m"),
+                503,
+                "server_error",
+            ),
         ];
         for (err, status, kind) in cases {
             assert_eq!(err.status.as_u16(), status);

@@ -86,7 +86,11 @@ impl<'a> ChatRequest<'a> {
     /// Parses and validates a request body.
     pub fn parse(body: &'a [u8]) -> Result<Self, Invalid> {
         // serde would also read a struct from an array; a request is an object.
-        if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'{') {
+        if body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|&b| b != b'{')
+        {
             return Err(Invalid {
                 message: "the request body must be a JSON object with a 'messages' array".into(),
                 param: None,
@@ -126,10 +130,18 @@ impl<'a> ChatRequest<'a> {
         if matches!(&self.tool_choice, Some(serde_json::Value::String(s)) if s == "none") {
             return None;
         }
-        if self.messages.as_ref().and_then(|m| m.last()).is_some_and(|m| m.is_tool) {
+        if self
+            .messages
+            .as_ref()
+            .and_then(|m| m.last())
+            .is_some_and(|m| m.is_tool)
+        {
             return None;
         }
-        self.tools.iter().flatten().find_map(|t| t.function.as_ref())
+        self.tools
+            .iter()
+            .flatten()
+            .find_map(|t| t.function.as_ref())
     }
 }
 
@@ -268,7 +280,13 @@ mod tests {
     fn parse_cases() {
         // (body, prompt tokens, streaming, include_usage, model)
         let ok: &[(&str, u64, bool, bool, Option<&str>)] = &[
-            (r#"{"messages":[{"role":"user","content":"hi there"}]}"#, 2, false, false, None),
+            (
+                r#"{"messages":[{"role":"user","content":"hi there"}]}"#,
+                2,
+                false,
+                false,
+                None,
+            ),
             (
                 r#"{"model":"m1","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"a b c"},{"role":"user","content":"d"}]}"#,
                 4,
@@ -292,7 +310,8 @@ mod tests {
             ),
         ];
         for (body, tokens, streaming, usage, model) in ok {
-            let req = ChatRequest::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e:?}"));
+            let req =
+                ChatRequest::parse(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e:?}"));
             assert_eq!(req.prompt_tokens(), *tokens, "{body}");
             assert_eq!(req.streaming(), *streaming, "{body}");
             assert_eq!(req.include_usage(), *usage, "{body}");
@@ -311,7 +330,10 @@ mod tests {
             (r#"{"messages":[]}"#, Some("messages")),
             (r#"{"messages":null}"#, Some("messages")),
             (r#"{"messages":"hi"}"#, None),
-            (r#"{"messages":[{"role":"user","content":"x"}],"stream":"yes"}"#, None),
+            (
+                r#"{"messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+                None,
+            ),
         ];
         for (body, param) in bad {
             let err = ChatRequest::parse(body.as_bytes()).expect_err(body);
@@ -321,19 +343,48 @@ mod tests {
 
     #[test]
     fn callable_tool_cases() {
-        let tools = r#""tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]"#;
+        let tools =
+            r#""tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]"#;
         // (body, callable tool)
         let cases: Vec<(String, Option<&str>)> = vec![
-            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools}}}"#), Some("get_weather")),
-            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"none"}}"#), None),
-            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"auto"}}"#), Some("get_weather")),
-            (format!(r#"{{"messages":[{{"role":"tool","content":"x","tool_call_id":"1"}}],{tools}}}"#), None),
-            (r#"{"messages":[{"role":"user","content":"x"}],"tools":[]}"#.to_owned(), None),
-            (r#"{"messages":[{"role":"user","content":"x"}]}"#.to_owned(), None),
+            (
+                format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools}}}"#),
+                Some("get_weather"),
+            ),
+            (
+                format!(
+                    r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"none"}}"#
+                ),
+                None,
+            ),
+            (
+                format!(
+                    r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"auto"}}"#
+                ),
+                Some("get_weather"),
+            ),
+            (
+                format!(
+                    r#"{{"messages":[{{"role":"tool","content":"x","tool_call_id":"1"}}],{tools}}}"#
+                ),
+                None,
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"x"}],"tools":[]}"#.to_owned(),
+                None,
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"x"}]}"#.to_owned(),
+                None,
+            ),
         ];
         for (body, want) in &cases {
             let req = ChatRequest::parse(body.as_bytes()).unwrap();
-            assert_eq!(req.callable_tool().map(|f| f.name.as_str()), *want, "{body}");
+            assert_eq!(
+                req.callable_tool().map(|f| f.name.as_str()),
+                *want,
+                "{body}"
+            );
         }
     }
 }

@@ -35,7 +35,8 @@ use crate::tool::arguments_for;
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const EVENT_STREAM: HeaderValue = HeaderValue::from_static("text/event-stream");
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
-const PROMETHEUS: HeaderValue = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+const PROMETHEUS: HeaderValue =
+    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
 
 /// Everything a request handler needs, built once per server.
 #[derive(Debug)]
@@ -105,7 +106,13 @@ impl App {
             "data": [{"id": config.model, "object": "model", "created": unix_now(), "owned_by": "barrage-mock-llm"}],
         });
         let models_body = Bytes::from(serde_json::to_vec(&models).unwrap_or_default());
-        App { config, template, ids: Ids::default(), stats: Arc::new(Stats::default()), models_body }
+        App {
+            config,
+            template,
+            ids: Ids::default(),
+            stats: Arc::new(Stats::default()),
+            models_body,
+        }
     }
 
     /// Answers one request. Never fails: every problem becomes an error answer.
@@ -115,14 +122,21 @@ impl App {
         let Some(route) = Route::of(req.uri().path()) else {
             self.stats.count(Kind::Other);
             self.stats.rejected();
-            return error_response(ApiError::not_found(req.method(), req.uri().path()), in_flight);
+            return error_response(
+                ApiError::not_found(req.method(), req.uri().path()),
+                in_flight,
+            );
         };
         if req.method() != route.method() {
             self.stats.count(Kind::Other);
             self.stats.rejected();
             let allow = route.allow();
-            let mut res = error_response(ApiError::method_not_allowed(req.method(), req.uri().path(), allow), in_flight);
-            res.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+            let mut res = error_response(
+                ApiError::method_not_allowed(req.method(), req.uri().path(), allow),
+                in_flight,
+            );
+            res.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
             return res;
         }
         match route {
@@ -133,27 +147,44 @@ impl App {
             }
             Route::Health => {
                 self.stats.count(Kind::Health);
-                json_response(StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#), in_flight)
+                json_response(
+                    StatusCode::OK,
+                    Bytes::from_static(br#"{"status":"ok"}"#),
+                    in_flight,
+                )
             }
             Route::Stats => {
                 self.stats.count(Kind::Stats);
                 let mut doc = self.stats.to_json(&self.config.model);
                 doc["delay_ms"] = (self.config.delay.as_millis() as u64).into();
                 doc["stream_delay_ms"] = (self.config.stream_delay.as_millis() as u64).into();
-                json_response(StatusCode::OK, serde_json::to_vec(&doc).unwrap_or_default(), in_flight)
+                json_response(
+                    StatusCode::OK,
+                    serde_json::to_vec(&doc).unwrap_or_default(),
+                    in_flight,
+                )
             }
             Route::Metrics => {
                 self.stats.count(Kind::Metrics);
-                let mut res = Response::new(ResponseBody::full(self.stats.to_prometheus(), in_flight));
+                let mut res =
+                    Response::new(ResponseBody::full(self.stats.to_prometheus(), in_flight));
                 res.headers_mut().insert(CONTENT_TYPE, PROMETHEUS);
                 res
             }
         }
     }
 
-    async fn chat(&self, req: Request<Incoming>, start: Instant, in_flight: InFlight) -> Response<ResponseBody> {
+    async fn chat(
+        &self,
+        req: Request<Incoming>,
+        start: Instant,
+        in_flight: InFlight,
+    ) -> Response<ResponseBody> {
         let limit = self.config.max_body_bytes;
-        let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
             return self.refuse(ApiError::too_large(limit), in_flight);
         }
@@ -206,16 +237,22 @@ impl App {
             }
         };
         let streaming = req.streaming();
-        self.stats.count(if streaming { Kind::ChatStream } else { Kind::Chat });
+        self.stats.count(if streaming {
+            Kind::ChatStream
+        } else {
+            Kind::Chat
+        });
         let config = &self.config;
         if chance(config.error_rate) {
             self.stats.error_injected();
             return Err(ApiError::injected(config.error_status, &config.model));
         }
         let tool = match req.callable_tool() {
-            Some(f) if chance(config.tool_call_rate) => {
-                Some(ToolCall { id: self.ids.next(), name: f.name.clone(), arguments: arguments_for(f.parameters.as_ref()) })
-            }
+            Some(f) if chance(config.tool_call_rate) => Some(ToolCall {
+                id: self.ids.next(),
+                name: f.name.clone(),
+                arguments: arguments_for(f.parameters.as_ref()),
+            }),
             _ => None,
         };
         let meta = Meta {
@@ -224,15 +261,22 @@ impl App {
             model: req.model.as_deref().filter(|m| !m.is_empty()),
             prompt_tokens: req.prompt_tokens(),
         };
-        let completion_tokens = tool.as_ref().map_or(self.template.text_tokens(), ToolCall::tokens);
+        let completion_tokens = tool
+            .as_ref()
+            .map_or(self.template.text_tokens(), ToolCall::tokens);
         self.stats.tokens(meta.prompt_tokens, completion_tokens);
         if tool.is_some() {
             self.stats.tool_call();
         }
         if !streaming {
-            return Ok((false, Answer::Json(self.template.completion(&meta, tool.as_ref()))));
+            return Ok((
+                false,
+                Answer::Json(self.template.completion(&meta, tool.as_ref())),
+            ));
         }
-        let frames = self.template.stream(&meta, tool.as_ref(), req.include_usage());
+        let frames = self
+            .template
+            .stream(&meta, tool.as_ref(), req.include_usage());
         let cut = (frames.ends.len() >= 2 && chance(config.disconnect_rate)).then(|| {
             self.stats.disconnect_injected();
             rand::rng().random_range(1..frames.ends.len())
@@ -253,7 +297,11 @@ fn chance(p: f64) -> bool {
     p > 0.0 && (p >= 1.0 || rand::rng().random::<f64>() < p)
 }
 
-fn json_response(status: StatusCode, body: impl Into<Bytes>, in_flight: InFlight) -> Response<ResponseBody> {
+fn json_response(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    in_flight: InFlight,
+) -> Response<ResponseBody> {
     let mut res = Response::new(ResponseBody::full(body, in_flight));
     *res.status_mut() = status;
     res.headers_mut().insert(CONTENT_TYPE, JSON);

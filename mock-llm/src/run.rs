@@ -21,9 +21,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let runtime = if config.threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(config.threads).enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .enable_all()
+            .build()
     }
     .context("could not start the tokio runtime")?;
     runtime.block_on(async_main(config))?;
@@ -32,10 +37,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn async_main(config: Config) -> anyhow::Result<()> {
     let addr = SocketAddr::new(config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("could not listen on {addr}; pick another --port / MOCK_LLM_PORT (0 = any free port)"))?;
-    let local = listener.local_addr().context("could not read the bound address")?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "could not listen on {addr}; pick another --port / MOCK_LLM_PORT (0 = any free port)"
+        )
+    })?;
+    let local = listener
+        .local_addr()
+        .context("could not read the bound address")?;
     // The first stdout line: tests and scripts read the port from it.
     println!("listening on {local}");
     info!(
@@ -52,7 +61,9 @@ async fn async_main(config: Config) -> anyhow::Result<()> {
         threads = config.threads,
         "mock LLM listening"
     );
-    crate::serve(listener, config, shutdown_signal()).await.context("server failed")
+    crate::serve(listener, config, shutdown_signal())
+        .await
+        .context("server failed")
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -63,11 +63,19 @@ pub async fn serve(
     drop(listener);
     tracker.close();
     finish.cancel();
-    info!(connections = tracker.len(), grace_ms = grace.as_millis() as u64, "shutting down: stopped accepting, draining connections");
+    info!(
+        connections = tracker.len(),
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: stopped accepting, draining connections"
+    );
     if tokio::time::timeout(grace, tracker.wait()).await.is_ok() {
         info!("all connections finished; shut down cleanly");
     } else {
-        warn!(connections = tracker.len(), grace_ms = grace.as_millis() as u64, "grace period elapsed; dropping the remaining connections");
+        warn!(
+            connections = tracker.len(),
+            grace_ms = grace.as_millis() as u64,
+            "grace period elapsed; dropping the remaining connections"
+        );
         abort.cancel();
         tracker.wait().await;
     }

@@ -27,8 +27,15 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 7] =
-        [Kind::Chat, Kind::ChatStream, Kind::Models, Kind::Health, Kind::Stats, Kind::Metrics, Kind::Other];
+    pub const ALL: [Kind; 7] = [
+        Kind::Chat,
+        Kind::ChatStream,
+        Kind::Models,
+        Kind::Health,
+        Kind::Stats,
+        Kind::Metrics,
+        Kind::Other,
+    ];
 
     /// The name used in `/stats` and as the `kind` label in `/metrics`.
     pub fn name(self) -> &'static str {
@@ -145,8 +152,10 @@ impl Stats {
 
     /// The `/stats` document.
     pub fn to_json(&self, model: &str) -> serde_json::Value {
-        let by_kind: serde_json::Map<String, serde_json::Value> =
-            Kind::ALL.iter().map(|&k| (k.name().to_owned(), self.requests_of(k).into())).collect();
+        let by_kind: serde_json::Map<String, serde_json::Value> = Kind::ALL
+            .iter()
+            .map(|&k| (k.name().to_owned(), self.requests_of(k).into()))
+            .collect();
         serde_json::json!({
             "requests_total": self.requests_total(),
             "requests": by_kind,
@@ -173,10 +182,20 @@ impl Stats {
         };
         let by_kind: Vec<(String, f64)> = Kind::ALL
             .iter()
-            .map(|&k| (format!("{{kind=\"{}\"}}", k.name()), self.requests_of(k) as f64))
+            .map(|&k| {
+                (
+                    format!("{{kind=\"{}\"}}", k.name()),
+                    self.requests_of(k) as f64,
+                )
+            })
             .collect();
         let by_kind: Vec<(&str, f64)> = by_kind.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-        family("mock_llm_requests_total", "counter", "Requests received, by kind.", &by_kind);
+        family(
+            "mock_llm_requests_total",
+            "counter",
+            "Requests received, by kind.",
+            &by_kind,
+        );
         family(
             "mock_llm_tokens_total",
             "counter",
@@ -187,7 +206,12 @@ impl Stats {
             ],
         );
         let single = |a: &AtomicU64| [("", a.load(Relaxed) as f64)];
-        family("mock_llm_tool_calls_total", "counter", "Answers that were tool calls.", &single(&self.tool_calls));
+        family(
+            "mock_llm_tool_calls_total",
+            "counter",
+            "Answers that were tool calls.",
+            &single(&self.tool_calls),
+        );
         family(
             "mock_llm_errors_injected_total",
             "counter",
@@ -200,14 +224,24 @@ impl Stats {
             "Streams cut on purpose before [DONE].",
             &single(&self.disconnects_injected),
         );
-        family("mock_llm_rejected_total", "counter", "Requests refused with a 4xx status.", &single(&self.rejected));
+        family(
+            "mock_llm_rejected_total",
+            "counter",
+            "Requests refused with a 4xx status.",
+            &single(&self.rejected),
+        );
         family(
             "mock_llm_in_flight",
             "gauge",
             "Requests whose response is not finished.",
             &[("", self.in_flight.load(Relaxed) as f64)],
         );
-        family("mock_llm_uptime_seconds", "gauge", "Seconds since the server started.", &[("", self.uptime_s())]);
+        family(
+            "mock_llm_uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+            &[("", self.uptime_s())],
+        );
         out
     }
 }
@@ -233,9 +267,21 @@ mod tests {
         drop(guard);
         assert_eq!(stats.to_json("m")["in_flight"], 0);
         let text = stats.to_prometheus();
-        assert!(text.contains("# TYPE mock_llm_requests_total counter\n"), "{text}");
-        assert!(text.contains("mock_llm_requests_total{kind=\"chat\"} 2\n"), "{text}");
-        assert!(text.contains("mock_llm_tokens_total{direction=\"in\"} 3\n"), "{text}");
-        assert!(text.contains("# TYPE mock_llm_in_flight gauge\nmock_llm_in_flight 0\n"), "{text}");
+        assert!(
+            text.contains("# TYPE mock_llm_requests_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mock_llm_requests_total{kind=\"chat\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mock_llm_tokens_total{direction=\"in\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE mock_llm_in_flight gauge\nmock_llm_in_flight 0\n"),
+            "{text}"
+        );
     }
 }

@@ -38,6 +38,8 @@ pub struct SseBody {
     cut: Option<usize>,
     /// The timer, created on the first wait and re-armed for each later frame.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Whether an unpaced stream has yielded once before its cut.
+    yielded: bool,
 }
 
 impl SseBody {
@@ -47,12 +49,23 @@ impl SseBody {
     pub fn new(frames: Frames, first: Instant, interval: Duration, cut: Option<usize>) -> Self {
         let n = frames.ends.len();
         let cut = cut.filter(|_| n >= 2).map(|c| c.clamp(1, n - 1));
-        SseBody { data: frames.data, ends: frames.ends, next: 0, first, interval, cut, sleep: None }
+        SseBody {
+            data: frames.data,
+            ends: frames.ends,
+            next: 0,
+            first,
+            interval,
+            cut,
+            sleep: None,
+            yielded: false,
+        }
     }
 
     /// When frame `i` is due.
     fn due(&self, i: usize) -> Instant {
-        let offset = self.interval.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
+        let offset = self
+            .interval
+            .saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
         self.first.checked_add(offset).unwrap_or(self.first)
     }
 
@@ -60,6 +73,23 @@ impl SseBody {
     fn slice(&self, from: usize, to: usize) -> Bytes {
         let start = if from == 0 { 0 } else { self.ends[from - 1] };
         self.data.slice(start..self.ends[to - 1])
+    }
+
+    /// Ready once `due` has passed; arms the (single, reused) timer otherwise.
+    fn wait_until(&mut self, due: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= due {
+            return Poll::Ready(());
+        }
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if sleep.deadline() != due {
+                    sleep.as_mut().reset(due);
+                }
+                sleep
+            }
+            None => self.sleep.insert(Box::pin(tokio::time::sleep_until(due))),
+        };
+        sleep.as_mut().poll(cx)
     }
 
     /// Frames that may be sent: all of them, or those before the cut.
@@ -79,36 +109,37 @@ impl http_body::Body for SseBody {
         let this = self.get_mut();
         let limit = this.limit();
         if this.next >= limit {
-            if this.cut.take().is_some() {
-                this.next = this.ends.len();
-                return Poll::Ready(Some(Err(InjectedDisconnect)));
+            if this.cut.is_none() {
+                return Poll::Ready(None);
             }
-            return Poll::Ready(None);
+            // The cut: let what was sent reach the client first. A paced stream stalls until
+            // the next frame would have been due; an unpaced one yields once, so hyper
+            // flushes its buffer before the connection is dropped.
+            if this.interval.is_zero() {
+                if !this.yielded {
+                    this.yielded = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+            } else {
+                ready!(this.wait_until(this.due(this.next), cx));
+            }
+            this.cut = None;
+            this.next = this.ends.len();
+            return Poll::Ready(Some(Err(InjectedDisconnect)));
         }
         if this.interval.is_zero() {
             let frame = this.slice(this.next, limit);
             this.next = limit;
             return Poll::Ready(Some(Ok(Frame::data(frame))));
         }
-        let due = this.due(this.next);
-        let now = Instant::now();
-        if now < due {
-            match &mut this.sleep {
-                Some(sleep) => {
-                    if sleep.deadline() != due {
-                        sleep.as_mut().reset(due);
-                    }
-                }
-                None => this.sleep = Some(Box::pin(tokio::time::sleep_until(due))),
-            }
-            if let Some(sleep) = &mut this.sleep {
-                ready!(sleep.as_mut().poll(cx));
-            }
-        }
+        ready!(this.wait_until(this.due(this.next), cx));
         // Send every frame that is due by now (at least the one waited for).
         let elapsed = Instant::now().saturating_duration_since(this.first);
         let due_count = (elapsed.as_nanos() / this.interval.as_nanos()).saturating_add(1);
-        let end = usize::try_from(due_count).unwrap_or(usize::MAX).clamp(this.next + 1, limit);
+        let end = usize::try_from(due_count)
+            .unwrap_or(usize::MAX)
+            .clamp(this.next + 1, limit);
         let frame = this.slice(this.next, end);
         this.next = end;
         Poll::Ready(Some(Ok(Frame::data(frame))))
@@ -139,7 +170,10 @@ mod tests {
             data.extend_from_slice(format!("data: {i}\n\n").as_bytes());
             ends.push(data.len());
         }
-        Frames { data: Bytes::from(data), ends }
+        Frames {
+            data: Bytes::from(data),
+            ends,
+        }
     }
 
     /// (elapsed since start, bytes) of each frame, in paused time.
@@ -200,7 +234,11 @@ mod tests {
                 let body = SseBody::new(frames(n), Instant::now(), interval, Some(cut));
                 let (got, was_cut) = collect(body).await;
                 let bytes: usize = got.iter().map(|(_, b)| b.len()).sum();
-                assert_eq!(bytes, 9 * delivered, "n={n} cut={cut} interval={interval:?}");
+                assert_eq!(
+                    bytes,
+                    9 * delivered,
+                    "n={n} cut={cut} interval={interval:?}"
+                );
                 assert_eq!(was_cut, n >= 2, "n={n} cut={cut}");
             }
         }

@@ -97,8 +97,14 @@ mod tests {
 
     #[test]
     fn count_words_cases() {
-        let cases: &[(&str, u64)] =
-            &[("", 0), (" ", 0), ("a", 1), ("a b", 2), (" a  b\n c ", 3), ("x\u{3000}y", 2)];
+        let cases: &[(&str, u64)] = &[
+            ("", 0),
+            (" ", 0),
+            ("a", 1),
+            ("a b", 2),
+            (" a  b\n c ", 3),
+            ("x\u{3000}y", 2),
+        ];
         for (text, want) in cases {
             assert_eq!(count_words(text), *want, "{text:?}");
         }

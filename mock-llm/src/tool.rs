@@ -24,13 +24,21 @@ pub fn arguments_for(parameters: Option<&Value>) -> String {
 }
 
 fn placeholder(schema: &Value) -> Value {
-    if let Some(first) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
         return first.clone();
     }
     let ty = match schema.get("type") {
         Some(Value::String(t)) => t.as_str(),
         // `"type": ["string", "null"]`: the first non-null type.
-        Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).find(|t| *t != "null").unwrap_or("null"),
+        Some(Value::Array(types)) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
         _ => "",
     };
     match ty {
@@ -53,13 +61,20 @@ mod tests {
         let cases: Vec<(Option<Value>, &str)> = vec![
             (None, "{}"),
             (Some(json!({})), "{}"),
-            (Some(json!({"type":"object","properties":{"q":{"type":"string"}}})), "{}"),
             (
-                Some(json!({"type":"object","properties":{"q":{"type":"string"},"n":{"type":"integer"}},"required":["q"]})),
+                Some(json!({"type":"object","properties":{"q":{"type":"string"}}})),
+                "{}",
+            ),
+            (
+                Some(
+                    json!({"type":"object","properties":{"q":{"type":"string"},"n":{"type":"integer"}},"required":["q"]}),
+                ),
                 r#"{"q":"mock"}"#,
             ),
             (
-                Some(json!({"properties":{"u":{"type":"string","enum":["c","f"]},"b":{"type":["boolean","null"]},"l":{"type":"array"},"o":{"type":"object"},"x":{}},"required":["u","b","l","o","x","missing"]})),
+                Some(
+                    json!({"properties":{"u":{"type":"string","enum":["c","f"]},"b":{"type":["boolean","null"]},"l":{"type":"array"},"o":{"type":"object"},"x":{}},"required":["u","b","l","o","x","missing"]}),
+                ),
                 r#"{"b":true,"l":[],"missing":null,"o":{},"u":"c","x":null}"#,
             ),
         ];
