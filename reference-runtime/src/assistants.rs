@@ -55,7 +55,11 @@ impl Assistants {
     }
 
     fn get(&self, id: &str) -> Option<Arc<Assistant>> {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// A stored assistant, or the built-in one of a graph.
@@ -79,7 +83,12 @@ impl Assistants {
 
 /// The model a run uses: the run's own `config.configurable.model_name` or
 /// `context.model_name`, else the assistant's, else `MODEL_NAME`; `openai:` stripped.
-pub fn model_for(run_config: Option<&Value>, run_context: Option<&Value>, assistant: &Resolved, default: &str) -> String {
+pub fn model_for(
+    run_config: Option<&Value>,
+    run_context: Option<&Value>,
+    assistant: &Resolved,
+    default: &str,
+) -> String {
     fn from_config(c: Option<&Value>) -> Option<&str> {
         c?.pointer("/configurable/model_name")?.as_str()
     }
@@ -116,27 +125,43 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// `POST /assistants`
-pub async fn create(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     state.stats.hit(Operation::CreateAssistant);
     let body = object_body(body)?;
-    let graph_id = opt_str(&body, "graph_id")?.ok_or_else(|| ApiError::Unprocessable("Field 'graph_id' is required".into()))?;
+    let graph_id = opt_str(&body, "graph_id")?
+        .ok_or_else(|| ApiError::Unprocessable("Field 'graph_id' is required".into()))?;
     if !GRAPHS.contains(&graph_id) {
-        return Err(ApiError::NotFound(format!("Graph '{graph_id}' not found. Expected one of: {GRAPHS:?}")));
+        return Err(ApiError::NotFound(format!(
+            "Graph '{graph_id}' not found. Expected one of: {GRAPHS:?}"
+        )));
     }
     let config = opt_object(&body, "config")?.cloned().unwrap_or_default();
     let context = match opt_object(&body, "context")? {
         Some(context) => Value::Object(context.clone()),
-        None => config.get("configurable").filter(|c| c.is_object()).cloned().unwrap_or_else(|| json!({})),
+        None => config
+            .get("configurable")
+            .filter(|c| c.is_object())
+            .cloned()
+            .unwrap_or_else(|| json!({})),
     };
     let metadata = opt_object(&body, "metadata")?.cloned().unwrap_or_default();
     let name = opt_str(&body, "name")?.unwrap_or("Untitled");
     let description = opt_str(&body, "description")?;
     let if_exists = opt_str(&body, "if_exists")?.unwrap_or("raise");
     if !matches!(if_exists, "raise" | "do_nothing") {
-        return Err(ApiError::Unprocessable(format!("'if_exists' must be 'raise' or 'do_nothing', got '{if_exists}'")));
+        return Err(ApiError::Unprocessable(format!(
+            "'if_exists' must be 'raise' or 'do_nothing', got '{if_exists}'"
+        )));
     }
     let assistant_id = match opt_str(&body, "assistant_id")? {
-        Some(id) if id.is_empty() => return Err(ApiError::Unprocessable("'assistant_id' must not be empty".into())),
+        Some("") => {
+            return Err(ApiError::Unprocessable(
+                "'assistant_id' must not be empty".into(),
+            ))
+        }
         Some(id) => id.to_owned(),
         None => uuid::Uuid::new_v4().to_string(),
     };
@@ -153,19 +178,34 @@ pub async fn create(State(state): State<AppState>, body: Result<Bytes, BytesReje
         "version": 1,
         "description": description,
     });
-    let mut map = state.assistants.map.write().unwrap_or_else(|e| e.into_inner());
+    let mut map = state
+        .assistants
+        .map
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     if let Some(existing) = map.get(&assistant_id) {
         return match if_exists {
             "do_nothing" => Ok(Json(existing.object.clone())),
-            _ => Err(ApiError::Conflict(format!("Assistant with ID '{assistant_id}' already exists"))),
+            _ => Err(ApiError::Conflict(format!(
+                "Assistant with ID '{assistant_id}' already exists"
+            ))),
         };
     }
-    map.insert(assistant_id, Arc::new(Assistant { object: object.clone(), graph_id: graph_id.to_owned() }));
+    map.insert(
+        assistant_id,
+        Arc::new(Assistant {
+            object: object.clone(),
+            graph_id: graph_id.to_owned(),
+        }),
+    );
     Ok(Json(object))
 }
 
 /// `GET /assistants/{assistant_id}`
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     state.stats.hit(Operation::GetAssistant);
     if let Some(a) = state.assistants.get(&id) {
         return Ok(Json(a.object.clone()));
@@ -177,10 +217,20 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
 }
 
 /// `DELETE /assistants/{assistant_id}` → 204
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.stats.hit(Operation::DeleteAssistant);
-    let removed = state.assistants.map.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
-    removed.map(|_| StatusCode::NO_CONTENT).ok_or_else(|| not_found(&id))
+    let removed = state
+        .assistants
+        .map
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    removed
+        .map(|_| StatusCode::NO_CONTENT)
+        .ok_or_else(|| not_found(&id))
 }
 
 #[cfg(test)]
@@ -197,10 +247,22 @@ mod tests {
         };
         let run_config = json!({"configurable": {"model_name": "openai:from-run"}});
         let run_context = json!({"model_name": "from-context"});
-        assert_eq!(model_for(Some(&run_config), None, &assistant, "d"), "from-run");
-        assert_eq!(model_for(None, Some(&run_context), &assistant, "d"), "from-context");
+        assert_eq!(
+            model_for(Some(&run_config), None, &assistant, "d"),
+            "from-run"
+        );
+        assert_eq!(
+            model_for(None, Some(&run_context), &assistant, "d"),
+            "from-context"
+        );
         assert_eq!(model_for(None, None, &assistant, "d"), "from-assistant");
-        let bare = Resolved { config: json!({}), ..assistant };
-        assert_eq!(model_for(None, None, &bare, "default-model"), "default-model");
+        let bare = Resolved {
+            config: json!({}),
+            ..assistant
+        };
+        assert_eq!(
+            model_for(None, None, &bare, "default-model"),
+            "default-model"
+        );
     }
 }

@@ -29,17 +29,30 @@ impl Verifier {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "aud"]);
-        Self { key: DecodingKey::from_secret(secret.expose().as_bytes()), validation }
+        Self {
+            key: DecodingKey::from_secret(secret.expose().as_bytes()),
+            validation,
+        }
     }
 
     pub fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("Missing authorization header; send Authorization: Bearer <JWT>".into()))?;
+        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthorized(
+                "Missing authorization header; send Authorization: Bearer <JWT>".into(),
+            )
+        })?;
         let value = value.to_str().unwrap_or("");
         let token = match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => token.trim(),
-            _ => return Err(ApiError::Unauthorized("Authorization header must be 'Bearer <JWT>'".into())),
+            Some((scheme, token))
+                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+            {
+                token.trim()
+            }
+            _ => {
+                return Err(ApiError::Unauthorized(
+                    "Authorization header must be 'Bearer <JWT>'".into(),
+                ))
+            }
         };
         jsonwebtoken::decode::<serde_json::Value>(token, &self.key, &self.validation)
             .map(drop)

@@ -27,11 +27,20 @@ pub struct Args {
     pub port: u16,
 
     /// Base URL of the OpenAI-compatible LLM; the runtime POSTs `{base}/chat/completions`.
-    #[arg(long, env = "OPENAI_BASE_URL", default_value = "http://127.0.0.1:11434/v1")]
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "http://127.0.0.1:11434/v1"
+    )]
     pub openai_base_url: String,
 
     /// API key sent to the LLM as `Authorization: Bearer ...`.
-    #[arg(long, env = "OPENAI_API_KEY", default_value = "mock", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "OPENAI_API_KEY",
+        default_value = "mock",
+        hide_env_values = true
+    )]
     pub openai_api_key: String,
 
     /// Model used when an assistant's config names none (`openai:` prefix optional).
@@ -114,10 +123,17 @@ pub enum ConfigError {
     ApiKey,
     #[error("MODEL_NAME {0:?} is empty after the provider prefix; set it like openai:mock-gpt-4o")]
     ModelName(String),
-    #[error("both SUPABASE_JWT_SECRET (or --jwt-secret) and --jwt-secret-file are set; keep only one")]
+    #[error(
+        "both SUPABASE_JWT_SECRET (or --jwt-secret) and --jwt-secret-file are set; keep only one"
+    )]
     TwoSecrets,
-    #[error("--jwt-secret-file {path}: {source}; point it at a readable file holding the HS256 secret")]
-    SecretFile { path: PathBuf, source: std::io::Error },
+    #[error(
+        "--jwt-secret-file {path}: {source}; point it at a readable file holding the HS256 secret"
+    )]
+    SecretFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("--jwt-secret-file {0} is empty; write the HS256 secret into it or drop the flag")]
     EmptySecretFile(PathBuf),
     #[error("--threads must be at least 1 (got 0); omit it to use every core")]
@@ -131,7 +147,10 @@ pub enum ConfigError {
 impl Args {
     /// Validates everything and computes the derived values.
     pub fn into_config(self) -> Result<Config, ConfigError> {
-        let ip: IpAddr = self.host.parse().map_err(|_| ConfigError::Host(self.host.clone()))?;
+        let ip: IpAddr = self
+            .host
+            .parse()
+            .map_err(|_| ConfigError::Host(self.host.clone()))?;
         let chat_completions_url = chat_completions_url(&self.openai_base_url)?;
         if self.openai_api_key.is_empty() || self.openai_api_key.chars().any(char::is_control) {
             return Err(ConfigError::ApiKey);
@@ -170,10 +189,11 @@ impl Args {
             (Some(_), Some(_)) => Err(ConfigError::TwoSecrets),
             (Some(secret), None) => Ok(Some(Secret::new(secret))),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
-                    path: path.clone(),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+                        path: path.clone(),
+                        source,
+                    })?;
                 let secret = text.trim_end_matches(['\r', '\n']);
                 if secret.is_empty() {
                     return Err(ConfigError::EmptySecretFile(path.clone()));
@@ -234,7 +254,10 @@ mod tests {
     #[test]
     fn defaults_validate() {
         let config = Args::default().into_config().unwrap();
-        assert_eq!(config.chat_completions_url.as_str(), "http://127.0.0.1:11434/v1/chat/completions");
+        assert_eq!(
+            config.chat_completions_url.as_str(),
+            "http://127.0.0.1:11434/v1/chat/completions"
+        );
         assert_eq!(config.default_model, "mock-gpt-4o");
         assert!(config.jwt_secret.is_none());
         assert!(config.threads >= 1);
@@ -243,13 +266,55 @@ mod tests {
     #[test]
     fn rejections_name_the_variable() {
         let cases: &[(Args, &str)] = &[
-            (Args { host: "localhost:1".into(), ..Args::default() }, "--host"),
-            (Args { openai_base_url: "ftp://x/v1".into(), ..Args::default() }, "OPENAI_BASE_URL"),
-            (Args { openai_base_url: "not a url".into(), ..Args::default() }, "OPENAI_BASE_URL"),
-            (Args { openai_api_key: String::new(), ..Args::default() }, "OPENAI_API_KEY"),
-            (Args { model_name: "openai:".into(), ..Args::default() }, "MODEL_NAME"),
-            (Args { threads: Some(0), ..Args::default() }, "--threads"),
-            (Args { llm_timeout_secs: 0, ..Args::default() }, "--llm-timeout-secs"),
+            (
+                Args {
+                    host: "localhost:1".into(),
+                    ..Args::default()
+                },
+                "--host",
+            ),
+            (
+                Args {
+                    openai_base_url: "ftp://x/v1".into(),
+                    ..Args::default()
+                },
+                "OPENAI_BASE_URL",
+            ),
+            (
+                Args {
+                    openai_base_url: "not a url".into(),
+                    ..Args::default()
+                },
+                "OPENAI_BASE_URL",
+            ),
+            (
+                Args {
+                    openai_api_key: String::new(),
+                    ..Args::default()
+                },
+                "OPENAI_API_KEY",
+            ),
+            (
+                Args {
+                    model_name: "openai:".into(),
+                    ..Args::default()
+                },
+                "MODEL_NAME",
+            ),
+            (
+                Args {
+                    threads: Some(0),
+                    ..Args::default()
+                },
+                "--threads",
+            ),
+            (
+                Args {
+                    llm_timeout_secs: 0,
+                    ..Args::default()
+                },
+                "--llm-timeout-secs",
+            ),
             (
                 Args {
                     jwt_secret: Some("s".into()),
@@ -259,7 +324,10 @@ mod tests {
                 "keep only one",
             ),
             (
-                Args { jwt_secret_file: Some("/nonexistent/secret".into()), ..Args::default() },
+                Args {
+                    jwt_secret_file: Some("/nonexistent/secret".into()),
+                    ..Args::default()
+                },
                 "--jwt-secret-file",
             ),
         ];
@@ -271,9 +339,19 @@ mod tests {
 
     #[test]
     fn empty_secret_means_no_auth_and_debug_hides_it() {
-        let config = Args { jwt_secret: Some(String::new()), ..Args::default() }.into_config().unwrap();
+        let config = Args {
+            jwt_secret: Some(String::new()),
+            ..Args::default()
+        }
+        .into_config()
+        .unwrap();
         assert!(config.jwt_secret.is_none());
-        let config = Args { jwt_secret: Some("hunter2".into()), ..Args::default() }.into_config().unwrap();
+        let config = Args {
+            jwt_secret: Some("hunter2".into()),
+            ..Args::default()
+        }
+        .into_config()
+        .unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 
@@ -286,7 +364,10 @@ mod tests {
         }
         .into_config()
         .unwrap();
-        assert_eq!(config.chat_completions_url.as_str(), "http://[::1]:8080/v1/chat/completions");
+        assert_eq!(
+            config.chat_completions_url.as_str(),
+            "http://[::1]:8080/v1/chat/completions"
+        );
         assert_eq!(config.default_model, "gpt-4o");
     }
 }

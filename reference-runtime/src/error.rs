@@ -44,9 +44,10 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut response = (status, Json(json!({ "detail": self.to_string() }))).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }
@@ -56,19 +57,27 @@ impl IntoResponse for ApiError {
 /// `Result<Bytes, BytesRejection>` so they run (and count) even when it is bad.
 pub fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let bytes = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge("Request body too large; send at most --max-body-bytes".into())
-        }
-        _ => ApiError::BadRequest(format!("Could not read the request body: {}", rejection.body_text())),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(
+            "Request body too large; send at most --max-body-bytes".into(),
+        ),
+        _ => ApiError::BadRequest(format!(
+            "Could not read the request body: {}",
+            rejection.body_text()
+        )),
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::Unprocessable("Request body is empty; send a JSON object".into()));
+        return Err(ApiError::Unprocessable(
+            "Request body is empty; send a JSON object".into(),
+        ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::Unprocessable(format!("Invalid JSON body: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Unprocessable(format!("Invalid JSON body: {e}")))
 }
 
 /// The body as a JSON object (`{}` when absent), for endpoints whose fields are all optional.
-pub fn optional_object_body(body: Result<Bytes, BytesRejection>) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub fn optional_object_body(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     match &body {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => return Ok(Default::default()),
         _ => {}
@@ -77,7 +86,9 @@ pub fn optional_object_body(body: Result<Bytes, BytesRejection>) -> Result<serde
 }
 
 /// The body as a JSON object, 422 otherwise.
-pub fn object_body(body: Result<Bytes, BytesRejection>) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub fn object_body(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
     object(json_body(body)?)
 }
 
@@ -104,7 +115,10 @@ pub fn type_name(value: &Value) -> &'static str {
 }
 
 /// An optional string field: absent or null → `None`, another type → 422.
-pub fn opt_str<'a>(body: &'a serde_json::Map<String, Value>, field: &str) -> Result<Option<&'a str>, ApiError> {
+pub fn opt_str<'a>(
+    body: &'a serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, ApiError> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),

@@ -87,7 +87,9 @@ pub async fn serve(
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
     });
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal).into_future();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .into_future();
     let deadline = async move {
         // Completes only if the signal came and the grace period passed.
         if stopping_rx.wait_for(|stopping| *stopping).await.is_err() {
@@ -125,11 +127,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         builder.worker_threads(config.threads);
         builder
     };
-    let runtime = builder.enable_all().build().context("starting the tokio runtime")?;
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}: pick another address with --host/--port (or PORT)", config.listen))?;
+        let listener = TcpListener::bind(config.listen).await.with_context(|| {
+            format!(
+                "binding {}: pick another address with --host/--port (or PORT)",
+                config.listen
+            )
+        })?;
         let addr = listener.local_addr().context("reading the bound address")?;
         println!("listening on http://{addr}");
         tracing::info!(
@@ -141,7 +149,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             threads = config.threads,
             "reference runtime started"
         );
-        serve(listener, config, shutdown_signal()).await.context("serving")?;
+        serve(listener, config, shutdown_signal())
+            .await
+            .context("serving")?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -178,17 +188,32 @@ fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let protected = Router::new()
         .route("/assistants", post(assistants::create))
-        .route("/assistants/{assistant_id}", get(assistants::get).delete(assistants::delete))
+        .route(
+            "/assistants/{assistant_id}",
+            get(assistants::get).delete(assistants::delete),
+        )
         .route("/threads", post(threads::create))
-        .route("/threads/{thread_id}", get(threads::get).delete(threads::delete))
+        .route(
+            "/threads/{thread_id}",
+            get(threads::get).delete(threads::delete),
+        )
         .route("/threads/{thread_id}/state", get(threads::get_state))
         .route("/threads/{thread_id}/runs/wait", post(runs::thread_wait))
-        .route("/threads/{thread_id}/runs/stream", post(runs::thread_stream))
+        .route(
+            "/threads/{thread_id}/runs/stream",
+            post(runs::thread_stream),
+        )
         .route("/runs/wait", post(runs::stateless_wait))
         .route("/runs/stream", post(runs::stateless_stream))
-        .route("/store/items", put(store::put).get(store::get).delete(store::delete))
+        .route(
+            "/store/items",
+            put(store::put).get(store::get).delete(store::delete),
+        )
         .route("/store/items/search", post(store::search))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_jwt));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_jwt,
+        ));
     Router::new()
         .route("/ok", get(ok))
         .route("/info", get(info))
@@ -219,7 +244,11 @@ async fn info(State(state): State<AppState>) -> Json<Value> {
 
 /// `GET /stats`
 async fn stats(State(state): State<AppState>) -> Json<Value> {
-    Json(state.stats.to_json(state.live(), state.started.elapsed().as_secs_f64()))
+    Json(
+        state
+            .stats
+            .to_json(state.live(), state.started.elapsed().as_secs_f64()),
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -227,5 +256,8 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> (StatusCode, Json<Value>) {
-    (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"detail": "Method Not Allowed"})))
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"detail": "Method Not Allowed"})),
+    )
 }

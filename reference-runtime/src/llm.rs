@@ -123,7 +123,10 @@ impl LlmError {
                 detail.push_str(&cause.to_string());
                 source = cause.source();
             }
-            Self::Connect { url: url.to_string(), detail }
+            Self::Connect {
+                url: url.to_string(),
+                detail,
+            }
         }
     }
 }
@@ -136,34 +139,60 @@ impl LlmClient {
             .connect_timeout(config.llm_timeout.min(Duration::from_secs(10)))
             .tcp_nodelay(true)
             .build()?;
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", config.openai_api_key.expose()))
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {}", config.openai_api_key.expose()))
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
         authorization.set_sensitive(true);
-        Ok(Self { http, url: config.chat_completions_url.clone(), authorization })
+        Ok(Self {
+            http,
+            url: config.chat_completions_url.clone(),
+            authorization,
+        })
     }
 
     /// One non-streamed call.
-    pub async fn complete(&self, model: &str, messages: Vec<Value>) -> Result<Completion, LlmError> {
+    pub async fn complete(
+        &self,
+        model: &str,
+        messages: Vec<Value>,
+    ) -> Result<Completion, LlmError> {
         let body = json!({ "model": model, "messages": messages, "stream": false });
         let response = self.send(body).await?;
-        let bytes = response.bytes().await.map_err(|e| LlmError::from_reqwest(e, &self.url))?;
-        let answer: Value =
-            serde_json::from_slice(&bytes).map_err(|e| LlmError::InvalidResponse(format!("not JSON: {e}")))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| LlmError::from_reqwest(e, &self.url))?;
+        let answer: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| LlmError::InvalidResponse(format!("not JSON: {e}")))?;
         let choice = answer
             .pointer("/choices/0")
             .ok_or_else(|| LlmError::InvalidResponse("no choices in the answer".into()))?;
         Ok(Completion {
             id: str_field(&answer, "id"),
             model: str_field(&answer, "model"),
-            content: choice.pointer("/message/content").and_then(Value::as_str).unwrap_or("").to_owned(),
-            finish_reason: choice.get("finish_reason").and_then(Value::as_str).map(str::to_owned),
-            system_fingerprint: answer.get("system_fingerprint").cloned().unwrap_or(Value::Null),
+            content: choice
+                .pointer("/message/content")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            finish_reason: choice
+                .get("finish_reason")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            system_fingerprint: answer
+                .get("system_fingerprint")
+                .cloned()
+                .unwrap_or(Value::Null),
             usage: answer.get("usage").and_then(usage),
         })
     }
 
     /// One streamed call; read it with [`CompletionStream::next_delta`].
-    pub async fn stream(&self, model: &str, messages: Vec<Value>) -> Result<CompletionStream, LlmError> {
+    pub async fn stream(
+        &self,
+        model: &str,
+        messages: Vec<Value>,
+    ) -> Result<CompletionStream, LlmError> {
         let body = json!({
             "model": model,
             "messages": messages,
@@ -197,7 +226,10 @@ impl LlmClient {
         }
         let text = response.text().await.unwrap_or_default();
         let body: String = text.chars().take(ERROR_BODY_LIMIT).collect();
-        Err(LlmError::Status { status: status.as_u16(), body })
+        Err(LlmError::Status {
+            status: status.as_u16(),
+            body,
+        })
     }
 }
 
@@ -249,7 +281,9 @@ impl CompletionStream {
         let chunk: Value = serde_json::from_str(data)
             .map_err(|e| LlmError::InvalidResponse(format!("stream chunk is not JSON: {e}")))?;
         if let Some(error) = chunk.get("error") {
-            return Err(LlmError::InvalidResponse(format!("error in stream: {error}")));
+            return Err(LlmError::InvalidResponse(format!(
+                "error in stream: {error}"
+            )));
         }
         let done = &mut self.completion;
         if done.id.is_empty() {
@@ -286,7 +320,11 @@ impl CompletionStream {
 }
 
 fn str_field(value: &Value, field: &str) -> String {
-    value.get(field).and_then(Value::as_str).unwrap_or("").to_owned()
+    value
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn usage(value: &Value) -> Option<Usage> {
@@ -306,17 +344,40 @@ mod tests {
 
     #[test]
     fn error_names_follow_the_openai_sdk() {
-        let cases = [(400, "BadRequestError"), (401, "AuthenticationError"), (429, "RateLimitError"), (500, "InternalServerError"), (503, "InternalServerError"), (418, "APIStatusError")];
+        let cases = [
+            (400, "BadRequestError"),
+            (401, "AuthenticationError"),
+            (429, "RateLimitError"),
+            (500, "InternalServerError"),
+            (503, "InternalServerError"),
+            (418, "APIStatusError"),
+        ];
         for (status, name) in cases {
-            assert_eq!(LlmError::Status { status, body: String::new() }.name(), name);
+            assert_eq!(
+                LlmError::Status {
+                    status,
+                    body: String::new()
+                }
+                .name(),
+                name
+            );
         }
-        let down = LlmError::Connect { url: "u".into(), detail: "refused".into() };
-        assert_eq!((down.name(), down.public_message().as_str()), ("OpenAIConnectionError", "An internal error occurred"));
+        let down = LlmError::Connect {
+            url: "u".into(),
+            detail: "refused".into(),
+        };
+        assert_eq!(
+            (down.name(), down.public_message().as_str()),
+            ("OpenAIConnectionError", "An internal error occurred")
+        );
     }
 
     #[test]
     fn usage_needs_both_counts() {
-        assert_eq!(usage(&json!({"prompt_tokens": 2, "completion_tokens": 3})).map(|u| u.total_tokens), Some(5));
+        assert_eq!(
+            usage(&json!({"prompt_tokens": 2, "completion_tokens": 3})).map(|u| u.total_tokens),
+            Some(5)
+        );
         assert!(usage(&json!({"prompt_tokens": 2})).is_none());
     }
 }

@@ -20,16 +20,26 @@ pub fn input_messages(input: Option<&Value>) -> Result<Vec<Value>, ApiError> {
         return Ok(Vec::new());
     };
     let Value::Object(input) = input else {
-        return Err(ApiError::Unprocessable(format!("'input' must be an object, got {}", type_name(input))));
+        return Err(ApiError::Unprocessable(format!(
+            "'input' must be an object, got {}",
+            type_name(input)
+        )));
     };
     match input.get("messages") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(list)) => list
             .iter()
             .enumerate()
-            .map(|(i, m)| from_input(m).map_err(|e| ApiError::Unprocessable(format!("input.messages[{i}]: {e}"))))
+            .map(|(i, m)| {
+                from_input(m)
+                    .map_err(|e| ApiError::Unprocessable(format!("input.messages[{i}]: {e}")))
+            })
             .collect(),
-        Some(one) => Ok(vec![from_input(one).map_err(|e| ApiError::Unprocessable(format!("input.messages: {e}")))?]),
+        Some(one) => {
+            Ok(vec![from_input(one).map_err(|e| {
+                ApiError::Unprocessable(format!("input.messages: {e}"))
+            })?])
+        }
     }
 }
 
@@ -38,7 +48,12 @@ pub fn from_input(message: &Value) -> Result<Value, String> {
     let message = match message {
         Value::String(text) => return Ok(base("human", Value::String(text.clone()), None, None)),
         Value::Object(map) => map,
-        other => return Err(format!("a message must be an object or a string, got {}", type_name(other))),
+        other => {
+            return Err(format!(
+                "a message must be an object or a string, got {}",
+                type_name(other)
+            ))
+        }
     };
     let kind = message
         .get("type")
@@ -50,14 +65,23 @@ pub fn from_input(message: &Value) -> Result<Value, String> {
         "assistant" | "ai" => "ai",
         "system" | "developer" => "system",
         "tool" => "tool",
-        other => return Err(format!("unsupported message type '{other}'; use user, assistant, system or tool")),
+        other => {
+            return Err(format!(
+                "unsupported message type '{other}'; use user, assistant, system or tool"
+            ))
+        }
     };
     let content = match message.get("content") {
         Some(c @ (Value::String(_) | Value::Array(_))) => c.clone(),
         Some(Value::Null) | None if kind == "ai" => Value::String(String::new()),
         _ => return Err("a message needs 'content' (a string or a list of content parts)".into()),
     };
-    let mut out = base(kind, content, message.get("id").filter(|v| v.is_string()), message.get("name"));
+    let mut out = base(
+        kind,
+        content,
+        message.get("id").filter(|v| v.is_string()),
+        message.get("name"),
+    );
     for field in ["additional_kwargs", "response_metadata"] {
         if let Some(v @ Value::Object(_)) = message.get(field) {
             out[field] = v.clone();
@@ -66,9 +90,16 @@ pub fn from_input(message: &Value) -> Result<Value, String> {
     match kind {
         "ai" => {
             for field in ["tool_calls", "invalid_tool_calls"] {
-                out[field] = message.get(field).filter(|v| v.is_array()).cloned().unwrap_or(json!([]));
+                out[field] = message
+                    .get(field)
+                    .filter(|v| v.is_array())
+                    .cloned()
+                    .unwrap_or(json!([]));
             }
-            out["usage_metadata"] = message.get("usage_metadata").cloned().unwrap_or(Value::Null);
+            out["usage_metadata"] = message
+                .get("usage_metadata")
+                .cloned()
+                .unwrap_or(Value::Null);
         }
         "tool" => {
             out["tool_call_id"] = message
@@ -104,7 +135,10 @@ pub fn to_openai(message: &Value) -> Value {
     };
     let mut out = Map::new();
     out.insert("role".into(), role.into());
-    out.insert("content".into(), message.get("content").cloned().unwrap_or_default());
+    out.insert(
+        "content".into(),
+        message.get("content").cloned().unwrap_or_default(),
+    );
     if let Some(name @ Value::String(_)) = message.get("name") {
         out.insert("name".into(), name.clone());
     }
@@ -122,7 +156,11 @@ pub fn ai_message_id(call_id: &str) -> String {
 
 /// The final AI message of a run.
 pub fn ai_message(completion: &Completion, call_id: &str, model: &str) -> Value {
-    let model_name = if completion.model.is_empty() { model } else { &completion.model };
+    let model_name = if completion.model.is_empty() {
+        model
+    } else {
+        &completion.model
+    };
     let mut response_metadata = json!({
         "model_provider": "openai",
         "model_name": model_name,
@@ -199,11 +237,20 @@ mod tests {
             (json!({"role": "user", "content": "hi"}), Ok("human")),
             (json!({"type": "human", "content": "hi"}), Ok("human")),
             (json!({"role": "assistant", "content": "yo"}), Ok("ai")),
-            (json!({"role": "system", "content": [{"type": "text", "text": "s"}]}), Ok("system")),
+            (
+                json!({"role": "system", "content": [{"type": "text", "text": "s"}]}),
+                Ok("system"),
+            ),
             (json!("bare text"), Ok("human")),
-            (json!({"role": "tool", "content": "r", "tool_call_id": "c1"}), Ok("tool")),
+            (
+                json!({"role": "tool", "content": "r", "tool_call_id": "c1"}),
+                Ok("tool"),
+            ),
             (json!({"role": "tool", "content": "r"}), Err("tool_call_id")),
-            (json!({"role": "wizard", "content": "x"}), Err("unsupported")),
+            (
+                json!({"role": "wizard", "content": "x"}),
+                Err("unsupported"),
+            ),
             (json!({"content": "x"}), Err("'role'")),
             (json!({"role": "user"}), Err("content")),
             (json!(42), Err("number")),
@@ -235,7 +282,11 @@ mod tests {
             id: "chatcmpl-1".into(),
             content: "hello".into(),
             finish_reason: Some("stop".into()),
-            usage: Some(Usage { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 }),
+            usage: Some(Usage {
+                prompt_tokens: 2,
+                completion_tokens: 3,
+                total_tokens: 5,
+            }),
             ..Completion::default()
         };
         let m = ai_message(&completion, "run", "mock-gpt-4o");

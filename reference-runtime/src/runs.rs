@@ -68,7 +68,12 @@ impl Modes {
     /// `stream_mode`: absent → `["values"]`; a string or a list of strings.
     pub fn parse(value: Option<&Value>) -> Result<Self, ApiError> {
         let names: Vec<&Value> = match value {
-            None | Some(Value::Null) => return Ok(Self { values: true, ..Self::default() }),
+            None | Some(Value::Null) => {
+                return Ok(Self {
+                    values: true,
+                    ..Self::default()
+                })
+            }
             Some(Value::Array(list)) => list.iter().collect(),
             Some(one) => vec![one],
         };
@@ -122,30 +127,49 @@ struct RunRequest {
 }
 
 impl RunRequest {
-    fn parse(state: &AppState, body: Result<Bytes, BytesRejection>, streaming: bool) -> Result<Self, ApiError> {
+    fn parse(
+        state: &AppState,
+        body: Result<Bytes, BytesRejection>,
+        streaming: bool,
+    ) -> Result<Self, ApiError> {
         let body = object_body(body)?;
         let assistant_id = opt_str(&body, "assistant_id")?
             .ok_or_else(|| ApiError::Unprocessable("Field 'assistant_id' is required".into()))?;
         let input = input_messages(body.get("input"))?;
-        let modes = if streaming { Modes::parse(body.get("stream_mode"))? } else { Modes::default() };
+        let modes = if streaming {
+            Modes::parse(body.get("stream_mode"))?
+        } else {
+            Modes::default()
+        };
         let reject_if_busy = match opt_str(&body, "multitask_strategy")? {
             None | Some("enqueue" | "interrupt" | "rollback") => false,
             Some("reject") => true,
             Some(other) => {
                 return Err(ApiError::Unprocessable(format!(
-                    "multitask_strategy '{other}' is not one of reject, enqueue, interrupt, rollback"
-                )))
+                "multitask_strategy '{other}' is not one of reject, enqueue, interrupt, rollback"
+            )))
             }
         };
         let run_config = opt_object(&body, "config")?.map(|c| Value::Object(c.clone()));
         let run_context = opt_object(&body, "context")?.map(|c| Value::Object(c.clone()));
         let metadata = opt_object(&body, "metadata")?.cloned().unwrap_or_default();
-        let assistant = state
-            .assistants
-            .resolve(assistant_id)
-            .ok_or_else(|| ApiError::NotFound(format!("Assistant with ID '{assistant_id}' not found")))?;
-        let model = model_for(run_config.as_ref(), run_context.as_ref(), &assistant, &state.config.default_model);
-        Ok(Self { assistant, input, modes, model, reject_if_busy, metadata })
+        let assistant = state.assistants.resolve(assistant_id).ok_or_else(|| {
+            ApiError::NotFound(format!("Assistant with ID '{assistant_id}' not found"))
+        })?;
+        let model = model_for(
+            run_config.as_ref(),
+            run_context.as_ref(),
+            &assistant,
+            &state.config.default_model,
+        );
+        Ok(Self {
+            assistant,
+            input,
+            modes,
+            model,
+            reject_if_busy,
+            metadata,
+        })
     }
 }
 
@@ -185,7 +209,8 @@ impl Run {
     async fn execute(mut self) -> Outcome {
         let stats = &self.state.stats;
         Stats::add(&stats.runs_started, 1);
-        self.emit("metadata", || json!({"run_id": self.run_id, "attempt": 1})).await;
+        self.emit("metadata", || json!({"run_id": self.run_id, "attempt": 1}))
+            .await;
         if let (Some(thread), None) = (&self.thread, &self.held) {
             self.held = Some(thread.run_lock.clone().lock_owned().await);
         }
@@ -208,7 +233,8 @@ impl Run {
                 messages.push(ai);
                 self.commit(&messages, "idle");
                 if self.req.modes.updates {
-                    self.emit("updates", || json!({NODE: {"messages": [messages.last()]}})).await;
+                    self.emit("updates", || json!({NODE: {"messages": [messages.last()]}}))
+                        .await;
                 }
                 let values = json!({"messages": messages});
                 if self.req.modes.values {
@@ -223,7 +249,8 @@ impl Run {
                 tracing::warn!(run_id = %self.run_id, thread_id = %self.thread_id, error = %err, "run failed");
                 self.commit(&messages, "error");
                 let (name, message) = (err.name(), err.public_message());
-                self.emit("error", || json!({"error": name, "message": message})).await;
+                self.emit("error", || json!({"error": name, "message": message}))
+                    .await;
                 Err((name, message))
             }
         }
@@ -241,16 +268,26 @@ impl Run {
             let mut stream = state.llm.stream(model, openai).await?;
             let metadata = self.chunk_metadata();
             if self.req.modes.messages {
-                self.emit("messages/metadata", || json!({ai_message_id(&call_id): {"metadata": metadata}})).await;
+                self.emit(
+                    "messages/metadata",
+                    || json!({ai_message_id(&call_id): {"metadata": metadata}}),
+                )
+                .await;
             }
             let mut content = String::new();
             while let Some(delta) = stream.next_delta().await? {
                 content.push_str(&delta.content);
                 if self.req.modes.messages_tuple {
-                    self.emit("messages", || json!([ai_chunk(&delta.content, &delta, &call_id, model), metadata])).await;
+                    self.emit("messages", || {
+                        json!([ai_chunk(&delta.content, &delta, &call_id, model), metadata])
+                    })
+                    .await;
                 }
                 if self.req.modes.messages {
-                    self.emit("messages/partial", || json!([ai_chunk(&content, &delta, &call_id, model)])).await;
+                    self.emit("messages/partial", || {
+                        json!([ai_chunk(&content, &delta, &call_id, model)])
+                    })
+                    .await;
                 }
             }
             stream.into_completion()
@@ -307,7 +344,9 @@ impl Run {
         if let Value::Object(own) = own {
             metadata.extend(own);
         }
-        thread.lock().commit(messages.to_vec(), status, Value::Object(metadata));
+        thread
+            .lock()
+            .commit(messages.to_vec(), status, Value::Object(metadata));
     }
 }
 
@@ -354,11 +393,17 @@ fn header_value(s: String) -> HeaderValue {
     HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("/"))
 }
 
-async fn wait(state: AppState, thread_id: Option<&str>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn wait(
+    state: AppState,
+    thread_id: Option<&str>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let run = prepare(&state, thread_id, body, Sink::Discard, false)?;
     let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
     // Spawned, so the run completes even if this request is dropped.
-    let outcome = tokio::spawn(run.execute()).await.unwrap_or_else(|e| Err(("InternalError", e.to_string())));
+    let outcome = tokio::spawn(run.execute())
+        .await
+        .unwrap_or_else(|e| Err(("InternalError", e.to_string())));
     let body = match outcome {
         Ok(values) => values,
         Err((error, message)) => json!({"__error__": {"error": error, "message": message}}),
@@ -370,18 +415,27 @@ async fn wait(state: AppState, thread_id: Option<&str>, body: Result<Bytes, Byte
     Ok(response)
 }
 
-async fn stream(state: AppState, thread_id: Option<&str>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn stream(
+    state: AppState,
+    thread_id: Option<&str>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let (tx, rx) = mpsc::channel::<Bytes>(SSE_BUFFER);
     let run = prepare(&state, thread_id, body, Sink::Sse(tx), true)?;
     let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
     tokio::spawn(run.execute());
     let frames = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|frame| (Ok::<_, Infallible>(frame), rx))
+        rx.recv()
+            .await
+            .map(|frame| (Ok::<_, Infallible>(frame), rx))
     });
     let mut response = Response::new(Body::from_stream(frames));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     headers.insert(header::LOCATION, header_value(format!("{base}/stream")));
@@ -410,13 +464,19 @@ pub async fn thread_stream(
 }
 
 /// `POST /runs/wait`
-pub async fn stateless_wait(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn stateless_wait(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     state.stats.hit(Operation::StatelessRun);
     wait(state, None, body).await
 }
 
 /// `POST /runs/stream`
-pub async fn stateless_stream(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn stateless_stream(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     state.stats.hit(Operation::StatelessStream);
     stream(state, None, body).await
 }
@@ -427,14 +487,31 @@ mod tests {
 
     #[test]
     fn stream_mode_forms() {
-        let all = |v: bool, u: bool, t: bool, m: bool| Modes { values: v, updates: u, messages_tuple: t, messages: m };
+        let all = |v: bool, u: bool, t: bool, m: bool| Modes {
+            values: v,
+            updates: u,
+            messages_tuple: t,
+            messages: m,
+        };
         let cases: &[(Option<Value>, Option<Modes>)] = &[
             (None, Some(all(true, false, false, false))),
             (Some(json!("updates")), Some(all(false, true, false, false))),
-            (Some(json!(["values", "updates"])), Some(all(true, true, false, false))),
-            (Some(json!(["messages-tuple"])), Some(all(false, false, true, false))),
-            (Some(json!("messages")), Some(all(false, false, false, true))),
-            (Some(json!(["custom"])), Some(all(false, false, false, false))),
+            (
+                Some(json!(["values", "updates"])),
+                Some(all(true, true, false, false)),
+            ),
+            (
+                Some(json!(["messages-tuple"])),
+                Some(all(false, false, true, false)),
+            ),
+            (
+                Some(json!("messages")),
+                Some(all(false, false, false, true)),
+            ),
+            (
+                Some(json!(["custom"])),
+                Some(all(false, false, false, false)),
+            ),
             (Some(json!("debug")), None),
             (Some(json!("nonsense")), None),
             (Some(json!([1])), None),

@@ -86,8 +86,14 @@ mod tests {
 
     #[test]
     fn frame_is_one_event_with_lf() {
-        let bytes = frame("metadata", &serde_json::json!({"attempt": 1, "run_id": "r"}));
-        assert_eq!(&bytes[..], b"event: metadata\ndata: {\"attempt\":1,\"run_id\":\"r\"}\n\n");
+        let bytes = frame(
+            "metadata",
+            &serde_json::json!({"attempt": 1, "run_id": "r"}),
+        );
+        assert_eq!(
+            &bytes[..],
+            b"event: metadata\ndata: {\"attempt\":1,\"run_id\":\"r\"}\n\n"
+        );
     }
 
     #[test]
@@ -106,7 +112,10 @@ mod tests {
         ];
         for (chunks, want, leftover) in cases {
             let mut decoder = Decoder::default();
-            let got: Vec<String> = chunks.iter().flat_map(|c| decoder.feed(c.as_bytes())).collect();
+            let got: Vec<String> = chunks
+                .iter()
+                .flat_map(|c| decoder.feed(c.as_bytes()))
+                .collect();
             assert_eq!(&got, want, "chunks {chunks:?}");
             assert_eq!(decoder.finish().as_deref(), *leftover, "chunks {chunks:?}");
         }

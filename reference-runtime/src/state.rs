@@ -65,5 +65,7 @@ impl Deref for AppState {
 
 /// Timestamps as the Python server writes them: `2026-11-24T01:28:09.072046+00:00`.
 pub fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        .to_string()
 }

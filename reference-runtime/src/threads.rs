@@ -96,7 +96,9 @@ impl ThreadData {
 
     fn state_json(&self) -> Value {
         let checkpoint_ref = |id: &Option<String>| {
-            id.as_ref().map(|id| json!({"checkpoint_id": id, "thread_id": self.thread_id, "checkpoint_ns": ""}))
+            id.as_ref().map(
+                |id| json!({"checkpoint_id": id, "thread_id": self.thread_id, "checkpoint_ns": ""}),
+            )
         };
         let cp = self.checkpoint.as_ref();
         let checkpoint_id = cp.map(|c| c.checkpoint_id.clone());
@@ -128,7 +130,12 @@ impl Threads {
     }
 
     pub fn get(&self, id: &str) -> Result<Arc<Thread>, ApiError> {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).get(id).cloned().ok_or_else(|| not_found(id))
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| not_found(id))
     }
 }
 
@@ -137,16 +144,25 @@ pub fn not_found(id: &str) -> ApiError {
 }
 
 /// `POST /threads`
-pub async fn create(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
     state.stats.hit(Operation::CreateThread);
     let body = optional_object_body(body)?;
     let metadata = opt_object(&body, "metadata")?.cloned().unwrap_or_default();
     let if_exists = opt_str(&body, "if_exists")?.unwrap_or("raise");
     if !matches!(if_exists, "raise" | "do_nothing") {
-        return Err(ApiError::Unprocessable(format!("'if_exists' must be 'raise' or 'do_nothing', got '{if_exists}'")));
+        return Err(ApiError::Unprocessable(format!(
+            "'if_exists' must be 'raise' or 'do_nothing', got '{if_exists}'"
+        )));
     }
     let thread_id = match opt_str(&body, "thread_id")? {
-        Some("") => return Err(ApiError::Unprocessable("'thread_id' must not be empty".into())),
+        Some("") => {
+            return Err(ApiError::Unprocessable(
+                "'thread_id' must not be empty".into(),
+            ))
+        }
         Some(id) => id.to_owned(),
         None => uuid::Uuid::now_v7().to_string(),
     };
@@ -166,16 +182,24 @@ pub async fn create(State(state): State<AppState>, body: Result<Bytes, BytesReje
     if let Some(existing) = map.get(&thread_id) {
         return match if_exists {
             "do_nothing" => Ok(Json(existing.lock().to_json())),
-            _ => Err(ApiError::Conflict(format!("Thread with ID {thread_id} already exists"))),
+            _ => Err(ApiError::Conflict(format!(
+                "Thread with ID {thread_id} already exists"
+            ))),
         };
     }
-    let thread = Thread { data: Mutex::new(data), run_lock: Arc::default() };
+    let thread = Thread {
+        data: Mutex::new(data),
+        run_lock: Arc::default(),
+    };
     map.insert(thread_id, Arc::new(thread));
     Ok(Json(answer))
 }
 
 /// `GET /threads/{thread_id}`
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     state.stats.hit(Operation::GetThread);
     let thread = state.threads.get(&id)?;
     let answer = thread.lock().to_json();
@@ -183,7 +207,10 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
 }
 
 /// `GET /threads/{thread_id}/state`
-pub async fn get_state(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_state(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     state.stats.hit(Operation::GetState);
     let thread = state.threads.get(&id)?;
     let answer = thread.lock().state_json();
@@ -192,8 +219,18 @@ pub async fn get_state(State(state): State<AppState>, Path(id): Path<String>) ->
 
 /// `DELETE /threads/{thread_id}` → 204. A run in progress finishes on the
 /// detached thread; its result is dropped with it.
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.stats.hit(Operation::DeleteThread);
-    let removed = state.threads.map.write().unwrap_or_else(|e| e.into_inner()).remove(&id);
-    removed.map(|_| StatusCode::NO_CONTENT).ok_or_else(|| not_found(&id))
+    let removed = state
+        .threads
+        .map
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    removed
+        .map(|_| StatusCode::NO_CONTENT)
+        .ok_or_else(|| not_found(&id))
 }

@@ -66,7 +66,11 @@ impl StubLlm {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Self { base_url: format!("http://{addr}/v1"), counts, task }
+        Self {
+            base_url: format!("http://{addr}/v1"),
+            counts,
+            task,
+        }
     }
 
     fn calls(&self) -> u64 {
@@ -80,7 +84,11 @@ impl StubLlm {
 
 type StubState = (Arc<StubBehaviour>, Arc<StubCounts>);
 
-async fn stub_chat(State((behaviour, counts)): State<StubState>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+async fn stub_chat(
+    State((behaviour, counts)): State<StubState>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     counts.calls.fetch_add(1, Ordering::SeqCst);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer test-key") {
         counts.bad_auth.fetch_add(1, Ordering::SeqCst);
@@ -93,7 +101,11 @@ async fn stub_chat(State((behaviour, counts)): State<StubState>, headers: axum::
     }
     if let Some(status) = behaviour.fail_status {
         let status = StatusCode::from_u16(status).unwrap();
-        return (status, axum::Json(json!({"error": {"message": "stub failure"}}))).into_response();
+        return (
+            status,
+            axum::Json(json!({"error": {"message": "stub failure"}})),
+        )
+            .into_response();
     }
     let usage = json!({"prompt_tokens": 3, "completion_tokens": 7, "total_tokens": 10});
     if request["stream"] != json!(true) {
@@ -109,9 +121,16 @@ async fn stub_chat(State((behaviour, counts)): State<StubState>, headers: axum::
         json!({"id": "chatcmpl-stub", "object": "chat.completion.chunk", "model": model,
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     for (i, word) in ANSWER.split(' ').enumerate() {
-        let text = if i == 0 { word.to_owned() } else { format!(" {word}") };
+        let text = if i == 0 {
+            word.to_owned()
+        } else {
+            format!(" {word}")
+        };
         events.push(chunk(json!({"content": text}), Value::Null));
     }
     events.push(chunk(json!({}), json!("stop")));
@@ -119,8 +138,10 @@ async fn stub_chat(State((behaviour, counts)): State<StubState>, headers: axum::
         events.push(json!({"id": "chatcmpl-stub", "object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage}));
     }
     // CRLF on purpose: the runtime must read either line end.
-    let mut frames: Vec<Result<Bytes, std::convert::Infallible>> =
-        events.iter().map(|e| Ok(Bytes::from(format!("data: {e}\r\n\r\n")))).collect();
+    let mut frames: Vec<Result<Bytes, std::convert::Infallible>> = events
+        .iter()
+        .map(|e| Ok(Bytes::from(format!("data: {e}\r\n\r\n"))))
+        .collect();
     frames.push(Ok(Bytes::from_static(b"data: [DONE]\r\n\r\n")));
     Response::builder()
         .header("content-type", "text/event-stream")
@@ -153,13 +174,25 @@ struct Server {
 
 /// Variables the child must not inherit from the test's environment.
 const CLEARED_ENV: &[&str] = &[
-    "PORT", "OPENAI_BASE_URL", "OPENAI_API_KEY", "MODEL_NAME", "SUPABASE_JWT_SECRET",
-    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+    "PORT",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "MODEL_NAME",
+    "SUPABASE_JWT_SECRET",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
 ];
 
 fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for name in CLEARED_ENV {
         cmd.env_remove(name);
     }
@@ -171,7 +204,11 @@ fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
 }
 
 /// Copies a child's output into `into`; the first line also goes to `first_line`.
-fn drain(from: impl Read + Send + 'static, into: Arc<Mutex<String>>, first_line: Option<mpsc::Sender<String>>) {
+fn drain(
+    from: impl Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+    first_line: Option<mpsc::Sender<String>>,
+) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(from);
         if let Some(tx) = first_line {
@@ -193,7 +230,9 @@ impl Server {
         all_args.extend_from_slice(args);
         let mut env = env.to_vec();
         env.push(("OPENAI_BASE_URL", llm_url));
-        let mut child = command(&all_args, &env).spawn().expect("spawn barrage-reference-runtime");
+        let mut child = command(&all_args, &env)
+            .spawn()
+            .expect("spawn barrage-reference-runtime");
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
@@ -283,7 +322,10 @@ impl Answer {
     }
 
     fn content_type(&self) -> &str {
-        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// `(event, data)` pairs of an SSE body.
@@ -301,7 +343,11 @@ impl Answer {
                         data.push_str(d);
                     }
                 }
-                (event, serde_json::from_str(&data).unwrap_or_else(|e| panic!("bad data {data:?}: {e}")))
+                (
+                    event,
+                    serde_json::from_str(&data)
+                        .unwrap_or_else(|e| panic!("bad data {data:?}: {e}")),
+                )
             })
             .collect()
     }
@@ -313,12 +359,22 @@ impl Answer {
 
 impl Http {
     fn new() -> Self {
-        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap();
-        Self { client, token: None }
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        Self {
+            client,
+            token: None,
+        }
     }
 
     fn with_token(&self, token: &str) -> Self {
-        Self { client: self.client.clone(), token: Some(token.to_owned()) }
+        Self {
+            client: self.client.clone(),
+            token: Some(token.to_owned()),
+        }
     }
 
     async fn send(&self, method: reqwest::Method, url: &str, body: Option<Vec<u8>>) -> Answer {
@@ -327,13 +383,22 @@ impl Http {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.bytes().await.unwrap();
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     async fn get(&self, url: &str) -> Answer {
@@ -341,19 +406,35 @@ impl Http {
     }
 
     async fn post(&self, url: &str, body: &Value) -> Answer {
-        self.send(reqwest::Method::POST, url, Some(body.to_string().into_bytes())).await
+        self.send(
+            reqwest::Method::POST,
+            url,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 
     async fn put(&self, url: &str, body: &Value) -> Answer {
-        self.send(reqwest::Method::PUT, url, Some(body.to_string().into_bytes())).await
+        self.send(
+            reqwest::Method::PUT,
+            url,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 
     async fn delete(&self, url: &str, body: Option<&Value>) -> Answer {
-        self.send(reqwest::Method::DELETE, url, body.map(|b| b.to_string().into_bytes())).await
+        self.send(
+            reqwest::Method::DELETE,
+            url,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
     }
 
     async fn raw_post(&self, url: &str, body: &str) -> Answer {
-        self.send(reqwest::Method::POST, url, Some(body.as_bytes().to_vec())).await
+        self.send(reqwest::Method::POST, url, Some(body.as_bytes().to_vec()))
+            .await
     }
 }
 
@@ -386,30 +467,71 @@ async fn flow(http: &Http, server_base: &str, tag: &str) -> FlowCounts {
     let a = a.json();
     let assistant_id = a["assistant_id"].as_str().expect("assistant_id").to_owned();
     assert_eq!(a["context"], json!({"model_name": "openai:stub-model"}));
-    assert_eq!((a["version"].clone(), a["graph_id"].clone(), a["name"].clone()), (json!(1), json!("agent"), json!("bench")));
+    assert_eq!(
+        (
+            a["version"].clone(),
+            a["graph_id"].clone(),
+            a["name"].clone()
+        ),
+        (json!(1), json!("agent"), json!("bench"))
+    );
     // 2. thread
-    let t = http.post(&url("/threads"), &json!({"metadata": {"source": "barrage"}})).await;
+    let t = http
+        .post(
+            &url("/threads"),
+            &json!({"metadata": {"source": "barrage"}}),
+        )
+        .await;
     expect(&t, 200, "create_thread");
     let t = t.json();
     let thread_id = t["thread_id"].as_str().expect("thread_id").to_owned();
-    assert_eq!(uuid::Uuid::parse_str(&thread_id).unwrap().get_version_num(), 7);
-    assert_eq!((t["status"].clone(), t["values"].clone(), t["config"].clone()), (json!("idle"), Value::Null, json!({})));
+    assert_eq!(
+        uuid::Uuid::parse_str(&thread_id).unwrap().get_version_num(),
+        7
+    );
+    assert_eq!(
+        (
+            t["status"].clone(),
+            t["values"].clone(),
+            t["config"].clone()
+        ),
+        (json!("idle"), Value::Null, json!({}))
+    );
     // 3. run + wait
-    let w = http.post(&url(&format!("/threads/{thread_id}/runs/wait")), &json!({"assistant_id": assistant_id, "input": user(&format!("hello {tag}"))})).await;
+    let w = http
+        .post(
+            &url(&format!("/threads/{thread_id}/runs/wait")),
+            &json!({"assistant_id": assistant_id, "input": user(&format!("hello {tag}"))}),
+        )
+        .await;
     expect(&w, 200, "run_wait");
     assert!(w.content_type().starts_with("application/json"));
     let w = w.json();
-    let messages = w["messages"].as_array().unwrap_or_else(|| panic!("run_wait answer: {w}"));
+    let messages = w["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("run_wait answer: {w}"));
     assert_eq!(messages.len(), 2, "{w}");
     let (human, ai) = (&messages[0], &messages[1]);
-    assert_eq!((human["type"].clone(), human["content"].clone()), (json!("human"), json!(format!("hello {tag}"))));
-    assert_eq!((human["additional_kwargs"].clone(), human["name"].clone()), (json!({}), Value::Null));
+    assert_eq!(
+        (human["type"].clone(), human["content"].clone()),
+        (json!("human"), json!(format!("hello {tag}")))
+    );
+    assert_eq!(
+        (human["additional_kwargs"].clone(), human["name"].clone()),
+        (json!({}), Value::Null)
+    );
     assert!(human["id"].is_string());
-    assert_eq!((ai["type"].clone(), ai["content"].clone()), (json!("ai"), json!(ANSWER)));
+    assert_eq!(
+        (ai["type"].clone(), ai["content"].clone()),
+        (json!("ai"), json!(ANSWER))
+    );
     assert_eq!(ai["response_metadata"]["model_name"], "stub-model");
     assert_eq!(ai["response_metadata"]["finish_reason"], "stop");
     assert_eq!(ai["response_metadata"]["token_usage"]["total_tokens"], 10);
-    assert_eq!((ai["tool_calls"].clone(), ai["invalid_tool_calls"].clone()), (json!([]), json!([])));
+    assert_eq!(
+        (ai["tool_calls"].clone(), ai["invalid_tool_calls"].clone()),
+        (json!([]), json!([]))
+    );
     assert_eq!(ai["usage_metadata"]["output_tokens"], 7);
     // 4. run + stream
     let s = http
@@ -418,12 +540,25 @@ async fn flow(http: &Http, server_base: &str, tag: &str) -> FlowCounts {
     expect(&s, 200, "run_stream");
     assert_eq!(s.content_type(), "text/event-stream; charset=utf-8");
     assert_eq!(s.headers["cache-control"], "no-store");
-    assert_eq!(s.event_names(), ["metadata", "values", "values"], "{}", s.text());
+    assert_eq!(
+        s.event_names(),
+        ["metadata", "values", "values"],
+        "{}",
+        s.text()
+    );
     let events = s.events();
     assert!(events[0].1["run_id"].is_string());
     assert_eq!(events[0].1["attempt"], 1);
-    assert_eq!(events[1].1["messages"].as_array().unwrap().len(), 3, "input state");
-    assert_eq!(events[2].1["messages"].as_array().unwrap().len(), 4, "final state");
+    assert_eq!(
+        events[1].1["messages"].as_array().unwrap().len(),
+        3,
+        "input state"
+    );
+    assert_eq!(
+        events[2].1["messages"].as_array().unwrap().len(),
+        4,
+        "final state"
+    );
     // 5. state
     let st = http.get(&url(&format!("/threads/{thread_id}/state"))).await;
     expect(&st, 200, "get_state");
@@ -432,49 +567,140 @@ async fn flow(http: &Http, server_base: &str, tag: &str) -> FlowCounts {
     assert_eq!(values.len(), 4);
     let kinds: Vec<&str> = values.iter().map(|m| m["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["human", "ai", "human", "ai"]);
-    assert_eq!((st["next"].clone(), st["tasks"].clone(), st["interrupts"].clone()), (json!([]), json!([]), json!([])));
+    assert_eq!(
+        (
+            st["next"].clone(),
+            st["tasks"].clone(),
+            st["interrupts"].clone()
+        ),
+        (json!([]), json!([]), json!([]))
+    );
     assert_eq!(st["checkpoint"]["thread_id"], thread_id.as_str());
     assert_eq!(st["checkpoint"]["checkpoint_ns"], "");
     assert_eq!(st["checkpoint"]["checkpoint_id"], st["checkpoint_id"]);
-    assert_eq!(st["parent_checkpoint"]["checkpoint_id"], st["parent_checkpoint_id"]);
+    assert_eq!(
+        st["parent_checkpoint"]["checkpoint_id"],
+        st["parent_checkpoint_id"]
+    );
     assert!(st["parent_checkpoint_id"].is_string());
     assert_eq!(st["metadata"]["assistant_id"], assistant_id.as_str());
     // 6. stateless
-    let sl = http.post(&url("/runs/wait"), &json!({"assistant_id": assistant_id, "input": user("stateless")})).await;
+    let sl = http
+        .post(
+            &url("/runs/wait"),
+            &json!({"assistant_id": assistant_id, "input": user("stateless")}),
+        )
+        .await;
     expect(&sl, 200, "stateless_run");
     let sl = sl.json();
-    let kinds: Vec<&str> = sl["messages"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = sl["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["human", "ai"]);
     // 7. store
     let ns = json!(["barrage", tag]);
-    let put = http.put(&url("/store/items"), &json!({"namespace": ns, "key": "item-1", "value": {"note": "hello", "n": 1}})).await;
+    let put = http
+        .put(
+            &url("/store/items"),
+            &json!({"namespace": ns, "key": "item-1", "value": {"note": "hello", "n": 1}}),
+        )
+        .await;
     expect(&put, 204, "store_put");
     assert!(put.body.is_empty());
-    let got = http.get(&url(&format!("/store/items?namespace=barrage.{tag}&key=item-1"))).await;
+    let got = http
+        .get(&url(&format!(
+            "/store/items?namespace=barrage.{tag}&key=item-1"
+        )))
+        .await;
     expect(&got, 200, "store_get");
     let got = got.json();
-    assert_eq!((got["key"].clone(), got["value"].clone(), got["namespace"].clone()), (json!("item-1"), json!({"note": "hello", "n": 1}), ns.clone()));
+    assert_eq!(
+        (
+            got["key"].clone(),
+            got["value"].clone(),
+            got["namespace"].clone()
+        ),
+        (
+            json!("item-1"),
+            json!({"note": "hello", "n": 1}),
+            ns.clone()
+        )
+    );
     assert!(got["created_at"].is_string() && got["updated_at"].is_string());
-    let found = http.post(&url("/store/items/search"), &json!({"namespace_prefix": ["barrage", tag], "limit": 10, "offset": 0})).await;
+    let found = http
+        .post(
+            &url("/store/items/search"),
+            &json!({"namespace_prefix": ["barrage", tag], "limit": 10, "offset": 0}),
+        )
+        .await;
     expect(&found, 200, "store_search");
     let found = found.json();
     assert_eq!(found["items"].as_array().unwrap().len(), 1, "{found}");
-    assert_eq!((found["items"][0]["key"].clone(), found["items"][0]["score"].clone()), (json!("item-1"), Value::Null));
-    let filtered = http.post(&url("/store/items/search"), &json!({"namespace_prefix": ["barrage", tag], "filter": {"n": 2}})).await;
+    assert_eq!(
+        (
+            found["items"][0]["key"].clone(),
+            found["items"][0]["score"].clone()
+        ),
+        (json!("item-1"), Value::Null)
+    );
+    let filtered = http
+        .post(
+            &url("/store/items/search"),
+            &json!({"namespace_prefix": ["barrage", tag], "filter": {"n": 2}}),
+        )
+        .await;
     assert_eq!(filtered.json()["items"], json!([]));
     // 8. cleanup
     let body = json!({"namespace": ns, "key": "item-1"});
-    expect(&http.delete(&url("/store/items"), Some(&body)).await, 204, "store_delete");
-    expect(&http.delete(&url("/store/items"), Some(&body)).await, 204, "store_delete of an absent item");
-    let gone = http.get(&url(&format!("/store/items?namespace=barrage.{tag}&key=item-1"))).await;
+    expect(
+        &http.delete(&url("/store/items"), Some(&body)).await,
+        204,
+        "store_delete",
+    );
+    expect(
+        &http.delete(&url("/store/items"), Some(&body)).await,
+        204,
+        "store_delete of an absent item",
+    );
+    let gone = http
+        .get(&url(&format!(
+            "/store/items?namespace=barrage.{tag}&key=item-1"
+        )))
+        .await;
     assert_eq!((gone.status, gone.text()), (200, "null".to_owned()));
-    expect(&http.delete(&url(&format!("/threads/{thread_id}")), None).await, 204, "delete_thread");
-    let again = http.delete(&url(&format!("/threads/{thread_id}")), None).await;
+    expect(
+        &http
+            .delete(&url(&format!("/threads/{thread_id}")), None)
+            .await,
+        204,
+        "delete_thread",
+    );
+    let again = http
+        .delete(&url(&format!("/threads/{thread_id}")), None)
+        .await;
     expect(&again, 404, "delete_thread again");
-    assert!(again.json()["detail"].as_str().unwrap().contains(&thread_id));
-    expect(&http.get(&url(&format!("/threads/{thread_id}/state"))).await, 404, "state of a deleted thread");
-    expect(&http.delete(&url(&format!("/assistants/{assistant_id}")), None).await, 204, "delete_assistant");
-    let again = http.delete(&url(&format!("/assistants/{assistant_id}")), None).await;
+    assert!(again.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains(&thread_id));
+    expect(
+        &http.get(&url(&format!("/threads/{thread_id}/state"))).await,
+        404,
+        "state of a deleted thread",
+    );
+    expect(
+        &http
+            .delete(&url(&format!("/assistants/{assistant_id}")), None)
+            .await,
+        204,
+        "delete_assistant",
+    );
+    let again = http
+        .delete(&url(&format!("/assistants/{assistant_id}")), None)
+        .await;
     expect(&again, 404, "delete_assistant again");
     assert!(again.json()["detail"].is_string());
     FlowCounts { llm_calls: 3 }
@@ -498,16 +724,30 @@ const FLOW_REQUESTS: &[(&str, u64)] = &[
 
 fn assert_stats_after_flows(stats: &Value, flows: u64, llm: &StubLlm) {
     for (op, n) in FLOW_REQUESTS {
-        assert_eq!(stats["requests"][op], json!(n * flows), "requests.{op}: {stats}");
+        assert_eq!(
+            stats["requests"][op],
+            json!(n * flows),
+            "requests.{op}: {stats}"
+        );
     }
     let total: u64 = FLOW_REQUESTS.iter().map(|(_, n)| n * flows).sum();
     assert_eq!(stats["requests_total"], json!(total), "{stats}");
-    assert_eq!(stats["runs"], json!({"started": 3 * flows, "succeeded": 3 * flows, "failed": 0, "rejected": 0}));
+    assert_eq!(
+        stats["runs"],
+        json!({"started": 3 * flows, "succeeded": 3 * flows, "failed": 0, "rejected": 0})
+    );
     assert_eq!(stats["llm"]["calls"], json!(llm.calls()), "{stats}");
     assert_eq!(stats["llm"]["calls"], json!(3 * flows));
     assert_eq!(stats["llm"]["errors"], 0);
     assert_eq!(stats["llm"]["completion_tokens"], json!(7 * 3 * flows));
-    assert_eq!((stats["assistants"].clone(), stats["threads"].clone(), stats["store_items"].clone()), (json!(0), json!(0), json!(0)));
+    assert_eq!(
+        (
+            stats["assistants"].clone(),
+            stats["threads"].clone(),
+            stats["store_items"].clone()
+        ),
+        (json!(0), json!(0), json!(0))
+    );
 }
 
 // ---------------------------------------------------------------- tests
@@ -520,12 +760,28 @@ async fn flow_passes_and_stats_match() {
     let ok = http.get(&server.url("/ok")).await;
     assert_eq!((ok.status, ok.json()), (200, json!({"ok": true})));
     let info = http.get(&server.url("/info")).await.json();
-    assert_eq!((info["version"].clone(), info["runtime"].clone()), (json!(env!("CARGO_PKG_VERSION")), json!("barrage-reference-runtime")));
+    assert_eq!(
+        (info["version"].clone(), info["runtime"].clone()),
+        (
+            json!(env!("CARGO_PKG_VERSION")),
+            json!("barrage-reference-runtime")
+        )
+    );
     let counts = flow(&http, &server.base, "one").await;
     assert_eq!(llm.calls(), counts.llm_calls);
     assert_eq!(llm.streamed(), 0, "values mode must not stream the LLM");
-    assert_eq!(llm.counts.bad_auth.load(Ordering::SeqCst), 0, "OPENAI_API_KEY not sent as bearer");
-    assert!(llm.counts.models.lock().unwrap().iter().all(|m| m == "stub-model"));
+    assert_eq!(
+        llm.counts.bad_auth.load(Ordering::SeqCst),
+        0,
+        "OPENAI_API_KEY not sent as bearer"
+    );
+    assert!(llm
+        .counts
+        .models
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|m| m == "stub-model"));
     let stats = http.get(&server.url("/stats")).await.json();
     assert_stats_after_flows(&stats, 1, &llm);
     assert_eq!(stats["sse_events"], 3);
@@ -536,20 +792,38 @@ async fn stream_modes() {
     let llm = StubLlm::start(StubBehaviour::default()).await;
     let server = Server::start(&llm.base_url, &["--model-name", "openai:env-model"], &[]);
     let http = Http::new();
-    let thread_id = http.post(&server.url("/threads"), &json!({})).await.json()["thread_id"].as_str().unwrap().to_owned();
+    let thread_id = http.post(&server.url("/threads"), &json!({})).await.json()["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let stream = |mode: Value| {
-        let (http, url) = (http.clone(), server.url(&format!("/threads/{thread_id}/runs/stream")));
-        async move { http.post(&url, &json!({"assistant_id": "agent", "input": user("hi"), "stream_mode": mode})).await }
+        let (http, url) = (
+            http.clone(),
+            server.url(&format!("/threads/{thread_id}/runs/stream")),
+        );
+        async move {
+            http.post(
+                &url,
+                &json!({"assistant_id": "agent", "input": user("hi"), "stream_mode": mode}),
+            )
+            .await
+        }
     };
 
     let updates = stream(json!("updates")).await;
     assert_eq!(updates.event_names(), ["metadata", "updates"]);
     let update = &updates.events()[1].1;
     assert_eq!(update["call_model"]["messages"][0]["type"], "ai");
-    assert_eq!(update["call_model"]["messages"][0]["response_metadata"]["model_name"], "env-model");
+    assert_eq!(
+        update["call_model"]["messages"][0]["response_metadata"]["model_name"],
+        "env-model"
+    );
 
     let both = stream(json!(["values", "updates"])).await;
-    assert_eq!(both.event_names(), ["metadata", "values", "updates", "values"]);
+    assert_eq!(
+        both.event_names(),
+        ["metadata", "values", "updates", "values"]
+    );
     assert_eq!(llm.streamed(), 0);
 
     let tuple = stream(json!(["messages-tuple"])).await;
@@ -564,7 +838,10 @@ async fn stream_modes() {
         text.push_str(data[0]["content"].as_str().unwrap());
     }
     assert_eq!(text, ANSWER);
-    assert_eq!(events.last().unwrap().1[0]["usage_metadata"]["total_tokens"], 10);
+    assert_eq!(
+        events.last().unwrap().1[0]["usage_metadata"]["total_tokens"],
+        10
+    );
     assert_eq!(llm.streamed(), 1);
 
     let messages = stream(json!("messages")).await;
@@ -575,21 +852,55 @@ async fn stream_modes() {
     assert_eq!(messages.events().last().unwrap().1[0]["content"], ANSWER);
 
     // 4 runs on the thread: 8 messages, alternating.
-    let state = http.get(&server.url(&format!("/threads/{thread_id}/state"))).await.json();
-    let kinds: Vec<&str> = state["values"]["messages"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    let state = http
+        .get(&server.url(&format!("/threads/{thread_id}/state")))
+        .await
+        .json();
+    let kinds: Vec<&str> = state["values"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["human", "ai"].repeat(4));
-    let thread = http.get(&server.url(&format!("/threads/{thread_id}"))).await.json();
+    let thread = http
+        .get(&server.url(&format!("/threads/{thread_id}")))
+        .await
+        .json();
     assert_eq!(thread["status"], "idle");
     assert_eq!(thread["values"]["messages"].as_array().unwrap().len(), 8);
 
     // Stateless stream: the default mode is values.
-    let stateless = http.post(&server.url("/runs/stream"), &json!({"assistant_id": "agent", "input": user("x")})).await;
+    let stateless = http
+        .post(
+            &server.url("/runs/stream"),
+            &json!({"assistant_id": "agent", "input": user("x")}),
+        )
+        .await;
     assert_eq!(stateless.event_names(), ["metadata", "values", "values"]);
-    assert_eq!(stateless.events()[2].1["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        stateless.events()[2].1["messages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(llm.calls(), 5);
     let stats = http.get(&server.url("/stats")).await.json();
-    assert_eq!((stats["llm"]["calls"].clone(), stats["llm"]["streamed"].clone()), (json!(5), json!(2)));
-    assert_eq!((stats["requests"]["run_stream"].clone(), stats["requests"]["stateless_stream"].clone()), (json!(4), json!(1)));
+    assert_eq!(
+        (
+            stats["llm"]["calls"].clone(),
+            stats["llm"]["streamed"].clone()
+        ),
+        (json!(5), json!(2))
+    );
+    assert_eq!(
+        (
+            stats["requests"]["run_stream"].clone(),
+            stats["requests"]["stateless_stream"].clone()
+        ),
+        (json!(4), json!(1))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -597,35 +908,73 @@ async fn failed_runs_are_200_with_an_error() {
     let http = Http::new();
     // LLM down.
     let server = Server::start(&dead_llm_url(), &[], &[]);
-    let thread_id = http.post(&server.url("/threads"), &json!({})).await.json()["thread_id"].as_str().unwrap().to_owned();
+    let thread_id = http.post(&server.url("/threads"), &json!({})).await.json()["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let body = json!({"assistant_id": "agent", "input": user("hi")});
-    let wait = http.post(&server.url(&format!("/threads/{thread_id}/runs/wait")), &body).await;
+    let wait = http
+        .post(
+            &server.url(&format!("/threads/{thread_id}/runs/wait")),
+            &body,
+        )
+        .await;
     expect(&wait, 200, "failed run_wait");
-    assert_eq!(wait.json(), json!({"__error__": {"error": "OpenAIConnectionError", "message": "An internal error occurred"}}));
-    let stream = http.post(&server.url(&format!("/threads/{thread_id}/runs/stream")), &body).await;
+    assert_eq!(
+        wait.json(),
+        json!({"__error__": {"error": "OpenAIConnectionError", "message": "An internal error occurred"}})
+    );
+    let stream = http
+        .post(
+            &server.url(&format!("/threads/{thread_id}/runs/stream")),
+            &body,
+        )
+        .await;
     expect(&stream, 200, "failed run_stream");
     assert_eq!(stream.event_names(), ["metadata", "values", "error"]);
     assert_eq!(stream.events()[2].1["error"], "OpenAIConnectionError");
     let stateless = http.post(&server.url("/runs/wait"), &body).await;
     assert!(stateless.json()["__error__"].is_object());
-    let thread = http.get(&server.url(&format!("/threads/{thread_id}"))).await.json();
+    let thread = http
+        .get(&server.url(&format!("/threads/{thread_id}")))
+        .await
+        .json();
     assert_eq!(thread["status"], "error");
     let stats = http.get(&server.url("/stats")).await.json();
-    assert_eq!(stats["runs"], json!({"started": 3, "succeeded": 0, "failed": 3, "rejected": 0}));
+    assert_eq!(
+        stats["runs"],
+        json!({"started": 3, "succeeded": 0, "failed": 3, "rejected": 0})
+    );
     assert_eq!(stats["llm"]["errors"], 3);
     drop(server);
 
     // LLM answers 500, and 429 when streamed.
-    let llm = StubLlm::start(StubBehaviour { fail_status: Some(500), ..Default::default() }).await;
+    let llm = StubLlm::start(StubBehaviour {
+        fail_status: Some(500),
+        ..Default::default()
+    })
+    .await;
     let server = Server::start(&llm.base_url, &[], &[]);
     let wait = http.post(&server.url("/runs/wait"), &body).await.json();
     assert_eq!(wait["__error__"]["error"], "InternalServerError", "{wait}");
-    assert!(wait["__error__"]["message"].as_str().unwrap().contains("500"));
-    let stream = http.post(&server.url("/runs/stream"), &json!({"assistant_id": "agent", "input": user("x"), "stream_mode": "messages-tuple"})).await;
+    assert!(wait["__error__"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("500"));
+    let stream = http
+        .post(
+            &server.url("/runs/stream"),
+            &json!({"assistant_id": "agent", "input": user("x"), "stream_mode": "messages-tuple"}),
+        )
+        .await;
     assert_eq!(stream.event_names(), ["metadata", "error"]);
     assert_eq!(llm.calls(), 2);
     drop(server);
-    let llm = StubLlm::start(StubBehaviour { fail_status: Some(429), ..Default::default() }).await;
+    let llm = StubLlm::start(StubBehaviour {
+        fail_status: Some(429),
+        ..Default::default()
+    })
+    .await;
     let server = Server::start(&llm.base_url, &[], &[]);
     let wait = http.post(&server.url("/runs/wait"), &body).await.json();
     assert_eq!(wait["__error__"]["error"], "RateLimitError", "{wait}");
@@ -636,7 +985,10 @@ async fn bad_requests_get_json_errors() {
     let llm = StubLlm::start(StubBehaviour::default()).await;
     let server = Server::start(&llm.base_url, &["--max-body-bytes", "4096"], &[]);
     let http = Http::new();
-    let thread_id = http.post(&server.url("/threads"), &json!({})).await.json()["thread_id"].as_str().unwrap().to_owned();
+    let thread_id = http.post(&server.url("/threads"), &json!({})).await.json()["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let run_url = server.url(&format!("/threads/{thread_id}/runs/wait"));
     let big = json!({"assistant_id": "agent", "input": user(&"x".repeat(10_000))});
     let cases: Vec<(Answer, u16, &str)> = vec![
@@ -663,42 +1015,98 @@ async fn bad_requests_get_json_errors() {
     ];
     for (i, (answer, status, fragment)) in cases.iter().enumerate() {
         assert_eq!(answer.status, *status, "case {i}: {}", answer.text());
-        assert!(answer.content_type().starts_with("application/json"), "case {i}");
-        let detail = answer.json()["detail"].as_str().unwrap_or_else(|| panic!("case {i}: {}", answer.text())).to_owned();
-        assert!(detail.contains(fragment), "case {i}: {detail:?} lacks {fragment:?}");
+        assert!(
+            answer.content_type().starts_with("application/json"),
+            "case {i}"
+        );
+        let detail = answer.json()["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("case {i}: {}", answer.text()))
+            .to_owned();
+        assert!(
+            detail.contains(fragment),
+            "case {i}: {detail:?} lacks {fragment:?}"
+        );
     }
-    assert_eq!(http.get(&server.url("/nope")).await.json(), json!({"detail": "Not Found"}));
+    assert_eq!(
+        http.get(&server.url("/nope")).await.json(),
+        json!({"detail": "Not Found"})
+    );
     assert_eq!(llm.calls(), 0, "no bad request may reach the LLM");
     // The server still works afterwards.
-    let ok = http.post(&run_url, &json!({"assistant_id": "agent", "input": user("fine")})).await;
+    let ok = http
+        .post(
+            &run_url,
+            &json!({"assistant_id": "agent", "input": user("fine")}),
+        )
+        .await;
     assert_eq!(ok.json()["messages"][1]["type"], "ai");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_thread_rejects_or_queues() {
-    let llm = StubLlm::start(StubBehaviour { delay: Duration::from_millis(300), ..Default::default() }).await;
+    let llm = StubLlm::start(StubBehaviour {
+        delay: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
     let server = Server::start(&llm.base_url, &[], &[]);
     let http = Http::new();
-    let thread_id = http.post(&server.url("/threads"), &json!({})).await.json()["thread_id"].as_str().unwrap().to_owned();
+    let thread_id = http.post(&server.url("/threads"), &json!({})).await.json()["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let run_url = server.url(&format!("/threads/{thread_id}/runs/wait"));
     let first = tokio::spawn({
         let (http, url) = (http.clone(), run_url.clone());
-        async move { http.post(&url, &json!({"assistant_id": "agent", "input": user("first")})).await }
+        async move {
+            http.post(
+                &url,
+                &json!({"assistant_id": "agent", "input": user("first")}),
+            )
+            .await
+        }
     });
     // Poll until the first run holds the thread.
     let thread_url = server.url(&format!("/threads/{thread_id}"));
     let start = Instant::now();
     while http.get(&thread_url).await.json()["status"] != "busy" {
-        assert!(start.elapsed() < Duration::from_secs(10), "thread never became busy");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "thread never became busy"
+        );
         tokio::task::yield_now().await;
     }
-    let rejected = http.post(&run_url, &json!({"assistant_id": "agent", "input": user("x"), "multitask_strategy": "reject"})).await;
+    let rejected = http
+        .post(
+            &run_url,
+            &json!({"assistant_id": "agent", "input": user("x"), "multitask_strategy": "reject"}),
+        )
+        .await;
     expect(&rejected, 409, "reject while busy");
-    let queued = http.post(&run_url, &json!({"assistant_id": "agent", "input": user("second")})).await;
+    let queued = http
+        .post(
+            &run_url,
+            &json!({"assistant_id": "agent", "input": user("second")}),
+        )
+        .await;
     let first = first.await.unwrap();
     assert_eq!(first.json()["messages"].as_array().unwrap().len(), 2);
-    let texts: Vec<Value> = queued.json()["messages"].as_array().unwrap().iter().map(|m| m["content"].clone()).collect();
-    assert_eq!(texts, [json!("first"), json!(ANSWER), json!("second"), json!(ANSWER)]);
+    let texts: Vec<Value> = queued.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            json!("first"),
+            json!(ANSWER),
+            json!("second"),
+            json!(ANSWER)
+        ]
+    );
     let stats = http.get(&server.url("/stats")).await.json();
     assert_eq!(stats["runs"]["rejected"], 1);
 }
@@ -706,25 +1114,44 @@ async fn busy_thread_rejects_or_queues() {
 fn mint(secret: &str, aud: &str, exp_offset: i64) -> String {
     let exp = chrono::Utc::now().timestamp() + exp_offset;
     let claims = json!({"sub": "user-1", "aud": aud, "exp": exp, "role": "authenticated"});
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_required_when_a_secret_is_set() {
     const SECRET: &str = "benchmark-jwt-secret-that-is-at-least-32-characters-long";
     let llm = StubLlm::start(StubBehaviour::default()).await;
-    let server = Server::start(&llm.base_url, &["--threads", "1"], &[("SUPABASE_JWT_SECRET", SECRET)]);
+    let server = Server::start(
+        &llm.base_url,
+        &["--threads", "1"],
+        &[("SUPABASE_JWT_SECRET", SECRET)],
+    );
     let http = Http::new();
     for open in ["/ok", "/info", "/stats"] {
         expect(&http.get(&server.url(open)).await, 200, open);
     }
     let refused = [
         http.post(&server.url("/threads"), &json!({})).await,
-        http.with_token("not-a-jwt").post(&server.url("/threads"), &json!({})).await,
-        http.with_token(&mint("wrong-secret", "authenticated", 3600)).post(&server.url("/threads"), &json!({})).await,
-        http.with_token(&mint(SECRET, "someone-else", 3600)).post(&server.url("/threads"), &json!({})).await,
-        http.with_token(&mint(SECRET, "authenticated", -3600)).post(&server.url("/threads"), &json!({})).await,
-        http.with_token(&mint(SECRET, "authenticated", 3600)).get(&server.url("/store/items?namespace=a&key=b")).await,
+        http.with_token("not-a-jwt")
+            .post(&server.url("/threads"), &json!({}))
+            .await,
+        http.with_token(&mint("wrong-secret", "authenticated", 3600))
+            .post(&server.url("/threads"), &json!({}))
+            .await,
+        http.with_token(&mint(SECRET, "someone-else", 3600))
+            .post(&server.url("/threads"), &json!({}))
+            .await,
+        http.with_token(&mint(SECRET, "authenticated", -3600))
+            .post(&server.url("/threads"), &json!({}))
+            .await,
+        http.with_token(&mint(SECRET, "authenticated", 3600))
+            .get(&server.url("/store/items?namespace=a&key=b"))
+            .await,
     ];
     for (i, answer) in refused[..5].iter().enumerate() {
         expect(answer, 401, &format!("case {i}"));
@@ -736,15 +1163,30 @@ async fn jwt_required_when_a_secret_is_set() {
     flow(&authed, &server.base, "jwt").await;
     let stats = http.get(&server.url("/stats")).await.json();
     assert_eq!(stats["unauthorized"], 5);
-    assert_eq!(stats["requests"]["create_thread"], 1, "refused requests are not counted as operations");
+    assert_eq!(
+        stats["requests"]["create_thread"], 1,
+        "refused requests are not counted as operations"
+    );
     drop(server);
 
     // The secret from a file works the same; the env var must not be set too.
     let dir = std::env::temp_dir().join(format!("rr-secret-{}", std::process::id()));
     std::fs::write(&dir, format!("{SECRET}\n")).unwrap();
-    let server = Server::start(&llm.base_url, &["--jwt-secret-file", dir.to_str().unwrap()], &[]);
-    expect(&http.post(&server.url("/threads"), &json!({})).await, 401, "file secret, no token");
-    expect(&authed.post(&server.url("/threads"), &json!({})).await, 200, "file secret, good token");
+    let server = Server::start(
+        &llm.base_url,
+        &["--jwt-secret-file", dir.to_str().unwrap()],
+        &[],
+    );
+    expect(
+        &http.post(&server.url("/threads"), &json!({})).await,
+        401,
+        "file secret, no token",
+    );
+    expect(
+        &authed.post(&server.url("/threads"), &json!({})).await,
+        200,
+        "file secret, good token",
+    );
     drop(server);
     std::fs::remove_file(&dir).unwrap();
 }
@@ -752,7 +1194,11 @@ async fn jwt_required_when_a_secret_is_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_parallel_flows() {
     const FLOWS: u64 = 50;
-    let llm = StubLlm::start(StubBehaviour { delay: Duration::from_millis(5), ..Default::default() }).await;
+    let llm = StubLlm::start(StubBehaviour {
+        delay: Duration::from_millis(5),
+        ..Default::default()
+    })
+    .await;
     let server = Server::start(&llm.base_url, &[], &[]);
     let http = Http::new();
     let base = server.base.clone();
@@ -769,18 +1215,38 @@ async fn fifty_parallel_flows() {
     assert_stats_after_flows(&stats, FLOWS, &llm);
 
     // Many runs on one thread at once: serialized, history consistent.
-    let thread_id = http.post(&server.url("/threads"), &json!({})).await.json()["thread_id"].as_str().unwrap().to_owned();
+    let thread_id = http.post(&server.url("/threads"), &json!({})).await.json()["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let runs: Vec<_> = (0..10)
         .map(|i| {
-            let (http, url) = (http.clone(), server.url(&format!("/threads/{thread_id}/runs/wait")));
-            tokio::spawn(async move { http.post(&url, &json!({"assistant_id": "agent", "input": user(&format!("run {i}"))})).await })
+            let (http, url) = (
+                http.clone(),
+                server.url(&format!("/threads/{thread_id}/runs/wait")),
+            );
+            tokio::spawn(async move {
+                http.post(
+                    &url,
+                    &json!({"assistant_id": "agent", "input": user(&format!("run {i}"))}),
+                )
+                .await
+            })
         })
         .collect();
     for run in runs {
         assert_eq!(run.await.unwrap().status, 200);
     }
-    let state = http.get(&server.url(&format!("/threads/{thread_id}/state"))).await.json();
-    let kinds: Vec<&str> = state["values"]["messages"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    let state = http
+        .get(&server.url(&format!("/threads/{thread_id}/state")))
+        .await
+        .json();
+    let kinds: Vec<&str> = state["values"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["human", "ai"].repeat(10));
 }
 
@@ -789,7 +1255,10 @@ async fn sigterm_exits_zero() {
     let llm = StubLlm::start(StubBehaviour::default()).await;
     let mut server = Server::start(&llm.base_url, &[], &[]);
     expect(&Http::new().get(&server.url("/ok")).await, 200, "ok");
-    let status = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().expect("run kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .expect("run kill");
     assert!(status.success());
     let exit = server.wait_exit(Duration::from_secs(15));
     if !exit.success() {
@@ -800,11 +1269,21 @@ async fn sigterm_exits_zero() {
 
 #[test]
 fn config_errors_exit_2_and_name_the_variable() {
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
-        (&[], &[("OPENAI_BASE_URL", "ftp://127.0.0.1/v1")], "OPENAI_BASE_URL"),
+    /// (flags, environment, what stderr must name)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (
+            &[],
+            &[("OPENAI_BASE_URL", "ftp://127.0.0.1/v1")],
+            "OPENAI_BASE_URL",
+        ),
         (&["--threads", "0"], &[], "--threads"),
         (&["--host", "not-an-ip"], &[], "--host"),
-        (&["--jwt-secret-file", "/nonexistent/secret"], &[], "--jwt-secret-file"),
+        (
+            &["--jwt-secret-file", "/nonexistent/secret"],
+            &[],
+            "--jwt-secret-file",
+        ),
         (&["--port", "99999"], &[], "--port"),
     ];
     for (args, env, needle) in cases {
@@ -812,19 +1291,29 @@ fn config_errors_exit_2_and_name_the_variable() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
-        assert!(output.stdout.is_empty(), "nothing may be bound: {}", String::from_utf8_lossy(&output.stdout));
+        assert!(
+            output.stdout.is_empty(),
+            "nothing may be bound: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_flow_script_passes() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/targets/check_flow.sh");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/targets/check_flow.sh"
+    );
     if !std::path::Path::new(script).exists() {
         eprintln!("SKIP check_flow_script_passes: {script} not found");
         return;
     }
     for tool in ["bash", "curl", "jq", "awk"] {
-        let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| o.status.success());
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success());
         if !matches!(found, Ok(true)) {
             eprintln!("SKIP check_flow_script_passes: {tool} not installed");
             return;
@@ -834,12 +1323,22 @@ async fn check_flow_script_passes() {
     let server = Server::start(&llm.base_url, &[], &[]);
     let base = server.base.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("bash").args([script, &base, "2"]).env("QUIET", "1").output().expect("run check_flow.sh")
+        Command::new("bash")
+            .args([script, &base, "2"])
+            .env("QUIET", "1")
+            .output()
+            .expect("run check_flow.sh")
     })
     .await
     .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "check_flow.sh failed\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        output.status.success(),
+        "check_flow.sh failed\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    );
     assert!(stdout.contains("all 2 iteration(s) passed"), "{stdout}");
     assert_eq!(llm.calls(), 6);
 }
