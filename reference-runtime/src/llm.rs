@@ -133,12 +133,16 @@ impl LlmError {
 
 impl LlmClient {
     pub fn new(config: &Config) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .timeout(config.llm_timeout)
             .connect_timeout(config.llm_timeout.min(Duration::from_secs(10)))
-            .tcp_nodelay(true)
-            .build()?;
+            .tcp_nodelay(true);
+        if is_loopback(&config.chat_completions_url) {
+            // A proxy from HTTP_PROXY would sit between a benchmark and its mock LLM.
+            builder = builder.no_proxy();
+        }
+        let http = builder.build()?;
         let mut authorization =
             HeaderValue::from_str(&format!("Bearer {}", config.openai_api_key.expose()))
                 .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
@@ -319,6 +323,15 @@ impl CompletionStream {
     }
 }
 
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn str_field(value: &Value, field: &str) -> String {
     value
         .get(field)
@@ -370,6 +383,19 @@ mod tests {
             (down.name(), down.public_message().as_str()),
             ("OpenAIConnectionError", "An internal error occurred")
         );
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for (url, want) in [
+            ("http://127.0.0.1:1/v1", true),
+            ("http://[::1]:1/v1", true),
+            ("http://LOCALHOST/v1", true),
+            ("https://api.openai.com/v1", false),
+            ("http://10.0.0.1/v1", false),
+        ] {
+            assert_eq!(is_loopback(&Url::parse(url).unwrap()), want, "{url}");
+        }
     }
 
     #[test]

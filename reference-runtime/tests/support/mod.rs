@@ -1,0 +1,9 @@
+//! Test support: the stub LLM, the server process, the HTTP client.
+
+pub mod http;
+pub mod server;
+pub mod stub_llm;
+
+pub use http::{expect, user, Answer, Http};
+pub use server::{command, Server};
+pub use stub_llm::{dead_llm_url, stub_chunk_count, StubBehaviour, StubLlm, ANSWER};
