@@ -211,6 +211,7 @@ impl LlmClient {
             pending: VecDeque::new(),
             completion: Completion::default(),
             done: false,
+            chunks: 0,
         })
     }
 
@@ -248,6 +249,8 @@ pub struct CompletionStream {
     completion: Completion,
     /// `[DONE]` seen or body ended.
     done: bool,
+    /// Chunks read; an answer without any is an error, not an empty message.
+    chunks: usize,
 }
 
 impl CompletionStream {
@@ -258,12 +261,13 @@ impl CompletionStream {
                 if data.trim() == "[DONE]" {
                     self.done = true;
                     self.pending.clear();
-                    return Ok(None);
+                    return self.end();
                 }
+                self.chunks += 1;
                 return self.chunk(&data).map(Some);
             }
             if self.done {
-                return Ok(None);
+                return self.end();
             }
             match self.body.next().await {
                 Some(Ok(bytes)) => self.pending.extend(self.decoder.feed(&bytes)),
@@ -274,6 +278,15 @@ impl CompletionStream {
                 }
             }
         }
+    }
+
+    fn end(&self) -> Result<Option<Delta>, LlmError> {
+        if self.chunks == 0 {
+            return Err(LlmError::InvalidResponse(
+                "the streamed answer held no chunks (is the LLM speaking SSE?)".into(),
+            ));
+        }
+        Ok(None)
     }
 
     /// The whole answer, once [`Self::next_delta`] returned `None`.
