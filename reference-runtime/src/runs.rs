@@ -214,15 +214,18 @@ impl Run {
         if let (Some(thread), None) = (&self.thread, &self.held) {
             self.held = Some(thread.run_lock.clone().lock_owned().await);
         }
+        // The input checkpoint, as LangGraph writes one before the first node.
         let mut messages = match &self.thread {
             Some(thread) => {
+                let metadata = self.checkpoint_metadata(0, "input");
                 let mut data = thread.lock();
-                data.status = "busy";
-                data.history()
+                let mut messages = data.history();
+                messages.extend(self.req.input.iter().cloned());
+                data.commit(messages.clone(), "busy", metadata);
+                messages
             }
-            None => Vec::new(),
+            None => self.req.input.clone(),
         };
-        messages.extend(self.req.input.iter().cloned());
         if self.req.modes.values {
             self.emit("values", || json!({"messages": messages})).await;
         }
@@ -231,7 +234,10 @@ impl Run {
         match result {
             Ok(ai) => {
                 messages.push(ai);
-                self.commit(&messages, "idle");
+                if let Some(thread) = &self.thread {
+                    let metadata = self.checkpoint_metadata(1, "loop");
+                    thread.lock().commit(messages.clone(), "idle", metadata);
+                }
                 if self.req.modes.updates {
                     self.emit("updates", || json!({NODE: {"messages": [messages.last()]}}))
                         .await;
@@ -247,7 +253,10 @@ impl Run {
                 Stats::add(&stats.llm_errors, 1);
                 Stats::add(&stats.runs_failed, 1);
                 tracing::warn!(run_id = %self.run_id, thread_id = %self.thread_id, error = %err, "run failed");
-                self.commit(&messages, "error");
+                // As in LangGraph, a failed node writes no checkpoint.
+                if let Some(thread) = &self.thread {
+                    thread.lock().status = "error";
+                }
                 let (name, message) = (err.name(), err.public_message());
                 self.emit("error", || json!({"error": name, "message": message}))
                     .await;
@@ -325,13 +334,12 @@ impl Run {
         })
     }
 
-    /// Writes the run's end state to its thread (nothing for a stateless run).
-    fn commit(&self, messages: &[Value], status: &'static str) {
-        let Some(thread) = &self.thread else { return };
+    /// py's checkpoint metadata for `step` of this run, plus the request's metadata.
+    fn checkpoint_metadata(&self, step: u32, source: &str) -> Value {
         let mut metadata = self.req.metadata.clone();
         let own = json!({
-            "source": "loop",
-            "step": 1,
+            "source": source,
+            "step": step,
             "parents": {},
             "run_attempt": 1,
             "run_id": self.run_id,
@@ -344,9 +352,7 @@ impl Run {
         if let Value::Object(own) = own {
             metadata.extend(own);
         }
-        thread
-            .lock()
-            .commit(messages.to_vec(), status, Value::Object(metadata));
+        Value::Object(metadata)
     }
 }
 

@@ -43,7 +43,7 @@ pub struct ThreadData {
     pub checkpoint: Option<Checkpoint>,
 }
 
-/// The latest checkpoint, written at the end of every run.
+/// The latest checkpoint: written when a run starts (its input) and when it succeeds.
 pub struct Checkpoint {
     pub checkpoint_id: String,
     pub parent_checkpoint_id: Option<String>,

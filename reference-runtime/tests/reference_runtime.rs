@@ -2,9 +2,10 @@
 //! talking to a stub OpenAI-compatible LLM served from this test process.
 //!
 //! `support/` has the stub LLM (`StubLlm`, counting calls), the child process
-//! (`Server`, killed on drop, output printed when it misbehaves) and a small HTTP
-//! client, and `flow` (the 8-step flow with check_flow.sh's checks). Nothing sleeps to synchronise: the tests wait on the `listening on`
-//! line, on process exit, on the stub's gate, or poll the server.
+//! (`Server`, killed on drop, output printed when it misbehaves), a small HTTP
+//! client, and `flow` (the 8-step flow with check_flow.sh's checks). Nothing
+//! sleeps to synchronise: the tests wait on the `listening on` line, on process
+//! exit, on the stub's gate, or poll the server.
 
 mod support;
 
@@ -207,6 +208,14 @@ async fn failed_runs_are_200_with_an_error() {
         .await
         .json();
     assert_eq!(thread["status"], "error");
+    // Both failed runs kept their input, as LangGraph's input checkpoint does.
+    let kinds: Vec<&str> = thread["values"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["human", "human"]);
     let stats = http.get(&server.url("/stats")).await.json();
     assert_eq!(
         stats["runs"],
@@ -345,6 +354,17 @@ async fn busy_thread_rejects_or_queues() {
         );
         tokio::task::yield_now().await;
     }
+    // While the run waits on the LLM, the state holds its input checkpoint.
+    let state = http
+        .get(&server.url(&format!("/threads/{thread_id}/state")))
+        .await
+        .json();
+    assert_eq!(
+        state["values"]["messages"][0]["content"], "first",
+        "{state}"
+    );
+    assert_eq!(state["values"]["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(state["metadata"]["source"], "input");
     let rejected = http
         .post(
             &run_url,
