@@ -1,1 +1,326 @@
-//! auth (being written)
+//! Bearer tokens for the target: none, a static token, HS256 JWTs minted per VU, or a real
+//! token from a Supabase GoTrue password grant, refreshed before it expires.
+//!
+//! | `auth.kind` | secret key (in the assignment's secrets map) | token |
+//! | --- | --- | --- |
+//! | `none` | — | no `Authorization` header |
+//! | `token` | `token` | the same for every request |
+//! | `jwt` | `jwt_secret` | [`barrage_core::mint_hs256`]: `sub` (`{sub}-vu-{n}` with `per_vu_sub`), `role`/`aud` `authenticated`, `iat`, `exp` = `iat + ttl`; cached per VU (one for all without `per_vu_sub`), minted again once less than `min(60 s, ttl/2)` is left |
+//! | `gotrue` | `gotrue_anon_key`, `gotrue_password` | `POST {url}/auth/v1/token?grant_type=password` (`apikey` header, `{email,password}`), one token per worker shared by its VUs; `grant_type=refresh_token` with the refresh token before it expires (a failed refresh falls back to the password grant) |
+//!
+//! Secrets stay in [`Secret`]s and header values marked sensitive; nothing here logs
+//! one. GoTrue's requests are measured like the flow's, under `operation=auth`.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use barrage_core::{mint_hs256, AuthConfig, JwtClaims, Secret};
+use bytes::Bytes;
+use reqwest::header::HeaderValue;
+use reqwest::Method;
+use tokio_util::sync::CancellationToken;
+
+use crate::flow::{record_http, FlowError};
+use crate::http::{Cancelled, Http, Request};
+use crate::sample::Record;
+
+/// Secret keys of the assignment's secrets map.
+pub const JWT_SECRET: &str = "jwt_secret";
+pub const TOKEN: &str = "token";
+pub const GOTRUE_ANON_KEY: &str = "gotrue_anon_key";
+pub const GOTRUE_PASSWORD: &str = "gotrue_password";
+
+/// Why no token could be had for an iteration.
+#[derive(Debug)]
+pub enum AuthFailure {
+    Cancelled,
+    Failed(String),
+}
+
+impl From<Cancelled> for AuthFailure {
+    fn from(_: Cancelled) -> Self {
+        AuthFailure::Cancelled
+    }
+}
+
+/// How VUs authenticate.
+pub enum Auth {
+    None,
+    Static(HeaderValue),
+    Jwt(JwtMinter),
+    Gotrue(Gotrue),
+}
+
+impl Auth {
+    /// Builds the authenticator of `config`, taking its secrets from `secrets`.
+    pub fn new(config: &AuthConfig, secrets: &BTreeMap<String, Secret>) -> Result<Auth, FlowError> {
+        let need = |key: &'static str, kind: &'static str, hint: String| {
+            secrets
+                .get(key)
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .ok_or(FlowError::MissingSecret { kind, key, hint })
+        };
+        Ok(match config {
+            AuthConfig::None => Auth::None,
+            AuthConfig::Token { token_env } => {
+                let token = need(TOKEN, "token", format!("set {token_env}"))?;
+                Auth::Static(bearer(token.expose()).map_err(|_| FlowError::BadSecret {
+                    key: TOKEN,
+                    why: "it holds characters not allowed in an HTTP header",
+                })?)
+            }
+            AuthConfig::Jwt {
+                secret_env,
+                secret_file,
+                sub,
+                per_vu_sub,
+                ttl,
+            } => {
+                let hint = match secret_file {
+                    Some(f) => format!("check that {f} holds the HS256 secret"),
+                    None => format!("set {secret_env} (or auth.secret_file)"),
+                };
+                let secret = need(JWT_SECRET, "jwt", hint)?;
+                let minter = JwtMinter {
+                    secret,
+                    sub: sub.clone(),
+                    per_vu_sub: *per_vu_sub,
+                    ttl: *ttl,
+                    cache: Mutex::new(HashMap::new()),
+                };
+                // Fail now, not in every iteration, if the secret cannot sign.
+                minter.mint(1)?;
+                Auth::Jwt(minter)
+            }
+            AuthConfig::Gotrue {
+                url,
+                anon_key_env,
+                email,
+                password_env,
+            } => {
+                let anon = need(GOTRUE_ANON_KEY, "gotrue", format!("set {anon_key_env}"))?;
+                let password = need(GOTRUE_PASSWORD, "gotrue", format!("set {password_env}"))?;
+                let mut apikey =
+                    HeaderValue::from_str(anon.expose()).map_err(|_| FlowError::BadSecret {
+                        key: GOTRUE_ANON_KEY,
+                        why: "it holds characters not allowed in an HTTP header",
+                    })?;
+                apikey.set_sensitive(true);
+                let base = url.trim_end_matches('/');
+                let body = serde_json::to_vec(&serde_json::json!({
+                    "email": email,
+                    "password": password.expose(),
+                }))
+                .map_err(|_| FlowError::BadSecret {
+                    key: GOTRUE_PASSWORD,
+                    why: "it cannot be written as JSON",
+                })?;
+                Auth::Gotrue(Gotrue {
+                    password_url: format!("{base}/auth/v1/token?grant_type=password"),
+                    refresh_url: format!("{base}/auth/v1/token?grant_type=refresh_token"),
+                    apikey,
+                    password_body: Bytes::from(body),
+                    token: tokio::sync::Mutex::new(None),
+                })
+            }
+        })
+    }
+
+    /// The `Authorization` value for VU `vu`, minting or fetching a token when needed.
+    pub async fn header(
+        &self,
+        vu: u64,
+        http: &Http,
+        cancel: &CancellationToken,
+        recorder: &dyn Record,
+    ) -> Result<Option<HeaderValue>, AuthFailure> {
+        match self {
+            Auth::None => Ok(None),
+            Auth::Static(h) => Ok(Some(h.clone())),
+            Auth::Jwt(m) => m
+                .header(vu)
+                .map(Some)
+                .map_err(|e| AuthFailure::Failed(e.to_string())),
+            Auth::Gotrue(g) => g.header(http, cancel, recorder).await.map(Some),
+        }
+    }
+}
+
+fn bearer(token: &str) -> Result<HeaderValue, reqwest::header::InvalidHeaderValue> {
+    let mut h = HeaderValue::from_str(&format!("Bearer {token}"))?;
+    h.set_sensitive(true);
+    Ok(h)
+}
+
+/// Renew a token once less than this is left of its life.
+fn renew_margin(life: Duration) -> Duration {
+    (life / 2).min(Duration::from_secs(60))
+}
+
+/// HS256 JWTs, one per VU (or one for all), cached until shortly before they expire.
+pub struct JwtMinter {
+    secret: Secret,
+    sub: String,
+    per_vu_sub: bool,
+    ttl: Duration,
+    /// VU (0 for the shared token) → header and when to mint again.
+    cache: Mutex<HashMap<u64, (HeaderValue, Instant)>>,
+}
+
+impl JwtMinter {
+    /// The claims' `sub` for VU `vu`.
+    pub fn sub_for(&self, vu: u64) -> String {
+        if self.per_vu_sub {
+            format!("{}-vu-{vu}", self.sub)
+        } else {
+            self.sub.clone()
+        }
+    }
+
+    fn mint(&self, vu: u64) -> Result<HeaderValue, FlowError> {
+        let claims = JwtClaims::new(self.sub_for(vu), self.ttl);
+        let token = mint_hs256(&self.secret, &claims).map_err(|e| FlowError::Jwt(e.to_string()))?;
+        bearer(&token).map_err(|_| FlowError::Jwt("the token is not a valid header".into()))
+    }
+
+    /// The cached header of `vu`, minted again when it is about to expire.
+    pub fn header(&self, vu: u64) -> Result<HeaderValue, FlowError> {
+        let key = if self.per_vu_sub { vu } else { 0 };
+        let now = Instant::now();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((h, renew_at)) = cache.get(&key) {
+            if now < *renew_at {
+                return Ok(h.clone());
+            }
+        }
+        let h = self.mint(vu)?;
+        cache.insert(key, (h.clone(), now + self.ttl - renew_margin(self.ttl)));
+        Ok(h)
+    }
+}
+
+/// A GoTrue password-grant client holding the worker's token.
+pub struct Gotrue {
+    password_url: String,
+    refresh_url: String,
+    apikey: HeaderValue,
+    /// `{"email":…,"password":…}`, rendered once.
+    password_body: Bytes,
+    /// Held while fetching, so concurrent VUs wait for one grant instead of each asking.
+    token: tokio::sync::Mutex<Option<GotrueToken>>,
+}
+
+struct GotrueToken {
+    header: HeaderValue,
+    refresh: Option<Secret>,
+    renew_at: Instant,
+}
+
+#[derive(serde::Deserialize)]
+struct GrantAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+impl Gotrue {
+    async fn header(
+        &self,
+        http: &Http,
+        cancel: &CancellationToken,
+        recorder: &dyn Record,
+    ) -> Result<HeaderValue, AuthFailure> {
+        let mut slot = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Err(AuthFailure::Cancelled),
+            g = self.token.lock() => g,
+        };
+        let now = Instant::now();
+        if let Some(t) = slot.as_ref() {
+            if now < t.renew_at {
+                return Ok(t.header.clone());
+            }
+        }
+        let refresh = slot.as_ref().and_then(|t| t.refresh.clone());
+        let mut answer = None;
+        if let Some(refresh) = refresh {
+            let body =
+                serde_json::to_vec(&serde_json::json!({ "refresh_token": refresh.expose() }))
+                    .unwrap_or_default();
+            match self
+                .grant(&self.refresh_url, Bytes::from(body), http, cancel, recorder)
+                .await
+            {
+                Ok(a) => answer = Some(a),
+                Err(AuthFailure::Cancelled) => return Err(AuthFailure::Cancelled),
+                Err(AuthFailure::Failed(why)) => {
+                    tracing::warn!(reason = %why, "GoTrue refresh failed; using the password grant");
+                }
+            }
+        }
+        let answer = match answer {
+            Some(a) => a,
+            None => {
+                self.grant(
+                    &self.password_url,
+                    self.password_body.clone(),
+                    http,
+                    cancel,
+                    recorder,
+                )
+                .await?
+            }
+        };
+        let life = Duration::from_secs(answer.expires_in.unwrap_or(3600).max(1));
+        let header = bearer(&answer.access_token).map_err(|_| {
+            AuthFailure::Failed("GoTrue's access_token is not a valid header".into())
+        })?;
+        *slot = Some(GotrueToken {
+            header: header.clone(),
+            refresh: answer.refresh_token.map(Secret::new),
+            renew_at: now + life - renew_margin(life),
+        });
+        tracing::debug!(expires_in_s = life.as_secs(), "GoTrue token obtained");
+        Ok(header)
+    }
+
+    async fn grant(
+        &self,
+        url: &str,
+        body: Bytes,
+        http: &Http,
+        cancel: &CancellationToken,
+        recorder: &dyn Record,
+    ) -> Result<GrantAnswer, AuthFailure> {
+        let mut buf = Vec::new();
+        let req = Request {
+            method: &Method::POST,
+            url,
+            body: Some(body),
+            auth: None,
+            accept: None,
+            extra: &[("apikey", &self.apikey)],
+        };
+        let ex = http.execute(&req, &mut buf, cancel).await?;
+        let parsed = if ex.is_2xx() {
+            serde_json::from_slice::<GrantAnswer>(&buf).ok()
+        } else {
+            None
+        };
+        record_http(recorder, "auth", &Method::POST, &ex, parsed.is_none());
+        match (ex.error, parsed) {
+            (Some(e), _) => Err(AuthFailure::Failed(format!("GoTrue: {}", e.as_str()))),
+            (None, Some(a)) if !a.access_token.is_empty() => Ok(a),
+            (None, _) if !ex.is_2xx() => Err(AuthFailure::Failed(format!(
+                "GoTrue answered HTTP {} (check auth.email and the password/anon key)",
+                ex.status
+            ))),
+            (None, _) => Err(AuthFailure::Failed(
+                "GoTrue's answer has no access_token".into(),
+            )),
+        }
+    }
+}

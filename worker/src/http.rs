@@ -1,1 +1,411 @@
-//! http (being written)
+//! The worker's HTTP client and the one request executor that measures every exchange.
+//!
+//! # Client
+//!
+//! One [`reqwest::Client`] per worker, shared by its VUs: HTTP/1.1 only, keep-alive pool
+//! with idle connections dropped after [`POOL_IDLE_TIMEOUT`] (4 s), `TCP_NODELAY`, no proxy,
+//! user agent `barrage/<version>`, no compression. The request timeout is enforced here,
+//! not by reqwest, so that a timeout and a hard stop are told apart.
+//!
+//! # What one exchange measures ([`Exchange`])
+//!
+//! | field | from | to |
+//! | --- | --- | --- |
+//! | `waiting` (`http_req_waiting`) | the start of the send | the response headers (time to first byte) |
+//! | `duration` (`http_req_duration`) | the start of the send | the end of the body (a stream's last byte) |
+//! | `sent` (`data_sent`) | request line + headers + body; headers counted as written by hyper (`name: value\r\n`), the ones reqwest adds (`host`, `user-agent`, `accept`, `content-length`) included | |
+//! | `received` (`data_received`) | status line + `name: value\r\n` per response header + body bytes (chunked framing not counted) | |
+//!
+//! A failed exchange is an [`Exchange`] with `error` set, never an `Err`: the only `Err`
+//! is [`Cancelled`], for a hard stop, and then nothing is recorded.
+//!
+//! # Retry rule (stale keep-alive connections)
+//!
+//! Servers close idle keep-alive connections after about 5 s (uvicorn 5.0 s, Node ~6 s
+//! advertising `Keep-Alive: timeout=5`); the pool drops its own after 4 s so it rarely
+//! reuses one the server is closing. The race is still possible, so an exchange is sent
+//! again **once**, whatever its method, when the first attempt failed **before any
+//! response byte** with one of:
+//! - a connect error (`reqwest::Error::is_connect`);
+//! - hyper's "connection closed before message completed" (`is_incomplete_message`) or
+//!   "request canceled" (the pooled connection died while the request was queued on it);
+//! - an I/O reset, abort, broken pipe or unexpected EOF.
+//!
+//! A server that closes an idle connection has not read the request on it, so repeating
+//! even a `POST` creates nothing twice. The discarded attempt is not a sample (debug log
+//! only); the retry is measured from its own start. A second failure is the sample
+//! (`status` tag `0`). A server that dies mid-request is not helped by this: the retry
+//! fails to connect and counts.
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, Url};
+use tokio_util::sync::CancellationToken;
+
+/// Idle pooled connections are closed after this, before the servers' ~5 s.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// `barrage/<version>`.
+pub const USER_AGENT: &str = concat!("barrage/", env!("CARGO_PKG_VERSION"));
+
+/// Builds the worker's client.
+pub fn build_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .http1_only()
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .user_agent(USER_AGENT)
+        .build()
+}
+
+/// One request to send.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    /// Absolute URL, already percent-encoded.
+    pub url: &'a str,
+    /// JSON body (sent with `content-type: application/json`).
+    pub body: Option<Bytes>,
+    /// `Authorization` header value (`Bearer …`).
+    pub auth: Option<&'a HeaderValue>,
+    /// `Accept` header; reqwest sends `*/*` when `None`.
+    pub accept: Option<&'static str>,
+    /// Further headers (GoTrue's `apikey`).
+    pub extra: &'a [(&'static str, &'a HeaderValue)],
+}
+
+/// Receives the response body as it arrives.
+pub trait BodySink {
+    /// A chunk of the body; `since_start` is measured from the start of the send.
+    fn chunk(&mut self, bytes: &[u8], since_start: Duration);
+    /// The body ended (not called when reading it failed).
+    fn end(&mut self, since_start: Duration);
+}
+
+/// Collects the body into a reusable buffer.
+impl BodySink for Vec<u8> {
+    fn chunk(&mut self, bytes: &[u8], _: Duration) {
+        self.extend_from_slice(bytes);
+    }
+    fn end(&mut self, _: Duration) {}
+}
+
+/// Why an exchange failed below HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportError {
+    /// The URL did not parse.
+    BadUrl,
+    /// No connection (refused, unreachable, DNS).
+    Connect,
+    /// The request failed after connecting, before a response.
+    Send,
+    /// The body broke off after the headers.
+    Body,
+    /// The request timeout passed (headers or body).
+    Timeout,
+}
+
+impl TransportError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportError::BadUrl => "bad URL",
+            TransportError::Connect => "connection failed",
+            TransportError::Send => "request failed before a response",
+            TransportError::Body => "response body broke off",
+            TransportError::Timeout => "request timeout",
+        }
+    }
+}
+
+/// What one exchange did and took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    /// The response status; `0` when there was none.
+    pub status: u16,
+    /// Set when the exchange failed below HTTP; then the sample's status is `0` even if
+    /// headers had arrived (`status` keeps what came, for the failure's reason).
+    pub error: Option<TransportError>,
+    pub waiting: Duration,
+    pub duration: Duration,
+    pub sent: u64,
+    pub received: u64,
+    /// The first attempt failed on a stale connection and was sent again.
+    pub retried: bool,
+}
+
+impl Exchange {
+    /// The status to tag samples with: `0` on transport errors.
+    pub fn tag_status(&self) -> u16 {
+        if self.error.is_some() {
+            0
+        } else {
+            self.status
+        }
+    }
+
+    pub fn is_2xx(&self) -> bool {
+        self.error.is_none() && (200..300).contains(&self.status)
+    }
+}
+
+/// A hard stop cut the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+/// The worker's client with its request timeout.
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+impl Http {
+    pub fn new(client: reqwest::Client, timeout: Duration) -> Self {
+        Http { client, timeout }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends `req`, streams its body into `sink`, measures it. Retries once on a stale
+    /// connection (module docs).
+    pub async fn execute(
+        &self,
+        req: &Request<'_>,
+        sink: &mut dyn BodySink,
+        cancel: &CancellationToken,
+    ) -> Result<Exchange, Cancelled> {
+        let mut retried = false;
+        loop {
+            let start = Instant::now();
+            let Ok(url) = Url::parse(req.url) else {
+                return Ok(failed(TransportError::BadUrl, 0, start, 0, retried));
+            };
+            let sent = request_bytes(req, &url);
+            let deadline = tokio::time::sleep(self.timeout);
+            tokio::pin!(deadline);
+            let mut builder = self.client.request(req.method.clone(), url);
+            if let Some(auth) = req.auth {
+                builder = builder.header(AUTHORIZATION, auth.clone());
+            }
+            if let Some(accept) = req.accept {
+                builder = builder.header(ACCEPT, HeaderValue::from_static(accept));
+            }
+            for (name, value) in req.extra {
+                builder = builder.header(*name, (*value).clone());
+            }
+            if let Some(body) = &req.body {
+                builder = builder.header(CONTENT_TYPE, JSON).body(body.clone());
+            }
+            let answer = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(Cancelled),
+                () = &mut deadline => return Ok(failed(TransportError::Timeout, 0, start, sent, retried)),
+                r = builder.send() => r,
+            };
+            let mut response = match answer {
+                Ok(r) => r,
+                Err(err) => {
+                    if !retried && stale_connection(&err) {
+                        tracing::debug!(url = req.url, error = %err, "stale connection; sending again");
+                        retried = true;
+                        continue;
+                    }
+                    let kind = if err.is_connect() {
+                        TransportError::Connect
+                    } else {
+                        TransportError::Send
+                    };
+                    tracing::debug!(url = req.url, error = %err, "request failed");
+                    let sent = if kind == TransportError::Connect {
+                        0
+                    } else {
+                        sent
+                    };
+                    return Ok(failed(kind, 0, start, sent, retried));
+                }
+            };
+            let waiting = start.elapsed();
+            let status = response.status().as_u16();
+            let mut received = response_head_bytes(&response);
+            let error = loop {
+                let next = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return Err(Cancelled),
+                    () = &mut deadline => break Some(TransportError::Timeout),
+                    c = response.chunk() => c,
+                };
+                match next {
+                    Ok(Some(chunk)) => {
+                        received += chunk.len() as u64;
+                        sink.chunk(&chunk, start.elapsed());
+                    }
+                    Ok(None) => {
+                        sink.end(start.elapsed());
+                        break None;
+                    }
+                    Err(err) => {
+                        tracing::debug!(url = req.url, error = %err, "response body failed");
+                        break Some(TransportError::Body);
+                    }
+                }
+            };
+            return Ok(Exchange {
+                status,
+                error,
+                waiting,
+                duration: start.elapsed(),
+                sent,
+                received,
+                retried,
+            });
+        }
+    }
+}
+
+fn failed(kind: TransportError, status: u16, start: Instant, sent: u64, retried: bool) -> Exchange {
+    let d = start.elapsed();
+    Exchange {
+        status,
+        error: Some(kind),
+        waiting: d,
+        duration: d,
+        sent,
+        received: 0,
+        retried,
+    }
+}
+
+/// True when `err` is a failure before any response on a connection that was not usable:
+/// see the module's retry rule.
+pub fn stale_connection(err: &reqwest::Error) -> bool {
+    if err.is_connect() {
+        return true;
+    }
+    if !err.is_request() {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(e) = source {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() {
+                return true;
+            }
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// `name: value\r\n`
+fn header_len(name: &str, value_len: usize) -> u64 {
+    (name.len() + 2 + value_len + 2) as u64
+}
+
+/// Request line + headers (as hyper writes them) + body.
+fn request_bytes(req: &Request<'_>, url: &Url) -> u64 {
+    let target = url.path().len() + url.query().map_or(0, |q| q.len() + 1);
+    // METHOD SP target SP HTTP/1.1 CRLF
+    let mut n = (req.method.as_str().len() + 1 + target + 11) as u64;
+    let host = url.host_str().map_or(0, str::len) + url.port().map_or(0, |p| 1 + digits(p));
+    n += header_len("host", host);
+    n += header_len("user-agent", USER_AGENT.len());
+    n += header_len("accept", req.accept.map_or(3, str::len));
+    if let Some(auth) = req.auth {
+        n += header_len("authorization", auth.len());
+    }
+    for (name, value) in req.extra {
+        n += header_len(name, value.len());
+    }
+    if let Some(body) = &req.body {
+        n += header_len("content-type", JSON.len());
+        n += header_len("content-length", digits(body.len() as u64));
+        n += body.len() as u64;
+    }
+    n + 2
+}
+
+/// Status line + headers.
+fn response_head_bytes(r: &reqwest::Response) -> u64 {
+    let reason = r.status().canonical_reason().map_or(0, str::len);
+    // HTTP/1.1 SP 200 SP reason CRLF
+    let mut n = (9 + 3 + 1 + reason + 2) as u64;
+    for (name, value) in r.headers() {
+        n += header_len(name.as_str(), value.len());
+    }
+    n + 2
+}
+
+fn digits(v: impl Into<u64>) -> usize {
+    let mut v: u64 = v.into();
+    let mut d = 1;
+    while v >= 10 {
+        v /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// `200` → `"200"` without allocating: the three digits of a status (0 → `"0"`).
+pub fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
+    if status == 0 || status > 999 {
+        return "0";
+    }
+    buf[0] = b'0' + (status / 100) as u8;
+    buf[1] = b'0' + (status / 10 % 10) as u8;
+    buf[2] = b'0' + (status % 10) as u8;
+    std::str::from_utf8(buf).unwrap_or("0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_strings() {
+        let mut b = [0; 3];
+        assert_eq!(status_str(200, &mut b), "200");
+        assert_eq!(status_str(0, &mut b), "0");
+        assert_eq!(status_str(404, &mut b), "404");
+        assert_eq!(status_str(1000, &mut b), "0");
+    }
+
+    #[test]
+    fn request_bytes_count_line_headers_and_body() {
+        let auth = HeaderValue::from_static("Bearer abc");
+        let req = Request {
+            method: &Method::POST,
+            url: "http://127.0.0.1:9001/threads?x=1",
+            body: Some(Bytes::from_static(b"{}")),
+            auth: Some(&auth),
+            accept: None,
+            extra: &[],
+        };
+        let url = Url::parse(req.url).unwrap();
+        let want = "POST /threads?x=1 HTTP/1.1\r\n".len()
+            + "host: 127.0.0.1:9001\r\n".len()
+            + format!("user-agent: {USER_AGENT}\r\n").len()
+            + "accept: */*\r\n".len()
+            + "authorization: Bearer abc\r\n".len()
+            + "content-type: application/json\r\n".len()
+            + "content-length: 2\r\n".len()
+            + 2
+            + 2;
+        assert_eq!(request_bytes(&req, &url), want as u64);
+        assert_eq!(digits(0u64), 1);
+        assert_eq!(digits(65535u16), 5);
+    }
+}

@@ -1,1 +1,335 @@
-//! sse (being written)
+//! An incremental Server-Sent Events parser: feed it the body's chunks as they arrive,
+//! it calls back once per complete event.
+//!
+//! Liberal in what it accepts, because Agent Protocol servers differ (see
+//! `shared/targets/WIRE.md`):
+//!
+//! | what | handled |
+//! | --- | --- |
+//! | line ends | `\r\n` (LangGraph Python), `\n` (LangGraph.js), a lone `\r`; a `\r\n` split across two chunks counts once |
+//! | `data:` | several lines of one event are joined with `\n` (js pretty-prints JSON over many lines) |
+//! | `id:` | anywhere in the event (js writes it after `data:`); kept as the last event id |
+//! | `:` comments, unknown fields, `retry:` | ignored |
+//! | `field: value` | one space after the colon is dropped; a line without a colon is a field with an empty value |
+//! | end of body | the end of the stream: [`SseParser::finish`] dispatches an event left without its blank line |
+//! | an event with a name but no `data:` | dispatched (the WHATWG spec drops it; a load tester should count it) |
+//!
+//! The parser copies only what spans chunk boundaries and the event's own fields; it
+//! allocates nothing per event once its buffers have grown.
+
+/// One complete event, borrowed from the parser's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseEvent<'a> {
+    /// The `event:` field, or `message` when there was none.
+    pub event: &'a str,
+    /// The `data:` lines joined with `\n`.
+    pub data: &'a str,
+    /// The last `id:` seen so far in the stream (it persists across events, as in the spec).
+    pub id: Option<&'a str>,
+}
+
+/// The parser's state between chunks.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    /// The start of a line whose end has not arrived yet.
+    partial: Vec<u8>,
+    /// The previous chunk ended with `\r`: a `\n` opening the next one belongs to it.
+    pending_cr: bool,
+    /// The current event's `event:` field.
+    event: String,
+    /// The current event's data lines, joined with `\n`.
+    data: String,
+    /// Whether the current event has any field that makes it an event (`event:` or `data:`).
+    has_fields: bool,
+    /// Whether `data` holds at least one line (so the next one is preceded by `\n`).
+    has_data: bool,
+    /// The last event id.
+    id: String,
+    has_id: bool,
+    /// Events dispatched so far.
+    events: u64,
+}
+
+impl SseParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of events dispatched so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Forgets everything, keeping the buffers' capacity.
+    pub fn reset(&mut self) {
+        self.partial.clear();
+        self.pending_cr = false;
+        self.event.clear();
+        self.data.clear();
+        self.has_fields = false;
+        self.has_data = false;
+        self.id.clear();
+        self.has_id = false;
+        self.events = 0;
+    }
+
+    /// Parses the next chunk of the body; calls `on_event` for every event completed in it.
+    pub fn feed(&mut self, mut chunk: &[u8], on_event: &mut dyn FnMut(SseEvent<'_>)) {
+        if self.pending_cr {
+            self.pending_cr = false;
+            if let Some(rest) = chunk.strip_prefix(b"\n") {
+                chunk = rest;
+            }
+        }
+        while let Some(pos) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+            let end = chunk[pos];
+            let line = &chunk[..pos];
+            chunk = &chunk[pos + 1..];
+            if end == b'\r' {
+                match chunk.first() {
+                    Some(b'\n') => chunk = &chunk[1..],
+                    Some(_) => {}
+                    None => self.pending_cr = true,
+                }
+            }
+            if self.partial.is_empty() {
+                self.line(line, on_event);
+            } else {
+                let mut whole = std::mem::take(&mut self.partial);
+                whole.extend_from_slice(line);
+                self.line(&whole, on_event);
+                whole.clear();
+                self.partial = whole;
+            }
+        }
+        self.partial.extend_from_slice(chunk);
+    }
+
+    /// The body ended: a line without its end and an event without its blank line count.
+    pub fn finish(&mut self, on_event: &mut dyn FnMut(SseEvent<'_>)) {
+        if !self.partial.is_empty() {
+            let whole = std::mem::take(&mut self.partial);
+            self.line(&whole, on_event);
+            self.partial = whole;
+            self.partial.clear();
+        }
+        self.pending_cr = false;
+        self.dispatch(on_event);
+    }
+
+    fn line(&mut self, line: &[u8], on_event: &mut dyn FnMut(SseEvent<'_>)) {
+        if line.is_empty() {
+            self.dispatch(on_event);
+            return;
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(0) => return, // a comment
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"event" => {
+                self.event.clear();
+                self.event.push_str(&String::from_utf8_lossy(value));
+                self.has_fields = true;
+            }
+            b"data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(&String::from_utf8_lossy(value));
+                self.has_data = true;
+                self.has_fields = true;
+            }
+            // The spec ignores ids containing NUL.
+            b"id" if !value.contains(&0) => {
+                self.id.clear();
+                self.id.push_str(&String::from_utf8_lossy(value));
+                self.has_id = true;
+            }
+            _ => {} // retry and unknown fields
+        }
+    }
+
+    fn dispatch(&mut self, on_event: &mut dyn FnMut(SseEvent<'_>)) {
+        if !self.has_fields {
+            return;
+        }
+        self.events += 1;
+        on_event(SseEvent {
+            event: if self.event.is_empty() {
+                "message"
+            } else {
+                &self.event
+            },
+            data: &self.data,
+            id: self.has_id.then_some(self.id.as_str()),
+        });
+        self.event.clear();
+        self.data.clear();
+        self.has_fields = false;
+        self.has_data = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (event, data, id) of every event.
+    type Got = Vec<(String, String, Option<String>)>;
+
+    fn parse_chunks(chunks: &[&[u8]]) -> Got {
+        let mut p = SseParser::new();
+        let mut got = Vec::new();
+        let mut push = |e: SseEvent<'_>| {
+            got.push((
+                e.event.to_owned(),
+                e.data.to_owned(),
+                e.id.map(str::to_owned),
+            ))
+        };
+        for c in chunks {
+            p.feed(c, &mut push);
+        }
+        p.finish(&mut push);
+        assert_eq!(p.events() as usize, got.len());
+        got
+    }
+
+    fn ev(event: &str, data: &str, id: Option<&str>) -> (String, String, Option<String>) {
+        (event.into(), data.into(), id.map(Into::into))
+    }
+
+    const PY: &str = "event: metadata\r\ndata: {\"run_id\":\"r1\",\"attempt\":1}\r\n\r\nevent: values\r\ndata: {\"messages\":[]}\r\n\r\n";
+    const JS: &str = "event: metadata\ndata: {\ndata:   \"run_id\": \"r1\"\ndata: }\nid: 0\n\nevent: values\ndata: [1,\ndata: 2]\nid: 1\n\n";
+
+    fn cases() -> Vec<(&'static str, &'static str, Got)> {
+        vec![
+            (
+                "py: CRLF, compact",
+                PY,
+                vec![
+                    ev("metadata", "{\"run_id\":\"r1\",\"attempt\":1}", None),
+                    ev("values", "{\"messages\":[]}", None),
+                ],
+            ),
+            (
+                "js: LF, multi-line data, id after data",
+                JS,
+                vec![
+                    ev("metadata", "{\n  \"run_id\": \"r1\"\n}", Some("0")),
+                    ev("values", "[1,\n2]", Some("1")),
+                ],
+            ),
+            (
+                "comments and unknown fields are ignored",
+                ": keep-alive\n\nretry: 100\nfoo: bar\nevent: a\n: inside\ndata: x\n\n",
+                vec![ev("a", "x", None)],
+            ),
+            (
+                "no trailing blank line at EOF",
+                "event: values\ndata: {\"done\":true}",
+                vec![ev("values", "{\"done\":true}", None)],
+            ),
+            (
+                "no trailing newline after a complete line at EOF",
+                "event: metadata\ndata: 1\n",
+                vec![ev("metadata", "1", None)],
+            ),
+            (
+                "data without event is a message; no space after colon",
+                "data:plain\n\n",
+                vec![ev("message", "plain", None)],
+            ),
+            (
+                "only one leading space is dropped",
+                "data:  two\n\n",
+                vec![ev("message", " two", None)],
+            ),
+            (
+                "lone CR line ends",
+                "event: a\rdata: 1\r\revent: b\rdata: 2\r\r",
+                vec![ev("a", "1", None), ev("b", "2", None)],
+            ),
+            (
+                "event without data still counts",
+                "event: end\n\n",
+                vec![ev("end", "", None)],
+            ),
+            (
+                "empty data line makes an empty-string event",
+                "data\n\n",
+                vec![ev("message", "", None)],
+            ),
+            (
+                "blank lines alone dispatch nothing",
+                "\n\n\r\n\n",
+                vec![],
+            ),
+            (
+                "error event",
+                "event: metadata\ndata: {}\n\nevent: error\ndata: {\"error\":\"E\",\"message\":\"m\"}\n\n",
+                vec![
+                    ev("metadata", "{}", None),
+                    ev("error", "{\"error\":\"E\",\"message\":\"m\"}", None),
+                ],
+            ),
+            (
+                "id persists to the next event",
+                "id: 7\ndata: a\n\ndata: b\n\n",
+                vec![ev("message", "a", Some("7")), ev("message", "b", Some("7"))],
+            ),
+            ("not SSE at all", "<html>oops</html>", vec![]),
+            ("empty body", "", vec![]),
+        ]
+    }
+
+    #[test]
+    fn whole_bodies() {
+        for (name, body, want) in cases() {
+            assert_eq!(parse_chunks(&[body.as_bytes()]), want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn every_split_point_gives_the_same_events() {
+        for (name, body, want) in cases() {
+            let b = body.as_bytes();
+            for i in 0..=b.len() {
+                assert_eq!(
+                    parse_chunks(&[&b[..i], &b[i..]]),
+                    want,
+                    "case {name}, split at {i}"
+                );
+            }
+            let bytes: Vec<&[u8]> = b.chunks(1).collect();
+            assert_eq!(parse_chunks(&bytes), want, "case {name}, byte by byte");
+        }
+    }
+
+    #[test]
+    fn three_way_splits_of_the_js_stream() {
+        let b = JS.as_bytes();
+        let want = parse_chunks(&[b]);
+        for i in 0..=b.len() {
+            for j in i..=b.len() {
+                assert_eq!(parse_chunks(&[&b[..i], &b[i..j], &b[j..]]), want, "{i} {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn reset_reuses_the_parser() {
+        let mut p = SseParser::new();
+        let mut n = 0;
+        p.feed(b"event: a\ndata: partial", &mut |_| n += 1);
+        p.reset();
+        p.feed(PY.as_bytes(), &mut |_| n += 1);
+        p.finish(&mut |_| n += 1);
+        assert_eq!((n, p.events()), (2, 2));
+    }
+}

@@ -1,1 +1,211 @@
-//! flow (being written)
+//! The agent flow: one iteration of a virtual user, as a list of step definitions
+//! ([`agent::steps`]) run by one engine ([`AgentFlow`]).
+//!
+//! # Engine
+//!
+//! ```text
+//! AgentFlow::new(plan, secrets) ─ StepDefs ─ compile (templates, checks) ─► [Step]
+//! iteration: auth header ─► main steps in order ─(first failure stops them)─► cleanup steps
+//!            each step: render path/body ─► http::execute (SSE parsed as it arrives)
+//!                       ─► parse JSON ─► checks ─► captures ─► samples
+//! ```
+//! A failed step fails the iteration ([`IterationOutcome::Failed`], the first failure's
+//! step and reason); the cleanup steps (delete store item, thread, assistant) still run
+//! for every resource that was created. On `ctx.cancel` the iteration returns
+//! `Interrupted` at once (every request and SSE read is in a `select!` on the token),
+//! records nothing more and skips the cleanup: a hard stop leaves those resources behind.
+//!
+//! # Samples (DESIGN.md's names)
+//!
+//! | metric | kind | tags | value |
+//! | --- | --- | --- | --- |
+//! | `http_reqs` | Counter | `operation`, `method`, `status` | 1 |
+//! | `http_req_duration`, `http_req_waiting` | Trend µs | same | send → end of body / → headers |
+//! | `http_req_failed` | Rate | same | 1: no response (status `0`), non-2xx, a body that cannot be read as the step expects (not JSON; a stream without any event), or a 2xx that reports a failed run (`__error__`, `event: error`) |
+//! | `data_sent`, `data_received` | Counter bytes | same | see [`crate::http`] |
+//! | `create_assistant` … `store_search` | Trend µs | `operation` | the step's `http_req_duration` |
+//! | `cleanup` | Trend µs | `operation` = `store_delete` / `delete_thread` / `delete_assistant` | one sample per delete |
+//! | `stream_first_event` | Trend µs | `operation` | send → first complete SSE event |
+//! | `stream_events` | Trend (count) | `operation` | events in the stream |
+//! | `checks` | Rate | `check` = `{operation}: {description}` | 1 passed, 0 failed |
+//! | `agent_flow_duration` | Trend µs | — | `ctx.intended_start` → end of cleanup |
+//! | `agent_flow_success_rate` | Rate | — | 1 when every step, cleanup included, passed |
+//!
+//! GoTrue's token requests are recorded like a step's http samples with
+//! `operation=auth` ([`crate::auth`]). The engine adds the plan's tags and records
+//! `iterations`, `iteration_duration` and `vus`.
+//!
+//! # What real servers do (shared/targets/WIRE.md), and how the flow copes
+//!
+//! - A failed run is HTTP 200 with `{"__error__": …}` (`runs/wait`) or an `event: error`
+//!   (stream): checked, failing the step and counting in `http_req_failed`.
+//! - LangGraph.js answers `runs/wait` as `text/plain`, pretty-printed, after keep-alive
+//!   newlines: JSON is parsed whatever the content type, leading whitespace skipped.
+//! - SSE: CRLF (py) or LF (js), multi-line `data:` (js), `id:` after `data:` (js), no end
+//!   event (end of body = end of stream): [`crate::sse`].
+//! - Deletes answer 200 (js assistant: `["<id>"]`) or 204: any 2xx passes, body ignored.
+//! - `GET /store/items` takes the namespace joined with dots (`barrage.vu-3`); a missing
+//!   item is 200 `null` (or 404 elsewhere): either fails the `store_get` check.
+//! - Idle keep-alive connections are closed by the servers after ~5 s: the pool drops
+//!   them after 4 s and a request failing on a stale connection is sent again once
+//!   ([`crate::http`]'s retry rule).
+//! - A run on py starts 0.5–1 s late (its queue poll) and on js lasts ~0.5 s longer than
+//!   the LLM (stream join): runs take ~0.6–1 s with a 10 ms mock LLM.
+pub mod agent;
+pub mod check;
+pub mod step;
+pub mod template;
+
+mod engine;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use barrage_core::metrics::builtin;
+use barrage_core::{MetricKind, Plan, Secret};
+use futures_util::future::LocalBoxFuture;
+use reqwest::Method;
+
+use crate::auth::Auth;
+use crate::http::{status_str, Exchange, Http};
+use crate::sample::{IterationCtx, IterationOutcome, Record, Sample, Scenario};
+
+pub use check::{Check, SseSummary};
+pub use step::{Capture, ResponseKind, Step, StepDef};
+pub use template::{Template, VarKind, VarTable};
+
+/// Why a flow cannot be built from a plan; each message names the field and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("auth.kind = {kind} needs the secret `{key}`: {hint} on the controller, which hands it to the workers")]
+    MissingSecret {
+        kind: &'static str,
+        key: &'static str,
+        hint: String,
+    },
+    #[error("the secret `{key}` is unusable: {why}; check its value")]
+    BadSecret {
+        key: &'static str,
+        why: &'static str,
+    },
+    #[error(
+        "auth.kind = jwt: cannot mint a token: {0}; check SUPABASE_JWT_SECRET / auth.secret_file"
+    )]
+    Jwt(String),
+    #[error("target.url {url:?} is not a usable base URL ({why}); use e.g. http://127.0.0.1:9001")]
+    TargetUrl { url: String, why: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("flow step {step}: {why}")]
+    Step { step: String, why: String },
+}
+
+/// The agent flow, shared by the VUs of one worker: one HTTP client (keep-alive pool),
+/// the compiled steps, the authenticator and a pool of per-iteration buffers.
+pub struct AgentFlow {
+    http: Http,
+    /// The target's base URL without a trailing `/`.
+    base: String,
+    steps: Vec<Step>,
+    table: VarTable,
+    auth: Auth,
+    /// Buffers of finished iterations, reused by the next ones (no per-VU map needed).
+    pool: Mutex<Vec<engine::IterState>>,
+}
+
+impl AgentFlow {
+    pub fn new(plan: &Plan, secrets: &BTreeMap<String, Secret>) -> Result<AgentFlow, FlowError> {
+        let base = plan.target.url.trim_end_matches('/').to_owned();
+        match reqwest::Url::parse(&base) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            Ok(_) => {
+                return Err(FlowError::TargetUrl {
+                    url: plan.target.url.clone(),
+                    why: "not an http(s) URL with a host".into(),
+                })
+            }
+            Err(e) => {
+                return Err(FlowError::TargetUrl {
+                    url: plan.target.url.clone(),
+                    why: e.to_string(),
+                })
+            }
+        }
+        let auth = Auth::new(&plan.auth, secrets)?;
+        let mut table = VarTable::new();
+        agent::constants(&plan.flow, &mut table);
+        let steps = step::compile(agent::steps(&plan.flow), &mut table)?;
+        let http = Http::new(crate::http::build_client()?, plan.flow.request_timeout);
+        Ok(AgentFlow {
+            http,
+            base,
+            steps,
+            table,
+            auth,
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The compiled steps, in order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+}
+
+impl Scenario for AgentFlow {
+    fn iteration<'a>(&'a self, ctx: IterationCtx<'a>) -> LocalBoxFuture<'a, IterationOutcome> {
+        Box::pin(self.run_iteration(ctx))
+    }
+}
+
+/// Records the http samples of one exchange under `operation`.
+pub(crate) fn record_http(
+    recorder: &dyn Record,
+    operation: &str,
+    method: &Method,
+    ex: &Exchange,
+    failed: bool,
+) {
+    let mut buf = [0u8; 3];
+    let status = status_str(ex.tag_status(), &mut buf);
+    let tags: &[(&str, &str)] = &[
+        ("operation", operation),
+        ("method", method.as_str()),
+        ("status", status),
+    ];
+    let rec = |metric: &str, kind: MetricKind, value: f64| {
+        recorder.record(Sample {
+            metric,
+            kind,
+            tags,
+            value,
+        })
+    };
+    rec(builtin::HTTP_REQS, MetricKind::Counter, 1.0);
+    rec(
+        builtin::HTTP_REQ_DURATION,
+        MetricKind::Trend,
+        micros(ex.duration),
+    );
+    rec(
+        builtin::HTTP_REQ_WAITING,
+        MetricKind::Trend,
+        micros(ex.waiting),
+    );
+    rec(
+        builtin::HTTP_REQ_FAILED,
+        MetricKind::Rate,
+        if failed || !ex.is_2xx() { 1.0 } else { 0.0 },
+    );
+    rec(builtin::DATA_SENT, MetricKind::Counter, ex.sent as f64);
+    rec(
+        builtin::DATA_RECEIVED,
+        MetricKind::Counter,
+        ex.received as f64,
+    );
+}
+
+/// A duration in microseconds (fractional).
+pub(crate) fn micros(d: std::time::Duration) -> f64 {
+    d.as_nanos() as f64 / 1000.0
+}

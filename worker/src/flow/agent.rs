@@ -1,0 +1,194 @@
+//! The agent flow of the seed's k6 script, as step definitions: create assistant → create
+//! thread → `runs/wait` → `runs/stream` → state → stateless run → store put/get/search →
+//! cleanup (store item, thread, assistant).
+//!
+//! Variables: constants `graph_id`, `model_name`, `message` (from [`FlowConfig`]),
+//! per iteration `vu` and `iter`, captured `assistant_id`, `thread_id` and the marker
+//! `store_item`. The store item lives at namespace `["barrage", "vu-{vu}"]`, key `item`
+//! (one per VU, overwritten each iteration, so items left by a failed cleanup never pile
+//! up), and its value names the iteration so `store_get` proves it read this put.
+use barrage_core::FlowConfig;
+use reqwest::Method;
+
+use super::check::Check;
+use super::step::{Capture, ResponseKind, StepDef};
+use super::template::{VarKind, VarTable};
+
+/// The per-operation Trend the three deletes share; their http samples keep their own
+/// `operation` tags (`store_delete`, `delete_thread`, `delete_assistant`).
+pub const CLEANUP: &str = "cleanup";
+
+/// The constants the agent flow's templates use.
+pub fn constants(flow: &FlowConfig, table: &mut VarTable) {
+    table.add("graph_id", VarKind::Const(flow.graph_id.clone()));
+    table.add("model_name", VarKind::Const(flow.model_name.clone()));
+    table.add("message", VarKind::Const(flow.message.clone()));
+}
+
+fn step(operation: &str, method: Method, path: &str) -> StepDef {
+    StepDef {
+        operation: operation.into(),
+        trend: operation.into(),
+        method,
+        path: path.into(),
+        body: None,
+        response: ResponseKind::Json,
+        checks: vec![Check::Status2xx],
+        captures: Vec::new(),
+        cleanup: false,
+        requires: Vec::new(),
+    }
+}
+
+fn with_body(mut s: StepDef, body: &str) -> StepDef {
+    s.body = Some(body.into());
+    s
+}
+
+fn last_message_ai(pointer: &str, min_messages: usize) -> Check {
+    Check::LastMessageAi {
+        pointer: pointer.into(),
+        min_messages,
+    }
+}
+
+fn cleanup(mut s: StepDef, requires: &str) -> StepDef {
+    s.trend = CLEANUP.into();
+    s.response = ResponseKind::Ignore;
+    s.cleanup = true;
+    s.requires = vec![requires.into()];
+    s
+}
+
+/// The flow's steps, in order.
+pub fn steps(flow: &FlowConfig) -> Vec<StepDef> {
+    let stream_mode = serde_json::to_string(&flow.stream_mode).unwrap_or_else(|_| "[]".into());
+    let run_body = r#"{"assistant_id":"{assistant_id}","input":{"messages":[{"role":"user","content":"{message}"}]}}"#;
+    let store_value = r#"{"note":"barrage","vu":{vu},"iteration":{iter}}"#;
+    let namespace = r#"["barrage","vu-{vu}"]"#;
+
+    let mut create_assistant = with_body(
+        step("create_assistant", Method::POST, "/assistants"),
+        r#"{"graph_id":"{graph_id}","config":{"configurable":{"model_name":"{model_name}"}},"name":"barrage-vu-{vu}","metadata":{"source":"barrage"}}"#,
+    );
+    create_assistant.checks.push(Check::NonEmptyString {
+        pointer: "/assistant_id".into(),
+    });
+    create_assistant.captures.push(Capture::Json {
+        var: "assistant_id".into(),
+        pointer: "/assistant_id".into(),
+    });
+
+    let mut create_thread = with_body(
+        step("create_thread", Method::POST, "/threads"),
+        r#"{"metadata":{"source":"barrage"}}"#,
+    );
+    create_thread.checks.push(Check::NonEmptyString {
+        pointer: "/thread_id".into(),
+    });
+    create_thread.captures.push(Capture::Json {
+        var: "thread_id".into(),
+        pointer: "/thread_id".into(),
+    });
+
+    let mut run_wait = with_body(
+        step("run_wait", Method::POST, "/threads/{thread_id}/runs/wait"),
+        run_body,
+    );
+    run_wait.checks.push(Check::NoRunError);
+    run_wait.checks.push(last_message_ai("/messages", 2));
+
+    let mut run_stream = with_body(
+        step(
+            "run_stream",
+            Method::POST,
+            "/threads/{thread_id}/runs/stream",
+        ),
+        &format!(
+            r#"{{"assistant_id":"{{assistant_id}}","input":{{"messages":[{{"role":"user","content":"{{message}}"}}]}},"stream_mode":{stream_mode}}}"#
+        ),
+    );
+    run_stream.response = ResponseKind::Sse;
+    run_stream.checks.extend([
+        Check::SseNoEvent {
+            event: "error".into(),
+        },
+        Check::SseHasEvent {
+            event: "metadata".into(),
+        },
+        Check::SseMinEvents { count: 2 },
+    ]);
+
+    let mut get_state = step("get_state", Method::GET, "/threads/{thread_id}/state");
+    get_state
+        .checks
+        .push(last_message_ai("/values/messages", 4));
+
+    let mut stateless_run = with_body(step("stateless_run", Method::POST, "/runs/wait"), run_body);
+    stateless_run.checks.push(Check::NoRunError);
+    stateless_run.checks.push(last_message_ai("/messages", 1));
+
+    let mut store_put = with_body(
+        step("store_put", Method::PUT, "/store/items"),
+        &format!(r#"{{"namespace":{namespace},"key":"item","value":{store_value}}}"#),
+    );
+    store_put.response = ResponseKind::Ignore;
+    store_put.captures.push(Capture::Created {
+        var: "store_item".into(),
+    });
+
+    let mut store_get = step(
+        "store_get",
+        Method::GET,
+        "/store/items?namespace=barrage.vu-{vu}&key=item",
+    );
+    store_get.checks.push(Check::JsonEquals {
+        pointer: "/value".into(),
+        expected: store_value.into(),
+    });
+
+    let mut store_search = with_body(
+        step("store_search", Method::POST, "/store/items/search"),
+        &format!(r#"{{"namespace_prefix":{namespace},"limit":10,"offset":0}}"#),
+    );
+    store_search.checks.push(Check::ArrayHas {
+        pointer: "/items".into(),
+        field: "key".into(),
+        value: "item".into(),
+    });
+
+    let store_delete = cleanup(
+        with_body(
+            step("store_delete", Method::DELETE, "/store/items"),
+            &format!(r#"{{"namespace":{namespace},"key":"item"}}"#),
+        ),
+        "store_item",
+    );
+    let delete_thread = cleanup(
+        step("delete_thread", Method::DELETE, "/threads/{thread_id}"),
+        "thread_id",
+    );
+    let delete_assistant = cleanup(
+        step(
+            "delete_assistant",
+            Method::DELETE,
+            "/assistants/{assistant_id}",
+        ),
+        "assistant_id",
+    );
+
+    vec![
+        create_assistant,
+        create_thread,
+        run_wait,
+        run_stream,
+        get_state,
+        stateless_run,
+        store_put,
+        store_get,
+        store_search,
+        store_delete,
+        delete_thread,
+        delete_assistant,
+    ]
+}

@@ -1,0 +1,348 @@
+//! The step engine: runs one iteration's steps, checks and records them.
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use barrage_core::metrics::builtin;
+use barrage_core::MetricKind;
+use bytes::Bytes;
+use reqwest::header::HeaderValue;
+use serde_json::Value;
+
+use super::check::{Answer, SseSummary};
+use super::step::{Body, Capture, ResponseKind, Step};
+use super::template::{Vars, ITER, VU};
+use super::{micros, record_http, AgentFlow};
+use crate::auth::AuthFailure;
+use crate::http::{BodySink, Cancelled, Request};
+use crate::sample::{IterationCtx, IterationOutcome, Sample};
+use crate::sse::SseParser;
+
+/// Buffers of one iteration, reused across iterations through the flow's pool.
+pub(crate) struct IterState {
+    vars: Vars,
+    url: String,
+    body: Vec<u8>,
+    answer: Vec<u8>,
+    sse: SseParser,
+    summary: SseSummary,
+}
+
+/// How a step ended.
+struct StepEnd {
+    passed: bool,
+    /// Why it failed (the first failed check, or the transport/status problem).
+    reason: Option<String>,
+}
+
+/// Feeds a stream into the SSE parser and sums it up.
+struct SseSink<'a> {
+    parser: &'a mut SseParser,
+    summary: &'a mut SseSummary,
+}
+
+impl SseSink<'_> {
+    fn take(
+        summary: &mut SseSummary,
+        since_start: Duration,
+    ) -> impl FnMut(crate::sse::SseEvent<'_>) + '_ {
+        move |e| {
+            summary.events += 1;
+            summary.first_event.get_or_insert(since_start);
+            if !summary.has(e.event) && summary.names.len() < 32 {
+                summary.names.push(e.event.to_owned());
+            }
+            if e.event == "error" && summary.error_data.is_none() {
+                let mut cut = e.data.len().min(300);
+                while !e.data.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                summary.error_data = Some(e.data[..cut].to_owned());
+            }
+        }
+    }
+}
+
+impl BodySink for SseSink<'_> {
+    fn chunk(&mut self, bytes: &[u8], since_start: Duration) {
+        self.parser
+            .feed(bytes, &mut Self::take(self.summary, since_start));
+    }
+    fn end(&mut self, since_start: Duration) {
+        self.parser
+            .finish(&mut Self::take(self.summary, since_start));
+    }
+}
+
+impl AgentFlow {
+    fn take_state(&self) -> IterState {
+        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        pooled.unwrap_or_else(|| IterState {
+            vars: self.table.values(),
+            url: String::with_capacity(self.base.len() + 96),
+            body: Vec::with_capacity(512),
+            answer: Vec::with_capacity(4096),
+            sse: SseParser::new(),
+            summary: SseSummary::default(),
+        })
+    }
+
+    fn put_state(&self, st: IterState) {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(st);
+    }
+
+    pub(super) async fn run_iteration(&self, ctx: IterationCtx<'_>) -> IterationOutcome {
+        if ctx.cancel.is_cancelled() {
+            return IterationOutcome::Interrupted;
+        }
+        let mut st = self.take_state();
+        let outcome = self.iterate(&ctx, &mut st).await;
+        self.put_state(st);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(Cancelled) => return IterationOutcome::Interrupted,
+        };
+        let rec = |metric: &str, kind, value| {
+            ctx.recorder.record(Sample {
+                metric,
+                kind,
+                tags: &[],
+                value,
+            })
+        };
+        rec(
+            builtin::AGENT_FLOW_DURATION,
+            MetricKind::Trend,
+            micros(ctx.intended_start.elapsed()),
+        );
+        let ok = outcome == IterationOutcome::Success;
+        rec(
+            builtin::AGENT_FLOW_SUCCESS_RATE,
+            MetricKind::Rate,
+            if ok { 1.0 } else { 0.0 },
+        );
+        if let IterationOutcome::Failed { step, reason } = &outcome {
+            tracing::debug!(
+                vu = ctx.vu,
+                iteration = ctx.iteration,
+                step,
+                reason,
+                "iteration failed"
+            );
+        }
+        outcome
+    }
+
+    async fn iterate(
+        &self,
+        ctx: &IterationCtx<'_>,
+        st: &mut IterState,
+    ) -> Result<IterationOutcome, Cancelled> {
+        st.vars.clear();
+        let _ = write!(st.vars.slot_mut(VU), "{}", ctx.vu);
+        let _ = write!(st.vars.slot_mut(ITER), "{}", ctx.iteration);
+        let auth = match self
+            .auth
+            .header(ctx.vu, &self.http, ctx.cancel, ctx.recorder)
+            .await
+        {
+            Ok(h) => h,
+            Err(AuthFailure::Cancelled) => return Err(Cancelled),
+            Err(AuthFailure::Failed(reason)) => {
+                return Ok(IterationOutcome::Failed {
+                    step: "auth".into(),
+                    reason,
+                })
+            }
+        };
+        let mut failure: Option<(String, String)> = None;
+        for step in self.steps.iter().filter(|s| !s.cleanup) {
+            let end = self.run_step(step, st, ctx, auth.as_ref()).await?;
+            if !end.passed {
+                failure = Some((step.operation.clone(), end.reason.unwrap_or_default()));
+                break;
+            }
+        }
+        for step in self.steps.iter().filter(|s| s.cleanup) {
+            if !step.requires.iter().all(|&v| st.vars.is_set(v)) {
+                continue;
+            }
+            let end = self.run_step(step, st, ctx, auth.as_ref()).await?;
+            if !end.passed && failure.is_none() {
+                failure = Some((step.operation.clone(), end.reason.unwrap_or_default()));
+            }
+        }
+        Ok(match failure {
+            None => IterationOutcome::Success,
+            Some((step, reason)) => IterationOutcome::Failed { step, reason },
+        })
+    }
+
+    async fn run_step(
+        &self,
+        step: &Step,
+        st: &mut IterState,
+        ctx: &IterationCtx<'_>,
+        auth: Option<&HeaderValue>,
+    ) -> Result<StepEnd, Cancelled> {
+        if ctx.cancel.is_cancelled() {
+            return Err(Cancelled);
+        }
+        st.url.clear();
+        st.url.push_str(&self.base);
+        step.path.render_path(&st.vars, &mut st.url);
+        let body = match &step.body {
+            Body::None => None,
+            Body::Fixed(b) => Some(b.clone()),
+            Body::Template(t) => {
+                st.body.clear();
+                t.render_json(&st.vars, &mut st.body);
+                Some(Bytes::copy_from_slice(&st.body))
+            }
+        };
+        let req = Request {
+            method: &step.method,
+            url: &st.url,
+            body,
+            auth,
+            accept: (step.response == ResponseKind::Sse).then_some("text/event-stream"),
+            extra: &[],
+        };
+        st.answer.clear();
+        st.summary.clear();
+        let ex = if step.response == ResponseKind::Sse {
+            st.sse.reset();
+            let mut sink = SseSink {
+                parser: &mut st.sse,
+                summary: &mut st.summary,
+            };
+            self.http.execute(&req, &mut sink, ctx.cancel).await?
+        } else {
+            self.http.execute(&req, &mut st.answer, ctx.cancel).await?
+        };
+
+        // Read the answer as the step expects.
+        let mut bad_body: Option<String> = None;
+        let json: Option<Value> = if step.needs_json && ex.is_2xx() {
+            let text = &st.answer[..];
+            if text.iter().all(u8::is_ascii_whitespace) {
+                Some(Value::Null)
+            } else {
+                match serde_json::from_slice(text) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        bad_body = Some(format!("the answer is not JSON ({e})"));
+                        None
+                    }
+                }
+            }
+        } else {
+            None
+        };
+        let is_sse = step.response == ResponseKind::Sse;
+        if is_sse && ex.is_2xx() && st.summary.events == 0 {
+            bad_body = Some("the stream carried no SSE event".into());
+        }
+
+        // Checks.
+        let answer = Answer {
+            exchange: &ex,
+            json: json.as_ref(),
+            sse: is_sse.then_some(&st.summary),
+            vars: &st.vars,
+        };
+        let mut reason: Option<String> = None;
+        let mut request_failed = bad_body.is_some();
+        for c in &step.checks {
+            let result = c.eval(&answer);
+            ctx.recorder.record(Sample {
+                metric: builtin::CHECKS,
+                kind: MetricKind::Rate,
+                tags: &[("check", &c.name)],
+                value: if result.is_ok() { 1.0 } else { 0.0 },
+            });
+            if let Err(why) = result {
+                request_failed |= c.check.marks_request_failed();
+                if reason.is_none() {
+                    reason = Some(format!("check \"{}\" failed: {why}", c.name));
+                }
+            }
+        }
+        if !ex.is_2xx() && reason.is_none() {
+            reason = Some(failure_reason(&ex, &st.answer));
+        }
+        if let Some(b) = bad_body {
+            reason.get_or_insert(b);
+        }
+
+        // Samples.
+        record_http(
+            ctx.recorder,
+            &step.operation,
+            &step.method,
+            &ex,
+            request_failed,
+        );
+        let op_tag: &[(&str, &str)] = &[("operation", &step.operation)];
+        ctx.recorder.record(Sample {
+            metric: &step.trend,
+            kind: MetricKind::Trend,
+            tags: op_tag,
+            value: micros(ex.duration),
+        });
+        if is_sse && ex.status != 0 {
+            if let Some(first) = st.summary.first_event {
+                ctx.recorder.record(Sample {
+                    metric: builtin::STREAM_FIRST_EVENT,
+                    kind: MetricKind::Trend,
+                    tags: op_tag,
+                    value: micros(first),
+                });
+            }
+            ctx.recorder.record(Sample {
+                metric: builtin::STREAM_EVENTS,
+                kind: MetricKind::Trend,
+                tags: op_tag,
+                value: st.summary.events as f64,
+            });
+        }
+
+        // Captures, when the step passed.
+        if reason.is_none() {
+            for (slot, cap) in &step.captures {
+                match cap {
+                    Capture::Created { .. } => st.vars.set(*slot, "1"),
+                    Capture::Json { pointer, var } => {
+                        match json.as_ref().and_then(|j| j.pointer(pointer)) {
+                            Some(Value::String(s)) if !s.is_empty() => st.vars.set(*slot, s),
+                            Some(Value::Number(n)) => {
+                                let _ = write!(st.vars.slot_mut(*slot), "{n}");
+                            }
+                            _ => {
+                                reason = Some(format!(
+                                    "cannot capture {var}: no {pointer} in the answer"
+                                ));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(StepEnd {
+            passed: reason.is_none(),
+            reason,
+        })
+    }
+}
+
+/// Why a request failed: transport error, or the status and the start of the body.
+fn failure_reason(ex: &crate::http::Exchange, body: &[u8]) -> String {
+    if let Some(e) = ex.error {
+        if ex.status != 0 {
+            return format!("{} (after HTTP {})", e.as_str(), ex.status);
+        }
+        return e.as_str().to_owned();
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    format!("HTTP {}: {}", ex.status, text.trim())
+}
