@@ -1,0 +1,330 @@
+//! The command line: what the user typed ([`Cli`]), parsed by clap, plus the small parsers
+//! clap cannot express (`--worker-cores 0-7`, `--out json=FILE`). Validation into a
+//! [`crate::config::RunConfig`] happens in `config.rs`, before any port is bound.
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// barrage: distributed load generation for LLM agent runtimes (LangGraph Agent Protocol).
+#[derive(Debug, Parser)]
+#[command(name = "barrage", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a plan with local workers. With no --target: starts the mock LLM and the
+    /// reference runtime itself and runs the seed's default ramp against them.
+    Run(RunArgs),
+    /// Coordinate remote workers: wait for --expect-workers to join, then run the plan.
+    Controller(ControllerArgs),
+    /// Print a mock HS256 JWT, like the seed's create-mock-jwt.sh.
+    Token(TokenArgs),
+    /// Run one worker (spawned by `barrage run`; same flags as `barrage-worker`).
+    #[command(hide = true)]
+    Worker(worker::Args),
+    /// Run the mock LLM (same flags as `barrage-mock-llm`).
+    #[command(hide = true, name = "mock-llm")]
+    MockLlm(mock_llm::Args),
+    /// Run the reference runtime (same flags as `barrage-reference-runtime`).
+    #[command(hide = true, name = "reference-runtime")]
+    ReferenceRuntime(reference_runtime::Args),
+}
+
+/// What to run: a plan file or a built-in profile, with overrides of its target and auth.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Plan file (TOML); default: the built-in --profile.
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
+    pub plan: Option<PathBuf>,
+    /// Built-in profile: default (the seed's 90 s ramp 0→5 VUs), smoke (1 VU × 1), tier.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Base URL of an external runtime (else the plan's; `barrage run` starts its own).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Runtime label for results and file names (e.g. ts, python).
+    #[arg(long, value_name = "NAME")]
+    pub runtime_name: Option<String>,
+    /// Runtime version label.
+    #[arg(long, value_name = "VERSION")]
+    pub runtime_version: Option<String>,
+    /// Which LLM is behind the target (label, e.g. mock).
+    #[arg(long, value_name = "NAME")]
+    pub llm: Option<String>,
+    /// Resource tier label (xs, s, m, l) when the run is part of a sweep.
+    #[arg(long, value_name = "TIER")]
+    pub tier: Option<String>,
+    /// Authenticate VUs with HS256 JWTs minted from the secret in this env variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "auth_token_env")]
+    pub jwt_secret_env: Option<String>,
+    /// Authenticate VUs with the fixed bearer token in this env variable.
+    #[arg(long, value_name = "VAR")]
+    pub auth_token_env: Option<String>,
+}
+
+/// Where results go and how the run reacts to trouble.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Extra outputs: json=FILE (k6 NDJSON) or csv=FILE (k6 CSV); repeatable.
+    #[arg(long = "out", value_name = "FORMAT=FILE", value_parser = OutSpec::parse)]
+    pub outs: Vec<OutSpec>,
+    /// Folder of the summary (`{runtime}-v{version}-{llm}-{vus}vu.summary.json`).
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub results_dir: PathBuf,
+    /// What to do when a worker is lost mid-run.
+    #[arg(long, value_enum, default_value_t = OnWorkerLoss::Rebalance)]
+    pub on_worker_loss: OnWorkerLoss,
+    /// No live progress on stderr.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Local worker processes; default: the cores left after the target's and the mock
+    /// LLM's (at least 1), or the number of --worker-cores.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Cores to pin workers to, round robin: `0-7`, `0,2,4`, `0-3,6`.
+    #[arg(long, value_name = "LIST", value_parser = parse_cores)]
+    pub worker_cores: Option<Cores>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Address to listen on for workers.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7400")]
+    pub listen: SocketAddr,
+    /// Workers to wait for before the run starts.
+    #[arg(long, value_name = "N")]
+    pub expect_workers: usize,
+    /// File holding the shared worker token (required unless listening on loopback).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// TLS certificate (PEM) for the worker-facing port.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Accept workers of another barrage version (the protocol must still match).
+    #[arg(long)]
+    pub allow_version_mismatch: bool,
+    /// How long to wait for all workers to join.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub join_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Env variable holding the HS256 secret.
+    #[arg(long, value_name = "VAR", default_value = "SUPABASE_JWT_SECRET")]
+    pub secret_env: String,
+    /// File holding the secret (trailing newline ignored); wins over --secret-env.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// The token's `sub` claim.
+    #[arg(long, default_value = "benchmark-user")]
+    pub sub: String,
+    /// Validity.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub ttl: std::time::Duration,
+}
+
+/// `--on-worker-loss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnWorkerLoss {
+    /// Split the lost worker's VUs among the others (`Reassign`).
+    Rebalance,
+    /// Abort the run.
+    Fail,
+}
+
+/// Output format of `--out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFormat {
+    Json,
+    Csv,
+}
+
+/// `--out FORMAT=FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutSpec {
+    pub format: OutFormat,
+    pub path: PathBuf,
+}
+
+impl OutSpec {
+    pub fn parse(text: &str) -> Result<OutSpec, String> {
+        let (format, path) = text
+            .split_once('=')
+            .ok_or_else(|| format!("--out {text:?}: use json=FILE or csv=FILE"))?;
+        let format = match format {
+            "json" => OutFormat::Json,
+            "csv" => OutFormat::Csv,
+            other => {
+                return Err(format!(
+                    "--out {text:?}: unknown format {other:?}; use json=FILE or csv=FILE"
+                ))
+            }
+        };
+        if path.trim().is_empty() {
+            return Err(format!(
+                "--out {text:?}: the file name is missing, e.g. json=out.json"
+            ));
+        }
+        Ok(OutSpec {
+            format,
+            path: PathBuf::from(path),
+        })
+    }
+}
+
+/// A list of CPU cores, in the order given, without repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cores(pub Vec<usize>);
+
+impl fmt::Display for Cores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|c| c.to_string()).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// Parses `0-7`, `0,2,4`, `0-3,6`.
+pub fn parse_cores(text: &str) -> Result<Cores, String> {
+    let bad = |why: &str| format!("--worker-cores {text:?}: {why}; use e.g. 0-7 or 0,2,4");
+    let mut out: Vec<usize> = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(bad("empty entry"));
+        }
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let lo: usize = lo
+            .parse()
+            .map_err(|_| bad(&format!("{lo:?} is not a core number")))?;
+        let hi: usize = hi
+            .parse()
+            .map_err(|_| bad(&format!("{hi:?} is not a core number")))?;
+        if hi < lo {
+            return Err(bad(&format!("range {part} runs backwards")));
+        }
+        if hi > 4095 {
+            return Err(bad(&format!("core {hi} is out of range")));
+        }
+        for c in lo..=hi {
+            if out.contains(&c) {
+                return Err(bad(&format!("core {c} is listed twice")));
+            }
+            out.push(c);
+        }
+    }
+    Ok(Cores(out))
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    barrage_core::duration::parse_duration(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_cores() {
+        let ok: &[(&str, &[usize])] = &[
+            ("0-7", &[0, 1, 2, 3, 4, 5, 6, 7]),
+            ("0,2,4", &[0, 2, 4]),
+            ("3", &[3]),
+            ("0-1,6", &[0, 1, 6]),
+            (" 1 - 2 ", &[1, 2]),
+        ];
+        for (text, want) in ok {
+            assert_eq!(parse_cores(text).unwrap().0, *want, "{text}");
+        }
+        let bad: &[(&str, &str)] = &[
+            ("", "empty entry"),
+            ("a", "not a core number"),
+            ("7-0", "backwards"),
+            ("0,,1", "empty entry"),
+            ("0-2,1", "listed twice"),
+            ("1-x", "not a core number"),
+            ("99999", "out of range"),
+        ];
+        for (text, needle) in bad {
+            let e = parse_cores(text).unwrap_err();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn out_specs() {
+        assert_eq!(
+            OutSpec::parse("json=a/b.json").unwrap(),
+            OutSpec {
+                format: OutFormat::Json,
+                path: "a/b.json".into()
+            }
+        );
+        assert_eq!(OutSpec::parse("csv=x.csv").unwrap().format, OutFormat::Csv);
+        // a path may itself contain '='
+        assert_eq!(
+            OutSpec::parse("json=a=b").unwrap().path,
+            PathBuf::from("a=b")
+        );
+        for (text, needle) in [
+            ("json", "use json=FILE"),
+            ("xml=a", "unknown format"),
+            ("json=", "file name is missing"),
+        ] {
+            let e = OutSpec::parse(text).unwrap_err();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "barrage",
+            "run",
+            "--workers",
+            "2",
+            "--worker-cores",
+            "0-1",
+            "--out",
+            "json=x.json",
+            "--out",
+            "csv=x.csv",
+            "--on-worker-loss",
+            "fail",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else {
+            panic!()
+        };
+        assert_eq!(r.workers, Some(2));
+        assert_eq!(r.output.outs.len(), 2);
+        assert_eq!(r.output.on_worker_loss, OnWorkerLoss::Fail);
+        assert!(
+            Cli::try_parse_from(["barrage", "run", "--plan", "a", "--profile", "smoke"]).is_err()
+        );
+    }
+}

@@ -1,0 +1,621 @@
+//! The hub: the one task that owns the run's state (see the phase table in the module
+//! above). Sessions send it [`Event`]s; it answers workers through their outbound channels.
+use super::{Control, CoordinatorConfig, CoordinatorError, Event};
+use crate::cli::OnWorkerLoss;
+use crate::merge::Merger;
+use crate::output::{point_from_pb, Output};
+use crate::progress::{Progress, Status};
+use crate::report::{EndReason, Lost, RunReport, WorkerRecord};
+use crate::thresholds::{abort_reason, Outcome};
+use crate::timeseries::{TimePoint, TimeSeries};
+use barrage_core::Segment;
+use barrage_proto::pb::{self, controller_message::Msg as Out, worker_message::Msg as In};
+use barrage_proto::{segment_to_pb, snapshot_from_pb};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc;
+use tonic::Status as GrpcStatus;
+
+/// Delay between `Start` and stage time 0, so every worker gets the message in time.
+pub const START_DELAY: Duration = Duration::from_secs(1);
+/// Silent intervals after which a running worker is lost.
+pub const SILENT_INTERVALS: u32 = 3;
+/// Extra time past the plan's duration and graceful stop before the hub aborts.
+pub const DEADLINE_SLACK: Duration = Duration::from_secs(15);
+/// How long aborted workers get to send `Done`.
+pub const ABORT_WAIT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Joining,
+    Assigning,
+    Running,
+    Stopping,
+}
+
+struct Worker {
+    hello: pb::Hello,
+    out: Option<mpsc::Sender<Result<pb::ControllerMessage, GrpcStatus>>>,
+    offset: Option<(i64, i64)>,
+    segment: Option<Segment>,
+    ready: bool,
+    done: Option<u64>,
+    lost: Option<Lost>,
+    last_seen: Instant,
+}
+
+impl Worker {
+    fn live(&self) -> bool {
+        self.lost.is_none()
+    }
+    fn running(&self) -> bool {
+        self.lost.is_none() && self.done.is_none()
+    }
+}
+
+pub(crate) struct Hub {
+    cfg: CoordinatorConfig,
+    outputs: Vec<Box<dyn Output>>,
+    workers: BTreeMap<String, Worker>,
+    next_id: u64,
+    phase: Phase,
+    merger: Merger,
+    timeseries: TimeSeries,
+    outcomes: Vec<Outcome>,
+    end_reason: Option<EndReason>,
+    started: Option<(Instant, SystemTime)>,
+    stop_deadline: Option<Instant>,
+    interrupts: u32,
+    progress: Progress,
+    joined_deadline: Instant,
+}
+
+fn send(w: &Worker, m: Out) {
+    if let Some(out) = &w.out {
+        // a full or closed channel means a slow or gone worker; liveness deals with it
+        let _ = out.try_send(Ok(pb::ControllerMessage { msg: Some(m) }));
+    }
+}
+
+impl Hub {
+    pub(crate) fn new(cfg: CoordinatorConfig, outputs: Vec<Box<dyn Output>>) -> Self {
+        let total = cfg.plan.scenario.duration();
+        let progress = Progress::new(cfg.progress, total);
+        let joined_deadline = Instant::now() + cfg.join_timeout;
+        Hub {
+            timeseries: TimeSeries {
+                interval_ms: cfg.plan.interval.as_millis() as u32,
+                ..Default::default()
+            },
+            cfg,
+            outputs,
+            workers: BTreeMap::new(),
+            next_id: 1,
+            phase: Phase::Joining,
+            merger: Merger::new(),
+            outcomes: Vec::new(),
+            end_reason: None,
+            started: None,
+            stop_deadline: None,
+            interrupts: 0,
+            progress,
+            joined_deadline,
+        }
+    }
+
+    fn interval(&self) -> Duration {
+        self.cfg.plan.interval
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut events: mpsc::Receiver<Event>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) -> Result<(RunReport, Vec<Box<dyn Output>>), CoordinatorError> {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(expect = self.cfg.expect_workers, plan = %self.cfg.plan.scenario.describe(), "waiting for workers");
+        loop {
+            tokio::select! {
+                Some(ev) = events.recv() => self.on_event(ev)?,
+                Some(c) = control.recv() => self.on_control(c)?,
+                _ = tick.tick() => self.on_tick()?,
+            }
+            if self.finished() {
+                break;
+            }
+        }
+        Ok(self.finish())
+    }
+
+    fn finished(&self) -> bool {
+        match self.phase {
+            Phase::Joining | Phase::Assigning => self.end_reason.is_some(),
+            Phase::Running | Phase::Stopping => {
+                let none_running = !self.workers.values().any(Worker::running);
+                let timed_out = self.stop_deadline.is_some_and(|d| Instant::now() >= d);
+                none_running || timed_out
+            }
+        }
+    }
+
+    fn abort_all(&mut self, reason: &str) {
+        for w in self.workers.values().filter(|w| w.running()) {
+            send(
+                w,
+                Out::Abort(pb::Abort {
+                    reason: reason.into(),
+                }),
+            );
+        }
+        if matches!(self.phase, Phase::Running | Phase::Stopping) {
+            self.phase = Phase::Stopping;
+            let by = Instant::now() + ABORT_WAIT;
+            self.stop_deadline = Some(self.stop_deadline.map_or(by, |d| d.min(by)));
+        }
+    }
+
+    fn end(&mut self, reason: EndReason) {
+        if self.end_reason.is_none() {
+            tracing::info!(reason = %reason.describe(), "run ending");
+            self.end_reason = Some(reason);
+        }
+    }
+
+    fn on_control(&mut self, c: Control) -> Result<(), CoordinatorError> {
+        match c {
+            Control::Interrupt => {
+                self.interrupts += 1;
+                if self.interrupts == 1 && self.phase == Phase::Running {
+                    tracing::warn!("SIGINT: stopping gracefully (again to abort at once)");
+                    for w in self.workers.values().filter(|w| w.running()) {
+                        send(
+                            w,
+                            Out::Stop(pb::Stop {
+                                reason: "interrupted (SIGINT)".into(),
+                                graceful: true,
+                            }),
+                        );
+                    }
+                    self.phase = Phase::Stopping;
+                    self.stop_deadline =
+                        Some(Instant::now() + self.cfg.plan.graceful_stop + Duration::from_secs(5));
+                    self.end(EndReason::Interrupted);
+                } else {
+                    tracing::warn!("SIGINT: aborting");
+                    self.end_reason = Some(if self.interrupts == 1 {
+                        EndReason::Interrupted
+                    } else {
+                        EndReason::Aborted
+                    });
+                    self.abort_all("interrupted (SIGINT)");
+                }
+            }
+            Control::ChildExited(what) => {
+                if matches!(self.phase, Phase::Joining | Phase::Assigning) {
+                    self.abort_all("a local worker failed to start");
+                    return Err(CoordinatorError::Run(format!(
+                        "{what} before the run started; see its message above"
+                    )));
+                }
+                tracing::debug!(%what, "local worker process exited");
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, ev: Event) -> Result<(), CoordinatorError> {
+        match ev {
+            Event::Hello {
+                hello,
+                peer,
+                out,
+                reply,
+            } => {
+                let answer = if self.phase != Phase::Joining {
+                    Err("the run has already started; start all workers before the controller reaches --expect-workers".to_string())
+                } else if self.workers.len() >= self.cfg.expect_workers {
+                    Err(format!(
+                        "the run is full: the controller expects {} workers",
+                        self.cfg.expect_workers
+                    ))
+                } else {
+                    let id = format!("w{}", self.next_id);
+                    self.next_id += 1;
+                    tracing::info!(worker = %id, host = %hello.host, pid = hello.pid, core = hello.core, ?peer, "worker joined");
+                    self.workers.insert(
+                        id.clone(),
+                        Worker {
+                            hello,
+                            out: Some(out),
+                            offset: None,
+                            segment: None,
+                            ready: false,
+                            done: None,
+                            lost: None,
+                            last_seen: Instant::now(),
+                        },
+                    );
+                    Ok(id)
+                };
+                let _ = reply.send(answer);
+            }
+            Event::Measured {
+                id,
+                offset_us,
+                rtt_us,
+            } => {
+                if let Some(w) = self.workers.get_mut(&id) {
+                    tracing::info!(worker = %id, offset_us, rtt_us, "clock measured");
+                    w.offset = Some((offset_us, rtt_us));
+                }
+                if self.phase == Phase::Joining
+                    && self.workers.len() == self.cfg.expect_workers
+                    && self.workers.values().all(|w| w.offset.is_some())
+                {
+                    self.assign();
+                }
+            }
+            Event::Message { id, msg } => self.on_message(&id, msg)?,
+            Event::Gone { id, reason } => self.on_gone(&id, reason)?,
+        }
+        Ok(())
+    }
+
+    fn assign(&mut self) {
+        let plan_json = self.cfg.plan.to_json();
+        let plan_hash = self.cfg.plan.hash();
+        let secrets: std::collections::HashMap<String, String> = self
+            .cfg
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string()))
+            .collect();
+        let segments = Segment::split_even(self.workers.len());
+        for (w, seg) in self.workers.values_mut().zip(segments) {
+            w.segment = Some(seg);
+            send(
+                w,
+                Out::Assignment(pb::Assignment {
+                    plan_json: plan_json.clone(),
+                    plan_hash: plan_hash.clone(),
+                    segment: Some(segment_to_pb(seg)),
+                    clock_offset_us: w.offset.map_or(0, |o| o.0),
+                    raw_points: self.cfg.raw_points,
+                    secrets: secrets.clone(),
+                }),
+            );
+        }
+        tracing::info!(workers = self.workers.len(), %plan_hash, "assignments sent");
+        self.phase = Phase::Assigning;
+    }
+
+    fn start(&mut self) {
+        let at = SystemTime::now() + START_DELAY;
+        let at_us = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let now = Instant::now();
+        for w in self.workers.values_mut() {
+            w.last_seen = now + START_DELAY;
+            send(
+                w,
+                Out::Start(pb::Start {
+                    start_at_unix_us: at_us,
+                }),
+            );
+        }
+        self.started = Some((now + START_DELAY, at));
+        self.timeseries.start_unix_us = at_us;
+        self.phase = Phase::Running;
+        let deadline = now + START_DELAY + self.cfg.plan.max_duration() + DEADLINE_SLACK;
+        self.stop_deadline = Some(deadline + ABORT_WAIT);
+        tracing::info!(start_at_unix_us = at_us, "start sent");
+    }
+
+    fn on_message(&mut self, id: &str, msg: In) -> Result<(), CoordinatorError> {
+        let Some(w) = self.workers.get_mut(id) else {
+            return Ok(());
+        };
+        if w.lost.is_some() {
+            return Ok(()); // a lost worker's late words do not count
+        }
+        w.last_seen = w.last_seen.max(Instant::now());
+        match msg {
+            In::Ready(r) => {
+                if r.plan_hash != self.cfg.plan.hash() {
+                    self.abort_all("plan hash mismatch");
+                    return Err(CoordinatorError::Run(format!(
+                        "worker {id} is ready for plan {} but the controller sent {}; run the same barrage release on both sides",
+                        r.plan_hash,
+                        self.cfg.plan.hash()
+                    )));
+                }
+                w.ready = true;
+                tracing::info!(worker = %id, "ready");
+                if self.phase == Phase::Assigning && self.workers.values().all(|w| w.ready) {
+                    self.start();
+                }
+            }
+            In::Snapshot(s) => self.merge(id, &s),
+            In::Points(batch) => {
+                let points: Vec<_> = batch.points.iter().filter_map(point_from_pb).collect();
+                if let Some((last, rest)) = self.outputs.split_last_mut() {
+                    for o in rest {
+                        o.add(points.clone());
+                    }
+                    last.add(points);
+                }
+            }
+            In::Done(d) => {
+                if let Some(last) = &d.last {
+                    self.merge(id, last);
+                }
+                if let Some(w) = self.workers.get_mut(id) {
+                    w.done = Some(d.iterations);
+                    if !d.error.is_empty() {
+                        tracing::warn!(worker = %id, error = %d.error, "worker finished with an error");
+                    }
+                }
+                tracing::info!(worker = %id, iterations = d.iterations, "worker done");
+            }
+            In::Error(e) => {
+                tracing::warn!(worker = %id, fatal = e.fatal, message = %e.message, "worker error");
+                if e.fatal {
+                    self.lose(id, format!("fatal worker error: {}", e.message));
+                }
+            }
+            In::Hello(_) | In::Pong(_) => {}
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, id: &str, s: &pb::Snapshot) {
+        match snapshot_from_pb(s) {
+            Ok(snap) => {
+                if let Err(e) = self.merger.add(id, &snap) {
+                    tracing::warn!(worker = %id, seq = s.seq, error = %e, "snapshot partly merged");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = %id, seq = s.seq, error = %e, "snapshot dropped: it does not decode")
+            }
+        }
+    }
+
+    fn on_gone(&mut self, id: &str, reason: String) -> Result<(), CoordinatorError> {
+        let Some(w) = self.workers.get_mut(id) else {
+            return Ok(());
+        };
+        w.out = None;
+        if w.done.is_some() || w.lost.is_some() {
+            return Ok(());
+        }
+        match self.phase {
+            Phase::Joining => {
+                tracing::warn!(worker = %id, %reason, "worker left before the start; waiting for another");
+                self.workers.remove(id);
+            }
+            Phase::Assigning => {
+                self.abort_all("a worker left before the start");
+                return Err(CoordinatorError::Run(format!(
+                    "worker {id} left before the start: {reason}"
+                )));
+            }
+            Phase::Running | Phase::Stopping => self.lose(id, reason),
+        }
+        Ok(())
+    }
+
+    /// Marks a worker lost; rebalances or fails by policy.
+    fn lose(&mut self, id: &str, reason: String) {
+        let Some(w) = self.workers.get_mut(id) else {
+            return;
+        };
+        if w.lost.is_some() {
+            return;
+        }
+        tracing::warn!(worker = %id, %reason, "worker lost");
+        w.lost = Some(Lost {
+            at: SystemTime::now(),
+            reason: reason.clone(),
+        });
+        w.out = None;
+        if self.phase != Phase::Running {
+            return;
+        }
+        let live: Vec<String> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.live())
+            .map(|(k, _)| k.clone())
+            .collect();
+        if live.is_empty() {
+            self.end(EndReason::WorkersLost(format!(
+                "every worker was lost (last: {id}: {reason})"
+            )));
+            return;
+        }
+        match self.cfg.on_worker_loss {
+            OnWorkerLoss::Fail => {
+                self.end(EndReason::WorkersLost(format!(
+                    "worker {id} was lost ({reason}) and --on-worker-loss=fail"
+                )));
+                self.abort_all("a worker was lost and --on-worker-loss=fail");
+            }
+            OnWorkerLoss::Rebalance => {
+                let segments = Segment::split_even(live.len());
+                for (wid, seg) in live.iter().zip(segments) {
+                    if let Some(w) = self.workers.get_mut(wid) {
+                        w.segment = Some(seg);
+                        send(
+                            w,
+                            Out::Reassign(pb::Reassign {
+                                segment: Some(segment_to_pb(seg)),
+                                remaining: live.clone(),
+                            }),
+                        );
+                    }
+                }
+                tracing::info!(remaining = ?live, "segments rebalanced");
+            }
+        }
+    }
+
+    fn now_seq(&self) -> u64 {
+        match self.started {
+            Some((t0, _)) => {
+                Instant::now().saturating_duration_since(t0).as_millis() as u64
+                    / self.interval().as_millis().max(1) as u64
+            }
+            None => 0,
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.started.map_or(Duration::ZERO, |(t0, _)| {
+            Instant::now().saturating_duration_since(t0)
+        })
+    }
+
+    fn on_tick(&mut self) -> Result<(), CoordinatorError> {
+        let now = Instant::now();
+        match self.phase {
+            Phase::Joining | Phase::Assigning => {
+                if now >= self.joined_deadline {
+                    self.abort_all("not every worker joined in time");
+                    return Err(CoordinatorError::Run(format!(
+                        "{} of {} workers joined and got ready within {}s; start more workers or raise --join-timeout",
+                        self.workers.values().filter(|w| w.ready).count(),
+                        self.cfg.expect_workers,
+                        self.cfg.join_timeout.as_secs()
+                    )));
+                }
+                return Ok(());
+            }
+            Phase::Running | Phase::Stopping => {}
+        }
+        let silent = self.interval() * SILENT_INTERVALS;
+        let quiet: Vec<String> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.running() && now.saturating_duration_since(w.last_seen) > silent)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in quiet {
+            self.lose(
+                &id,
+                format!("sent nothing for {SILENT_INTERVALS} intervals"),
+            );
+        }
+        let expected: BTreeSet<String> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.running())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let closed = self.merger.close_ready(&expected, self.now_seq());
+        if !closed.is_empty() {
+            for c in &closed {
+                self.timeseries
+                    .push(TimePoint::from_interval(c.seq, &c.snapshot, c.workers));
+            }
+            let elapsed = self.elapsed();
+            self.outcomes = self.cfg.thresholds.evaluate(self.merger.total(), elapsed);
+            if self.phase == Phase::Running {
+                if let Some(why) = abort_reason(&self.outcomes, elapsed) {
+                    tracing::warn!(%why, "abortOnFail threshold failed");
+                    self.end(EndReason::ThresholdAbort(why));
+                    self.abort_all("a threshold with abortOnFail failed");
+                }
+            }
+        }
+        self.progress.update(&self.status());
+        if self.phase == Phase::Running && self.stop_deadline.is_some_and(|d| now + ABORT_WAIT >= d)
+        {
+            self.end(EndReason::Deadline);
+            self.abort_all("the plan's duration and graceful stop are over");
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        let last = self.timeseries.last();
+        let secs = self.interval().as_secs_f64();
+        Status {
+            elapsed: self.elapsed(),
+            stage: crate::progress::stage_label(&self.cfg.plan.scenario, self.elapsed()),
+            vus: last.map_or(0, |p| p.vus as u64),
+            rps: last.map_or(0.0, |p| p.requests as f64 / secs),
+            flow_p95_ms: last.map_or(f32::NAN, |p| p.flow_p95_ms),
+            error_rate: last.map_or(0.0, |p| {
+                if p.requests == 0 {
+                    0.0
+                } else {
+                    p.failures as f64 / p.requests as f64
+                }
+            }),
+            workers: self.workers.values().filter(|w| w.live()).count(),
+            lost: self.workers.values().filter(|w| !w.live()).count(),
+            stopping: self.phase == Phase::Stopping,
+        }
+    }
+
+    fn finish(mut self) -> (RunReport, Vec<Box<dyn Output>>) {
+        self.progress.finish();
+        for c in self.merger.close_all() {
+            self.timeseries
+                .push(TimePoint::from_interval(c.seq, &c.snapshot, c.workers));
+        }
+        let end = SystemTime::now();
+        let (start, elapsed) = match self.started {
+            Some((_, at)) => (at, end.duration_since(at).unwrap_or_default()),
+            None => (end, Duration::ZERO),
+        };
+        let outcomes = self.cfg.thresholds.evaluate(self.merger.total(), elapsed);
+        // lost workers that never said Done are reported as such; unfinished ones too
+        let mut workers = Vec::new();
+        for (id, w) in &mut self.workers {
+            w.out = None;
+            let tally = self.merger.worker(id).cloned().unwrap_or_default();
+            let lost = w.lost.clone().or_else(|| {
+                (w.done.is_none() && self.started.is_some()).then(|| Lost {
+                    at: end,
+                    reason: "did not finish before the run ended".into(),
+                })
+            });
+            workers.push(WorkerRecord {
+                id: id.clone(),
+                host: w.hello.host.clone(),
+                pid: w.hello.pid,
+                core: w.hello.core,
+                version: w.hello.version.clone(),
+                segment: w.segment,
+                clock_offset_us: w.offset.map_or(0, |o| o.0),
+                rtt_us: w.offset.map_or(0, |o| o.1),
+                iterations: tally.iterations.max(0.0) as u64,
+                requests: tally.requests.max(0.0) as u64,
+                snapshots: tally.snapshots,
+                done_iterations: w.done,
+                lost,
+            });
+        }
+        let mut total = self.merger.total().clone();
+        total.vus = 0;
+        total.vus_max = 0;
+        let end_reason = self.end_reason.clone().unwrap_or(EndReason::Completed);
+        let report = RunReport {
+            plan: self.cfg.plan.clone(),
+            start,
+            end,
+            elapsed,
+            total,
+            timeseries: std::mem::take(&mut self.timeseries),
+            workers,
+            thresholds: outcomes,
+            end_reason,
+            late_snapshots: self.merger.late,
+        };
+        (report, std::mem::take(&mut self.outputs))
+    }
+}

@@ -1,0 +1,131 @@
+//! The coordinator: the gRPC service workers join ([`server`]), one session per worker
+//! stream ([`session`], clock offsets in [`clock`]), and the hub ([`hub`]) that owns the
+//! run: who joined, their segments, the start, merging, liveness, thresholds, the end.
+//!
+//! Phases of the hub:
+//!
+//! | phase     | enters when                      | leaves when                                          |
+//! |-----------|----------------------------------|------------------------------------------------------|
+//! | Joining   | the listener is bound            | N workers joined and were measured → `Assignment`s  |
+//! | Assigning | assignments sent                 | every worker `Ready` → one `Start{now + 1 s}`         |
+//! | Running   | `Start` sent                     | all workers `Done`; SIGINT → `Stop`; abortOnFail, 2nd SIGINT, deadline → `Abort` |
+//! | Stopping  | `Stop`/`Abort` sent              | all live workers `Done`, or the stop timeout          |
+//!
+//! A worker whose stream breaks, or that sends nothing for 3 intervals while running, is
+//! lost: its snapshots so far stay merged; by policy its segment is split among the rest
+//! (`Reassign`) or the run fails.
+pub mod clock;
+mod hub;
+pub mod server;
+pub mod session;
+
+use crate::cli::OnWorkerLoss;
+use crate::output::Output;
+use crate::report::RunReport;
+use crate::thresholds::ThresholdSet;
+use barrage_core::{Plan, Secret};
+use barrage_proto::pb::{self, ControllerMessage};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tonic::transport::ServerTlsConfig;
+use tonic::Status;
+
+/// Everything the coordinator needs, validated.
+pub struct CoordinatorConfig {
+    pub plan: Plan,
+    pub thresholds: ThresholdSet,
+    /// Sent to workers in the assignment.
+    pub secrets: BTreeMap<String, Secret>,
+    pub expect_workers: usize,
+    /// Workers must present it; `None` accepts any (loopback only).
+    pub token: Option<Secret>,
+    pub tls: Option<ServerTlsConfig>,
+    pub allow_version_mismatch: bool,
+    pub on_worker_loss: OnWorkerLoss,
+    /// Ask workers for raw points (an output needs them).
+    pub raw_points: bool,
+    /// How long to wait for all workers to join and be ready.
+    pub join_timeout: Duration,
+    pub progress: bool,
+}
+
+/// Controls from outside the service: signals and the fate of local worker processes.
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// SIGINT (or SIGTERM): the first stops gracefully, the second aborts.
+    Interrupt,
+    /// A local worker process exited (`barrage run`); fatal before the start.
+    ChildExited(String),
+}
+
+/// What sessions tell the hub.
+pub(crate) enum Event {
+    Hello {
+        hello: pb::Hello,
+        peer: Option<SocketAddr>,
+        out: mpsc::Sender<Result<ControllerMessage, Status>>,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    Measured {
+        id: String,
+        offset_us: i64,
+        rtt_us: i64,
+    },
+    Message {
+        id: String,
+        msg: pb::worker_message::Msg,
+    },
+    Gone {
+        id: String,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("the worker service failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    #[error("{0}")]
+    Run(String),
+}
+
+/// Serves workers on `listener` and runs the plan; returns when the run is over (the
+/// service is shut down by then). `outputs` are started already and get every raw point.
+pub async fn run(
+    listener: TcpListener,
+    cfg: CoordinatorConfig,
+    outputs: Vec<Box<dyn Output>>,
+    control: mpsc::UnboundedReceiver<Control>,
+) -> Result<(RunReport, Vec<Box<dyn Output>>), CoordinatorError> {
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let shared = Arc::new(session::SessionShared {
+        allow_version_mismatch: cfg.allow_version_mismatch,
+        interval_ms: cfg.plan.interval.as_millis() as u32,
+    });
+    let check = server::TokenCheck {
+        token: cfg.token.clone(),
+    };
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(
+        listener,
+        cfg.tls.clone(),
+        check,
+        events_tx,
+        shared,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let result = hub::Hub::new(cfg, outputs).run(events_rx, control).await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(Duration::from_secs(3), server).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "worker service ended with an error"),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("worker service still draining after 3s; leaving it"),
+    }
+    result
+}

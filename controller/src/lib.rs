@@ -1,0 +1,55 @@
+//! `barrage`: the CLI and the gRPC controller of barrage's distributed load rig.
+//!
+//! # Layout
+//!
+//! | module            | holds                                                                  |
+//! |-------------------|------------------------------------------------------------------------|
+//! | [`cli`]           | `Cli` (clap): subcommands and flags; `--worker-cores`, `--out` parsers |
+//! | [`config`]        | flags → validated `RunConfig` (plan, secrets, outputs, results dir)    |
+//! | [`exit_code`]     | every exit code                                                        |
+//! | [`token`]         | `barrage token`: mock HS256 JWTs                                       |
+//! | [`coordinator`]   | the gRPC service, one session per worker, the run's state machine      |
+//! | [`local`]         | child processes of `barrage run`: spawn, pin, read ports, stop         |
+//! | [`merge`]         | exact merging of interval snapshots, interval buckets                  |
+//! | [`timeseries`]    | the compact per-interval time series (80 bytes per interval)           |
+//! | [`thresholds`]    | k6 thresholds evaluated on merged data, abort-on-fail                  |
+//! | [`progress`]      | live progress: a bar on a terminal, plain lines otherwise              |
+//! | [`report`]        | `RunReport`: what a run produced, why it ended, its exit code          |
+//! | [`summary`]       | `summary.json` and the human end-of-test summary                       |
+//! | [`results`]       | result names, the folder probe, atomic writes                          |
+//! | [`meta`]          | rig version, git sha, host description                                 |
+//! | [`output`]        | raw-point outputs: k6 NDJSON, k6 CSV                                   |
+//! | `app`             | the subcommands, end to end                                            |
+//!
+//! # Data flow
+//!
+//! ```text
+//! flags ─► config::RunConfig (validated; exit 2 before anything starts)
+//!   │ barrage run: local::spawn mock LLM + reference runtime + N workers (pinned)
+//!   ▼
+//! coordinator::serve ─► session per worker: Hello → Welcome → Ping×5 → Assignment → Ready
+//!   │ hub: all Ready → Start{start_at}; Snapshot ─► merge::Merger ─► timeseries, thresholds,
+//!   │      progress; PointBatch ─► output::Output; loss ─► Reassign; SIGINT ─► Stop/Abort
+//!   ▼
+//! report::RunReport ─► summary.json (atomic) + human summary + exit code
+//! ```
+#![forbid(unsafe_code)]
+
+mod app;
+pub mod cli;
+pub mod config;
+pub mod coordinator;
+pub mod exit_code;
+pub mod local;
+pub mod merge;
+pub mod meta;
+pub mod output;
+pub mod progress;
+pub mod report;
+pub mod results;
+pub mod summary;
+pub mod thresholds;
+pub mod timeseries;
+pub mod token;
+
+pub use app::run;

@@ -1,0 +1,234 @@
+//! The child processes of `barrage run`: the mock LLM, the reference runtime and the local
+//! workers, all this same binary under a hidden subcommand (`barrage mock-llm …`).
+//!
+//! Each child gets its own process group, so a Ctrl-C on the terminal reaches only
+//! `barrage`, which then stops the run and its children in order. Servers print
+//! `listening on ADDR` as their first stdout line; [`Children::spawn_server`] reads it (the
+//! rest of their stdout is drained). Pinning: `taskset -c K` when available. Stopping:
+//! SIGTERM (through `kill -TERM`, the crate forbids `unsafe`), then SIGKILL after a grace
+//! period; [`Children`]'s `Drop` does the same synchronously, so an error path or a panic
+//! never leaves a child behind.
+use anyhow::{bail, Context as _};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long a server child has to print its `listening on` line.
+pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Whether `taskset` can pin children.
+pub fn taskset_available() -> bool {
+    std::process::Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Cores on this machine.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+struct Proc {
+    name: String,
+    pid: u32,
+    child: Child,
+}
+
+/// A set of children, stopped on [`Children::stop_all`] or on drop.
+#[derive(Default)]
+pub struct Children {
+    procs: Vec<Proc>,
+}
+
+fn command(
+    args: &[String],
+    env: &[(String, String)],
+    pin: Option<usize>,
+) -> anyhow::Result<Command> {
+    let exe = std::env::current_exe().context("cannot find barrage's own executable")?;
+    let mut cmd = match pin {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(core.to_string()).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    cmd.args(args)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "warn");
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Ok(cmd)
+}
+
+fn send_term(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Children {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts `barrage <args>` and returns what follows `listening on ` on its first
+    /// stdout line (e.g. `127.0.0.1:41234` or `http://127.0.0.1:41234`).
+    pub async fn spawn_server(
+        &mut self,
+        name: &str,
+        args: &[String],
+        env: &[(String, String)],
+        pin: Option<usize>,
+    ) -> anyhow::Result<String> {
+        let mut cmd = command(args, env, pin)?;
+        cmd.stdout(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start the {name}"))?;
+        let pid = child.id().unwrap_or(0);
+        let stdout = child.stdout.take().context("no stdout")?;
+        self.procs.push(Proc {
+            name: name.into(),
+            pid,
+            child,
+        });
+        let mut lines = BufReader::new(stdout).lines();
+        let first = match tokio::time::timeout(LISTEN_TIMEOUT, lines.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                bail!("the {name} exited before it listened; see its message above")
+            }
+            Err(_) => bail!(
+                "the {name} did not listen within {}s",
+                LISTEN_TIMEOUT.as_secs()
+            ),
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let addr = first.strip_prefix("listening on ").with_context(|| {
+            format!("the {name} printed {first:?} instead of `listening on ADDR`")
+        })?;
+        tracing::info!(child = name, pid, %addr, "started");
+        Ok(addr.trim().to_string())
+    }
+
+    /// Starts `barrage <args>` (stdout and stderr inherited).
+    pub fn spawn(
+        &mut self,
+        name: &str,
+        args: &[String],
+        pin: Option<usize>,
+    ) -> anyhow::Result<u32> {
+        let child = command(args, &[], pin)?
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        let pid = child.id().unwrap_or(0);
+        tracing::debug!(child = name, pid, "started");
+        self.procs.push(Proc {
+            name: name.into(),
+            pid,
+            child,
+        });
+        Ok(pid)
+    }
+
+    /// Children that exited since the last call, with their status.
+    pub fn poll_exits(&mut self) -> Vec<(String, ExitStatus)> {
+        let mut out = Vec::new();
+        self.procs.retain_mut(|p| match p.child.try_wait() {
+            Ok(Some(status)) => {
+                out.push((format!("{} (pid {})", p.name, p.pid), status));
+                false
+            }
+            _ => true,
+        });
+        out
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.procs.iter().map(|p| p.pid).collect()
+    }
+
+    /// Waits up to `wait` for the children to exit on their own, then SIGTERM, then after
+    /// `grace` SIGKILL.
+    pub async fn stop_all(&mut self, wait: Duration, grace: Duration) {
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !self.poll_all_exited() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for p in &self.procs {
+            tracing::debug!(child = %p.name, pid = p.pid, "SIGTERM");
+            send_term(p.pid);
+        }
+        let until = Instant::now() + grace;
+        while Instant::now() < until && !self.poll_all_exited() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for p in &mut self.procs {
+            tracing::warn!(child = %p.name, pid = p.pid, "still running after SIGTERM; killing");
+            let _ = p.child.start_kill();
+            let _ = p.child.wait().await;
+        }
+        self.procs.clear();
+    }
+
+    fn poll_all_exited(&mut self) -> bool {
+        self.procs
+            .retain_mut(|p| !matches!(p.child.try_wait(), Ok(Some(_))));
+        self.procs.is_empty()
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        if self.poll_all_exited() {
+            return;
+        }
+        for p in &self.procs {
+            send_term(p.pid);
+        }
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until && !self.poll_all_exited() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for p in &mut self.procs {
+            let _ = p.child.start_kill();
+        }
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until && !self.poll_all_exited() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Which core each of `n` workers is pinned to: round robin over `cores`.
+pub fn assign_cores(n: usize, cores: &[usize]) -> Vec<Option<usize>> {
+    (0..n)
+        .map(|i| (!cores.is_empty()).then(|| cores[i % cores.len()]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_cores() {
+        assert_eq!(assign_cores(3, &[0, 1]), vec![Some(0), Some(1), Some(0)]);
+        assert_eq!(assign_cores(2, &[]), vec![None, None]);
+        assert!(assign_cores(0, &[1]).is_empty());
+    }
+}

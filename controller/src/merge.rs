@@ -1,0 +1,315 @@
+//! Exact merging of the workers' interval snapshots.
+//!
+//! Every snapshot is added (`Snapshot::merge`: counters and rates add, HDR histograms of
+//! one configuration add) twice: into the cumulative run (all series, for thresholds and
+//! the summary) and into its interval's bucket (for the time series). A bucket closes when
+//! every live worker reported its `seq`, or two intervals after it ended, whichever comes
+//! first; buckets close in order and are dropped once closed, so memory holds the
+//! cumulative sinks plus at most a few open buckets, whatever the run's length.
+//!
+//! ```text
+//!  seq:        0        1        2        3
+//!  now_seq = 3 ────────────────────────────▶ bucket 0 closes at the latest now (0 + 3),
+//!                                           or earlier when every live worker sent seq 0
+//! ```
+//! A snapshot for an interval that has already closed ("late") still goes into the
+//! cumulative sinks; only its time-series point misses it.
+use barrage_core::metrics::builtin;
+use barrage_core::sink::SinkError;
+use barrage_core::{Sink, Snapshot};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How many intervals after its end a bucket waits for stragglers.
+pub const CLOSE_AFTER_INTERVALS: u64 = 2;
+
+/// What one worker contributed, for the summary's worker table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerTally {
+    pub snapshots: u64,
+    pub last_seq: Option<u64>,
+    pub iterations: f64,
+    pub requests: f64,
+}
+
+/// One closed interval: its merged snapshot and how many workers reported it.
+#[derive(Debug)]
+pub struct ClosedInterval {
+    pub seq: u64,
+    pub snapshot: Snapshot,
+    pub workers: usize,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    snapshot: Snapshot,
+    reported: BTreeSet<String>,
+}
+
+/// The controller's merged view of the run.
+#[derive(Debug, Default)]
+pub struct Merger {
+    /// Every series of the whole run.
+    total: Snapshot,
+    /// Intervals still collecting, by seq.
+    open: BTreeMap<u64, Bucket>,
+    /// Every interval up to and including this one is closed.
+    closed_through: Option<u64>,
+    /// Snapshots that arrived after their interval closed.
+    pub late: u64,
+    /// Per worker id.
+    workers: BTreeMap<String, WorkerTally>,
+}
+
+fn counter(s: &Snapshot, metric: &str) -> f64 {
+    match s.submetric(metric, &[]) {
+        Some(Sink::Counter(c)) => c.sum,
+        _ => 0.0,
+    }
+}
+
+impl Merger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one worker's snapshot. A series whose kind clashes with what is already merged
+    /// is reported (the rest is merged).
+    pub fn add(&mut self, worker: &str, snap: &Snapshot) -> Result<(), SinkError> {
+        let tally = self.workers.entry(worker.to_string()).or_default();
+        tally.snapshots += 1;
+        tally.last_seq = Some(tally.last_seq.map_or(snap.seq, |s| s.max(snap.seq)));
+        tally.iterations += counter(snap, builtin::ITERATIONS);
+        tally.requests += counter(snap, builtin::HTTP_REQS);
+        let result = self.total.merge(snap);
+        let is_late = self.closed_through.is_some_and(|c| snap.seq <= c);
+        if is_late {
+            self.late += 1;
+            return result;
+        }
+        let bucket = self.open.entry(snap.seq).or_default();
+        if bucket.reported.is_empty() {
+            bucket.snapshot.seq = snap.seq;
+            bucket.snapshot.interval_start_us = snap.interval_start_us;
+            bucket.snapshot.interval_ms = snap.interval_ms;
+        }
+        bucket.reported.insert(worker.to_string());
+        let r2 = bucket.snapshot.merge(snap);
+        result.and(r2)
+    }
+
+    /// Closes, in order, the buckets that every `live` worker has reported or that ended
+    /// [`CLOSE_AFTER_INTERVALS`] intervals before `now_seq` (the interval running now).
+    pub fn close_ready(&mut self, live: &BTreeSet<String>, now_seq: u64) -> Vec<ClosedInterval> {
+        let mut out = Vec::new();
+        while let Some((&seq, bucket)) = self.open.iter().next() {
+            let complete = live.iter().all(|w| bucket.reported.contains(w));
+            let overdue = now_seq > seq + CLOSE_AFTER_INTERVALS;
+            if !(complete || overdue) {
+                break;
+            }
+            out.push(self.close(seq));
+        }
+        out
+    }
+
+    /// Closes every open bucket (end of run).
+    pub fn close_all(&mut self) -> Vec<ClosedInterval> {
+        let seqs: Vec<u64> = self.open.keys().copied().collect();
+        seqs.into_iter().map(|s| self.close(s)).collect()
+    }
+
+    fn close(&mut self, seq: u64) -> ClosedInterval {
+        let bucket = self.open.remove(&seq).unwrap_or_default();
+        self.closed_through = Some(self.closed_through.map_or(seq, |c| c.max(seq)));
+        ClosedInterval {
+            seq,
+            workers: bucket.reported.len(),
+            snapshot: bucket.snapshot,
+        }
+    }
+
+    /// The cumulative merged sinks (their `vus` fields mean nothing: see the time series).
+    pub fn total(&self) -> &Snapshot {
+        &self.total
+    }
+
+    pub fn worker(&self, id: &str) -> Option<&WorkerTally> {
+        self.workers.get(id)
+    }
+
+    pub fn open_buckets(&self) -> usize {
+        self.open.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use barrage_core::{MetricKind, SeriesKey};
+
+    fn snap(seq: u64, reqs: f64) -> Snapshot {
+        let mut s = Snapshot {
+            seq,
+            interval_ms: 1000,
+            vus: 1,
+            ..Default::default()
+        };
+        s.add(
+            SeriesKey::new(builtin::HTTP_REQS),
+            MetricKind::Counter,
+            reqs,
+        );
+        s
+    }
+
+    fn live(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn interval_bucketing() {
+        // (worker, seq) arrivals, then close_ready(live, now_seq) → closed seqs
+        struct Case {
+            name: &'static str,
+            arrivals: &'static [(&'static str, u64)],
+            live: &'static [&'static str],
+            now_seq: u64,
+            closed: &'static [(u64, usize)],
+        }
+        let cases = [
+            Case {
+                name: "all reported",
+                arrivals: &[("a", 0), ("b", 0)],
+                live: &["a", "b"],
+                now_seq: 1,
+                closed: &[(0, 2)],
+            },
+            Case {
+                name: "one missing, not overdue",
+                arrivals: &[("a", 0)],
+                live: &["a", "b"],
+                now_seq: 2,
+                closed: &[],
+            },
+            Case {
+                name: "one missing, overdue",
+                arrivals: &[("a", 0)],
+                live: &["a", "b"],
+                now_seq: 3,
+                closed: &[(0, 1)],
+            },
+            Case {
+                name: "in order only",
+                arrivals: &[("a", 0), ("a", 1), ("b", 1)],
+                live: &["a", "b"],
+                now_seq: 2,
+                closed: &[],
+            },
+            Case {
+                name: "in order, both",
+                arrivals: &[("a", 0), ("b", 0), ("a", 1), ("b", 1)],
+                live: &["a", "b"],
+                now_seq: 2,
+                closed: &[(0, 2), (1, 2)],
+            },
+            Case {
+                name: "lost worker not awaited",
+                arrivals: &[("a", 0)],
+                live: &["a"],
+                now_seq: 1,
+                closed: &[(0, 1)],
+            },
+            Case {
+                name: "gap",
+                arrivals: &[("a", 0), ("a", 2)],
+                live: &["a"],
+                now_seq: 3,
+                closed: &[(0, 1), (2, 1)],
+            },
+        ];
+        for c in cases {
+            let mut m = Merger::new();
+            for (w, seq) in c.arrivals {
+                m.add(w, &snap(*seq, 1.0)).unwrap();
+            }
+            let got: Vec<(u64, usize)> = m
+                .close_ready(&live(c.live), c.now_seq)
+                .iter()
+                .map(|ci| (ci.seq, ci.workers))
+                .collect();
+            assert_eq!(got, c.closed, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn late_snapshots_still_count_in_the_total() {
+        let mut m = Merger::new();
+        m.add("a", &snap(0, 2.0)).unwrap();
+        let closed = m.close_ready(&live(&["a", "b"]), 5);
+        assert_eq!(closed.len(), 1);
+        m.add("b", &snap(0, 3.0)).unwrap();
+        assert_eq!(m.late, 1);
+        assert_eq!(m.open_buckets(), 0);
+        assert_eq!(counter(m.total(), builtin::HTTP_REQS), 5.0);
+        assert_eq!(m.worker("b").unwrap().requests, 3.0);
+        assert_eq!(counter(&closed[0].snapshot, builtin::HTTP_REQS), 2.0);
+    }
+
+    #[test]
+    fn merged_percentiles_equal_one_histogram_fed_all_samples() {
+        // three workers × 20 intervals, through the wire codec as the controller sees them
+        let key = SeriesKey::with_tags(builtin::HTTP_REQ_DURATION, [("operation", "run_wait")]);
+        let mut all = Snapshot::default();
+        let mut m = Merger::new();
+        let mut x: u64 = 99;
+        for seq in 0..20u64 {
+            for w in ["w1", "w2", "w3"] {
+                let mut s = Snapshot {
+                    seq,
+                    ..Default::default()
+                };
+                for _ in 0..500 {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let us = (100 + (x >> 33) % 5_000_000) as f64;
+                    s.add(key.clone(), MetricKind::Trend, us);
+                    all.add(key.clone(), MetricKind::Trend, us);
+                }
+                let wire = barrage_proto::snapshot_to_pb(&s).unwrap();
+                let back = barrage_proto::snapshot_from_pb(&wire).unwrap();
+                m.add(w, &back).unwrap();
+            }
+            m.close_ready(&live(&["w1", "w2", "w3"]), seq + 1);
+        }
+        let (Some(Sink::Trend(merged)), Some(Sink::Trend(one))) = (
+            m.total().submetric(builtin::HTTP_REQ_DURATION, &[]),
+            all.submetric(builtin::HTTP_REQ_DURATION, &[]),
+        ) else {
+            panic!("missing trend")
+        };
+        assert_eq!(merged.count(), 30_000);
+        for p in [0.0, 50.0, 90.0, 95.0, 99.0, 99.9, 100.0] {
+            assert_eq!(merged.percentile(p), one.percentile(p), "p{p}");
+        }
+        assert_eq!(merged.hist.mean(), one.hist.mean());
+    }
+
+    #[test]
+    fn kind_clash_is_an_error_but_the_rest_merges() {
+        let mut m = Merger::new();
+        m.add("a", &snap(0, 1.0)).unwrap();
+        let mut bad = snap(0, 1.0);
+        bad.series.insert(
+            SeriesKey::new(builtin::HTTP_REQS),
+            Sink::new(MetricKind::Rate),
+        );
+        bad.add(
+            SeriesKey::new(builtin::ITERATIONS),
+            MetricKind::Counter,
+            4.0,
+        );
+        assert!(m.add("b", &bad).is_err());
+        assert_eq!(counter(m.total(), builtin::ITERATIONS), 4.0);
+    }
+}

@@ -1,0 +1,158 @@
+//! Where results go: their names, the start-up probe of the folder, atomic writes.
+//!
+//! Names follow the seed's convention, `{runtime}-v{version}-{llm}-{vus}vu`, with `vus` the
+//! plan's most VUs; a sweep's runs (the plan's `target.tier` set) are `{runtime}-{tier}`.
+use barrage_core::Plan;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("the results folder {dir} cannot be written ({source}); pick another --results-dir or fix its permissions")]
+    Unwritable { dir: String, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// `{runtime}-v{version}-{llm}-{vus}vu`, or `{runtime}-{tier}` for a sweep.
+pub fn base_name(plan: &Plan) -> String {
+    let t = &plan.target;
+    match &t.tier {
+        Some(tier) => format!("{}-{}", t.runtime, tier),
+        None => format!(
+            "{}-v{}-{}-{}vu",
+            t.runtime,
+            t.version.trim_start_matches('v'),
+            t.llm,
+            plan.scenario.max_vus()
+        ),
+    }
+}
+
+/// The summary's path in `dir`.
+pub fn summary_path(dir: &Path, plan: &Plan) -> PathBuf {
+    dir.join(format!("{}.summary.json", base_name(plan)))
+}
+
+/// Creates `dir` if needed and proves a file can be created there, before the run starts.
+pub fn probe_dir(dir: &Path) -> Result<(), ResultsError> {
+    let err = |source| ResultsError::Unwritable {
+        dir: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let probe = tempfile::Builder::new()
+        .prefix(".barrage-probe-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    drop(probe);
+    Ok(())
+}
+
+/// The parent folder of a file path (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Writes `bytes` to a temp file beside `path`, then renames it over `path`: readers never
+/// see a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
+    let err = |source| ResultsError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".barrage-")
+        .tempfile_in(parent_dir(path))
+        .map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use barrage_core::Profile;
+
+    #[test]
+    fn names() {
+        // (runtime, version, llm, tier, profile) -> name
+        let cases: &[(&str, &str, &str, Option<&str>, Profile, &str)] = &[
+            (
+                "ts",
+                "0.1.0",
+                "mock",
+                None,
+                Profile::Default,
+                "ts-v0.1.0-mock-5vu",
+            ),
+            (
+                "python",
+                "v0.1.0",
+                "mock",
+                None,
+                Profile::Default,
+                "python-v0.1.0-mock-5vu",
+            ),
+            (
+                "reference",
+                "0.2.0",
+                "gpt4",
+                None,
+                Profile::Tier,
+                "reference-v0.2.0-gpt4-10vu",
+            ),
+            (
+                "ts",
+                "0.1.0",
+                "mock",
+                None,
+                Profile::Smoke,
+                "ts-v0.1.0-mock-1vu",
+            ),
+            ("ts", "0.1.0", "mock", Some("xs"), Profile::Tier, "ts-xs"),
+        ];
+        for (rt, v, llm, tier, profile, want) in cases {
+            let mut p = Plan::profile(*profile);
+            p.target.runtime = rt.to_string();
+            p.target.version = v.to_string();
+            p.target.llm = llm.to_string();
+            p.target.tier = tier.map(str::to_string);
+            assert_eq!(base_name(&p), *want);
+            assert_eq!(
+                summary_path(Path::new("results"), &p),
+                PathBuf::from(format!("results/{want}.summary.json"))
+            );
+        }
+    }
+
+    #[test]
+    fn probe_and_atomic_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a/b");
+        probe_dir(&sub).unwrap();
+        assert_eq!(
+            std::fs::read_dir(&sub).unwrap().count(),
+            0,
+            "probe left a file"
+        );
+        let f = sub.join("x.json");
+        write_atomic(&f, b"one").unwrap();
+        write_atomic(&f, b"two").unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 1);
+        // a regular file where the folder should be
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let e = probe_dir(&file.join("sub")).unwrap_err().to_string();
+        assert!(e.contains("--results-dir"), "{e}");
+    }
+}

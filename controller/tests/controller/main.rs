@@ -1,0 +1,1 @@
+//! Integration tests of `barrage` (one binary: see the crate's Cargo.toml).
