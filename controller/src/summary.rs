@@ -354,8 +354,14 @@ pub fn render_text(summary: &Value, path: &Path) -> String {
     }
     let _ = writeln!(out, "\n  █ METRICS\n");
     if let Some(metrics) = summary["metrics"].as_object() {
-        let width = metrics.keys().map(|k| k.len()).max().unwrap_or(0);
-        for (name, s) in metrics {
+        // metrics, plus the submetrics thresholds name (summary.json has every submetric)
+        let named: BTreeSet<&str> = thresholds.iter().filter_map(|t| t["metric"].as_str()).collect();
+        let shown: Vec<(&String, &Value)> = metrics
+            .iter()
+            .filter(|(k, _)| !k.contains('{') || named.contains(k.as_str()))
+            .collect();
+        let width = shown.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (name, s) in shown {
             let _ = writeln!(out, "    {}: {}", dots(name, width), stat_line(name, s));
         }
     }

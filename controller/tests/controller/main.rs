@@ -1,1 +1,7 @@
-//! Integration tests of `barrage` (one binary: see the crate's Cargo.toml).
+//! Integration tests of `barrage`: real processes on loopback (one test binary, see the
+//! crate's Cargo.toml). Helpers live in `util`.
+mod cli;
+mod distributed;
+mod netns;
+mod run;
+mod util;

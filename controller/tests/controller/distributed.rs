@@ -1,0 +1,105 @@
+//! `barrage controller` with external `barrage worker` processes: a killed worker is
+//! rebalanced, a killed controller stops its workers, a wrong token is refused.
+use crate::util::{plan_file, read_json, start_target, token_file, Proc};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn controller(plan: &Path, workers: usize, token: &Path, results: &Path) -> (Proc, String) {
+    let mut c = Proc::barrage(
+        "controller",
+        &[
+            "controller", "--listen", "127.0.0.1:0", "--expect-workers", &workers.to_string(),
+            "--plan", plan.to_str().unwrap(), "--token-file", token.to_str().unwrap(),
+            "--results-dir", results.to_str().unwrap(), "--no-progress", "--join-timeout", "60s",
+        ],
+    );
+    let addr = c.listening();
+    (c, addr)
+}
+
+fn worker(name: &str, addr: &str, token: &Path) -> Proc {
+    Proc::barrage(name, &["worker", "--controller", &format!("http://{addr}"), "--token-file", token.to_str().unwrap(), "--name", name])
+}
+
+/// Waits until `p`'s stderr contains `needle`.
+fn wait_for(p: &Proc, needle: &str, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if p.stderr.lock().unwrap().contains(needle) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_killed_worker_is_rebalanced() {
+    let target = start_target();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("[target]\nurl = \"{}\"\nruntime = \"rb\"\n", target.url);
+    let plan = plan_file(dir.path(), "p.toml", 3, 7, &extra);
+    let token = token_file(dir.path(), "token", "shared-token-1");
+    let results = dir.path().join("results");
+    let (mut ctl, addr) = controller(&plan, 3, &token, &results);
+    let workers: Vec<Proc> = (1..=3).map(|i| worker(&format!("w-{i}"), &addr, &token)).collect();
+    assert!(wait_for(&ctl, "start sent", Duration::from_secs(30)), "{}", ctl.output());
+    std::thread::sleep(Duration::from_millis(3500));
+    let victim = &workers[1];
+    let _ = std::process::Command::new("kill").args(["-KILL", &victim.child.id().to_string()]).status();
+    assert_eq!(ctl.exit_code(Duration::from_secs(60)), 0, "{}", ctl.output());
+    assert!(ctl.stderr.lock().unwrap().contains("segments rebalanced"), "{}", ctl.output());
+    let s = read_json(&results.join("rb-v0.1.0-mock-3vu.summary.json"));
+    let ws = s["workers"].as_array().unwrap();
+    let lost: Vec<_> = ws.iter().filter(|w| !w["lost"].is_null()).collect();
+    assert_eq!(lost.len(), 1, "{ws:?}");
+    assert!(lost[0]["iterations"].as_u64().unwrap() > 0, "its samples before the loss are kept");
+    let total = s["metrics"]["iterations"]["count"].as_f64().unwrap() as u64;
+    assert_eq!(ws.iter().map(|w| w["iterations"].as_u64().unwrap()).sum::<u64>(), total);
+    // the remaining two got halves, and VUs still add up to 3 after the loss
+    let segs: Vec<&str> = ws.iter().filter(|w| w["lost"].is_null()).map(|w| w["segment"].as_str().unwrap()).collect();
+    assert_eq!(segs, ["[0/2, 1/2)", "[1/2, 2/2)"]);
+    let rows = s["timeseries"]["rows"].as_array().unwrap();
+    let full: Vec<u64> = rows.iter().filter(|r| r[1] == 2).map(|r| r[2].as_u64().unwrap()).collect();
+    assert!(full.iter().filter(|v| **v == 3).count() >= 2, "vus per interval after the loss: {rows:?}");
+    assert!(ctl.stdout.lock().unwrap().contains("lost w"), "{}", ctl.output());
+    drop(workers);
+}
+
+#[test]
+fn a_killed_controller_stops_its_workers() {
+    let target = start_target();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("[target]\nurl = \"{}\"\n", target.url);
+    let plan = plan_file(dir.path(), "p.toml", 2, 60, &extra);
+    let token = token_file(dir.path(), "token", "shared-token-2");
+    let results = dir.path().join("results");
+    let (ctl, addr) = controller(&plan, 2, &token, &results);
+    let mut workers: Vec<Proc> = (1..=2).map(|i| worker(&format!("w-{i}"), &addr, &token)).collect();
+    assert!(wait_for(&ctl, "start sent", Duration::from_secs(30)), "{}", ctl.output());
+    std::thread::sleep(Duration::from_millis(2000));
+    let _ = std::process::Command::new("kill").args(["-KILL", &ctl.child.id().to_string()]).status();
+    let killed = Instant::now();
+    for w in &mut workers {
+        let status = w.wait(Duration::from_secs(6));
+        assert!(status.is_some(), "worker still running {:?} after the controller died\n{}", killed.elapsed(), w.output());
+    }
+    assert!(killed.elapsed() <= Duration::from_secs(6));
+}
+
+#[test]
+fn a_wrong_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_file(dir.path(), "p.toml", 1, 5, "");
+    let good = token_file(dir.path(), "good", "the-right-token");
+    let bad = token_file(dir.path(), "bad", "a-wrong-token");
+    let results = dir.path().join("results");
+    let (ctl, addr) = controller(&plan, 1, &good, &results);
+    let mut w = worker("intruder", &addr, &bad);
+    let code = w.exit_code(Duration::from_secs(30));
+    assert_ne!(code, 0, "{}", w.output());
+    let werr = w.stderr.lock().unwrap().clone();
+    assert!(werr.contains("token"), "worker's message does not name the token:\n{}", w.output());
+    assert!(wait_for(&ctl, "wrong or missing token", Duration::from_secs(5)), "{}", ctl.output());
+    drop(ctl);
+}

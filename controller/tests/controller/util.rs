@@ -1,0 +1,175 @@
+//! Test helpers: child processes that are killed on drop and whose output is kept for the
+//! failure message, the `listening on` line, `/stats` over plain HTTP, short plans.
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BARRAGE: &str = env!("CARGO_BIN_EXE_barrage");
+
+/// A running `barrage …`, killed (SIGKILL) on drop; stdout and stderr collected.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub stdout: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
+    first_line: Option<std::sync::mpsc::Receiver<String>>,
+}
+
+fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<String>>, first: Option<std::sync::mpsc::Sender<String>>) {
+    std::thread::spawn(move || {
+        let mut first = first;
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if let Some(tx) = first.take() {
+                let _ = tx.send(line.clone());
+            }
+            let mut s = into.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+}
+
+impl Proc {
+    pub fn start(name: &str, cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        collect(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
+        collect(child.stderr.take().unwrap(), stderr.clone(), None);
+        Proc { name: name.into(), child, stdout, stderr, first_line: Some(rx) }
+    }
+
+    /// `barrage <args>`.
+    pub fn barrage(name: &str, args: &[&str]) -> Proc {
+        let mut cmd = Command::new(BARRAGE);
+        cmd.args(args).env("RUST_LOG", "info");
+        Proc::start(name, &mut cmd)
+    }
+
+    /// The address after `listening on ` on the first stdout line.
+    pub fn listening(&mut self) -> String {
+        let rx = self.first_line.take().expect("first line already read");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{} did not print `listening on`\n{}", self.name, self.output()));
+        line.strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{}: unexpected first line {line:?}", self.name))
+            .trim()
+            .to_string()
+    }
+
+    pub fn output(&self) -> String {
+        format!(
+            "--- {} stdout ---\n{}\n--- {} stderr ---\n{}",
+            self.name,
+            self.stdout.lock().unwrap(),
+            self.name,
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    /// Waits for the exit, at most `limit`.
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                // let the reader threads catch up
+                std::thread::sleep(Duration::from_millis(100));
+                return Some(s);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits for the exit (panicking with the output past `limit`) and returns the code.
+    pub fn exit_code(&mut self, limit: Duration) -> i32 {
+        match self.wait(limit) {
+            Some(s) => s.code().unwrap_or(-1),
+            None => panic!("{} still running after {limit:?}\n{}", self.name, self.output()),
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The mock LLM (no delay) and the reference runtime pointed at it; returns the
+/// runtime's base URL.
+pub struct Target {
+    /// Held so that both servers live as long as the test (killed on drop).
+    #[allow(dead_code)]
+    pub mock: Proc,
+    #[allow(dead_code)]
+    pub runtime: Proc,
+    pub url: String,
+}
+
+pub fn start_target() -> Target {
+    let mut mock = Proc::barrage("mock-llm", &["mock-llm", "--host", "127.0.0.1", "--port", "0", "--delay-ms", "0", "--stream-delay-ms", "0"]);
+    let mock_addr = mock.listening();
+    let mut cmd = Command::new(BARRAGE);
+    cmd.args(["reference-runtime", "--host", "127.0.0.1", "--port", "0"])
+        .env("OPENAI_BASE_URL", format!("http://{mock_addr}/v1"))
+        .env_remove("SUPABASE_JWT_SECRET");
+    let mut runtime = Proc::start("reference-runtime", &mut cmd);
+    let url = runtime.listening();
+    Target { mock, runtime, url }
+}
+
+/// GET `url` (http://host:port/path) and parse the JSON body.
+pub fn get_json(url: &str) -> serde_json::Value {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut s = TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let json = body.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
+}
+
+/// A plan file: constant VUs for a few seconds, interval 1 s, plus `extra` TOML.
+pub fn plan_file(dir: &Path, name: &str, vus: u64, secs: u64, extra: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        format!(
+            "name = \"test\"\ninterval = \"1s\"\ngraceful_stop = \"5s\"\n[scenario]\nexecutor = \"constant-vus\"\nvus = {vus}\nduration = \"{secs}s\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, token).unwrap();
+    p
+}
