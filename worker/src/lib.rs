@@ -1,7 +1,38 @@
 //! barrage-worker: joins a controller over gRPC (or runs a plan standalone) and runs
 //! virtual users that drive the agent flow against an Agent Protocol server.
 //!
-//! (Layout map and data flow: being written.)
+//! # Layout
+//!
+//! | module        | holds                                                                  |
+//! |---------------|------------------------------------------------------------------------|
+//! | [`cli`]       | [`Args`] (flags, `clap::Args`) → validated [`cli::Mode`]                |
+//! | [`exit_code`] | every exit code                                                         |
+//! | [`join`]      | the gRPC conversation with the controller (Hello … Done)               |
+//! | [`standalone`]| `--standalone`: plan from file/profile, run, k6-like summary            |
+//! | [`session`]   | one run: executor runtime + snapshot ticker + final cut                 |
+//! | [`executor`]  | executor runtimes (closed VU curve, arrival rate); VU lifecycle table   |
+//! | [`vu`]        | the one VU loop, its feeds (closed, open) and slots                     |
+//! | [`registry`]  | metrics registry: interned series, interval sinks, snapshot cuts        |
+//! | [`interval`]  | the snapshot ticker, aligned to the run's start                         |
+//! | [`summary`]   | end-of-test summary and threshold evaluation                            |
+//! | [`clock`]     | instants ↔ controller wall clock                                        |
+//! | [`pin`]       | pinning the worker thread to a core                                     |
+//! | [`sample`]    | the seam: `Scenario` (a flow), `Record` (the registry), `Sample`        |
+//! | `flow`, `http`, `sse`, `auth` | the agent flow (its own engineer's modules)              |
+//!
+//! # Data flow
+//!
+//! ```text
+//! Args ─validate─► Mode ─┬─ Join: Hello ► Welcome ► Ping/Pong ► Assignment ► Ready ► Start ─┐
+//!                        └─ Standalone: plan file / profile ───────────────────────────────┤
+//!                                                                                          ▼
+//!   executor runtime (segment.scale(vus_at(t)) VUs | owned iterations at iteration_start(i))
+//!        ─► VUs ─► Scenario::iteration ─► Sample ─► Registry (interned series, HDR µs)
+//!        ticker every plan.interval ─► Snapshot ─► controller (gRPC) | merged total ─► summary
+//! ```
+//!
+//! Everything runs on one thread: a `current_thread` tokio runtime with a `LocalSet`,
+//! pinned to `--core N` when asked.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -9,3 +40,38 @@ pub mod flow;
 pub mod http;
 pub mod sample;
 pub mod sse;
+
+pub mod cli;
+pub mod clock;
+pub mod executor;
+pub mod exit_code;
+pub mod interval;
+pub mod join;
+pub mod pin;
+pub mod registry;
+pub mod session;
+pub mod standalone;
+pub mod summary;
+pub mod vu;
+
+pub use cli::Args;
+
+use std::process::ExitCode;
+
+/// Runs the worker as the flags say; the `ExitCode` follows [`exit_code`].
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    tracing::info!(
+        version = barrage_core::VERSION,
+        protocol = barrage_core::PROTOCOL,
+        pid = std::process::id(),
+        "barrage-worker starting"
+    );
+    match args.validate() {
+        Err(e) => {
+            eprintln!("barrage-worker: {e}");
+            Ok(exit_code::code(exit_code::BAD_INPUT))
+        }
+        Ok(cli::Mode::Standalone(a)) => standalone::run(a),
+        Ok(cli::Mode::Join(a)) => join::run(a),
+    }
+}

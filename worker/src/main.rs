@@ -1,1 +1,33 @@
-fn main() {}
+//! `barrage-worker`: parses flags, starts tracing (RUST_LOG, default info, on stderr) and
+//! calls [`worker::run`].
+use clap::Parser;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "barrage-worker",
+    version,
+    about = "barrage worker: runs VUs for a controller, or a plan standalone"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: worker::Args,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match worker::run(cli.args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("barrage-worker: {e:#}");
+            ExitCode::from(worker::exit_code::INTERNAL)
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Open-model runtime: `constant-arrival-rate` and `ramping-arrival-rate`. The schedule
+//! (`ExecutorConfig::iteration_start(i)`) says when global iteration `i` is due; this
+//! worker runs only the iterations its segment owns (`segment.owns_iteration(i)`), each
+//! at its due time, on a VU taken from a pool:
+//!
+//! ```text
+//! due(i) ─► free VU in the pool? ─yes─► hand it Job{due}         (iteration_duration from due)
+//!                 │ no
+//!                 ├─ pool < max_vus ─► allocate a VU, hand it the job
+//!                 └─ pool full ──────► dropped_iterations += 1
+//! ```
+//!
+//! The pool starts with `segment.scale(pre_allocated_vus)` VUs (at least one when the
+//! segment is not empty) and grows up to `segment.scale(max_vus)`. The due time travels
+//! with the job as `IterationCtx::intended_start`, so a late start is measured, never
+//! hidden (no coordinated omission).
+use super::{segment_changed, vu_number, wait_stop, Controls, End};
+use crate::sample::Scenario;
+use crate::vu::{spawn_vu, Env, Job, OpenFeed, Slot};
+use barrage_core::metrics::builtin;
+use barrage_core::{ExecutorConfig, MetricKind, Plan, Segment};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Local pool bounds for `seg`: (pre-allocated, max).
+pub fn pool_bounds(cfg: &ExecutorConfig, seg: &Segment) -> (u64, u64) {
+    let (pre, max) = match cfg {
+        ExecutorConfig::ConstantArrivalRate {
+            pre_allocated_vus,
+            max_vus,
+            ..
+        }
+        | ExecutorConfig::RampingArrivalRate {
+            pre_allocated_vus,
+            max_vus,
+            ..
+        } => (*pre_allocated_vus, (*max_vus).max(*pre_allocated_vus)),
+        _ => (0, 0),
+    };
+    let floor = u64::from(!seg.is_empty());
+    let local_pre = seg.scale(pre).max(floor);
+    (local_pre, seg.scale(max).max(local_pre))
+}
+
+pub(crate) async fn run<S: Scenario + 'static>(
+    plan: &Plan,
+    env: &Rc<Env<S>>,
+    start: Instant,
+    controls: &mut Controls,
+    vus_root: &CancellationToken,
+) -> End {
+    let cfg = &plan.scenario;
+    let vmax = cfg.max_vus();
+    let dropped_id = env
+        .registry
+        .intern(builtin::DROPPED_ITERATIONS, MetricKind::Counter, &[]);
+    let free: Rc<RefCell<Vec<Rc<Slot>>>> = Rc::default();
+    let closing = Rc::new(Cell::new(false));
+    let mut pool: Vec<Rc<Slot>> = Vec::new();
+    let mut seg = *controls.segment.borrow_and_update();
+    let (pre, _) = pool_bounds(cfg, &seg);
+    let allocate = |pool: &mut Vec<Rc<Slot>>, seg: &Segment, job: Option<Job>| {
+        let slot = Slot::new(
+            vu_number(seg, vmax, pool.len() as u64),
+            vus_root.child_token(),
+        );
+        let idle = job.is_none();
+        slot.job.set(job);
+        if idle {
+            free.borrow_mut().push(slot.clone());
+        }
+        let feed = OpenFeed {
+            slot: slot.clone(),
+            free: free.clone(),
+            closing: closing.clone(),
+        };
+        spawn_vu(env, &slot, feed);
+        pool.push(slot);
+    };
+    for _ in 0..pre {
+        allocate(&mut pool, &seg, None);
+    }
+    env.registry.set_vus(0, pool.len() as u64);
+    let end_at = start + cfg.duration();
+    let mut i: u64 = 0;
+    let end = loop {
+        if controls.segment.has_changed().unwrap_or(false) {
+            seg = *controls.segment.borrow_and_update();
+            for (n, s) in pool.iter().enumerate() {
+                s.number.set(vu_number(&seg, vmax, n as u64));
+            }
+            tracing::info!(segment = %seg, "following the new segment");
+        }
+        let Some(at) = cfg.iteration_start(i) else {
+            // the schedule is exhausted: wait for its end, then the graceful stop
+            tokio::select! {
+                biased;
+                _ = controls.hard.cancelled() => break End::Hard,
+                grace = wait_stop(&mut controls.stop) => break End::Stop(grace),
+                _ = tokio::time::sleep_until(end_at) => break End::Schedule,
+            }
+        };
+        if !seg.owns_iteration(i) {
+            i += 1;
+            continue;
+        }
+        let due = start + at;
+        tokio::select! {
+            biased;
+            _ = controls.hard.cancelled() => break End::Hard,
+            grace = wait_stop(&mut controls.stop) => break End::Stop(grace),
+            _ = segment_changed(&mut controls.segment) => continue, // re-check ownership of `i`
+            _ = tokio::time::sleep_until(due) => {}
+        }
+        let job = Job { due };
+        let idle = free.borrow_mut().pop();
+        if let Some(slot) = idle {
+            slot.job.set(Some(job));
+            slot.wake.notify_one();
+        } else if (pool.len() as u64) < pool_bounds(cfg, &seg).1 {
+            allocate(&mut pool, &seg, Some(job));
+            tracing::debug!(vus = pool.len(), "pool exhausted; allocated a VU");
+        } else {
+            env.registry.add(dropped_id, 1.0);
+            env.totals.dropped.set(env.totals.dropped.get() + 1);
+        }
+        let busy = pool.len() - free.borrow().len();
+        env.registry.set_vus(busy as u64, pool.len() as u64);
+        i += 1;
+    };
+    closing.set(true);
+    for s in free.borrow_mut().drain(..) {
+        s.wake.notify_one();
+    }
+    end
+}

@@ -1,0 +1,80 @@
+//! The snapshot ticker: every `interval`, aligned to the run's start, it cuts the
+//! registry's interval sinks into a [`Snapshot`] (interval `k` starts at
+//! `start + k·interval`, stamped in the controller's clock) and hands it out; raw point
+//! batches go out when full and at every cut.
+use crate::clock::Clock;
+use crate::registry::Registry;
+use barrage_core::Snapshot;
+use barrage_proto::pb;
+use std::rc::Rc;
+use tokio::sync::Notify;
+use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// What the ticker hands out.
+pub enum Tick {
+    Snapshot(Snapshot),
+    Points(Vec<pb::Point>),
+}
+
+/// Where interval boundaries fall.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// Stage time 0.
+    pub start: Instant,
+    pub every: Duration,
+}
+
+impl Intervals {
+    /// Start of interval `seq`.
+    pub fn start_of(&self, seq: u64) -> Instant {
+        self.start + self.every * seq as u32
+    }
+
+    pub fn every_ms(&self) -> u32 {
+        self.every.as_millis().min(u32::MAX as u128) as u32
+    }
+}
+
+/// Cuts snapshots until `until` is cancelled; returns the seq of the next (partial)
+/// interval, which the caller cuts when the run ends.
+pub async fn run_ticker(
+    registry: &Registry,
+    clock: &Clock,
+    iv: Intervals,
+    points_ready: Option<Rc<Notify>>,
+    until: &CancellationToken,
+    mut emit: impl FnMut(Tick),
+) -> u64 {
+    let mut seq = 0u64;
+    loop {
+        let boundary = iv.start_of(seq + 1);
+        let points = async {
+            match &points_ready {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = until.cancelled() => return seq,
+            _ = tokio::time::sleep_until(boundary) => {
+                emit(Tick::Snapshot(cut(registry, clock, iv, seq)));
+                for batch in registry.take_points() {
+                    emit(Tick::Points(batch));
+                }
+                seq += 1;
+            }
+            _ = points => {
+                for batch in registry.take_full_batches() {
+                    emit(Tick::Points(batch));
+                }
+            }
+        }
+    }
+}
+
+/// Cuts interval `seq`.
+pub fn cut(registry: &Registry, clock: &Clock, iv: Intervals, seq: u64) -> Snapshot {
+    registry.cut(seq, clock.controller_us(iv.start_of(seq)), iv.every_ms())
+}

@@ -1,0 +1,468 @@
+//! The worker's side of `Controller.Join` (see proto/barrage.proto's header comment):
+//!
+//! ```text
+//! connect (retry ≤ --connect-timeout) ─► Hello ─► Welcome | Reject (exit 3)
+//! Ping ─► Pong (always)     Assignment ─► validate, build flow ─► Ready | WorkerError (exit 2)
+//! Start ─► run at start_at + clock_offset ─► Snapshot / PointBatch every interval
+//! Reassign ─► follow the new segment       Stop{graceful} / Abort ─► stop ─► Done ─► exit 0
+//! schedule over by itself ─► Done ─► wait ≤ 10 s for Stop or end of stream ─► exit 0
+//! stream error / EOF before Stop ─► stop all load within 5 s ─► exit 4
+//! ```
+//!
+//! The outgoing half is an `mpsc` channel read by tonic through a `ReceiverStream`; the
+//! incoming half is read in one `select!` with the run's end, so a broken stream is
+//! noticed at once.
+use crate::cli::JoinArgs;
+use crate::clock::{unix_now_us, Clock};
+use crate::executor::Controls;
+use crate::interval::Tick;
+use crate::registry::Registry;
+use crate::sample::Scenario;
+use crate::session::{self, RunEnd, RunSpec};
+use crate::{exit_code, pin};
+use anyhow::Context;
+use barrage_core::{Plan, Secret, Segment, Snapshot};
+use barrage_proto::pb::{self, controller_message::Msg as In, worker_message::Msg as Out};
+use barrage_proto::{segment_from_pb, snapshot_to_pb, ControllerClient, MAX_MESSAGE_BYTES};
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::rc::Rc;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{timeout, Duration, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+
+/// After the schedule ended by itself and Done went out: how long to wait for the
+/// controller's Stop or end of stream.
+pub const AFTER_DONE_WAIT: Duration = Duration::from_secs(10);
+/// A lost controller: running iterations get this long before the hard cancel.
+pub const LOST_GRACE: Duration = Duration::from_secs(3);
+/// A lost controller: the whole stop is bounded by this (then the process exits).
+pub const LOST_DEADLINE: Duration = Duration::from_secs(4);
+/// Outgoing messages queued at most (snapshots beyond it are dropped with a warning).
+const OUT_QUEUE: usize = 256;
+
+/// Builds the flow of an assignment; an `Err` is sent as a fatal `WorkerError`.
+pub type MakeScenario<S> = dyn Fn(&Plan, &BTreeMap<String, Secret>) -> Result<S, String>;
+
+/// The binary's join mode: runtime, pinning, the agent flow, the conversation.
+pub fn run(args: JoinArgs) -> anyhow::Result<ExitCode> {
+    if let Some(core) = args.core {
+        pin::pin_current_thread(core);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let local = tokio::task::LocalSet::new();
+    let make: Box<MakeScenario<crate::flow::AgentFlow>> = Box::new(|plan, secrets| {
+        crate::flow::AgentFlow::new(plan, secrets).map_err(|e| e.to_string())
+    });
+    let code = local.block_on(&runtime, converse(args, &*make));
+    Ok(exit_code::code(code))
+}
+
+/// A failure that ends the conversation with an exit code.
+struct Exit(u8);
+
+/// One assignment, validated.
+struct Assigned<S> {
+    plan: Rc<Plan>,
+    scenario: Rc<S>,
+    segment: Segment,
+    clock: Clock,
+    raw_points: bool,
+}
+
+/// A run in progress.
+struct Running {
+    segment: watch::Sender<Segment>,
+    stop: watch::Sender<Option<Duration>>,
+    hard: CancellationToken,
+    done: oneshot::Receiver<RunEnd>,
+    grace: Duration,
+}
+
+/// Talks to the controller until the run is over; returns the exit code.
+pub async fn converse<S: Scenario + 'static>(args: JoinArgs, make: &MakeScenario<S>) -> u8 {
+    match converse_inner(args, make).await {
+        Ok(code) | Err(Exit(code)) => code,
+    }
+}
+
+async fn connect(
+    args: &JoinArgs,
+    hello: pb::WorkerMessage,
+) -> Result<
+    (
+        mpsc::Sender<pb::WorkerMessage>,
+        tonic::Streaming<pb::ControllerMessage>,
+    ),
+    Exit,
+> {
+    let deadline = Instant::now() + args.connect_timeout;
+    let mut endpoint = Endpoint::from_shared(args.controller.clone()).map_err(|e| {
+        eprintln!("barrage-worker: --controller {}: {e}", args.controller);
+        Exit(exit_code::BAD_INPUT)
+    })?;
+    endpoint = endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(20));
+    if let Some(pem) = &args.tls_ca {
+        endpoint = endpoint
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            .map_err(|e| {
+                eprintln!("barrage-worker: --tls-ca: {e}");
+                Exit(exit_code::BAD_INPUT)
+            })?;
+    }
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let failure = match endpoint.connect().await {
+            Ok(channel) => {
+                let mut client = ControllerClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                let (tx, rx) = mpsc::channel(OUT_QUEUE);
+                // Hello is queued before the call: a controller may read it before answering
+                let _ = tx.send(hello.clone()).await;
+                let mut request = tonic::Request::new(ReceiverStream::new(rx));
+                if let Some(token) = &args.token {
+                    let value = format!("Bearer {}", token.expose()).parse().map_err(|_| {
+                        eprintln!(
+                            "barrage-worker: --token-file: the token is not a valid header value"
+                        );
+                        Exit(exit_code::BAD_INPUT)
+                    })?;
+                    request
+                        .metadata_mut()
+                        .insert(barrage_proto::AUTH_METADATA, value);
+                }
+                match client.join(request).await {
+                    Ok(response) => return Ok((tx, response.into_inner())),
+                    Err(status)
+                        if status.code() == tonic::Code::Unauthenticated
+                            || status.code() == tonic::Code::PermissionDenied =>
+                    {
+                        eprintln!(
+                            "barrage-worker: rejected by the controller: {}",
+                            status.message()
+                        );
+                        return Err(Exit(exit_code::REJECTED));
+                    }
+                    Err(status) => format!("join: {status}"),
+                }
+            }
+            Err(e) => format!("connect: {e}"),
+        };
+        if Instant::now() >= deadline {
+            eprintln!(
+                "barrage-worker: cannot reach the controller at {} after {attempt} attempts ({failure}); check the address or raise --connect-timeout",
+                args.controller
+            );
+            return Err(Exit(exit_code::LOST_CONTROLLER));
+        }
+        tracing::debug!(attempt, %failure, "controller not reachable yet; retrying");
+        tokio::time::sleep(Duration::from_millis(250).min(deadline - Instant::now())).await;
+    }
+}
+
+fn hello(args: &JoinArgs) -> pb::WorkerMessage {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    msg(Out::Hello(pb::Hello {
+        version: barrage_core::VERSION.into(),
+        protocol: barrage_core::PROTOCOL,
+        host,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        core: args.core.map_or(-1, |c| c as i32),
+        pid: std::process::id(),
+        name: args.name.clone(),
+    }))
+}
+
+fn msg(m: Out) -> pb::WorkerMessage {
+    pb::WorkerMessage { msg: Some(m) }
+}
+
+async fn send(tx: &mpsc::Sender<pb::WorkerMessage>, m: Out) -> Result<(), Exit> {
+    match timeout(Duration::from_secs(5), tx.send(msg(m))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => {
+            eprintln!("barrage-worker: lost the controller (cannot send)");
+            Err(Exit(exit_code::LOST_CONTROLLER))
+        }
+    }
+}
+
+/// Sends a fatal `WorkerError`, half-closes and waits (≤ 2 s) for the controller to end
+/// the stream, so the message is on the wire before the process exits with 2.
+async fn fatal(
+    tx: mpsc::Sender<pb::WorkerMessage>,
+    mut inbound: tonic::Streaming<pb::ControllerMessage>,
+    message: String,
+) -> Exit {
+    eprintln!("barrage-worker: {message}");
+    let _ = send(
+        &tx,
+        Out::Error(pb::WorkerError {
+            message,
+            fatal: true,
+        }),
+    )
+    .await;
+    drop(tx);
+    let drained = async { while let Ok(Some(_)) = inbound.message().await {} };
+    let _ = timeout(Duration::from_secs(2), drained).await;
+    Exit(exit_code::BAD_INPUT)
+}
+
+fn done_msg(last: &Snapshot, iterations: u64, dropped: u64) -> Out {
+    let last = match snapshot_to_pb(last) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "the last snapshot does not encode; sending Done without it");
+            None
+        }
+    };
+    Out::Done(pb::Done {
+        last,
+        iterations,
+        dropped_iterations: dropped,
+        error: String::new(),
+    })
+}
+
+fn validate<S>(a: &pb::Assignment, make: &MakeScenario<S>) -> Result<Assigned<S>, String> {
+    let plan = Plan::from_json_str(&a.plan_json).map_err(|e| format!("bad assignment: {e}"))?;
+    if plan.hash() != a.plan_hash {
+        return Err(format!(
+            "bad assignment: plan_hash {} does not match the plan's hash {}; controller and worker disagree on the plan encoding (same barrage version on both?)",
+            a.plan_hash,
+            plan.hash()
+        ));
+    }
+    let segment =
+        segment_from_pb(a.segment.as_ref()).map_err(|e| format!("bad assignment: {e}"))?;
+    let secrets: BTreeMap<String, Secret> = a
+        .secrets
+        .iter()
+        .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
+        .collect();
+    let scenario =
+        make(&plan, &secrets).map_err(|e| format!("bad assignment: the flow cannot start: {e}"))?;
+    Ok(Assigned {
+        plan: Rc::new(plan),
+        scenario: Rc::new(scenario),
+        segment,
+        clock: Clock::new(a.clock_offset_us),
+        raw_points: a.raw_points,
+    })
+}
+
+fn start_run<S: Scenario + 'static>(
+    a: &Assigned<S>,
+    start_at_us: i64,
+    tx: &mpsc::Sender<pb::WorkerMessage>,
+    root: &CancellationToken,
+) -> Running {
+    let start = a.clock.instant_at(start_at_us);
+    let registry = Rc::new(Registry::new(&a.plan.tags));
+    let points_ready = a.raw_points.then(|| registry.enable_raw_points(a.clock));
+    let (segment_tx, segment) = watch::channel(a.segment);
+    let (stop_tx, stop) = watch::channel(None);
+    let hard = root.child_token();
+    let spec = RunSpec {
+        plan: a.plan.clone(),
+        scenario: a.scenario.clone(),
+        registry,
+        clock: a.clock,
+        start,
+        controls: Controls {
+            segment,
+            stop,
+            hard: hard.clone(),
+        },
+        points_ready,
+    };
+    let (done_tx, done) = oneshot::channel();
+    let out = tx.clone();
+    tracing::info!(
+        in_ms = start.saturating_duration_since(Instant::now()).as_millis() as u64,
+        segment = %a.segment,
+        "run scheduled"
+    );
+    tokio::task::spawn_local(async move {
+        let end = session::execute(spec, |tick| {
+            let m = match tick {
+                Tick::Snapshot(s) => match snapshot_to_pb(&s) {
+                    Ok(p) => Out::Snapshot(p),
+                    Err(e) => {
+                        tracing::warn!(error = %e, seq = s.seq, "snapshot does not encode; skipped");
+                        return;
+                    }
+                },
+                Tick::Points(points) => Out::Points(pb::PointBatch { points }),
+            };
+            if let Err(e) = out.try_send(msg(m)) {
+                tracing::warn!(error = %e, "the controller is not reading; a snapshot was dropped");
+            }
+        })
+        .await;
+        let _ = done_tx.send(end);
+    });
+    Running {
+        segment: segment_tx,
+        stop: stop_tx,
+        hard,
+        done,
+        grace: a.plan.graceful_stop,
+    }
+}
+
+async fn converse_inner<S: Scenario + 'static>(
+    args: JoinArgs,
+    make: &MakeScenario<S>,
+) -> Result<u8, Exit> {
+    let (tx, mut inbound) = connect(&args, hello(&args)).await?;
+    let root = CancellationToken::new();
+    let mut assigned: Option<Assigned<S>> = None;
+    let mut running: Option<Running> = None;
+    let mut stop_asked = false;
+    loop {
+        let next = async {
+            match running.as_mut() {
+                Some(r) => (&mut r.done).await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            end = next => {
+                let end = end.ok_or(Exit(exit_code::INTERNAL))?;
+                tracing::info!(iterations = end.totals.iterations, dropped = end.totals.dropped, "run over; sending Done");
+                send(&tx, done_msg(&end.last, end.totals.iterations, end.totals.dropped)).await?;
+                return Ok(finish(tx, inbound, stop_asked).await);
+            }
+            m = inbound.message() => {
+                let m = match m {
+                    Ok(Some(pb::ControllerMessage { msg: Some(m) })) => m,
+                    Ok(Some(_)) => continue, // an empty oneof: nothing to do
+                    Ok(None) | Err(_) => {
+                        let why = match m { Err(s) => s.to_string(), _ => "end of stream".into() };
+                        return Err(lost(&why, running.take(), &root).await);
+                    }
+                };
+                match m {
+                    In::Welcome(w) => {
+                        tracing::info!(worker = %w.worker_id, interval_ms = w.interval_ms, controller = %w.controller_version, "welcomed");
+                    }
+                    In::Reject(r) => {
+                        eprintln!("barrage-worker: rejected by the controller: {}", r.reason);
+                        return Err(Exit(exit_code::REJECTED));
+                    }
+                    In::Ping(p) => {
+                        send(&tx, Out::Pong(pb::Pong { seq: p.seq, controller_time_us: p.controller_time_us, worker_time_us: unix_now_us() })).await?;
+                    }
+                    In::Assignment(a) => {
+                        if running.is_some() {
+                            return Err(fatal(tx, inbound, "protocol: an Assignment arrived during a run".into()).await);
+                        }
+                        match validate(&a, make) {
+                            Ok(x) => {
+                                tracing::info!(plan = %x.plan.name, hash = %a.plan_hash, segment = %x.segment, offset_us = a.clock_offset_us, "assignment accepted");
+                                send(&tx, Out::Ready(pb::Ready { plan_hash: a.plan_hash.clone() })).await?;
+                                assigned = Some(x);
+                            }
+                            Err(e) => return Err(fatal(tx, inbound, e).await),
+                        }
+                    }
+                    In::Start(s) => {
+                        let Some(a) = assigned.as_ref() else {
+                            return Err(fatal(tx, inbound, "protocol: Start arrived before an Assignment".into()).await);
+                        };
+                        if running.is_none() {
+                            running = Some(start_run(a, s.start_at_unix_us, &tx, &root));
+                        }
+                    }
+                    In::Reassign(r) => match segment_from_pb(r.segment.as_ref()) {
+                        Ok(seg) => {
+                            tracing::info!(segment = %seg, remaining = ?r.remaining, "reassigned");
+                            if let Some(a) = assigned.as_mut() { a.segment = seg; }
+                            if let Some(run) = &running { let _ = run.segment.send(seg); }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "ignoring a Reassign with a bad segment"),
+                    },
+                    In::Stop(s) => {
+                        stop_asked = true;
+                        tracing::info!(reason = %s.reason, graceful = s.graceful, "stop");
+                        match &running {
+                            Some(run) => { let _ = run.stop.send(Some(if s.graceful { run.grace } else { Duration::ZERO })); }
+                            None => {
+                                send(&tx, done_msg(&Snapshot::default(), 0, 0)).await?;
+                                return Ok(finish(tx, inbound, true).await);
+                            }
+                        }
+                    }
+                    In::Abort(a) => {
+                        stop_asked = true;
+                        tracing::warn!(reason = %a.reason, "abort");
+                        match &running {
+                            Some(run) => { let _ = run.stop.send(Some(Duration::ZERO)); run.hard.cancel(); }
+                            None => {
+                                send(&tx, done_msg(&Snapshot::default(), 0, 0)).await?;
+                                return Ok(finish(tx, inbound, true).await);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// After Done: half-close our stream and wait (bounded) for the controller's Stop or the
+/// end of its stream.
+async fn finish(
+    tx: mpsc::Sender<pb::WorkerMessage>,
+    mut inbound: tonic::Streaming<pb::ControllerMessage>,
+    stop_asked: bool,
+) -> u8 {
+    drop(tx);
+    let wait = async {
+        loop {
+            match inbound.message().await {
+                Ok(Some(pb::ControllerMessage {
+                    msg: Some(In::Stop(_) | In::Abort(_)),
+                })) if !stop_asked => return,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    };
+    if timeout(AFTER_DONE_WAIT, wait).await.is_err() {
+        tracing::info!("the controller neither stopped us nor closed the stream; exiting anyway");
+    }
+    exit_code::OK
+}
+
+/// The controller is gone: stop all load (grace, then hard, bounded) and exit 4.
+async fn lost(why: &str, running: Option<Running>, root: &CancellationToken) -> Exit {
+    tracing::error!(reason = why, "lost the controller; stopping all load");
+    eprintln!("barrage-worker: lost the controller ({why}); stopping all load");
+    if let Some(run) = running {
+        let _ = run.stop.send(Some(LOST_GRACE.min(run.grace)));
+        if timeout(LOST_DEADLINE, run.done).await.is_err() {
+            root.cancel();
+            tracing::warn!("load still running after the deadline; cancelled hard");
+        }
+    }
+    root.cancel();
+    Exit(exit_code::LOST_CONTROLLER)
+}

@@ -1,0 +1,437 @@
+//! The worker's metrics registry: implements [`Record`], keeps one interval [`Sink`] per
+//! series, and cuts a [`Snapshot`] every interval.
+//!
+//! Built for the hot path (every request of every VU records several samples):
+//!
+//! - a series (metric + sorted tags, the plan's tags merged in) is interned to a small
+//!   [`SeriesId`]; recording hashes the borrowed metric and tags, sorts them in a stack
+//!   buffer and finds the id, so the steady state allocates nothing per sample;
+//! - [`Registry::cut`] clones each non-empty sink into the snapshot and resets it in place
+//!   (histograms keep their buckets), one allocation per series per interval;
+//! - raw points (`Assignment.raw_points`) are the one per-sample allocation, and only when
+//!   asked for; they are handed out in batches of [`POINT_BATCH`].
+//!
+//! One registry per worker, shared by its VUs on one thread (`RefCell`, never held across
+//! an `.await`).
+use crate::clock::Clock;
+use crate::sample::{Record, Sample};
+use barrage_core::metrics::builtin;
+use barrage_core::{MetricKind, SeriesKey, Sink, Snapshot};
+use barrage_proto::pb;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};
+use std::rc::Rc;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Points per `PointBatch` at most; a full batch is handed out before the interval ends.
+pub const POINT_BATCH: usize = 5000;
+/// Tags sorted on the stack; a sample with more (plan tags included) takes a heap path.
+const STACK_TAGS: usize = 32;
+
+/// Index of an interned series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesId(u32);
+
+struct Series {
+    key: SeriesKey,
+    kind: MetricKind,
+    /// This interval's aggregate; reset by `cut`.
+    sink: Sink,
+    /// Set when the sink holds data since the last cut.
+    dirty: bool,
+    /// The tags in wire form, built on the first raw point.
+    pb_tags: Option<Vec<pb::Tag>>,
+}
+
+struct RawPoints {
+    clock: Clock,
+    current: Vec<pb::Point>,
+    full: Vec<Vec<pb::Point>>,
+    /// Woken when a batch is full.
+    ready: Rc<Notify>,
+}
+
+#[derive(Default)]
+struct Inner {
+    series: Vec<Series>,
+    /// hash of (metric, sorted tags) → candidate ids (collisions are compared exactly).
+    index: HashMap<u64, Vec<u32>>,
+    raw: Option<RawPoints>,
+    vus: u64,
+    vus_max: u64,
+    /// Samples whose kind disagreed with their series' kind (dropped).
+    kind_clashes: u64,
+}
+
+/// The worker's metrics registry (see the module docs).
+pub struct Registry {
+    inner: RefCell<Inner>,
+    /// The plan's tags, sorted: added to every sample (a sample's own tag wins).
+    plan_tags: Vec<(String, String)>,
+    hasher: BuildHasherDefault<DefaultHasher>,
+}
+
+impl Registry {
+    pub fn new(plan_tags: &BTreeMap<String, String>) -> Registry {
+        Registry {
+            inner: RefCell::new(Inner::default()),
+            plan_tags: plan_tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            hasher: BuildHasherDefault::default(),
+        }
+    }
+
+    /// Also turn every sample into a raw point stamped with `clock`'s controller time.
+    /// Returns the notifier woken whenever a batch of [`POINT_BATCH`] is ready.
+    pub fn enable_raw_points(&self, clock: Clock) -> Rc<Notify> {
+        let ready = Rc::new(Notify::new());
+        self.inner.borrow_mut().raw = Some(RawPoints {
+            clock,
+            current: Vec::with_capacity(POINT_BATCH),
+            full: Vec::new(),
+            ready: ready.clone(),
+        });
+        ready
+    }
+
+    /// Interns a series ahead of time (the engine's own hot series).
+    pub fn intern(&self, metric: &str, kind: MetricKind, tags: &[(&str, &str)]) -> SeriesId {
+        self.with_sorted_tags(tags, |sorted| {
+            let mut inner = self.inner.borrow_mut();
+            self.find_or_insert(&mut inner, metric, kind, sorted)
+        })
+    }
+
+    /// Adds `value` to an interned series.
+    pub fn add(&self, id: SeriesId, value: f64) {
+        let mut inner = self.inner.borrow_mut();
+        add_to(&mut inner, id, value);
+    }
+
+    /// Active and allocated VUs, shipped with each snapshot and as the `vus`/`vus_max` gauges.
+    pub fn set_vus(&self, vus: u64, vus_max: u64) {
+        let mut inner = self.inner.borrow_mut();
+        inner.vus = vus;
+        inner.vus_max = vus_max;
+    }
+
+    pub fn vus(&self) -> (u64, u64) {
+        let inner = self.inner.borrow();
+        (inner.vus, inner.vus_max)
+    }
+
+    /// Cuts the interval: every series with data since the last cut, plus the `vus` and
+    /// `vus_max` gauges; the sinks are reset.
+    pub fn cut(&self, seq: u64, interval_start_us: i64, interval_ms: u32) -> Snapshot {
+        let (vus, vus_max) = self.vus();
+        let vus_id = self.intern(builtin::VUS, MetricKind::Gauge, &[]);
+        let max_id = self.intern(builtin::VUS_MAX, MetricKind::Gauge, &[]);
+        self.add(vus_id, vus as f64);
+        self.add(max_id, vus_max as f64);
+        let mut inner = self.inner.borrow_mut();
+        let mut series = BTreeMap::new();
+        for s in inner.series.iter_mut().filter(|s| s.dirty) {
+            series.insert(s.key.clone(), s.sink.clone());
+            reset(&mut s.sink);
+            s.dirty = false;
+        }
+        Snapshot {
+            seq,
+            interval_start_us,
+            interval_ms,
+            series,
+            vus,
+            vus_max,
+        }
+    }
+
+    /// Every raw point recorded so far, in batches of at most [`POINT_BATCH`].
+    pub fn take_points(&self) -> Vec<Vec<pb::Point>> {
+        let mut inner = self.inner.borrow_mut();
+        let Some(raw) = inner.raw.as_mut() else {
+            return Vec::new();
+        };
+        let mut out = std::mem::take(&mut raw.full);
+        if !raw.current.is_empty() {
+            out.push(std::mem::replace(
+                &mut raw.current,
+                Vec::with_capacity(POINT_BATCH),
+            ));
+        }
+        out
+    }
+
+    /// Only the full batches (called when the notifier fires mid-interval).
+    pub fn take_full_batches(&self) -> Vec<Vec<pb::Point>> {
+        let mut inner = self.inner.borrow_mut();
+        inner
+            .raw
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.full))
+            .unwrap_or_default()
+    }
+
+    /// Samples dropped because their kind disagreed with their series' first sample.
+    pub fn kind_clashes(&self) -> u64 {
+        self.inner.borrow().kind_clashes
+    }
+
+    /// Number of interned series.
+    pub fn series_count(&self) -> usize {
+        self.inner.borrow().series.len()
+    }
+
+    fn find_or_insert(
+        &self,
+        inner: &mut Inner,
+        metric: &str,
+        kind: MetricKind,
+        sorted: &[(&str, &str)],
+    ) -> SeriesId {
+        let mut h = self.hasher.build_hasher();
+        metric.hash(&mut h);
+        for (k, v) in sorted {
+            k.hash(&mut h);
+            v.hash(&mut h);
+        }
+        let hash = h.finish();
+        if let Some(ids) = inner.index.get(&hash) {
+            for &id in ids {
+                let key = &inner.series[id as usize].key;
+                if key.metric == metric
+                    && key.tags.len() == sorted.len()
+                    && key
+                        .tags
+                        .iter()
+                        .zip(sorted)
+                        .all(|((a, b), (c, d))| a == c && b == d)
+                {
+                    return SeriesId(id);
+                }
+            }
+        }
+        let id = inner.series.len() as u32;
+        inner.series.push(Series {
+            key: SeriesKey {
+                metric: metric.to_string(),
+                tags: sorted
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            kind,
+            sink: Sink::new(kind),
+            dirty: false,
+            pb_tags: None,
+        });
+        inner.index.entry(hash).or_default().push(id);
+        SeriesId(id)
+    }
+
+    /// Calls `f` with plan tags + `tags`, sorted by key, a repeated key keeping its last
+    /// value (so a sample's tag overrides the plan's).
+    fn with_sorted_tags<R>(
+        &self,
+        tags: &[(&str, &str)],
+        f: impl FnOnce(&[(&str, &str)]) -> R,
+    ) -> R {
+        let n = self.plan_tags.len() + tags.len();
+        if n <= STACK_TAGS {
+            let mut buf: [(&str, &str); STACK_TAGS] = [("", ""); STACK_TAGS];
+            let mut len = 0;
+            for (k, v) in &self.plan_tags {
+                buf[len] = (k.as_str(), v.as_str());
+                len += 1;
+            }
+            for t in tags {
+                buf[len] = *t;
+                len += 1;
+            }
+            let len = sort_dedup(&mut buf[..len]);
+            f(&buf[..len])
+        } else {
+            let mut buf: Vec<(&str, &str)> = self
+                .plan_tags
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .chain(tags.iter().copied())
+                .collect();
+            let len = sort_dedup(&mut buf);
+            f(&buf[..len])
+        }
+    }
+}
+
+/// Stable insertion sort by key, then keeps the last of each run of equal keys; returns
+/// the new length. No allocation.
+fn sort_dedup(tags: &mut [(&str, &str)]) -> usize {
+    for i in 1..tags.len() {
+        let mut j = i;
+        while j > 0 && tags[j - 1].0 > tags[j].0 {
+            tags.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let mut out = 0;
+    for i in 0..tags.len() {
+        if i + 1 < tags.len() && tags[i + 1].0 == tags[i].0 {
+            continue; // a later value of the same key wins
+        }
+        tags[out] = tags[i];
+        out += 1;
+    }
+    out
+}
+
+fn reset(sink: &mut Sink) {
+    match sink {
+        Sink::Trend(t) => t.hist.reset(),
+        other => *other = Sink::new(other.kind()),
+    }
+}
+
+fn add_to(inner: &mut Inner, id: SeriesId, value: f64) {
+    let s = &mut inner.series[id.0 as usize];
+    s.sink.add(value);
+    s.dirty = true;
+    if let Some(raw) = inner.raw.as_mut() {
+        let s = &mut inner.series[id.0 as usize];
+        let tags = s
+            .pb_tags
+            .get_or_insert_with(|| barrage_proto::tags_to_pb(&s.key))
+            .clone();
+        raw.current.push(pb::Point {
+            metric: s.key.metric.clone(),
+            kind: barrage_proto::kind_to_pb(s.kind) as i32,
+            tags,
+            time_unix_us: raw.clock.controller_us(Instant::now()),
+            value,
+        });
+        if raw.current.len() >= POINT_BATCH {
+            let batch = std::mem::replace(&mut raw.current, Vec::with_capacity(POINT_BATCH));
+            raw.full.push(batch);
+            raw.ready.notify_one();
+        }
+    }
+}
+
+impl Record for Registry {
+    fn record(&self, sample: Sample<'_>) {
+        self.with_sorted_tags(sample.tags, |sorted| {
+            let mut inner = self.inner.borrow_mut();
+            let id = self.find_or_insert(&mut inner, sample.metric, sample.kind, sorted);
+            if inner.series[id.0 as usize].kind != sample.kind {
+                inner.kind_clashes += 1;
+                if inner.kind_clashes == 1 {
+                    tracing::warn!(
+                        metric = sample.metric,
+                        "a sample's kind disagrees with its series; dropping such samples"
+                    );
+                }
+                return;
+            }
+            add_to(&mut inner, id, sample.value);
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trend(
+        metric: &'static str,
+        tags: &'static [(&'static str, &'static str)],
+        v: f64,
+    ) -> Sample<'static> {
+        Sample {
+            metric,
+            kind: MetricKind::Trend,
+            tags,
+            value: v,
+        }
+    }
+
+    #[test]
+    fn series_are_interned_by_sorted_tags_with_plan_tags() {
+        let reg = Registry::new(&BTreeMap::from([
+            ("runtime".to_string(), "ts".to_string()),
+            ("operation".to_string(), "plan-default".to_string()),
+        ]));
+        reg.record(trend(
+            "http_req_duration",
+            &[("operation", "run_wait"), ("status", "200")],
+            1000.0,
+        ));
+        reg.record(trend(
+            "http_req_duration",
+            &[("status", "200"), ("operation", "run_wait")],
+            3000.0,
+        ));
+        reg.record(trend(
+            "http_req_duration",
+            &[("operation", "get_state")],
+            10.0,
+        ));
+        assert_eq!(reg.series_count(), 2);
+        let snap = reg.cut(0, 0, 1000);
+        let key = SeriesKey::with_tags(
+            "http_req_duration",
+            [
+                ("operation", "run_wait"),
+                ("runtime", "ts"),
+                ("status", "200"),
+            ],
+        );
+        let Some(Sink::Trend(t)) = snap.series.get(&key) else {
+            panic!(
+                "missing {key} in {:?}",
+                snap.series.keys().collect::<Vec<_>>()
+            )
+        };
+        assert_eq!(t.count(), 2);
+        // the cut reset the sinks: an empty interval ships only the VU gauges
+        let next = reg.cut(1, 1_000_000, 1000);
+        assert_eq!(next.metrics(), vec!["vus", "vus_max"]);
+    }
+
+    #[test]
+    fn sort_dedup_keeps_the_last_value() {
+        let mut t = [("b", "1"), ("a", "x"), ("b", "2"), ("c", "3")];
+        let n = sort_dedup(&mut t);
+        assert_eq!(&t[..n], &[("a", "x"), ("b", "2"), ("c", "3")]);
+    }
+
+    #[test]
+    fn kind_clash_is_dropped_not_merged() {
+        let reg = Registry::new(&BTreeMap::new());
+        reg.record(trend("x", &[], 5.0));
+        reg.record(Sample {
+            metric: "x",
+            kind: MetricKind::Counter,
+            tags: &[],
+            value: 1.0,
+        });
+        assert_eq!(reg.kind_clashes(), 1);
+    }
+
+    #[tokio::test]
+    async fn raw_points_come_in_batches() {
+        let reg = Registry::new(&BTreeMap::new());
+        let ready = reg.enable_raw_points(Clock::new(0));
+        for i in 0..(POINT_BATCH + 10) {
+            reg.record(trend("t", &[("k", "v")], i as f64));
+        }
+        ready.notified().await; // a permit was stored when the batch filled
+        let full = reg.take_full_batches();
+        assert_eq!(full.len(), 1);
+        assert_eq!(full[0].len(), POINT_BATCH);
+        assert_eq!(full[0][0].tags[0].key, "k");
+        let rest = reg.take_points();
+        assert_eq!(rest.iter().map(Vec::len).sum::<usize>(), 10);
+    }
+}

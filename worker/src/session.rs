@@ -1,0 +1,72 @@
+//! One run of a plan on this worker, shared by the standalone and the joined modes: the
+//! executor runtime and the snapshot ticker side by side on the current `LocalSet`, then
+//! the final (partial) interval cut when the engine is done.
+use crate::clock::Clock;
+use crate::executor::{self, Controls, RunTotals};
+use crate::interval::{self, Intervals, Tick};
+use crate::registry::Registry;
+use crate::sample::Scenario;
+use barrage_core::{Plan, Snapshot};
+use std::rc::Rc;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a run needs.
+pub struct RunSpec<S> {
+    pub plan: Rc<Plan>,
+    pub scenario: Rc<S>,
+    pub registry: Rc<Registry>,
+    /// Converts instants to the controller's clock (offset 0 standalone).
+    pub clock: Clock,
+    /// Stage time 0, local.
+    pub start: Instant,
+    pub controls: Controls,
+    /// Set when raw points were asked for (see `Registry::enable_raw_points`).
+    pub points_ready: Option<Rc<Notify>>,
+}
+
+/// How a run ended.
+pub struct RunEnd {
+    pub totals: RunTotals,
+    /// What was measured since the last emitted snapshot.
+    pub last: Snapshot,
+    pub ended_at: Instant,
+}
+
+/// Runs the engine and the ticker until the engine is done; `emit` gets every interval
+/// snapshot and point batch; the partial last interval comes back in [`RunEnd::last`].
+pub async fn execute<S: Scenario + 'static>(spec: RunSpec<S>, emit: impl FnMut(Tick)) -> RunEnd {
+    let iv = Intervals {
+        start: spec.start,
+        every: spec.plan.interval,
+    };
+    let ticker_stop = CancellationToken::new();
+    let engine = async {
+        let totals = executor::run(
+            spec.plan.clone(),
+            spec.scenario.clone(),
+            spec.registry.clone(),
+            spec.start,
+            spec.controls,
+        )
+        .await;
+        ticker_stop.cancel();
+        totals
+    };
+    let ticker = interval::run_ticker(
+        &spec.registry,
+        &spec.clock,
+        iv,
+        spec.points_ready.clone(),
+        &ticker_stop,
+        emit,
+    );
+    let (totals, next_seq) = tokio::join!(engine, ticker);
+    let last = interval::cut(&spec.registry, &spec.clock, iv, next_seq);
+    RunEnd {
+        totals,
+        last,
+        ended_at: Instant::now(),
+    }
+}

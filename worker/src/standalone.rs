@@ -1,0 +1,265 @@
+//! Standalone mode: `barrage-worker --standalone (--plan FILE | --profile NAME)` runs the
+//! plan on the full segment with no controller, prints a k6-like summary and exits with 99
+//! when a threshold failed. Ctrl-C once: graceful stop (`plan.graceful_stop`); twice: at
+//! once.
+use crate::cli::{PlanSource, StandaloneArgs};
+use crate::clock::Clock;
+use crate::executor::{Controls, RunTotals};
+use crate::interval::Tick;
+use crate::registry::Registry;
+use crate::sample::Scenario;
+use crate::session::{self, RunSpec};
+use crate::summary;
+use crate::{exit_code, pin};
+use anyhow::Context;
+use barrage_core::{AuthConfig, Plan, Secret, Segment, Snapshot};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::rc::Rc;
+use tokio::sync::watch;
+use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Reads the plan (file or profile), applies `--target`, `--runtime-name` and
+/// `--jwt-secret-env`, and validates the result.
+pub fn load_plan(args: &StandaloneArgs) -> Result<Plan, String> {
+    let mut plan = match &args.plan {
+        PlanSource::Profile(p) => Plan::profile(*p),
+        PlanSource::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "--plan {}: {e}; point it at a readable TOML plan",
+                    path.display()
+                )
+            })?;
+            Plan::from_toml_str(&text).map_err(|e| format!("--plan {}: {e}", path.display()))?
+        }
+    };
+    if let Some(url) = &args.target {
+        plan.target.url = url.trim_end_matches('/').to_string();
+    }
+    if let Some(name) = &args.runtime_name {
+        plan.target.runtime = name.clone();
+    }
+    if let Some(var) = &args.jwt_secret_env {
+        match &mut plan.auth {
+            AuthConfig::Jwt {
+                secret_env,
+                secret_file,
+                ..
+            } => {
+                *secret_env = var.clone();
+                *secret_file = None;
+            }
+            other => {
+                *other = AuthConfig::Jwt {
+                    secret_env: var.clone(),
+                    secret_file: None,
+                    sub: "benchmark-user".into(),
+                    per_vu_sub: false,
+                    ttl: Duration::from_secs(3600),
+                }
+            }
+        }
+    }
+    plan.validate().map_err(|e| {
+        let flags = "(after applying --target/--runtime-name/--jwt-secret-env)";
+        format!("{e}{flags}")
+    })?;
+    Ok(plan)
+}
+
+/// The secrets the plan's auth needs, read from the environment (or the secret file), by
+/// the names the flow expects: `token`, `jwt_secret`, `gotrue_anon_key`, `gotrue_password`.
+pub fn secrets_from_env(plan: &Plan) -> Result<BTreeMap<String, Secret>, String> {
+    let env = |var: &str, what: &str| -> Result<Secret, String> {
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+            Ok(_) => Err(format!("environment variable {var} (the {what}) is empty; set it")),
+            Err(_) => Err(format!("environment variable {var} (the {what}) is not set; export it or change the plan's auth")),
+        }
+    };
+    let mut out = BTreeMap::new();
+    match &plan.auth {
+        AuthConfig::None => {}
+        AuthConfig::Token { token_env } => {
+            out.insert(
+                "token".into(),
+                env(token_env, "bearer token, auth.token_env")?,
+            );
+        }
+        AuthConfig::Jwt {
+            secret_env,
+            secret_file,
+            ..
+        } => {
+            let secret = match secret_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        format!("auth.secret_file {path}: {e}; point it at a file holding the HS256 secret")
+                    })?;
+                    if text.trim().is_empty() {
+                        return Err(format!(
+                            "auth.secret_file {path} is empty; write the HS256 secret into it"
+                        ));
+                    }
+                    Secret::new(text.trim())
+                }
+                None => env(secret_env, "JWT secret, auth.secret_env / --jwt-secret-env")?,
+            };
+            out.insert("jwt_secret".into(), secret);
+        }
+        AuthConfig::Gotrue {
+            anon_key_env,
+            password_env,
+            ..
+        } => {
+            out.insert(
+                "gotrue_anon_key".into(),
+                env(anon_key_env, "GoTrue anon key, auth.anon_key_env")?,
+            );
+            out.insert(
+                "gotrue_password".into(),
+                env(password_env, "GoTrue password, auth.password_env")?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// What a standalone run produced.
+pub struct Outcome {
+    pub total: Snapshot,
+    pub totals: RunTotals,
+    pub elapsed: Duration,
+    pub thresholds: Vec<summary::ThresholdResult>,
+}
+
+impl Outcome {
+    pub fn thresholds_passed(&self) -> bool {
+        self.thresholds.iter().all(|r| r.passed)
+    }
+}
+
+/// Runs `plan` with `scenario` on the full segment, merging every interval into one
+/// total; `stop`/`hard` steer it (Ctrl-C in the binary). Call inside a `LocalSet`.
+pub async fn run_plan<S: Scenario + 'static>(
+    plan: Rc<Plan>,
+    scenario: Rc<S>,
+    stop: watch::Receiver<Option<Duration>>,
+    hard: CancellationToken,
+    progress: bool,
+) -> Outcome {
+    let registry = Rc::new(Registry::new(&plan.tags));
+    let (_segment_tx, segment) = watch::channel(Segment::FULL);
+    let start = Instant::now();
+    let mut total = Snapshot::default();
+    let spec = RunSpec {
+        plan: plan.clone(),
+        scenario,
+        registry: registry.clone(),
+        clock: Clock::new(0),
+        start,
+        controls: Controls {
+            segment,
+            stop,
+            hard,
+        },
+        points_ready: None,
+    };
+    let mut iterations = 0.0;
+    let end = session::execute(spec, |tick| {
+        if let Tick::Snapshot(snap) = tick {
+            if progress {
+                if let Some(barrage_core::Sink::Counter(c)) = snap.submetric("iterations", &[]) {
+                    iterations += c.sum;
+                }
+                eprintln!(
+                    "running ({:.1}s), {}/{} VUs, {} complete iterations",
+                    start.elapsed().as_secs_f64(),
+                    snap.vus,
+                    snap.vus_max,
+                    iterations
+                );
+            }
+            total += &snap;
+        }
+    })
+    .await;
+    total += &end.last;
+    let elapsed = end.ended_at - start;
+    let thresholds = summary::evaluate(&plan, &total, elapsed);
+    Outcome {
+        total,
+        totals: end.totals,
+        elapsed,
+        thresholds,
+    }
+}
+
+/// The standalone binary: plan, secrets, runtime, flow, run, summary, exit code.
+pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    let plan = match load_plan(&args).and_then(|p| secrets_from_env(&p).map(|s| (p, s))) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("barrage-worker: {e}");
+            return Ok(exit_code::code(exit_code::BAD_INPUT));
+        }
+    };
+    let (plan, secrets) = plan;
+    if let Some(core) = args.core {
+        pin::pin_current_thread(core);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let flow = match crate::flow::AgentFlow::new(&plan, &secrets) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("barrage-worker: {e}");
+                return Ok(exit_code::code(exit_code::BAD_INPUT));
+            }
+        };
+        tracing::info!(
+            plan = %plan.name,
+            target = %plan.target.url,
+            scenario = %plan.scenario.describe(),
+            "standalone run starting"
+        );
+        let (stop_tx, stop) = watch::channel(None);
+        let hard = CancellationToken::new();
+        let grace = plan.graceful_stop;
+        let signals = hard.clone();
+        tokio::task::spawn_local(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: stopping gracefully (Ctrl-C again to stop at once)");
+                let _ = stop_tx.send(Some(grace));
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    signals.cancel();
+                }
+            }
+        });
+        let plan = Rc::new(plan);
+        let outcome = run_plan(plan.clone(), Rc::new(flow), stop, hard, true).await;
+        let mut out = std::io::stdout().lock();
+        summary::write_summary(
+            &mut out,
+            &plan,
+            &outcome.total,
+            outcome.elapsed,
+            &outcome.thresholds,
+        )
+        .context("writing the summary")?;
+        out.flush().ok();
+        Ok(if outcome.thresholds_passed() {
+            exit_code::code(exit_code::OK)
+        } else {
+            eprintln!("barrage-worker: some thresholds have failed");
+            exit_code::code(exit_code::THRESHOLDS_FAILED)
+        })
+    })
+}

@@ -1,0 +1,14 @@
+//! The worker crate's one integration-test binary.
+//!
+//! | module       | what it checks                                                         |
+//! |--------------|------------------------------------------------------------------------|
+//! | `flow`       | the agent flow against real servers (the flow engineer's)              |
+//! | `engine`     | executor timing with paused time: ramps, segments, graceful/hard stops |
+//! | `standalone` | the binary with `--standalone` against the reference runtime           |
+//! | `join`       | the binary against a fake controller (gRPC conversation, exit codes)   |
+//! | `harness`    | shared: in-process targets, the worker binary, output on failure       |
+mod engine;
+mod flow;
+mod harness;
+mod join;
+mod standalone;

@@ -1,0 +1,207 @@
+//! `barrage-worker --standalone` as a real process against the reference runtime; its
+//! summary is checked against the runtime's own `/stats`.
+use crate::harness::{summary_count, temp_file, Target, Worker};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn plan_toml(url: &str, scenario: &str, extra: &str) -> String {
+    format!(
+        "name = \"t\"\ngraceful_stop = \"10s\"\n{extra}\n[target]\nurl = \"{url}\"\n[scenario]\n{scenario}\n"
+    )
+}
+
+#[test]
+fn constant_vus_request_count_matches_the_runtime_record() {
+    let target = Target::start();
+    let before = target.requests_total();
+    let plan = temp_file(
+        &plan_toml(
+            &target.url,
+            "executor = \"constant-vus\"\nvus = 2\nduration = \"2s\"",
+            "[thresholds]\nhttp_req_failed = [\"rate<0.05\"]",
+        ),
+        ".toml",
+    );
+    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    let reqs = summary_count(&out.stdout, "http_reqs").unwrap_or_else(|| panic!("{}", out.show()));
+    assert!(reqs > 10.0, "{}", out.show());
+    assert_eq!(
+        reqs as u64,
+        target.requests_total() - before,
+        "{}",
+        out.show()
+    );
+    assert!(
+        out.stdout.contains("✓ http_req_failed 'rate<0.05'"),
+        "{}",
+        out.show()
+    );
+    for name in [
+        "iteration_duration",
+        "http_req_duration",
+        "vus_max",
+        "iterations",
+    ] {
+        assert!(out.stdout.contains(name), "{name} missing\n{}", out.show());
+    }
+}
+
+#[test]
+fn smoke_profile_runs_exactly_one_iteration() {
+    let target = Target::start();
+    let before = target.requests_total();
+    let out = Worker::spawn(
+        &[
+            "--standalone",
+            "--profile",
+            "smoke",
+            "--target",
+            &target.url,
+        ],
+        &[],
+    )
+    .wait(LIMIT);
+    assert_eq!(
+        summary_count(&out.stdout, "iterations"),
+        Some(1.0),
+        "{}",
+        out.show()
+    );
+    let reqs = summary_count(&out.stdout, "http_reqs").unwrap();
+    assert_eq!(reqs as u64, target.requests_total() - before);
+    // the smoke profile carries the seed's thresholds; against the reference they pass
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+}
+
+#[test]
+fn arrival_rate_runs_the_scheduled_iterations() {
+    let target = Target::start();
+    let plan = temp_file(
+        &plan_toml(
+            &target.url,
+            "executor = \"constant-arrival-rate\"\nrate = 20\nduration = \"3s\"\npre_allocated_vus = 10\nmax_vus = 20",
+            "",
+        ),
+        ".toml",
+    );
+    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    assert_eq!(
+        summary_count(&out.stdout, "iterations"),
+        Some(60.0),
+        "{}",
+        out.show()
+    );
+    assert_eq!(
+        summary_count(&out.stdout, "dropped_iterations"),
+        None,
+        "{}",
+        out.show()
+    );
+}
+
+#[test]
+fn arrival_rate_counts_dropped_iterations_against_a_slow_target() {
+    let target = Target::start_slow(Duration::from_millis(400));
+    let plan = temp_file(
+        &plan_toml(
+            &target.url,
+            "executor = \"constant-arrival-rate\"\nrate = 20\nduration = \"2s\"\npre_allocated_vus = 1\nmax_vus = 2",
+            "",
+        ),
+        ".toml",
+    );
+    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    let done = summary_count(&out.stdout, "iterations").unwrap_or(0.0);
+    let dropped = summary_count(&out.stdout, "dropped_iterations")
+        .unwrap_or_else(|| panic!("{}", out.show()));
+    assert_eq!(done + dropped, 40.0, "{}", out.show());
+    assert!(
+        dropped >= 30.0,
+        "2 VUs of >1 s iterations cannot run 20/s\n{}",
+        out.show()
+    );
+}
+
+#[test]
+fn graceful_stop_lets_iterations_finish_and_a_short_one_cuts_them() {
+    let target = Target::start_slow(Duration::from_millis(700));
+    // each iteration makes several LLM-backed runs: > 2 s against a 700 ms LLM
+    for (graceful, iterations) in [("20s", Some(2.0)), ("200ms", None)] {
+        let plan = temp_file(
+            &format!(
+                "name = \"t\"\ngraceful_stop = \"{graceful}\"\n[target]\nurl = \"{}\"\n[scenario]\nexecutor = \"constant-vus\"\nvus = 2\nduration = \"500ms\"\n",
+                target.url
+            ),
+            ".toml",
+        );
+        let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
+        assert_eq!(out.code(), Some(0), "{}", out.show());
+        assert_eq!(
+            summary_count(&out.stdout, "iterations"),
+            iterations,
+            "graceful_stop {graceful}\n{}",
+            out.show()
+        );
+        if iterations.is_none() {
+            assert!(out.took < Duration::from_secs(5), "{}", out.show());
+        }
+    }
+}
+
+#[test]
+fn failed_thresholds_exit_99_and_bad_input_exits_2() {
+    let target = Target::start();
+    let plan = temp_file(
+        &plan_toml(
+            &target.url,
+            "executor = \"per-vu-iterations\"\nvus = 1\niterations = 1",
+            "[thresholds]\nhttp_reqs = [\"count<1\"]",
+        ),
+        ".toml",
+    );
+    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
+    assert_eq!(out.code(), Some(99), "{}", out.show());
+    assert!(
+        out.stdout.contains("✗ http_reqs 'count<1'"),
+        "{}",
+        out.show()
+    );
+
+    let bad = temp_file(
+        "[scenario]\nexecutor = \"constant-vus\"\nvus = 0\nduration = \"1s\"\n",
+        ".toml",
+    );
+    let out = Worker::spawn(&["--standalone", "--plan", bad.as_str()], &[]).wait(LIMIT);
+    assert_eq!(out.code(), Some(2), "{}", out.show());
+    assert!(out.stderr.contains("scenario.vus"), "{}", out.show());
+
+    let out = Worker::spawn(&["--standalone"], &[]).wait(LIMIT);
+    assert_eq!(out.code(), Some(2), "{}", out.show());
+    assert!(
+        out.stderr.contains("--plan FILE or --profile NAME"),
+        "{}",
+        out.show()
+    );
+
+    let out = Worker::spawn(
+        &[
+            "--standalone",
+            "--profile",
+            "smoke",
+            "--jwt-secret-env",
+            "BARRAGE_TEST_UNSET_VAR",
+        ],
+        &[],
+    )
+    .wait(LIMIT);
+    assert_eq!(out.code(), Some(2), "{}", out.show());
+    assert!(
+        out.stderr.contains("BARRAGE_TEST_UNSET_VAR"),
+        "{}",
+        out.show()
+    );
+}
