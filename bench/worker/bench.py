@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""barrage-worker vs k6 (and wrk) on one target, side by side, in one run.
+
+Target: barrage-reference-runtime (1 thread) behind barrage-mock-llm (zero delay), both
+pinned to core TARGET_CORE; every load generator is pinned to core LOAD_CORE. Measures:
+
+  1. CPU per HTTP request, agent flow, N VUs for D s: barrage-worker --standalone vs
+     k6 running bench/worker/agent-flow.js (the same 12 requests); requests counted
+     by the target's own /stats.
+  2. Memory per VU: max RSS with 1000 mostly idle VUs (think time 60 s) minus max RSS
+     with 10, for both tools.
+  3. 10,000 mostly idle VUs in one barrage worker: max RSS.
+  4. Latency overhead: GET /threads/{id}/state p50, barrage (1 VU flow, get_state) vs
+     wrk -t1 -c1 on the same endpoint.
+
+Usage: python3 bench/worker/bench.py [--quick]   (release binaries are built first)
+Everything started here is killed by PID; every run has a timeout.
+"""
+import json, os, re, signal, socket, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+REL = os.path.join(ROOT, "target", "release")
+TARGET_CORE, LOAD_CORE = "1", "0"
+QUICK = "--quick" in sys.argv
+FLOW_VUS, FLOW_SECS = 10, (10 if QUICK else 20)
+started = []
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def start(cmd, env=None):
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env={**os.environ, **(env or {})})
+    started.append(p)
+    return p
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read()
+
+
+def post(url, body, method="POST"):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read() or b"null")
+
+
+def wait_ok(url, limit=20):
+    t0 = time.time()
+    while time.time() - t0 < limit:
+        try:
+            get(url)
+            return
+        except Exception:
+            time.sleep(0.05)
+    raise SystemExit(f"{url} did not come up")
+
+
+def requests_total(base):
+    return json.loads(get(base + "/stats"))["requests_total"]
+
+
+def timed(cmd, limit, env=None):
+    """Runs cmd under /usr/bin/time, pinned; returns (user+sys s, max RSS KiB, stdout)."""
+    out = tempfile.NamedTemporaryFile(delete=False, suffix=".time").name
+    full = ["/usr/bin/time", "-o", out, "-f", "%U %S %M", "taskset", "-c", LOAD_CORE] + cmd
+    p = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                         env={**os.environ, **(env or {})})
+    started.append(p)
+    try:
+        stdout, _ = p.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise SystemExit(f"timed out: {' '.join(cmd)}")
+    u, s, m = open(out).read().split()[-3:]
+    os.unlink(out)
+    return float(u) + float(s), int(m), stdout
+
+
+def plan(url, vus, secs, think="0s", graceful="30s", extra=""):
+    f = tempfile.NamedTemporaryFile("w", delete=False, suffix=".toml")
+    f.write(f'name = "bench"\ngraceful_stop = "{graceful}"\n{extra}\n[target]\nurl = "{url}"\n'
+            f'[scenario]\nexecutor = "constant-vus"\nvus = {vus}\nduration = "{secs}s"\n'
+            f'[flow]\nthink_time = "{think}"\n')
+    f.close()
+    return f.name
+
+
+def barrage(url, vus, secs, think="0s", graceful="30s", extra="", limit=300):
+    path = plan(url, vus, secs, think, graceful, extra)
+    try:
+        return timed([os.path.join(REL, "barrage-worker"), "--standalone", "--plan", path], limit,
+                     env={"RUST_LOG": "warn"})
+    finally:
+        os.unlink(path)
+
+
+def k6(url, vus, secs, think="0", graceful="30s", limit=300):
+    script = os.path.join(ROOT, "bench", "worker", "agent-flow.js")
+    return timed(["k6", "run", "--quiet", "--no-summary", "-e", f"RUNTIME_URL={url}", "-e", f"VUS={vus}",
+                  "-e", f"DURATION={secs}s", "-e", f"THINK={think}", "-e", f"GRACEFUL_STOP={graceful}",
+                  script], limit, env={"K6_NO_USAGE_REPORT": "true"})
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "-p", "worker", "-p", "mock-llm", "-p",
+                    "reference-runtime"], cwd=ROOT, check=True)
+    llm_port, rt_port = free_port(), free_port()
+    start(["taskset", "-c", TARGET_CORE, os.path.join(REL, "barrage-mock-llm"), "--port", str(llm_port),
+           "--delay-ms", "0", "--stream-delay-ms", "0", "--threads", "1"])
+    start(["taskset", "-c", TARGET_CORE, os.path.join(REL, "barrage-reference-runtime"), "--port", str(rt_port),
+           "--openai-base-url", f"http://127.0.0.1:{llm_port}/v1", "--threads", "1"])
+    url = f"http://127.0.0.1:{rt_port}"
+    wait_ok(url + "/ok")
+    res = {}
+
+    # 1. CPU per request, agent flow
+    for tool, run in [("barrage", barrage), ("k6", k6)]:
+        before = requests_total(url)
+        cpu, rss, _ = run(url, FLOW_VUS, FLOW_SECS)
+        n = requests_total(url) - before
+        res[f"{tool}_cpu_us_per_req"] = cpu / n * 1e6
+        res[f"{tool}_reqs"] = n
+        res[f"{tool}_cpu_s"] = cpu
+        print(f"[flow] {tool}: {n} requests, {cpu:.2f} CPU s, {cpu / n * 1e6:.1f} µs/request, rss {rss} KiB", flush=True)
+
+    # 2. memory per VU (mostly idle: one iteration, then a 60 s think time)
+    for tool in ["barrage", "k6"]:
+        rss = {}
+        for vus in [10, 1000]:
+            if tool == "barrage":
+                _, rss[vus], _ = barrage(url, vus, 8, think="60s", graceful="0s")
+            else:
+                _, rss[vus], _ = k6(url, vus, 8, think="60", graceful="0s")
+        per = (rss[1000] - rss[10]) / 990
+        res[f"{tool}_kib_per_vu"] = per
+        print(f"[memory] {tool}: rss 10 VUs {rss[10]} KiB, 1000 VUs {rss[1000]} KiB -> {per:.1f} KiB/VU", flush=True)
+
+    # 3. 10,000 mostly idle VUs in one worker
+    _, rss, _ = barrage(url, 10000, 20, think="120s", graceful="0s", limit=120)
+    res["barrage_10k_rss_mib"] = rss / 1024
+    print(f"[10k] barrage: max RSS {rss / 1024:.1f} MiB", flush=True)
+
+    # 4. latency overhead on GET /threads/{id}/state
+    a = post(url + "/assistants", {"graph_id": "agent"})
+    t = post(url + "/threads", {})
+    post(f"{url}/threads/{t['thread_id']}/runs/wait",
+         {"assistant_id": a["assistant_id"], "input": {"messages": [{"role": "user", "content": "Hello from barrage"}]}})
+    wrk = subprocess.run(["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c1", "-d10s", "--latency",
+                          f"{url}/threads/{t['thread_id']}/state"], capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"50%\s+([\d.]+)(us|ms|s)", wrk)
+    scale = {"us": 1, "ms": 1000, "s": 1e6}[m.group(2)]
+    res["wrk_p50_us"] = float(m.group(1)) * scale
+    extra = '[thresholds]\n"http_req_duration{operation:get_state}" = ["med<1000"]'
+    _, _, out = barrage(url, 1, 10, extra=extra)
+    line = next(l for l in out.splitlines() if "{operation:get_state}" in l)
+    med = re.search(r"med=([\d.]+)(µs|ms|s)", line)
+    res["barrage_p50_us"] = float(med.group(1)) * {"µs": 1, "ms": 1000, "s": 1e6}[med.group(2)]
+    print(f"[latency] get_state p50: wrk {res['wrk_p50_us']:.0f} µs, barrage {res['barrage_p50_us']:.0f} µs", flush=True)
+
+    res["cpu_ratio_barrage_over_k6"] = res["barrage_cpu_us_per_req"] / res["k6_cpu_us_per_req"]
+    res["mem_ratio_barrage_over_k6"] = res["barrage_kib_per_vu"] / res["k6_kib_per_vu"]
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for p in started:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
