@@ -5,15 +5,16 @@ import { sleep } from 'k6';
 
 const BASE = __ENV.RUNTIME_URL;
 const THINK = parseFloat(__ENV.THINK || '0');
+const VUS = parseInt(__ENV.VUS || '1');
+const DURATION = __ENV.DURATION || '10s';
+const GRACE = __ENV.GRACEFUL_STOP || '30s';
+// RAMP=1: 0 -> VUS over DURATION (as barrage's ramping-vus), else constant VUS
+const flow = __ENV.RAMP
+  ? { executor: 'ramping-vus', startVUs: 0, stages: [{ duration: DURATION, target: VUS }],
+      gracefulStop: GRACE, gracefulRampDown: GRACE }
+  : { executor: 'constant-vus', vus: VUS, duration: DURATION, gracefulStop: GRACE };
 export const options = {
-  scenarios: {
-    flow: {
-      executor: 'constant-vus',
-      vus: parseInt(__ENV.VUS || '1'),
-      duration: __ENV.DURATION || '10s',
-      gracefulStop: __ENV.GRACEFUL_STOP || '30s',
-    },
-  },
+  scenarios: { flow },
   summaryTrendStats: ['avg', 'med', 'p(95)'],
 };
 const H = { headers: { 'Content-Type': 'application/json' } };

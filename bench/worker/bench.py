@@ -7,13 +7,13 @@ pinned to core TARGET_CORE; every load generator is pinned to core LOAD_CORE. Me
   1. CPU per HTTP request, agent flow, N VUs for D s: barrage-worker --standalone vs
      k6 running bench/worker/agent-flow.js (the same 12 requests); requests counted
      by the target's own /stats.
-  2. Memory per VU: max RSS with 1000 mostly idle VUs (think time 60 s) minus max RSS
-     with 10, for both tools.
-  3. 10,000 mostly idle VUs in one barrage worker: max RSS.
+  2. Memory per VU: max RSS with 1000 mostly idle VUs (ramped 0 -> 1000 over 10 s, each
+     runs one iteration then thinks 60 s) minus max RSS with 10, for both tools.
+  3. 10,000 mostly idle VUs in one barrage worker (ramped over 60 s, think 300 s): max RSS.
   4. Latency overhead: GET /threads/{id}/state p50, barrage (1 VU flow, get_state) vs
      wrk -t1 -c1 on the same endpoint.
 
-Usage: python3 bench/worker/bench.py [--quick]   (release binaries are built first)
+Usage: python3 bench/worker/bench.py [--quick] [--no-build]   (release binaries are built first)
 Everything started here is killed by PID; every run has a timeout.
 """
 import json, os, re, signal, socket, subprocess, sys, tempfile, time, urllib.request
@@ -85,17 +85,20 @@ def timed(cmd, limit, env=None):
     return float(u) + float(s), int(m), stdout
 
 
-def plan(url, vus, secs, think="0s", graceful="30s", extra=""):
+def plan(url, vus, secs, think="0s", graceful="30s", extra="", ramp=False):
     f = tempfile.NamedTemporaryFile("w", delete=False, suffix=".toml")
+    if ramp:  # 0 -> vus over the run: VUs start spread out, then sit in their think time
+        scenario = f'executor = "ramping-vus"\nstages = [{{ duration = "{secs}s", target = {vus} }}]\n'
+    else:
+        scenario = f'executor = "constant-vus"\nvus = {vus}\nduration = "{secs}s"\n'
     f.write(f'name = "bench"\ngraceful_stop = "{graceful}"\n{extra}\n[target]\nurl = "{url}"\n'
-            f'[scenario]\nexecutor = "constant-vus"\nvus = {vus}\nduration = "{secs}s"\n'
-            f'[flow]\nthink_time = "{think}"\n')
+            f'[scenario]\n{scenario}[flow]\nthink_time = "{think}"\n')
     f.close()
     return f.name
 
 
-def barrage(url, vus, secs, think="0s", graceful="30s", extra="", limit=300):
-    path = plan(url, vus, secs, think, graceful, extra)
+def barrage(url, vus, secs, think="0s", graceful="30s", extra="", limit=300, ramp=False):
+    path = plan(url, vus, secs, think, graceful, extra, ramp)
     try:
         return timed([os.path.join(REL, "barrage-worker"), "--standalone", "--plan", path], limit,
                      env={"RUST_LOG": "warn"})
@@ -103,20 +106,33 @@ def barrage(url, vus, secs, think="0s", graceful="30s", extra="", limit=300):
         os.unlink(path)
 
 
-def k6(url, vus, secs, think="0", graceful="30s", limit=300):
+def k6(url, vus, secs, think="0", graceful="30s", limit=300, ramp=False):
     script = os.path.join(ROOT, "bench", "worker", "agent-flow.js")
     return timed(["k6", "run", "--quiet", "--no-summary", "-e", f"RUNTIME_URL={url}", "-e", f"VUS={vus}",
+                  "-e", f"RAMP={'1' if ramp else ''}",
                   "-e", f"DURATION={secs}s", "-e", f"THINK={think}", "-e", f"GRACEFUL_STOP={graceful}",
                   script], limit, env={"K6_NO_USAGE_REPORT": "true"})
 
 
+def binary(name):
+    """The release binary; the target's may fall back to the debug build (--no-build on a
+    machine whose cargo lock is busy): noted in the output."""
+    path = os.path.join(REL, name)
+    if os.path.exists(path):
+        return path
+    debug = os.path.join(ROOT, "target", "debug", name)
+    print(f"NOTE: {name}: no release build, using {debug}", flush=True)
+    return debug
+
+
 def main():
-    subprocess.run(["cargo", "build", "--release", "-p", "worker", "-p", "mock-llm", "-p",
-                    "reference-runtime"], cwd=ROOT, check=True)
+    if "--no-build" not in sys.argv:
+        subprocess.run(["cargo", "build", "--release", "-p", "worker", "-p", "mock-llm", "-p",
+                        "reference-runtime"], cwd=ROOT, check=True)
     llm_port, rt_port = free_port(), free_port()
-    start(["taskset", "-c", TARGET_CORE, os.path.join(REL, "barrage-mock-llm"), "--port", str(llm_port),
+    start(["taskset", "-c", TARGET_CORE, binary("barrage-mock-llm"), "--port", str(llm_port),
            "--delay-ms", "0", "--stream-delay-ms", "0", "--threads", "1"])
-    start(["taskset", "-c", TARGET_CORE, os.path.join(REL, "barrage-reference-runtime"), "--port", str(rt_port),
+    start(["taskset", "-c", TARGET_CORE, binary("barrage-reference-runtime"), "--port", str(rt_port),
            "--openai-base-url", f"http://127.0.0.1:{llm_port}/v1", "--threads", "1"])
     url = f"http://127.0.0.1:{rt_port}"
     wait_ok(url + "/ok")
@@ -137,15 +153,15 @@ def main():
         rss = {}
         for vus in [10, 1000]:
             if tool == "barrage":
-                _, rss[vus], _ = barrage(url, vus, 8, think="60s", graceful="0s")
+                _, rss[vus], _ = barrage(url, vus, 10, think="60s", graceful="0s", ramp=True)
             else:
-                _, rss[vus], _ = k6(url, vus, 8, think="60", graceful="0s")
+                _, rss[vus], _ = k6(url, vus, 10, think="60", graceful="0s", ramp=True)
         per = (rss[1000] - rss[10]) / 990
         res[f"{tool}_kib_per_vu"] = per
         print(f"[memory] {tool}: rss 10 VUs {rss[10]} KiB, 1000 VUs {rss[1000]} KiB -> {per:.1f} KiB/VU", flush=True)
 
     # 3. 10,000 mostly idle VUs in one worker
-    _, rss, _ = barrage(url, 10000, 20, think="120s", graceful="0s", limit=120)
+    _, rss, _ = barrage(url, 10000, 60, think="300s", graceful="0s", limit=150, ramp=True)
     res["barrage_10k_rss_mib"] = rss / 1024
     print(f"[10k] barrage: max RSS {rss / 1024:.1f} MiB", flush=True)
 
@@ -161,7 +177,7 @@ def main():
     res["wrk_p50_us"] = float(m.group(1)) * scale
     extra = '[thresholds]\n"http_req_duration{operation:get_state}" = ["med<1000"]'
     _, _, out = barrage(url, 1, 10, extra=extra)
-    line = next(l for l in out.splitlines() if "{operation:get_state}" in l)
+    line = next(l for l in out.splitlines() if "{operation:get_state}" in l and "med=" in l)
     med = re.search(r"med=([\d.]+)(µs|ms|s)", line)
     res["barrage_p50_us"] = float(med.group(1)) * {"µs": 1, "ms": 1000, "s": 1e6}[med.group(2)]
     print(f"[latency] get_state p50: wrk {res['wrk_p50_us']:.0f} µs, barrage {res['barrage_p50_us']:.0f} µs", flush=True)
