@@ -1,11 +1,14 @@
 //! Exact merging of the workers' interval snapshots.
 //!
-//! Every snapshot is added (`Snapshot::merge`: counters and rates add, HDR histograms of
-//! one configuration add) twice: into the cumulative run (all series, for thresholds and
-//! the summary) and into its interval's bucket (for the time series). A bucket closes when
-//! every live worker reported its `seq`, or two intervals after it ended, whichever comes
-//! first; buckets close in order and are dropped once closed, so memory holds the
-//! cumulative sinks plus at most a few open buckets, whatever the run's length.
+//! Every snapshot is moved into its interval's bucket (counters and rates add, HDR
+//! histograms of one configuration add; a series new to the bucket is moved, not copied).
+//! A bucket closes when every live worker reported its `seq`, or two intervals after it
+//! ended, whichever comes first; a closing bucket is added once into the cumulative run
+//! (all series, for thresholds and the summary), so the cumulative sinks see one merge per
+//! series per interval, not one per worker. Buckets close in order and are dropped once
+//! closed: memory holds the cumulative sinks plus at most a few open buckets, whatever the
+//! run's length. The cumulative view covers the closed intervals (and late snapshots);
+//! [`Merger::close_all`] closes the rest at the end.
 //!
 //! ```text
 //!  seq:        0        1        2        3
@@ -17,6 +20,7 @@
 use barrage_core::metrics::builtin;
 use barrage_core::sink::SinkError;
 use barrage_core::{Sink, Snapshot};
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How many intervals after its end a bucket waits for stragglers.
@@ -60,6 +64,27 @@ pub struct Merger {
     workers: BTreeMap<String, WorkerTally>,
 }
 
+/// Moves `from`'s series into `into` (merging where both have one); a kind clash is
+/// reported and that series skipped.
+fn absorb(into: &mut Snapshot, from: Snapshot) -> Result<(), SinkError> {
+    let mut first = None;
+    for (key, sink) in from.series {
+        match into.series.entry(key) {
+            Entry::Occupied(mut e) => {
+                if let Err(err) = e.get_mut().merge(&sink) {
+                    first.get_or_insert(err);
+                }
+            }
+            Entry::Vacant(v) => {
+                v.insert(sink);
+            }
+        }
+    }
+    into.vus += from.vus;
+    into.vus_max += from.vus_max;
+    first.map_or(Ok(()), Err)
+}
+
 fn counter(s: &Snapshot, metric: &str) -> f64 {
     match s.submetric(metric, &[]) {
         Some(Sink::Counter(c)) => c.sum,
@@ -74,17 +99,16 @@ impl Merger {
 
     /// Adds one worker's snapshot. A series whose kind clashes with what is already merged
     /// is reported (the rest is merged).
-    pub fn add(&mut self, worker: &str, snap: &Snapshot) -> Result<(), SinkError> {
+    pub fn add(&mut self, worker: &str, snap: Snapshot) -> Result<(), SinkError> {
         let tally = self.workers.entry(worker.to_string()).or_default();
         tally.snapshots += 1;
         tally.last_seq = Some(tally.last_seq.map_or(snap.seq, |s| s.max(snap.seq)));
-        tally.iterations += counter(snap, builtin::ITERATIONS);
-        tally.requests += counter(snap, builtin::HTTP_REQS);
-        let result = self.total.merge(snap);
+        tally.iterations += counter(&snap, builtin::ITERATIONS);
+        tally.requests += counter(&snap, builtin::HTTP_REQS);
         let is_late = self.closed_through.is_some_and(|c| snap.seq <= c);
         if is_late {
             self.late += 1;
-            return result;
+            return absorb(&mut self.total, snap);
         }
         let bucket = self.open.entry(snap.seq).or_default();
         if bucket.reported.is_empty() {
@@ -93,8 +117,7 @@ impl Merger {
             bucket.snapshot.interval_ms = snap.interval_ms;
         }
         bucket.reported.insert(worker.to_string());
-        let r2 = bucket.snapshot.merge(snap);
-        result.and(r2)
+        absorb(&mut bucket.snapshot, snap)
     }
 
     /// Closes, in order, the buckets that every `live` worker has reported or that ended
@@ -120,6 +143,10 @@ impl Merger {
 
     fn close(&mut self, seq: u64) -> ClosedInterval {
         let bucket = self.open.remove(&seq).unwrap_or_default();
+        if let Err(e) = self.total.merge(&bucket.snapshot) {
+            // the clash was already reported when the worker's snapshot met the bucket
+            tracing::debug!(seq, error = %e, "series of clashing kinds in the cumulative view");
+        }
         self.closed_through = Some(self.closed_through.map_or(seq, |c| c.max(seq)));
         ClosedInterval {
             seq,
@@ -230,7 +257,7 @@ mod tests {
         for c in cases {
             let mut m = Merger::new();
             for (w, seq) in c.arrivals {
-                m.add(w, &snap(*seq, 1.0)).unwrap();
+                m.add(w, snap(*seq, 1.0)).unwrap();
             }
             let got: Vec<(u64, usize)> = m
                 .close_ready(&live(c.live), c.now_seq)
@@ -244,10 +271,10 @@ mod tests {
     #[test]
     fn late_snapshots_still_count_in_the_total() {
         let mut m = Merger::new();
-        m.add("a", &snap(0, 2.0)).unwrap();
+        m.add("a", snap(0, 2.0)).unwrap();
         let closed = m.close_ready(&live(&["a", "b"]), 5);
         assert_eq!(closed.len(), 1);
-        m.add("b", &snap(0, 3.0)).unwrap();
+        m.add("b", snap(0, 3.0)).unwrap();
         assert_eq!(m.late, 1);
         assert_eq!(m.open_buckets(), 0);
         assert_eq!(counter(m.total(), builtin::HTTP_REQS), 5.0);
@@ -278,7 +305,7 @@ mod tests {
                 }
                 let wire = barrage_proto::snapshot_to_pb(&s).unwrap();
                 let back = barrage_proto::snapshot_from_pb(&wire).unwrap();
-                m.add(w, &back).unwrap();
+                m.add(w, back).unwrap();
             }
             m.close_ready(&live(&["w1", "w2", "w3"]), seq + 1);
         }
@@ -298,7 +325,7 @@ mod tests {
     #[test]
     fn kind_clash_is_an_error_but_the_rest_merges() {
         let mut m = Merger::new();
-        m.add("a", &snap(0, 1.0)).unwrap();
+        m.add("a", snap(0, 1.0)).unwrap();
         let mut bad = snap(0, 1.0);
         bad.series.insert(
             SeriesKey::new(builtin::HTTP_REQS),
@@ -309,7 +336,8 @@ mod tests {
             MetricKind::Counter,
             4.0,
         );
-        assert!(m.add("b", &bad).is_err());
+        assert!(m.add("b", bad).is_err());
+        m.close_all();
         assert_eq!(counter(m.total(), builtin::ITERATIONS), 4.0);
     }
 }

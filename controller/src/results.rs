@@ -85,7 +85,8 @@ mod tests {
     #[test]
     fn names() {
         // (runtime, version, llm, tier, profile) -> name
-        let cases: &[(&str, &str, &str, Option<&str>, Profile, &str)] = &[
+        type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Profile, &'a str);
+        let cases: &[Case] = &[
             (
                 "ts",
                 "0.1.0",

@@ -373,7 +373,7 @@ impl Hub {
     fn merge(&mut self, id: &str, s: &pb::Snapshot) {
         match snapshot_from_pb(s) {
             Ok(snap) => {
-                if let Err(e) = self.merger.add(id, &snap) {
+                if let Err(e) = self.merger.add(id, snap) {
                     tracing::warn!(worker = %id, seq = s.seq, error = %e, "snapshot partly merged");
                 }
             }

@@ -141,7 +141,7 @@ impl Output for FileOutput {
 pub fn open(spec: &OutSpec, thresholds: &crate::thresholds::ThresholdSet) -> Box<dyn Output> {
     let format: Box<dyn Format> = match spec.format {
         OutFormat::Json => Box::new(ndjson::Ndjson::new(thresholds.clone())),
-        OutFormat::Csv => Box::new(csv::Csv::default()),
+        OutFormat::Csv => Box::new(csv::Csv),
     };
     Box::new(FileOutput::new(spec.path.clone(), format))
 }
@@ -155,7 +155,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.csv");
         let mut out: Box<dyn Output> =
-            Box::new(FileOutput::new(path.clone(), Box::new(csv::Csv::default())));
+            Box::new(FileOutput::new(path.clone(), Box::new(csv::Csv)));
         out.start().unwrap();
         out.add(vec![RawPoint {
             metric: "http_reqs".into(),
