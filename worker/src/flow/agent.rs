@@ -192,3 +192,75 @@ pub fn steps(flow: &FlowConfig) -> Vec<StepDef> {
         delete_assistant,
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::step::{compile, Body};
+    use super::*;
+
+    #[test]
+    fn every_body_renders_to_json_and_every_path_to_a_url() {
+        let flow = FlowConfig {
+            message: "quote \" backslash \\ newline \n braces {vu} {\"x\"}".into(),
+            stream_mode: vec!["values".into(), "updates".into()],
+            ..Default::default()
+        };
+        let mut table = VarTable::new();
+        constants(&flow, &mut table);
+        let steps = compile(steps(&flow), &mut table).unwrap();
+        assert_eq!(steps.len(), 12);
+        assert_eq!(steps.iter().filter(|s| s.cleanup).count(), 3);
+        let mut vars = table.values();
+        for (name, value) in [
+            ("vu", "3"),
+            ("iter", "7"),
+            ("assistant_id", "a-1"),
+            ("thread_id", "t-1"),
+        ] {
+            vars.set(table.index(name).unwrap(), value);
+        }
+        for s in &steps {
+            let mut url = String::from("http://127.0.0.1:9");
+            s.path.render_path(&vars, &mut url);
+            reqwest::Url::parse(&url).unwrap();
+            let mut buf = Vec::new();
+            let body: Option<serde_json::Value> = match &s.body {
+                Body::None => None,
+                Body::Fixed(b) => Some(serde_json::from_slice(b).unwrap()),
+                Body::Template(t) => {
+                    t.render_json(&vars, &mut buf);
+                    Some(serde_json::from_slice(&buf).unwrap_or_else(|e| {
+                        panic!("{}: {e}: {}", s.operation, String::from_utf8_lossy(&buf))
+                    }))
+                }
+            };
+            match s.operation.as_str() {
+                "create_assistant" => {
+                    let b = body.unwrap();
+                    assert_eq!(b["graph_id"], "agent");
+                    assert_eq!(
+                        b["config"]["configurable"]["model_name"],
+                        "openai:mock-gpt-4o"
+                    );
+                }
+                "run_stream" => {
+                    let b = body.unwrap();
+                    assert_eq!(b["assistant_id"], "a-1");
+                    assert_eq!(b["input"]["messages"][0]["content"], flow.message.as_str());
+                    assert_eq!(b["stream_mode"], serde_json::json!(["values", "updates"]));
+                }
+                "store_put" => {
+                    let b = body.unwrap();
+                    assert_eq!(b["namespace"], serde_json::json!(["barrage", "vu-3"]));
+                    assert_eq!(b["value"]["iteration"], 7);
+                }
+                "store_get" => assert_eq!(
+                    url,
+                    "http://127.0.0.1:9/store/items?namespace=barrage.vu-3&key=item"
+                ),
+                "delete_thread" => assert_eq!(url, "http://127.0.0.1:9/threads/t-1"),
+                _ => {}
+            }
+        }
+    }
+}

@@ -209,3 +209,33 @@ pub(crate) fn record_http(
 pub(crate) fn micros(d: std::time::Duration) -> f64 {
     d.as_nanos() as f64 / 1000.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flow_can_be_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<AgentFlow>();
+    }
+
+    #[test]
+    fn bad_plans_name_the_field() {
+        let mut plan = Plan::profile(barrage_core::Profile::Smoke);
+        plan.target.url = "not a url".into();
+        let err = AgentFlow::new(&plan, &BTreeMap::new()).err().unwrap();
+        assert!(err.to_string().contains("target.url"), "{err}");
+        plan.target.url = "http://127.0.0.1:9".into();
+        plan.auth = barrage_core::AuthConfig::Token {
+            token_env: "AUTH_TOKEN".into(),
+        };
+        let err = AgentFlow::new(&plan, &BTreeMap::new()).err().unwrap();
+        assert!(
+            err.to_string().contains("`token`") && err.to_string().contains("AUTH_TOKEN"),
+            "{err}"
+        );
+        let secrets = BTreeMap::from([("token".to_string(), Secret::new("abc"))]);
+        assert!(AgentFlow::new(&plan, &secrets).is_ok());
+    }
+}

@@ -166,11 +166,18 @@ async fn full_flow_against_the_reference_runtime() {
     let url = reference_target(None, &stop).await;
     let flow = AgentFlow::new(&plan(&url, Duration::from_secs(10)), &BTreeMap::new()).unwrap();
     let rec = Collector::default();
-    let n = 3u64;
-    for (vu, it) in [(1, 0), (2, 0), (1, 1)] {
-        let out = run(&flow, vu, it, &rec).await;
-        assert_eq!(out, IterationOutcome::Success);
-    }
+    // 3 VUs side by side, 2 iterations each: they share the client, the auth and the
+    // buffer pool.
+    let n = 6u64;
+    let vus = (1..=3u64).map(|vu| {
+        let (flow, rec) = (&flow, &rec);
+        async move {
+            for it in 0..2 {
+                assert_eq!(run(flow, vu, it, rec).await, IterationOutcome::Success);
+            }
+        }
+    });
+    futures_util::future::join_all(vus).await;
     for op in OPS {
         let f = [("operation", op)];
         assert_eq!(rec.count("http_reqs", &f), n as usize, "{op}");
@@ -544,9 +551,8 @@ async fn an_error_event_fails_the_stream() {
         "boom",
     )
     .await;
-    assert_eq!(
+    assert!(
         rec.sum("run_wait", &[]) > 0.0,
-        true,
         "js-like text/plain run_wait passed"
     );
     assert_eq!(rec.sum("stream_events", &[]), 2.0);
@@ -693,29 +699,130 @@ async fn flow_against_real_langgraph_targets() {
         println!("skipped: set BARRAGE_TARGET_PY_URL and/or BARRAGE_TARGET_JS_URL to run the flow against real LangGraph servers");
         return;
     }
-    for (name, url) in targets {
+    // The targets run side by side; each does 2 iterations, idles past the servers'
+    // ~5 s keep-alive timeout, then a third on the same client.
+    let runs = targets.into_iter().map(|(name, url)| async move {
         let flow = AgentFlow::new(&plan(&url, Duration::from_secs(60)), &BTreeMap::new()).unwrap();
         let rec = Collector::default();
-        for it in 0..2 {
+        for it in 0..3 {
+            if it == 2 {
+                tokio::time::sleep(Duration::from_millis(5500)).await;
+            }
             let out = run(&flow, 1, it, &rec).await;
-            assert_eq!(
-                out,
-                IterationOutcome::Success,
-                "{name} ({url}) iteration {it}"
-            );
+            assert_eq!(out, IterationOutcome::Success, "{name} ({url}) iteration {it}");
         }
         for op in OPS {
-            assert_eq!(
-                rec.count("http_reqs", &[("operation", op)]),
-                2,
-                "{name}: {op}"
-            );
+            assert_eq!(rec.count("http_reqs", &[("operation", op)]), 3, "{name}: {op}");
         }
         assert_eq!(rec.sum("http_req_failed", &[]), 0.0, "{name}");
-        assert!(
-            rec.find("checks", &[]).iter().all(|c| c.value == 1.0),
-            "{name}"
+        assert!(rec.find("checks", &[]).iter().all(|c| c.value == 1.0), "{name}");
+        let ms = |m: &str| rec.find(m, &[]).iter().map(|g| format!("{:.1}", g.value / 1000.0)).collect::<Vec<_>>().join(" ");
+        println!(
+            "{name}: 3 iterations passed against {url}; ms run_wait [{}] run_stream [{}] first event [{}] events [{}]",
+            ms("run_wait"),
+            ms("run_stream"),
+            ms("stream_first_event"),
+            rec.find("stream_events", &[]).iter().map(|g| g.value.to_string()).collect::<Vec<_>>().join(" "),
         );
-        println!("{name}: 2 iterations passed against {url}");
+    });
+    futures_util::future::join_all(runs).await;
+}
+
+/// Counts samples, keeping nothing (a registry's cost is the engine's).
+#[derive(Default)]
+struct Counting(std::cell::Cell<u64>);
+
+impl Record for Counting {
+    fn record(&self, s: Sample<'_>) {
+        self.0.set(self.0.get() + s.tags.len() as u64 + 1);
     }
+}
+
+/// CPU time of the calling thread (`/proc/thread-self/schedstat`, nanoseconds).
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    Duration::from_nanos(
+        text.split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+/// The flow's own CPU per request: the target runs on another thread, the client (and
+/// its connection tasks) on this one. Run with
+/// `cargo test --release -p worker --test worker cpu_per_request -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run it in release"]
+fn cpu_per_request() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = CancellationToken::new();
+    let server_stop = stop.clone();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tx.send(reference_target(None, &server_stop).await).unwrap();
+            server_stop.cancelled().await;
+        });
+    });
+    let url = rx.recv().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = worker::http::Http::new(worker::http::build_client().unwrap(), Duration::from_secs(5));
+        let cancel = CancellationToken::new();
+        let full = format!("{url}/ok");
+        let req = worker::http::Request {
+            method: &reqwest::Method::GET,
+            url: &full,
+            body: None,
+            auth: None,
+            accept: None,
+            extra: &[],
+        };
+        let mut body = Vec::new();
+        let n = 20_000u32;
+        let cpu0 = thread_cpu();
+        for _ in 0..n {
+            body.clear();
+            let ex = http.execute(&req, &mut body, &cancel).await.unwrap();
+            assert_eq!(ex.status, 200);
+        }
+        let per_get = (thread_cpu() - cpu0) / n;
+        // The same GETs with bare reqwest, for comparison.
+        let client = worker::http::build_client().unwrap();
+        let cpu0 = thread_cpu();
+        for _ in 0..n {
+            let r = client.get(&full).send().await.unwrap();
+            assert_eq!(r.bytes().await.unwrap().len(), 11);
+        }
+        let per_bare = (thread_cpu() - cpu0) / n;
+        println!("client CPU: {per_bare:?} per bare reqwest GET");
+
+        let flow = AgentFlow::new(&plan(&url, Duration::from_secs(10)), &BTreeMap::new()).unwrap();
+        let rec = Counting::default();
+        let iterations = 200u64;
+        let cpu0 = thread_cpu();
+        for it in 0..iterations {
+            let out = flow
+                .iteration(IterationCtx {
+                    vu: 1,
+                    iteration: it,
+                    intended_start: Instant::now(),
+                    cancel: &cancel,
+                    recorder: &rec,
+                })
+                .await;
+            assert_eq!(out, IterationOutcome::Success);
+        }
+        let per_flow_req = (thread_cpu() - cpu0) / (iterations as u32 * 12);
+        println!("client CPU: {per_get:?} per GET (execute only), {per_flow_req:?} per flow request (checks, JSON, SSE, samples included)");
+    });
+    stop.cancel();
+    server.join().unwrap();
 }
