@@ -29,7 +29,10 @@ fn thread_cpu_ns() -> u64 {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
     /// Log-uniform between lo and hi: a long-tailed latency.
@@ -41,25 +44,66 @@ impl Lcg {
 /// One worker's interval: 40 series.
 fn worker_snapshot(seed: u64) -> pb::Snapshot {
     let mut r = Lcg(seed);
-    let mut s = Snapshot { interval_ms: 1000, vus: 3, vus_max: 3, ..Default::default() };
+    let mut s = Snapshot {
+        interval_ms: 1000,
+        vus: 3,
+        vus_max: 3,
+        ..Default::default()
+    };
     let ops = builtin::OPERATIONS;
     for (i, op) in ops.iter().enumerate() {
-        let (lo, hi) = if op.starts_with("run") || *op == "stateless_run" { (10_000.0, 300_000.0) } else { (200.0, 20_000.0) };
+        let (lo, hi) = if op.starts_with("run") || *op == "stateless_run" {
+            (10_000.0, 300_000.0)
+        } else {
+            (200.0, 20_000.0)
+        };
         for _ in 0..50 {
             let v = r.latency(lo, hi);
-            s.add(SeriesKey::with_tags(builtin::HTTP_REQ_DURATION, [("operation", *op)]), MetricKind::Trend, v);
-            s.add(SeriesKey::with_tags(*op, [("operation", *op)]), MetricKind::Trend, v);
+            s.add(
+                SeriesKey::with_tags(builtin::HTTP_REQ_DURATION, [("operation", *op)]),
+                MetricKind::Trend,
+                v,
+            );
+            s.add(
+                SeriesKey::with_tags(*op, [("operation", *op)]),
+                MetricKind::Trend,
+                v,
+            );
         }
         if i < 1 {
-            s.add(SeriesKey::with_tags(builtin::HTTP_REQS, [("operation", *op)]), MetricKind::Counter, 50.0);
+            s.add(
+                SeriesKey::with_tags(builtin::HTTP_REQS, [("operation", *op)]),
+                MetricKind::Counter,
+                50.0,
+            );
         }
     }
     for _ in 0..50 {
-        s.add(SeriesKey::new(builtin::AGENT_FLOW_DURATION), MetricKind::Trend, r.latency(40_000.0, 900_000.0));
-        s.add(SeriesKey::new(builtin::ITERATION_DURATION), MetricKind::Trend, r.latency(40_000.0, 900_000.0));
-        s.add(SeriesKey::new(builtin::HTTP_REQ_WAITING), MetricKind::Trend, r.latency(150.0, 250_000.0));
-        s.add(SeriesKey::new(builtin::STREAM_FIRST_EVENT), MetricKind::Trend, r.latency(500.0, 20_000.0));
-        s.add(SeriesKey::new(builtin::STREAM_EVENTS), MetricKind::Trend, 3.0);
+        s.add(
+            SeriesKey::new(builtin::AGENT_FLOW_DURATION),
+            MetricKind::Trend,
+            r.latency(40_000.0, 900_000.0),
+        );
+        s.add(
+            SeriesKey::new(builtin::ITERATION_DURATION),
+            MetricKind::Trend,
+            r.latency(40_000.0, 900_000.0),
+        );
+        s.add(
+            SeriesKey::new(builtin::HTTP_REQ_WAITING),
+            MetricKind::Trend,
+            r.latency(150.0, 250_000.0),
+        );
+        s.add(
+            SeriesKey::new(builtin::STREAM_FIRST_EVENT),
+            MetricKind::Trend,
+            r.latency(500.0, 20_000.0),
+        );
+        s.add(
+            SeriesKey::new(builtin::STREAM_EVENTS),
+            MetricKind::Trend,
+            3.0,
+        );
     }
     for (m, v) in [
         (builtin::HTTP_REQS, 600.0),
@@ -71,11 +115,23 @@ fn worker_snapshot(seed: u64) -> pb::Snapshot {
         s.add(SeriesKey::new(m), MetricKind::Counter, v);
     }
     for m in ["a", "b", "c", "d"] {
-        s.add(SeriesKey::with_tags(builtin::DATA_SENT, [("part", m)]), MetricKind::Counter, 1.0);
+        s.add(
+            SeriesKey::with_tags(builtin::DATA_SENT, [("part", m)]),
+            MetricKind::Counter,
+            1.0,
+        );
     }
-    for m in [builtin::HTTP_REQ_FAILED, builtin::CHECKS, builtin::AGENT_FLOW_SUCCESS_RATE] {
+    for m in [
+        builtin::HTTP_REQ_FAILED,
+        builtin::CHECKS,
+        builtin::AGENT_FLOW_SUCCESS_RATE,
+    ] {
         for i in 0..600 {
-            s.add(SeriesKey::new(m), MetricKind::Rate, if i % 100 == 0 { 1.0 } else { 0.0 });
+            s.add(
+                SeriesKey::new(m),
+                MetricKind::Rate,
+                if i % 100 == 0 { 1.0 } else { 0.0 },
+            );
         }
     }
     s.add(SeriesKey::new(builtin::VUS), MetricKind::Gauge, 3.0);
@@ -85,16 +141,25 @@ fn worker_snapshot(seed: u64) -> pb::Snapshot {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let workers: usize = args.first().and_then(|x| x.parse().ok()).unwrap_or(100);
     let seconds: u64 = args.get(1).and_then(|x| x.parse().ok()).unwrap_or(60);
-    let templates: Vec<pb::Snapshot> = (0..workers).map(|w| worker_snapshot(w as u64 * 7919 + 1)).collect();
-    let bytes: usize = templates.iter().map(|t| prost::Message::encoded_len(t)).sum();
+    let templates: Vec<pb::Snapshot> = (0..workers)
+        .map(|w| worker_snapshot(w as u64 * 7919 + 1))
+        .collect();
+    let bytes: usize = templates.iter().map(prost::Message::encoded_len).sum();
     let ids: Vec<String> = (0..workers).map(|w| format!("w{w}")).collect();
     let live: BTreeSet<String> = ids.iter().cloned().collect();
-    let thresholds = ThresholdSet::from_plan(&Plan::profile(Profile::Default)).expect("seed thresholds");
+    let thresholds =
+        ThresholdSet::from_plan(&Plan::profile(Profile::Default)).expect("seed thresholds");
     let mut merger = Merger::new();
-    let mut ts = TimeSeries { interval_ms: 1000, ..Default::default() };
+    let mut ts = TimeSeries {
+        interval_ms: 1000,
+        ..Default::default()
+    };
 
     let wall = Instant::now();
     let cpu0 = thread_cpu_ns();

@@ -355,7 +355,10 @@ pub fn render_text(summary: &Value, path: &Path) -> String {
     let _ = writeln!(out, "\n  █ METRICS\n");
     if let Some(metrics) = summary["metrics"].as_object() {
         // metrics, plus the submetrics thresholds name (summary.json has every submetric)
-        let named: BTreeSet<&str> = thresholds.iter().filter_map(|t| t["metric"].as_str()).collect();
+        let named: BTreeSet<&str> = thresholds
+            .iter()
+            .filter_map(|t| t["metric"].as_str())
+            .collect();
         let shown: Vec<(&String, &Value)> = metrics
             .iter()
             .filter(|(k, _)| !k.contains('{') || named.contains(k.as_str()))

@@ -154,8 +154,7 @@ mod tests {
     fn file_output_commits_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.csv");
-        let mut out: Box<dyn Output> =
-            Box::new(FileOutput::new(path.clone(), Box::new(csv::Csv)));
+        let mut out: Box<dyn Output> = Box::new(FileOutput::new(path.clone(), Box::new(csv::Csv)));
         out.start().unwrap();
         out.add(vec![RawPoint {
             metric: "http_reqs".into(),

@@ -6,7 +6,15 @@ use std::time::{Duration, Instant};
 fn token_verifies_with_the_secret() {
     let secret = "a-test-secret-that-is-long-enough-for-hs256-xx";
     let out = std::process::Command::new(crate::util::BARRAGE)
-        .args(["token", "--secret-env", "TEST_SECRET_X", "--sub", "tester", "--ttl", "10m"])
+        .args([
+            "token",
+            "--secret-env",
+            "TEST_SECRET_X",
+            "--sub",
+            "tester",
+            "--ttl",
+            "10m",
+        ])
         .env("TEST_SECRET_X", secret)
         .output()
         .unwrap();
@@ -23,8 +31,16 @@ fn token_verifies_with_the_secret() {
     .claims;
     assert_eq!(claims["sub"], "tester");
     assert_eq!(claims["role"], "authenticated");
-    assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 600);
-    assert!(jsonwebtoken::decode::<serde_json::Value>(token.trim(), &jsonwebtoken::DecodingKey::from_secret(b"other"), &v).is_err());
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        600
+    );
+    assert!(jsonwebtoken::decode::<serde_json::Value>(
+        token.trim(),
+        &jsonwebtoken::DecodingKey::from_secret(b"other"),
+        &v
+    )
+    .is_err());
 
     // unset: the seed's default secret, with a note
     let out = std::process::Command::new(crate::util::BARRAGE)
@@ -37,7 +53,9 @@ fn token_verifies_with_the_secret() {
     let token = String::from_utf8(out.stdout).unwrap();
     jsonwebtoken::decode::<serde_json::Value>(
         token.trim(),
-        &jsonwebtoken::DecodingKey::from_secret(b"benchmark-jwt-secret-that-is-at-least-32-characters-long"),
+        &jsonwebtoken::DecodingKey::from_secret(
+            b"benchmark-jwt-secret-that-is-at-least-32-characters-long",
+        ),
         &v,
     )
     .unwrap();
@@ -47,15 +65,30 @@ fn token_verifies_with_the_secret() {
 fn bad_plans_and_thresholds_exit_2_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, &str)] = &[
-        ("[thresholds]\nnot_a_metric = [\"p(95)<1\"]\n", "unknown metric \"not_a_metric\""),
-        ("[thresholds]\nrun_wait = [\"p95<1\"]\n", "thresholds.run_wait"),
-        ("[thresholds]\nhttp_req_failed = [\"p(95)<1\"]\n", "thresholds.http_req_failed"),
+        (
+            "[thresholds]\nnot_a_metric = [\"p(95)<1\"]\n",
+            "unknown metric \"not_a_metric\"",
+        ),
+        (
+            "[thresholds]\nrun_wait = [\"p95<1\"]\n",
+            "thresholds.run_wait",
+        ),
+        (
+            "[thresholds]\nhttp_req_failed = [\"p(95)<1\"]\n",
+            "thresholds.http_req_failed",
+        ),
         ("[flow]\nstream_mode = [\"bogus\"]\n", "flow.stream_mode"),
     ];
     for (i, (extra, needle)) in cases.iter().enumerate() {
         let plan = plan_file(dir.path(), &format!("p{i}.toml"), 1, 1, extra);
         for cmd in ["run", "controller"] {
-            let mut args = vec![cmd, "--plan", plan.to_str().unwrap(), "--results-dir", dir.path().to_str().unwrap()];
+            let mut args = vec![
+                cmd,
+                "--plan",
+                plan.to_str().unwrap(),
+                "--results-dir",
+                dir.path().to_str().unwrap(),
+            ];
             if cmd == "controller" {
                 args.extend(["--expect-workers", "1", "--listen", "127.0.0.1:0"]);
             }
@@ -63,8 +96,16 @@ fn bad_plans_and_thresholds_exit_2_naming_the_field() {
             let mut p = Proc::barrage("barrage", &args);
             let code = p.exit_code(Duration::from_secs(20));
             assert_eq!(code, 2, "{cmd} {extra}\n{}", p.output());
-            assert!(p.stderr.lock().unwrap().contains(needle), "{cmd}: {needle} missing\n{}", p.output());
-            assert!(p.stdout.lock().unwrap().is_empty(), "{cmd}: something started\n{}", p.output());
+            assert!(
+                p.stderr.lock().unwrap().contains(needle),
+                "{cmd}: {needle} missing\n{}",
+                p.output()
+            );
+            assert!(
+                p.stdout.lock().unwrap().is_empty(),
+                "{cmd}: something started\n{}",
+                p.output()
+            );
             assert!(started.elapsed() < Duration::from_secs(10));
         }
     }
@@ -78,11 +119,38 @@ fn unwritable_results_dir_is_an_error_before_the_run() {
     let results = blocker.join("results");
     let plan = plan_file(dir.path(), "p.toml", 1, 30, "");
     let started = Instant::now();
-    let mut p = Proc::barrage("barrage run", &["run", "--plan", plan.to_str().unwrap(), "--results-dir", results.to_str().unwrap()]);
+    let mut p = Proc::barrage(
+        "barrage run",
+        &[
+            "run",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--results-dir",
+            results.to_str().unwrap(),
+        ],
+    );
     assert_eq!(p.exit_code(Duration::from_secs(20)), 2, "{}", p.output());
-    assert!(p.stderr.lock().unwrap().contains("--results-dir"), "{}", p.output());
-    assert!(started.elapsed() < Duration::from_secs(5), "the run started anyway");
+    assert!(
+        p.stderr.lock().unwrap().contains("--results-dir"),
+        "{}",
+        p.output()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the run started anyway"
+    );
     // an --out file in an unwritable place too
-    let mut p = Proc::barrage("barrage run", &["run", "--plan", plan.to_str().unwrap(), "--results-dir", dir.path().to_str().unwrap(), "--out", &format!("json={}", results.join("x.json").display())]);
+    let mut p = Proc::barrage(
+        "barrage run",
+        &[
+            "run",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--results-dir",
+            dir.path().to_str().unwrap(),
+            "--out",
+            &format!("json={}", results.join("x.json").display()),
+        ],
+    );
     assert_eq!(p.exit_code(Duration::from_secs(20)), 2, "{}", p.output());
 }

@@ -8,9 +8,20 @@ fn controller(plan: &Path, workers: usize, token: &Path, results: &Path) -> (Pro
     let mut c = Proc::barrage(
         "controller",
         &[
-            "controller", "--listen", "127.0.0.1:0", "--expect-workers", &workers.to_string(),
-            "--plan", plan.to_str().unwrap(), "--token-file", token.to_str().unwrap(),
-            "--results-dir", results.to_str().unwrap(), "--no-progress", "--join-timeout", "60s",
+            "controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--expect-workers",
+            &workers.to_string(),
+            "--plan",
+            plan.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--results-dir",
+            results.to_str().unwrap(),
+            "--no-progress",
+            "--join-timeout",
+            "60s",
         ],
     );
     let addr = c.listening();
@@ -18,7 +29,18 @@ fn controller(plan: &Path, workers: usize, token: &Path, results: &Path) -> (Pro
 }
 
 fn worker(name: &str, addr: &str, token: &Path) -> Proc {
-    Proc::barrage(name, &["worker", "--controller", &format!("http://{addr}"), "--token-file", token.to_str().unwrap(), "--name", name])
+    Proc::barrage(
+        name,
+        &[
+            "worker",
+            "--controller",
+            &format!("http://{addr}"),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--name",
+            name,
+        ],
+    )
 }
 
 /// Waits until `p`'s stderr contains `needle`.
@@ -42,27 +64,67 @@ fn a_killed_worker_is_rebalanced() {
     let token = token_file(dir.path(), "token", "shared-token-1");
     let results = dir.path().join("results");
     let (mut ctl, addr) = controller(&plan, 3, &token, &results);
-    let workers: Vec<Proc> = (1..=3).map(|i| worker(&format!("w-{i}"), &addr, &token)).collect();
-    assert!(wait_for(&ctl, "start sent", Duration::from_secs(30)), "{}", ctl.output());
+    let workers: Vec<Proc> = (1..=3)
+        .map(|i| worker(&format!("w-{i}"), &addr, &token))
+        .collect();
+    assert!(
+        wait_for(&ctl, "start sent", Duration::from_secs(30)),
+        "{}",
+        ctl.output()
+    );
     std::thread::sleep(Duration::from_millis(3500));
     let victim = &workers[1];
-    let _ = std::process::Command::new("kill").args(["-KILL", &victim.child.id().to_string()]).status();
-    assert_eq!(ctl.exit_code(Duration::from_secs(60)), 0, "{}", ctl.output());
-    assert!(ctl.stderr.lock().unwrap().contains("segments rebalanced"), "{}", ctl.output());
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &victim.child.id().to_string()])
+        .status();
+    assert_eq!(
+        ctl.exit_code(Duration::from_secs(60)),
+        0,
+        "{}",
+        ctl.output()
+    );
+    assert!(
+        ctl.stderr.lock().unwrap().contains("segments rebalanced"),
+        "{}",
+        ctl.output()
+    );
     let s = read_json(&results.join("rb-v0.1.0-mock-3vu.summary.json"));
     let ws = s["workers"].as_array().unwrap();
     let lost: Vec<_> = ws.iter().filter(|w| !w["lost"].is_null()).collect();
     assert_eq!(lost.len(), 1, "{ws:?}");
-    assert!(lost[0]["iterations"].as_u64().unwrap() > 0, "its samples before the loss are kept");
+    assert!(
+        lost[0]["iterations"].as_u64().unwrap() > 0,
+        "its samples before the loss are kept"
+    );
     let total = s["metrics"]["iterations"]["count"].as_f64().unwrap() as u64;
-    assert_eq!(ws.iter().map(|w| w["iterations"].as_u64().unwrap()).sum::<u64>(), total);
+    assert_eq!(
+        ws.iter()
+            .map(|w| w["iterations"].as_u64().unwrap())
+            .sum::<u64>(),
+        total
+    );
     // the remaining two got halves, and VUs still add up to 3 after the loss
-    let segs: Vec<&str> = ws.iter().filter(|w| w["lost"].is_null()).map(|w| w["segment"].as_str().unwrap()).collect();
+    let segs: Vec<&str> = ws
+        .iter()
+        .filter(|w| w["lost"].is_null())
+        .map(|w| w["segment"].as_str().unwrap())
+        .collect();
     assert_eq!(segs, ["[0/2, 1/2)", "[1/2, 2/2)"]);
     let rows = s["timeseries"]["rows"].as_array().unwrap();
-    let full: Vec<u64> = rows.iter().filter(|r| r[1] == 2).map(|r| r[2].as_u64().unwrap()).collect();
-    assert!(full.iter().filter(|v| **v == 3).count() >= 2, "vus per interval after the loss: {rows:?}");
-    assert!(ctl.stdout.lock().unwrap().contains("lost w"), "{}", ctl.output());
+    let full: Vec<u64> = rows
+        .iter()
+        .filter(|r| r[1] == 2)
+        .map(|r| r[2].as_u64().unwrap())
+        .collect();
+    assert!(
+        full.iter().filter(|v| **v == 3).count() >= 2,
+        "vus per interval after the loss: {rows:?}"
+    );
+    assert!(
+        ctl.stdout.lock().unwrap().contains("lost w"),
+        "{}",
+        ctl.output()
+    );
     drop(workers);
 }
 
@@ -75,14 +137,27 @@ fn a_killed_controller_stops_its_workers() {
     let token = token_file(dir.path(), "token", "shared-token-2");
     let results = dir.path().join("results");
     let (ctl, addr) = controller(&plan, 2, &token, &results);
-    let mut workers: Vec<Proc> = (1..=2).map(|i| worker(&format!("w-{i}"), &addr, &token)).collect();
-    assert!(wait_for(&ctl, "start sent", Duration::from_secs(30)), "{}", ctl.output());
+    let mut workers: Vec<Proc> = (1..=2)
+        .map(|i| worker(&format!("w-{i}"), &addr, &token))
+        .collect();
+    assert!(
+        wait_for(&ctl, "start sent", Duration::from_secs(30)),
+        "{}",
+        ctl.output()
+    );
     std::thread::sleep(Duration::from_millis(2000));
-    let _ = std::process::Command::new("kill").args(["-KILL", &ctl.child.id().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &ctl.child.id().to_string()])
+        .status();
     let killed = Instant::now();
     for w in &mut workers {
         let status = w.wait(Duration::from_secs(6));
-        assert!(status.is_some(), "worker still running {:?} after the controller died\n{}", killed.elapsed(), w.output());
+        assert!(
+            status.is_some(),
+            "worker still running {:?} after the controller died\n{}",
+            killed.elapsed(),
+            w.output()
+        );
     }
     assert!(killed.elapsed() <= Duration::from_secs(6));
 }
@@ -99,7 +174,15 @@ fn a_wrong_token_is_refused() {
     let code = w.exit_code(Duration::from_secs(30));
     assert_ne!(code, 0, "{}", w.output());
     let werr = w.stderr.lock().unwrap().clone();
-    assert!(werr.contains("token"), "worker's message does not name the token:\n{}", w.output());
-    assert!(wait_for(&ctl, "wrong or missing token", Duration::from_secs(5)), "{}", ctl.output());
+    assert!(
+        werr.contains("token"),
+        "worker's message does not name the token:\n{}",
+        w.output()
+    );
+    assert!(
+        wait_for(&ctl, "wrong or missing token", Duration::from_secs(5)),
+        "{}",
+        ctl.output()
+    );
     drop(ctl);
 }

@@ -12,11 +12,18 @@ struct Netns {
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -24,7 +31,10 @@ impl Netns {
     /// One namespace per role, each with a veth to a bridge in the host namespace.
     fn create(tag: &str, roles: &[&str]) -> Result<Netns, String> {
         let bridge = format!("brb{tag}");
-        let mut ns = Netns { names: Vec::new(), bridge: bridge.clone() };
+        let mut ns = Netns {
+            names: Vec::new(),
+            bridge: bridge.clone(),
+        };
         ip(&["link", "add", &bridge, "type", "bridge"])?;
         ip(&["link", "set", &bridge, "up"])?;
         for (i, role) in roles.iter().enumerate() {
@@ -32,7 +42,9 @@ impl Netns {
             ip(&["netns", "add", &name])?;
             ns.names.push(name.clone());
             let host_end = format!("vb{tag}{i}");
-            ip(&["link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &name])?;
+            ip(&[
+                "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &name,
+            ])?;
             ip(&["link", "set", &host_end, "master", &bridge])?;
             ip(&["link", "set", &host_end, "up"])?;
             let addr = format!("10.77.0.{}/24", 10 + i);
@@ -45,7 +57,9 @@ impl Netns {
 
     fn exec(&self, i: usize, name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.names[i], BARRAGE]).args(args).env("RUST_LOG", "info");
+        cmd.args(["netns", "exec", &self.names[i], BARRAGE])
+            .args(args)
+            .env("RUST_LOG", "info");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -68,7 +82,11 @@ fn addr(i: usize) -> String {
 
 #[test]
 fn controller_workers_and_target_on_separate_hosts() {
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
     if !is_root {
         eprintln!("SKIP controller_workers_and_target_on_separate_hosts: needs root for ip netns");
         return;
@@ -84,30 +102,108 @@ fn controller_workers_and_target_on_separate_hosts() {
     };
     let (ctl_i, w1_i, w2_i, tgt_i) = (0, 1, 2, 3);
     // the target namespace runs the mock LLM (on its loopback) and the runtime
-    let mut mock = ns.exec(tgt_i, "mock-llm", &["mock-llm", "--host", "127.0.0.1", "--port", "0", "--delay-ms", "0", "--stream-delay-ms", "0"], &[]);
+    let mut mock = ns.exec(
+        tgt_i,
+        "mock-llm",
+        &[
+            "mock-llm",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--delay-ms",
+            "0",
+            "--stream-delay-ms",
+            "0",
+        ],
+        &[],
+    );
     let mock_addr = mock.listening();
-    let mut runtime = ns.exec(tgt_i, "reference-runtime", &["reference-runtime", "--host", &addr(tgt_i), "--port", "9000"], &[("OPENAI_BASE_URL", format!("http://{mock_addr}/v1"))]);
+    let mut runtime = ns.exec(
+        tgt_i,
+        "reference-runtime",
+        &[
+            "reference-runtime",
+            "--host",
+            &addr(tgt_i),
+            "--port",
+            "9000",
+        ],
+        &[("OPENAI_BASE_URL", format!("http://{mock_addr}/v1"))],
+    );
     let target_url = runtime.listening();
     assert_eq!(target_url, format!("http://{}:9000", addr(tgt_i)));
 
     let dir = tempfile::tempdir().unwrap();
-    let plan = plan_file(dir.path(), "p.toml", 2, 3, &format!("[target]\nurl = \"{target_url}\"\nruntime = \"netns\"\n"));
+    let plan = plan_file(
+        dir.path(),
+        "p.toml",
+        2,
+        3,
+        &format!("[target]\nurl = \"{target_url}\"\nruntime = \"netns\"\n"),
+    );
     let token = token_file(dir.path(), "token", "netns-token");
     let results = dir.path().join("results");
     let listen = format!("{}:7400", addr(ctl_i));
-    let mut ctl = ns.exec(ctl_i, "controller", &[
-        "controller", "--listen", &listen, "--expect-workers", "2", "--plan", plan.to_str().unwrap(),
-        "--token-file", token.to_str().unwrap(), "--results-dir", results.to_str().unwrap(), "--no-progress",
-    ], &[]);
+    let mut ctl = ns.exec(
+        ctl_i,
+        "controller",
+        &[
+            "controller",
+            "--listen",
+            &listen,
+            "--expect-workers",
+            "2",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--results-dir",
+            results.to_str().unwrap(),
+            "--no-progress",
+        ],
+        &[],
+    );
     assert_eq!(ctl.listening(), listen);
     let url = format!("http://{listen}");
-    let _w1 = ns.exec(w1_i, "w1", &["worker", "--controller", &url, "--token-file", token.to_str().unwrap()], &[]);
-    let _w2 = ns.exec(w2_i, "w2", &["worker", "--controller", &url, "--token-file", token.to_str().unwrap()], &[]);
-    assert_eq!(ctl.exit_code(Duration::from_secs(60)), 0, "{}", ctl.output());
+    let _w1 = ns.exec(
+        w1_i,
+        "w1",
+        &[
+            "worker",
+            "--controller",
+            &url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let _w2 = ns.exec(
+        w2_i,
+        "w2",
+        &[
+            "worker",
+            "--controller",
+            &url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(
+        ctl.exit_code(Duration::from_secs(60)),
+        0,
+        "{}",
+        ctl.output()
+    );
     let s = read_json(&results.join("netns-v0.1.0-mock-2vu.summary.json"));
     let ws = s["workers"].as_array().unwrap();
     assert_eq!(ws.len(), 2);
-    assert!(ws.iter().all(|w| w["lost"].is_null() && w["iterations"].as_u64().unwrap() > 0), "{ws:?}");
+    assert!(
+        ws.iter()
+            .all(|w| w["lost"].is_null() && w["iterations"].as_u64().unwrap() > 0),
+        "{ws:?}"
+    );
     assert!(s["metrics"]["http_reqs"]["count"].as_f64().unwrap() > 0.0);
     drop(runtime);
     drop(mock);

@@ -4,7 +4,12 @@ use crate::util::{get_json, plan_file, read_json, start_target, Proc};
 use std::time::Duration;
 
 fn sum_workers(s: &serde_json::Value, field: &str) -> u64 {
-    s["workers"].as_array().unwrap().iter().map(|w| w[field].as_u64().unwrap()).sum()
+    s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w[field].as_u64().unwrap())
+        .sum()
 }
 
 #[test]
@@ -18,15 +23,41 @@ fn merged_counts_match_the_workers_and_the_runtime() {
     let mut run = Proc::barrage(
         "barrage run",
         &[
-            "run", "--target", &target.url, "--runtime-name", "ts", "--runtime-version", "0.1.0",
-            "--plan", plan.to_str().unwrap(), "--workers", "2", "--no-progress",
-            "--results-dir", results.to_str().unwrap(),
-            "--out", &format!("json={}", ndjson.display()), "--out", &format!("csv={}", csv.display()),
+            "run",
+            "--target",
+            &target.url,
+            "--runtime-name",
+            "ts",
+            "--runtime-version",
+            "0.1.0",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--workers",
+            "2",
+            "--no-progress",
+            "--results-dir",
+            results.to_str().unwrap(),
+            "--out",
+            &format!("json={}", ndjson.display()),
+            "--out",
+            &format!("csv={}", csv.display()),
         ],
     );
-    assert_eq!(run.exit_code(Duration::from_secs(60)), 0, "{}", run.output());
+    assert_eq!(
+        run.exit_code(Duration::from_secs(60)),
+        0,
+        "{}",
+        run.output()
+    );
     let path = results.join("ts-v0.1.0-mock-3vu.summary.json");
-    assert!(run.stdout.lock().unwrap().contains(&format!("results: {}", path.display())), "{}", run.output());
+    assert!(
+        run.stdout
+            .lock()
+            .unwrap()
+            .contains(&format!("results: {}", path.display())),
+        "{}",
+        run.output()
+    );
     let s = read_json(&path);
     let stats = get_json(&format!("{}/stats", target.url));
 
@@ -37,11 +68,30 @@ fn merged_counts_match_the_workers_and_the_runtime() {
     assert_eq!(s["workers"].as_array().unwrap().len(), 2);
     assert_eq!(sum_workers(&s, "requests"), reqs);
     assert_eq!(sum_workers(&s, "iterations"), iterations);
-    let done: u64 = s["workers"].as_array().unwrap().iter().map(|w| w["done_iterations"].as_u64().unwrap()).sum();
+    let done: u64 = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["done_iterations"].as_u64().unwrap())
+        .sum();
     assert_eq!(done, iterations);
-    assert_eq!(stats["requests_total"].as_u64().unwrap(), reqs, "runtime /stats: {stats}");
-    assert_eq!(stats["requests"]["run_wait"].as_u64().unwrap(), s["metrics"]["http_reqs{operation:run_wait}"]["count"].as_f64().unwrap() as u64);
-    assert_eq!(s["metrics"]["agent_flow_duration"]["count"].as_u64().unwrap(), iterations);
+    assert_eq!(
+        stats["requests_total"].as_u64().unwrap(),
+        reqs,
+        "runtime /stats: {stats}"
+    );
+    assert_eq!(
+        stats["requests"]["run_wait"].as_u64().unwrap(),
+        s["metrics"]["http_reqs{operation:run_wait}"]["count"]
+            .as_f64()
+            .unwrap() as u64
+    );
+    assert_eq!(
+        s["metrics"]["agent_flow_duration"]["count"]
+            .as_u64()
+            .unwrap(),
+        iterations
+    );
     assert_eq!(s["metrics"]["vus_max"]["value"], 3);
     assert_eq!(s["target"]["url"], target.url.as_str());
     assert!(s["histograms"]["agent_flow_duration"]["hdr_v2_deflate_base64"].is_string());
@@ -53,8 +103,16 @@ fn merged_counts_match_the_workers_and_the_runtime() {
     let text = std::fs::read_to_string(&ndjson).unwrap();
     let points = |metric: &str, filter: &str| -> Vec<f64> {
         text.lines()
-            .filter(|l| l.contains(&format!("\"metric\":\"{metric}\"")) && l.contains("\"Point\"") && l.contains(filter))
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["data"]["value"].as_f64().unwrap())
+            .filter(|l| {
+                l.contains(&format!("\"metric\":\"{metric}\""))
+                    && l.contains("\"Point\"")
+                    && l.contains(filter)
+            })
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["data"]["value"]
+                    .as_f64()
+                    .unwrap()
+            })
             .collect()
     };
     let mut flows = points("agent_flow_duration", "");
@@ -62,13 +120,27 @@ fn merged_counts_match_the_workers_and_the_runtime() {
     flows.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let p95 = flows[((flows.len() as f64 * 0.95).ceil() as usize).saturating_sub(1)];
     let summary_p95 = s["metrics"]["agent_flow_duration"]["p95"].as_f64().unwrap();
-    assert!((p95 - summary_p95).abs() <= p95 * 0.002 + 0.002, "p95 points {p95} vs summary {summary_p95}");
+    assert!(
+        (p95 - summary_p95).abs() <= p95 * 0.002 + 0.002,
+        "p95 points {p95} vs summary {summary_p95}"
+    );
     let run_wait = points("http_req_duration", "\"operation\":\"run_wait\"");
-    assert_eq!(run_wait.len() as u64, s["metrics"]["http_req_duration{operation:run_wait}"]["count"].as_u64().unwrap());
+    assert_eq!(
+        run_wait.len() as u64,
+        s["metrics"]["http_req_duration{operation:run_wait}"]["count"]
+            .as_u64()
+            .unwrap()
+    );
     assert!(text.lines().next().unwrap().contains("\"type\":\"Metric\""));
     let csv_text = std::fs::read_to_string(&csv).unwrap();
     assert!(csv_text.starts_with("metric_name,timestamp,metric_value,check,error"));
-    assert_eq!(csv_text.lines().filter(|l| l.starts_with("agent_flow_duration,")).count() as u64, iterations);
+    assert_eq!(
+        csv_text
+            .lines()
+            .filter(|l| l.starts_with("agent_flow_duration,"))
+            .count() as u64,
+        iterations
+    );
 }
 
 #[test]
@@ -77,23 +149,84 @@ fn run_starts_its_own_target_and_exits_0_or_99() {
     let results = dir.path().join("results");
     // passing thresholds
     let plan = plan_file(dir.path(), "ok.toml", 2, 3, "[thresholds]\nhttp_req_failed = [\"rate<0.05\"]\nagent_flow_success_rate = [\"rate>0.95\"]\n");
-    let mut run = Proc::barrage("barrage run", &["run", "--plan", plan.to_str().unwrap(), "--workers", "1", "--results-dir", results.to_str().unwrap()]);
-    assert_eq!(run.exit_code(Duration::from_secs(60)), 0, "{}", run.output());
-    let path = results.join(format!("reference-v{}-mock-2vu.summary.json", env!("CARGO_PKG_VERSION")));
+    let mut run = Proc::barrage(
+        "barrage run",
+        &[
+            "run",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--workers",
+            "1",
+            "--results-dir",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        run.exit_code(Duration::from_secs(60)),
+        0,
+        "{}",
+        run.output()
+    );
+    let path = results.join(format!(
+        "reference-v{}-mock-2vu.summary.json",
+        env!("CARGO_PKG_VERSION")
+    ));
     let s = read_json(&path);
     assert_eq!(s["target"]["runtime"], "reference");
-    assert!(s["thresholds"].as_array().unwrap().iter().all(|t| t["ok"] == true), "{}", s["thresholds"]);
+    assert!(
+        s["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["ok"] == true),
+        "{}",
+        s["thresholds"]
+    );
     assert!(s["metrics"]["iterations"]["count"].as_f64().unwrap() > 0.0);
-    assert!(run.stdout.lock().unwrap().contains("✓ http_req_failed"), "{}", run.output());
+    assert!(
+        run.stdout.lock().unwrap().contains("✓ http_req_failed"),
+        "{}",
+        run.output()
+    );
 
     // a threshold that surely fails
-    let plan = plan_file(dir.path(), "fail.toml", 2, 2, "[thresholds]\nhttp_reqs = [\"count<1\"]\n");
-    let mut run = Proc::barrage("barrage run", &["run", "--plan", plan.to_str().unwrap(), "--workers", "1", "--results-dir", results.to_str().unwrap()]);
-    assert_eq!(run.exit_code(Duration::from_secs(60)), 99, "{}", run.output());
+    let plan = plan_file(
+        dir.path(),
+        "fail.toml",
+        2,
+        2,
+        "[thresholds]\nhttp_reqs = [\"count<1\"]\n",
+    );
+    let mut run = Proc::barrage(
+        "barrage run",
+        &[
+            "run",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--workers",
+            "1",
+            "--results-dir",
+            results.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        run.exit_code(Duration::from_secs(60)),
+        99,
+        "{}",
+        run.output()
+    );
     let s = read_json(&path);
     let t = &s["thresholds"][0];
-    assert_eq!((t["metric"].as_str(), t["ok"].as_bool()), (Some("http_reqs"), Some(false)), "{t}");
-    assert!(run.stdout.lock().unwrap().contains("✗ http_reqs"), "{}", run.output());
+    assert_eq!(
+        (t["metric"].as_str(), t["ok"].as_bool()),
+        (Some("http_reqs"), Some(false)),
+        "{t}"
+    );
+    assert!(
+        run.stdout.lock().unwrap().contains("✗ http_reqs"),
+        "{}",
+        run.output()
+    );
     assert_eq!(s["result"]["exit_code"], 99);
 }
 
@@ -102,7 +235,19 @@ fn sigint_stops_gracefully_and_still_writes_results() {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let plan = plan_file(dir.path(), "long.toml", 2, 60, "");
-    let mut run = Proc::barrage("barrage run", &["run", "--plan", plan.to_str().unwrap(), "--workers", "1", "--results-dir", results.to_str().unwrap(), "--no-progress"]);
+    let mut run = Proc::barrage(
+        "barrage run",
+        &[
+            "run",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--workers",
+            "1",
+            "--results-dir",
+            results.to_str().unwrap(),
+            "--no-progress",
+        ],
+    );
     let until = std::time::Instant::now() + Duration::from_secs(30);
     while !run.stderr.lock().unwrap().contains("start sent") {
         assert!(std::time::Instant::now() < until, "{}", run.output());
@@ -110,9 +255,24 @@ fn sigint_stops_gracefully_and_still_writes_results() {
     }
     std::thread::sleep(Duration::from_millis(2500));
     run.signal("INT");
-    assert_eq!(run.exit_code(Duration::from_secs(20)), 0, "{}", run.output());
-    let s = read_json(&results.join(format!("reference-v{}-mock-2vu.summary.json", env!("CARGO_PKG_VERSION"))));
-    assert!(s["result"]["end_reason"].as_str().unwrap().starts_with("interrupted"), "{}", s["result"]);
+    assert_eq!(
+        run.exit_code(Duration::from_secs(20)),
+        0,
+        "{}",
+        run.output()
+    );
+    let s = read_json(&results.join(format!(
+        "reference-v{}-mock-2vu.summary.json",
+        env!("CARGO_PKG_VERSION")
+    )));
+    assert!(
+        s["result"]["end_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{}",
+        s["result"]
+    );
     assert!(s["metrics"]["iterations"]["count"].as_f64().unwrap() > 0.0);
     assert!(s["duration_s"].as_f64().unwrap() < 20.0);
 }

@@ -18,7 +18,11 @@ pub struct Proc {
     first_line: Option<std::sync::mpsc::Receiver<String>>,
 }
 
-fn collect(r: impl Read + Send + 'static, into: Arc<Mutex<String>>, first: Option<std::sync::mpsc::Sender<String>>) {
+fn collect(
+    r: impl Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+    first: Option<std::sync::mpsc::Sender<String>>,
+) {
     std::thread::spawn(move || {
         let mut first = first;
         for line in BufReader::new(r).lines() {
@@ -46,7 +50,13 @@ impl Proc {
         let (tx, rx) = std::sync::mpsc::channel();
         collect(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
         collect(child.stderr.take().unwrap(), stderr.clone(), None);
-        Proc { name: name.into(), child, stdout, stderr, first_line: Some(rx) }
+        Proc {
+            name: name.into(),
+            child,
+            stdout,
+            stderr,
+            first_line: Some(rx),
+        }
     }
 
     /// `barrage <args>`.
@@ -61,7 +71,13 @@ impl Proc {
         let rx = self.first_line.take().expect("first line already read");
         let line = rx
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("{} did not print `listening on`\n{}", self.name, self.output()));
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} did not print `listening on`\n{}",
+                    self.name,
+                    self.output()
+                )
+            });
         line.strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("{}: unexpected first line {line:?}", self.name))
             .trim()
@@ -98,12 +114,19 @@ impl Proc {
     pub fn exit_code(&mut self, limit: Duration) -> i32 {
         match self.wait(limit) {
             Some(s) => s.code().unwrap_or(-1),
-            None => panic!("{} still running after {limit:?}\n{}", self.name, self.output()),
+            None => panic!(
+                "{} still running after {limit:?}\n{}",
+                self.name,
+                self.output()
+            ),
         }
     }
 
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
     }
 }
 
@@ -126,7 +149,20 @@ pub struct Target {
 }
 
 pub fn start_target() -> Target {
-    let mut mock = Proc::barrage("mock-llm", &["mock-llm", "--host", "127.0.0.1", "--port", "0", "--delay-ms", "0", "--stream-delay-ms", "0"]);
+    let mut mock = Proc::barrage(
+        "mock-llm",
+        &[
+            "mock-llm",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--delay-ms",
+            "0",
+            "--stream-delay-ms",
+            "0",
+        ],
+    );
     let mock_addr = mock.listening();
     let mut cmd = Command::new(BARRAGE);
     cmd.args(["reference-runtime", "--host", "127.0.0.1", "--port", "0"])
@@ -140,10 +176,16 @@ pub fn start_target() -> Target {
 /// GET `url` (http://host:port/path) and parse the JSON body.
 pub fn get_json(url: &str) -> serde_json::Value {
     let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let mut s = TcpStream::connect(host).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     let json = body.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
