@@ -36,7 +36,10 @@ pub struct RunEnd {
 
 /// Runs the engine and the ticker until the engine is done; `emit` gets every interval
 /// snapshot and point batch; the partial last interval comes back in [`RunEnd::last`].
-pub async fn execute<S: Scenario + 'static>(spec: RunSpec<S>, emit: impl FnMut(Tick)) -> RunEnd {
+pub async fn execute<S: Scenario + 'static>(
+    spec: RunSpec<S>,
+    mut emit: impl FnMut(Tick),
+) -> RunEnd {
     let iv = Intervals {
         start: spec.start,
         every: spec.plan.interval,
@@ -60,10 +63,15 @@ pub async fn execute<S: Scenario + 'static>(spec: RunSpec<S>, emit: impl FnMut(T
         iv,
         spec.points_ready.clone(),
         &ticker_stop,
-        emit,
+        &mut emit,
     );
     let (totals, next_seq) = tokio::join!(engine, ticker);
     let last = interval::cut(&spec.registry, &spec.clock, iv, next_seq);
+    // raw points of the last, partial interval go out before `Done` (the caller sends
+    // `Done` after this returns), so NDJSON holds every sample the summary counts
+    for batch in spec.registry.take_points() {
+        emit(Tick::Points(batch));
+    }
     RunEnd {
         totals,
         last,
