@@ -2,10 +2,26 @@
 //!
 //! # Client
 //!
-//! One [`reqwest::Client`] per worker, shared by its VUs: HTTP/1.1 only, keep-alive pool
-//! with idle connections dropped after [`POOL_IDLE_TIMEOUT`] (4 s), `TCP_NODELAY`, no proxy,
-//! user agent `barrage/<version>`, no compression. The request timeout is enforced here,
-//! not by reqwest, so that a timeout and a hard stop are told apart.
+//! Two paths, one behaviour (HTTP/1.1 only, keep-alive, idle connections dropped after
+//! [`POOL_IDLE_TIMEOUT`] (4 s), `TCP_NODELAY`, no proxy, user agent `barrage/<version>`,
+//! no compression, the same headers):
+//!
+//! - **plain `http://host[:port]/…` URLs** (the load path) go through hyper's
+//!   `client::conn::http1` directly: an exchange takes an idle connection of this `Http`
+//!   (most recently used first) or opens one, and **drives it inline**, in the VU's own
+//!   task (the connection future is polled together with the request and body futures,
+//!   see [`Conn`]): no pool task, no channel hop between tasks, no spawn. A VU is
+//!   sequential, so a connection serves one exchange at a time; it goes back to the idle
+//!   stack only after a complete exchange, and is dropped on any error, timeout or hard
+//!   stop. The idle stack is a `Mutex<Vec<_>>` (uncontended: the worker is one thread)
+//!   ordered by last use, so the ones idle longer than 4 s are cut from its bottom.
+//! - **everything else** (`https://`, upper-case schemes, userinfo, fragments) goes
+//!   through one [`reqwest::Client`] (rustls), configured the same way. TLS is rarely the
+//!   hot path of a load test against a local runtime; keeping reqwest there keeps its
+//!   certificate handling.
+//!
+//! The request timeout is enforced here, not by the client, so that a timeout and a hard
+//! stop are told apart.
 //!
 //! # What one exchange measures ([`Exchange`])
 //!
@@ -22,13 +38,14 @@
 //! # Retry rule (stale keep-alive connections)
 //!
 //! Servers close idle keep-alive connections after about 5 s (uvicorn 5.0 s, Node ~6 s
-//! advertising `Keep-Alive: timeout=5`); the pool drops its own after 4 s so it rarely
-//! reuses one the server is closing. The race is still possible, so an exchange is sent
-//! again **once**, whatever its method, when the first attempt failed **before any
-//! response byte** with one of:
-//! - a connect error (`reqwest::Error::is_connect`);
+//! advertising `Keep-Alive: timeout=5`); idle connections are dropped after 4 s so one the
+//! server is closing is rarely reused, and an idle connection whose close has already
+//! arrived is noticed (one non-blocking poll) and dropped before it is used. The race is
+//! still possible, so an exchange is sent again **once**, whatever its method, when the
+//! first attempt failed **before any response byte** with one of:
+//! - a connect error (`reqwest::Error::is_connect`, or opening the TCP connection);
 //! - hyper's "connection closed before message completed" (`is_incomplete_message`) or
-//!   "request canceled" (the pooled connection died while the request was queued on it);
+//!   "request canceled" (the connection died while the request was queued on it);
 //! - an I/O reset, abort, broken pipe or unexpected EOF.
 //!
 //! A server that closes an idle connection has not read the request on it, so repeating
@@ -40,17 +57,26 @@
 //! # Cost
 //!
 //! Client-thread CPU (user + kernel, loopback, release build, 2-core machine, measured by
-//! the ignored test `cpu_per_request`): ~35 µs per simple GET through [`Http::execute`],
-//! the same as a bare `reqwest` GET (so the measuring adds little); ~60 µs per flow
-//! request on average (bigger bodies, JSON parsing, SSE, checks). Most of it is reqwest's
-//! pool/dispatch task hops and the loopback kernel path. Reaching k6/5 (~17 µs) will need
-//! a leaner client: hyper's `client::conn::http1` driven inline per VU (one owned
-//! connection, no pool task, no channel hop).
+//! the ignored test `cpu_per_request`): with reqwest, ~35 µs per simple GET through
+//! [`Http::execute`], the same as a bare `reqwest` GET; most of it was reqwest's
+//! pool/dispatch task hops (the request crosses to the connection task and back). The
+//! inline hyper path removes those; bench/RESULTS.md (`## worker`) has the figures.
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use futures_util::FutureExt as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use reqwest::header::{
+    HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
+    USER_AGENT as USER_AGENT_HEADER,
+};
 use reqwest::{Method, Url};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 /// Idle pooled connections are closed after this, before the servers' ~5 s.
@@ -166,15 +192,125 @@ pub struct Cancelled;
 /// The worker's client with its request timeout.
 #[derive(Clone)]
 pub struct Http {
+    /// For the URLs the inline path does not take (https, …): module docs.
     client: reqwest::Client,
     timeout: Duration,
+    /// Idle plain-http connections, oldest first (pushed when an exchange completes).
+    idle: Arc<Mutex<Vec<Conn>>>,
 }
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const ANY: HeaderValue = HeaderValue::from_static("*/*");
+const UA: HeaderValue = HeaderValue::from_static(USER_AGENT);
+
+type Body = Full<Bytes>;
+
+/// One keep-alive HTTP/1.1 connection, owned by one exchange at a time and driven by the
+/// task that uses it: [`Conn::drive`] polls the connection future along with whatever
+/// waits on it (readiness, the response head, a body frame).
+struct Conn {
+    /// `host[:port]` as written in URLs: the idle stack is searched by it.
+    authority: Box<str>,
+    /// The `host` header (`authority` without a default `:80`).
+    host: HeaderValue,
+    sender: http1::SendRequest<Body>,
+    /// hyper's connection future (reads and writes the socket); boxed to be pinned while
+    /// the `Conn` moves in and out of the idle stack.
+    io: Io,
+    /// The connection future has ended (closed by either side, or failed).
+    closed: bool,
+    /// When it went back to the idle stack.
+    idle_since: Instant,
+}
+
+impl Conn {
+    async fn open(authority: &str) -> std::io::Result<Conn> {
+        let has_port = !authority.ends_with(']') && authority.contains(':');
+        let stream = if has_port {
+            TcpStream::connect(authority).await?
+        } else {
+            TcpStream::connect((authority.trim_start_matches('[').trim_end_matches(']'), 80))
+                .await?
+        };
+        stream.set_nodelay(true)?;
+        let (sender, io) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        let host = authority.strip_suffix(":80").unwrap_or(authority);
+        Ok(Conn {
+            authority: authority.into(),
+            host: HeaderValue::from_str(host).map_err(std::io::Error::other)?,
+            sender,
+            io: Box::pin(io),
+            closed: false,
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// Runs `f` to completion while driving the connection.
+    async fn drive<F: Future>(&mut self, f: F) -> F::Output {
+        drive(&mut self.io, &mut self.closed, f).await
+    }
+
+    /// Polls the connection once without waiting: notices a close that already arrived.
+    fn still_open(&mut self) -> bool {
+        if !self.closed {
+            let io = &mut self.io;
+            if std::future::poll_fn(|cx| io.as_mut().poll(cx))
+                .now_or_never()
+                .is_some()
+            {
+                self.closed = true;
+            }
+        }
+        !self.closed
+    }
+}
+
+type Io = Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>;
+
+/// Polls the connection future `io` along with `f` until `f` is ready.
+async fn drive<F: Future>(io: &mut Io, closed: &mut bool, f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(|cx| {
+        if !*closed && io.as_mut().poll(cx).is_ready() {
+            // Closed or failed: whatever waits on it is told by hyper (an error, or the
+            // end of the body) when polled below.
+            *closed = true;
+        }
+        f.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// A plain `http://` URL split for the inline path.
+struct PlainUrl<'a> {
+    authority: &'a str,
+    /// Path and query; empty means `/`.
+    target: &'a str,
+}
+
+/// Splits `http://host[:port][/path][?query]`; `None` for anything the inline path does
+/// not take (module docs), which then goes through reqwest.
+fn plain_url(url: &str) -> Option<PlainUrl<'_>> {
+    let rest = url.strip_prefix("http://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, target) = rest.split_at(end);
+    let ok = !authority.is_empty()
+        && !authority.contains('@')
+        && !target.contains('#')
+        && (target.is_empty() || target.starts_with('/'));
+    ok.then_some(PlainUrl { authority, target })
+}
 
 impl Http {
     pub fn new(client: reqwest::Client, timeout: Duration) -> Self {
-        Http { client, timeout }
+        Http {
+            client,
+            timeout,
+            idle: Arc::default(),
+        }
     }
 
     pub fn timeout(&self) -> Duration {
@@ -184,6 +320,157 @@ impl Http {
     /// Sends `req`, streams its body into `sink`, measures it. Retries once on a stale
     /// connection (module docs).
     pub async fn execute(
+        &self,
+        req: &Request<'_>,
+        sink: &mut dyn BodySink,
+        cancel: &CancellationToken,
+    ) -> Result<Exchange, Cancelled> {
+        match plain_url(req.url) {
+            Some(url) => self.execute_inline(req, &url, sink, cancel).await,
+            None => self.execute_reqwest(req, sink, cancel).await,
+        }
+    }
+
+    /// The most recently used idle connection to `authority` that is still open; drops
+    /// the ones idle longer than [`POOL_IDLE_TIMEOUT`].
+    fn take_idle(&self, authority: &str) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = idle
+            .iter()
+            .take_while(|c| c.idle_since.elapsed() >= POOL_IDLE_TIMEOUT)
+            .count();
+        if stale > 0 {
+            idle.drain(..stale);
+        }
+        while let Some(i) = idle.iter().rposition(|c| &*c.authority == authority) {
+            let mut conn = idle.remove(i);
+            if conn.still_open() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, mut conn: Conn) {
+        if conn.still_open() {
+            conn.idle_since = Instant::now();
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+        }
+    }
+
+    /// The hyper path (module docs).
+    async fn execute_inline(
+        &self,
+        req: &Request<'_>,
+        url: &PlainUrl<'_>,
+        sink: &mut dyn BodySink,
+        cancel: &CancellationToken,
+    ) -> Result<Exchange, Cancelled> {
+        let target = if url.target.is_empty() {
+            "/"
+        } else {
+            url.target
+        };
+        let Ok(uri) = http::Uri::try_from(target) else {
+            return self.execute_reqwest(req, sink, cancel).await;
+        };
+        let mut retried = false;
+        loop {
+            let start = Instant::now();
+            let deadline = tokio::time::sleep(self.timeout);
+            tokio::pin!(deadline);
+            let mut conn = match self.take_idle(url.authority) {
+                Some(c) => c,
+                None => {
+                    let opened = tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => return Err(Cancelled),
+                        () = &mut deadline => return Ok(failed(TransportError::Timeout, 0, start, 0, retried)),
+                        c = Conn::open(url.authority) => c,
+                    };
+                    match opened {
+                        Ok(c) => c,
+                        Err(err) => {
+                            if !retried {
+                                tracing::debug!(url = req.url, error = %err, "connect failed; trying again");
+                                retried = true;
+                                continue;
+                            }
+                            tracing::debug!(url = req.url, error = %err, "connect failed");
+                            return Ok(failed(TransportError::Connect, 0, start, 0, retried));
+                        }
+                    }
+                }
+            };
+            let sent = count_request(req, target.len(), conn.host.len());
+            let request = build_request(req, uri.clone(), &conn.host);
+            let answer = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(Cancelled),
+                () = &mut deadline => return Ok(failed(TransportError::Timeout, 0, start, sent, retried)),
+                r = send(&mut conn, request) => r,
+            };
+            let response = match answer {
+                Ok(r) => r,
+                Err(err) => {
+                    if !retried && stale_hyper(&err) {
+                        tracing::debug!(url = req.url, error = %err, "stale connection; sending again");
+                        retried = true;
+                        continue;
+                    }
+                    tracing::debug!(url = req.url, error = %err, "request failed");
+                    return Ok(failed(TransportError::Send, 0, start, sent, retried));
+                }
+            };
+            let waiting = start.elapsed();
+            let status = response.status().as_u16();
+            let mut received = head_bytes(response.status(), response.headers());
+            let mut body = response.into_body();
+            let error = loop {
+                let next = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return Err(Cancelled),
+                    () = &mut deadline => break Some(TransportError::Timeout),
+                    f = conn.drive(body.frame()) => f,
+                };
+                match next {
+                    Some(Ok(frame)) => {
+                        if let Some(chunk) = frame.data_ref() {
+                            received += chunk.len() as u64;
+                            sink.chunk(chunk, start.elapsed());
+                        }
+                    }
+                    None => {
+                        sink.end(start.elapsed());
+                        break None;
+                    }
+                    Some(Err(err)) => {
+                        tracing::debug!(url = req.url, error = %err, "response body failed");
+                        break Some(TransportError::Body);
+                    }
+                }
+            };
+            let duration = start.elapsed();
+            if error.is_none() {
+                self.put_idle(conn);
+            }
+            return Ok(Exchange {
+                status,
+                error,
+                waiting,
+                duration,
+                sent,
+                received,
+                retried,
+            });
+        }
+    }
+
+    /// The reqwest path (module docs).
+    async fn execute_reqwest(
         &self,
         req: &Request<'_>,
         sink: &mut dyn BodySink,
@@ -241,7 +528,7 @@ impl Http {
             };
             let waiting = start.elapsed();
             let status = response.status().as_u16();
-            let mut received = response_head_bytes(&response);
+            let mut received = head_bytes(response.status(), response.headers());
             let error = loop {
                 let next = tokio::select! {
                     biased;
@@ -277,6 +564,66 @@ impl Http {
     }
 }
 
+/// Waits until the connection takes a request, sends it, waits for the response head.
+async fn send(
+    conn: &mut Conn,
+    request: http::Request<Body>,
+) -> hyper::Result<http::Response<hyper::body::Incoming>> {
+    let Conn {
+        sender, io, closed, ..
+    } = conn;
+    drive(io, closed, sender.ready()).await?;
+    let response = sender.send_request(request);
+    drive(io, closed, response).await
+}
+
+/// The request as hyper writes it: the same headers, in the same order, as reqwest sends.
+fn build_request(req: &Request<'_>, uri: http::Uri, host: &HeaderValue) -> http::Request<Body> {
+    let body = req.body.clone().unwrap_or_default();
+    let mut r = http::Request::new(Full::new(body));
+    *r.method_mut() = req.method.clone();
+    *r.uri_mut() = uri;
+    let h = r.headers_mut();
+    h.reserve(6 + req.extra.len());
+    h.insert(HOST, host.clone());
+    h.insert(USER_AGENT_HEADER, UA);
+    h.insert(ACCEPT, req.accept.map_or(ANY, HeaderValue::from_static));
+    if let Some(auth) = req.auth {
+        h.insert(AUTHORIZATION, auth.clone());
+    }
+    for (name, value) in req.extra {
+        h.insert(*name, (*value).clone());
+    }
+    if let Some(body) = &req.body {
+        h.insert(CONTENT_TYPE, JSON);
+        h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    r
+}
+
+/// [`stale_connection`]'s rule for a hyper error.
+fn stale_hyper(err: &hyper::Error) -> bool {
+    err.is_incomplete_message() || err.is_canceled() || io_reset_below(err)
+}
+
+/// An I/O reset, abort, broken pipe or unexpected EOF somewhere in `err`'s sources.
+fn io_reset_below(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
 fn failed(kind: TransportError, status: u16, start: Instant, sent: u64, retried: bool) -> Exchange {
     let d = start.elapsed();
     Exchange {
@@ -306,14 +653,8 @@ pub fn stale_connection(err: &reqwest::Error) -> bool {
                 return true;
             }
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-            ) {
-                return true;
-            }
+        if io_reset_below(e) {
+            return true;
         }
         source = e.source();
     }
@@ -328,9 +669,14 @@ fn header_len(name: &str, value_len: usize) -> u64 {
 /// Request line + headers (as hyper writes them) + body.
 fn request_bytes(req: &Request<'_>, url: &Url) -> u64 {
     let target = url.path().len() + url.query().map_or(0, |q| q.len() + 1);
+    let host = url.host_str().map_or(0, str::len) + url.port().map_or(0, |p| 1 + digits(p));
+    count_request(req, target, host)
+}
+
+/// [`request_bytes`] from the request target's and the host header's lengths.
+fn count_request(req: &Request<'_>, target: usize, host: usize) -> u64 {
     // METHOD SP target SP HTTP/1.1 CRLF
     let mut n = (req.method.as_str().len() + 1 + target + 11) as u64;
-    let host = url.host_str().map_or(0, str::len) + url.port().map_or(0, |p| 1 + digits(p));
     n += header_len("host", host);
     n += header_len("user-agent", USER_AGENT.len());
     n += header_len("accept", req.accept.map_or(3, str::len));
@@ -349,11 +695,11 @@ fn request_bytes(req: &Request<'_>, url: &Url) -> u64 {
 }
 
 /// Status line + headers.
-fn response_head_bytes(r: &reqwest::Response) -> u64 {
-    let reason = r.status().canonical_reason().map_or(0, str::len);
+fn head_bytes(status: http::StatusCode, headers: &http::HeaderMap) -> u64 {
+    let reason = status.canonical_reason().map_or(0, str::len);
     // HTTP/1.1 SP 200 SP reason CRLF
     let mut n = (9 + 3 + 1 + reason + 2) as u64;
-    for (name, value) in r.headers() {
+    for (name, value) in headers {
         n += header_len(name.as_str(), value.len());
     }
     n + 2
