@@ -4,7 +4,7 @@
 //! samples each spread like agent-flow latencies, 9 counters, 3 rates, 2 gauges, plus 1
 //! tagged counter = 40 series), encoded as on the wire. For 60 simulated seconds the bench
 //! does what the controller's hub does per worker message and per interval: decode
-//! (`snapshot_from_pb`, HDR V2-deflate decode included), `Merger::add`, `close_ready`,
+//! (`Merger::add_wire`: validation + sparse HDR V2-deflate decode + merge), `close_ready`,
 //! the interval's `TimePoint`, and the thresholds on the cumulative sinks. It reports the
 //! thread's CPU time (`/proc/thread-self/schedstat`) per simulated second, as % of one
 //! core.
@@ -12,7 +12,7 @@
 //! `cargo bench -p controller --bench merge_cpu [-- WORKERS SECONDS]`
 use barrage_core::metrics::builtin;
 use barrage_core::{MetricKind, Plan, Profile, SeriesKey, Snapshot};
-use barrage_proto::{pb, snapshot_from_pb, snapshot_to_pb};
+use barrage_proto::{pb, snapshot_to_pb};
 use controller::merge::Merger;
 use controller::thresholds::ThresholdSet;
 use controller::timeseries::{TimePoint, TimeSeries};
@@ -168,8 +168,7 @@ fn main() {
         for (w, t) in templates.iter().enumerate() {
             let mut msg = t.clone();
             msg.seq = seq;
-            let snap = snapshot_from_pb(&msg).expect("decodes");
-            merger.add(&ids[w], snap).expect("merges");
+            merger.add_wire(&ids[w], &msg).expect("merges");
             decoded += 1;
         }
         for c in merger.close_ready(&live, seq + 1) {

@@ -17,9 +17,11 @@
 //! ```
 //! A snapshot for an interval that has already closed ("late") still goes into the
 //! cumulative sinks; only its time-series point misses it.
+use barrage_core::hdr::SparseDecoder;
 use barrage_core::metrics::builtin;
 use barrage_core::sink::SinkError;
 use barrage_core::{Sink, Snapshot};
+use barrage_proto::{merge_pb_into, pb, WireError};
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -62,6 +64,8 @@ pub struct Merger {
     pub late: u64,
     /// Per worker id.
     workers: BTreeMap<String, WorkerTally>,
+    /// Reused inflate state for [`Merger::add_wire`].
+    decoder: SparseDecoder,
 }
 
 /// Moves `from`'s series into `into` (merging where both have one); a kind clash is
@@ -118,6 +122,46 @@ impl Merger {
         }
         bucket.reported.insert(worker.to_string());
         absorb(&mut bucket.snapshot, snap)
+    }
+
+    /// Adds one worker's snapshot as it came off the wire: validated whole, then merged
+    /// straight into its bucket with sparse histogram decoding (no histogram is built per
+    /// worker and series; see `barrage_core::hdr`). Same bookkeeping as [`Merger::add`].
+    pub fn add_wire(&mut self, worker: &str, snap: &pb::Snapshot) -> Result<(), WireError> {
+        let is_late = self.closed_through.is_some_and(|c| snap.seq <= c);
+        let target = if is_late {
+            &mut self.total
+        } else {
+            let bucket = self.open.entry(snap.seq).or_default();
+            if bucket.reported.is_empty() {
+                bucket.snapshot.seq = snap.seq;
+                bucket.snapshot.interval_start_us = snap.interval_start_unix_us;
+                bucket.snapshot.interval_ms = snap.interval_ms;
+            }
+            &mut bucket.snapshot
+        };
+        merge_pb_into(target, snap, &mut self.decoder)?;
+        if is_late {
+            self.late += 1;
+        } else if let Some(bucket) = self.open.get_mut(&snap.seq) {
+            bucket.reported.insert(worker.to_string());
+        }
+        let counter = |metric: &str| -> f64 {
+            snap.series
+                .iter()
+                .filter(|s| s.metric == metric)
+                .filter_map(|s| match &s.value {
+                    Some(pb::series_snapshot::Value::Counter(c)) => Some(c.sum),
+                    _ => None,
+                })
+                .sum()
+        };
+        let tally = self.workers.entry(worker.to_string()).or_default();
+        tally.snapshots += 1;
+        tally.last_seq = Some(tally.last_seq.map_or(snap.seq, |s| s.max(snap.seq)));
+        tally.iterations += counter(builtin::ITERATIONS);
+        tally.requests += counter(builtin::HTTP_REQS);
+        Ok(())
     }
 
     /// Closes, in order, the buckets that every `live` worker has reported or that ended
@@ -304,8 +348,14 @@ mod tests {
                     all.add(key.clone(), MetricKind::Trend, us);
                 }
                 let wire = barrage_proto::snapshot_to_pb(&s).unwrap();
-                let back = barrage_proto::snapshot_from_pb(&wire).unwrap();
-                m.add(w, back).unwrap();
+                if w == "w1" {
+                    // decoded whole, as `add` takes it
+                    let back = barrage_proto::snapshot_from_pb(&wire).unwrap();
+                    m.add(w, back).unwrap();
+                } else {
+                    // merged off the wire with sparse decoding, as the hub does
+                    m.add_wire(w, &wire).unwrap();
+                }
             }
             m.close_ready(&live(&["w1", "w2", "w3"]), seq + 1);
         }
@@ -316,6 +366,7 @@ mod tests {
             panic!("missing trend")
         };
         assert_eq!(merged.count(), 30_000);
+        assert_eq!(m.worker("w2").unwrap().snapshots, 20);
         for p in [0.0, 50.0, 90.0, 95.0, 99.0, 99.9, 100.0] {
             assert_eq!(merged.percentile(p), one.percentile(p), "p{p}");
         }

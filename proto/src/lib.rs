@@ -213,3 +213,92 @@ pub fn snapshot_from_pb(p: &pb::Snapshot) -> Result<Snapshot, WireError> {
     }
     Ok(out)
 }
+
+/// Merges a wire snapshot straight into `target` (a bucket of merged snapshots) without
+/// building a histogram per series: trends are decoded sparsely
+/// ([`barrage_core::hdr::SparseDecoder`]) and added with `record_n`. The whole message is
+/// validated first; on any error nothing is merged. Returns the decoded series count.
+pub fn merge_pb_into(
+    target: &mut Snapshot,
+    p: &pb::Snapshot,
+    dec: &mut barrage_core::hdr::SparseDecoder,
+) -> Result<usize, WireError> {
+    use pb::series_snapshot::Value;
+    enum Part {
+        Sink(Sink),
+        Pairs(Vec<(u64, u64)>),
+    }
+    let mut parts = Vec::with_capacity(p.series.len());
+    for s in &p.series {
+        let key = series_key_from_pb(&s.metric, &s.tags)?;
+        let kind = kind_from_pb(s.kind)
+            .map_err(|e| invalid(format!("series {key}: kind"), e.to_string()))?;
+        let part = match (kind, &s.value) {
+            (MetricKind::Counter, Some(Value::Counter(c))) if c.sum.is_finite() => {
+                Part::Sink(Sink::Counter(CounterSink { sum: c.sum }))
+            }
+            (MetricKind::Gauge, Some(Value::Gauge(g))) => Part::Sink(Sink::Gauge(GaugeSink {
+                last: g.last,
+                min: g.min,
+                max: g.max,
+            })),
+            (MetricKind::Rate, Some(Value::Rate(r))) if r.trues <= r.total => {
+                Part::Sink(Sink::Rate(RateSink {
+                    trues: r.trues,
+                    total: r.total,
+                }))
+            }
+            (MetricKind::Trend, Some(Value::Histogram(b))) => {
+                let mut pairs = Vec::new();
+                dec.decode(b, &mut pairs)
+                    .map_err(|e| invalid(format!("series {key}: histogram"), e.to_string()))?;
+                Part::Pairs(pairs)
+            }
+            (_, None) => return Err(invalid(format!("series {key}"), "no value")),
+            (k, _) => {
+                return Err(invalid(
+                    format!("series {key}"),
+                    format!(
+                        "value does not fit a {} metric (or is out of range)",
+                        k.as_str()
+                    ),
+                ))
+            }
+        };
+        if let Some(existing) = target.series.get(&key) {
+            if existing.kind() != kind {
+                return Err(invalid(
+                    format!("series {key}"),
+                    format!(
+                        "is a {} here but a {} in the merged run",
+                        kind.as_str(),
+                        existing.kind().as_str()
+                    ),
+                ));
+            }
+        }
+        parts.push((key, kind, part));
+    }
+    let n = parts.len();
+    for (key, kind, part) in parts {
+        let sink = target.series.entry(key).or_insert_with(|| Sink::new(kind));
+        match (sink, part) {
+            (Sink::Trend(t), Part::Pairs(pairs)) => {
+                barrage_core::hdr::add_pairs(&mut t.hist, &pairs)
+                    .map_err(|e| invalid("histogram", e.to_string()))?;
+            }
+            (sink, Part::Sink(s)) => sink
+                .merge(&s)
+                .map_err(|e| invalid("series", e.to_string()))?,
+            (sink, Part::Pairs(_)) => {
+                return Err(invalid(
+                    "series",
+                    format!("a histogram for a {} sink", sink.kind().as_str()),
+                ))
+            }
+        }
+    }
+    target.vus += p.vus as u64;
+    target.vus_max += p.vus_max as u64;
+    Ok(n)
+}

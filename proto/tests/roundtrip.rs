@@ -178,3 +178,59 @@ fn bad_wire_values_name_the_field() {
     })
     .is_err());
 }
+
+#[test]
+fn wire_merge_equals_decode_then_merge() {
+    let mut dec = barrage_core::hdr::SparseDecoder::default();
+    let a = sample_snapshot();
+    let mut b = sample_snapshot();
+    for v in [5.0, 50_000_000.0] {
+        b.add(
+            SeriesKey::with_tags("http_req_duration", [("operation", "get_state")]),
+            MetricKind::Trend,
+            v,
+        );
+    }
+    let mut via_decode = Snapshot::default();
+    via_decode
+        .merge(&snapshot_from_pb(&snapshot_to_pb(&a).unwrap()).unwrap())
+        .unwrap();
+    via_decode
+        .merge(&snapshot_from_pb(&snapshot_to_pb(&b).unwrap()).unwrap())
+        .unwrap();
+    let mut via_wire = Snapshot::default();
+    merge_pb_into(&mut via_wire, &snapshot_to_pb(&a).unwrap(), &mut dec).unwrap();
+    merge_pb_into(&mut via_wire, &snapshot_to_pb(&b).unwrap(), &mut dec).unwrap();
+    assert_eq!(via_wire.series.len(), via_decode.series.len());
+    assert_eq!(via_wire.vus, via_decode.vus);
+    for (key, sink) in &via_decode.series {
+        let other = &via_wire.series[key];
+        match (sink, other) {
+            (Sink::Trend(x), Sink::Trend(y)) => {
+                assert_eq!(x.count(), y.count(), "{key}");
+                for p in [50.0, 95.0, 99.0, 100.0] {
+                    assert_eq!(x.percentile(p), y.percentile(p), "{key} p{p}");
+                }
+            }
+            (x, y) => assert_eq!(format!("{x:?}"), format!("{y:?}"), "{key}"),
+        }
+    }
+    // a bad message merges nothing
+    let before = format!("{:?}", via_wire.series.keys().collect::<Vec<_>>());
+    let mut bad = snapshot_to_pb(&b).unwrap();
+    bad.series.last_mut().unwrap().kind = 42;
+    let count_before = match via_wire.submetric("http_reqs", &[]) {
+        Some(Sink::Counter(c)) => c.sum,
+        _ => -1.0,
+    };
+    assert!(merge_pb_into(&mut via_wire, &bad, &mut dec).is_err());
+    let count_after = match via_wire.submetric("http_reqs", &[]) {
+        Some(Sink::Counter(c)) => c.sum,
+        _ => -1.0,
+    };
+    assert_eq!(count_before, count_after);
+    assert_eq!(
+        before,
+        format!("{:?}", via_wire.series.keys().collect::<Vec<_>>())
+    );
+}

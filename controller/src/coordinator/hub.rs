@@ -10,7 +10,7 @@ use crate::thresholds::{abort_reason, Outcome};
 use crate::timeseries::{TimePoint, TimeSeries};
 use barrage_core::Segment;
 use barrage_proto::pb::{self, controller_message::Msg as Out, worker_message::Msg as In};
-use barrage_proto::{segment_to_pb, snapshot_from_pb};
+use barrage_proto::segment_to_pb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
@@ -371,15 +371,8 @@ impl Hub {
     }
 
     fn merge(&mut self, id: &str, s: &pb::Snapshot) {
-        match snapshot_from_pb(s) {
-            Ok(snap) => {
-                if let Err(e) = self.merger.add(id, snap) {
-                    tracing::warn!(worker = %id, seq = s.seq, error = %e, "snapshot partly merged");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(worker = %id, seq = s.seq, error = %e, "snapshot dropped: it does not decode")
-            }
+        if let Err(e) = self.merger.add_wire(id, s) {
+            tracing::warn!(worker = %id, seq = s.seq, error = %e, "snapshot dropped: it does not decode or clashes with the merged run")
         }
     }
 

@@ -18,10 +18,13 @@ enum Script {
     Reject(String),
     /// Welcome, Ping, Assignment (hash tampered when asked), Start in 300 ms.
     Run {
-        plan: Plan,
+        plan: Box<Plan>,
         bad_hash: bool,
     },
 }
+
+/// The fake controller's sending half toward the worker, once the worker joined.
+type ToWorker = Arc<Mutex<Option<mpsc::Sender<Result<pb::ControllerMessage, Status>>>>>;
 
 #[derive(Default)]
 struct Log {
@@ -31,7 +34,7 @@ struct Log {
 struct Fake {
     script: Script,
     log: Arc<Mutex<Log>>,
-    to_worker: Arc<Mutex<Option<mpsc::Sender<Result<pb::ControllerMessage, Status>>>>>,
+    to_worker: ToWorker,
 }
 
 fn cm(m: C) -> Result<pb::ControllerMessage, Status> {
@@ -84,7 +87,7 @@ impl Controller for Fake {
                     let _ = tx.send(cm(C::Reject(pb::Reject { reason }))).await;
                     return;
                 }
-                Script::Run { plan, bad_hash } => (plan, bad_hash),
+                Script::Run { plan, bad_hash } => (*plan, bad_hash),
             };
             let _ = tx
                 .send(cm(C::Welcome(pb::Welcome {
@@ -137,7 +140,7 @@ impl Controller for Fake {
 struct FakeController {
     url: String,
     log: Arc<Mutex<Log>>,
-    to_worker: Arc<Mutex<Option<mpsc::Sender<Result<pb::ControllerMessage, Status>>>>>,
+    to_worker: ToWorker,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -276,7 +279,7 @@ fn snapshots_every_interval_then_stop_done_and_exit_0() {
     let target = Target::start();
     let before = target.requests_total();
     let ctl = FakeController::start(Script::Run {
-        plan: constant_plan(&target.url, 2, 30),
+        plan: Box::new(constant_plan(&target.url, 2, 30)),
         bad_hash: false,
     });
     let (w, _tf) = spawn_worker(&ctl, TOKEN);
@@ -354,7 +357,7 @@ fn rejected_or_unauthenticated_exits_3() {
 
     let target_plan = constant_plan("http://127.0.0.1:9", 1, 1);
     let ctl = FakeController::start(Script::Run {
-        plan: target_plan,
+        plan: Box::new(target_plan),
         bad_hash: false,
     });
     let (w, _tf) = spawn_worker(&ctl, "wrong-token");
@@ -366,7 +369,7 @@ fn rejected_or_unauthenticated_exits_3() {
 #[test]
 fn a_bad_assignment_sends_a_fatal_error_and_exits_2() {
     let ctl = FakeController::start(Script::Run {
-        plan: constant_plan("http://127.0.0.1:9", 1, 1),
+        plan: Box::new(constant_plan("http://127.0.0.1:9", 1, 1)),
         bad_hash: true,
     });
     let (w, _tf) = spawn_worker(&ctl, TOKEN);
@@ -383,7 +386,7 @@ fn a_bad_assignment_sends_a_fatal_error_and_exits_2() {
 fn a_vanished_controller_stops_the_load_within_5_s_and_exits_4() {
     let target = Target::start();
     let mut ctl = FakeController::start(Script::Run {
-        plan: constant_plan(&target.url, 3, 60),
+        plan: Box::new(constant_plan(&target.url, 3, 60)),
         bad_hash: false,
     });
     let (mut w, _tf) = spawn_worker(&ctl, TOKEN);
@@ -420,7 +423,7 @@ fn a_vanished_controller_stops_the_load_within_5_s_and_exits_4() {
 fn a_schedule_that_ends_by_itself_sends_done_then_exits_0_on_end_of_stream() {
     let target = Target::start();
     let ctl = FakeController::start(Script::Run {
-        plan: constant_plan(&target.url, 1, 1),
+        plan: Box::new(constant_plan(&target.url, 1, 1)),
         bad_hash: false,
     });
     let (w, _tf) = spawn_worker(&ctl, TOKEN);
