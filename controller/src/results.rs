@@ -69,6 +69,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
     };
     let mut tmp = tempfile::Builder::new()
         .prefix(".barrage-")
+        // results are for reading by others: 0644 like any file, not tempfile's 0600
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(parent_dir(path))
         .map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
@@ -150,6 +152,9 @@ mod tests {
         write_atomic(&f, b"two").unwrap();
         assert_eq!(std::fs::read(&f).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 1);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o044, 0o044, "results must be readable by others: {mode:o}");
         // a regular file where the folder should be
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();

@@ -251,15 +251,7 @@ pub fn summary_json(r: &RunReport, rig: &RigInfo, host: &HostInfo) -> Value {
     })
 }
 
-fn fmt_ms(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.2}s", ms / 1000.0)
-    } else if ms >= 1.0 {
-        format!("{ms:.2}ms")
-    } else {
-        format!("{:.2}µs", ms * 1000.0)
-    }
-}
+use barrage_core::format::{fmt_ms, fmt_num};
 
 fn stat_line(name: &str, s: &Value) -> String {
     let f = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
@@ -268,7 +260,7 @@ fn stat_line(name: &str, s: &Value) -> String {
         if time {
             fmt_ms(f(k))
         } else {
-            format!("{:.2}", f(k))
+            fmt_num(f(k))
         }
     };
     match s["type"].as_str() {
@@ -282,14 +274,19 @@ fn stat_line(name: &str, s: &Value) -> String {
             v("p95"),
             v("p99")
         ),
-        Some("counter") => format!("{} {:.2}/s", s["count"], f("rate")),
+        Some("counter") => format!("{} {:.2}/s", fmt_num(f("count")), f("rate")),
         Some("rate") => {
             let passes = s["passes"].as_u64().unwrap_or(0);
             let total = passes + s["fails"].as_u64().unwrap_or(0);
             let _ = name;
             format!("{:.2}% {passes} out of {total}", f("rate") * 100.0)
         }
-        _ => format!("{} min={} max={}", s["value"], s["min"], s["max"]),
+        _ => format!(
+            "{} min={} max={}",
+            fmt_num(f("value")),
+            fmt_num(f("min")),
+            fmt_num(f("max"))
+        ),
     }
 }
 

@@ -23,6 +23,7 @@
 pub mod auth;
 pub mod duration;
 pub mod executor;
+pub mod format;
 pub mod hdr;
 pub mod metrics;
 pub mod plan;

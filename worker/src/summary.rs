@@ -51,19 +51,7 @@ pub fn evaluate(plan: &Plan, total: &Snapshot, elapsed: Duration) -> Vec<Thresho
     out
 }
 
-/// Formats a duration given in ms like k6 (`850µs`, `12.34ms`, `1.5s`, `2m3s`).
-pub fn fmt_ms(ms: f64) -> String {
-    if ms < 1.0 {
-        format!("{:.0}µs", ms * 1000.0)
-    } else if ms < 1000.0 {
-        format!("{ms:.2}ms")
-    } else if ms < 60_000.0 {
-        format!("{:.2}s", ms / 1000.0)
-    } else {
-        let s = (ms / 1000.0).round() as u64;
-        format!("{}m{}s", s / 60, s % 60)
-    }
-}
+pub use barrage_core::format::{fmt_ms, fmt_num};
 
 fn dotted(name: &str, width: usize) -> String {
     let mut s = name.to_string();
@@ -107,14 +95,6 @@ pub fn describe(metric: &str, sink: &Sink, elapsed: Duration) -> String {
             fmt_num(g.min),
             fmt_num(g.max)
         ),
-    }
-}
-
-fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v:.2}")
     }
 }
 
@@ -201,19 +181,6 @@ mod tests {
     use super::*;
     use barrage_core::plan::Profile;
     use barrage_core::SeriesKey;
-
-    #[test]
-    fn formats_times_like_k6() {
-        let cases = [
-            (0.85, "850µs"),
-            (12.344, "12.34ms"),
-            (1500.0, "1.50s"),
-            (123_000.0, "2m3s"),
-        ];
-        for (ms, want) in cases {
-            assert_eq!(fmt_ms(ms), want);
-        }
-    }
 
     #[test]
     fn thresholds_pass_and_fail_on_merged_data() {

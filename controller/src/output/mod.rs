@@ -100,6 +100,8 @@ impl Output for FileOutput {
             .ok_or_else(|| io::Error::other("output started twice"))?;
         let tmp = tempfile::Builder::new()
             .prefix(".barrage-out-")
+            // results are for reading by others: 0644 like any file, not tempfile's 0600
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(parent_dir(&self.path))?;
         let path = self.path.clone();
         let (tx, rx) = mpsc::channel::<Vec<RawPoint>>();
