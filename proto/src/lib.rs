@@ -156,10 +156,54 @@ pub fn snapshot_to_pb(s: &Snapshot) -> Result<pb::Snapshot, WireError> {
     })
 }
 
+/// One wire series, validated: a ready sink, or the histogram bytes still to decode.
+enum SeriesValue<'a> {
+    Sink(Sink),
+    Histogram(&'a [u8]),
+}
+
+/// Checks one series: a metric, a known kind and a value of that kind (finite counters,
+/// rates with `trues <= total`).
+fn check_series(
+    s: &pb::SeriesSnapshot,
+) -> Result<(SeriesKey, MetricKind, SeriesValue<'_>), WireError> {
+    use pb::series_snapshot::Value;
+    let key = series_key_from_pb(&s.metric, &s.tags)?;
+    let kind =
+        kind_from_pb(s.kind).map_err(|e| invalid(format!("series {key}: kind"), e.to_string()))?;
+    let value = match (kind, &s.value) {
+        (MetricKind::Counter, Some(Value::Counter(c))) if c.sum.is_finite() => {
+            SeriesValue::Sink(Sink::Counter(CounterSink { sum: c.sum }))
+        }
+        (MetricKind::Gauge, Some(Value::Gauge(g))) => SeriesValue::Sink(Sink::Gauge(GaugeSink {
+            last: g.last,
+            min: g.min,
+            max: g.max,
+        })),
+        (MetricKind::Rate, Some(Value::Rate(r))) if r.trues <= r.total => {
+            SeriesValue::Sink(Sink::Rate(RateSink {
+                trues: r.trues,
+                total: r.total,
+            }))
+        }
+        (MetricKind::Trend, Some(Value::Histogram(b))) => SeriesValue::Histogram(b),
+        (_, None) => return Err(invalid(format!("series {key}"), "no value")),
+        (k, _) => {
+            return Err(invalid(
+                format!("series {key}"),
+                format!(
+                    "value does not fit a {} metric (or is out of range)",
+                    k.as_str()
+                ),
+            ))
+        }
+    };
+    Ok((key, kind, value))
+}
+
 /// Decodes and validates a snapshot: every series needs a metric, a kind and a value of
 /// that kind; histogram bytes must decode; rates need `trues <= total`.
 pub fn snapshot_from_pb(p: &pb::Snapshot) -> Result<Snapshot, WireError> {
-    use pb::series_snapshot::Value;
     let mut out = Snapshot {
         seq: p.seq,
         interval_start_us: p.interval_start_unix_us,
@@ -169,38 +213,13 @@ pub fn snapshot_from_pb(p: &pb::Snapshot) -> Result<Snapshot, WireError> {
         ..Default::default()
     };
     for s in &p.series {
-        let key = series_key_from_pb(&s.metric, &s.tags)?;
-        let kind = kind_from_pb(s.kind)
-            .map_err(|e| invalid(format!("series {key}: kind"), e.to_string()))?;
-        let sink = match (kind, &s.value) {
-            (MetricKind::Counter, Some(Value::Counter(c))) if c.sum.is_finite() => {
-                Sink::Counter(CounterSink { sum: c.sum })
-            }
-            (MetricKind::Gauge, Some(Value::Gauge(g))) => Sink::Gauge(GaugeSink {
-                last: g.last,
-                min: g.min,
-                max: g.max,
-            }),
-            (MetricKind::Rate, Some(Value::Rate(r))) if r.trues <= r.total => {
-                Sink::Rate(RateSink {
-                    trues: r.trues,
-                    total: r.total,
-                })
-            }
-            (MetricKind::Trend, Some(Value::Histogram(b))) => Sink::Trend(
+        let (key, _, value) = check_series(s)?;
+        let sink = match value {
+            SeriesValue::Sink(sink) => sink,
+            SeriesValue::Histogram(b) => Sink::Trend(
                 TrendSink::decode(b)
                     .map_err(|e| invalid(format!("series {key}: histogram"), e.to_string()))?,
             ),
-            (_, None) => return Err(invalid(format!("series {key}"), "no value")),
-            (k, _) => {
-                return Err(invalid(
-                    format!("series {key}"),
-                    format!(
-                        "value does not fit a {} metric (or is out of range)",
-                        k.as_str()
-                    ),
-                ))
-            }
         };
         match out.series.get_mut(&key) {
             Some(existing) => existing
@@ -223,46 +242,20 @@ pub fn merge_pb_into(
     p: &pb::Snapshot,
     dec: &mut barrage_core::hdr::SparseDecoder,
 ) -> Result<usize, WireError> {
-    use pb::series_snapshot::Value;
     enum Part {
         Sink(Sink),
         Pairs(Vec<(u64, u64)>),
     }
     let mut parts = Vec::with_capacity(p.series.len());
     for s in &p.series {
-        let key = series_key_from_pb(&s.metric, &s.tags)?;
-        let kind = kind_from_pb(s.kind)
-            .map_err(|e| invalid(format!("series {key}: kind"), e.to_string()))?;
-        let part = match (kind, &s.value) {
-            (MetricKind::Counter, Some(Value::Counter(c))) if c.sum.is_finite() => {
-                Part::Sink(Sink::Counter(CounterSink { sum: c.sum }))
-            }
-            (MetricKind::Gauge, Some(Value::Gauge(g))) => Part::Sink(Sink::Gauge(GaugeSink {
-                last: g.last,
-                min: g.min,
-                max: g.max,
-            })),
-            (MetricKind::Rate, Some(Value::Rate(r))) if r.trues <= r.total => {
-                Part::Sink(Sink::Rate(RateSink {
-                    trues: r.trues,
-                    total: r.total,
-                }))
-            }
-            (MetricKind::Trend, Some(Value::Histogram(b))) => {
+        let (key, kind, value) = check_series(s)?;
+        let part = match value {
+            SeriesValue::Sink(sink) => Part::Sink(sink),
+            SeriesValue::Histogram(b) => {
                 let mut pairs = Vec::new();
                 dec.decode(b, &mut pairs)
                     .map_err(|e| invalid(format!("series {key}: histogram"), e.to_string()))?;
                 Part::Pairs(pairs)
-            }
-            (_, None) => return Err(invalid(format!("series {key}"), "no value")),
-            (k, _) => {
-                return Err(invalid(
-                    format!("series {key}"),
-                    format!(
-                        "value does not fit a {} metric (or is out of range)",
-                        k.as_str()
-                    ),
-                ))
             }
         };
         if let Some(existing) = target.series.get(&key) {
