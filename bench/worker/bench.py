@@ -13,7 +13,10 @@ pinned to core TARGET_CORE; every load generator is pinned to core LOAD_CORE. Me
   4. Latency overhead: GET /threads/{id}/state p50, barrage (1 VU flow, get_state) vs
      wrk -t1 -c1 on the same endpoint.
 
-Usage: python3 bench/worker/bench.py [--quick] [--no-build]   (release binaries are built first)
+Usage: python3 bench/worker/bench.py [--quick] [--no-build] [--before PATH]
+  (release binaries are built first). --before PATH: also run another barrage-worker
+  binary (e.g. a copy of the previous release build) in the CPU and latency measurements,
+  in the same run on the same target, as `barrage_before`.
 Everything started here is killed by PID; every run has a timeout.
 """
 import json, os, re, signal, socket, subprocess, sys, tempfile, time, urllib.request
@@ -97,10 +100,17 @@ def plan(url, vus, secs, think="0s", graceful="30s", extra="", ramp=False):
     return f.name
 
 
-def barrage(url, vus, secs, think="0s", graceful="30s", extra="", limit=300, ramp=False):
+def arg(name):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else None
+
+
+BEFORE = arg("--before")
+
+
+def barrage(url, vus, secs, think="0s", graceful="30s", extra="", limit=300, ramp=False, exe=None):
     path = plan(url, vus, secs, think, graceful, extra, ramp)
     try:
-        return timed([os.path.join(REL, "barrage-worker"), "--standalone", "--plan", path], limit,
+        return timed([exe or os.path.join(REL, "barrage-worker"), "--standalone", "--plan", path], limit,
                      env={"RUST_LOG": "warn"})
     finally:
         os.unlink(path)
@@ -139,14 +149,18 @@ def main():
     res = {}
 
     # 1. CPU per request, agent flow
-    for tool, run in [("barrage", barrage), ("k6", k6)]:
+    tools = [("barrage", barrage), ("k6", k6)]
+    if BEFORE:
+        tools.insert(1, ("barrage_before", lambda *a: barrage(*a, exe=BEFORE)))
+    for tool, run in tools:
         before = requests_total(url)
         cpu, rss, _ = run(url, FLOW_VUS, FLOW_SECS)
         n = requests_total(url) - before
         res[f"{tool}_cpu_us_per_req"] = cpu / n * 1e6
         res[f"{tool}_reqs"] = n
         res[f"{tool}_cpu_s"] = cpu
-        print(f"[flow] {tool}: {n} requests, {cpu:.2f} CPU s, {cpu / n * 1e6:.1f} µs/request, rss {rss} KiB", flush=True)
+        res[f"{tool}_loadavg_1m"] = float(open("/proc/loadavg").read().split()[0])
+        print(f"[flow] {tool}: {n} requests, {cpu:.2f} CPU s, {cpu / n * 1e6:.1f} µs/request, rss {rss} KiB, load {res[f'{tool}_loadavg_1m']}", flush=True)
 
     # 2. memory per VU (mostly idle: one iteration, then a 60 s think time)
     for tool in ["barrage", "k6"]:
@@ -176,13 +190,17 @@ def main():
     scale = {"us": 1, "ms": 1000, "s": 1e6}[m.group(2)]
     res["wrk_p50_us"] = float(m.group(1)) * scale
     extra = '[thresholds]\n"http_req_duration{operation:get_state}" = ["med<1000"]'
-    _, _, out = barrage(url, 1, 10, extra=extra)
-    line = next(l for l in out.splitlines() if "{operation:get_state}" in l and "med=" in l)
-    med = re.search(r"med=([\d.]+)(µs|ms|s)", line)
-    res["barrage_p50_us"] = float(med.group(1)) * {"µs": 1, "ms": 1000, "s": 1e6}[med.group(2)]
-    print(f"[latency] get_state p50: wrk {res['wrk_p50_us']:.0f} µs, barrage {res['barrage_p50_us']:.0f} µs", flush=True)
+    for tool, exe in [("barrage", None)] + ([("barrage_before", BEFORE)] if BEFORE else []):
+        _, _, out = barrage(url, 1, 10, extra=extra, exe=exe)
+        line = next(l for l in out.splitlines() if "{operation:get_state}" in l and "med=" in l)
+        med = re.search(r"med=([\d.]+)(µs|ms|s)", line)
+        res[f"{tool}_p50_us"] = float(med.group(1)) * {"µs": 1, "ms": 1000, "s": 1e6}[med.group(2)]
+        print(f"[latency] get_state p50: wrk {res['wrk_p50_us']:.0f} µs, {tool} {res[f'{tool}_p50_us']:.0f} µs", flush=True)
+    res["load_average"] = open("/proc/loadavg").read().split()[:3]
 
     res["cpu_ratio_barrage_over_k6"] = res["barrage_cpu_us_per_req"] / res["k6_cpu_us_per_req"]
+    if BEFORE:
+        res["cpu_ratio_before_over_k6"] = res["barrage_before_cpu_us_per_req"] / res["k6_cpu_us_per_req"]
     res["mem_ratio_barrage_over_k6"] = res["barrage_kib_per_vu"] / res["k6_kib_per_vu"]
     print(json.dumps(res, indent=2))
 
