@@ -157,7 +157,7 @@ async fn connect(
                     Err(status) => format!("join: {status}"),
                 }
             }
-            Err(e) => format!("connect: {e}"),
+            Err(e) => format!("connect: {}", error_chain(&e)),
         };
         if Instant::now() >= deadline {
             eprintln!(
@@ -465,4 +465,20 @@ async fn lost(why: &str, running: Option<Running>, root: &CancellationToken) -> 
     }
     root.cancel();
     Exit(exit_code::LOST_CONTROLLER)
+}
+
+/// An error with its sources (`transport error: … invalid peer certificate: UnknownIssuer`),
+/// so a TLS or DNS problem is named instead of a bare "transport error".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
 }

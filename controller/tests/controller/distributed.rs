@@ -186,3 +186,120 @@ fn a_wrong_token_is_refused() {
     );
     drop(ctl);
 }
+
+#[test]
+fn workers_join_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // a leaf, not a CA: rustls refuses a CA certificate as the server's own
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match made {
+        Ok(o) if o.status.success() => {}
+        Ok(o) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "skipped: openssl could not make a test certificate: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            return;
+        }
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: openssl not found ({e}); apt-get install openssl");
+            return;
+        }
+        other => panic!("CI needs openssl to make a test certificate: {other:?}"),
+    }
+    let target = start_target();
+    let extra = format!("[target]\nurl = \"{}\"\nruntime = \"tls\"\n", target.url);
+    let plan = plan_file(dir.path(), "p.toml", 1, 3, &extra);
+    let token = token_file(dir.path(), "token", "shared-token-tls");
+    let results = dir.path().join("results");
+    let mut ctl = Proc::barrage(
+        "controller",
+        &[
+            "controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--expect-workers",
+            "1",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--results-dir",
+            results.to_str().unwrap(),
+            "--no-progress",
+        ],
+    );
+    let addr = ctl.listening();
+    // without the CA the worker must not get in
+    let mut plain = Proc::barrage(
+        "no-ca",
+        &[
+            "worker",
+            "--controller",
+            &format!("https://{addr}"),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--connect-timeout",
+            "3s",
+        ],
+    );
+    assert_ne!(
+        plain.exit_code(Duration::from_secs(30)),
+        0,
+        "{}",
+        plain.output()
+    );
+    let mut w = Proc::barrage(
+        "tls-worker",
+        &[
+            "worker",
+            "--controller",
+            &format!("https://{addr}"),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--tls-ca",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        ctl.exit_code(Duration::from_secs(60)),
+        0,
+        "{}\n{}",
+        ctl.output(),
+        w.output()
+    );
+    assert_eq!(w.exit_code(Duration::from_secs(15)), 0, "{}", w.output());
+    let s = read_json(&results.join("tls-v0.1.0-mock-1vu.summary.json"));
+    assert!(
+        s["metrics"]["http_reqs"]["count"].as_f64().unwrap() > 0.0,
+        "{s}"
+    );
+}
