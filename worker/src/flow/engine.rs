@@ -227,7 +227,7 @@ impl AgentFlow {
             if text.iter().all(u8::is_ascii_whitespace) {
                 Some(Value::Null)
             } else {
-                match serde_json::from_slice(text) {
+                match super::prune::parse(text, &step.json_need) {
                     Ok(v) => Some(v),
                     Err(e) => {
                         bad_body = Some(format!("the answer is not JSON ({e})"));

@@ -7,7 +7,7 @@
 //! AgentFlow::new(plan, secrets) ─ StepDefs ─ compile (templates, checks) ─► [Step]
 //! iteration: auth header ─► main steps in order ─(first failure stops them)─► cleanup steps
 //!            each step: render path/body ─► http::execute (SSE parsed as it arrives)
-//!                       ─► parse JSON ─► checks ─► captures ─► samples
+//!                       ─► parse JSON (only what checks read: prune) ─► checks ─► captures ─► samples
 //! ```
 //! A failed step fails the iteration ([`IterationOutcome::Failed`], the first failure's
 //! step and reason); the cleanup steps (delete store item, thread, assistant) still run
@@ -53,6 +53,7 @@
 //!   the LLM (stream join): runs take ~0.6–1 s with a 10 ms mock LLM.
 pub mod agent;
 pub mod check;
+pub mod prune;
 pub mod step;
 pub mod template;
 

@@ -84,6 +84,8 @@ pub struct Step {
     pub requires: Vec<usize>,
     /// The answer is parsed as JSON only when a check or capture reads it.
     pub needs_json: bool,
+    /// What of the JSON answer the checks and captures read ([`super::prune`]).
+    pub json_need: super::prune::Need,
 }
 
 /// Adds every step's captures to `table`, then compiles the steps against it.
@@ -138,6 +140,15 @@ pub fn compile(defs: Vec<StepDef>, table: &mut VarTable) -> Result<Vec<Step>, Fl
             let needs_json = d.response == ResponseKind::Json
                 && (d.checks.iter().any(Check::needs_json)
                     || d.captures.iter().any(|c| matches!(c, Capture::Json { .. })));
+            let pointers: Vec<&str> = d
+                .captures
+                .iter()
+                .filter_map(|c| match c {
+                    Capture::Json { pointer, .. } => Some(pointer.as_str()),
+                    Capture::Created { .. } => None,
+                })
+                .collect();
+            let json_need = super::prune::Need::of_step(&d.checks, &pointers);
             Ok(Step {
                 operation: d.operation,
                 trend: d.trend,
@@ -150,6 +161,7 @@ pub fn compile(defs: Vec<StepDef>, table: &mut VarTable) -> Result<Vec<Step>, Fl
                 cleanup: d.cleanup,
                 requires,
                 needs_json,
+                json_need,
             })
         })
         .collect()

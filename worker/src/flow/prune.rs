@@ -1,0 +1,335 @@
+//! Reads a JSON answer into a [`Value`] holding only what the step's checks and captures
+//! look at ([`Need`]), so the big parts of an agent answer (each message's metadata, all
+//! but the last message, …) are skipped by the parser instead of being built and freed.
+//!
+//! The result answers the checks exactly like the full value: a kept key holds its whole
+//! value; a list read by [`Check::LastMessageAi`] keeps its length (the messages before
+//! the last are `null`) and its last element's `type` and `content`; anything whose
+//! shape differs from the need (an array where an object was expected, …) is kept whole.
+//! Skipped parts are still parsed for syntax, so an answer that is not JSON is still
+//! refused (only invalid UTF-8 inside a skipped string goes unnoticed).
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Number, Value};
+
+use super::check::Check;
+
+/// What of a JSON value is read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Need {
+    /// Nothing: the value may be skipped (never the root: a root is always read).
+    #[default]
+    Nothing,
+    /// The whole value.
+    All,
+    /// Of an object, these keys (each with its own need); other keys are skipped.
+    Fields(Vec<(String, Need)>),
+    /// Of an array, its length and its last element (with this need).
+    Last(Box<Need>),
+}
+
+impl Need {
+    /// Adds `other`: the union of both.
+    fn merge(&mut self, other: Need) {
+        *self = match (std::mem::take(self), other) {
+            (Need::Nothing, n) | (n, Need::Nothing) => n,
+            (Need::Fields(mut a), Need::Fields(b)) => {
+                for (k, n) in b {
+                    match a.iter_mut().find(|(ak, _)| *ak == k) {
+                        Some((_, an)) => an.merge(n),
+                        None => a.push((k, n)),
+                    }
+                }
+                Need::Fields(a)
+            }
+            (Need::Last(mut a), Need::Last(b)) => {
+                a.merge(*b);
+                Need::Last(a)
+            }
+            _ => Need::All,
+        }
+    }
+
+    /// `leaf` at RFC 6901 `pointer` (tokens are object keys; `~1` → `/`, `~0` → `~`).
+    fn at(pointer: &str, leaf: Need) -> Need {
+        if pointer.is_empty() {
+            return leaf;
+        }
+        let Some(rest) = pointer.strip_prefix('/') else {
+            return Need::All;
+        };
+        let (token, tail) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let key = token.replace("~1", "/").replace("~0", "~");
+        Need::Fields(vec![(key, Need::at(tail, leaf))])
+    }
+
+    /// What `check` reads.
+    pub fn of_check(check: &Check) -> Need {
+        match check {
+            Check::Status2xx
+            | Check::SseHasEvent { .. }
+            | Check::SseNoEvent { .. }
+            | Check::SseMinEvents { .. } => Need::Nothing,
+            Check::NoRunError => Need::at("/__error__", Need::All),
+            Check::LastMessageAi { pointer, .. } => {
+                let message = Need::Fields(vec![
+                    ("type".into(), Need::All),
+                    ("content".into(), Need::All),
+                ]);
+                Need::at(pointer, Need::Last(Box::new(message)))
+            }
+            Check::NonEmptyString { pointer }
+            | Check::JsonEquals { pointer, .. }
+            | Check::ArrayHas { pointer, .. } => Need::at(pointer, Need::All),
+        }
+    }
+
+    /// The union of what the step's checks and JSON captures (`pointers`) read.
+    pub fn of_step<'a>(checks: impl IntoIterator<Item = &'a Check>, pointers: &[&str]) -> Need {
+        let mut need = Need::Nothing;
+        for c in checks {
+            need.merge(Need::of_check(c));
+        }
+        for p in pointers {
+            need.merge(Need::at(p, Need::All));
+        }
+        need
+    }
+}
+
+/// Parses `text` (one JSON value, surrounding whitespace allowed) keeping what `need` reads.
+pub fn parse(text: &[u8], need: &Need) -> serde_json::Result<Value> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = Prune(need).deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+struct Prune<'n>(&'n Need);
+
+impl<'de> DeserializeSeed<'de> for Prune<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self.0 {
+            Need::All | Need::Nothing => Value::deserialize(d),
+            need => d.deserialize_any(PruneVisitor(need)),
+        }
+    }
+}
+
+/// Finds a map key among the needed fields without allocating.
+struct KeySeed<'n>(&'n [(String, Need)]);
+
+impl<'de, 'n> DeserializeSeed<'de> for KeySeed<'n> {
+    type Value = Option<&'n (String, Need)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 'n> Visitor<'de> for KeySeed<'n> {
+    type Value = Option<&'n (String, Need)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().find(|(k, _)| k == v))
+    }
+}
+
+struct PruneVisitor<'n>(&'n Need);
+
+impl<'de> Visitor<'de> for PruneVisitor<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        match self.0 {
+            Need::Fields(fields) => {
+                while let Some(hit) = map.next_key_seed(KeySeed(fields))? {
+                    match hit {
+                        Some((k, Need::Nothing)) | Some((k, Need::All)) => {
+                            out.insert(k.clone(), map.next_value::<Value>()?);
+                        }
+                        Some((k, need)) => {
+                            out.insert(k.clone(), map.next_value_seed(Prune(need))?);
+                        }
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+            }
+            _ => {
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    out.insert(k, v);
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        match self.0 {
+            Need::Last(elem) => {
+                let mut last = None;
+                while let Some(v) = seq.next_element_seed(Prune(elem))? {
+                    if last.replace(v).is_some() {
+                        out.push(Value::Null);
+                    }
+                }
+                out.extend(last);
+            }
+            _ => {
+                while let Some(v) = seq.next_element::<Value>()? {
+                    out.push(v);
+                }
+            }
+        }
+        Ok(Value::Array(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn last_ai(pointer: &str) -> Check {
+        Check::LastMessageAi {
+            pointer: pointer.into(),
+            min_messages: 1,
+        }
+    }
+
+    #[test]
+    fn keeps_what_the_checks_read_and_skips_the_rest() {
+        let text = br#" {"values":{"messages":[{"type":"human","content":"hi","id":"1"},
+            {"type":"ai","content":"yo","response_metadata":{"big":[1,2,3]}}],"other":1},
+            "next":[],"__error__":null,"a~b/c":"x"} "#;
+        let need = Need::of_step(
+            &[last_ai("/values/messages"), Check::NoRunError],
+            &["/a~0b~1c"],
+        );
+        let v = parse(text, &need).unwrap();
+        assert_eq!(
+            v,
+            json!({"values": {"messages": [null, {"type": "ai", "content": "yo"}]},
+                   "__error__": null, "a~b/c": "x"})
+        );
+        // the checks' pointers answer as on the full value
+        let full: Value = serde_json::from_slice(text).unwrap();
+        for p in [
+            "/values/messages/1/type",
+            "/values/messages/1/content",
+            "/__error__",
+            "/a~0b~1c",
+        ] {
+            assert_eq!(v.pointer(p), full.pointer(p), "{p}");
+        }
+        assert_eq!(
+            v.pointer("/values/messages")
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn unexpected_shapes_are_kept_whole_and_bad_json_is_refused() {
+        let need = Need::of_step(&[last_ai("/messages")], &[]);
+        // an object where a list is expected, a list at the root
+        let v = parse(br#"{"messages":{"type":"ai","x":1}}"#, &need).unwrap();
+        assert_eq!(v, json!({"messages": {"type": "ai", "x": 1}}));
+        let v = parse(br#"[1,{"a":2}]"#, &need).unwrap();
+        assert_eq!(v, json!([1, {"a": 2}]));
+        for bad in [
+            &b"{\"messages\":[1,}"[..],
+            b"{\"skipped\":[1,2} ",
+            b"{} x",
+            b"",
+        ] {
+            assert!(
+                parse(bad, &need).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // the whole value where the need says so; duplicate keys: the last wins, as serde_json
+        let need = Need::of_step(
+            &[Check::NonEmptyString {
+                pointer: "/id".into(),
+            }],
+            &["/id"],
+        );
+        assert_eq!(
+            parse(br#"{"id":"a","id":{"b":[1]},"z":2}"#, &need).unwrap(),
+            json!({"id": {"b": [1]}})
+        );
+    }
+
+    #[test]
+    fn needs_merge() {
+        let mut a = Need::at("/x/y", Need::All);
+        a.merge(Need::at("/x/z", Need::Last(Box::new(Need::All))));
+        a.merge(Need::at("/w", Need::Nothing));
+        assert_eq!(
+            a,
+            Need::Fields(vec![
+                (
+                    "x".into(),
+                    Need::Fields(vec![
+                        ("y".into(), Need::All),
+                        ("z".into(), Need::Last(Box::new(Need::All)))
+                    ])
+                ),
+                ("w".into(), Need::Nothing),
+            ])
+        );
+        let mut b = Need::at("/x", Need::All);
+        b.merge(Need::at("/x/y", Need::All));
+        assert_eq!(b, Need::Fields(vec![("x".into(), Need::All)]));
+        assert_eq!(Need::of_check(&Check::Status2xx), Need::Nothing);
+    }
+}
