@@ -11,7 +11,7 @@ pinned to core TARGET_CORE; every load generator is pinned to core LOAD_CORE. Me
      runs one iteration then thinks 60 s) minus max RSS with 10, for both tools.
   3. 10,000 mostly idle VUs in one barrage worker (ramped over 60 s, think 300 s): max RSS.
   4. Latency overhead: GET /threads/{id}/state p50, barrage (1 VU flow, get_state) vs
-     wrk -t1 -c1 on the same endpoint.
+     wrk -t1 -c1 on the same endpoint (a thread with two runs: 4 messages, as in the flow).
 
 Usage: python3 bench/worker/bench.py [--quick] [--no-build] [--before PATH]
   (release binaries are built first). --before PATH: also run another barrage-worker
@@ -182,8 +182,11 @@ def main():
     # 4. latency overhead on GET /threads/{id}/state
     a = post(url + "/assistants", {"graph_id": "agent"})
     t = post(url + "/threads", {})
-    post(f"{url}/threads/{t['thread_id']}/runs/wait",
-         {"assistant_id": a["assistant_id"], "input": {"messages": [{"role": "user", "content": "Hello from barrage"}]}})
+    # two runs, so the thread holds 4 messages like the flow's thread at get_state
+    # (after run_wait and run_stream): the same answer size for both tools
+    for _ in range(2):
+        post(f"{url}/threads/{t['thread_id']}/runs/wait",
+             {"assistant_id": a["assistant_id"], "input": {"messages": [{"role": "user", "content": "Hello from barrage"}]}})
     wrk = subprocess.run(["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c1", "-d10s", "--latency",
                           f"{url}/threads/{t['thread_id']}/state"], capture_output=True, text=True, timeout=60).stdout
     m = re.search(r"50%\s+([\d.]+)(us|ms|s)", wrk)
