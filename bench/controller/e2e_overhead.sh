@@ -28,10 +28,15 @@ first_line() { # file -> the address after "listening on "
   echo "no listening line in $1" >&2; exit 1
 }
 
-RUST_LOG=warn "$B" mock-llm --host 127.0.0.1 --port 0 --delay-ms 0 --stream-delay-ms 0 >"$WORK/mock.out" &
+# the target (mock LLM + reference runtime) on core $TARGET_CORE, all load generation (the
+# standalone worker, or the controller and both workers) on core $LOAD_CORE: both modes
+# get the same CPU, so the difference is the distributed path's own cost
+TARGET_CORE=${TARGET_CORE:-1}
+LOAD_CORE=${LOAD_CORE:-0}
+RUST_LOG=warn taskset -c "$TARGET_CORE" "$B" mock-llm --threads 1 --host 127.0.0.1 --port 0 --delay-ms 0 --stream-delay-ms 0 >"$WORK/mock.out" &
 PIDS+=($!)
 MOCK=$(first_line "$WORK/mock.out")
-OPENAI_BASE_URL="http://$MOCK/v1" RUST_LOG=warn "$B" reference-runtime --host 127.0.0.1 --port 0 >"$WORK/rt.out" &
+OPENAI_BASE_URL="http://$MOCK/v1" RUST_LOG=warn taskset -c "$TARGET_CORE" "$B" reference-runtime --threads 1 --host 127.0.0.1 --port 0 >"$WORK/rt.out" &
 PIDS+=($!)
 URL=$(first_line "$WORK/rt.out")
 
@@ -45,13 +50,13 @@ vus = $VUS
 duration = "${SECS}s"
 PLAN
 
-echo "target $URL, plan constant-vus $VUS VUs for ${SECS}s, $ROUNDS rounds, $(nproc) cores"
+echo "target $URL (core $TARGET_CORE), load on core $LOAD_CORE, plan constant-vus $VUS VUs for ${SECS}s, $ROUNDS rounds, $(nproc) cores"
 printf "%-6s %-12s %10s %10s\n" round mode http_reqs req_per_s
 for r in $(seq "$ROUNDS"); do
-  RUST_LOG=warn "$B" worker --standalone --plan "$WORK/plan.toml" --target "$URL" >"$WORK/sa.txt" 2>/dev/null || true
+  RUST_LOG=warn taskset -c "$LOAD_CORE" "$B" worker --core "$LOAD_CORE" --standalone --plan "$WORK/plan.toml" --target "$URL" >"$WORK/sa.txt" 2>/dev/null || true
   SA=$(python3 -c "import re,sys; t=open(sys.argv[1]).read(); m=re.search(r'http_reqs[.\s]*:\s*([0-9.]+)', t); print(int(float(m.group(1))))" "$WORK/sa.txt")
   printf "%-6s %-12s %10s %10.1f\n" "$r" standalone "$SA" "$(echo "$SA / $SECS" | bc -l)"
-  RUST_LOG=warn "$B" run --target "$URL" --plan "$WORK/plan.toml" --workers 2 --no-progress --results-dir "$WORK/res" >"$WORK/run.txt" 2>/dev/null || true
+  RUST_LOG=warn taskset -c "$LOAD_CORE" "$B" run --target "$URL" --plan "$WORK/plan.toml" --workers 2 --worker-cores "$LOAD_CORE" --no-progress --results-dir "$WORK/res" >"$WORK/run.txt" 2>/dev/null || true
   D=$(python3 -c "import json,glob; d=json.load(open(glob.glob('$WORK/res/*.summary.json')[0])); print(int(d['metrics']['http_reqs']['count']))")
   printf "%-6s %-12s %10s %10.1f\n" "$r" "ctl+2workers" "$D" "$(echo "$D / $SECS" | bc -l)"
   echo "$SA $D" >>"$WORK/pairs"
