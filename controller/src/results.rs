@@ -154,7 +154,11 @@ mod tests {
         assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 1);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode & 0o044, 0o044, "results must be readable by others: {mode:o}");
+        assert_eq!(
+            mode & 0o044,
+            0o044,
+            "results must be readable by others: {mode:o}"
+        );
         // a regular file where the folder should be
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
