@@ -44,6 +44,6 @@ mod tests {
             assert_eq!(fmt_ms(ms), want);
         }
         assert_eq!(fmt_num(74988.0), "74988");
-        assert_eq!(fmt_num(2.71828), "2.72");
+        assert_eq!(fmt_num(12.345), "12.35");
     }
 }
