@@ -1,7 +1,7 @@
 //! Arguments of a mock tool call, filled in from the tool's JSON Schema so that agent
 //! frameworks that validate tool input (LangChain's `@tool`, pydantic models) accept them.
 //!
-//! Every `required` property gets a placeholder of its type: the first `enum` value if any,
+//! Every `required` property gets an example value of its type: the first `enum` value if any,
 //! else `"mock"` for strings, `1` for integers and numbers, `true` for booleans, `[]` for
 //! arrays, `{}` for objects, `null` otherwise. Optional properties are left out.
 
@@ -15,7 +15,7 @@ pub fn arguments_for(parameters: Option<&Value>) -> String {
         let required = schema.get("required").and_then(Value::as_array);
         if let (Some(props), Some(required)) = (props, required) {
             for name in required.iter().filter_map(Value::as_str) {
-                let value = props.get(name).map_or(Value::Null, placeholder);
+                let value = props.get(name).map_or(Value::Null, example_value);
                 args.insert(name.to_owned(), value);
             }
         }
@@ -23,7 +23,7 @@ pub fn arguments_for(parameters: Option<&Value>) -> String {
     Value::Object(args).to_string()
 }
 
-fn placeholder(schema: &Value) -> Value {
+fn example_value(schema: &Value) -> Value {
     if let Some(first) = schema
         .get("enum")
         .and_then(Value::as_array)

@@ -45,7 +45,7 @@ pub struct StepDef {
     /// cleanup deletes share `cleanup`).
     pub trend: String,
     pub method: Method,
-    /// Path and query after the base URL, with `{var}` placeholders.
+    /// Path and query after the base URL, with `{var}` references.
     pub path: String,
     /// JSON body template, sent with `content-type: application/json`.
     pub body: Option<String>,

@@ -1,7 +1,7 @@
-//! Text with `{name}` placeholders (paths, JSON bodies, expected values), parsed once and
+//! Text with `{name}` references (paths, JSON bodies, expected values), parsed once and
 //! rendered per request into reused buffers.
 //!
-//! A placeholder is `{` + a lowercase identifier + `}` naming a variable of the
+//! A reference is `{` + a lowercase identifier + `}` naming a variable of the
 //! [`VarTable`]: a constant from the plan (`graph_id`, `model_name`, `message`), a
 //! per-iteration value (`vu`, `iter`) or a value captured from an earlier step
 //! (`assistant_id`, `thread_id`). Anything else in braces (JSON's `{"…`) is literal; an
@@ -144,7 +144,7 @@ pub struct Template {
     segs: Vec<Seg>,
 }
 
-/// A placeholder naming no variable.
+/// A reference naming no variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownVar(pub String);
 
@@ -166,10 +166,10 @@ impl Template {
                 .bytes()
                 .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
                 .count();
-            let is_placeholder = ident_len > 0
+            let is_reference = ident_len > 0
                 && after.as_bytes()[0].is_ascii_lowercase()
                 && after.as_bytes().get(ident_len) == Some(&b'}');
-            if is_placeholder {
+            if is_reference {
                 let name = &after[..ident_len];
                 let slot = table
                     .index(name)
@@ -271,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_and_literal_braces() {
+    fn references_and_literal_braces() {
         let t = table();
         let tpl = Template::parse(
             r#"{"thread":"{thread_id}","vu":{vu},"msg":"{message}","x":{"y":1}}"#,
@@ -298,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_placeholders_are_errors() {
+    fn unknown_references_are_errors() {
         assert_eq!(
             Template::parse("/threads/{thread}", &table()),
             Err(UnknownVar("thread".into()))
