@@ -174,7 +174,7 @@ async fn run_local(
             )
             .await?;
         let mut env = vec![(s("OPENAI_BASE_URL"), format!("http://{mock}/v1"))];
-        if let Some(secret) = cfg.secrets.get("jwt_secret") {
+        if let Some(secret) = cfg.secrets.get(barrage_core::auth::keys::JWT_SECRET) {
             env.push((s("SUPABASE_JWT_SECRET"), secret.expose().to_string()));
         }
         let url = servers

@@ -4,7 +4,6 @@
 use crate::cli::{OnWorkerLoss, OutSpec, OutputArgs, PlanArgs};
 use crate::results::{self, ResultsError};
 use crate::thresholds::ThresholdSet;
-use crate::token::read_secret_file;
 use barrage_core::{AuthConfig, Plan, PlanError, Profile, Secret};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -85,58 +84,16 @@ pub fn load_plan(args: &PlanArgs) -> Result<Plan, ConfigError> {
     Ok(plan)
 }
 
-/// The secrets the plan's auth needs, read from the environment or files.
+/// The secrets the plan's auth needs, read from the environment or files
+/// (`barrage_core::auth::plan_secrets`).
 pub fn read_secrets(
     plan: &Plan,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, Secret>, ConfigError> {
-    let mut out = BTreeMap::new();
-    let need = |var: &str, field: &str, flag: &str| {
-        env(var).filter(|v| !v.is_empty()).map(Secret::new).ok_or_else(|| {
-            ConfigError::Invalid(format!(
-                "{field}: the environment variable {var} is unset or empty; export it or name another with {flag}"
-            ))
-        })
-    };
-    match &plan.auth {
-        AuthConfig::None => {}
-        AuthConfig::Token { token_env } => {
-            out.insert(
-                "token".into(),
-                need(token_env, "auth.token_env", "--auth-token-env")?,
-            );
-        }
-        AuthConfig::Jwt {
-            secret_env,
-            secret_file,
-            ..
-        } => {
-            let s = match secret_file {
-                Some(f) => read_secret_file(std::path::Path::new(f))
-                    .map_err(|e| ConfigError::Invalid(format!("auth.secret_file: {e}")))?,
-                None => need(secret_env, "auth.secret_env", "--jwt-secret-env")?,
-            };
-            out.insert("jwt_secret".into(), s);
-        }
-        AuthConfig::Gotrue {
-            anon_key_env,
-            password_env,
-            ..
-        } => {
-            out.insert(
-                "gotrue_anon_key".into(),
-                need(anon_key_env, "auth.anon_key_env", "the plan")?,
-            );
-            out.insert(
-                "gotrue_password".into(),
-                need(password_env, "auth.password_env", "the plan")?,
-            );
-        }
-    }
-    Ok(out)
+    barrage_core::auth::plan_secrets(&plan.auth, env)
+        .map_err(|e| ConfigError::Invalid(e.to_string()))
 }
 
-/// The whole configuration of a run, or every reason it cannot start.
 pub fn build(plan: &PlanArgs, output: &OutputArgs) -> Result<RunConfig, ConfigError> {
     let plan = load_plan(plan)?;
     let thresholds = ThresholdSet::from_plan(&plan)?;

@@ -8,15 +8,8 @@ pub const DEFAULT_SECRET: &str = "benchmark-jwt-secret-that-is-at-least-32-chara
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("cannot read the secret file {path}: {source}; check --secret-file")]
-    ReadFile {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("the secret file {0} is empty; put the HS256 secret in it")]
-    EmptyFile(String),
     #[error(transparent)]
-    Mint(#[from] barrage_core::auth::AuthError),
+    Auth(#[from] barrage_core::auth::AuthError),
 }
 
 /// Where the secret came from (the default gets a note on stderr).
@@ -27,17 +20,9 @@ pub enum SecretSource {
     Default,
 }
 
-/// Reads a secret file, trailing newline(s) ignored.
+/// Reads a secret file (`barrage_core::auth::read_secret_file`).
 pub fn read_secret_file(path: &Path) -> Result<Secret, TokenError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TokenError::ReadFile {
-        path: path.display().to_string(),
-        source,
-    })?;
-    let text = text.trim_end_matches(['\n', '\r']);
-    if text.is_empty() {
-        return Err(TokenError::EmptyFile(path.display().to_string()));
-    }
-    Ok(Secret::new(text))
+    Ok(barrage_core::auth::read_secret_file(path)?)
 }
 
 /// The secret `barrage token` signs with: the file, else the env variable, else the seed's
@@ -98,7 +83,7 @@ mod tests {
         std::fs::write(&f, "\n").unwrap();
         assert!(matches!(
             resolve_secret(&a, |_| None),
-            Err(TokenError::EmptyFile(_))
+            Err(TokenError::Auth(barrage_core::auth::AuthError::EmptyFile(_)))
         ));
     }
 }

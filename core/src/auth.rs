@@ -1,10 +1,21 @@
 //! The one place JWTs are minted: HS256 tokens with the claims a Supabase-authenticated
 //! runtime expects (`sub`, `role: authenticated`, `aud`, `iat`, `exp`), as the seed's
 //! `create-mock-jwt.sh` made them.
+use crate::plan::AuthConfig;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Names of the secrets an assignment carries (`Assignment.secrets`), read by the flow.
+pub mod keys {
+    pub const TOKEN: &str = "token";
+    pub const JWT_SECRET: &str = "jwt_secret";
+    pub const GOTRUE_ANON_KEY: &str = "gotrue_anon_key";
+    pub const GOTRUE_PASSWORD: &str = "gotrue_password";
+}
 
 /// A secret (JWT secret, token, password) whose `Debug`/`Display` print `***`.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -71,6 +82,88 @@ pub enum AuthError {
     EmptySecret,
     #[error("cannot sign the JWT: {0}")]
     Sign(String),
+    #[error("cannot read the secret file {path}: {source}; point it at a file holding the secret")]
+    ReadFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the secret file {0} is empty; write the secret into it")]
+    EmptyFile(String),
+    #[error("{field}: the environment variable {var} is unset or empty; export it, or name another variable in the plan's {field} (or with {flag})")]
+    MissingEnv {
+        field: &'static str,
+        var: String,
+        flag: &'static str,
+    },
+}
+
+/// Reads a secret file; surrounding whitespace and line ends are ignored.
+pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AuthError::ReadFile {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(AuthError::EmptyFile(path.display().to_string()));
+    }
+    Ok(Secret::new(text))
+}
+
+/// The secrets the plan's `auth` needs, by [`keys`], read from the environment (`env`
+/// looks a variable up) or from the secret file. The controller sends them in the
+/// assignment; a standalone worker reads them itself.
+pub fn plan_secrets(
+    auth: &AuthConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, Secret>, AuthError> {
+    let need = |var: &str, field: &'static str, flag: &'static str| {
+        env(var)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| AuthError::MissingEnv {
+                field,
+                var: var.to_string(),
+                flag,
+            })
+    };
+    let mut out = BTreeMap::new();
+    match auth {
+        AuthConfig::None => {}
+        AuthConfig::Token { token_env } => {
+            out.insert(
+                keys::TOKEN.into(),
+                need(token_env, "auth.token_env", "--auth-token-env")?,
+            );
+        }
+        AuthConfig::Jwt {
+            secret_env,
+            secret_file,
+            ..
+        } => {
+            let secret = match secret_file {
+                Some(f) => read_secret_file(Path::new(f))?,
+                None => need(secret_env, "auth.secret_env", "--jwt-secret-env")?,
+            };
+            out.insert(keys::JWT_SECRET.into(), secret);
+        }
+        AuthConfig::Gotrue {
+            anon_key_env,
+            password_env,
+            ..
+        } => {
+            out.insert(
+                keys::GOTRUE_ANON_KEY.into(),
+                need(anon_key_env, "auth.anon_key_env", "the plan only")?,
+            );
+            out.insert(
+                keys::GOTRUE_PASSWORD.into(),
+                need(password_env, "auth.password_env", "the plan only")?,
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Mints an HS256 JWT signed with `secret`.
@@ -110,6 +203,37 @@ mod tests {
         assert!(
             decode::<JwtClaims>(&token, &DecodingKey::from_secret(b"another-secret"), &v).is_err()
         );
+    }
+
+    #[test]
+    fn plan_secrets_come_from_env_or_file() {
+        let jwt = |file: Option<String>| AuthConfig::Jwt {
+            secret_env: "MY_SECRET".into(),
+            secret_file: file,
+            sub: "s".into(),
+            per_vu_sub: false,
+            ttl: Duration::from_secs(60),
+        };
+        let s = plan_secrets(&jwt(None), |k| {
+            (k == "MY_SECRET").then(|| " s3cret\n".into())
+        })
+        .unwrap();
+        assert_eq!(s[keys::JWT_SECRET].expose(), "s3cret");
+        let e = plan_secrets(&jwt(None), |_| None).unwrap_err().to_string();
+        assert!(
+            e.contains("MY_SECRET") && e.contains("auth.secret_env"),
+            "{e}"
+        );
+        let dir = std::env::temp_dir().join(format!("barrage-auth-{}", std::process::id()));
+        std::fs::write(&dir, "from-file\n").unwrap();
+        let s = plan_secrets(&jwt(Some(dir.display().to_string())), |_| None).unwrap();
+        assert_eq!(s[keys::JWT_SECRET].expose(), "from-file");
+        std::fs::write(&dir, "\n").unwrap();
+        assert!(plan_secrets(&jwt(Some(dir.display().to_string())), |_| None).is_err());
+        let _ = std::fs::remove_file(&dir);
+        assert!(plan_secrets(&AuthConfig::None, |_| None)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -24,11 +24,8 @@ use crate::flow::{record_http, FlowError};
 use crate::http::{Cancelled, Http, Request};
 use crate::sample::Record;
 
-/// Secret keys of the assignment's secrets map.
-pub const JWT_SECRET: &str = "jwt_secret";
-pub const TOKEN: &str = "token";
-pub const GOTRUE_ANON_KEY: &str = "gotrue_anon_key";
-pub const GOTRUE_PASSWORD: &str = "gotrue_password";
+/// Secret keys of the assignment's secrets map (defined once, in core).
+pub use barrage_core::auth::keys::{GOTRUE_ANON_KEY, GOTRUE_PASSWORD, JWT_SECRET, TOKEN};
 
 /// Why no token could be had for an iteration.
 #[derive(Debug)]

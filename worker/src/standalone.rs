@@ -71,61 +71,10 @@ pub fn load_plan(args: &StandaloneArgs) -> Result<Plan, String> {
 }
 
 /// The secrets the plan's auth needs, read from the environment (or the secret file), by
-/// the names the flow expects: `token`, `jwt_secret`, `gotrue_anon_key`, `gotrue_password`.
+/// the names the flow expects (`barrage_core::auth::plan_secrets`).
 pub fn secrets_from_env(plan: &Plan) -> Result<BTreeMap<String, Secret>, String> {
-    let env = |var: &str, what: &str| -> Result<Secret, String> {
-        match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-            Ok(_) => Err(format!("environment variable {var} (the {what}) is empty; set it")),
-            Err(_) => Err(format!("environment variable {var} (the {what}) is not set; export it or change the plan's auth")),
-        }
-    };
-    let mut out = BTreeMap::new();
-    match &plan.auth {
-        AuthConfig::None => {}
-        AuthConfig::Token { token_env } => {
-            out.insert(
-                "token".into(),
-                env(token_env, "bearer token, auth.token_env")?,
-            );
-        }
-        AuthConfig::Jwt {
-            secret_env,
-            secret_file,
-            ..
-        } => {
-            let secret = match secret_file {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path).map_err(|e| {
-                        format!("auth.secret_file {path}: {e}; point it at a file holding the HS256 secret")
-                    })?;
-                    if text.trim().is_empty() {
-                        return Err(format!(
-                            "auth.secret_file {path} is empty; write the HS256 secret into it"
-                        ));
-                    }
-                    Secret::new(text.trim())
-                }
-                None => env(secret_env, "JWT secret, auth.secret_env / --jwt-secret-env")?,
-            };
-            out.insert("jwt_secret".into(), secret);
-        }
-        AuthConfig::Gotrue {
-            anon_key_env,
-            password_env,
-            ..
-        } => {
-            out.insert(
-                "gotrue_anon_key".into(),
-                env(anon_key_env, "GoTrue anon key, auth.anon_key_env")?,
-            );
-            out.insert(
-                "gotrue_password".into(),
-                env(password_env, "GoTrue password, auth.password_env")?,
-            );
-        }
-    }
-    Ok(out)
+    barrage_core::auth::plan_secrets(&plan.auth, |k| std::env::var(k).ok())
+        .map_err(|e| e.to_string())
 }
 
 /// What a standalone run produced.
