@@ -228,6 +228,15 @@ impl ExecutorConfig {
                 .unwrap_or(0),
             ExecutorConfig::ConstantVus { vus, .. }
             | ExecutorConfig::PerVuIterations { vus, .. } => *vus,
+            ExecutorConfig::ConstantArrivalRate { .. }
+            | ExecutorConfig::RampingArrivalRate { .. } => self.vu_pool().map_or(0, |(_, max)| max),
+        }
+    }
+
+    /// The arrival-rate executors' VU pool: (pre-allocated, max), max at least
+    /// pre-allocated; `None` for the closed-model executors.
+    pub fn vu_pool(&self) -> Option<(u64, u64)> {
+        match self {
             ExecutorConfig::ConstantArrivalRate {
                 pre_allocated_vus,
                 max_vus,
@@ -237,7 +246,8 @@ impl ExecutorConfig {
                 pre_allocated_vus,
                 max_vus,
                 ..
-            } => (*max_vus).max(*pre_allocated_vus),
+            } => Some((*pre_allocated_vus, (*max_vus).max(*pre_allocated_vus))),
+            _ => None,
         }
     }
 
@@ -396,17 +406,7 @@ mod tests {
     use super::*;
 
     fn seed_default() -> ExecutorConfig {
-        ExecutorConfig::RampingVus {
-            start_vus: 0,
-            stages: vec![
-                Stage::new(10, 1),
-                Stage::new(20, 3),
-                Stage::new(30, 5),
-                Stage::new(20, 3),
-                Stage::new(10, 1),
-            ],
-            graceful_ramp_down: Duration::from_secs(30),
-        }
+        crate::plan::Plan::profile(crate::plan::Profile::Default).scenario
     }
 
     #[test]

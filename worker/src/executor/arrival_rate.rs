@@ -26,19 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Local pool bounds for `seg`: (pre-allocated, max).
 pub fn pool_bounds(cfg: &ExecutorConfig, seg: &Segment) -> (u64, u64) {
-    let (pre, max) = match cfg {
-        ExecutorConfig::ConstantArrivalRate {
-            pre_allocated_vus,
-            max_vus,
-            ..
-        }
-        | ExecutorConfig::RampingArrivalRate {
-            pre_allocated_vus,
-            max_vus,
-            ..
-        } => (*pre_allocated_vus, (*max_vus).max(*pre_allocated_vus)),
-        _ => (0, 0),
-    };
+    let (pre, max) = cfg.vu_pool().unwrap_or((0, 0));
     let floor = u64::from(!seg.is_empty());
     let local_pre = seg.scale(pre).max(floor);
     (local_pre, seg.scale(max).max(local_pre))
