@@ -83,7 +83,9 @@ mod tests {
         std::fs::write(&f, "\n").unwrap();
         assert!(matches!(
             resolve_secret(&a, |_| None),
-            Err(TokenError::Auth(barrage_core::auth::AuthError::EmptyFile(_)))
+            Err(TokenError::Auth(barrage_core::auth::AuthError::EmptyFile(
+                _
+            )))
         ));
     }
 }

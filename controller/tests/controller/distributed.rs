@@ -5,25 +5,36 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn controller(plan: &Path, workers: usize, token: &Path, results: &Path) -> (Proc, String) {
-    let mut c = Proc::barrage(
+    controller_with(plan, workers, token, results, &[])
+}
+
+/// `barrage controller` on a free loopback port with `extra` flags; its address.
+fn controller_with(
+    plan: &Path,
+    workers: usize,
+    token: &Path,
+    results: &Path,
+    extra: &[&str],
+) -> (Proc, String) {
+    let workers = workers.to_string();
+    let mut args = vec![
         "controller",
-        &[
-            "controller",
-            "--listen",
-            "127.0.0.1:0",
-            "--expect-workers",
-            &workers.to_string(),
-            "--plan",
-            plan.to_str().unwrap(),
-            "--token-file",
-            token.to_str().unwrap(),
-            "--results-dir",
-            results.to_str().unwrap(),
-            "--no-progress",
-            "--join-timeout",
-            "60s",
-        ],
-    );
+        "--listen",
+        "127.0.0.1:0",
+        "--expect-workers",
+        &workers,
+        "--plan",
+        plan.to_str().unwrap(),
+        "--token-file",
+        token.to_str().unwrap(),
+        "--results-dir",
+        results.to_str().unwrap(),
+        "--no-progress",
+        "--join-timeout",
+        "60s",
+    ];
+    args.extend_from_slice(extra);
+    let mut c = Proc::barrage("controller", &args);
     let addr = c.listening();
     (c, addr)
 }
@@ -236,28 +247,18 @@ fn workers_join_over_tls() {
     let plan = plan_file(dir.path(), "p.toml", 1, 3, &extra);
     let token = token_file(dir.path(), "token", "shared-token-tls");
     let results = dir.path().join("results");
-    let mut ctl = Proc::barrage(
-        "controller",
+    let (mut ctl, addr) = controller_with(
+        &plan,
+        1,
+        &token,
+        &results,
         &[
-            "controller",
-            "--listen",
-            "127.0.0.1:0",
-            "--expect-workers",
-            "1",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--token-file",
-            token.to_str().unwrap(),
             "--tls-cert",
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
-            "--results-dir",
-            results.to_str().unwrap(),
-            "--no-progress",
         ],
     );
-    let addr = ctl.listening();
     // without the CA the worker must not get in
     let mut plain = Proc::barrage(
         "no-ca",
