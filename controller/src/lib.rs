@@ -11,7 +11,7 @@
 //! | [`coordinator`]   | the gRPC service, one session per worker, the run's state machine      |
 //! | [`local`]         | child processes of `barrage run`: spawn, pin, read ports, stop         |
 //! | [`merge`]         | exact merging of interval snapshots, interval buckets                  |
-//! | [`timeseries`]    | the compact per-interval time series (80 bytes per interval)           |
+//! | [`timeseries`]    | the compact per-interval time series (84 bytes per interval)           |
 //! | [`thresholds`]    | k6 thresholds evaluated on merged data, abort-on-fail                  |
 //! | [`progress`]      | live progress: a bar on a terminal, plain lines otherwise              |
 //! | [`report`]        | `RunReport`: what a run produced, why it ended, its exit code          |

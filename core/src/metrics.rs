@@ -51,7 +51,8 @@ pub mod builtin {
     pub const VUS: &str = "vus";
     pub const VUS_MAX: &str = "vus_max";
 
-    /// Operations of the agent flow; each is also a Trend of its own.
+    /// Operations of the agent flow (and `request`, the one-request flow's); each is also
+    /// a Trend of its own.
     pub const OPERATIONS: &[&str] = &[
         "create_assistant",
         "create_thread",
@@ -63,6 +64,7 @@ pub mod builtin {
         "store_get",
         "store_search",
         "cleanup",
+        "request",
     ];
 
     /// (name, kind, values are durations)

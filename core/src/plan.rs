@@ -158,6 +158,58 @@ pub struct FlowConfig {
     /// Text of the user message sent to runs.
     #[serde(default = "default_message")]
     pub message: String,
+    /// Instead of the agent flow, this one request per iteration (what `oha`/`wrk` do on
+    /// one URL, or a k6 script with one `http.get`): `request = { path = "/ok" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestFlow>,
+}
+
+/// A flow of one request ([`FlowConfig::request`]), checked for a 2xx status, recorded
+/// with `operation=request` (and the `request` Trend). `{vu}` and `{iter}` in the path
+/// or body are replaced per iteration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestFlow {
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Path and query after the target URL, starting with `/`.
+    pub path: String,
+    /// JSON body, sent with `content-type: application/json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+/// Methods a [`RequestFlow`] may use.
+pub const REQUEST_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+impl RequestFlow {
+    fn validate(&self, errors: &mut Vec<String>) {
+        if !REQUEST_METHODS.contains(&self.method.as_str()) {
+            errors.push(format!(
+                "flow.request.method: {:?} is not one of {}",
+                self.method,
+                REQUEST_METHODS.join(", ")
+            ));
+        }
+        if !self.path.starts_with('/') || self.path.chars().any(char::is_whitespace) {
+            errors.push(format!(
+                "flow.request.path: {:?} must start with / and hold no spaces, e.g. \"/ok\"",
+                self.path
+            ));
+        }
+        if let Some(body) = &self.body {
+            let sample = body.replace("{vu}", "1").replace("{iter}", "0");
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&sample) {
+                errors.push(format!(
+                    "flow.request.body: not JSON ({e}); give a JSON document, e.g. '{{\"n\":{{iter}}}}'"
+                ));
+            }
+        }
+    }
 }
 
 fn default_graph() -> String {
@@ -185,6 +237,7 @@ impl Default for FlowConfig {
             think_time: Duration::ZERO,
             request_timeout: default_timeout(),
             message: default_message(),
+            request: None,
         }
     }
 }
@@ -412,6 +465,9 @@ impl Plan {
                 ));
             }
         }
+        if let Some(r) = &self.flow.request {
+            r.validate(&mut errors);
+        }
         if self.flow.request_timeout.is_zero() {
             errors.push("flow.request_timeout: must be > 0, e.g. \"60s\"".into());
         }
@@ -608,5 +664,37 @@ run_wait = ["p95<1"]
         assert!(err.to_string().contains("vuz"), "{err}");
         let err = Plan::from_toml_str("[scenario]\nexecutor = \"warp-speed\"\n").unwrap_err();
         assert!(err.to_string().contains("warp-speed"), "{err}");
+    }
+
+    #[test]
+    fn a_one_request_flow_is_read_and_checked() {
+        let base = "[scenario]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[flow]\n";
+        let plan = Plan::from_toml_str(&format!(
+            "{base}request = {{ path = \"/threads/{{vu}}/state\" }}\n"
+        ))
+        .unwrap();
+        plan.validate().unwrap();
+        let r = plan.flow.request.as_ref().unwrap();
+        assert_eq!((r.method.as_str(), r.body.as_deref()), ("GET", None));
+        let plan = Plan::from_toml_str(&format!(
+            "{base}request = {{ method = \"POST\", path = \"/store/items/search\", body = '{{\"limit\":{{iter}}}}' }}\n"
+        ))
+        .unwrap();
+        plan.validate().unwrap();
+        let err = Plan::from_toml_str(&format!(
+            "{base}request = {{ method = \"get\", path = \"ok\", body = \"{{nope\" }}\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        for field in [
+            "flow.request.method",
+            "flow.request.path",
+            "flow.request.body",
+        ] {
+            assert!(err.contains(field), "{field} in {err}");
+        }
+        let err =
+            Plan::from_toml_str(&format!("{base}request = {{ url = \"/ok\" }}\n")).unwrap_err();
+        assert!(err.to_string().contains("url"), "{err}");
     }
 }

@@ -353,8 +353,10 @@ impl Http {
         None
     }
 
+    /// Back to the idle stack after a complete exchange (a close that arrives meanwhile is
+    /// noticed by `take_idle`).
     fn put_idle(&self, mut conn: Conn) {
-        if conn.still_open() {
+        if !conn.closed {
             conn.idle_since = Instant::now();
             self.idle
                 .lock()
@@ -379,6 +381,10 @@ impl Http {
         let Ok(uri) = http::Uri::try_from(target) else {
             return self.execute_reqwest(req, sink, cancel).await;
         };
+        // One waiter on the token for the whole exchange (a new one per select would
+        // register and unregister with the token each time: it showed in profiles).
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
         let mut retried = false;
         loop {
             let start = Instant::now();
@@ -389,7 +395,7 @@ impl Http {
                 None => {
                     let opened = tokio::select! {
                         biased;
-                        () = cancel.cancelled() => return Err(Cancelled),
+                        () = &mut cancelled => return Err(Cancelled),
                         () = &mut deadline => return Ok(failed(TransportError::Timeout, 0, start, 0, retried)),
                         c = Conn::open(url.authority) => c,
                     };
@@ -411,7 +417,7 @@ impl Http {
             let request = build_request(req, uri.clone(), &conn.host);
             let answer = tokio::select! {
                 biased;
-                () = cancel.cancelled() => return Err(Cancelled),
+                () = &mut cancelled => return Err(Cancelled),
                 () = &mut deadline => return Ok(failed(TransportError::Timeout, 0, start, sent, retried)),
                 r = send(&mut conn, request) => r,
             };
@@ -434,7 +440,7 @@ impl Http {
             let error = loop {
                 let next = tokio::select! {
                     biased;
-                    () = cancel.cancelled() => return Err(Cancelled),
+                    () = &mut cancelled => return Err(Cancelled),
                     () = &mut deadline => break Some(TransportError::Timeout),
                     f = conn.drive(body.frame()) => f,
                 };
@@ -478,6 +484,8 @@ impl Http {
         sink: &mut dyn BodySink,
         cancel: &CancellationToken,
     ) -> Result<Exchange, Cancelled> {
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
         let mut retried = false;
         loop {
             let start = Instant::now();
@@ -502,7 +510,7 @@ impl Http {
             }
             let answer = tokio::select! {
                 biased;
-                () = cancel.cancelled() => return Err(Cancelled),
+                () = &mut cancelled => return Err(Cancelled),
                 () = &mut deadline => return Ok(failed(TransportError::Timeout, 0, start, sent, retried)),
                 r = builder.send() => r,
             };
@@ -534,7 +542,7 @@ impl Http {
             let error = loop {
                 let next = tokio::select! {
                     biased;
-                    () = cancel.cancelled() => return Err(Cancelled),
+                    () = &mut cancelled => return Err(Cancelled),
                     () = &mut deadline => break Some(TransportError::Timeout),
                     c = response.chunk() => c,
                 };

@@ -6,7 +6,8 @@
 //! - a series (metric + sorted tags, the plan's tags merged in) is interned to a small
 //!   [`SeriesId`]; recording hashes the borrowed metric and tags (FxHash, not SipHash:
 //!   it showed in the worker's profile), sorts them in a stack buffer and finds the id,
-//!   so the steady state allocates nothing per sample;
+//!   so the steady state allocates nothing per sample; callers that record one series
+//!   many times (a flow step) resolve it once ([`Record::series`]) and record by id;
 //! - [`Registry::cut`] clones each non-empty sink into the snapshot and resets it in place
 //!   (histograms keep their buckets), one allocation per series per interval;
 //! - raw points (`Assignment.raw_points`) are the one per-sample allocation, and only when
@@ -15,6 +16,7 @@
 //! One registry per worker, shared by its VUs on one thread (`RefCell`, never held across
 //! an `.await`).
 use crate::clock::Clock;
+pub use crate::sample::SeriesId;
 use crate::sample::{Record, Sample};
 use barrage_core::metrics::builtin;
 use barrage_core::{MetricKind, SeriesKey, Sink, Snapshot};
@@ -30,10 +32,6 @@ use tokio::time::Instant;
 pub const POINT_BATCH: usize = 5000;
 /// Tags sorted on the stack; a sample with more (plan tags included) takes a heap path.
 const STACK_TAGS: usize = 32;
-
-/// Index of an interned series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SeriesId(u32);
 
 struct Series {
     key: SeriesKey,
@@ -72,6 +70,8 @@ pub struct Registry {
     /// The plan's tags, sorted: added to every sample (a sample's own tag wins).
     plan_tags: Vec<(String, String)>,
     hasher: BuildHasherDefault<FxHasher>,
+    /// [`Record::instance`].
+    instance: u64,
 }
 
 /// rustc's FxHash: one rotate-xor-multiply per 8 bytes, several times faster than the
@@ -136,6 +136,7 @@ impl Registry {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             hasher: BuildHasherDefault::default(),
+            instance: crate::sample::next_instance(),
         }
     }
 
@@ -379,17 +380,34 @@ impl Record for Registry {
             let mut inner = self.inner.borrow_mut();
             let id = self.find_or_insert(&mut inner, sample.metric, sample.kind, sorted);
             if inner.series[id.0 as usize].kind != sample.kind {
-                inner.kind_clashes += 1;
-                if inner.kind_clashes == 1 {
-                    tracing::warn!(
-                        metric = sample.metric,
-                        "a sample's kind disagrees with its series; dropping such samples"
-                    );
-                }
+                count_clash(&mut inner, sample.metric);
                 return;
             }
             add_to(&mut inner, id, sample.value);
         })
+    }
+
+    fn series(&self, metric: &str, kind: MetricKind, tags: &[(&str, &str)]) -> Option<SeriesId> {
+        let id = self.intern(metric, kind, tags);
+        (self.inner.borrow().series[id.0 as usize].kind == kind).then_some(id)
+    }
+
+    fn record_series(&self, id: SeriesId, value: f64) {
+        self.add(id, value);
+    }
+
+    fn instance(&self) -> u64 {
+        self.instance
+    }
+}
+
+fn count_clash(inner: &mut Inner, metric: &str) {
+    inner.kind_clashes += 1;
+    if inner.kind_clashes == 1 {
+        tracing::warn!(
+            metric,
+            "a sample's kind disagrees with its series; dropping such samples"
+        );
     }
 }
 
@@ -451,6 +469,55 @@ mod tests {
         // the cut reset the sinks: an empty interval ships only the VU gauges
         let next = reg.cut(1, 1_000_000, 1000);
         assert_eq!(next.metrics(), vec!["vus", "vus_max"]);
+    }
+
+    #[test]
+    fn samples_by_series_id_land_where_samples_by_key_do() {
+        let reg = Registry::new(&BTreeMap::from([("runtime".to_string(), "ts".to_string())]));
+        let tags = [("operation", "get_state"), ("status", "200")];
+        let id = reg
+            .series("http_req_duration", MetricKind::Trend, &tags)
+            .unwrap();
+        reg.record_series(id, 100.0);
+        reg.record(trend(
+            "http_req_duration",
+            &[("status", "200"), ("operation", "get_state")],
+            300.0,
+        ));
+        reg.record_series(id, 200.0);
+        assert_eq!(reg.series_count(), 1);
+        // the same series asked for with another kind: refused, and `record` drops such samples
+        assert_eq!(
+            reg.series("http_req_duration", MetricKind::Counter, &tags),
+            None
+        );
+        reg.record(Sample {
+            metric: "http_req_duration",
+            kind: MetricKind::Counter,
+            tags: &tags,
+            value: 1.0,
+        });
+        assert_eq!(reg.kind_clashes(), 1);
+        let snap = reg.cut(0, 0, 1000);
+        let key = SeriesKey::with_tags(
+            "http_req_duration",
+            [
+                ("operation", "get_state"),
+                ("runtime", "ts"),
+                ("status", "200"),
+            ],
+        );
+        let Some(Sink::Trend(t)) = snap.series.get(&key) else {
+            panic!("missing {key}")
+        };
+        assert_eq!(t.count(), 3);
+        assert!(
+            (t.percentile(100.0) - 300.0).abs() < 1.0,
+            "{}",
+            t.percentile(100.0)
+        );
+        // another registry is another instance: its ids are not these
+        assert_ne!(reg.instance(), Registry::new(&BTreeMap::new()).instance());
     }
 
     #[test]

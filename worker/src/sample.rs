@@ -20,10 +20,75 @@ pub struct Sample<'a> {
     pub value: f64,
 }
 
+/// Index of a series interned by one recorder ([`Record::series`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesId(pub u32);
+
 /// Where samples go. Implemented by the worker's registry (interior mutability: VUs of one
 /// worker share one single-threaded registry).
+///
+/// Two ways to record: [`Record::record`] finds the sample's series from its metric and
+/// tags every time; a caller that records the same series over and over (a flow step:
+/// ~10 samples per request) resolves it once with [`Record::series`] and then records by
+/// id with [`Record::record_series`], skipping the hashing, sorting and comparing of the
+/// key. [`CachedSeries`] does this bookkeeping.
 pub trait Record {
     fn record(&self, sample: Sample<'_>);
+
+    /// The series of `metric` + `tags` (the recorder's own tags merged in as `record`
+    /// does), created when new. `None` when the series exists with another kind: such
+    /// samples go through `record`, which counts and drops them.
+    fn series(&self, metric: &str, kind: MetricKind, tags: &[(&str, &str)]) -> Option<SeriesId>;
+
+    /// Records `value` into a series returned by this recorder's `series`.
+    fn record_series(&self, id: SeriesId, value: f64);
+
+    /// Tells recorders apart: ids from `series` are valid only with the recorder whose
+    /// `instance` was the same. Unique per recorder for the life of the process.
+    fn instance(&self) -> u64;
+}
+
+/// A fresh value for [`Record::instance`].
+pub fn next_instance() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A series resolved on first use, then recorded by id. Valid for one recorder: the owner
+/// of a cache resets it when [`Record::instance`] changes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CachedSeries(Option<SeriesId>);
+
+impl CachedSeries {
+    pub fn record(
+        &mut self,
+        recorder: &dyn Record,
+        metric: &str,
+        kind: MetricKind,
+        tags: &[(&str, &str)],
+        value: f64,
+    ) {
+        let id = match self.0 {
+            Some(id) => id,
+            None => match recorder.series(metric, kind, tags) {
+                Some(id) => *self.0.insert(id),
+                None => {
+                    return recorder.record(Sample {
+                        metric,
+                        kind,
+                        tags,
+                        value,
+                    })
+                }
+            },
+        };
+        recorder.record_series(id, value);
+    }
+
+    /// Forgets the series (its tags changed, or the recorder did).
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// What the engine tells a flow about the iteration it is about to run.

@@ -81,7 +81,7 @@ impl SseParser {
                 chunk = rest;
             }
         }
-        while let Some(pos) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', chunk) {
             let end = chunk[pos];
             let line = &chunk[..pos];
             chunk = &chunk[pos + 1..];
@@ -133,21 +133,21 @@ impl SseParser {
         match field {
             b"event" => {
                 self.event.clear();
-                self.event.push_str(&String::from_utf8_lossy(value));
+                self.event.push_str(&lossy(value));
                 self.has_fields = true;
             }
             b"data" => {
                 if self.has_data {
                     self.data.push('\n');
                 }
-                self.data.push_str(&String::from_utf8_lossy(value));
+                self.data.push_str(&lossy(value));
                 self.has_data = true;
                 self.has_fields = true;
             }
             // The spec ignores ids containing NUL.
             b"id" if !value.contains(&0) => {
                 self.id.clear();
-                self.id.push_str(&String::from_utf8_lossy(value));
+                self.id.push_str(&lossy(value));
                 self.has_id = true;
             }
             _ => {} // retry and unknown fields
@@ -172,6 +172,15 @@ impl SseParser {
         self.data.clear();
         self.has_fields = false;
         self.has_data = false;
+    }
+}
+
+/// `bytes` as text: borrowed when valid UTF-8 (the fast check), else with U+FFFD for the
+/// invalid sequences.
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 

@@ -138,9 +138,7 @@ impl CompiledCheck {
     pub fn eval(&self, a: &Answer<'_>) -> Result<(), String> {
         let json = || a.json.ok_or_else(|| "the answer is not JSON".to_string());
         let at = |p: &str| -> Result<&Value, String> {
-            json()?
-                .pointer(p)
-                .ok_or_else(|| format!("no {p} in the answer"))
+            super::prune::pointer(json()?, p).ok_or_else(|| format!("no {p} in the answer"))
         };
         match &self.check {
             Check::Status2xx => {

@@ -11,10 +11,10 @@ use serde_json::Value;
 use super::check::{Answer, SseSummary};
 use super::step::{Body, Capture, ResponseKind, Step};
 use super::template::{Vars, ITER, VU};
-use super::{micros, record_http, AgentFlow};
+use super::{micros, AgentFlow, HttpSeries};
 use crate::auth::AuthFailure;
 use crate::http::{BodySink, Cancelled, Request};
-use crate::sample::{IterationCtx, IterationOutcome, Sample};
+use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record};
 use crate::sse::SseParser;
 
 /// Buffers of one iteration, reused across iterations through the flow's pool.
@@ -25,6 +25,49 @@ pub(crate) struct IterState {
     answer: Vec<u8>,
     sse: SseParser,
     summary: SseSummary,
+    series: SeriesCache,
+}
+
+/// The series this iteration state records into, resolved once per recorder
+/// ([`crate::sample::CachedSeries`]): a step records ~10 samples per request.
+#[derive(Default)]
+struct SeriesCache {
+    /// The [`Record::instance`] the ids belong to.
+    instance: u64,
+    flow_duration: CachedSeries,
+    flow_success: CachedSeries,
+    /// One per step, by index.
+    steps: Vec<StepSeries>,
+}
+
+#[derive(Default, Clone)]
+struct StepSeries {
+    http: HttpSeries,
+    trend: CachedSeries,
+    first_event: CachedSeries,
+    events: CachedSeries,
+    /// One per check, by index.
+    checks: Vec<CachedSeries>,
+}
+
+impl SeriesCache {
+    /// Makes the cache fit `steps` and `recorder`, forgetting ids of another recorder.
+    fn prepare(&mut self, steps: &[Step], recorder: &dyn Record) {
+        let instance = recorder.instance();
+        if self.instance != instance || self.steps.len() != steps.len() {
+            *self = SeriesCache {
+                instance,
+                steps: steps
+                    .iter()
+                    .map(|s| StepSeries {
+                        checks: vec![CachedSeries::default(); s.checks.len()],
+                        ..StepSeries::default()
+                    })
+                    .collect(),
+                ..SeriesCache::default()
+            };
+        }
+    }
 }
 
 /// How a step ended.
@@ -83,6 +126,7 @@ impl AgentFlow {
             answer: Vec::with_capacity(4096),
             sse: SseParser::new(),
             summary: SseSummary::default(),
+            series: SeriesCache::default(),
         })
     }
 
@@ -95,31 +139,33 @@ impl AgentFlow {
             return IterationOutcome::Interrupted;
         }
         let mut st = self.take_state();
+        st.series.prepare(&self.steps, ctx.recorder);
         let outcome = self.iterate(&ctx, &mut st).await;
-        self.put_state(st);
         let outcome = match outcome {
             Ok(o) => o,
-            Err(Cancelled) => return IterationOutcome::Interrupted,
+            Err(Cancelled) => {
+                self.put_state(st);
+                return IterationOutcome::Interrupted;
+            }
         };
-        let rec = |metric: &str, kind, value| {
-            ctx.recorder.record(Sample {
-                metric,
-                kind,
-                tags: &[],
-                value,
-            })
-        };
-        rec(
-            builtin::AGENT_FLOW_DURATION,
-            MetricKind::Trend,
-            micros(ctx.intended_start.elapsed()),
-        );
-        let ok = outcome == IterationOutcome::Success;
-        rec(
-            builtin::AGENT_FLOW_SUCCESS_RATE,
-            MetricKind::Rate,
-            if ok { 1.0 } else { 0.0 },
-        );
+        if self.agent {
+            st.series.flow_duration.record(
+                ctx.recorder,
+                builtin::AGENT_FLOW_DURATION,
+                MetricKind::Trend,
+                &[],
+                micros(ctx.intended_start.elapsed()),
+            );
+            let ok = outcome == IterationOutcome::Success;
+            st.series.flow_success.record(
+                ctx.recorder,
+                builtin::AGENT_FLOW_SUCCESS_RATE,
+                MetricKind::Rate,
+                &[],
+                if ok { 1.0 } else { 0.0 },
+            );
+        }
+        self.put_state(st);
         if let IterationOutcome::Failed { step, reason } = &outcome {
             tracing::debug!(
                 vu = ctx.vu,
@@ -155,18 +201,18 @@ impl AgentFlow {
             }
         };
         let mut failure: Option<(String, String)> = None;
-        for step in self.steps.iter().filter(|s| !s.cleanup) {
-            let end = self.run_step(step, st, ctx, auth.as_ref()).await?;
+        for (i, step) in self.steps.iter().enumerate().filter(|(_, s)| !s.cleanup) {
+            let end = self.run_step(i, step, st, ctx, auth.as_ref()).await?;
             if !end.passed {
                 failure = Some((step.operation.clone(), end.reason.unwrap_or_default()));
                 break;
             }
         }
-        for step in self.steps.iter().filter(|s| s.cleanup) {
+        for (i, step) in self.steps.iter().enumerate().filter(|(_, s)| s.cleanup) {
             if !step.requires.iter().all(|&v| st.vars.is_set(v)) {
                 continue;
             }
-            let end = self.run_step(step, st, ctx, auth.as_ref()).await?;
+            let end = self.run_step(i, step, st, ctx, auth.as_ref()).await?;
             if !end.passed && failure.is_none() {
                 failure = Some((step.operation.clone(), end.reason.unwrap_or_default()));
             }
@@ -179,6 +225,7 @@ impl AgentFlow {
 
     async fn run_step(
         &self,
+        index: usize,
         step: &Step,
         st: &mut IterState,
         ctx: &IterationCtx<'_>,
@@ -252,14 +299,16 @@ impl AgentFlow {
         };
         let mut reason: Option<String> = None;
         let mut request_failed = bad_body.is_some();
-        for c in &step.checks {
+        let series = &mut st.series.steps[index];
+        for (c, slot) in step.checks.iter().zip(&mut series.checks) {
             let result = c.eval(&answer);
-            ctx.recorder.record(Sample {
-                metric: builtin::CHECKS,
-                kind: MetricKind::Rate,
-                tags: &[("check", &c.name)],
-                value: if result.is_ok() { 1.0 } else { 0.0 },
-            });
+            slot.record(
+                ctx.recorder,
+                builtin::CHECKS,
+                MetricKind::Rate,
+                &[("check", &c.name)],
+                if result.is_ok() { 1.0 } else { 0.0 },
+            );
             if let Err(why) = result {
                 request_failed |= c.check.marks_request_failed();
                 if reason.is_none() {
@@ -275,7 +324,7 @@ impl AgentFlow {
         }
 
         // Samples.
-        record_http(
+        series.http.record(
             ctx.recorder,
             &step.operation,
             &step.method,
@@ -283,27 +332,30 @@ impl AgentFlow {
             request_failed,
         );
         let op_tag: &[(&str, &str)] = &[("operation", &step.operation)];
-        ctx.recorder.record(Sample {
-            metric: &step.trend,
-            kind: MetricKind::Trend,
-            tags: op_tag,
-            value: micros(ex.duration),
-        });
+        series.trend.record(
+            ctx.recorder,
+            &step.trend,
+            MetricKind::Trend,
+            op_tag,
+            micros(ex.duration),
+        );
         if is_sse && ex.status != 0 {
             if let Some(first) = st.summary.first_event {
-                ctx.recorder.record(Sample {
-                    metric: builtin::STREAM_FIRST_EVENT,
-                    kind: MetricKind::Trend,
-                    tags: op_tag,
-                    value: micros(first),
-                });
+                series.first_event.record(
+                    ctx.recorder,
+                    builtin::STREAM_FIRST_EVENT,
+                    MetricKind::Trend,
+                    op_tag,
+                    micros(first),
+                );
             }
-            ctx.recorder.record(Sample {
-                metric: builtin::STREAM_EVENTS,
-                kind: MetricKind::Trend,
-                tags: op_tag,
-                value: st.summary.events as f64,
-            });
+            series.events.record(
+                ctx.recorder,
+                builtin::STREAM_EVENTS,
+                MetricKind::Trend,
+                op_tag,
+                st.summary.events as f64,
+            );
         }
 
         // Captures, when the step passed.
@@ -312,7 +364,10 @@ impl AgentFlow {
                 match cap {
                     Capture::Created { .. } => st.vars.set(*slot, "1"),
                     Capture::Json { pointer, var } => {
-                        match json.as_ref().and_then(|j| j.pointer(pointer)) {
+                        match json
+                            .as_ref()
+                            .and_then(|j| super::prune::pointer(j, pointer))
+                        {
                             Some(Value::String(s)) if !s.is_empty() => st.vars.set(*slot, s),
                             Some(Value::Number(n)) => {
                                 let _ = write!(st.vars.slot_mut(*slot), "{n}");

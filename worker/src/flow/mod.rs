@@ -9,6 +9,10 @@
 //!            each step: render path/body ─► http::execute (SSE parsed as it arrives)
 //!                       ─► parse JSON (only what checks read: prune) ─► checks ─► captures ─► samples
 //! ```
+//! With `flow.request` in the plan, the flow is that one request instead (a 2xx passes,
+//! the body is drained unparsed, samples tagged `operation=request`, no `agent_flow_*`):
+//! what `oha`/`wrk` measure on one URL, run by the same engine.
+//!
 //! A failed step fails the iteration ([`IterationOutcome::Failed`], the first failure's
 //! step and reason); the cleanup steps (delete store item, thread, assistant) still run
 //! for every resource that was created. On `ctx.cancel` the iteration returns
@@ -69,7 +73,7 @@ use reqwest::Method;
 
 use crate::auth::Auth;
 use crate::http::{status_str, Exchange, Http};
-use crate::sample::{IterationCtx, IterationOutcome, Record, Sample, Scenario};
+use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record, Scenario};
 
 pub use check::{Check, SseSummary};
 pub use step::{Capture, ResponseKind, Step, StepDef};
@@ -104,6 +108,8 @@ pub enum FlowError {
 /// The agent flow, shared by the VUs of one worker: one HTTP client (keep-alive pool),
 /// the compiled steps, the authenticator and a pool of per-iteration buffers.
 pub struct AgentFlow {
+    /// The agent flow (with its `agent_flow_*` samples), not a one-request flow.
+    agent: bool,
     http: Http,
     /// The target's base URL without a trailing `/`.
     base: String,
@@ -134,10 +140,17 @@ impl AgentFlow {
         }
         let auth = Auth::new(&plan.auth, secrets)?;
         let mut table = VarTable::new();
-        agent::constants(&plan.flow, &mut table);
-        let steps = step::compile(agent::steps(&plan.flow), &mut table)?;
+        let defs = match &plan.flow.request {
+            Some(r) => vec![request_step(r)?],
+            None => {
+                agent::constants(&plan.flow, &mut table);
+                agent::steps(&plan.flow)
+            }
+        };
+        let steps = step::compile(defs, &mut table)?;
         let http = Http::new(crate::http::build_client()?, plan.flow.request_timeout);
         Ok(AgentFlow {
+            agent: plan.flow.request.is_none(),
             http,
             base,
             steps,
@@ -159,7 +172,29 @@ impl Scenario for AgentFlow {
     }
 }
 
-/// Records the http samples of one exchange under `operation`.
+/// The one step of a one-request flow (`flow.request`): a 2xx status passes; the body is
+/// read to its end but not parsed, as `oha` or `wrk` would.
+fn request_step(r: &barrage_core::RequestFlow) -> Result<StepDef, FlowError> {
+    let method = Method::from_bytes(r.method.as_bytes()).map_err(|_| FlowError::Step {
+        step: "request".into(),
+        why: format!("{:?} is not an HTTP method", r.method),
+    })?;
+    Ok(StepDef {
+        operation: "request".into(),
+        trend: "request".into(),
+        method,
+        path: r.path.clone(),
+        body: r.body.clone(),
+        response: ResponseKind::Ignore,
+        checks: vec![Check::Status2xx],
+        captures: Vec::new(),
+        cleanup: false,
+        requires: Vec::new(),
+    })
+}
+
+/// Records the http samples of one exchange under `operation` (no series cache: for the
+/// occasional request, e.g. a token grant).
 pub(crate) fn record_http(
     recorder: &dyn Record,
     operation: &str,
@@ -167,43 +202,67 @@ pub(crate) fn record_http(
     ex: &Exchange,
     failed: bool,
 ) {
-    let mut buf = [0u8; 3];
-    let status = status_str(ex.tag_status(), &mut buf);
-    let tags: &[(&str, &str)] = &[
-        ("operation", operation),
-        ("method", method.as_str()),
-        ("status", status),
-    ];
-    let rec = |metric: &str, kind: MetricKind, value: f64| {
-        recorder.record(Sample {
-            metric,
-            kind,
-            tags,
-            value,
-        })
-    };
-    rec(builtin::HTTP_REQS, MetricKind::Counter, 1.0);
-    rec(
-        builtin::HTTP_REQ_DURATION,
-        MetricKind::Trend,
-        micros(ex.duration),
-    );
-    rec(
-        builtin::HTTP_REQ_WAITING,
-        MetricKind::Trend,
-        micros(ex.waiting),
-    );
-    rec(
-        builtin::HTTP_REQ_FAILED,
-        MetricKind::Rate,
-        if failed || !ex.is_2xx() { 1.0 } else { 0.0 },
-    );
-    rec(builtin::DATA_SENT, MetricKind::Counter, ex.sent as f64);
-    rec(
-        builtin::DATA_RECEIVED,
-        MetricKind::Counter,
-        ex.received as f64,
-    );
+    HttpSeries::default().record(recorder, operation, method, ex, failed);
+}
+
+/// The six http series of one step (`http_reqs`, `http_req_duration`, `http_req_waiting`,
+/// `http_req_failed`, `data_sent`, `data_received`), resolved for the last status seen:
+/// a step's status rarely changes, so its samples are recorded by id.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct HttpSeries {
+    status: Option<u16>,
+    ids: [CachedSeries; 6],
+}
+
+impl HttpSeries {
+    pub(crate) fn record(
+        &mut self,
+        recorder: &dyn Record,
+        operation: &str,
+        method: &Method,
+        ex: &Exchange,
+        failed: bool,
+    ) {
+        let status_code = ex.tag_status();
+        if self.status != Some(status_code) {
+            self.status = Some(status_code);
+            self.ids = Default::default();
+        }
+        let mut buf = [0u8; 3];
+        let status = status_str(status_code, &mut buf);
+        let tags: &[(&str, &str)] = &[
+            ("operation", operation),
+            ("method", method.as_str()),
+            ("status", status),
+        ];
+        let values = [
+            (builtin::HTTP_REQS, MetricKind::Counter, 1.0),
+            (
+                builtin::HTTP_REQ_DURATION,
+                MetricKind::Trend,
+                micros(ex.duration),
+            ),
+            (
+                builtin::HTTP_REQ_WAITING,
+                MetricKind::Trend,
+                micros(ex.waiting),
+            ),
+            (
+                builtin::HTTP_REQ_FAILED,
+                MetricKind::Rate,
+                if failed || !ex.is_2xx() { 1.0 } else { 0.0 },
+            ),
+            (builtin::DATA_SENT, MetricKind::Counter, ex.sent as f64),
+            (
+                builtin::DATA_RECEIVED,
+                MetricKind::Counter,
+                ex.received as f64,
+            ),
+        ];
+        for (slot, (metric, kind, value)) in self.ids.iter_mut().zip(values) {
+            slot.record(recorder, metric, kind, tags, value);
+        }
+    }
 }
 
 /// A duration in microseconds (fractional).

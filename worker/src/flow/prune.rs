@@ -110,6 +110,35 @@ pub fn parse(text: &[u8], need: &Need) -> serde_json::Result<Value> {
     Ok(value)
 }
 
+/// `value` at RFC 6901 `pointer`, like [`Value::pointer`] but without allocating a string
+/// per token when the pointer has no `~` escape (it runs for every check of every step).
+pub fn pointer<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.contains('~') {
+        return value.pointer(pointer);
+    }
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    let mut at = value;
+    for token in pointer.strip_prefix('/')?.split('/') {
+        at = match at {
+            Value::Object(map) => map.get(token)?,
+            Value::Array(list) => {
+                // as serde_json: decimal digits without a leading zero (a lone "0" is fine)
+                if token.is_empty()
+                    || !token.bytes().all(|b| b.is_ascii_digit())
+                    || (token.len() > 1 && token.starts_with('0'))
+                {
+                    return None;
+                }
+                list.get(token.parse::<usize>().ok()?)?
+            }
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
 struct Prune<'n>(&'n Need);
 
 impl<'de> DeserializeSeed<'de> for Prune<'_> {
@@ -331,5 +360,36 @@ mod tests {
         b.merge(Need::at("/x/y", Need::All));
         assert_eq!(b, Need::Fields(vec![("x".into(), Need::All)]));
         assert_eq!(Need::of_check(&Check::Status2xx), Need::Nothing);
+    }
+
+    #[test]
+    fn pointer_agrees_with_serde_json() {
+        let v: Value = serde_json::from_str(
+            r#"{"a":{"b":[10,{"c":"x"}],"":{"e~f":1,"g/h":2}},"0":"zero","l":[1,2,3]}"#,
+        )
+        .unwrap();
+        for p in [
+            "",
+            "/a",
+            "/a/b",
+            "/a/b/0",
+            "/a/b/1/c",
+            "/a/b/2",
+            "/a/b/01",
+            "/a/b/-",
+            "/a/b/",
+            "/a/",
+            "/a//e~0f",
+            "/a//g~1h",
+            "/0",
+            "/l/00",
+            "/l/2",
+            "/l/+1",
+            "a",
+            "/missing",
+            "/a/b/1/c/d",
+        ] {
+            assert_eq!(pointer(&v, p), v.pointer(p), "{p:?}");
+        }
     }
 }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use worker::flow::AgentFlow;
-use worker::sample::{IterationCtx, IterationOutcome, Record, Sample, Scenario};
+use worker::sample::{IterationCtx, IterationOutcome, Record, Sample, Scenario, SeriesId};
 
 /// A recorded sample, owned.
 #[derive(Debug, Clone)]
@@ -29,21 +29,57 @@ struct Got {
     value: f64,
 }
 
-#[derive(Default)]
-struct Collector(RefCell<Vec<Got>>);
+/// Keeps every sample, whether recorded by key or by a series id it handed out.
+struct Collector(RefCell<Vec<Got>>, RefCell<Vec<Got>>, u64);
+
+impl Default for Collector {
+    fn default() -> Self {
+        Collector(
+            RefCell::default(),
+            RefCell::default(),
+            worker::sample::next_instance(),
+        )
+    }
+}
+
+fn owned(s: &Sample<'_>) -> Got {
+    Got {
+        metric: s.metric.into(),
+        kind: s.kind,
+        tags: s
+            .tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        value: s.value,
+    }
+}
 
 impl Record for Collector {
     fn record(&self, s: Sample<'_>) {
-        self.0.borrow_mut().push(Got {
-            metric: s.metric.into(),
-            kind: s.kind,
-            tags: s
-                .tags
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            value: s.value,
+        self.0.borrow_mut().push(owned(&s));
+    }
+
+    fn series(&self, metric: &str, kind: MetricKind, tags: &[(&str, &str)]) -> Option<SeriesId> {
+        let mut series = self.1.borrow_mut();
+        let key = owned(&Sample {
+            metric,
+            kind,
+            tags,
+            value: 0.0,
         });
+        series.push(key);
+        Some(SeriesId(series.len() as u32 - 1))
+    }
+
+    fn record_series(&self, id: SeriesId, value: f64) {
+        let mut got = self.1.borrow()[id.0 as usize].clone();
+        got.value = value;
+        self.0.borrow_mut().push(got);
+    }
+
+    fn instance(&self) -> u64 {
+        self.2
     }
 }
 

@@ -205,3 +205,48 @@ fn failed_thresholds_exit_99_and_bad_input_exits_2() {
         out.show()
     );
 }
+
+#[test]
+fn a_one_request_flow_sends_exactly_its_request() {
+    let target = Target::start();
+    let before = target.requests_total();
+    // POST /threads with a per-VU body: 2 VUs × 5 iterations = 10 threads created
+    let plan = temp_file(
+        &plan_toml(
+            &target.url,
+            "executor = \"per-vu-iterations\"\nvus = 2\niterations = 5",
+            "[thresholds]\n\"http_reqs{operation:request}\" = [\"count==10\"]\n\
+             \"http_req_failed{operation:request}\" = [\"rate==0\"]\n\
+             request = [\"p(99)<5000\"]\n\
+             [flow]\nrequest = { method = \"POST\", path = \"/threads\", body = '{\"metadata\":{\"vu\":{vu}}}' }",
+        ),
+        ".toml",
+    );
+    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    assert_eq!(target.requests_total() - before, 10, "{}", out.show());
+    assert_eq!(summary_count(&out.stdout, "http_reqs"), Some(10.0));
+    assert!(
+        !out.stdout.contains("agent_flow"),
+        "a one-request flow records no agent-flow metrics\n{}",
+        out.show()
+    );
+
+    // a path the target does not know: every request is a failed one
+    let plan = temp_file(
+        &plan_toml(
+            &target.url,
+            "executor = \"per-vu-iterations\"\nvus = 1\niterations = 3",
+            "[thresholds]\nhttp_req_failed = [\"rate<0.5\"]\n\
+             [flow]\nrequest = { path = \"/threads/no-such-thread/state\" }",
+        ),
+        ".toml",
+    );
+    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
+    assert_eq!(out.code(), Some(99), "{}", out.show());
+    assert!(
+        out.stdout.contains("✗ http_req_failed 'rate<0.5'"),
+        "{}",
+        out.show()
+    );
+}
