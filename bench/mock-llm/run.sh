@@ -5,7 +5,10 @@
 # traffic on 127.0.0.1. Every wrk run lasts $DURATION (default 10s); every scenario starts a
 # fresh server, which is killed by PID afterwards (and on exit, by the trap).
 #
-#   1. zero delays, non-streaming, 50 keep-alive connections: req/s, server CPU µs/request
+#   1. zero delays, non-streaming, 50 keep-alive connections: req/s, server CPU µs/request;
+#      also for `floor` (bench/mock-llm/tcp_floor.rs: replays one captured answer of
+#      barrage-mock-llm with no HTTP or JSON work, one recv + one send per request), the
+#      kernel's loopback cost that no server can go below on this machine
 #   2. default delays (10/5), streaming, 500 concurrent streams: p99 vs the ideal 220 ms,
 #      server CPU µs/stream, RSS (VmRSS, VmHWM)
 #   3. the largest stream count (100, 250, 500, 1000, 2000, ... up to $MAX_STREAMS) whose p99 stays
@@ -23,6 +26,7 @@ HERE="$ROOT/bench/mock-llm"
 ANCHOR_SRC="${ANCHOR_SRC:-$ROOT/../shared/anchors/mock-llm-bun}"
 BUN_DIR="$ROOT/bench/.tools/mock-llm-bun"
 BIN="$ROOT/target/release/barrage-mock-llm"
+FLOOR_BIN="$ROOT/target/release/examples/tcp_floor"
 OUT="$ROOT/bench/out"
 SERVER_CORE="${SERVER_CORE:-1}"
 GEN_CORE="${GEN_CORE:-0}"
@@ -30,6 +34,7 @@ DURATION="${DURATION:-10s}"
 MAX_STREAMS="${MAX_STREAMS:-8000}"
 PORT_BARRAGE="${PORT_BARRAGE:-18501}"
 PORT_BUN="${PORT_BUN:-18502}"
+PORT_FLOOR="${PORT_FLOOR:-18503}"
 NICE="${NICE:--10}"   # priority of servers and wrk over other work on a shared machine
 IDEAL_MS=220   # 10 ms + 42 chunks x 5 ms
 TICK=$(getconf CLK_TCK)
@@ -59,7 +64,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "building barrage-mock-llm (release)" >&2
-(cd "$ROOT" && cargo build --release -p mock-llm >&2)
+(cd "$ROOT" && cargo build --release -p mock-llm >&2 && cargo build --release -p mock-llm --example tcp_floor >&2)
 
 if [[ ! -x "$BUN_DIR/node_modules/.bin/bun" ]]; then
   [[ -d "$ANCHOR_SRC" ]] || die "Bun anchor not found at $ANCHOR_SRC (set ANCHOR_SRC)"
@@ -81,6 +86,10 @@ start() {
       PORT=$PORT_BARRAGE
       RUST_LOG=warn "${PRIO[@]}" taskset -c "$SERVER_CORE" "$BIN" --host 127.0.0.1 --port "$PORT" \
         --threads 1 --delay-ms "$delay" --stream-delay-ms "$sdelay" >/dev/null 2>>"$RAW" &
+      ;;
+    floor)
+      PORT=$PORT_FLOOR
+      "${PRIO[@]}" taskset -c "$SERVER_CORE" "$FLOOR_BIN" "$PORT" "$FLOOR_RESPONSE" >/dev/null 2>>"$RAW" &
       ;;
     bun)
       PORT=$PORT_BUN
@@ -155,9 +164,15 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   echo "| --- | --- | --- | --- | --- | --- | --- |"
 } | tee -a "$RAW"
 
+FLOOR_RESPONSE="$OUT/mock-llm-floor-response.http"
 declare -A Z_RPS Z_US
-for name in barrage bun; do
+for name in barrage bun floor; do
   start "$name" 0 0
+  if [[ $name == barrage ]]; then # the floor replays this exact answer, head and body
+    curl -s -i -H 'Content-Type: application/json' \
+      -d "{\"model\":\"mock-gpt-4o\",$BODY_MSGS}" \
+      "http://127.0.0.1:$PORT/v1/chat/completions" >"$FLOOR_RESPONSE"
+  fi
   DURATION=3s load "$name" "$LUA_PLAIN" 50 # warm-up (JIT, allocator)
   load "$name" "$LUA_PLAIN" 50
   Z_RPS[$name]=$RPS; Z_US[$name]=$SRV_US
@@ -165,6 +180,8 @@ for name in barrage bun; do
   cleanup
 done
 echo "ratio barrage/bun: req/s $(ratio "${Z_RPS[barrage]}" "${Z_RPS[bun]}"), CPU/req $(ratio "${Z_US[barrage]}" "${Z_US[bun]}")" | tee -a "$RAW"
+above() { awk -v a="$1" -v f="$2" 'BEGIN { printf "%.1f", a - f }'; }
+echo "floor (kernel only): $(ratio "${Z_US[floor]}" "${Z_US[bun]}") of bun's CPU/req; above the floor: barrage $(above "${Z_US[barrage]}" "${Z_US[floor]}") µs, bun $(above "${Z_US[bun]}" "${Z_US[floor]}") µs, ratio $(ratio "$(above "${Z_US[barrage]}" "${Z_US[floor]}")" "$(above "${Z_US[bun]}" "${Z_US[floor]}")")" | tee -a "$RAW"
 
 {
   echo

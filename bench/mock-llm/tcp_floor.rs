@@ -1,0 +1,134 @@
+//! The kernel's floor for the mock LLM benchmark: the least CPU any HTTP/1.1 server can
+//! spend per request on this machine over loopback TCP, measured by `bench/mock-llm/run.sh`
+//! side by side with barrage-mock-llm and the Bun anchor.
+//!
+//! It answers every request on a connection with the same bytes (a file holding a whole
+//! HTTP response, captured from barrage-mock-llm), with no parsing beyond finding the end
+//! of the request (`\r\n\r\n` + `content-length`), no JSON, no allocation per request:
+//! one `epoll_wait` (shared), one `recv` and one `send` per request, as a real server does
+//! at best without pipelining. Whatever a real server spends above this figure is its own
+//! user-space work; whatever this figure is, no server can go below it here.
+//!
+//! `tcp_floor PORT RESPONSE_FILE` (binds 127.0.0.1:PORT; runs until killed).
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+
+const LISTENER: Token = Token(0);
+
+struct Conn {
+    stream: TcpStream,
+    input: Vec<u8>,
+    /// Bytes of responses not yet written (a full socket buffer).
+    output: Vec<u8>,
+}
+
+/// Length of the first complete request in `buf`, if there is one.
+fn request_len(buf: &[u8]) -> Option<usize> {
+    let head = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let text = std::str::from_utf8(&buf[..head]).ok()?;
+    let body = text
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    (buf.len() >= head + body).then_some(head + body)
+}
+
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(port), Some(file)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: tcp_floor PORT RESPONSE_FILE");
+        std::process::exit(2);
+    };
+    let port: u16 = port.parse().map_err(|_| std::io::Error::other("PORT: a number"))?;
+    let response = std::fs::read(file)?;
+    let mut listener = TcpListener::bind(([127, 0, 0, 1], port).into())?;
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut conns: HashMap<Token, Conn> = HashMap::new();
+    let mut next = 1usize;
+    let mut events = Events::with_capacity(1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        poll.poll(&mut events, None)?;
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                loop {
+                    match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            stream.set_nodelay(true)?;
+                            let token = Token(next);
+                            next += 1;
+                            poll.registry().register(
+                                &mut stream,
+                                token,
+                                Interest::READABLE | Interest::WRITABLE,
+                            )?;
+                            conns.insert(
+                                token,
+                                Conn {
+                                    stream,
+                                    input: Vec::with_capacity(4096),
+                                    output: Vec::new(),
+                                },
+                            );
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                continue;
+            }
+            let token = ev.token();
+            let Some(c) = conns.get_mut(&token) else {
+                continue;
+            };
+            let mut closed = false;
+            if ev.is_readable() {
+                // Read until a short read (like tokio: a short read means drained, so no
+                // extra EAGAIN `recv` per request; a later arrival raises a new edge).
+                loop {
+                    match c.stream.read(&mut chunk) {
+                        Ok(0) => {
+                            closed = true;
+                            break;
+                        }
+                        Ok(n) => {
+                            c.input.extend_from_slice(&chunk[..n]);
+                            if n < chunk.len() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+                while let Some(len) = request_len(&c.input) {
+                    c.input.drain(..len);
+                    c.output.extend_from_slice(&response);
+                }
+            }
+            if !closed && !c.output.is_empty() {
+                match c.stream.write(&c.output) {
+                    Ok(n) => {
+                        c.output.drain(..n);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => closed = true,
+                }
+            }
+            if closed {
+                if let Some(mut c) = conns.remove(&token) {
+                    let _ = poll.registry().deregister(&mut c.stream);
+                }
+            }
+        }
+    }
+}
