@@ -6,26 +6,31 @@ pinned to core TARGET_CORE; every load generator is pinned to core LOAD_CORE. Me
 
   1. CPU per HTTP request, agent flow, N VUs for D s: barrage-worker --standalone vs
      k6 running bench/worker/agent-flow.js (the same 12 requests); requests counted
-     by the target's own /stats.
+     by the target's own /stats. ROUNDS (env, default 3) alternating rounds; the figure
+     is each tool's median.
   2. Memory per VU: max RSS with 1000 mostly idle VUs (ramped 0 -> 1000 over 10 s, each
      runs one iteration then thinks 60 s) minus max RSS with 10, for both tools.
   3. 10,000 mostly idle VUs in one barrage worker (ramped over 60 s, think 300 s): max RSS.
-  4. Latency overhead: GET /threads/{id}/state p50, barrage (1 VU flow, get_state) vs
-     wrk -t1 -c1 on the same endpoint (a thread with two runs: 4 messages, as in the flow).
+  4. Latency overhead, like for like: GET /threads/{id}/state (a thread with two runs: 4
+     messages, as in the flow) in a tight loop on one connection, for 10 s each: barrage
+     (1 VU, the one-request flow `flow.request`), oha -c1 and wrk -t1 -c1; p50 and p99.
+     Also the flow's own get_state step (1 VU agent flow) for reference.
 
-Usage: python3 bench/worker/bench.py [--quick] [--no-build] [--before PATH]
+Usage: python3 bench/worker/bench.py [--quick] [--no-build] [--before PATH] [--only cpu,latency,...]
+  --only: run only these sections (cpu, memory, idle, latency); all by default.
   (release binaries are built first). --before PATH: also run another barrage-worker
   binary (e.g. a copy of the previous release build) in the CPU and latency measurements,
   in the same run on the same target, as `barrage_before`.
 Everything started here is killed by PID; every run has a timeout.
 """
-import json, os, re, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import json, os, re, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 REL = os.path.join(ROOT, "target", "release")
 TARGET_CORE, LOAD_CORE = "1", "0"
 QUICK = "--quick" in sys.argv
 FLOW_VUS, FLOW_SECS = 10, (10 if QUICK else 20)
+ROUNDS = int(os.environ.get("ROUNDS", "1" if QUICK else "3"))
 started = []
 
 
@@ -88,14 +93,14 @@ def timed(cmd, limit, env=None):
     return float(u) + float(s), int(m), stdout
 
 
-def plan(url, vus, secs, think="0s", graceful="30s", extra="", ramp=False):
+def plan(url, vus, secs, think="0s", graceful="30s", extra="", ramp=False, flow=""):
     f = tempfile.NamedTemporaryFile("w", delete=False, suffix=".toml")
     if ramp:  # 0 -> vus over the run: VUs start spread out, then sit in their think time
         scenario = f'executor = "ramping-vus"\nstages = [{{ duration = "{secs}s", target = {vus} }}]\n'
     else:
         scenario = f'executor = "constant-vus"\nvus = {vus}\nduration = "{secs}s"\n'
     f.write(f'name = "bench"\ngraceful_stop = "{graceful}"\n{extra}\n[target]\nurl = "{url}"\n'
-            f'[scenario]\n{scenario}[flow]\nthink_time = "{think}"\n')
+            f'[scenario]\n{scenario}[flow]\nthink_time = "{think}"\n{flow}\n')
     f.close()
     return f.name
 
@@ -107,8 +112,8 @@ def arg(name):
 BEFORE = arg("--before")
 
 
-def barrage(url, vus, secs, think="0s", graceful="30s", extra="", limit=300, ramp=False, exe=None):
-    path = plan(url, vus, secs, think, graceful, extra, ramp)
+def barrage(url, vus, secs, think="0s", graceful="30s", extra="", limit=300, ramp=False, exe=None, flow=""):
+    path = plan(url, vus, secs, think, graceful, extra, ramp, flow)
     try:
         return timed([exe or os.path.join(REL, "barrage-worker"), "--standalone", "--plan", path], limit,
                      env={"RUST_LOG": "warn"})
@@ -135,6 +140,72 @@ def binary(name):
     return debug
 
 
+def oha_bin():
+    """oha, installed with cargo (into ~/.cargo/bin) when missing."""
+    for path in [os.path.expanduser("~/.cargo/bin/oha"), "/usr/local/bin/oha", "/usr/bin/oha"]:
+        if os.access(path, os.X_OK):
+            return path
+    print("installing oha (cargo install oha --locked, once)", flush=True)
+    subprocess.run(["cargo", "install", "oha", "--locked"], check=True)
+    return os.path.expanduser("~/.cargo/bin/oha")
+
+
+def to_us(value, unit):
+    return float(value) * {"us": 1, "µs": 1, "ms": 1000, "s": 1e6}[unit]
+
+
+def latency(url, res):
+    """Section 4: p50/p99 of GET /threads/{id}/state, one connection, tight loop, 10 s each."""
+    a = post(url + "/assistants", {"graph_id": "agent"})
+    t = post(url + "/threads", {})
+    # two runs, so the thread holds 4 messages like the flow's thread at get_state
+    # (after run_wait and run_stream): the same answer size for every tool
+    for _ in range(2):
+        post(f"{url}/threads/{t['thread_id']}/runs/wait",
+             {"assistant_id": a["assistant_id"], "input": {"messages": [{"role": "user", "content": "Hello from barrage"}]}})
+    path = f"/threads/{t['thread_id']}/state"
+    secs = 5 if QUICK else 10
+    for _ in range(2):  # warm the target up (and page in the tools)
+        subprocess.run(["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c1", "-d1s", url + path],
+                       capture_output=True, timeout=30)
+    oha = oha_bin()
+    out = subprocess.run(["taskset", "-c", LOAD_CORE, oha, "-c", "1", "-z", f"{secs}s", "--no-tui",
+                          "--output-format", "json", url + path],
+                         capture_output=True, text=True, timeout=secs + 60).stdout
+    pct = json.loads(out)["latencyPercentiles"]
+    res["oha_p50_us"], res["oha_p99_us"] = pct["p50"] * 1e6, pct["p99"] * 1e6
+    wrk = subprocess.run(["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c1", f"-d{secs}s", "--latency", url + path],
+                         capture_output=True, text=True, timeout=secs + 60).stdout
+    m50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", wrk)
+    m99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", wrk)
+    res["wrk_p50_us"], res["wrk_p99_us"] = to_us(*m50.groups()), to_us(*m99.groups())
+    flow = f'request = {{ path = "{path}" }}'
+    extra = '[thresholds]\n"http_req_duration{operation:request}" = ["med<1000", "p(99)<1000"]'
+    for tool, exe in [("barrage", None)] + ([("barrage_before", BEFORE)] if BEFORE else []):
+        if tool == "barrage_before":  # an older build may not know flow.request: its flow step
+            extra_b = '[thresholds]\n"http_req_duration{operation:get_state}" = ["med<1000", "p(99)<1000"]'
+            _, _, text = barrage(url, 1, secs, extra=extra_b, exe=exe)
+            op = "get_state"
+        else:
+            _, _, text = barrage(url, 1, secs, extra=extra, flow=flow, exe=exe)
+            op = "request"
+        line = next(l for l in text.splitlines() if f"{{operation:{op}}}" in l and "med=" in l)
+        res[f"{tool}_p50_us"] = to_us(*re.search(r"med=([\d.]+)(µs|ms|s)", line).groups())
+        res[f"{tool}_p99_us"] = to_us(*re.search(r"p\(99\)=([\d.]+)(µs|ms|s)", line).groups())
+    # the agent flow's own get_state step, for reference (not like for like: it follows a
+    # runs/stream on the same thread)
+    extra = '[thresholds]\n"http_req_duration{operation:get_state}" = ["med<1000"]'
+    _, _, text = barrage(url, 1, secs, extra=extra)
+    line = next(l for l in text.splitlines() if "{operation:get_state}" in l and "med=" in l)
+    res["barrage_flow_get_state_p50_us"] = to_us(*re.search(r"med=([\d.]+)(µs|ms|s)", line).groups())
+    for ref in ["oha", "wrk"]:
+        res[f"p50_overhead_vs_{ref}_us"] = res["barrage_p50_us"] - res[f"{ref}_p50_us"]
+    print(f"[latency] GET state p50 / p99 µs: barrage {res['barrage_p50_us']:.0f} / {res['barrage_p99_us']:.0f}, "
+          f"oha {res['oha_p50_us']:.0f} / {res['oha_p99_us']:.0f}, wrk {res['wrk_p50_us']:.0f} / {res['wrk_p99_us']:.0f}"
+          + (f", barrage_before (flow step) {res['barrage_before_p50_us']:.0f} / {res['barrage_before_p99_us']:.0f}" if BEFORE else "")
+          + f"; flow get_state step p50 {res['barrage_flow_get_state_p50_us']:.0f}", flush=True)
+
+
 def main():
     if "--no-build" not in sys.argv:
         subprocess.run(["cargo", "build", "--release", "-p", "worker", "-p", "mock-llm", "-p",
@@ -148,22 +219,30 @@ def main():
     wait_ok(url + "/ok")
     res = {}
 
-    # 1. CPU per request, agent flow
+    only = (arg("--only") or "cpu,memory,idle,latency").split(",")
+
+    # 1. CPU per request, agent flow: ROUNDS alternating rounds, medians (a shared VM's
+    # noise moves single runs by ±10 %)
     tools = [("barrage", barrage), ("k6", k6)]
     if BEFORE:
         tools.insert(1, ("barrage_before", lambda *a: barrage(*a, exe=BEFORE)))
-    for tool, run in tools:
-        before = requests_total(url)
-        cpu, rss, _ = run(url, FLOW_VUS, FLOW_SECS)
-        n = requests_total(url) - before
-        res[f"{tool}_cpu_us_per_req"] = cpu / n * 1e6
-        res[f"{tool}_reqs"] = n
-        res[f"{tool}_cpu_s"] = cpu
-        res[f"{tool}_loadavg_1m"] = float(open("/proc/loadavg").read().split()[0])
-        print(f"[flow] {tool}: {n} requests, {cpu:.2f} CPU s, {cpu / n * 1e6:.1f} µs/request, rss {rss} KiB, load {res[f'{tool}_loadavg_1m']}", flush=True)
+    per = {tool: [] for tool, _ in tools}
+    for rnd in range(ROUNDS if "cpu" in only else 0):
+        for tool, run in tools:
+            before = requests_total(url)
+            cpu, rss, _ = run(url, FLOW_VUS, FLOW_SECS)
+            n = requests_total(url) - before
+            per[tool].append((cpu / n * 1e6, n, cpu))
+            load = float(open("/proc/loadavg").read().split()[0])
+            print(f"[flow] round {rnd + 1} {tool}: {n} requests, {cpu:.2f} CPU s, {cpu / n * 1e6:.1f} µs/request, rss {rss} KiB, load {load}", flush=True)
+    for tool, runs in per.items():
+        if runs:
+            res[f"{tool}_cpu_us_per_req_rounds"] = [round(r[0], 1) for r in runs]
+            res[f"{tool}_cpu_us_per_req"] = statistics.median(r[0] for r in runs)
+            res[f"{tool}_reqs"] = sum(r[1] for r in runs)
 
     # 2. memory per VU (mostly idle: one iteration, then a 60 s think time)
-    for tool in ["barrage", "k6"]:
+    for tool in ["barrage", "k6"] if "memory" in only else []:
         rss = {}
         for vus in [10, 1000]:
             if tool == "barrage":
@@ -175,36 +254,22 @@ def main():
         print(f"[memory] {tool}: rss 10 VUs {rss[10]} KiB, 1000 VUs {rss[1000]} KiB -> {per:.1f} KiB/VU", flush=True)
 
     # 3. 10,000 mostly idle VUs in one worker
-    _, rss, _ = barrage(url, 10000, 60, think="300s", graceful="0s", limit=150, ramp=True)
-    res["barrage_10k_rss_mib"] = rss / 1024
-    print(f"[10k] barrage: max RSS {rss / 1024:.1f} MiB", flush=True)
+    if "idle" in only:
+        _, rss, _ = barrage(url, 10000, 60, think="300s", graceful="0s", limit=150, ramp=True)
+        res["barrage_10k_rss_mib"] = rss / 1024
+        print(f"[10k] barrage: max RSS {rss / 1024:.1f} MiB", flush=True)
 
     # 4. latency overhead on GET /threads/{id}/state
-    a = post(url + "/assistants", {"graph_id": "agent"})
-    t = post(url + "/threads", {})
-    # two runs, so the thread holds 4 messages like the flow's thread at get_state
-    # (after run_wait and run_stream): the same answer size for both tools
-    for _ in range(2):
-        post(f"{url}/threads/{t['thread_id']}/runs/wait",
-             {"assistant_id": a["assistant_id"], "input": {"messages": [{"role": "user", "content": "Hello from barrage"}]}})
-    wrk = subprocess.run(["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c1", "-d10s", "--latency",
-                          f"{url}/threads/{t['thread_id']}/state"], capture_output=True, text=True, timeout=60).stdout
-    m = re.search(r"50%\s+([\d.]+)(us|ms|s)", wrk)
-    scale = {"us": 1, "ms": 1000, "s": 1e6}[m.group(2)]
-    res["wrk_p50_us"] = float(m.group(1)) * scale
-    extra = '[thresholds]\n"http_req_duration{operation:get_state}" = ["med<1000"]'
-    for tool, exe in [("barrage", None)] + ([("barrage_before", BEFORE)] if BEFORE else []):
-        _, _, out = barrage(url, 1, 10, extra=extra, exe=exe)
-        line = next(l for l in out.splitlines() if "{operation:get_state}" in l and "med=" in l)
-        med = re.search(r"med=([\d.]+)(µs|ms|s)", line)
-        res[f"{tool}_p50_us"] = float(med.group(1)) * {"µs": 1, "ms": 1000, "s": 1e6}[med.group(2)]
-        print(f"[latency] get_state p50: wrk {res['wrk_p50_us']:.0f} µs, {tool} {res[f'{tool}_p50_us']:.0f} µs", flush=True)
+    if "latency" in only:
+        latency(url, res)
     res["load_average"] = open("/proc/loadavg").read().split()[:3]
 
-    res["cpu_ratio_barrage_over_k6"] = res["barrage_cpu_us_per_req"] / res["k6_cpu_us_per_req"]
-    if BEFORE:
-        res["cpu_ratio_before_over_k6"] = res["barrage_before_cpu_us_per_req"] / res["k6_cpu_us_per_req"]
-    res["mem_ratio_barrage_over_k6"] = res["barrage_kib_per_vu"] / res["k6_kib_per_vu"]
+    if "cpu" in only:
+        res["cpu_ratio_barrage_over_k6"] = res["barrage_cpu_us_per_req"] / res["k6_cpu_us_per_req"]
+        if BEFORE:
+            res["cpu_ratio_before_over_k6"] = res["barrage_before_cpu_us_per_req"] / res["k6_cpu_us_per_req"]
+    if "memory" in only:
+        res["mem_ratio_barrage_over_k6"] = res["barrage_kib_per_vu"] / res["k6_kib_per_vu"]
     print(json.dumps(res, indent=2))
 
 

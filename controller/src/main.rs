@@ -4,6 +4,11 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc, as in `barrage-worker`: `barrage run`'s local workers are this binary
+/// (`barrage worker`), and their VUs allocate small buffers on every request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = controller::cli::Cli::parse();
     tracing_subscriber::fmt()

@@ -3,6 +3,11 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc: VUs allocate and free small buffers on every request (hyper's header maps,
+/// body chunks, JSON values); it cut the worker's CPU per request in bench/worker.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "barrage-worker",

@@ -116,6 +116,22 @@ impl BodySink for SseSink<'_> {
     }
 }
 
+/// Keeps the first [`Capped::KEEP`] bytes of a body that is not read (a failure's reason
+/// quotes its start), dropping the rest without copying it.
+struct Capped<'a>(&'a mut Vec<u8>);
+
+impl Capped<'_> {
+    const KEEP: usize = 512;
+}
+
+impl BodySink for Capped<'_> {
+    fn chunk(&mut self, bytes: &[u8], _: Duration) {
+        let room = Self::KEEP.saturating_sub(self.0.len());
+        self.0.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+    fn end(&mut self, _: Duration) {}
+}
+
 impl AgentFlow {
     fn take_state(&self) -> IterState {
         let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -263,6 +279,10 @@ impl AgentFlow {
                 summary: &mut st.summary,
             };
             self.http.execute(&req, &mut sink, ctx.cancel).await?
+        } else if step.response == ResponseKind::Ignore {
+            // drained, not kept: only its start, for a failure's reason
+            let mut head = Capped(&mut st.answer);
+            self.http.execute(&req, &mut head, ctx.cancel).await?
         } else {
             self.http.execute(&req, &mut st.answer, ctx.cancel).await?
         };
