@@ -43,7 +43,9 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: tcp_floor PORT RESPONSE_FILE");
         std::process::exit(2);
     };
-    let port: u16 = port.parse().map_err(|_| std::io::Error::other("PORT: a number"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| std::io::Error::other("PORT: a number"))?;
     let response = std::fs::read(file)?;
     let mut listener = TcpListener::bind(([127, 0, 0, 1], port).into())?;
     let mut poll = Poll::new()?;

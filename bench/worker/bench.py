@@ -8,6 +8,9 @@ pinned to core TARGET_CORE; every load generator is pinned to core LOAD_CORE. Me
      k6 running bench/worker/agent-flow.js (the same 12 requests); requests counted
      by the target's own /stats. ROUNDS (env, default 3) alternating rounds; the figure
      is each tool's median.
+  1b. (section "get") CPU per simple GET, like for like: GET /threads/{id}/state, N VUs
+     for D s, barrage's one-request flow (`flow.request`) vs a k6 script of one
+     `http.get` (bench/worker/get.js); ROUNDS alternating rounds, medians.
   2. Memory per VU: max RSS with 1000 mostly idle VUs (ramped 0 -> 1000 over 10 s, each
      runs one iteration then thinks 60 s) minus max RSS with 10, for both tools.
   3. 10,000 mostly idle VUs in one barrage worker (ramped over 60 s, think 300 s): max RSS.
@@ -17,7 +20,7 @@ pinned to core TARGET_CORE; every load generator is pinned to core LOAD_CORE. Me
      Also the flow's own get_state step (1 VU agent flow) for reference.
 
 Usage: python3 bench/worker/bench.py [--quick] [--no-build] [--before PATH] [--only cpu,latency,...]
-  --only: run only these sections (cpu, memory, idle, latency); all by default.
+  --only: run only these sections (cpu, get, memory, idle, latency); all by default.
   (release binaries are built first). --before PATH: also run another barrage-worker
   binary (e.g. a copy of the previous release build) in the CPU and latency measurements,
   in the same run on the same target, as `barrage_before`.
@@ -140,6 +143,38 @@ def binary(name):
     return debug
 
 
+def state_path(url):
+    """A thread whose state holds 4 messages (two runs), as the flow's thread at get_state."""
+    a = post(url + "/assistants", {"graph_id": "agent"})
+    t = post(url + "/threads", {})
+    for _ in range(2):
+        post(f"{url}/threads/{t['thread_id']}/runs/wait",
+             {"assistant_id": a["assistant_id"], "input": {"messages": [{"role": "user", "content": "Hello from barrage"}]}})
+    return f"/threads/{t['thread_id']}/state"
+
+
+def cpu_get(url, res):
+    """Section 1b: CPU per simple GET, barrage's one-request flow vs k6's http.get."""
+    path = state_path(url)
+    script = os.path.join(ROOT, "bench", "worker", "get.js")
+    per = {"barrage": [], "k6": []}
+    for rnd in range(ROUNDS):
+        for tool in ["barrage", "k6"]:
+            before = requests_total(url)
+            if tool == "barrage":
+                cpu, _, _ = barrage(url, FLOW_VUS, FLOW_SECS, flow=f'request = {{ path = "{path}" }}')
+            else:
+                cpu, _, _ = timed(["k6", "run", "--quiet", "--no-summary", "-e", f"URL={url}{path}",
+                                   "-e", f"VUS={FLOW_VUS}", "-e", f"DURATION={FLOW_SECS}s", script], 300,
+                                  env={"K6_NO_USAGE_REPORT": "true"})
+            n = requests_total(url) - before
+            per[tool].append(cpu / n * 1e6)
+            print(f"[get] round {rnd + 1} {tool}: {n} requests, {cpu:.2f} CPU s, {cpu / n * 1e6:.1f} µs/request", flush=True)
+    for tool, runs in per.items():
+        res[f"get_{tool}_cpu_us_per_req_rounds"] = [round(r, 1) for r in runs]
+        res[f"get_{tool}_cpu_us_per_req"] = statistics.median(runs)
+
+
 def oha_bin():
     """oha, installed with cargo (into ~/.cargo/bin) when missing."""
     for path in [os.path.expanduser("~/.cargo/bin/oha"), "/usr/local/bin/oha", "/usr/bin/oha"]:
@@ -156,14 +191,7 @@ def to_us(value, unit):
 
 def latency(url, res):
     """Section 4: p50/p99 of GET /threads/{id}/state, one connection, tight loop, 10 s each."""
-    a = post(url + "/assistants", {"graph_id": "agent"})
-    t = post(url + "/threads", {})
-    # two runs, so the thread holds 4 messages like the flow's thread at get_state
-    # (after run_wait and run_stream): the same answer size for every tool
-    for _ in range(2):
-        post(f"{url}/threads/{t['thread_id']}/runs/wait",
-             {"assistant_id": a["assistant_id"], "input": {"messages": [{"role": "user", "content": "Hello from barrage"}]}})
-    path = f"/threads/{t['thread_id']}/state"
+    path = state_path(url)  # the same answer size for every tool
     secs = 5 if QUICK else 10
     for _ in range(2):  # warm the target up (and page in the tools)
         subprocess.run(["taskset", "-c", LOAD_CORE, "wrk", "-t1", "-c1", "-d1s", url + path],
@@ -219,7 +247,7 @@ def main():
     wait_ok(url + "/ok")
     res = {}
 
-    only = (arg("--only") or "cpu,memory,idle,latency").split(",")
+    only = (arg("--only") or "cpu,get,memory,idle,latency").split(",")
 
     # 1. CPU per request, agent flow: ROUNDS alternating rounds, medians (a shared VM's
     # noise moves single runs by ±10 %)
@@ -240,6 +268,10 @@ def main():
             res[f"{tool}_cpu_us_per_req_rounds"] = [round(r[0], 1) for r in runs]
             res[f"{tool}_cpu_us_per_req"] = statistics.median(r[0] for r in runs)
             res[f"{tool}_reqs"] = sum(r[1] for r in runs)
+
+    # 1b. CPU per simple GET, like for like
+    if "get" in only:
+        cpu_get(url, res)
 
     # 2. memory per VU (mostly idle: one iteration, then a 60 s think time)
     for tool in ["barrage", "k6"] if "memory" in only else []:
@@ -268,6 +300,8 @@ def main():
         res["cpu_ratio_barrage_over_k6"] = res["barrage_cpu_us_per_req"] / res["k6_cpu_us_per_req"]
         if BEFORE:
             res["cpu_ratio_before_over_k6"] = res["barrage_before_cpu_us_per_req"] / res["k6_cpu_us_per_req"]
+    if "get" in only:
+        res["get_cpu_ratio_barrage_over_k6"] = res["get_barrage_cpu_us_per_req"] / res["get_k6_cpu_us_per_req"]
     if "memory" in only:
         res["mem_ratio_barrage_over_k6"] = res["barrage_kib_per_vu"] / res["k6_kib_per_vu"]
     print(json.dumps(res, indent=2))

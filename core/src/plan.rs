@@ -18,6 +18,8 @@
 //! [flow]
 //! graph_id = "agent"
 //! model_name = "openai:mock-gpt-4o"
+//! # or, instead of the agent flow, one request per iteration:
+//! # request = { method = "GET", path = "/threads/{vu}/state" }
 //! [auth]
 //! kind = "jwt"                      # none | token | jwt | gotrue
 //! [thresholds]
