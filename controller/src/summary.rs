@@ -251,7 +251,7 @@ pub fn summary_json(r: &RunReport, rig: &RigInfo, host: &HostInfo) -> Value {
     })
 }
 
-use barrage_core::format::{fmt_ms, fmt_num};
+use barrage_core::format::{fmt_bytes, fmt_ms, fmt_num};
 
 fn stat_line(name: &str, s: &Value) -> String {
     let f = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
@@ -274,6 +274,9 @@ fn stat_line(name: &str, s: &Value) -> String {
             v("p95"),
             v("p99")
         ),
+        Some("counter") if s["contains"] == "data" => {
+            format!("{} {}/s", fmt_bytes(f("count")), fmt_bytes(f("rate")))
+        }
         Some("counter") => format!("{} {:.2}/s", fmt_num(f("count")), f("rate")),
         Some("rate") => {
             let passes = s["passes"].as_u64().unwrap_or(0);
@@ -444,6 +447,14 @@ mod tests {
             end_reason: EndReason::Completed,
             late_snapshots: 0,
         }
+    }
+
+    #[test]
+    fn data_counters_print_as_bytes() {
+        let data = json!({"type": "counter", "contains": "data", "count": 77_222_056.0, "rate": 857_877.37});
+        assert_eq!(stat_line("data_received", &data), "77 MB 858 kB/s");
+        let reqs = json!({"type": "counter", "contains": "default", "count": 200.0, "rate": 20.0});
+        assert_eq!(stat_line("http_reqs", &reqs), "200 20.00/s");
     }
 
     #[test]

@@ -27,6 +27,25 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// A byte count the way k6 prints `data_sent`/`data_received` (go-humanize's SI bytes):
+/// `9 B`, `1.5 kB`, `77 MB`; one decimal below 10 of a unit, none above.
+pub fn fmt_bytes(bytes: f64) -> String {
+    if !bytes.is_finite() || bytes < 0.0 {
+        return fmt_num(bytes);
+    }
+    if bytes < 10.0 {
+        return format!("{} B", bytes as u64);
+    }
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let e = ((bytes.log10() / 3.0).floor() as usize).min(UNITS.len() - 1);
+    let v = (bytes / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
+    if v < 10.0 {
+        format!("{v:.1} {}", UNITS[e])
+    } else {
+        format!("{v:.0} {}", UNITS[e])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +63,17 @@ mod tests {
             assert_eq!(fmt_ms(ms), want);
         }
         assert_eq!(fmt_num(74988.0), "74988");
+        for (b, want) in [
+            (9.0, "9 B"),
+            (999.0, "999 B"),
+            (1500.0, "1.5 kB"),
+            (82_854.0, "83 kB"),
+            (77_222_056.0, "77 MB"),
+            (857_877.37, "858 kB"),
+            (3.2e12, "3.2 TB"),
+        ] {
+            assert_eq!(fmt_bytes(b), want, "{b}");
+        }
         assert_eq!(fmt_num(12.345), "12.35");
     }
 }

@@ -51,7 +51,7 @@ pub fn evaluate(plan: &Plan, total: &Snapshot, elapsed: Duration) -> Vec<Thresho
     out
 }
 
-pub use barrage_core::format::{fmt_ms, fmt_num};
+pub use barrage_core::format::{fmt_bytes, fmt_ms, fmt_num};
 
 fn dotted(name: &str, width: usize) -> String {
     let mut s = name.to_string();
@@ -86,6 +86,9 @@ pub fn describe(metric: &str, sink: &Sink, elapsed: Duration) -> String {
                 f(t.percentile(99.0)),
                 f(t.hist.max() as f64),
             )
+        }
+        Sink::Counter(c) if metric.starts_with("data_") => {
+            format!("{}  {}/s", fmt_bytes(c.sum), fmt_bytes(c.sum / secs))
         }
         Sink::Counter(c) => format!("{}  {:.2}/s", fmt_num(c.sum), c.sum / secs),
         Sink::Rate(r) => format!("{:.2}%  {} out of {}", r.rate() * 100.0, r.trues, r.total),
@@ -206,6 +209,11 @@ mod tests {
         let op = SeriesKey::with_tags("http_req_duration", [("operation", "run_wait")]);
         total.add(op, MetricKind::Trend, 4_000.0); // 4 ms
         total.add(SeriesKey::new("http_reqs"), MetricKind::Counter, 4.0);
+        total.add(
+            SeriesKey::new("data_received"),
+            MetricKind::Counter,
+            3_000_000.0,
+        );
         let results = evaluate(&plan, &total, Duration::from_secs(2));
         let by = |m: &str| results.iter().find(|r| r.metric.to_string() == m).unwrap();
         assert!(
@@ -224,5 +232,9 @@ mod tests {
         assert!(text.contains("http_reqs"), "{text}");
         assert!(text.contains(": 4  2.00/s"), "{text}");
         assert!(text.contains("25.00%  1 out of 4"), "{text}");
+        assert!(
+            text.contains(": 3.0 MB  1.5 MB/s"),
+            "bytes as k6 prints them\n{text}"
+        );
     }
 }
