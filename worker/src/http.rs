@@ -59,10 +59,12 @@
 //! Worker CPU (user + kernel) per agent-flow request, release build, loopback, 2-core
 //! KVM guest, `bench/worker/bench.py` (same run, same target): ~48 µs with this inline
 //! path against ~67 µs with reqwest for every URL (reqwest's pool/dispatch task hops: the
-//! request crosses to the connection task and back) and ~191 µs for k6. A request costs
-//! one `writev` and about one `recvfrom`; ~40% of the remaining time is the kernel's
-//! loopback TCP path, the rest is spread over JSON parsing of the answers, hyper's
-//! parsing and header maps, allocation and sample recording (bench/RESULTS.md, `## worker`).
+//! request crosses to the connection task and back); ~39 µs against k6's 176–195 µs once
+//! samples were recorded by series id and mimalloc came in. A request costs one `writev`
+//! and about one `recvfrom`; about half of the worker's CPU is now the kernel's loopback
+//! TCP path (`writev` alone ~30 %: a loopback send also runs the target's receive path).
+//! In user space hyper's client is ~30 %, the pruned JSON reads ~19 % (bench/RESULTS.md,
+//! `## worker`).
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
