@@ -4,7 +4,7 @@
 use crate::cli::{OnWorkerLoss, OutSpec, OutputArgs, PlanArgs};
 use crate::results::{self, ResultsError};
 use crate::thresholds::ThresholdSet;
-use barrage_core::{AuthConfig, Plan, PlanError, Profile, Secret};
+use barrage_core::{Plan, PlanError, PlanOverrides, Profile, Secret};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -34,52 +34,21 @@ pub struct RunConfig {
 /// Reads the plan (file or profile) and applies the flags' overrides, then validates.
 pub fn load_plan(args: &PlanArgs) -> Result<Plan, ConfigError> {
     let mut plan = match (&args.plan, &args.profile) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError::Invalid(format!("--plan {}: {e}; check the path", path.display()))
-            })?;
-            Plan::from_toml_str(&text).map_err(|e| {
-                PlanError(
-                    e.0.into_iter()
-                        .map(|l| format!("{}: {l}", path.display()))
-                        .collect(),
-                )
-            })?
-        }
+        (Some(path), _) => Plan::from_file(path)?,
         (None, Some(name)) => Plan::profile(
             Profile::parse(name).map_err(|e| ConfigError::Invalid(format!("--profile: {e}")))?,
         ),
         (None, None) => Plan::profile(Profile::Default),
     };
-    if let Some(url) = &args.target {
-        plan.target.url = url.trim_end_matches('/').to_string();
-    }
-    if let Some(v) = &args.runtime_name {
-        plan.target.runtime = v.clone();
-    }
-    if let Some(v) = &args.runtime_version {
-        plan.target.version = v.clone();
-    }
-    if let Some(v) = &args.llm {
-        plan.target.llm = v.clone();
-    }
-    if let Some(v) = &args.tier {
-        plan.target.tier = Some(v.clone());
-    }
-    if let Some(var) = &args.jwt_secret_env {
-        plan.auth = AuthConfig::Jwt {
-            secret_env: var.clone(),
-            secret_file: None,
-            sub: "benchmark-user".into(),
-            per_vu_sub: false,
-            ttl: std::time::Duration::from_secs(3600),
-        };
-    }
-    if let Some(var) = &args.auth_token_env {
-        plan.auth = AuthConfig::Token {
-            token_env: var.clone(),
-        };
-    }
+    plan.apply(&PlanOverrides {
+        target: args.target.clone(),
+        runtime: args.runtime_name.clone(),
+        version: args.runtime_version.clone(),
+        llm: args.llm.clone(),
+        tier: args.tier.clone(),
+        jwt_secret_env: args.jwt_secret_env.clone(),
+        auth_token_env: args.auth_token_env.clone(),
+    });
     plan.validate()?;
     Ok(plan)
 }

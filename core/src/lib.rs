@@ -35,7 +35,9 @@ pub mod threshold;
 pub use auth::{mint_hs256, JwtClaims, Secret};
 pub use executor::{ExecutorConfig, Stage};
 pub use metrics::{MetricKind, SeriesKey};
-pub use plan::{AuthConfig, FlowConfig, Plan, PlanError, Profile, RequestFlow, TargetConfig};
+pub use plan::{
+    AuthConfig, FlowConfig, Plan, PlanError, PlanOverrides, Profile, RequestFlow, TargetConfig,
+};
 pub use segment::{Fraction, Segment};
 pub use sink::Sink;
 pub use snapshot::Snapshot;

@@ -49,6 +49,23 @@ impl fmt::Display for PlanError {
     }
 }
 
+/// What the command line may change in a plan ([`Plan::apply`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanOverrides {
+    /// `target.url` (a trailing `/` is dropped).
+    pub target: Option<String>,
+    /// `target.runtime`, `target.version`, `target.llm`, `target.tier`.
+    pub runtime: Option<String>,
+    pub version: Option<String>,
+    pub llm: Option<String>,
+    pub tier: Option<String>,
+    /// Mint HS256 JWTs from the secret in this env variable (a plan already on `jwt` keeps
+    /// its claims).
+    pub jwt_secret_env: Option<String>,
+    /// A static bearer token from this env variable.
+    pub auth_token_env: Option<String>,
+}
+
 /// Built-in profiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -397,6 +414,70 @@ impl Plan {
         Ok(plan)
     }
 
+    /// Reads and validates a TOML plan file; every problem is prefixed with the file's path.
+    pub fn from_file(path: &std::path::Path) -> Result<Plan, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PlanError(vec![format!(
+                "--plan {}: {e}; point it at a readable TOML plan",
+                path.display()
+            )])
+        })?;
+        Plan::from_toml_str(&text).map_err(|e| {
+            PlanError(
+                e.0.into_iter()
+                    .map(|l| format!("{}: {l}", path.display()))
+                    .collect(),
+            )
+        })
+    }
+
+    /// Applies the command line's overrides (the flags `barrage run`/`controller` and
+    /// `barrage-worker --standalone` share). Call [`Plan::validate`] afterwards.
+    pub fn apply(&mut self, o: &PlanOverrides) {
+        if let Some(url) = &o.target {
+            self.target.url = url.trim_end_matches('/').to_string();
+        }
+        for (field, value) in [
+            (&mut self.target.runtime, &o.runtime),
+            (&mut self.target.version, &o.version),
+            (&mut self.target.llm, &o.llm),
+        ] {
+            if let Some(v) = value {
+                field.clone_from(v);
+            }
+        }
+        if let Some(v) = &o.tier {
+            self.target.tier = Some(v.clone());
+        }
+        if let Some(var) = &o.jwt_secret_env {
+            match &mut self.auth {
+                // a plan that already mints JWTs keeps its claims; only the secret moves
+                AuthConfig::Jwt {
+                    secret_env,
+                    secret_file,
+                    ..
+                } => {
+                    secret_env.clone_from(var);
+                    *secret_file = None;
+                }
+                other => {
+                    *other = AuthConfig::Jwt {
+                        secret_env: var.clone(),
+                        secret_file: None,
+                        sub: "benchmark-user".into(),
+                        per_vu_sub: false,
+                        ttl: Duration::from_secs(3600),
+                    }
+                }
+            }
+        }
+        if let Some(var) = &o.auth_token_env {
+            self.auth = AuthConfig::Token {
+                token_env: var.clone(),
+            };
+        }
+    }
+
     /// Parses the JSON form (as sent in an assignment) and validates it.
     pub fn from_json_str(text: &str) -> Result<Plan, PlanError> {
         let plan: Plan =
@@ -698,5 +779,44 @@ run_wait = ["p95<1"]
         let err =
             Plan::from_toml_str(&format!("{base}request = {{ url = \"/ok\" }}\n")).unwrap_err();
         assert!(err.to_string().contains("url"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply_and_a_jwt_plan_keeps_its_claims() {
+        let mut plan = Plan::profile(Profile::Smoke);
+        plan.auth = AuthConfig::Jwt {
+            secret_env: "OLD".into(),
+            secret_file: Some("/run/secret".into()),
+            sub: "alice".into(),
+            per_vu_sub: true,
+            ttl: Duration::from_secs(60),
+        };
+        plan.apply(&PlanOverrides {
+            target: Some("http://127.0.0.1:9001/".into()),
+            llm: Some("gpt".into()),
+            jwt_secret_env: Some("NEW".into()),
+            ..PlanOverrides::default()
+        });
+        assert_eq!(plan.target.url, "http://127.0.0.1:9001");
+        assert_eq!(plan.target.llm, "gpt");
+        let AuthConfig::Jwt {
+            secret_env,
+            secret_file,
+            sub,
+            per_vu_sub,
+            ..
+        } = &plan.auth
+        else {
+            panic!("{:?}", plan.auth)
+        };
+        assert_eq!(
+            (secret_env.as_str(), secret_file, sub.as_str(), *per_vu_sub),
+            ("NEW", &None, "alice", true)
+        );
+        let err = Plan::from_file(std::path::Path::new("/nonexistent/p.toml")).unwrap_err();
+        assert!(
+            err.to_string().contains("--plan /nonexistent/p.toml"),
+            "{err}"
+        );
     }
 }

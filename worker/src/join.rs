@@ -20,7 +20,6 @@ use crate::registry::Registry;
 use crate::sample::Scenario;
 use crate::session::{self, RunEnd, RunSpec};
 use crate::{exit_code, pin};
-use anyhow::Context;
 use barrage_core::{Plan, Secret, Segment, Snapshot};
 use barrage_proto::pb::{self, controller_message::Msg as In, worker_message::Msg as Out};
 use barrage_proto::{segment_from_pb, snapshot_to_pb, ControllerClient, MAX_MESSAGE_BYTES};
@@ -48,14 +47,7 @@ pub type MakeScenario<S> = dyn Fn(&Plan, &BTreeMap<String, Secret>) -> Result<S,
 
 /// The binary's join mode: runtime, pinning, the agent flow, the conversation.
 pub fn run(args: JoinArgs) -> anyhow::Result<ExitCode> {
-    if let Some(core) = args.core {
-        pin::pin_current_thread(core);
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    let local = tokio::task::LocalSet::new();
+    let (runtime, local) = pin::vu_runtime(args.core)?;
     let make: Box<MakeScenario<crate::flow::AgentFlow>> = Box::new(|plan, secrets| {
         crate::flow::AgentFlow::new(plan, secrets).map_err(|e| e.to_string())
     });

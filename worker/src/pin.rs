@@ -1,6 +1,23 @@
-//! Pinning the worker's thread to one CPU core (`--core N`). Failing to pin is a warning,
-//! not an error: the run goes on, unpinned.
+//! The worker's thread: pinned to one CPU core (`--core N`), running one single-threaded
+//! tokio runtime with a `LocalSet` for the VUs. Failing to pin is a warning, not an error:
+//! the run goes on, unpinned.
+use anyhow::Context as _;
 use tracing::warn;
+
+/// Pins the calling thread (when `core` is given) and builds the runtime the VUs run on:
+/// current-thread, every driver enabled, and the `LocalSet` their `!Send` tasks live in.
+pub fn vu_runtime(
+    core: Option<usize>,
+) -> anyhow::Result<(tokio::runtime::Runtime, tokio::task::LocalSet)> {
+    if let Some(core) = core {
+        pin_current_thread(core);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    Ok((runtime, tokio::task::LocalSet::new()))
+}
 
 /// Pins the calling thread to `core`; returns whether it worked.
 pub fn pin_current_thread(core: usize) -> bool {

@@ -12,7 +12,7 @@ use crate::session::{self, RunSpec};
 use crate::summary;
 use crate::{exit_code, pin};
 use anyhow::Context;
-use barrage_core::{AuthConfig, Plan, Secret, Segment, Snapshot};
+use barrage_core::{Plan, PlanOverrides, Secret, Segment, Snapshot};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -26,43 +26,14 @@ use tokio_util::sync::CancellationToken;
 pub fn load_plan(args: &StandaloneArgs) -> Result<Plan, String> {
     let mut plan = match &args.plan {
         PlanSource::Profile(p) => Plan::profile(*p),
-        PlanSource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "--plan {}: {e}; point it at a readable TOML plan",
-                    path.display()
-                )
-            })?;
-            Plan::from_toml_str(&text).map_err(|e| format!("--plan {}: {e}", path.display()))?
-        }
+        PlanSource::File(path) => Plan::from_file(path).map_err(|e| e.to_string())?,
     };
-    if let Some(url) = &args.target {
-        plan.target.url = url.trim_end_matches('/').to_string();
-    }
-    if let Some(name) = &args.runtime_name {
-        plan.target.runtime = name.clone();
-    }
-    if let Some(var) = &args.jwt_secret_env {
-        match &mut plan.auth {
-            AuthConfig::Jwt {
-                secret_env,
-                secret_file,
-                ..
-            } => {
-                *secret_env = var.clone();
-                *secret_file = None;
-            }
-            other => {
-                *other = AuthConfig::Jwt {
-                    secret_env: var.clone(),
-                    secret_file: None,
-                    sub: "benchmark-user".into(),
-                    per_vu_sub: false,
-                    ttl: Duration::from_secs(3600),
-                }
-            }
-        }
-    }
+    plan.apply(&PlanOverrides {
+        target: args.target.clone(),
+        runtime: args.runtime_name.clone(),
+        jwt_secret_env: args.jwt_secret_env.clone(),
+        ..PlanOverrides::default()
+    });
     plan.validate().map_err(|e| {
         let flags = "(after applying --target/--runtime-name/--jwt-secret-env)";
         format!("{e}{flags}")
@@ -157,14 +128,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let (plan, secrets) = plan;
-    if let Some(core) = args.core {
-        pin::pin_current_thread(core);
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
-    let local = tokio::task::LocalSet::new();
+    let (runtime, local) = pin::vu_runtime(args.core)?;
     local.block_on(&runtime, async move {
         let flow = match crate::flow::AgentFlow::new(&plan, &secrets) {
             Ok(f) => f,

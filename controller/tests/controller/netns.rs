@@ -2,7 +2,7 @@
 //! their own (10.77.0.0/24 on a bridge, addresses that exist only inside these
 //! namespaces). Runs as root with `ip netns` working; otherwise prints why and skips.
 //! Everything created is removed at the end, also on failure (a `Drop` guard).
-use crate::util::{plan_file, read_json, token_file, Proc, BARRAGE};
+use crate::util::{plan_file, read_json, token_file, Proc, BARRAGE, ZERO_DELAY_MOCK};
 use std::process::Command;
 use std::time::Duration;
 
@@ -102,22 +102,7 @@ fn controller_workers_and_target_on_separate_hosts() {
     };
     let (ctl_i, w1_i, w2_i, tgt_i) = (0, 1, 2, 3);
     // the target namespace runs the mock LLM (on its loopback) and the runtime
-    let mut mock = ns.exec(
-        tgt_i,
-        "mock-llm",
-        &[
-            "mock-llm",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--delay-ms",
-            "0",
-            "--stream-delay-ms",
-            "0",
-        ],
-        &[],
-    );
+    let mut mock = ns.exec(tgt_i, "mock-llm", ZERO_DELAY_MOCK, &[]);
     let mock_addr = mock.listening();
     let mut runtime = ns.exec(
         tgt_i,

@@ -148,21 +148,21 @@ pub struct Target {
     pub url: String,
 }
 
+/// `barrage mock-llm` on a free loopback port, zero delays: the tests' LLM.
+pub const ZERO_DELAY_MOCK: &[&str] = &[
+    "mock-llm",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--delay-ms",
+    "0",
+    "--stream-delay-ms",
+    "0",
+];
+
 pub fn start_target() -> Target {
-    let mut mock = Proc::barrage(
-        "mock-llm",
-        &[
-            "mock-llm",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--delay-ms",
-            "0",
-            "--stream-delay-ms",
-            "0",
-        ],
-    );
+    let mut mock = Proc::barrage("mock-llm", ZERO_DELAY_MOCK);
     let mock_addr = mock.listening();
     let mut cmd = Command::new(BARRAGE);
     cmd.args(["reference-runtime", "--host", "127.0.0.1", "--port", "0"])
