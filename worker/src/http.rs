@@ -6,15 +6,16 @@
 //! [`POOL_IDLE_TIMEOUT`] (4 s), `TCP_NODELAY`, no proxy, user agent `barrage/<version>`,
 //! no compression, the same headers):
 //!
-//! - **plain `http://host[:port]/…` URLs** (the load path) go through hyper's
-//!   `client::conn::http1` directly: an exchange takes an idle connection of this `Http`
-//!   (most recently used first) or opens one, and **drives it inline**, in the VU's own
-//!   task (the connection future is polled together with the request and body futures,
-//!   see [`Conn`]): no pool task, no channel hop between tasks, no spawn. A VU is
-//!   sequential, so a connection serves one exchange at a time; it goes back to the idle
-//!   stack only after a complete exchange, and is dropped on any error, timeout or hard
-//!   stop. The idle stack is a `Mutex<Vec<_>>` (uncontended: the worker is one thread)
-//!   ordered by last use, so the ones idle longer than 4 s are cut from its bottom.
+//! - **plain `http://host[:port]/…` URLs** (the load path) go through the worker's own
+//!   lean HTTP/1.1 connection ([`crate::h1`]: `httparse` for the response head,
+//!   `content-length`, `chunked` and read-until-close bodies, 1xx heads skipped): an
+//!   exchange takes an idle connection of this `Http` (most recently used first) or opens
+//!   one, and drives it in the VU's own task: no pool task, no channel hop, no spawn, no
+//!   header map. A VU is sequential, so a connection serves one exchange at a time; it
+//!   goes back to the idle stack only after a complete exchange whose response allows
+//!   keep-alive, and is dropped on any error, timeout or hard stop. The idle stack is a
+//!   `Mutex<Vec<_>>` (uncontended: the worker is one thread) ordered by last use, so the
+//!   ones idle longer than 4 s are cut from its bottom.
 //! - **everything else** (`https://`, upper-case schemes, userinfo, fragments) goes
 //!   through one [`reqwest::Client`] (rustls), configured the same way. TLS is rarely the
 //!   hot path of a load test against a local runtime; keeping reqwest there keeps its
@@ -29,8 +30,8 @@
 //! | --- | --- | --- |
 //! | `waiting` (`http_req_waiting`) | the start of the send | the response headers (time to first byte) |
 //! | `duration` (`http_req_duration`) | the start of the send | the end of the body (a stream's last byte) |
-//! | `sent` (`data_sent`) | request line + headers + body; headers counted as written by hyper (`name: value\r\n`), the ones reqwest adds (`host`, `user-agent`, `accept`, `content-length`) included | |
-//! | `received` (`data_received`) | status line + `name: value\r\n` per response header + body bytes (chunked framing not counted) | |
+//! | `sent` (`data_sent`) | request line + headers + body, as written (`name: value\r\n`; `host`, `user-agent`, `accept`, `content-type`, `content-length` included); the reqwest path counts the same headers the same way | |
+//! | `received` (`data_received`) | the response head as received (status line and header lines; an informational `1xx` head too) + body bytes (chunked framing not counted); the reqwest path rebuilds the head's size from the canonical reason and `name: value\r\n` per header | |
 //!
 //! A failed exchange is an [`Exchange`] with `error` set, never an `Err`: the only `Err`
 //! is [`Cancelled`], for a hard stop, and then nothing is recorded.
@@ -44,8 +45,9 @@
 //! still possible, so an exchange is sent again **once**, whatever its method, when the
 //! first attempt failed **before any response byte** with one of:
 //! - a connect error (`reqwest::Error::is_connect`, or opening the TCP connection);
-//! - hyper's "connection closed before message completed" (`is_incomplete_message`) or
-//!   "request canceled" (the connection died while the request was queued on it);
+//! - the connection closed (EOF) before any response byte; on the reqwest path, hyper's
+//!   "connection closed before message completed" (`is_incomplete_message`) or "request
+//!   canceled" (the connection died while the request was queued on it);
 //! - an I/O reset, abort, broken pipe or unexpected EOF.
 //!
 //! A server that closes an idle connection has not read the request on it, so repeating
@@ -57,31 +59,23 @@
 //! # Cost
 //!
 //! Worker CPU (user + kernel) per agent-flow request, release build, loopback, 2-core
-//! KVM guest, `bench/worker/bench.py` (same run, same target): ~48 µs with this inline
-//! path against ~67 µs with reqwest for every URL (reqwest's pool/dispatch task hops: the
-//! request crosses to the connection task and back); ~39 µs against k6's 176–195 µs once
-//! samples were recorded by series id and mimalloc came in. A request costs one `writev`
-//! and about one `recvfrom`; about half of the worker's CPU is now the kernel's loopback
-//! TCP path (`writev` alone ~30 %: a loopback send also runs the target's receive path).
-//! In user space hyper's client is ~30 %, the pruned JSON reads ~19 % (bench/RESULTS.md,
-//! `## worker`).
-use std::future::Future;
-use std::pin::Pin;
+//! KVM guest, `bench/worker/bench.py` (same run, same target): ~67 µs with reqwest for
+//! every URL (reqwest's pool/dispatch task hops); ~48 µs with hyper's
+//! `client::conn::http1` driven inline; ~39 µs once samples were recorded by series id
+//! and mimalloc came in; ~28–31 µs with [`crate::h1`] in place of hyper, whose dispatcher
+//! (request channel, want/giver signalling, header maps) was ~30 % of user space. k6
+//! spends 176–195 µs. A request costs one `write` and about one `recvfrom`; more than half
+//! of the worker's CPU is now the kernel's loopback TCP path (a loopback send also runs
+//! the target's receive path) (bench/RESULTS.md, `## worker`).
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::FutureExt as _;
-use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use reqwest::header::{
-    HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST,
-    USER_AGENT as USER_AGENT_HEADER,
-};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, Url};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+use crate::h1::{Conn, Failure, Progress};
 
 /// Idle pooled connections are closed after this, before the servers' ~5 s.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
@@ -204,89 +198,6 @@ pub struct Http {
 }
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const ANY: HeaderValue = HeaderValue::from_static("*/*");
-const UA: HeaderValue = HeaderValue::from_static(USER_AGENT);
-
-type Body = Full<Bytes>;
-
-/// One keep-alive HTTP/1.1 connection, owned by one exchange at a time and driven by the
-/// task that uses it: [`Conn::drive`] polls the connection future along with whatever
-/// waits on it (readiness, the response head, a body frame).
-struct Conn {
-    /// `host[:port]` as written in URLs: the idle stack is searched by it.
-    authority: Box<str>,
-    /// The `host` header (`authority` without a default `:80`).
-    host: HeaderValue,
-    sender: http1::SendRequest<Body>,
-    /// hyper's connection future (reads and writes the socket); boxed to be pinned while
-    /// the `Conn` moves in and out of the idle stack.
-    io: Io,
-    /// The connection future has ended (closed by either side, or failed).
-    closed: bool,
-    /// When it went back to the idle stack.
-    idle_since: Instant,
-}
-
-impl Conn {
-    async fn open(authority: &str) -> std::io::Result<Conn> {
-        let has_port = !authority.ends_with(']') && authority.contains(':');
-        let stream = if has_port {
-            TcpStream::connect(authority).await?
-        } else {
-            TcpStream::connect((authority.trim_start_matches('[').trim_end_matches(']'), 80))
-                .await?
-        };
-        stream.set_nodelay(true)?;
-        let (sender, io) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(std::io::Error::other)?;
-        let host = authority.strip_suffix(":80").unwrap_or(authority);
-        Ok(Conn {
-            authority: authority.into(),
-            host: HeaderValue::from_str(host).map_err(std::io::Error::other)?,
-            sender,
-            io: Box::pin(io),
-            closed: false,
-            idle_since: Instant::now(),
-        })
-    }
-
-    /// Runs `f` to completion while driving the connection.
-    async fn drive<F: Future>(&mut self, f: F) -> F::Output {
-        drive(&mut self.io, &mut self.closed, f).await
-    }
-
-    /// Polls the connection once without waiting: notices a close that already arrived.
-    fn still_open(&mut self) -> bool {
-        if !self.closed {
-            let io = &mut self.io;
-            if std::future::poll_fn(|cx| io.as_mut().poll(cx))
-                .now_or_never()
-                .is_some()
-            {
-                self.closed = true;
-            }
-        }
-        !self.closed
-    }
-}
-
-type Io = Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>;
-
-/// Polls the connection future `io` along with `f` until `f` is ready.
-async fn drive<F: Future>(io: &mut Io, closed: &mut bool, f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    std::future::poll_fn(|cx| {
-        if !*closed && io.as_mut().poll(cx).is_ready() {
-            // Closed or failed: whatever waits on it is told by hyper (an error, or the
-            // end of the body) when polled below.
-            *closed = true;
-        }
-        f.as_mut().poll(cx)
-    })
-    .await
-}
 
 /// A plain `http://` URL split for the inline path.
 struct PlainUrl<'a> {
@@ -301,10 +212,15 @@ fn plain_url(url: &str) -> Option<PlainUrl<'_>> {
     let rest = url.strip_prefix("http://")?;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, target) = rest.split_at(end);
+    // Visible ASCII only: both go on the wire as written (the request line, the `host`
+    // header); anything else is left to reqwest, which encodes or refuses it.
+    let visible = |s: &str| s.bytes().all(|b| (0x21..0x7f).contains(&b));
     let ok = !authority.is_empty()
         && !authority.contains('@')
         && !target.contains('#')
-        && (target.is_empty() || target.starts_with('/'));
+        && (target.is_empty() || target.starts_with('/'))
+        && visible(authority)
+        && visible(target);
     ok.then_some(PlainUrl { authority, target })
 }
 
@@ -358,16 +274,14 @@ impl Http {
     /// Back to the idle stack after a complete exchange (a close that arrives meanwhile is
     /// noticed by `take_idle`).
     fn put_idle(&self, mut conn: Conn) {
-        if !conn.closed {
-            conn.idle_since = Instant::now();
-            self.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(conn);
-        }
+        conn.idle_since = Instant::now();
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
     }
 
-    /// The hyper path (module docs).
+    /// The lean HTTP/1.1 path ([`crate::h1`], module docs).
     async fn execute_inline(
         &self,
         req: &Request<'_>,
@@ -380,13 +294,11 @@ impl Http {
         } else {
             url.target
         };
-        let Ok(uri) = http::Uri::try_from(target) else {
-            return self.execute_reqwest(req, sink, cancel).await;
-        };
         // One waiter on the token for the whole exchange (a new one per select would
         // register and unregister with the token each time: it showed in profiles).
         let cancelled = cancel.cancelled();
         tokio::pin!(cancelled);
+        let head_request = *req.method == Method::HEAD;
         let mut retried = false;
         loop {
             let start = Instant::now();
@@ -415,65 +327,48 @@ impl Http {
                     }
                 }
             };
-            let sent = count_request(req, target.len(), conn.host.len());
-            let request = build_request(req, uri.clone(), &conn.host);
-            let answer = tokio::select! {
+            conn.write_request(req, target);
+            let sent = conn.request_len();
+            let mut progress = Progress::default();
+            let outcome = tokio::select! {
                 biased;
                 () = &mut cancelled => return Err(Cancelled),
-                () = &mut deadline => return Ok(failed(TransportError::Timeout, 0, start, sent, retried)),
-                r = send(&mut conn, request) => r,
+                () = &mut deadline => None,
+                r = conn.exchange(head_request, start, &mut progress, sink) => Some(r),
             };
-            let response = match answer {
-                Ok(r) => r,
-                Err(err) => {
-                    if !retried && stale_hyper(&err) {
-                        tracing::debug!(url = req.url, error = %err, "stale connection; sending again");
-                        retried = true;
-                        continue;
+            let error = match outcome {
+                None => Some(TransportError::Timeout),
+                Some(Ok(reusable)) => {
+                    if reusable {
+                        self.put_idle(conn);
                     }
-                    tracing::debug!(url = req.url, error = %err, "request failed");
-                    return Ok(failed(TransportError::Send, 0, start, sent, retried));
+                    None
+                }
+                Some(Err(Failure::Stale(err))) if !retried => {
+                    tracing::debug!(url = req.url, error = %err, "stale connection; sending again");
+                    retried = true;
+                    continue;
+                }
+                Some(Err(err)) => {
+                    tracing::debug!(url = req.url, error = %err, "exchange failed");
+                    Some(match err {
+                        Failure::Body(_) => TransportError::Body,
+                        Failure::Stale(_) | Failure::Send(_) => TransportError::Send,
+                    })
                 }
             };
-            let waiting = start.elapsed();
-            let status = response.status().as_u16();
-            let mut received = head_bytes(response.status(), response.headers());
-            let mut body = response.into_body();
-            let error = loop {
-                let next = tokio::select! {
-                    biased;
-                    () = &mut cancelled => return Err(Cancelled),
-                    () = &mut deadline => break Some(TransportError::Timeout),
-                    f = conn.drive(body.frame()) => f,
-                };
-                match next {
-                    Some(Ok(frame)) => {
-                        if let Some(chunk) = frame.data_ref() {
-                            received += chunk.len() as u64;
-                            sink.chunk(chunk, start.elapsed());
-                        }
-                    }
-                    None => {
-                        sink.end(start.elapsed());
-                        break None;
-                    }
-                    Some(Err(err)) => {
-                        tracing::debug!(url = req.url, error = %err, "response body failed");
-                        break Some(TransportError::Body);
-                    }
-                }
+            let Some(waiting) = progress.waiting else {
+                // No response head: nothing of the answer is reported.
+                let kind = error.unwrap_or(TransportError::Send);
+                return Ok(failed(kind, 0, start, sent, retried));
             };
-            let duration = start.elapsed();
-            if error.is_none() {
-                self.put_idle(conn);
-            }
             return Ok(Exchange {
-                status,
+                status: progress.status,
                 error,
                 waiting,
-                duration,
+                duration: start.elapsed(),
                 sent,
-                received,
+                received: progress.received,
                 retried,
             });
         }
@@ -576,48 +471,6 @@ impl Http {
     }
 }
 
-/// Waits until the connection takes a request, sends it, waits for the response head.
-async fn send(
-    conn: &mut Conn,
-    request: http::Request<Body>,
-) -> hyper::Result<http::Response<hyper::body::Incoming>> {
-    let Conn {
-        sender, io, closed, ..
-    } = conn;
-    drive(io, closed, sender.ready()).await?;
-    let response = sender.send_request(request);
-    drive(io, closed, response).await
-}
-
-/// The request as hyper writes it: the same headers, in the same order, as reqwest sends.
-fn build_request(req: &Request<'_>, uri: http::Uri, host: &HeaderValue) -> http::Request<Body> {
-    let body = req.body.clone().unwrap_or_default();
-    let mut r = http::Request::new(Full::new(body));
-    *r.method_mut() = req.method.clone();
-    *r.uri_mut() = uri;
-    let h = r.headers_mut();
-    h.reserve(6 + req.extra.len());
-    h.insert(HOST, host.clone());
-    h.insert(USER_AGENT_HEADER, UA);
-    h.insert(ACCEPT, req.accept.map_or(ANY, HeaderValue::from_static));
-    if let Some(auth) = req.auth {
-        h.insert(AUTHORIZATION, auth.clone());
-    }
-    for (name, value) in req.extra {
-        h.insert(*name, (*value).clone());
-    }
-    if let Some(body) = &req.body {
-        h.insert(CONTENT_TYPE, JSON);
-        h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    }
-    r
-}
-
-/// [`stale_connection`]'s rule for a hyper error.
-fn stale_hyper(err: &hyper::Error) -> bool {
-    err.is_incomplete_message() || err.is_canceled() || io_reset_below(err)
-}
-
 /// An I/O reset, abort, broken pipe or unexpected EOF somewhere in `err`'s sources.
 fn io_reset_below(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -707,7 +560,7 @@ fn count_request(req: &Request<'_>, target: usize, host: usize) -> u64 {
 }
 
 /// Status line + headers.
-fn head_bytes(status: http::StatusCode, headers: &http::HeaderMap) -> u64 {
+fn head_bytes(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap) -> u64 {
     let reason = status.canonical_reason().map_or(0, str::len);
     // HTTP/1.1 SP 200 SP reason CRLF
     let mut n = (9 + 3 + 1 + reason + 2) as u64;
@@ -763,6 +616,19 @@ mod tests {
             extra: &[],
         };
         let url = Url::parse(req.url).unwrap();
+        let mut wire = Vec::new();
+        crate::h1::encode_request(&mut wire, &req, "/threads?x=1", "127.0.0.1:9001");
+        let text = String::from_utf8(wire.clone()).unwrap();
+        assert!(
+            text.starts_with("POST /threads?x=1 HTTP/1.1\r\nhost: 127.0.0.1:9001\r\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("content-length: 2\r\n\r\n{}"), "{text}");
+        assert_eq!(
+            wire.len() as u64,
+            request_bytes(&req, &url),
+            "both paths count alike"
+        );
         let want = "POST /threads?x=1 HTTP/1.1\r\n".len()
             + "host: 127.0.0.1:9001\r\n".len()
             + format!("user-agent: {USER_AGENT}\r\n").len()

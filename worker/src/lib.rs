@@ -37,6 +37,7 @@
 
 pub mod auth;
 pub mod flow;
+mod h1;
 pub mod http;
 pub mod sample;
 pub mod sse;

@@ -1,0 +1,625 @@
+//! One keep-alive HTTP/1.1 client connection for plain `http://` URLs: the worker's load
+//! path (see [`crate::http`] for the client's behaviour, its measurements and retry rule).
+//!
+//! A VU is sequential, so a connection carries one exchange at a time and is driven by
+//! the VU's own task: the request is written with one `write`, the response head is
+//! parsed with `httparse` (the parser hyper uses) straight from the connection's read
+//! buffer, and the body (`content-length`, `chunked`, or until close) is handed to the
+//! [`BodySink`] as it arrives, de-chunked. No connection task, no channel, no header map
+//! is built: after the kernel's share (~half of the worker's CPU), hyper's client
+//! dispatcher was the largest user-space cost per request.
+//!
+//! A read always leaves spare room in the buffer, so a read that drains the socket comes
+//! back short and tokio clears the socket's readiness without a second `recvfrom` that
+//! would return `EAGAIN`: an exchange on a warm connection is one `write` and usually one
+//! `recvfrom`. [`Conn::still_open`] asks tokio for the readiness it already has (no system
+//! call) to notice a close that arrived while the connection was idle.
+use std::io::{self, ErrorKind};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf as _, BytesMut};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::http::{BodySink, Request, USER_AGENT};
+
+/// A response head larger than this is refused (hyper's default limit is ~400 KiB of
+/// buffer; Agent Protocol heads are a few hundred bytes).
+const MAX_HEAD: usize = 64 * 1024;
+/// Header slots for one response head.
+const MAX_HEADERS: usize = 100;
+/// Room kept free in the read buffer before each read.
+const READ_ROOM: usize = 8 * 1024;
+/// A chunk-size line or a trailer line longer than this is refused.
+const MAX_LINE: usize = 4 * 1024;
+
+/// One connection (module docs).
+pub(crate) struct Conn {
+    /// `host[:port]` as written in URLs: the idle stack is searched by it.
+    pub authority: Box<str>,
+    /// The `host` header (`authority` without a default `:80`).
+    host: Box<str>,
+    stream: TcpStream,
+    /// Received and not yet consumed.
+    rbuf: BytesMut,
+    /// The request being sent (reused).
+    wbuf: Vec<u8>,
+    /// When it went back to the idle stack.
+    pub idle_since: Instant,
+}
+
+/// What one exchange got so far; kept outside the exchange's future so that a timeout,
+/// which drops that future, still knows what had arrived.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// The final response's status (0 until its head is complete).
+    pub status: u16,
+    /// Time to the final response head, once it is complete.
+    pub waiting: Option<Duration>,
+    /// Head bytes as received (status line and header lines, informational heads
+    /// included) plus body bytes (without chunked framing).
+    pub received: u64,
+}
+
+/// How an exchange failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Before any response byte, the way a connection the server had closed fails: the
+    /// retry rule's case.
+    Stale(io::Error),
+    /// Any other failure before the response head was complete (a malformed head, a
+    /// close in the middle of it, a write error).
+    Send(io::Error),
+    /// The body broke off or was malformed.
+    Body(io::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Stale(e) => write!(f, "connection closed before a response: {e}"),
+            Failure::Send(e) => write!(f, "request failed: {e}"),
+            Failure::Body(e) => write!(f, "response body failed: {e}"),
+        }
+    }
+}
+
+/// The errors a connection the server has just closed gives.
+fn stale_kind(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+            | ErrorKind::UnexpectedEof
+    )
+}
+
+fn invalid(msg: &'static str) -> io::Error {
+    io::Error::new(ErrorKind::InvalidData, msg)
+}
+
+/// How the body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length(u64),
+    Chunked,
+    /// Until the server closes the connection.
+    Close,
+}
+
+/// What the response head says about the body and the connection.
+struct Head {
+    status: u16,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+/// Parses a complete head of `len` bytes (already known complete).
+fn read_head(resp: &httparse::Response<'_, '_>, head_request: bool) -> io::Result<Head> {
+    let status = resp.code.unwrap_or(0);
+    let http11 = resp.version == Some(1);
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut close = !http11;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let v = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| invalid("invalid content-length"))?;
+            if length.is_some_and(|l| l != v) {
+                return Err(invalid("conflicting content-length headers"));
+            }
+            length = Some(v);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only the last coding decides: we never ask for compression.
+            chunked = h
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                    close = false;
+                }
+            }
+        }
+    }
+    let framing = if head_request || status == 204 || status == 304 {
+        Framing::Length(0)
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::Close
+    };
+    Ok(Head {
+        status,
+        framing,
+        keep_alive: !close && framing != Framing::Close,
+    })
+}
+
+/// The request as it goes on the wire, into `w`: the same headers, in the same order and
+/// spelling, as the reqwest path sends (`crate::http`'s `count_request` counts them).
+pub(crate) fn encode_request(w: &mut Vec<u8>, req: &Request<'_>, target: &str, host: &str) {
+    w.clear();
+    w.extend_from_slice(req.method.as_str().as_bytes());
+    w.push(b' ');
+    w.extend_from_slice(target.as_bytes());
+    w.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    w.extend_from_slice(host.as_bytes());
+    w.extend_from_slice(b"\r\nuser-agent: ");
+    w.extend_from_slice(USER_AGENT.as_bytes());
+    w.extend_from_slice(b"\r\naccept: ");
+    w.extend_from_slice(req.accept.unwrap_or("*/*").as_bytes());
+    w.extend_from_slice(b"\r\n");
+    if let Some(auth) = req.auth {
+        w.extend_from_slice(b"authorization: ");
+        w.extend_from_slice(auth.as_bytes());
+        w.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in req.extra {
+        w.extend_from_slice(name.as_bytes());
+        w.extend_from_slice(b": ");
+        w.extend_from_slice(value.as_bytes());
+        w.extend_from_slice(b"\r\n");
+    }
+    if let Some(body) = &req.body {
+        w.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
+        w.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        w.extend_from_slice(b"\r\n\r\n");
+        w.extend_from_slice(body);
+    } else {
+        w.extend_from_slice(b"\r\n");
+    }
+}
+
+impl Conn {
+    /// Opens a connection to `authority` (`host[:port]`, port 80 by default).
+    pub async fn open(authority: &str) -> io::Result<Conn> {
+        let has_port = !authority.ends_with(']') && authority.contains(':');
+        let stream = if has_port {
+            TcpStream::connect(authority).await?
+        } else {
+            TcpStream::connect((authority.trim_start_matches('[').trim_end_matches(']'), 80))
+                .await?
+        };
+        stream.set_nodelay(true)?;
+        let host = authority.strip_suffix(":80").unwrap_or(authority);
+        Ok(Conn {
+            authority: authority.into(),
+            host: host.into(),
+            stream,
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            wbuf: Vec::with_capacity(1024),
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// True unless a close (or stray bytes) arrived while the connection was idle. Asks
+    /// tokio for the readiness it already has: no system call unless the socket turned
+    /// readable, which an idle keep-alive connection does only when the server closes it.
+    pub fn still_open(&mut self) -> bool {
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            // Readable: EOF, stray bytes or an error; or a stale readiness, which the
+            // `WouldBlock` clears.
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Prepares `req` for [`Conn::exchange`] ([`encode_request`]).
+    pub fn write_request(&mut self, req: &Request<'_>, target: &str) {
+        encode_request(&mut self.wbuf, req, target, &self.host);
+    }
+
+    /// Bytes of the request [`Conn::write_request`] prepared.
+    pub fn request_len(&self) -> u64 {
+        self.wbuf.len() as u64
+    }
+
+    /// Reads more into the buffer; `Ok(0)` at EOF.
+    async fn read_more(&mut self) -> io::Result<usize> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_ROOM {
+            self.rbuf.reserve(2 * READ_ROOM);
+        }
+        self.stream.read_buf(&mut self.rbuf).await
+    }
+
+    /// Sends the prepared request and reads the response into `sink`, filling `p` as it
+    /// goes. `Ok(true)` when the connection may carry another exchange.
+    pub async fn exchange(
+        &mut self,
+        head_request: bool,
+        start: Instant,
+        p: &mut Progress,
+        sink: &mut dyn BodySink,
+    ) -> Result<bool, Failure> {
+        if let Err(e) = self.stream.write_all(&self.wbuf).await {
+            return Err(if stale_kind(e.kind()) {
+                Failure::Stale(e)
+            } else {
+                Failure::Send(e)
+            });
+        }
+        let head = self.read_response_head(head_request, start, p).await?;
+        let complete = match head.framing {
+            Framing::Length(n) => self.body_length(n, start, p, sink).await,
+            Framing::Chunked => self.body_chunked(start, p, sink).await,
+            Framing::Close => self.body_until_close(start, p, sink).await,
+        };
+        complete.map_err(Failure::Body)?;
+        sink.end(start.elapsed());
+        Ok(head.keep_alive && self.rbuf.is_empty())
+    }
+
+    /// Reads up to the final (non-1xx) response head.
+    async fn read_response_head(
+        &mut self,
+        head_request: bool,
+        start: Instant,
+        p: &mut Progress,
+    ) -> Result<Head, Failure> {
+        let mut any_byte = false;
+        loop {
+            if !self.rbuf.is_empty() {
+                let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut resp = httparse::Response::new(&mut slots);
+                match resp.parse(&self.rbuf) {
+                    Ok(httparse::Status::Complete(len)) => {
+                        let head = read_head(&resp, head_request).map_err(Failure::Send)?;
+                        self.rbuf.advance(len);
+                        p.received += len as u64;
+                        // 1xx (100 Continue, 103 Early Hints): another head follows.
+                        if (100..200).contains(&head.status) && head.status != 101 {
+                            continue;
+                        }
+                        p.status = head.status;
+                        p.waiting = Some(start.elapsed());
+                        return Ok(head);
+                    }
+                    Ok(httparse::Status::Partial) if self.rbuf.len() > MAX_HEAD => {
+                        return Err(Failure::Send(invalid("response head too large")));
+                    }
+                    Ok(httparse::Status::Partial) => {}
+                    Err(e) => return Err(Failure::Send(io::Error::new(ErrorKind::InvalidData, e))),
+                }
+            }
+            match self.read_more().await {
+                Ok(0) if !any_byte => {
+                    return Err(Failure::Stale(ErrorKind::UnexpectedEof.into()));
+                }
+                Ok(0) => return Err(Failure::Send(invalid("closed in the response head"))),
+                Ok(_) => any_byte = true,
+                Err(e) if !any_byte && stale_kind(e.kind()) => return Err(Failure::Stale(e)),
+                Err(e) => return Err(Failure::Send(e)),
+            }
+        }
+    }
+
+    /// Hands `n` buffered bytes to the sink.
+    fn deliver(&mut self, n: usize, start: Instant, p: &mut Progress, sink: &mut dyn BodySink) {
+        if n > 0 {
+            sink.chunk(&self.rbuf[..n], start.elapsed());
+            p.received += n as u64;
+            self.rbuf.advance(n);
+        }
+    }
+
+    async fn body_length(
+        &mut self,
+        mut left: u64,
+        start: Instant,
+        p: &mut Progress,
+        sink: &mut dyn BodySink,
+    ) -> io::Result<()> {
+        loop {
+            let n = left.min(self.rbuf.len() as u64) as usize;
+            self.deliver(n, start, p, sink);
+            left -= n as u64;
+            if left == 0 {
+                return Ok(());
+            }
+            if self.read_more().await? == 0 {
+                return Err(ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    async fn body_until_close(
+        &mut self,
+        start: Instant,
+        p: &mut Progress,
+        sink: &mut dyn BodySink,
+    ) -> io::Result<()> {
+        loop {
+            self.deliver(self.rbuf.len(), start, p, sink);
+            if self.read_more().await? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn body_chunked(
+        &mut self,
+        start: Instant,
+        p: &mut Progress,
+        sink: &mut dyn BodySink,
+    ) -> io::Result<()> {
+        let mut state = Chunked::Size;
+        loop {
+            // Consume what the buffer holds; `true` when the body is complete.
+            loop {
+                match state {
+                    Chunked::Size => match httparse::parse_chunk_size(&self.rbuf) {
+                        Ok(httparse::Status::Complete((used, 0))) => {
+                            self.rbuf.advance(used);
+                            state = Chunked::Trailer;
+                        }
+                        Ok(httparse::Status::Complete((used, size))) => {
+                            self.rbuf.advance(used);
+                            state = Chunked::Data(size);
+                        }
+                        Ok(httparse::Status::Partial) if self.rbuf.len() > MAX_LINE => {
+                            return Err(invalid("chunk size line too long"));
+                        }
+                        Ok(httparse::Status::Partial) => break,
+                        Err(_) => return Err(invalid("invalid chunk size")),
+                    },
+                    Chunked::Data(left) => {
+                        let n = left.min(self.rbuf.len() as u64) as usize;
+                        self.deliver(n, start, p, sink);
+                        state = if left == n as u64 {
+                            Chunked::DataEnd
+                        } else {
+                            Chunked::Data(left - n as u64)
+                        };
+                        if self.rbuf.is_empty() {
+                            break;
+                        }
+                    }
+                    Chunked::DataEnd => {
+                        if self.rbuf.len() < 2 {
+                            break;
+                        }
+                        if &self.rbuf[..2] != b"\r\n" {
+                            return Err(invalid("chunk data not followed by CRLF"));
+                        }
+                        self.rbuf.advance(2);
+                        state = Chunked::Size;
+                    }
+                    Chunked::Trailer => match memchr::memmem::find(&self.rbuf, b"\r\n") {
+                        Some(0) => {
+                            self.rbuf.advance(2);
+                            return Ok(());
+                        }
+                        Some(end) => self.rbuf.advance(end + 2),
+                        None if self.rbuf.len() > MAX_LINE => {
+                            return Err(invalid("trailer line too long"));
+                        }
+                        None => break,
+                    },
+                }
+            }
+            if self.read_more().await? == 0 {
+                return Err(ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+}
+
+/// Where a chunked body's decoder stands.
+#[derive(Debug, Clone, Copy)]
+enum Chunked {
+    Size,
+    /// Bytes of the current chunk still to come.
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines up to an empty line.
+    Trailer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A server that answers each request (read up to the blank line; no request bodies
+    /// in these tests) with the next canned reply, then closes or waits for more.
+    async fn serve(replies: Vec<&'static [u8]>, close_after: bool) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            for reply in replies {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut b = [0u8; 1024];
+                    let n = s.read(&mut b).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&b[..n]);
+                }
+                // In pieces, to exercise partial heads and chunks.
+                for piece in reply.chunks(7) {
+                    s.write_all(piece).await.unwrap();
+                    s.flush().await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }
+            if !close_after {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+        addr
+    }
+
+    fn get(method: &reqwest::Method) -> Request<'_> {
+        Request {
+            method,
+            url: "",
+            body: None,
+            auth: None,
+            accept: None,
+            extra: &[],
+        }
+    }
+
+    async fn run(conn: &mut Conn, req: &Request<'_>) -> (Result<bool, Failure>, Progress, Vec<u8>) {
+        conn.write_request(req, "/x");
+        let mut p = Progress::default();
+        let mut body = Vec::new();
+        let r = conn
+            .exchange(
+                req.method == reqwest::Method::HEAD,
+                Instant::now(),
+                &mut p,
+                &mut body,
+            )
+            .await;
+        (r, p, body)
+    }
+
+    #[tokio::test]
+    async fn length_chunked_and_informational_bodies_on_one_connection() {
+        let head_len = |s: &[u8]| (s.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4) as u64;
+        let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+        let b: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nx-t: 1\r\n\r\n";
+        let c: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        let d: &[u8] =
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        let addr = serve(vec![a, b, c, d], true).await;
+        let mut conn = Conn::open(&addr).await.unwrap();
+        let m = reqwest::Method::GET;
+        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        assert!(r.unwrap(), "reusable");
+        assert_eq!((p.status, body.as_slice()), (200, &b"hello"[..]));
+        assert_eq!(p.received, a.len() as u64);
+        assert!(conn.still_open());
+        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        assert!(r.unwrap());
+        assert_eq!((p.status, body.as_slice()), (200, &b"wikipedia"[..]));
+        assert_eq!(
+            p.received,
+            head_len(b) + 9,
+            "chunked framing is not counted"
+        );
+        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        assert!(r.unwrap());
+        assert_eq!((p.status, body.len()), (204, 0));
+        assert_eq!(p.received, c.len() as u64);
+        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        assert!(!r.unwrap(), "connection: close is not reused");
+        assert_eq!((p.status, body.as_slice()), (404, &b"{}"[..]));
+    }
+
+    #[tokio::test]
+    async fn body_until_close_and_a_closed_idle_connection() {
+        let a: &[u8] = b"HTTP/1.0 200 OK\r\n\r\nall of it";
+        let addr = serve(vec![a], true).await;
+        let mut conn = Conn::open(&addr).await.unwrap();
+        let m = reqwest::Method::GET;
+        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        assert!(!r.unwrap());
+        assert_eq!((p.status, body.as_slice()), (200, &b"all of it"[..]));
+        // The server has closed: a second exchange fails the stale way (retry rule).
+        let (r, p, _) = run(&mut conn, &get(&m)).await;
+        assert!(matches!(r, Err(Failure::Stale(_))), "{r:?}");
+        assert_eq!(p.waiting, None);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_server_closed_is_noticed() {
+        let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        let addr = serve(vec![a], true).await;
+        let mut conn = Conn::open(&addr).await.unwrap();
+        let m = reqwest::Method::GET;
+        assert!(run(&mut conn, &get(&m)).await.0.unwrap());
+        let t0 = Instant::now();
+        while conn.still_open() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "close not noticed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_answers_fail_without_panicking() {
+        let cases: [(&[u8], &str); 5] = [
+            (b"garbage\r\n\r\n", "send"),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", "send"),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort",
+                "body",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+                "body",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcX\r\n",
+                "body",
+            ),
+        ];
+        for (reply, want) in cases {
+            let addr = serve(vec![reply], true).await;
+            let mut conn = Conn::open(&addr).await.unwrap();
+            let m = reqwest::Method::GET;
+            let (r, _, _) = run(&mut conn, &get(&m)).await;
+            let got = match r {
+                Err(Failure::Send(_)) => "send",
+                Err(Failure::Body(_)) => "body",
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(reply)),
+            };
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(reply));
+        }
+    }
+
+    #[tokio::test]
+    async fn head_requests_have_no_body() {
+        let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 123\r\n\r\n";
+        let addr = serve(vec![a], false).await;
+        let mut conn = Conn::open(&addr).await.unwrap();
+        let m = reqwest::Method::HEAD;
+        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        assert!(r.unwrap());
+        assert_eq!((p.status, body.len()), (200, 0));
+    }
+}
