@@ -7,7 +7,7 @@
 //! no compression, the same headers):
 //!
 //! - **plain `http://host[:port]/…` URLs** (the load path) go through the worker's own
-//!   lean HTTP/1.1 connection ([`crate::h1`]: `httparse` for the response head,
+//!   lean HTTP/1.1 connection (`crate::h1`: `httparse` for the response head,
 //!   `content-length`, `chunked` and read-until-close bodies, 1xx heads skipped): an
 //!   exchange takes an idle connection of this `Http` (most recently used first) or opens
 //!   one, and drives it in the VU's own task: no pool task, no channel hop, no spawn, no
@@ -62,7 +62,7 @@
 //! KVM guest, `bench/worker/bench.py` (same run, same target): ~67 µs with reqwest for
 //! every URL (reqwest's pool/dispatch task hops); ~48 µs with hyper's
 //! `client::conn::http1` driven inline; ~39 µs once samples were recorded by series id
-//! and mimalloc came in; ~28–31 µs with [`crate::h1`] in place of hyper, whose dispatcher
+//! and mimalloc came in; ~28–31 µs with `crate::h1` in place of hyper, whose dispatcher
 //! (request channel, want/giver signalling, header maps) was ~30 % of user space. k6
 //! spends 176–195 µs. A request costs one `write` and about one `recvfrom`; more than half
 //! of the worker's CPU is now the kernel's loopback TCP path (a loopback send also runs
@@ -281,7 +281,7 @@ impl Http {
             .push(conn);
     }
 
-    /// The lean HTTP/1.1 path ([`crate::h1`], module docs).
+    /// The lean HTTP/1.1 path (`crate::h1`, module docs).
     async fn execute_inline(
         &self,
         req: &Request<'_>,

@@ -1,4 +1,4 @@
-//! Executor runtimes: they follow an [`ExecutorConfig`] (pure data in `barrage-core`) on
+//! Executor runtimes: they follow an [`ExecutorConfig`](barrage_core::executor::ExecutorConfig) (pure data in `barrage-core`) on
 //! this worker's [`Segment`], starting and stopping VUs (`crate::vu`) on the current
 //! `LocalSet`.
 //!
