@@ -60,6 +60,9 @@ pub(crate) struct Progress {
     /// Head bytes as received (status line and header lines, informational heads
     /// included) plus body bytes (without chunked framing).
     pub received: u64,
+    /// When the last read returned, since the start: the time the bytes it brought
+    /// arrived (one clock read per read, shared by the head, the body chunks and the end).
+    pub at: Duration,
 }
 
 /// How an exchange failed.
@@ -254,12 +257,14 @@ impl Conn {
         self.wbuf.len() as u64
     }
 
-    /// Reads more into the buffer; `Ok(0)` at EOF.
-    async fn read_more(&mut self) -> io::Result<usize> {
+    /// Reads more into the buffer; `Ok(0)` at EOF. Sets `p.at`.
+    async fn read_more(&mut self, start: Instant, p: &mut Progress) -> io::Result<usize> {
         if self.rbuf.capacity() - self.rbuf.len() < READ_ROOM {
             self.rbuf.reserve(2 * READ_ROOM);
         }
-        self.stream.read_buf(&mut self.rbuf).await
+        let n = self.stream.read_buf(&mut self.rbuf).await;
+        p.at = start.elapsed();
+        n
     }
 
     /// Sends the prepared request and reads the response into `sink`, filling `p` as it
@@ -285,7 +290,7 @@ impl Conn {
             Framing::Close => self.body_until_close(start, p, sink).await,
         };
         complete.map_err(Failure::Body)?;
-        sink.end(start.elapsed());
+        sink.end(p.at);
         Ok(head.keep_alive && self.rbuf.is_empty())
     }
 
@@ -311,7 +316,7 @@ impl Conn {
                             continue;
                         }
                         p.status = head.status;
-                        p.waiting = Some(start.elapsed());
+                        p.waiting = Some(p.at);
                         return Ok(head);
                     }
                     Ok(httparse::Status::Partial) if self.rbuf.len() > MAX_HEAD => {
@@ -321,7 +326,7 @@ impl Conn {
                     Err(e) => return Err(Failure::Send(io::Error::new(ErrorKind::InvalidData, e))),
                 }
             }
-            match self.read_more().await {
+            match self.read_more(start, p).await {
                 Ok(0) if !any_byte => {
                     return Err(Failure::Stale(ErrorKind::UnexpectedEof.into()));
                 }
@@ -334,9 +339,9 @@ impl Conn {
     }
 
     /// Hands `n` buffered bytes to the sink.
-    fn deliver(&mut self, n: usize, start: Instant, p: &mut Progress, sink: &mut dyn BodySink) {
+    fn deliver(&mut self, n: usize, p: &mut Progress, sink: &mut dyn BodySink) {
         if n > 0 {
-            sink.chunk(&self.rbuf[..n], start.elapsed());
+            sink.chunk(&self.rbuf[..n], p.at);
             p.received += n as u64;
             self.rbuf.advance(n);
         }
@@ -351,12 +356,12 @@ impl Conn {
     ) -> io::Result<()> {
         loop {
             let n = left.min(self.rbuf.len() as u64) as usize;
-            self.deliver(n, start, p, sink);
+            self.deliver(n, p, sink);
             left -= n as u64;
             if left == 0 {
                 return Ok(());
             }
-            if self.read_more().await? == 0 {
+            if self.read_more(start, p).await? == 0 {
                 return Err(ErrorKind::UnexpectedEof.into());
             }
         }
@@ -369,8 +374,8 @@ impl Conn {
         sink: &mut dyn BodySink,
     ) -> io::Result<()> {
         loop {
-            self.deliver(self.rbuf.len(), start, p, sink);
-            if self.read_more().await? == 0 {
+            self.deliver(self.rbuf.len(), p, sink);
+            if self.read_more(start, p).await? == 0 {
                 return Ok(());
             }
         }
@@ -404,7 +409,7 @@ impl Conn {
                     },
                     Chunked::Data(left) => {
                         let n = left.min(self.rbuf.len() as u64) as usize;
-                        self.deliver(n, start, p, sink);
+                        self.deliver(n, p, sink);
                         state = if left == n as u64 {
                             Chunked::DataEnd
                         } else {
@@ -437,7 +442,7 @@ impl Conn {
                     },
                 }
             }
-            if self.read_more().await? == 0 {
+            if self.read_more(start, p).await? == 0 {
                 return Err(ErrorKind::UnexpectedEof.into());
             }
         }

@@ -34,7 +34,10 @@
 //! | `received` (`data_received`) | the response head as received (status line and header lines; an informational `1xx` head too) + body bytes (chunked framing not counted); the reqwest path rebuilds the head's size from the canonical reason and `name: value\r\n` per header | |
 //!
 //! A failed exchange is an [`Exchange`] with `error` set, never an `Err`: the only `Err`
-//! is [`Cancelled`], for a hard stop, and then nothing is recorded.
+//! is [`Cancelled`], for a hard stop, and then nothing is recorded. The plain-http path
+//! looks at the token when an exchange starts; a hard stop while one is in flight drops
+//! it, since the VU loop (`crate::vu`) selects on the VU's token around the whole
+//! iteration (polling the token on every wake-up of every exchange showed in profiles).
 //!
 //! # Retry rule (stale keep-alive connections)
 //!
@@ -253,11 +256,11 @@ impl Http {
 
     /// The most recently used idle connection to `authority` that is still open; drops
     /// the ones idle longer than [`POOL_IDLE_TIMEOUT`].
-    fn take_idle(&self, authority: &str) -> Option<Conn> {
+    fn take_idle(&self, authority: &str, now: Instant) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let stale = idle
             .iter()
-            .take_while(|c| c.idle_since.elapsed() >= POOL_IDLE_TIMEOUT)
+            .take_while(|c| now.saturating_duration_since(c.idle_since) >= POOL_IDLE_TIMEOUT)
             .count();
         if stale > 0 {
             idle.drain(..stale);
@@ -273,8 +276,8 @@ impl Http {
 
     /// Back to the idle stack after a complete exchange (a close that arrives meanwhile is
     /// noticed by `take_idle`).
-    fn put_idle(&self, mut conn: Conn) {
-        conn.idle_since = Instant::now();
+    fn put_idle(&self, mut conn: Conn, now: Instant) {
+        conn.idle_since = now;
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -294,22 +297,21 @@ impl Http {
         } else {
             url.target
         };
-        // One waiter on the token for the whole exchange (a new one per select would
-        // register and unregister with the token each time: it showed in profiles).
-        let cancelled = cancel.cancelled();
-        tokio::pin!(cancelled);
+        // A hard stop ends an exchange in flight by dropping it (module docs).
+        if cancel.is_cancelled() {
+            return Err(Cancelled);
+        }
         let head_request = *req.method == Method::HEAD;
         let mut retried = false;
         loop {
             let start = Instant::now();
-            let deadline = tokio::time::sleep(self.timeout);
+            let deadline = tokio::time::sleep_until((start + self.timeout).into());
             tokio::pin!(deadline);
-            let mut conn = match self.take_idle(url.authority) {
+            let mut conn = match self.take_idle(url.authority, start) {
                 Some(c) => c,
                 None => {
                     let opened = tokio::select! {
                         biased;
-                        () = &mut cancelled => return Err(Cancelled),
                         () = &mut deadline => return Ok(failed(TransportError::Timeout, 0, start, 0, retried)),
                         c = Conn::open(url.authority) => c,
                     };
@@ -332,7 +334,6 @@ impl Http {
             let mut progress = Progress::default();
             let outcome = tokio::select! {
                 biased;
-                () = &mut cancelled => return Err(Cancelled),
                 () = &mut deadline => None,
                 r = conn.exchange(head_request, start, &mut progress, sink) => Some(r),
             };
@@ -340,7 +341,7 @@ impl Http {
                 None => Some(TransportError::Timeout),
                 Some(Ok(reusable)) => {
                     if reusable {
-                        self.put_idle(conn);
+                        self.put_idle(conn, start + progress.at);
                     }
                     None
                 }
@@ -362,11 +363,16 @@ impl Http {
                 let kind = error.unwrap_or(TransportError::Send);
                 return Ok(failed(kind, 0, start, sent, retried));
             };
+            // A complete body ended with the read that brought its last bytes.
+            let duration = match error {
+                None => progress.at,
+                Some(_) => start.elapsed(),
+            };
             return Ok(Exchange {
                 status: progress.status,
                 error,
                 waiting,
-                duration: start.elapsed(),
+                duration,
                 sent,
                 received: progress.received,
                 retried,

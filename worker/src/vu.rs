@@ -120,11 +120,17 @@ pub fn spawn_vu<S: Scenario + 'static, F: Feed + 'static>(
 /// The one VU loop.
 pub async fn run_vu<S: Scenario, F: Feed>(env: &Env<S>, slot: &Slot, feed: F) {
     let mut first = true;
+    // The slot's token is only replaced while no task runs it (the executors), so one
+    // waiter serves the task's whole life (between iterations). During an iteration the
+    // flow itself answers the token (`IterationCtx::cancel`: it returns `Interrupted` as
+    // soon as it can); a second select on the token here would poll it on every wake-up.
+    let token = slot.token.borrow().clone();
+    let cancelled = token.cancelled();
+    tokio::pin!(cancelled);
     loop {
-        let token = slot.token.borrow().clone();
         let job = tokio::select! {
             biased;
-            _ = token.cancelled() => None,
+            () = &mut cancelled => None,
             job = feed.next(first) => job,
         };
         first = false;
@@ -138,11 +144,7 @@ pub async fn run_vu<S: Scenario, F: Feed>(env: &Env<S>, slot: &Slot, feed: F) {
             cancel: &token,
             recorder: &*env.registry,
         };
-        let outcome = tokio::select! {
-            biased;
-            _ = token.cancelled() => IterationOutcome::Interrupted,
-            outcome = env.scenario.iteration(ctx) => outcome,
-        };
+        let outcome = env.scenario.iteration(ctx).await;
         if outcome == IterationOutcome::Interrupted {
             env.totals.interrupted.set(env.totals.interrupted.get() + 1);
             tracing::debug!(vu = slot.number.get(), iteration, "iteration interrupted");

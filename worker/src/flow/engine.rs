@@ -156,7 +156,13 @@ impl AgentFlow {
         }
         let mut st = self.take_state();
         st.series.prepare(&self.steps, ctx.recorder);
-        let outcome = self.iterate(&ctx, &mut st).await;
+        // One waiter on the token per iteration: a hard stop drops the iteration where it
+        // is, an HTTP exchange or an SSE read in flight included (`crate::http`).
+        let outcome = tokio::select! {
+            biased;
+            o = self.iterate(&ctx, &mut st) => o,
+            () = ctx.cancel.cancelled() => Err(Cancelled),
+        };
         let outcome = match outcome {
             Ok(o) => o,
             Err(Cancelled) => {
@@ -200,8 +206,11 @@ impl AgentFlow {
         st: &mut IterState,
     ) -> Result<IterationOutcome, Cancelled> {
         st.vars.clear();
-        let _ = write!(st.vars.slot_mut(VU), "{}", ctx.vu);
-        let _ = write!(st.vars.slot_mut(ITER), "{}", ctx.iteration);
+        let mut digits = itoa::Buffer::new();
+        st.vars.slot_mut(VU).push_str(digits.format(ctx.vu));
+        st.vars
+            .slot_mut(ITER)
+            .push_str(digits.format(ctx.iteration));
         let auth = match self
             .auth
             .header(ctx.vu, &self.http, ctx.cancel, ctx.recorder)

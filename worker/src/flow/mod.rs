@@ -16,8 +16,9 @@
 //! A failed step fails the iteration ([`IterationOutcome::Failed`], the first failure's
 //! step and reason); the cleanup steps (delete store item, thread, assistant) still run
 //! for every resource that was created. On `ctx.cancel` the iteration returns
-//! `Interrupted` at once (every request and SSE read is in a `select!` on the token),
-//! records nothing more and skips the cleanup: a hard stop leaves those resources behind.
+//! `Interrupted` at once (the iteration runs in one `select!` on the token, which drops a
+//! request or an SSE read in flight), records nothing more and skips the cleanup: a hard
+//! stop leaves those resources behind.
 //!
 //! # Samples (DESIGN.md's names)
 //!
