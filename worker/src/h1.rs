@@ -618,6 +618,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bytes_after_a_complete_answer_make_the_connection_unusable() {
+        let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n";
+        let addr = serve(vec![a], false).await;
+        let mut conn = Conn::open(&addr).await.unwrap();
+        let m = reqwest::Method::GET;
+        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        // The stray bytes may come in the same read as the answer or after it: either
+        // way the connection must not carry another exchange.
+        let reusable = r.unwrap();
+        assert_eq!((p.status, body.as_slice()), (200, &b"{}"[..]));
+        let t0 = Instant::now();
+        while reusable && conn.still_open() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "stray bytes not noticed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
     async fn head_requests_have_no_body() {
         let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 123\r\n\r\n";
         let addr = serve(vec![a], false).await;

@@ -537,7 +537,7 @@ fn header_len(name: &str, value_len: usize) -> u64 {
     (name.len() + 2 + value_len + 2) as u64
 }
 
-/// Request line + headers (as hyper writes them) + body.
+/// Request line + headers (as `crate::h1::encode_request` writes them) + body.
 fn request_bytes(req: &Request<'_>, url: &Url) -> u64 {
     let target = url.path().len() + url.query().map_or(0, |q| q.len() + 1);
     let host = url.host_str().map_or(0, str::len) + url.port().map_or(0, |p| 1 + digits(p));

@@ -3,8 +3,9 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc: VUs allocate and free small buffers on every request (hyper's header maps,
-/// body chunks, JSON values); it cut the worker's CPU per request in bench/worker.
+/// mimalloc: VUs allocate and free small buffers on every request (the JSON values the
+/// checks read, on the reqwest path header maps and body chunks); it cut the worker's CPU
+/// per request in bench/worker (measured with hyper's client, before `h1`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
