@@ -213,17 +213,21 @@ struct PlainUrl<'a> {
 /// not take (module docs), which then goes through reqwest.
 fn plain_url(url: &str) -> Option<PlainUrl<'_>> {
     let rest = url.strip_prefix("http://")?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    // Visible ASCII only, and no fragment: the authority and the target go on the wire as
+    // written (the `host` header, the request line); anything else is left to reqwest,
+    // which encodes or refuses it. One branch-free pass, which the compiler vectorises
+    // (a per-byte `all` cost ~1 k instructions per request).
+    let clean = rest.bytes().fold(true, |ok, b| {
+        ok & (b.wrapping_sub(0x21) < 0x5e) & (b != b'#')
+    });
+    if !clean {
+        return None;
+    }
+    let end = memchr::memchr2(b'/', b'?', rest.as_bytes()).unwrap_or(rest.len());
     let (authority, target) = rest.split_at(end);
-    // Visible ASCII only: both go on the wire as written (the request line, the `host`
-    // header); anything else is left to reqwest, which encodes or refuses it.
-    let visible = |s: &str| s.bytes().all(|b| (0x21..0x7f).contains(&b));
     let ok = !authority.is_empty()
         && !authority.contains('@')
-        && !target.contains('#')
-        && (target.is_empty() || target.starts_with('/'))
-        && visible(authority)
-        && visible(target);
+        && (target.is_empty() || target.starts_with('/'));
     ok.then_some(PlainUrl { authority, target })
 }
 
@@ -600,6 +604,29 @@ pub fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_urls_take_the_inline_path_and_the_rest_goes_to_reqwest() {
+        let split = |u| plain_url(u).map(|p| (p.authority, p.target));
+        assert_eq!(
+            split("http://127.0.0.1:8123/threads/x/state?a=1"),
+            Some(("127.0.0.1:8123", "/threads/x/state?a=1"))
+        );
+        assert_eq!(split("http://[::1]:80"), Some(("[::1]:80", "")));
+        assert_eq!(split("http://h?q"), None, "a query needs a path");
+        for other in [
+            "https://h/x",
+            "HTTP://h/x",
+            "http://user@h/x",
+            "http://h/x#frag",
+            "http://h/a b",
+            "http://h/caf\u{e9}",
+            "http:///x",
+            "http://h/\x7f",
+        ] {
+            assert_eq!(split(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn status_strings() {
