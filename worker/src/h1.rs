@@ -119,7 +119,7 @@ struct Head {
     keep_alive: bool,
 }
 
-/// Parses a complete head of `len` bytes (already known complete).
+/// What a complete response head says about its body and its connection.
 fn read_head(resp: &httparse::Response<'_, '_>, head_request: bool) -> io::Result<Head> {
     let status = resp.code.unwrap_or(0);
     let http11 = resp.version == Some(1);
