@@ -1,6 +1,6 @@
 //! `barrage-worker --standalone` as a real process against the reference runtime; its
 //! summary is checked against the runtime's own `/stats`.
-use crate::harness::{summary_count, temp_file, Target, Worker};
+use crate::harness::{summary_count, temp_file, Finished, Target, Worker};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -11,19 +11,21 @@ fn plan_toml(url: &str, scenario: &str, extra: &str) -> String {
     )
 }
 
+/// `barrage-worker --standalone` on a [`plan_toml`] plan, to its end.
+fn run_plan(url: &str, scenario: &str, extra: &str) -> Finished {
+    let plan = temp_file(&plan_toml(url, scenario, extra), ".toml");
+    Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT)
+}
+
 #[test]
 fn constant_vus_request_count_matches_the_runtime_record() {
     let target = Target::start();
     let before = target.requests_total();
-    let plan = temp_file(
-        &plan_toml(
-            &target.url,
-            "executor = \"constant-vus\"\nvus = 2\nduration = \"2s\"",
-            "[thresholds]\nhttp_req_failed = [\"rate<0.05\"]",
-        ),
-        ".toml",
+    let out = run_plan(
+        &target.url,
+        "executor = \"constant-vus\"\nvus = 2\nduration = \"2s\"",
+        "[thresholds]\nhttp_req_failed = [\"rate<0.05\"]",
     );
-    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
     assert_eq!(out.code(), Some(0), "{}", out.show());
     let reqs = summary_count(&out.stdout, "http_reqs").unwrap_or_else(|| panic!("{}", out.show()));
     assert!(reqs > 10.0, "{}", out.show());
@@ -78,15 +80,11 @@ fn smoke_profile_runs_exactly_one_iteration() {
 #[test]
 fn arrival_rate_runs_the_scheduled_iterations() {
     let target = Target::start();
-    let plan = temp_file(
-        &plan_toml(
+    let out = run_plan(
             &target.url,
             "executor = \"constant-arrival-rate\"\nrate = 20\nduration = \"3s\"\npre_allocated_vus = 10\nmax_vus = 20",
             "",
-        ),
-        ".toml",
     );
-    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
     assert_eq!(out.code(), Some(0), "{}", out.show());
     assert_eq!(
         summary_count(&out.stdout, "iterations"),
@@ -105,15 +103,11 @@ fn arrival_rate_runs_the_scheduled_iterations() {
 #[test]
 fn arrival_rate_counts_dropped_iterations_against_a_slow_target() {
     let target = Target::start_slow(Duration::from_millis(400));
-    let plan = temp_file(
-        &plan_toml(
+    let out = run_plan(
             &target.url,
             "executor = \"constant-arrival-rate\"\nrate = 20\nduration = \"2s\"\npre_allocated_vus = 1\nmax_vus = 2",
             "",
-        ),
-        ".toml",
     );
-    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
     assert_eq!(out.code(), Some(0), "{}", out.show());
     let done = summary_count(&out.stdout, "iterations").unwrap_or(0.0);
     let dropped = summary_count(&out.stdout, "dropped_iterations")
@@ -155,15 +149,11 @@ fn graceful_stop_lets_iterations_finish_and_a_short_one_cuts_them() {
 #[test]
 fn failed_thresholds_exit_99_and_bad_input_exits_2() {
     let target = Target::start();
-    let plan = temp_file(
-        &plan_toml(
-            &target.url,
-            "executor = \"per-vu-iterations\"\nvus = 1\niterations = 1",
-            "[thresholds]\nhttp_reqs = [\"count<1\"]",
-        ),
-        ".toml",
+    let out = run_plan(
+        &target.url,
+        "executor = \"per-vu-iterations\"\nvus = 1\niterations = 1",
+        "[thresholds]\nhttp_reqs = [\"count<1\"]",
     );
-    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
     assert_eq!(out.code(), Some(99), "{}", out.show());
     assert!(
         out.stdout.contains("✗ http_reqs 'count<1'"),
@@ -211,18 +201,14 @@ fn a_one_request_flow_sends_exactly_its_request() {
     let target = Target::start();
     let before = target.requests_total();
     // POST /threads with a per-VU body: 2 VUs × 5 iterations = 10 threads created
-    let plan = temp_file(
-        &plan_toml(
+    let out = run_plan(
             &target.url,
             "executor = \"per-vu-iterations\"\nvus = 2\niterations = 5",
             "[thresholds]\n\"http_reqs{operation:request}\" = [\"count==10\"]\n\
              \"http_req_failed{operation:request}\" = [\"rate==0\"]\n\
              request = [\"p(99)<5000\"]\n\
              [flow]\nrequest = { method = \"POST\", path = \"/threads\", body = '{\"metadata\":{\"vu\":{vu}}}' }",
-        ),
-        ".toml",
     );
-    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
     assert_eq!(out.code(), Some(0), "{}", out.show());
     assert_eq!(target.requests_total() - before, 10, "{}", out.show());
     assert_eq!(summary_count(&out.stdout, "http_reqs"), Some(10.0));
@@ -233,16 +219,12 @@ fn a_one_request_flow_sends_exactly_its_request() {
     );
 
     // a path the target does not know: every request is a failed one
-    let plan = temp_file(
-        &plan_toml(
-            &target.url,
-            "executor = \"per-vu-iterations\"\nvus = 1\niterations = 3",
-            "[thresholds]\nhttp_req_failed = [\"rate<0.5\"]\n\
+    let out = run_plan(
+        &target.url,
+        "executor = \"per-vu-iterations\"\nvus = 1\niterations = 3",
+        "[thresholds]\nhttp_req_failed = [\"rate<0.5\"]\n\
              [flow]\nrequest = { path = \"/threads/no-such-thread/state\" }",
-        ),
-        ".toml",
     );
-    let out = Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[]).wait(LIMIT);
     assert_eq!(out.code(), Some(99), "{}", out.show());
     assert!(
         out.stdout.contains("✗ http_req_failed 'rate<0.5'"),
