@@ -497,30 +497,47 @@ mod tests {
         addr
     }
 
-    fn get(method: &reqwest::Method) -> Request<'_> {
-        Request {
-            method,
+    /// A connection to a [`serve`] server.
+    async fn connect(replies: Vec<&'static [u8]>, close_after: bool) -> Conn {
+        Conn::open(&serve(replies, close_after).await)
+            .await
+            .unwrap()
+    }
+
+    /// One exchange of a bodiless `method` request on `conn`.
+    async fn run(
+        conn: &mut Conn,
+        method: reqwest::Method,
+    ) -> (Result<bool, Failure>, Progress, Vec<u8>) {
+        let req = Request {
+            method: &method,
             url: "",
             body: None,
             auth: None,
             accept: None,
             extra: &[],
-        }
-    }
-
-    async fn run(conn: &mut Conn, req: &Request<'_>) -> (Result<bool, Failure>, Progress, Vec<u8>) {
-        conn.write_request(req, "/x");
+        };
+        conn.write_request(&req, "/x");
         let mut p = Progress::default();
         let mut body = Vec::new();
+        let head_request = method == reqwest::Method::HEAD;
         let r = conn
-            .exchange(
-                req.method == reqwest::Method::HEAD,
-                Instant::now(),
-                &mut p,
-                &mut body,
-            )
+            .exchange(head_request, Instant::now(), &mut p, &mut body)
             .await;
         (r, p, body)
+    }
+
+    async fn get(conn: &mut Conn) -> (Result<bool, Failure>, Progress, Vec<u8>) {
+        run(conn, reqwest::Method::GET).await
+    }
+
+    /// Waits (up to 5 s) until `still_open` says no; `what` names what should be noticed.
+    async fn until_unusable(conn: &mut Conn, what: &str) {
+        let t0 = Instant::now();
+        while conn.still_open() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "{what} not noticed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     #[tokio::test]
@@ -531,15 +548,13 @@ mod tests {
         let c: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
         let d: &[u8] =
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
-        let addr = serve(vec![a, b, c, d], true).await;
-        let mut conn = Conn::open(&addr).await.unwrap();
-        let m = reqwest::Method::GET;
-        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        let mut conn = connect(vec![a, b, c, d], true).await;
+        let (r, p, body) = get(&mut conn).await;
         assert!(r.unwrap(), "reusable");
         assert_eq!((p.status, body.as_slice()), (200, &b"hello"[..]));
         assert_eq!(p.received, a.len() as u64);
         assert!(conn.still_open());
-        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        let (r, p, body) = get(&mut conn).await;
         assert!(r.unwrap());
         assert_eq!((p.status, body.as_slice()), (200, &b"wikipedia"[..]));
         assert_eq!(
@@ -547,11 +562,11 @@ mod tests {
             head_len(b) + 9,
             "chunked framing is not counted"
         );
-        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        let (r, p, body) = get(&mut conn).await;
         assert!(r.unwrap());
         assert_eq!((p.status, body.len()), (204, 0));
         assert_eq!(p.received, c.len() as u64);
-        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        let (r, p, body) = get(&mut conn).await;
         assert!(!r.unwrap(), "connection: close is not reused");
         assert_eq!((p.status, body.as_slice()), (404, &b"{}"[..]));
     }
@@ -559,14 +574,12 @@ mod tests {
     #[tokio::test]
     async fn body_until_close_and_a_closed_idle_connection() {
         let a: &[u8] = b"HTTP/1.0 200 OK\r\n\r\nall of it";
-        let addr = serve(vec![a], true).await;
-        let mut conn = Conn::open(&addr).await.unwrap();
-        let m = reqwest::Method::GET;
-        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        let mut conn = connect(vec![a], true).await;
+        let (r, p, body) = get(&mut conn).await;
         assert!(!r.unwrap());
         assert_eq!((p.status, body.as_slice()), (200, &b"all of it"[..]));
         // The server has closed: a second exchange fails the stale way (retry rule).
-        let (r, p, _) = run(&mut conn, &get(&m)).await;
+        let (r, p, _) = get(&mut conn).await;
         assert!(matches!(r, Err(Failure::Stale(_))), "{r:?}");
         assert_eq!(p.waiting, None);
     }
@@ -574,15 +587,9 @@ mod tests {
     #[tokio::test]
     async fn an_idle_connection_the_server_closed_is_noticed() {
         let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-        let addr = serve(vec![a], true).await;
-        let mut conn = Conn::open(&addr).await.unwrap();
-        let m = reqwest::Method::GET;
-        assert!(run(&mut conn, &get(&m)).await.0.unwrap());
-        let t0 = Instant::now();
-        while conn.still_open() {
-            assert!(t0.elapsed() < Duration::from_secs(5), "close not noticed");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let mut conn = connect(vec![a], true).await;
+        assert!(get(&mut conn).await.0.unwrap());
+        until_unusable(&mut conn, "close").await;
     }
 
     #[tokio::test]
@@ -604,10 +611,8 @@ mod tests {
             ),
         ];
         for (reply, want) in cases {
-            let addr = serve(vec![reply], true).await;
-            let mut conn = Conn::open(&addr).await.unwrap();
-            let m = reqwest::Method::GET;
-            let (r, _, _) = run(&mut conn, &get(&m)).await;
+            let mut conn = connect(vec![reply], true).await;
+            let (r, _, _) = get(&mut conn).await;
             let got = match r {
                 Err(Failure::Send(_)) => "send",
                 Err(Failure::Body(_)) => "body",
@@ -620,31 +625,22 @@ mod tests {
     #[tokio::test]
     async fn bytes_after_a_complete_answer_make_the_connection_unusable() {
         let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n";
-        let addr = serve(vec![a], false).await;
-        let mut conn = Conn::open(&addr).await.unwrap();
-        let m = reqwest::Method::GET;
-        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        let mut conn = connect(vec![a], false).await;
+        let (r, p, body) = get(&mut conn).await;
         // The stray bytes may come in the same read as the answer or after it: either
         // way the connection must not carry another exchange.
         let reusable = r.unwrap();
         assert_eq!((p.status, body.as_slice()), (200, &b"{}"[..]));
-        let t0 = Instant::now();
-        while reusable && conn.still_open() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(5),
-                "stray bytes not noticed"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        if reusable {
+            until_unusable(&mut conn, "stray bytes").await;
         }
     }
 
     #[tokio::test]
     async fn head_requests_have_no_body() {
         let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 123\r\n\r\n";
-        let addr = serve(vec![a], false).await;
-        let mut conn = Conn::open(&addr).await.unwrap();
-        let m = reqwest::Method::HEAD;
-        let (r, p, body) = run(&mut conn, &get(&m)).await;
+        let mut conn = connect(vec![a], false).await;
+        let (r, p, body) = run(&mut conn, reqwest::Method::HEAD).await;
         assert!(r.unwrap());
         assert_eq!((p.status, body.len()), (200, 0));
     }
