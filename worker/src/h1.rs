@@ -22,7 +22,7 @@ use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::http::{BodySink, Request, USER_AGENT};
+use crate::http::{stale_io, BodySink, Request, USER_AGENT};
 
 /// A response head larger than this is refused (hyper's default limit is ~400 KiB of
 /// buffer; Agent Protocol heads are a few hundred bytes).
@@ -86,17 +86,6 @@ impl std::fmt::Display for Failure {
             Failure::Body(e) => write!(f, "response body failed: {e}"),
         }
     }
-}
-
-/// The errors a connection the server has just closed gives.
-fn stale_kind(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::BrokenPipe
-            | ErrorKind::UnexpectedEof
-    )
 }
 
 fn invalid(msg: &'static str) -> io::Error {
@@ -277,7 +266,7 @@ impl Conn {
         sink: &mut dyn BodySink,
     ) -> Result<bool, Failure> {
         if let Err(e) = self.stream.write_all(&self.wbuf).await {
-            return Err(if stale_kind(e.kind()) {
+            return Err(if stale_io(e.kind()) {
                 Failure::Stale(e)
             } else {
                 Failure::Send(e)
@@ -332,7 +321,7 @@ impl Conn {
                 }
                 Ok(0) => return Err(Failure::Send(invalid("closed in the response head"))),
                 Ok(_) => any_byte = true,
-                Err(e) if !any_byte && stale_kind(e.kind()) => return Err(Failure::Stale(e)),
+                Err(e) if !any_byte && stale_io(e.kind()) => return Err(Failure::Stale(e)),
                 Err(e) => return Err(Failure::Send(e)),
             }
         }

@@ -316,7 +316,7 @@ impl Http {
                 None => {
                     let opened = tokio::select! {
                         biased;
-                        () = &mut deadline => return Ok(failed(TransportError::Timeout, 0, start, 0, retried)),
+                        () = &mut deadline => return Ok(failed(TransportError::Timeout, start, 0, retried)),
                         c = Conn::open(url.authority) => c,
                     };
                     match opened {
@@ -328,7 +328,7 @@ impl Http {
                                 continue;
                             }
                             tracing::debug!(url = req.url, error = %err, "connect failed");
-                            return Ok(failed(TransportError::Connect, 0, start, 0, retried));
+                            return Ok(failed(TransportError::Connect, start, 0, retried));
                         }
                     }
                 }
@@ -365,7 +365,7 @@ impl Http {
             let Some(waiting) = progress.waiting else {
                 // No response head: nothing of the answer is reported.
                 let kind = error.unwrap_or(TransportError::Send);
-                return Ok(failed(kind, 0, start, sent, retried));
+                return Ok(failed(kind, start, sent, retried));
             };
             // A complete body ended with the read that brought its last bytes.
             let duration = match error {
@@ -397,7 +397,7 @@ impl Http {
         loop {
             let start = Instant::now();
             let Ok(url) = Url::parse(req.url) else {
-                return Ok(failed(TransportError::BadUrl, 0, start, 0, retried));
+                return Ok(failed(TransportError::BadUrl, start, 0, retried));
             };
             let sent = request_bytes(req, &url);
             let deadline = tokio::time::sleep(self.timeout);
@@ -418,7 +418,7 @@ impl Http {
             let answer = tokio::select! {
                 biased;
                 () = &mut cancelled => return Err(Cancelled),
-                () = &mut deadline => return Ok(failed(TransportError::Timeout, 0, start, sent, retried)),
+                () = &mut deadline => return Ok(failed(TransportError::Timeout, start, sent, retried)),
                 r = builder.send() => r,
             };
             let mut response = match answer {
@@ -440,7 +440,7 @@ impl Http {
                     } else {
                         sent
                     };
-                    return Ok(failed(kind, 0, start, sent, retried));
+                    return Ok(failed(kind, start, sent, retried));
                 }
             };
             let waiting = start.elapsed();
@@ -481,28 +481,20 @@ impl Http {
     }
 }
 
-/// An I/O reset, abort, broken pipe or unexpected EOF somewhere in `err`'s sources.
-fn io_reset_below(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-            ) {
-                return true;
-            }
-        }
-        source = e.source();
-    }
-    false
+/// The I/O errors of a connection the server had already closed: reset, abort, broken
+/// pipe, unexpected EOF (the retry rule; `crate::h1` uses it too).
+pub(crate) fn stale_io(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+    )
 }
 
-fn failed(kind: TransportError, status: u16, start: Instant, sent: u64, retried: bool) -> Exchange {
+fn failed(kind: TransportError, start: Instant, sent: u64, retried: bool) -> Exchange {
     let d = start.elapsed();
     Exchange {
-        status,
+        status: 0,
         error: Some(kind),
         waiting: d,
         duration: d,
@@ -528,8 +520,10 @@ pub fn stale_connection(err: &reqwest::Error) -> bool {
                 return true;
             }
         }
-        if io_reset_below(e) {
-            return true;
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if stale_io(io.kind()) {
+                return true;
+            }
         }
         source = e.source();
     }
@@ -541,32 +535,22 @@ fn header_len(name: &str, value_len: usize) -> u64 {
     (name.len() + 2 + value_len + 2) as u64
 }
 
-/// Request line + headers (as `crate::h1::encode_request` writes them) + body.
+/// Request line + headers + body, as the inline path would write them
+/// (`crate::h1::encode_request`): one definition of the request on the wire for both paths.
 fn request_bytes(req: &Request<'_>, url: &Url) -> u64 {
-    let target = url.path().len() + url.query().map_or(0, |q| q.len() + 1);
-    let host = url.host_str().map_or(0, str::len) + url.port().map_or(0, |p| 1 + digits(p));
-    count_request(req, target, host)
-}
-
-/// [`request_bytes`] from the request target's and the host header's lengths.
-fn count_request(req: &Request<'_>, target: usize, host: usize) -> u64 {
-    // METHOD SP target SP HTTP/1.1 CRLF
-    let mut n = (req.method.as_str().len() + 1 + target + 11) as u64;
-    n += header_len("host", host);
-    n += header_len("user-agent", USER_AGENT.len());
-    n += header_len("accept", req.accept.map_or(3, str::len));
-    if let Some(auth) = req.auth {
-        n += header_len("authorization", auth.len());
+    let mut target = url.path().to_owned();
+    if let Some(q) = url.query() {
+        target.push('?');
+        target.push_str(q);
     }
-    for (name, value) in req.extra {
-        n += header_len(name, value.len());
-    }
-    if let Some(body) = &req.body {
-        n += header_len("content-type", JSON.len());
-        n += header_len("content-length", digits(body.len() as u64));
-        n += body.len() as u64;
-    }
-    n + 2
+    let host = url.host_str().unwrap_or_default();
+    let host = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let mut wire = Vec::new();
+    crate::h1::encode_request(&mut wire, req, &target, &host);
+    wire.len() as u64
 }
 
 /// Status line + headers.
@@ -578,16 +562,6 @@ fn head_bytes(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap)
         n += header_len(name.as_str(), value.len());
     }
     n + 2
-}
-
-fn digits(v: impl Into<u64>) -> usize {
-    let mut v: u64 = v.into();
-    let mut d = 1;
-    while v >= 10 {
-        v /= 10;
-        d += 1;
-    }
-    d
 }
 
 /// `200` → `"200"` without allocating: the three digits of a status (0 → `"0"`).
@@ -672,7 +646,22 @@ mod tests {
             + 2
             + 2;
         assert_eq!(request_bytes(&req, &url), want as u64);
-        assert_eq!(digits(0u64), 1);
-        assert_eq!(digits(65535u16), 5);
+        // a five-digit port, no body
+        let get = Request {
+            method: &Method::GET,
+            url: "http://h:65535",
+            body: None,
+            ..req
+        };
+        let want = "GET / HTTP/1.1\r\n".len()
+            + "host: h:65535\r\n".len()
+            + format!("user-agent: {USER_AGENT}\r\n").len()
+            + "accept: */*\r\n".len()
+            + "authorization: Bearer abc\r\n".len()
+            + 2;
+        assert_eq!(
+            request_bytes(&get, &Url::parse(get.url).unwrap()),
+            want as u64
+        );
     }
 }
