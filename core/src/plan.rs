@@ -464,9 +464,9 @@ impl Plan {
                     *other = AuthConfig::Jwt {
                         secret_env: var.clone(),
                         secret_file: None,
-                        sub: "benchmark-user".into(),
+                        sub: default_sub(),
                         per_vu_sub: false,
-                        ttl: Duration::from_secs(3600),
+                        ttl: default_ttl(),
                     }
                 }
             }
