@@ -84,11 +84,6 @@ impl CachedSeries {
         };
         recorder.record_series(id, value);
     }
-
-    /// Forgets the series (its tags changed, or the recorder did).
-    pub fn clear(&mut self) {
-        self.0 = None;
-    }
 }
 
 /// What the engine tells a flow about the iteration it is about to run.
