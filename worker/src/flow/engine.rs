@@ -256,9 +256,7 @@ impl AgentFlow {
         ctx: &IterationCtx<'_>,
         auth: Option<&HeaderValue>,
     ) -> Result<StepEnd, Cancelled> {
-        if ctx.cancel.is_cancelled() {
-            return Err(Cancelled);
-        }
+        // A cancelled token stops the step in `Http::execute`, before anything is sent.
         st.url.clear();
         st.url.push_str(&self.base);
         step.path.render_path(&st.vars, &mut st.url);
