@@ -46,7 +46,7 @@ fn is_time(metric: &str) -> bool {
 fn contains(kind: MetricKind, metric: &str) -> &'static str {
     match kind {
         MetricKind::Trend if is_time(metric) => "time",
-        MetricKind::Counter if metric.starts_with("data_") => "data",
+        MetricKind::Counter if builtin::is_data(metric) => "data",
         _ => "default",
     }
 }

@@ -87,6 +87,12 @@ pub mod builtin {
         (VUS_MAX, Gauge, false),
     ];
 
+    /// Whether a Counter counts bytes (k6's `contains: "data"`: `data_sent`,
+    /// `data_received`), printed in byte units by the summaries.
+    pub fn is_data(name: &str) -> bool {
+        name.starts_with("data_")
+    }
+
     /// Kind of a built-in metric (the operation trends included), and whether it is a time.
     pub fn lookup(name: &str) -> Option<(MetricKind, bool)> {
         ALL.iter()

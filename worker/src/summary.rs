@@ -87,7 +87,7 @@ pub fn describe(metric: &str, sink: &Sink, elapsed: Duration) -> String {
                 f(t.hist.max() as f64),
             )
         }
-        Sink::Counter(c) if metric.starts_with("data_") => {
+        Sink::Counter(c) if builtin::is_data(metric) => {
             format!("{}  {}/s", fmt_bytes(c.sum), fmt_bytes(c.sum / secs))
         }
         Sink::Counter(c) => format!("{}  {:.2}/s", fmt_num(c.sum), c.sum / secs),
