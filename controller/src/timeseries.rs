@@ -173,7 +173,7 @@ mod tests {
     use barrage_core::{MetricKind, SeriesKey};
 
     #[test]
-    fn a_point_is_80_bytes() {
+    fn a_point_is_84_bytes() {
         assert_eq!(std::mem::size_of::<TimePoint>(), 84);
     }
 

@@ -1,6 +1,7 @@
-//! Executor runtimes: they follow an [`ExecutorConfig`](barrage_core::executor::ExecutorConfig) (pure data in `barrage-core`) on
-//! this worker's [`Segment`], starting and stopping VUs (`crate::vu`) on the current
-//! `LocalSet`.
+//! Executor runtimes: they follow an
+//! [`ExecutorConfig`](barrage_core::executor::ExecutorConfig) (pure data in
+//! `barrage-core`) on this worker's [`Segment`], starting and stopping VUs (`crate::vu`)
+//! on the current `LocalSet`.
 //!
 //! | runtime          | executors                                          | what it drives            |
 //! |------------------|----------------------------------------------------|---------------------------|
