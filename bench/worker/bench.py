@@ -153,26 +153,36 @@ def state_path(url):
     return f"/threads/{t['thread_id']}/state"
 
 
+def cpu_rounds(label, tools, url, res, prefix=""):
+    """ROUNDS alternating rounds of `tools` ((name, run) pairs, `run()` -> `timed`'s
+    result); requests counted by the target's /stats. Each tool's figure is its median
+    µs per request: res[f"{prefix}{name}_cpu_us_per_req"] (and `_rounds`, `_reqs`)."""
+    per = {tool: [] for tool, _ in tools}
+    for rnd in range(ROUNDS):
+        for tool, run in tools:
+            before = requests_total(url)
+            cpu, rss, _ = run()
+            n = requests_total(url) - before
+            per[tool].append((cpu / n * 1e6, n))
+            load = float(open("/proc/loadavg").read().split()[0])
+            print(f"[{label}] round {rnd + 1} {tool}: {n} requests, {cpu:.2f} CPU s, {cpu / n * 1e6:.1f} µs/request, "
+                  f"rss {rss} KiB, load {load}", flush=True)
+    for tool, runs in per.items():
+        res[f"{prefix}{tool}_cpu_us_per_req_rounds"] = [round(r[0], 1) for r in runs]
+        res[f"{prefix}{tool}_cpu_us_per_req"] = statistics.median(r[0] for r in runs)
+        res[f"{prefix}{tool}_reqs"] = sum(r[1] for r in runs)
+
+
 def cpu_get(url, res):
     """Section 1b: CPU per simple GET, barrage's one-request flow vs k6's http.get."""
     path = state_path(url)
     script = os.path.join(ROOT, "bench", "worker", "get.js")
-    per = {"barrage": [], "k6": []}
-    for rnd in range(ROUNDS):
-        for tool in ["barrage", "k6"]:
-            before = requests_total(url)
-            if tool == "barrage":
-                cpu, _, _ = barrage(url, FLOW_VUS, FLOW_SECS, flow=f'request = {{ path = "{path}" }}')
-            else:
-                cpu, _, _ = timed(["k6", "run", "--quiet", "--no-summary", "-e", f"URL={url}{path}",
-                                   "-e", f"VUS={FLOW_VUS}", "-e", f"DURATION={FLOW_SECS}s", script], 300,
-                                  env={"K6_NO_USAGE_REPORT": "true"})
-            n = requests_total(url) - before
-            per[tool].append(cpu / n * 1e6)
-            print(f"[get] round {rnd + 1} {tool}: {n} requests, {cpu:.2f} CPU s, {cpu / n * 1e6:.1f} µs/request", flush=True)
-    for tool, runs in per.items():
-        res[f"get_{tool}_cpu_us_per_req_rounds"] = [round(r, 1) for r in runs]
-        res[f"get_{tool}_cpu_us_per_req"] = statistics.median(runs)
+    k6_get = ["k6", "run", "--quiet", "--no-summary", "-e", f"URL={url}{path}", "-e", f"VUS={FLOW_VUS}",
+              "-e", f"DURATION={FLOW_SECS}s", script]
+    cpu_rounds("get", [
+        ("barrage", lambda: barrage(url, FLOW_VUS, FLOW_SECS, flow=f'request = {{ path = "{path}" }}')),
+        ("k6", lambda: timed(k6_get, 300, env={"K6_NO_USAGE_REPORT": "true"})),
+    ], url, res, prefix="get_")
 
 
 def oha_bin():
@@ -187,6 +197,15 @@ def oha_bin():
 
 def to_us(value, unit):
     return float(value) * {"us": 1, "µs": 1, "ms": 1000, "s": 1e6}[unit]
+
+
+def summary_p50_p99(text, op):
+    """p50 and p99 (µs) of `http_req_duration{operation:op}` in a standalone worker's
+    summary (the threshold line names the sub-metric; `med=`/`p(99)=` as printed)."""
+    line = next(l for l in text.splitlines() if f"{{operation:{op}}}" in l and "med=" in l)
+    p99 = re.search(r"p\(99\)=([\d.]+)(µs|ms|s)", line)
+    return (to_us(*re.search(r"med=([\d.]+)(µs|ms|s)", line).groups()),
+            to_us(*p99.groups()) if p99 else float("nan"))
 
 
 def latency(url, res):
@@ -217,15 +236,12 @@ def latency(url, res):
         else:
             _, _, text = barrage(url, 1, secs, extra=extra, flow=flow, exe=exe)
             op = "request"
-        line = next(l for l in text.splitlines() if f"{{operation:{op}}}" in l and "med=" in l)
-        res[f"{tool}_p50_us"] = to_us(*re.search(r"med=([\d.]+)(µs|ms|s)", line).groups())
-        res[f"{tool}_p99_us"] = to_us(*re.search(r"p\(99\)=([\d.]+)(µs|ms|s)", line).groups())
+        res[f"{tool}_p50_us"], res[f"{tool}_p99_us"] = summary_p50_p99(text, op)
     # the agent flow's own get_state step, for reference (not like for like: it follows a
     # runs/stream on the same thread)
     extra = '[thresholds]\n"http_req_duration{operation:get_state}" = ["med<1000"]'
     _, _, text = barrage(url, 1, secs, extra=extra)
-    line = next(l for l in text.splitlines() if "{operation:get_state}" in l and "med=" in l)
-    res["barrage_flow_get_state_p50_us"] = to_us(*re.search(r"med=([\d.]+)(µs|ms|s)", line).groups())
+    res["barrage_flow_get_state_p50_us"], _ = summary_p50_p99(text, "get_state")
     for ref in ["oha", "wrk"]:
         res[f"p50_overhead_vs_{ref}_us"] = res["barrage_p50_us"] - res[f"{ref}_p50_us"]
     print(f"[latency] GET state p50 / p99 µs: barrage {res['barrage_p50_us']:.0f} / {res['barrage_p99_us']:.0f}, "
@@ -254,20 +270,8 @@ def main():
     tools = [("barrage", barrage), ("k6", k6)]
     if BEFORE:
         tools.insert(1, ("barrage_before", lambda *a: barrage(*a, exe=BEFORE)))
-    per = {tool: [] for tool, _ in tools}
-    for rnd in range(ROUNDS if "cpu" in only else 0):
-        for tool, run in tools:
-            before = requests_total(url)
-            cpu, rss, _ = run(url, FLOW_VUS, FLOW_SECS)
-            n = requests_total(url) - before
-            per[tool].append((cpu / n * 1e6, n, cpu))
-            load = float(open("/proc/loadavg").read().split()[0])
-            print(f"[flow] round {rnd + 1} {tool}: {n} requests, {cpu:.2f} CPU s, {cpu / n * 1e6:.1f} µs/request, rss {rss} KiB, load {load}", flush=True)
-    for tool, runs in per.items():
-        if runs:
-            res[f"{tool}_cpu_us_per_req_rounds"] = [round(r[0], 1) for r in runs]
-            res[f"{tool}_cpu_us_per_req"] = statistics.median(r[0] for r in runs)
-            res[f"{tool}_reqs"] = sum(r[1] for r in runs)
+    if "cpu" in only:
+        cpu_rounds("flow", [(tool, lambda run=run: run(url, FLOW_VUS, FLOW_SECS)) for tool, run in tools], url, res)
 
     # 1b. CPU per simple GET, like for like
     if "get" in only:
