@@ -7,7 +7,8 @@
 #
 #   1. zero delays, non-streaming, 50 keep-alive connections: req/s, server CPU µs/request;
 #      also for `floor` (bench/mock-llm/tcp_floor.rs: replays one captured answer of
-#      barrage-mock-llm with no HTTP or JSON work, one recv + one send per request), the
+#      barrage-mock-llm, no HTTP work beyond finding a request's end, no JSON, one recv +
+#      one send per request), the
 #      kernel's loopback cost that no server can go below on this machine
 #   2. default delays (10/5), streaming, 500 concurrent streams: p99 vs the ideal 220 ms,
 #      server CPU µs/stream, RSS (VmRSS, VmHWM)
