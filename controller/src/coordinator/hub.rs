@@ -1,20 +1,21 @@
 //! The hub: the one task that owns the run's state (see the phase table in the module
 //! above). Sessions send it [`Event`]s; it answers workers through their outbound channels.
+//! Who is in the run lives in [`super::roster`], the end-of-run report in [`super::finish`].
+use super::finish::{self, Ending};
+use super::roster::{Loss, Roster};
 use super::{Control, CoordinatorConfig, CoordinatorError, Event};
 use crate::cli::OnWorkerLoss;
 use crate::merge::Merger;
 use crate::output::{point_from_pb, Output};
 use crate::progress::{Progress, Status};
-use crate::report::{EndReason, Lost, RunReport, WorkerRecord};
+use crate::report::{EndReason, RunReport};
 use crate::thresholds::{abort_reason, Outcome};
 use crate::timeseries::{TimePoint, TimeSeries};
 use barrage_core::Segment;
 use barrage_proto::pb::{self, controller_message::Msg as Out, worker_message::Msg as In};
 use barrage_proto::segment_to_pb;
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
-use tonic::Status as GrpcStatus;
 
 /// Delay between `Start` and stage time 0, so every worker gets the message in time.
 pub const START_DELAY: Duration = Duration::from_secs(1);
@@ -33,31 +34,10 @@ enum Phase {
     Stopping,
 }
 
-struct Worker {
-    hello: pb::Hello,
-    out: Option<mpsc::Sender<Result<pb::ControllerMessage, GrpcStatus>>>,
-    offset: Option<(i64, i64)>,
-    segment: Option<Segment>,
-    ready: bool,
-    done: Option<u64>,
-    lost: Option<Lost>,
-    last_seen: Instant,
-}
-
-impl Worker {
-    fn live(&self) -> bool {
-        self.lost.is_none()
-    }
-    fn running(&self) -> bool {
-        self.lost.is_none() && self.done.is_none()
-    }
-}
-
 pub(crate) struct Hub {
     cfg: CoordinatorConfig,
     outputs: Vec<Box<dyn Output>>,
-    workers: BTreeMap<String, Worker>,
-    next_id: u64,
+    workers: Roster,
     phase: Phase,
     merger: Merger,
     timeseries: TimeSeries,
@@ -68,13 +48,6 @@ pub(crate) struct Hub {
     interrupts: u32,
     progress: Progress,
     joined_deadline: Instant,
-}
-
-fn send(w: &Worker, m: Out) {
-    if let Some(out) = &w.out {
-        // a full or closed channel means a slow or gone worker; liveness deals with it
-        let _ = out.try_send(Ok(pb::ControllerMessage { msg: Some(m) }));
-    }
 }
 
 impl Hub {
@@ -89,8 +62,7 @@ impl Hub {
             },
             cfg,
             outputs,
-            workers: BTreeMap::new(),
-            next_id: 1,
+            workers: Roster::default(),
             phase: Phase::Joining,
             merger: Merger::new(),
             outcomes: Vec::new(),
@@ -132,7 +104,7 @@ impl Hub {
         match self.phase {
             Phase::Joining | Phase::Assigning => self.end_reason.is_some(),
             Phase::Running | Phase::Stopping => {
-                let none_running = !self.workers.values().any(Worker::running);
+                let none_running = !self.workers.values().any(|w| w.running());
                 let timed_out = self.stop_deadline.is_some_and(|d| Instant::now() >= d);
                 none_running || timed_out
             }
@@ -140,14 +112,9 @@ impl Hub {
     }
 
     fn abort_all(&mut self, reason: &str) {
-        for w in self.workers.values().filter(|w| w.running()) {
-            send(
-                w,
-                Out::Abort(pb::Abort {
-                    reason: reason.into(),
-                }),
-            );
-        }
+        self.workers.send_running(&Out::Abort(pb::Abort {
+            reason: reason.into(),
+        }));
         if matches!(self.phase, Phase::Running | Phase::Stopping) {
             self.phase = Phase::Stopping;
             let by = Instant::now() + ABORT_WAIT;
@@ -168,15 +135,10 @@ impl Hub {
                 self.interrupts += 1;
                 if self.interrupts == 1 && self.phase == Phase::Running {
                     tracing::warn!("SIGINT: stopping gracefully (again to abort at once)");
-                    for w in self.workers.values().filter(|w| w.running()) {
-                        send(
-                            w,
-                            Out::Stop(pb::Stop {
-                                reason: "interrupted (SIGINT)".into(),
-                                graceful: true,
-                            }),
-                        );
-                    }
+                    self.workers.send_running(&Out::Stop(pb::Stop {
+                        reason: "interrupted (SIGINT)".into(),
+                        graceful: true,
+                    }));
                     self.phase = Phase::Stopping;
                     self.stop_deadline =
                         Some(Instant::now() + self.cfg.plan.graceful_stop + Duration::from_secs(5));
@@ -194,9 +156,7 @@ impl Hub {
             Control::ChildExited(what) => {
                 if matches!(self.phase, Phase::Joining | Phase::Assigning) {
                     self.abort_all("a local worker failed to start");
-                    return Err(CoordinatorError::Run(format!(
-                        "{what} before the run started; see its message above"
-                    )));
+                    return Err(CoordinatorError::LocalWorkerExited { what });
                 }
                 tracing::debug!(%what, "local worker process exited");
             }
@@ -220,22 +180,9 @@ impl Hub {
                         self.cfg.expect_workers
                     ))
                 } else {
-                    let id = format!("w{}", self.next_id);
-                    self.next_id += 1;
-                    tracing::info!(worker = %id, host = %hello.host, pid = hello.pid, core = hello.core, ?peer, "worker joined");
-                    self.workers.insert(
-                        id.clone(),
-                        Worker {
-                            hello,
-                            out: Some(out),
-                            offset: None,
-                            segment: None,
-                            ready: false,
-                            done: None,
-                            lost: None,
-                            last_seen: Instant::now(),
-                        },
-                    );
+                    let (host, pid, core) = (hello.host.clone(), hello.pid, hello.core);
+                    let id = self.workers.admit(hello, out);
+                    tracing::info!(worker = %id, %host, pid, core, ?peer, "worker joined");
                     Ok(id)
                 };
                 let _ = reply.send(answer);
@@ -274,17 +221,14 @@ impl Hub {
         let segments = Segment::split_even(self.workers.len());
         for (w, seg) in self.workers.values_mut().zip(segments) {
             w.segment = Some(seg);
-            send(
-                w,
-                Out::Assignment(pb::Assignment {
+            w.send(Out::Assignment(pb::Assignment {
                     plan_json: plan_json.clone(),
                     plan_hash: plan_hash.clone(),
                     segment: Some(segment_to_pb(seg)),
                     clock_offset_us: w.offset.map_or(0, |o| o.0),
                     raw_points: self.cfg.raw_points,
-                    secrets: secrets.clone(),
-                }),
-            );
+                secrets: secrets.clone(),
+            }));
         }
         tracing::info!(workers = self.workers.len(), %plan_hash, "assignments sent");
         self.phase = Phase::Assigning;
@@ -298,12 +242,9 @@ impl Hub {
         let now = Instant::now();
         for w in self.workers.values_mut() {
             w.last_seen = now + START_DELAY;
-            send(
-                w,
-                Out::Start(pb::Start {
-                    start_at_unix_us: at_us,
-                }),
-            );
+            w.send(Out::Start(pb::Start {
+                start_at_unix_us: at_us,
+            }));
         }
         self.started = Some((now + START_DELAY, at));
         self.timeseries.start_unix_us = at_us;
@@ -325,11 +266,11 @@ impl Hub {
             In::Ready(r) => {
                 if r.plan_hash != self.cfg.plan.hash() {
                     self.abort_all("plan hash mismatch");
-                    return Err(CoordinatorError::Run(format!(
-                        "worker {id} is ready for plan {} but the controller sent {}; run the same barrage release on both sides",
-                        r.plan_hash,
-                        self.cfg.plan.hash()
-                    )));
+                    return Err(CoordinatorError::PlanHashMismatch {
+                        worker: id.to_string(),
+                        theirs: r.plan_hash,
+                        ours: self.cfg.plan.hash(),
+                    });
                 }
                 w.ready = true;
                 tracing::info!(worker = %id, "ready");
@@ -391,9 +332,10 @@ impl Hub {
             }
             Phase::Assigning => {
                 self.abort_all("a worker left before the start");
-                return Err(CoordinatorError::Run(format!(
-                    "worker {id} left before the start: {reason}"
-                )));
+                return Err(CoordinatorError::LeftBeforeStart {
+                    worker: id.to_string(),
+                    reason,
+                });
             }
             Phase::Running | Phase::Stopping => self.lose(id, reason),
         }
@@ -402,27 +344,12 @@ impl Hub {
 
     /// Marks a worker lost; rebalances or fails by policy.
     fn lose(&mut self, id: &str, reason: String) {
-        let Some(w) = self.workers.get_mut(id) else {
+        let Loss::Lost { live } = self.workers.mark_lost(id, &reason) else {
             return;
         };
-        if w.lost.is_some() {
-            return;
-        }
-        tracing::warn!(worker = %id, %reason, "worker lost");
-        w.lost = Some(Lost {
-            at: SystemTime::now(),
-            reason: reason.clone(),
-        });
-        w.out = None;
         if self.phase != Phase::Running {
             return;
         }
-        let live: Vec<String> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.live())
-            .map(|(k, _)| k.clone())
-            .collect();
         if live.is_empty() {
             self.end(EndReason::WorkersLost(format!(
                 "every worker was lost (last: {id}: {reason})"
@@ -436,22 +363,7 @@ impl Hub {
                 )));
                 self.abort_all("a worker was lost and --on-worker-loss=fail");
             }
-            OnWorkerLoss::Rebalance => {
-                let segments = Segment::split_even(live.len());
-                for (wid, seg) in live.iter().zip(segments) {
-                    if let Some(w) = self.workers.get_mut(wid) {
-                        w.segment = Some(seg);
-                        send(
-                            w,
-                            Out::Reassign(pb::Reassign {
-                                segment: Some(segment_to_pb(seg)),
-                                remaining: live.clone(),
-                            }),
-                        );
-                    }
-                }
-                tracing::info!(remaining = ?live, "segments rebalanced");
-            }
+            OnWorkerLoss::Rebalance => self.workers.rebalance(&live),
         }
     }
 
@@ -477,36 +389,24 @@ impl Hub {
             Phase::Joining | Phase::Assigning => {
                 if now >= self.joined_deadline {
                     self.abort_all("not every worker joined in time");
-                    return Err(CoordinatorError::Run(format!(
-                        "{} of {} workers joined and got ready within {}s; start more workers or raise --join-timeout",
-                        self.workers.values().filter(|w| w.ready).count(),
-                        self.cfg.expect_workers,
-                        self.cfg.join_timeout.as_secs()
-                    )));
+                    return Err(CoordinatorError::JoinTimeout {
+                        joined: self.workers.len(),
+                        ready: self.workers.values().filter(|w| w.ready).count(),
+                        expected: self.cfg.expect_workers,
+                        timeout: self.cfg.join_timeout,
+                    });
                 }
                 return Ok(());
             }
             Phase::Running | Phase::Stopping => {}
         }
-        let silent = self.interval() * SILENT_INTERVALS;
-        let quiet: Vec<String> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.running() && now.saturating_duration_since(w.last_seen) > silent)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for id in quiet {
+        for id in self.workers.silent(now, self.interval()) {
             self.lose(
                 &id,
                 format!("sent nothing for {SILENT_INTERVALS} intervals"),
             );
         }
-        let expected: BTreeSet<String> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.running())
-            .map(|(k, _)| k.clone())
-            .collect();
+        let expected = self.workers.running_ids();
         let closed = self.merger.close_ready(&expected, self.now_seq());
         if !closed.is_empty() {
             for c in &closed {
@@ -556,59 +456,15 @@ impl Hub {
 
     fn finish(mut self) -> (RunReport, Vec<Box<dyn Output>>) {
         self.progress.finish();
-        for c in self.merger.close_all() {
-            self.timeseries
-                .push(TimePoint::from_interval(c.seq, &c.snapshot, c.workers));
-        }
-        let end = SystemTime::now();
-        let (start, elapsed) = match self.started {
-            Some((_, at)) => (at, end.duration_since(at).unwrap_or_default()),
-            None => (end, Duration::ZERO),
-        };
-        let outcomes = self.cfg.thresholds.evaluate(self.merger.total(), elapsed);
-        // lost workers that never said Done are reported as such; unfinished ones too
-        let mut workers = Vec::new();
-        for (id, w) in &mut self.workers {
-            w.out = None;
-            let tally = self.merger.worker(id).cloned().unwrap_or_default();
-            let lost = w.lost.clone().or_else(|| {
-                (w.done.is_none() && self.started.is_some()).then(|| Lost {
-                    at: end,
-                    reason: "did not finish before the run ended".into(),
-                })
-            });
-            workers.push(WorkerRecord {
-                id: id.clone(),
-                host: w.hello.host.clone(),
-                pid: w.hello.pid,
-                core: w.hello.core,
-                version: w.hello.version.clone(),
-                segment: w.segment,
-                clock_offset_us: w.offset.map_or(0, |o| o.0),
-                rtt_us: w.offset.map_or(0, |o| o.1),
-                iterations: tally.iterations.max(0.0) as u64,
-                requests: tally.requests.max(0.0) as u64,
-                snapshots: tally.snapshots,
-                done_iterations: w.done,
-                lost,
-            });
-        }
-        let mut total = self.merger.total().clone();
-        total.vus = 0;
-        total.vus_max = 0;
-        let end_reason = self.end_reason.clone().unwrap_or(EndReason::Completed);
-        let report = RunReport {
-            plan: self.cfg.plan.clone(),
-            start,
-            end,
-            elapsed,
-            total,
+        let report = finish::assemble(Ending {
+            plan: &self.cfg.plan,
+            thresholds: &self.cfg.thresholds,
+            roster: &mut self.workers,
+            merger: &mut self.merger,
             timeseries: std::mem::take(&mut self.timeseries),
-            workers,
-            thresholds: outcomes,
-            end_reason,
-            late_snapshots: self.merger.late,
-        };
+            started: self.started,
+            end_reason: self.end_reason.take(),
+        });
         (report, std::mem::take(&mut self.outputs))
     }
 }

@@ -1,6 +1,8 @@
 //! The coordinator: the gRPC service workers join ([`server`]), one session per worker
 //! stream ([`session`], clock offsets in [`clock`]), and the hub ([`hub`]) that owns the
-//! run: who joined, their segments, the start, merging, liveness, thresholds, the end.
+//! run: the start, merging, thresholds, the phases. Who joined, their segments, liveness and
+//! rebalancing are the roster's ([`roster`]); the end-of-run report is assembled in
+//! [`finish`].
 //!
 //! Phases of the hub:
 //!
@@ -15,7 +17,9 @@
 //! lost: its snapshots so far stay merged; by policy its segment is split among the rest
 //! (`Reassign`) or the run fails.
 pub mod clock;
+mod finish;
 mod hub;
+mod roster;
 pub mod server;
 pub mod session;
 
@@ -85,12 +89,31 @@ pub(crate) enum Event {
     },
 }
 
+/// Why a run could not go on (a run that went on and failed is a [`RunReport`] instead).
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
     #[error("the worker service failed: {0}")]
-    Serve(#[from] tonic::transport::Error),
-    #[error("{0}")]
-    Run(String),
+    Serve(#[source] tonic::transport::Error),
+    #[error("{what} before the run started; see its message above")]
+    LocalWorkerExited { what: String },
+    #[error("worker {worker} is ready for plan {theirs} but the controller sent {ours}; run the same barrage release on both sides")]
+    PlanHashMismatch {
+        worker: String,
+        theirs: String,
+        ours: String,
+    },
+    #[error("worker {worker} left before the start: {reason}")]
+    LeftBeforeStart { worker: String, reason: String },
+    #[error(
+        "{joined} of {expected} workers joined and {ready} got ready within {}s; start more workers or raise --join-timeout",
+        timeout.as_secs()
+    )]
+    JoinTimeout {
+        joined: usize,
+        ready: usize,
+        expected: usize,
+        timeout: Duration,
+    },
 }
 
 /// Serves workers on `listener` and runs the plan; returns when the run is over (the

@@ -4,7 +4,7 @@
 use super::session::{self, SessionShared};
 use super::Event;
 use barrage_core::Secret;
-use barrage_proto::pb::{self, ControllerMessage, WorkerMessage};
+use barrage_proto::pb::{ControllerMessage, WorkerMessage};
 use barrage_proto::{Controller, ControllerServer, AUTH_METADATA, MAX_MESSAGE_BYTES};
 use std::future::Future;
 use std::sync::Arc;
@@ -97,15 +97,6 @@ pub(crate) async fn serve(
         .add_service(intercepted)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
-}
-
-/// A `Reject` message.
-pub(crate) fn reject(reason: impl Into<String>) -> ControllerMessage {
-    ControllerMessage {
-        msg: Some(pb::controller_message::Msg::Reject(pb::Reject {
-            reason: reason.into(),
-        })),
-    }
 }
 
 #[cfg(test)]

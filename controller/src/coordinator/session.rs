@@ -2,7 +2,6 @@
 //! rounds, then every message forwarded to the hub as an [`Event`]. The hub answers
 //! through the worker's outbound channel; when the hub drops it, the stream ends.
 use super::clock::{self, Round};
-use super::server::reject;
 use super::Event;
 use barrage_proto::pb::{
     self, controller_message, worker_message, ControllerMessage, WorkerMessage,
@@ -51,6 +50,15 @@ async fn next(inbound: &mut Streaming<WorkerMessage>) -> Result<worker_message::
         Ok(Ok(None)) => Err("stream closed".into()),
         Ok(Ok(Some(WorkerMessage { msg: None }))) => Err("empty message".into()),
         Ok(Ok(Some(WorkerMessage { msg: Some(m) }))) => Ok(m),
+    }
+}
+
+/// A `Reject` message.
+pub(crate) fn reject(reason: impl Into<String>) -> ControllerMessage {
+    ControllerMessage {
+        msg: Some(controller_message::Msg::Reject(pb::Reject {
+            reason: reason.into(),
+        })),
     }
 }
 

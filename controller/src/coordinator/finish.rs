@@ -1,0 +1,85 @@
+//! The end of a run: the last intervals closed, thresholds evaluated over the whole run,
+//! and one [`RunReport`] assembled from the roster and the merged figures. Workers that
+//! neither said `Done` nor were lost are reported as lost ("did not finish").
+use super::roster::Roster;
+use crate::merge::Merger;
+use crate::report::{EndReason, Lost, RunReport, WorkerRecord};
+use crate::thresholds::ThresholdSet;
+use crate::timeseries::{TimePoint, TimeSeries};
+use barrage_core::Plan;
+use std::time::{Duration, Instant, SystemTime};
+
+/// What the hub hands over at the end.
+pub(crate) struct Ending<'a> {
+    pub plan: &'a Plan,
+    pub thresholds: &'a ThresholdSet,
+    pub roster: &'a mut Roster,
+    pub merger: &'a mut Merger,
+    pub timeseries: TimeSeries,
+    /// Stage time 0 (monotonic and wall clock), if the run started.
+    pub started: Option<(Instant, SystemTime)>,
+    pub end_reason: Option<EndReason>,
+}
+
+/// Assembles the report of the run.
+pub(crate) fn assemble(e: Ending<'_>) -> RunReport {
+    let Ending {
+        plan,
+        thresholds,
+        roster,
+        merger,
+        mut timeseries,
+        started,
+        end_reason,
+    } = e;
+    for c in merger.close_all() {
+        timeseries.push(TimePoint::from_interval(c.seq, &c.snapshot, c.workers));
+    }
+    let end = SystemTime::now();
+    let (start, elapsed) = match started {
+        Some((_, at)) => (at, end.duration_since(at).unwrap_or_default()),
+        None => (end, Duration::ZERO),
+    };
+    let outcomes = thresholds.evaluate(merger.total(), elapsed);
+    let mut workers = Vec::new();
+    for (id, w) in roster.iter_mut() {
+        w.out = None;
+        let tally = merger.worker(id).cloned().unwrap_or_default();
+        let lost = w.lost.clone().or_else(|| {
+            (w.done.is_none() && started.is_some()).then(|| Lost {
+                at: end,
+                reason: "did not finish before the run ended".into(),
+            })
+        });
+        workers.push(WorkerRecord {
+            id: id.clone(),
+            host: w.hello.host.clone(),
+            pid: w.hello.pid,
+            core: w.hello.core,
+            version: w.hello.version.clone(),
+            segment: w.segment,
+            clock_offset_us: w.offset.map_or(0, |o| o.0),
+            rtt_us: w.offset.map_or(0, |o| o.1),
+            iterations: tally.iterations.max(0.0) as u64,
+            requests: tally.requests.max(0.0) as u64,
+            snapshots: tally.snapshots,
+            done_iterations: w.done,
+            lost,
+        });
+    }
+    let mut total = merger.total().clone();
+    total.vus = 0;
+    total.vus_max = 0;
+    RunReport {
+        plan: plan.clone(),
+        start,
+        end,
+        elapsed,
+        total,
+        timeseries,
+        workers,
+        thresholds: outcomes,
+        end_reason: end_reason.unwrap_or(EndReason::Completed),
+        late_snapshots: merger.late,
+    }
+}

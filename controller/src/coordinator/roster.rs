@@ -1,0 +1,175 @@
+//! Who is in the run and whether they are still there: the workers that joined, their
+//! segments, liveness, and the rebalancing of a lost worker's share among the rest.
+//!
+//! The roster never talks to the network itself: it answers through each worker's
+//! outbound channel, and a full or closed channel is left to liveness.
+use super::hub::SILENT_INTERVALS;
+use crate::report::Lost;
+use barrage_core::Segment;
+use barrage_proto::pb::{self, controller_message::Msg as Out};
+use barrage_proto::segment_to_pb;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Instant, SystemTime};
+use tokio::sync::mpsc;
+use tonic::Status as GrpcStatus;
+
+/// The outbound half of a worker's stream.
+pub(crate) type Outbound = mpsc::Sender<Result<pb::ControllerMessage, GrpcStatus>>;
+
+/// One worker as the hub knows it.
+pub(crate) struct Worker {
+    /// What it said about itself (host, pid, core, version), for the report.
+    pub hello: pb::Hello,
+    /// Its stream; `None` once it is gone or lost, so nothing more is sent.
+    pub out: Option<Outbound>,
+    /// Clock offset and RTT (µs), once measured; the run waits for every worker's.
+    pub offset: Option<(i64, i64)>,
+    /// Its share of the load, once assigned.
+    pub segment: Option<Segment>,
+    /// It built the flow of the assignment and can start.
+    pub ready: bool,
+    /// Its iteration count, once it said `Done`.
+    pub done: Option<u64>,
+    /// Why and when it was lost, if it was.
+    pub lost: Option<Lost>,
+    /// When the hub last heard from it (liveness while running).
+    pub last_seen: Instant,
+}
+
+impl Worker {
+    pub fn live(&self) -> bool {
+        self.lost.is_none()
+    }
+    pub fn running(&self) -> bool {
+        self.lost.is_none() && self.done.is_none()
+    }
+    /// Sends `m`; a full or closed channel means a slow or gone worker, which liveness
+    /// deals with.
+    pub fn send(&self, m: Out) {
+        if let Some(out) = &self.out {
+            let _ = out.try_send(Ok(pb::ControllerMessage { msg: Some(m) }));
+        }
+    }
+}
+
+/// What happened when a worker was lost.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Loss {
+    /// It was lost already (or is unknown): nothing changed.
+    Known,
+    /// Lost; these workers are still live (empty: none left).
+    Lost { live: Vec<String> },
+}
+
+/// The workers of the run, by id (`w1`, `w2`, … in joining order).
+#[derive(Default)]
+pub(crate) struct Roster {
+    workers: BTreeMap<String, Worker>,
+    next_id: u64,
+}
+
+impl Roster {
+    /// Takes a new worker in and names it.
+    pub fn admit(&mut self, hello: pb::Hello, out: Outbound) -> String {
+        self.next_id += 1;
+        let id = format!("w{}", self.next_id);
+        self.workers.insert(
+            id.clone(),
+            Worker {
+                hello,
+                out: Some(out),
+                offset: None,
+                segment: None,
+                ready: false,
+                done: None,
+                lost: None,
+                last_seen: Instant::now(),
+            },
+        );
+        id
+    }
+
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Worker> {
+        self.workers.get_mut(id)
+    }
+    pub fn remove(&mut self, id: &str) {
+        self.workers.remove(id);
+    }
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Worker)> {
+        self.workers.iter_mut()
+    }
+    pub fn values(&self) -> impl Iterator<Item = &Worker> {
+        self.workers.values()
+    }
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Worker> {
+        self.workers.values_mut()
+    }
+
+    /// Ids of the workers still running (live, not done): whose snapshots an interval
+    /// waits for.
+    pub fn running_ids(&self) -> BTreeSet<String> {
+        self.workers
+            .iter()
+            .filter(|(_, w)| w.running())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Sends `m` to every running worker.
+    pub fn send_running(&self, m: &Out) {
+        for w in self.workers.values().filter(|w| w.running()) {
+            w.send(m.clone());
+        }
+    }
+
+    /// Running workers the hub has not heard from for [`SILENT_INTERVALS`] intervals.
+    pub fn silent(&self, now: Instant, interval: std::time::Duration) -> Vec<String> {
+        let silent = interval * SILENT_INTERVALS;
+        self.workers
+            .iter()
+            .filter(|(_, w)| w.running() && now.saturating_duration_since(w.last_seen) > silent)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Marks `id` lost for `reason` and closes its stream.
+    pub fn mark_lost(&mut self, id: &str, reason: &str) -> Loss {
+        let Some(w) = self.workers.get_mut(id) else {
+            return Loss::Known;
+        };
+        if w.lost.is_some() {
+            return Loss::Known;
+        }
+        tracing::warn!(worker = %id, %reason, "worker lost");
+        w.lost = Some(Lost {
+            at: SystemTime::now(),
+            reason: reason.to_string(),
+        });
+        w.out = None;
+        let live = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.live())
+            .map(|(k, _)| k.clone())
+            .collect();
+        Loss::Lost { live }
+    }
+
+    /// Splits the whole load evenly among `live` and tells each its new segment.
+    pub fn rebalance(&mut self, live: &[String]) {
+        let segments = Segment::split_even(live.len());
+        for (wid, seg) in live.iter().zip(segments) {
+            if let Some(w) = self.workers.get_mut(wid) {
+                w.segment = Some(seg);
+                w.send(Out::Reassign(pb::Reassign {
+                    segment: Some(segment_to_pb(seg)),
+                    remaining: live.to_vec(),
+                }));
+            }
+        }
+        tracing::info!(remaining = ?live, "segments rebalanced");
+    }
+}
