@@ -28,7 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn config_error(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("barrage: {}", e.to_string().trim_end());
+    barrage_core::errln!("barrage: {}", e.to_string().trim_end());
     ExitCode::from(exit_code::CONFIG)
 }
 
@@ -38,12 +38,12 @@ fn token_cmd(a: TokenArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(config_error(e)),
     };
     if source == token::SecretSource::Default {
-        eprintln!(
+        barrage_core::errln!(
             "barrage token: {} is unset; signed with the seed's default mock secret",
             a.secret_env
         );
     }
-    println!("{}", token::mint(&a, &secret)?);
+    barrage_core::outln!("{}", token::mint(&a, &secret)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -98,7 +98,7 @@ fn finalize(
     let mut failed_outputs = false;
     for o in outputs {
         if let Err(e) = o.stop() {
-            eprintln!("barrage: an output could not be written: {e}");
+            barrage_core::errln!("barrage: an output could not be written: {e}");
             failed_outputs = true;
         }
     }
@@ -196,7 +196,7 @@ async fn run_local(
         cfg.plan.target.version = barrage_core::VERSION.into();
         cfg.plan.target.llm = "mock".into();
         cfg.plan.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
-        eprintln!(
+        barrage_core::errln!(
             "barrage: target {} (reference runtime), mock LLM {mock}",
             cfg.plan.target.url
         );
@@ -328,7 +328,7 @@ fn controller_cmd(args: ControllerArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}; pick another --listen", args.listen))?;
         let addr = listener.local_addr()?;
-        println!("listening on {addr}");
+        barrage_core::outln!("listening on {addr}");
         let _ = std::io::stdout().flush();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         forward_signals(control_tx);

@@ -113,7 +113,7 @@ impl Progress {
             Mode::Lines { last } => {
                 if last.is_none_or(|l| l.elapsed() >= LINE_EVERY) {
                     *last = Some(Instant::now());
-                    eprintln!("barrage: {}", s.line(total));
+                    barrage_core::errln!("barrage: {}", s.line(total));
                 }
             }
         }

@@ -16,7 +16,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = match args.into_config() {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("barrage-mock-llm: {e}");
+            barrage_core::errln!("barrage-mock-llm: {e}");
             return Ok(ExitCode::from(exit_code::CONFIG));
         }
     };
@@ -46,7 +46,7 @@ async fn async_main(config: Config) -> anyhow::Result<()> {
         .local_addr()
         .context("could not read the bound address")?;
     // The first stdout line: tests and scripts read the port from it.
-    println!("listening on {local}");
+    barrage_core::outln!("listening on {local}");
     info!(
         version = env!("CARGO_PKG_VERSION"),
         addr = %local,

@@ -116,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = match args.into_config() {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("barrage-reference-runtime: {err}");
+            barrage_core::errln!("barrage-reference-runtime: {err}");
             return Ok(ExitCode::from(2));
         }
     };
@@ -139,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )
         })?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        println!("listening on http://{addr}");
+        barrage_core::outln!("listening on http://{addr}");
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             %addr,

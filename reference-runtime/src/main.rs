@@ -1,10 +1,9 @@
-//! `barrage-reference-runtime`: parses flags, starts tracing (stderr, `RUST_LOG`,
-//! default `info`), and hands over to [`reference_runtime::run`].
+//! `barrage-reference-runtime`: parses flags, starts tracing (`barrage_core::logging`:
+//! stderr, `RUST_LOG`, default `info`), and hands over to [`reference_runtime::run`].
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 /// A small, fast, in-memory Agent Protocol server (LangGraph API wire shapes).
 #[derive(Debug, Parser)]
@@ -16,17 +15,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    barrage_core::logging::init();
     match reference_runtime::run(cli.args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("barrage-reference-runtime: {err:#}");
+            barrage_core::errln!("barrage-reference-runtime: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -10,11 +10,21 @@
 //! | 99   | standalone: at least one threshold failed                               |
 use std::process::ExitCode;
 
-pub const OK: u8 = 0;
-pub const INTERNAL: u8 = 1;
-pub const BAD_INPUT: u8 = 2;
+//
+// The names are those of `barrage` and `barrage-mock-llm` (`SUCCESS`, `FAILURE`, `CONFIG`,
+// `THRESHOLDS_FAILED`): one scheme across the binaries.
+
+/// The run ended normally (or the controller stopped/aborted it).
+pub const SUCCESS: u8 = 0;
+/// An unexpected internal error.
+pub const FAILURE: u8 = 1;
+/// Bad input: flags, plan file, environment, or a bad assignment.
+pub const CONFIG: u8 = 2;
+/// The controller rejected this worker.
 pub const REJECTED: u8 = 3;
+/// The controller was lost; load was stopped.
 pub const LOST_CONTROLLER: u8 = 4;
+/// Standalone: at least one threshold failed.
 pub const THRESHOLDS_FAILED: u8 = 99;
 
 /// `code` as a process exit code.

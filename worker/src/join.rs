@@ -95,8 +95,8 @@ async fn connect(
 > {
     let deadline = Instant::now() + args.connect_timeout;
     let mut endpoint = Endpoint::from_shared(args.controller.clone()).map_err(|e| {
-        eprintln!("barrage-worker: --controller {}: {e}", args.controller);
-        Exit(exit_code::BAD_INPUT)
+        barrage_core::errln!("barrage-worker: --controller {}: {e}", args.controller);
+        Exit(exit_code::CONFIG)
     })?;
     endpoint = endpoint
         .connect_timeout(Duration::from_secs(5))
@@ -107,8 +107,8 @@ async fn connect(
         endpoint = endpoint
             .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
             .map_err(|e| {
-                eprintln!("barrage-worker: --tls-ca: {e}");
-                Exit(exit_code::BAD_INPUT)
+                barrage_core::errln!("barrage-worker: --tls-ca: {e}");
+                Exit(exit_code::CONFIG)
             })?;
     }
     let mut attempt = 0u32;
@@ -125,10 +125,10 @@ async fn connect(
                 let mut request = tonic::Request::new(ReceiverStream::new(rx));
                 if let Some(token) = &args.token {
                     let value = format!("Bearer {}", token.expose()).parse().map_err(|_| {
-                        eprintln!(
+                        barrage_core::errln!(
                             "barrage-worker: --token-file: the token is not a valid header value"
                         );
-                        Exit(exit_code::BAD_INPUT)
+                        Exit(exit_code::CONFIG)
                     })?;
                     request
                         .metadata_mut()
@@ -140,7 +140,7 @@ async fn connect(
                         if status.code() == tonic::Code::Unauthenticated
                             || status.code() == tonic::Code::PermissionDenied =>
                     {
-                        eprintln!(
+                        barrage_core::errln!(
                             "barrage-worker: rejected by the controller: {}",
                             status.message()
                         );
@@ -152,7 +152,7 @@ async fn connect(
             Err(e) => format!("connect: {}", error_chain(&e)),
         };
         if Instant::now() >= deadline {
-            eprintln!(
+            barrage_core::errln!(
                 "barrage-worker: cannot reach the controller at {} after {attempt} attempts ({failure}); check the address or raise --connect-timeout",
                 args.controller
             );
@@ -187,7 +187,7 @@ async fn send(tx: &mpsc::Sender<pb::WorkerMessage>, m: Out) -> Result<(), Exit> 
     match timeout(Duration::from_secs(5), tx.send(msg(m))).await {
         Ok(Ok(())) => Ok(()),
         _ => {
-            eprintln!("barrage-worker: lost the controller (cannot send)");
+            barrage_core::errln!("barrage-worker: lost the controller (cannot send)");
             Err(Exit(exit_code::LOST_CONTROLLER))
         }
     }
@@ -200,7 +200,7 @@ async fn fatal(
     mut inbound: tonic::Streaming<pb::ControllerMessage>,
     message: String,
 ) -> Exit {
-    eprintln!("barrage-worker: {message}");
+    barrage_core::errln!("barrage-worker: {message}");
     let _ = send(
         &tx,
         Out::Error(pb::WorkerError {
@@ -212,7 +212,7 @@ async fn fatal(
     drop(tx);
     let drained = async { while let Ok(Some(_)) = inbound.message().await {} };
     let _ = timeout(Duration::from_secs(2), drained).await;
-    Exit(exit_code::BAD_INPUT)
+    Exit(exit_code::CONFIG)
 }
 
 fn done_msg(last: &Snapshot, iterations: u64, dropped: u64) -> Out {
@@ -337,7 +337,7 @@ async fn converse_inner<S: Scenario + 'static>(
         tokio::select! {
             biased;
             end = next => {
-                let end = end.ok_or(Exit(exit_code::INTERNAL))?;
+                let end = end.ok_or(Exit(exit_code::FAILURE))?;
                 tracing::info!(iterations = end.totals.iterations, dropped = end.totals.dropped, "run over; sending Done");
                 send(&tx, done_msg(&end.last, end.totals.iterations, end.totals.dropped)).await?;
                 return Ok(finish(tx, inbound, stop_asked).await);
@@ -356,7 +356,7 @@ async fn converse_inner<S: Scenario + 'static>(
                         tracing::info!(worker = %w.worker_id, interval_ms = w.interval_ms, controller = %w.controller_version, "welcomed");
                     }
                     In::Reject(r) => {
-                        eprintln!("barrage-worker: rejected by the controller: {}", r.reason);
+                        barrage_core::errln!("barrage-worker: rejected by the controller: {}", r.reason);
                         return Err(Exit(exit_code::REJECTED));
                     }
                     In::Ping(p) => {
@@ -441,13 +441,13 @@ async fn finish(
     if timeout(AFTER_DONE_WAIT, wait).await.is_err() {
         tracing::info!("the controller neither stopped us nor closed the stream; exiting anyway");
     }
-    exit_code::OK
+    exit_code::SUCCESS
 }
 
 /// The controller is gone: stop all load (grace, then hard, bounded) and exit 4.
 async fn lost(why: &str, running: Option<Running>, root: &CancellationToken) -> Exit {
     tracing::error!(reason = why, "lost the controller; stopping all load");
-    eprintln!("barrage-worker: lost the controller ({why}); stopping all load");
+    barrage_core::errln!("barrage-worker: lost the controller ({why}); stopping all load");
     if let Some(run) = running {
         let _ = run.stop.send(Some(LOST_GRACE.min(run.grace)));
         if timeout(LOST_DEADLINE, run.done).await.is_err() {

@@ -69,8 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     match args.validate() {
         Err(e) => {
-            eprintln!("barrage-worker: {e}");
-            Ok(exit_code::code(exit_code::BAD_INPUT))
+            barrage_core::errln!("barrage-worker: {e}");
+            Ok(exit_code::code(exit_code::CONFIG))
         }
         Ok(cli::Mode::Standalone(a)) => standalone::run(a),
         Ok(cli::Mode::Join(a)) => join::run(a),

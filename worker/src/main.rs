@@ -1,4 +1,4 @@
-//! `barrage-worker`: parses flags, starts tracing (RUST_LOG, default info, on stderr) and
+//! `barrage-worker`: parses flags, starts tracing (`barrage_core::logging`) and
 //! calls [`worker::run`].
 use clap::Parser;
 use std::process::ExitCode;
@@ -22,18 +22,12 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    barrage_core::logging::init();
     match worker::run(cli.args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("barrage-worker: {e:#}");
-            ExitCode::from(worker::exit_code::INTERNAL)
+            barrage_core::errln!("barrage-worker: {e:#}");
+            ExitCode::from(worker::exit_code::FAILURE)
         }
     }
 }

@@ -95,7 +95,7 @@ pub async fn run_plan<S: Scenario + 'static>(
                 if let Some(barrage_core::Sink::Counter(c)) = snap.submetric("iterations", &[]) {
                     iterations += c.sum;
                 }
-                eprintln!(
+                barrage_core::errln!(
                     "running ({:.1}s), {}/{} VUs, {} complete iterations",
                     start.elapsed().as_secs_f64(),
                     snap.vus,
@@ -123,8 +123,8 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let plan = match load_plan(&args).and_then(|p| secrets_from_env(&p).map(|s| (p, s))) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("barrage-worker: {e}");
-            return Ok(exit_code::code(exit_code::BAD_INPUT));
+            barrage_core::errln!("barrage-worker: {e}");
+            return Ok(exit_code::code(exit_code::CONFIG));
         }
     };
     let (plan, secrets) = plan;
@@ -133,8 +133,8 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         let flow = match crate::flow::AgentFlow::new(&plan, &secrets) {
             Ok(f) => f,
             Err(e) => {
-                eprintln!("barrage-worker: {e}");
-                return Ok(exit_code::code(exit_code::BAD_INPUT));
+                barrage_core::errln!("barrage-worker: {e}");
+                return Ok(exit_code::code(exit_code::CONFIG));
             }
         };
         tracing::info!(
@@ -149,7 +149,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         let signals = hard.clone();
         tokio::task::spawn_local(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: stopping gracefully (Ctrl-C again to stop at once)");
+                barrage_core::errln!("interrupted: stopping gracefully (Ctrl-C again to stop at once)");
                 let _ = stop_tx.send(Some(grace));
                 if tokio::signal::ctrl_c().await.is_ok() {
                     signals.cancel();
@@ -158,7 +158,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         });
         let plan = Rc::new(plan);
         let outcome = run_plan(plan.clone(), Rc::new(flow), stop, hard, true).await;
-        let mut out = std::io::stdout().lock();
+        let mut out = barrage_core::logging::Lossy(std::io::stdout().lock());
         summary::write_summary(
             &mut out,
             &plan,
@@ -169,9 +169,9 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         .context("writing the summary")?;
         out.flush().ok();
         Ok(if outcome.thresholds_passed() {
-            exit_code::code(exit_code::OK)
+            exit_code::code(exit_code::SUCCESS)
         } else {
-            eprintln!("barrage-worker: some thresholds have failed");
+            barrage_core::errln!("barrage-worker: some thresholds have failed");
             exit_code::code(exit_code::THRESHOLDS_FAILED)
         })
     })
