@@ -148,3 +148,62 @@ fn overrides_apply_and_a_jwt_plan_keeps_its_claims() {
         "{err}"
     );
 }
+
+/// Issue 14 §6: `--tier "x/../../../escaped"` wrote the results outside `--results-dir`.
+#[test]
+fn labels_that_name_result_files_are_checked_from_the_file_and_from_flags() {
+    let base = "[scenario]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n";
+    let err = Plan::from_toml_str(&format!(
+        "{base}[target]\ntier = \"x/../../../escaped\"\nruntime = \"..\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    for needle in [
+        "target.tier: \"x/../../../escaped\"",
+        "target.runtime: \"..\"",
+    ] {
+        assert!(err.contains(needle), "{needle} missing in:\n{err}");
+    }
+    for (field, o) in [
+        (
+            "target.tier",
+            PlanOverrides {
+                tier: Some("x/../../../escaped".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "target.runtime",
+            PlanOverrides {
+                runtime: Some("../up".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "target.version",
+            PlanOverrides {
+                version: Some("1/2".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "target.llm",
+            PlanOverrides {
+                llm: Some("a\0b".into()),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let mut plan = Plan::profile(Profile::Smoke);
+        plan.apply(&o);
+        let err = plan.validate().unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(err.0[0].starts_with(field), "{field}: {err}");
+    }
+    let mut plan = Plan::profile(Profile::Smoke);
+    plan.apply(&PlanOverrides {
+        tier: Some("m".into()),
+        ..Default::default()
+    });
+    plan.validate().unwrap();
+}

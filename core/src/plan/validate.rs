@@ -1,6 +1,7 @@
 //! [`Plan::validate`]: every problem at once, each naming the field, the value and the
 //! accepted form.
 use super::{AuthConfig, Plan, PlanError, STREAM_MODES};
+use crate::label::check_path_label;
 use std::time::Duration;
 
 impl Plan {
@@ -21,17 +22,17 @@ impl Plan {
                 "target.url: {url:?} must be an http(s) URL, e.g. http://127.0.0.1:9001"
             )),
         }
-        for (field, value) in [
-            ("target.runtime", &self.target.runtime),
-            ("target.version", &self.target.version),
-            ("target.llm", &self.target.llm),
-        ] {
-            if value.is_empty()
-                || !value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-            {
-                errors.push(format!("{field}: {value:?} must be non-empty letters, digits, '.', '_' or '-' (it names result files)"));
+        let labels = [
+            ("target.runtime", Some(&self.target.runtime)),
+            ("target.version", Some(&self.target.version)),
+            ("target.llm", Some(&self.target.llm)),
+            ("target.tier", self.target.tier.as_ref()),
+        ];
+        for (field, value) in labels {
+            if let Some(value) = value {
+                if let Err(e) = check_path_label(value) {
+                    errors.push(format!("{field}: {value:?} {e}"));
+                }
             }
         }
         self.scenario.validate("scenario", &mut errors);
