@@ -32,9 +32,15 @@ impl RequestFlow {
                 REQUEST_METHODS.join(", ")
             ));
         }
-        if !self.path.starts_with('/') || self.path.chars().any(char::is_whitespace) {
+        // a control character (NUL, CR, LF) would cut or split the request line on the wire
+        if !self.path.starts_with('/')
+            || self
+                .path
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
             errors.push(format!(
-                "flow.request.path: {:?} must start with / and hold no spaces, e.g. \"/ok\"",
+                "flow.request.path: {:?} must start with / and hold no spaces or control characters, e.g. \"/ok\"",
                 self.path
             ));
         }

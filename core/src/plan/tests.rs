@@ -207,3 +207,74 @@ fn labels_that_name_result_files_are_checked_from_the_file_and_from_flags() {
     });
     plan.validate().unwrap();
 }
+
+/// Issue 14: unknown keys in a threshold object (`abortOnFial`, ...) were accepted silently.
+#[test]
+fn a_threshold_object_takes_k6_keys_and_refuses_others_by_name() {
+    let base =
+        "[scenario]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[thresholds]\n";
+    let plan = Plan::from_toml_str(&format!(
+        "{base}http_req_failed = [{{ threshold = \"rate<0.05\", abortOnFail = true, delayAbortEval = \"10s\" }}]\n"
+    ))
+    .unwrap();
+    let th = &plan.parsed_thresholds().unwrap()[0].1[0];
+    assert_eq!(
+        (th.abort_on_fail, th.delay_abort_eval),
+        (true, Duration::from_secs(10))
+    );
+    let back = Plan::from_json_str(&plan.to_json()).unwrap();
+    assert_eq!(back, plan);
+    for (key, body) in [
+        (
+            "abortOnFial",
+            "threshold = \"rate<0.05\", abortOnFial = true",
+        ),
+        (
+            "delayAbortEvaluation",
+            "threshold = \"rate<0.05\", delayAbortEvaluation = \"5s\"",
+        ),
+        ("treshold", "treshold = \"rate<0.05\""),
+    ] {
+        let err = Plan::from_toml_str(&format!("{base}http_req_failed = [{{ {body} }}]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("`{key}`")),
+            "{key} not named in:\n{err}"
+        );
+    }
+    let err = Plan::from_toml_str(&format!(
+        "{base}http_req_failed = [{{ threshold = \"rate<0.05\", delayAbortEval = \"soon\" }}]\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("delayAbortEval"), "{err}");
+}
+
+/// Issue 14: a NUL byte in `flow.request.path` passed validation.
+#[test]
+fn a_request_path_with_a_control_character_is_refused() {
+    for path in [
+        "/ok\0",
+        "/a\u{7f}b",
+        "/a\u{1b}[0m",
+        "/a\u{85}b",
+        "/ok\r\nX-Evil: 1",
+    ] {
+        let mut plan = Plan::profile(Profile::Smoke);
+        plan.flow.request = Some(RequestFlow {
+            method: "GET".into(),
+            path: path.into(),
+            body: None,
+        });
+        let err = plan.validate().unwrap_err();
+        assert!(err.0[0].starts_with("flow.request.path"), "{path:?}: {err}");
+    }
+    let mut plan = Plan::profile(Profile::Smoke);
+    plan.flow.request = Some(RequestFlow {
+        method: "GET".into(),
+        path: "/threads/{vu}/state?x=é".into(),
+        body: None,
+    });
+    plan.validate().unwrap();
+}
