@@ -81,7 +81,9 @@ pub enum AuthError {
     #[error("the JWT secret is empty; set SUPABASE_JWT_SECRET or pass a secret file")]
     EmptySecret,
     #[error("cannot sign the JWT: {0}")]
-    Sign(String),
+    Sign(#[source] jsonwebtoken::errors::Error),
+    #[error("{field}: the value of {var} holds a line break or another character an HTTP header cannot carry; store the secret on one line of visible characters")]
+    NotHeaderSafe { field: &'static str, var: String },
     #[error("cannot read the secret file {path}: {source}; point it at a file holding the secret")]
     ReadFile {
         path: String,
@@ -110,6 +112,32 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, AuthError> {
     Ok(Secret::new(text))
 }
 
+/// Whether `value` can be sent as (part of) an HTTP header value: tabs and the visible
+/// ASCII characters plus space only. A CR or LF would split the header (or let a secret
+/// inject one), so such a secret is refused before the run, not by the worker mid-run.
+pub fn is_header_safe(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+}
+
+/// Checks a secret that travels in a header ([`is_header_safe`]); `field` and `var` name
+/// where it came from, the value itself is never printed.
+pub fn check_header_secret(
+    field: &'static str,
+    var: &str,
+    secret: &Secret,
+) -> Result<(), AuthError> {
+    if is_header_safe(secret.expose()) {
+        Ok(())
+    } else {
+        Err(AuthError::NotHeaderSafe {
+            field,
+            var: var.to_string(),
+        })
+    }
+}
+
 /// The secrets the plan's `auth` needs, by [`keys`], read from the environment (`env`
 /// looks a variable up) or from the secret file. The controller sends them in the
 /// assignment; a standalone worker reads them itself.
@@ -132,10 +160,9 @@ pub fn plan_secrets(
     match auth {
         AuthConfig::None => {}
         AuthConfig::Token { token_env } => {
-            out.insert(
-                keys::TOKEN.into(),
-                need(token_env, "auth.token_env", "--auth-token-env")?,
-            );
+            let token = need(token_env, "auth.token_env", "--auth-token-env")?;
+            check_header_secret("auth.token_env", token_env, &token)?;
+            out.insert(keys::TOKEN.into(), token);
         }
         AuthConfig::Jwt {
             secret_env,
@@ -153,10 +180,9 @@ pub fn plan_secrets(
             password_env,
             ..
         } => {
-            out.insert(
-                keys::GOTRUE_ANON_KEY.into(),
-                need(anon_key_env, "auth.anon_key_env", "the plan only")?,
-            );
+            let anon = need(anon_key_env, "auth.anon_key_env", "the plan only")?;
+            check_header_secret("auth.anon_key_env", anon_key_env, &anon)?;
+            out.insert(keys::GOTRUE_ANON_KEY.into(), anon);
             out.insert(
                 keys::GOTRUE_PASSWORD.into(),
                 need(password_env, "auth.password_env", "the plan only")?,
@@ -176,7 +202,7 @@ pub fn mint_hs256(secret: &Secret, claims: &JwtClaims) -> Result<String, AuthErr
         claims,
         &EncodingKey::from_secret(secret.expose().as_bytes()),
     )
-    .map_err(|e| AuthError::Sign(e.to_string()))
+    .map_err(AuthError::Sign)
 }
 
 #[cfg(test)]
@@ -234,6 +260,45 @@ mod tests {
         assert!(plan_secrets(&AuthConfig::None, |_| None)
             .unwrap()
             .is_empty());
+    }
+
+    /// Issue 14: a token with CR/LF was refused by the worker at run time, after the start.
+    #[test]
+    fn a_token_that_cannot_be_a_header_is_refused_before_the_run() {
+        let token = AuthConfig::Token {
+            token_env: "TOK".into(),
+        };
+        for bad in ["abc\r\nX-Evil: 1", "a\nb", "a\0b", "a\u{7f}", "tök"] {
+            let e = plan_secrets(&token, |_| Some(bad.into())).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                matches!(&e, AuthError::NotHeaderSafe { field: "auth.token_env", var } if var == "TOK"),
+                "{bad:?}: {text}"
+            );
+            assert!(!text.contains(bad), "the secret leaked: {text}");
+        }
+        let s = plan_secrets(&token, |_| Some(" ey.J\tx-y_z=/+ \n".into())).unwrap();
+        assert_eq!(s[keys::TOKEN].expose(), "ey.J\tx-y_z=/+");
+        let gotrue = AuthConfig::Gotrue {
+            url: "http://127.0.0.1:1".into(),
+            anon_key_env: "ANON".into(),
+            email: "a@b".into(),
+            password_env: "PW".into(),
+        };
+        let e = plan_secrets(&gotrue, |k| {
+            Some(if k == "ANON" { "a\rb" } else { "pw\nok" }.into())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                AuthError::NotHeaderSafe {
+                    field: "auth.anon_key_env",
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

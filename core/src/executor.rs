@@ -187,13 +187,16 @@ impl ExecutorConfig {
                 check_pool(prefix, *pre_allocated_vus, *max_vus, errors);
             }
             ExecutorConfig::RampingArrivalRate {
+                start_rate,
                 time_unit,
                 stages,
                 pre_allocated_vus,
                 max_vus,
-                ..
             } => {
                 check_stages(stages, "iterations per time_unit");
+                if *start_rate == 0 && stages.iter().all(|s| s.target == 0) {
+                    errors.push(format!("{prefix}.stages: start_rate and every target are 0, so no iteration would ever start; raise a target"));
+                }
                 if time_unit.is_zero() {
                     errors.push(format!("{prefix}.time_unit: must be > 0, e.g. \"1s\""));
                 }
@@ -505,6 +508,28 @@ mod tests {
         }
         .validate("executor", &mut errs);
         assert!(errs.iter().any(|e| e.starts_with("executor.stages")));
+    }
+
+    /// Issue 14: an arrival-rate plan whose rates are all zero was accepted and ran nothing.
+    #[test]
+    fn an_arrival_rate_of_zero_throughout_is_refused() {
+        let ramp = |start_rate, targets: &[u64]| {
+            let mut errs = vec![];
+            ExecutorConfig::RampingArrivalRate {
+                start_rate,
+                time_unit: Duration::from_secs(1),
+                stages: targets.iter().map(|t| Stage::new(10, *t)).collect(),
+                pre_allocated_vus: 1,
+                max_vus: 2,
+            }
+            .validate("scenario", &mut errs);
+            errs
+        };
+        let errs = ramp(0, &[0, 0]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("scenario.stages: start_rate and every target are 0"));
+        assert_eq!(ramp(0, &[0, 3]), Vec::<String>::new());
+        assert_eq!(ramp(2, &[0]), Vec::<String>::new());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod duration;
 pub mod executor;
 pub mod format;
 pub mod hdr;
+pub mod label;
 pub mod logging;
 pub mod metrics;
 pub mod plan;

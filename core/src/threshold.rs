@@ -138,8 +138,10 @@ pub struct Threshold {
     pub delay_abort_eval: Duration,
 }
 
-/// How a threshold appears in a plan: k6's string or object form.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// How a threshold appears in a plan: k6's string or object form. The object form accepts
+/// `threshold`, `abortOnFail` and `delayAbortEval` (or their snake_case spellings) and
+/// refuses any other key by name, so a typo never turns an abort off silently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ThresholdSpec {
     Expr(String),
@@ -155,6 +157,61 @@ pub enum ThresholdSpec {
         )]
         delay_abort_eval: Duration,
     },
+}
+
+/// The keys of the object form, as the error for an unknown key lists them.
+const SPEC_KEYS: &[&str] = &["threshold", "abortOnFail", "delayAbortEval"];
+
+impl<'de> Deserialize<'de> for ThresholdSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ThresholdSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a threshold expression such as \"p(95)<500\", or an object \
+                     { threshold = \"...\", abortOnFail = true, delayAbortEval = \"10s\" }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ThresholdSpec, E> {
+                Ok(ThresholdSpec::Expr(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ThresholdSpec, A::Error> {
+                use serde::de::Error;
+                let mut threshold = None;
+                let mut abort_on_fail = None;
+                let mut delay_abort_eval = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "threshold" if threshold.is_none() => threshold = Some(map.next_value()?),
+                        "abortOnFail" | "abort_on_fail" if abort_on_fail.is_none() => {
+                            abort_on_fail = Some(map.next_value()?)
+                        }
+                        "delayAbortEval" | "delay_abort_eval" if delay_abort_eval.is_none() => {
+                            let text: String = map.next_value()?;
+                            let d = crate::duration::parse_duration(&text)
+                                .map_err(|e| A::Error::custom(format!("delayAbortEval: {e}")))?;
+                            delay_abort_eval = Some(d);
+                        }
+                        "threshold" | "abortOnFail" | "abort_on_fail" | "delayAbortEval"
+                        | "delay_abort_eval" => {
+                            return Err(A::Error::custom(format!("the key `{key}` is given twice")))
+                        }
+                        _ => return Err(A::Error::unknown_field(&key, SPEC_KEYS)),
+                    }
+                }
+                Ok(ThresholdSpec::Full {
+                    threshold: threshold.ok_or_else(|| A::Error::missing_field("threshold"))?,
+                    abort_on_fail: abort_on_fail.unwrap_or(false),
+                    delay_abort_eval: delay_abort_eval.unwrap_or(Duration::ZERO),
+                })
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 impl ThresholdSpec {

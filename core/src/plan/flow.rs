@@ -1,0 +1,73 @@
+//! `[flow]`: what one iteration does against the target (the agent flow or one request).
+use super::request::RequestFlow;
+use crate::duration::serde_str;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Stream modes the Agent Protocol accepts.
+pub const STREAM_MODES: &[&str] = &[
+    "values",
+    "updates",
+    "messages",
+    "messages-tuple",
+    "events",
+    "debug",
+    "custom",
+    "tasks",
+    "checkpoints",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowConfig {
+    #[serde(default = "default_graph")]
+    pub graph_id: String,
+    /// Passed in the assistant's `config.configurable.model_name`.
+    #[serde(default = "default_model")]
+    pub model_name: String,
+    #[serde(default = "default_stream_mode")]
+    pub stream_mode: Vec<String>,
+    /// Pause between a VU's iterations.
+    #[serde(default, with = "serde_str")]
+    pub think_time: Duration,
+    /// Timeout of one HTTP request (a stream's whole body included).
+    #[serde(default = "default_timeout", with = "serde_str")]
+    pub request_timeout: Duration,
+    /// Text of the user message sent to runs.
+    #[serde(default = "default_message")]
+    pub message: String,
+    /// Instead of the agent flow, this one request per iteration (what `oha`/`wrk` do on
+    /// one URL, or a k6 script with one `http.get`): `request = { path = "/ok" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestFlow>,
+}
+
+fn default_graph() -> String {
+    "agent".into()
+}
+fn default_model() -> String {
+    "openai:mock-gpt-4o".into()
+}
+fn default_stream_mode() -> Vec<String> {
+    vec!["values".into()]
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_message() -> String {
+    "Hello from barrage".into()
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            graph_id: default_graph(),
+            model_name: default_model(),
+            stream_mode: default_stream_mode(),
+            think_time: Duration::ZERO,
+            request_timeout: default_timeout(),
+            message: default_message(),
+            request: None,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The plan: one validated description of a run. Flags, built-in profiles and `plan.toml`
+//! all become a [`Plan`]; [`Plan::validate`] reports every problem at once, each naming the
+//! field, the value and the accepted form.
+//!
+//! ```toml
+//! name = "tier-m"
+//! interval = "1s"
+//! graceful_stop = "30s"
+//! [target]
+//! url = "http://127.0.0.1:9001"
+//! runtime = "ts"
+//! version = "0.1.0"
+//! llm = "mock"
+//! [scenario]
+//! executor = "ramping-vus"
+//! start_vus = 1
+//! stages = [{ duration = "30s", target = 5 }, { duration = "30s", target = 10 }]
+//! [flow]
+//! graph_id = "agent"
+//! model_name = "openai:mock-gpt-4o"
+//! # or, instead of the agent flow, one request per iteration:
+//! # request = { method = "GET", path = "/threads/{vu}/state" }
+//! [auth]
+//! kind = "jwt"                      # none | token | jwt | gotrue
+//! [thresholds]
+//! http_req_failed = ["rate<0.05"]
+//! "http_req_duration{operation:run_wait}" = [{ threshold = "p(95)<5000", abortOnFail = true }]
+//! ```
+//!
+//! | file             | what it holds                                              |
+//! |------------------|------------------------------------------------------------|
+//! | `mod.rs`         | [`Plan`], [`PlanError`], parsing from TOML/JSON, the hash  |
+//! | `target.rs`      | [`TargetConfig`]                                           |
+//! | `flow.rs`        | [`FlowConfig`], [`STREAM_MODES`]                           |
+//! | `request.rs`     | [`RequestFlow`], [`REQUEST_METHODS`]                       |
+//! | `auth.rs`        | [`AuthConfig`]                                             |
+//! | `profiles.rs`    | [`Profile`], [`default_thresholds`]                        |
+//! | `overrides.rs`   | [`PlanOverrides`], [`Plan::apply`]                         |
+//! | `validate.rs`    | [`Plan::validate`]                                         |
+//! | `thresholds.rs`  | threshold resolution, [`Plan::parsed_thresholds`]          |
+mod auth;
+mod flow;
+mod overrides;
+mod profiles;
+mod request;
+mod target;
+#[cfg(test)]
+mod tests;
+mod thresholds;
+mod validate;
+
+pub use auth::AuthConfig;
+pub use flow::{FlowConfig, STREAM_MODES};
+pub use overrides::PlanOverrides;
+pub use profiles::{default_thresholds, Profile};
+pub use request::{RequestFlow, REQUEST_METHODS};
+pub use target::TargetConfig;
+
+use crate::duration::serde_str;
+use crate::executor::ExecutorConfig;
+use crate::threshold::ThresholdSpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Every problem found in a plan, one line each.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct PlanError(pub Vec<String>);
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the plan has {} problem(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    #[serde(default = "default_name")]
+    pub name: String,
+    #[serde(default)]
+    pub target: TargetConfig,
+    pub scenario: ExecutorConfig,
+    #[serde(default)]
+    pub flow: FlowConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Metric (with optional tag filter) → threshold expressions.
+    #[serde(default)]
+    pub thresholds: BTreeMap<String, Vec<ThresholdSpec>>,
+    /// Snapshot interval.
+    #[serde(default = "default_interval", with = "serde_str")]
+    pub interval: Duration,
+    /// After the scenario's end, how long running iterations may take to finish.
+    #[serde(default = "default_graceful_stop", with = "serde_str")]
+    pub graceful_stop: Duration,
+    /// Tags added to every sample.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn default_name() -> String {
+    "agent-flow".into()
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_graceful_stop() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Plan {
+    /// Parses a TOML plan and validates it.
+    pub fn from_toml_str(text: &str) -> Result<Plan, PlanError> {
+        let plan: Plan = toml::from_str(text)
+            .map_err(|e| PlanError(vec![format!("plan file: {}", e.to_string().trim())]))?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Reads and validates a TOML plan file; every problem is prefixed with the file's path.
+    pub fn from_file(path: &std::path::Path) -> Result<Plan, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PlanError(vec![format!(
+                "--plan {}: {e}; point it at a readable TOML plan",
+                path.display()
+            )])
+        })?;
+        Plan::from_toml_str(&text).map_err(|e| {
+            PlanError(
+                e.0.into_iter()
+                    .map(|l| format!("{}: {l}", path.display()))
+                    .collect(),
+            )
+        })
+    }
+
+    /// Parses the JSON form (as sent in an assignment) and validates it.
+    pub fn from_json_str(text: &str) -> Result<Plan, PlanError> {
+        let plan: Plan =
+            serde_json::from_str(text).map_err(|e| PlanError(vec![format!("plan JSON: {e}")]))?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a plan always serializes")
+    }
+
+    /// FNV-1a of the JSON form: both sides of an assignment check they run the same plan.
+    pub fn hash(&self) -> String {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in self.to_json().bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        format!("{h:016x}")
+    }
+
+    /// Scheduled duration plus graceful stop: no worker may run past this.
+    pub fn max_duration(&self) -> Duration {
+        self.scenario.duration() + self.graceful_stop
+    }
+}

@@ -1,0 +1,109 @@
+//! [`Plan::validate`]: every problem at once, each naming the field, the value and the
+//! accepted form.
+use super::{AuthConfig, Plan, PlanError, STREAM_MODES};
+use crate::label::check_path_label;
+use std::time::Duration;
+
+impl Plan {
+    /// Every problem at once.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let mut errors = Vec::new();
+        if self.name.trim().is_empty() {
+            errors.push("name: must not be empty".into());
+        }
+        let url = self.target.url.as_str();
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        match rest {
+            Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => {
+            }
+            _ => errors.push(format!(
+                "target.url: {url:?} must be an http(s) URL, e.g. http://127.0.0.1:9001"
+            )),
+        }
+        let labels = [
+            ("target.runtime", Some(&self.target.runtime)),
+            ("target.version", Some(&self.target.version)),
+            ("target.llm", Some(&self.target.llm)),
+            ("target.tier", self.target.tier.as_ref()),
+        ];
+        for (field, value) in labels {
+            if let Some(value) = value {
+                if let Err(e) = check_path_label(value) {
+                    errors.push(format!("{field}: {value:?} {e}"));
+                }
+            }
+        }
+        self.scenario.validate("scenario", &mut errors);
+        if self.flow.graph_id.trim().is_empty() {
+            errors.push("flow.graph_id: must not be empty (e.g. \"agent\")".into());
+        }
+        if self.flow.model_name.trim().is_empty() {
+            errors.push("flow.model_name: must not be empty (e.g. \"openai:mock-gpt-4o\")".into());
+        }
+        if self.flow.stream_mode.is_empty() {
+            errors.push("flow.stream_mode: give at least one mode, e.g. [\"values\"]".into());
+        }
+        for m in &self.flow.stream_mode {
+            if !STREAM_MODES.contains(&m.as_str()) {
+                errors.push(format!(
+                    "flow.stream_mode: {m:?} is not a stream mode; use {}",
+                    STREAM_MODES.join(", ")
+                ));
+            }
+        }
+        if let Some(r) = &self.flow.request {
+            r.validate(&mut errors);
+        }
+        if self.flow.request_timeout.is_zero() {
+            errors.push("flow.request_timeout: must be > 0, e.g. \"60s\"".into());
+        }
+        if self.interval < Duration::from_millis(100) || self.interval > Duration::from_secs(60) {
+            errors.push(format!(
+                "interval: {:?} must be between 100ms and 60s",
+                self.interval
+            ));
+        }
+        match &self.auth {
+            AuthConfig::Jwt {
+                secret_env,
+                secret_file,
+                sub,
+                ..
+            } => {
+                if secret_env.is_empty() && secret_file.is_none() {
+                    errors.push(
+                        "auth.secret_env: name an env variable or set auth.secret_file".into(),
+                    );
+                }
+                if sub.is_empty() {
+                    errors.push("auth.sub: must not be empty".into());
+                }
+            }
+            AuthConfig::Gotrue { url, email, .. } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    errors.push(format!("auth.url: {url:?} must be the GoTrue http(s) URL, e.g. http://127.0.0.1:54321"));
+                }
+                if !email.contains('@') {
+                    errors.push(format!("auth.email: {email:?} is not an email address"));
+                }
+            }
+            AuthConfig::Token { token_env } if token_env.is_empty() => {
+                errors.push("auth.token_env: name the env variable holding the token".into())
+            }
+            _ => {}
+        }
+        for (key, specs) in &self.thresholds {
+            match self.resolve_threshold(key, specs) {
+                Ok(_) => {}
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(PlanError(errors))
+        }
+    }
+}
