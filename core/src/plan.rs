@@ -177,6 +177,12 @@ pub struct FlowConfig {
     /// Text of the user message sent to runs.
     #[serde(default = "default_message")]
     pub message: String,
+    /// Bytes of each response body a worker keeps for checks and captures; the rest is
+    /// counted in `data_received` and dropped as it streams. An answer the checks must
+    /// read that is longer fails its step, and so does an SSE line or event longer than
+    /// this. A worker's memory is bounded by VUs × this, whatever the target sends.
+    #[serde(default = "default_response_body_limit")]
+    pub response_body_limit: u64,
     /// Instead of the agent flow, this one request per iteration (what `oha`/`wrk` do on
     /// one URL, or a k6 script with one `http.get`): `request = { path = "/ok" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,6 +252,13 @@ fn default_timeout() -> Duration {
 fn default_message() -> String {
     "Hello from barrage".into()
 }
+/// 1 MiB: an agent answer is a few KiB.
+pub const DEFAULT_RESPONSE_BODY_LIMIT: u64 = 1 << 20;
+/// The accepted range of `flow.response_body_limit`.
+pub const RESPONSE_BODY_LIMIT_RANGE: std::ops::RangeInclusive<u64> = 1024..=(256 << 20);
+fn default_response_body_limit() -> u64 {
+    DEFAULT_RESPONSE_BODY_LIMIT
+}
 
 impl Default for FlowConfig {
     fn default() -> Self {
@@ -256,6 +269,7 @@ impl Default for FlowConfig {
             think_time: Duration::ZERO,
             request_timeout: default_timeout(),
             message: default_message(),
+            response_body_limit: DEFAULT_RESPONSE_BODY_LIMIT,
             request: None,
         }
     }
@@ -554,6 +568,14 @@ impl Plan {
         if self.flow.request_timeout.is_zero() {
             errors.push("flow.request_timeout: must be > 0, e.g. \"60s\"".into());
         }
+        if !RESPONSE_BODY_LIMIT_RANGE.contains(&self.flow.response_body_limit) {
+            errors.push(format!(
+                "flow.response_body_limit: {} bytes is outside {}..={}; use e.g. 1048576 (1 MiB)",
+                self.flow.response_body_limit,
+                RESPONSE_BODY_LIMIT_RANGE.start(),
+                RESPONSE_BODY_LIMIT_RANGE.end()
+            ));
+        }
         if self.interval < Duration::from_millis(100) || self.interval > Duration::from_secs(60) {
             errors.push(format!(
                 "interval: {:?} must be between 100ms and 60s",
@@ -747,6 +769,22 @@ run_wait = ["p95<1"]
         assert!(err.to_string().contains("vuz"), "{err}");
         let err = Plan::from_toml_str("[scenario]\nexecutor = \"warp-speed\"\n").unwrap_err();
         assert!(err.to_string().contains("warp-speed"), "{err}");
+    }
+
+    #[test]
+    fn the_response_body_limit_has_a_default_and_a_range() {
+        let base = "[scenario]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[flow]\n";
+        let plan = Plan::from_toml_str(base).unwrap();
+        assert_eq!(plan.flow.response_body_limit, 1 << 20);
+        let plan = Plan::from_toml_str(&format!("{base}response_body_limit = 4096\n")).unwrap();
+        assert_eq!(plan.flow.response_body_limit, 4096);
+        plan.validate().unwrap();
+        for bad in [0, 1023, (256 << 20) + 1] {
+            let err = Plan::from_toml_str(&format!("{base}response_body_limit = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("flow.response_body_limit"), "{bad}: {err}");
+        }
     }
 
     #[test]
