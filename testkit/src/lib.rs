@@ -6,6 +6,7 @@
 //! | [`require`]       | a test that needs something the machine may lack (root, a real target) |
 //! | [`wait_until`]    | the one way a test waits: on a condition it can observe, with a limit   |
 //! | [`free_port`]     | a loopback port nobody listens on, for a child that must be told one    |
+//! | [`hostile`]       | a loopback HTTP target that misbehaves on purpose and counts requests   |
 //!
 //! # Requirements and skips
 //!
@@ -21,6 +22,8 @@
 //!
 //! A skip is never silent, and never the default of the suite that CI runs.
 #![forbid(unsafe_code)]
+
+pub mod hostile;
 
 use std::io::Write;
 use std::net::TcpListener;

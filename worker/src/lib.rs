@@ -18,7 +18,8 @@
 //! | [`clock`]     | instants ↔ controller wall clock                                        |
 //! | [`pin`]       | pinning the worker thread to a core                                     |
 //! | [`sample`]    | the seam: `Scenario` (a flow), `Record` (the registry), `Sample`        |
-//! | `flow`, `http`, `sse`, `auth` | the agent flow (its own engineer's modules)              |
+//! | [`flow`]      | the agent flow: step definitions, the iteration runner, checks, target auth |
+//! | [`http`]      | the HTTP client (inline HTTP/1.1 and TLS paths) and the SSE parser      |
 //!
 //! # Data flow
 //!
@@ -35,12 +36,9 @@
 //! pinned to `--core N` when asked.
 #![forbid(unsafe_code)]
 
-pub mod auth;
 pub mod flow;
-mod h1;
 pub mod http;
 pub mod sample;
-pub mod sse;
 
 pub mod cli;
 pub mod clock;

@@ -36,6 +36,12 @@ pub struct FlowConfig {
     /// Text of the user message sent to runs.
     #[serde(default = "default_message")]
     pub message: String,
+    /// Bytes of each response body a worker keeps for checks and captures; the rest is
+    /// counted in `data_received` and dropped as it streams. An answer the checks must
+    /// read that is longer fails its step, and so does an SSE line or event longer than
+    /// this. A worker's memory is bounded by VUs × this, whatever the target sends.
+    #[serde(default = "default_response_body_limit")]
+    pub response_body_limit: u64,
     /// Instead of the agent flow, this one request per iteration (what `oha`/`wrk` do on
     /// one URL, or a k6 script with one `http.get`): `request = { path = "/ok" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +60,13 @@ fn default_stream_mode() -> Vec<String> {
 fn default_timeout() -> Duration {
     Duration::from_secs(60)
 }
+/// 1 MiB: an agent answer is a few KiB.
+pub const DEFAULT_RESPONSE_BODY_LIMIT: u64 = 1 << 20;
+/// The accepted range of `flow.response_body_limit`.
+pub const RESPONSE_BODY_LIMIT_RANGE: std::ops::RangeInclusive<u64> = 1024..=(256 << 20);
+fn default_response_body_limit() -> u64 {
+    DEFAULT_RESPONSE_BODY_LIMIT
+}
 fn default_message() -> String {
     "Hello from barrage".into()
 }
@@ -67,6 +80,7 @@ impl Default for FlowConfig {
             think_time: Duration::ZERO,
             request_timeout: default_timeout(),
             message: default_message(),
+            response_body_limit: DEFAULT_RESPONSE_BODY_LIMIT,
             request: None,
         }
     }

@@ -50,7 +50,7 @@ mod thresholds;
 mod validate;
 
 pub use auth::AuthConfig;
-pub use flow::{FlowConfig, STREAM_MODES};
+pub use flow::{FlowConfig, DEFAULT_RESPONSE_BODY_LIMIT, RESPONSE_BODY_LIMIT_RANGE, STREAM_MODES};
 pub use overrides::PlanOverrides;
 pub use profiles::{default_thresholds, Profile};
 pub use request::{RequestFlow, REQUEST_METHODS};

@@ -278,3 +278,19 @@ fn a_request_path_with_a_control_character_is_refused() {
     });
     plan.validate().unwrap();
 }
+
+#[test]
+fn the_response_body_limit_has_a_default_and_a_range() {
+    let base = "[scenario]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[flow]\n";
+    let plan = Plan::from_toml_str(base).unwrap();
+    assert_eq!(plan.flow.response_body_limit, 1 << 20);
+    let plan = Plan::from_toml_str(&format!("{base}response_body_limit = 4096\n")).unwrap();
+    assert_eq!(plan.flow.response_body_limit, 4096);
+    plan.validate().unwrap();
+    for bad in [0, 1023, (256 << 20) + 1] {
+        let err = Plan::from_toml_str(&format!("{base}response_body_limit = {bad}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("flow.response_body_limit"), "{bad}: {err}");
+    }
+}

@@ -1,6 +1,6 @@
 //! [`Plan::validate`]: every problem at once, each naming the field, the value and the
 //! accepted form.
-use super::{AuthConfig, Plan, PlanError, STREAM_MODES};
+use super::{AuthConfig, Plan, PlanError, RESPONSE_BODY_LIMIT_RANGE, STREAM_MODES};
 use crate::label::check_path_label;
 use std::time::Duration;
 
@@ -58,6 +58,14 @@ impl Plan {
         }
         if self.flow.request_timeout.is_zero() {
             errors.push("flow.request_timeout: must be > 0, e.g. \"60s\"".into());
+        }
+        if !RESPONSE_BODY_LIMIT_RANGE.contains(&self.flow.response_body_limit) {
+            errors.push(format!(
+                "flow.response_body_limit: {} bytes is outside {}..={}; use e.g. 1048576 (1 MiB)",
+                self.flow.response_body_limit,
+                RESPONSE_BODY_LIMIT_RANGE.start(),
+                RESPONSE_BODY_LIMIT_RANGE.end()
+            ));
         }
         if self.interval < Duration::from_millis(100) || self.interval > Duration::from_secs(60) {
             errors.push(format!(

@@ -6,6 +6,7 @@
 //! the request in `http_req_failed` ([`Check::marks_request_failed`]).
 use serde_json::Value;
 
+use super::prune::Need;
 use super::template::{Template, UnknownVar, VarTable, Vars};
 use crate::http::Exchange;
 
@@ -41,6 +42,21 @@ pub enum Check {
 }
 
 impl Check {
+    /// What of a JSON answer this check reads ([`super::prune`] keeps only that).
+    pub fn json_need(&self) -> Need {
+        match self {
+            Check::Status2xx
+            | Check::SseHasEvent { .. }
+            | Check::SseNoEvent { .. }
+            | Check::SseMinEvents { .. } => Need::Nothing,
+            Check::NoRunError => Need::at("/__error__", Need::All),
+            Check::LastMessageAi { pointer, .. } => Need::last_message(pointer),
+            Check::NonEmptyString { pointer }
+            | Check::JsonEquals { pointer, .. }
+            | Check::ArrayHas { pointer, .. } => Need::at(pointer, Need::All),
+        }
+    }
+
     /// Short description, the check's name after the operation.
     pub fn describe(&self) -> String {
         match self {
@@ -265,4 +281,23 @@ fn short(v: &Value) -> String {
         s.push('…');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_say_what_of_the_answer_they_read() {
+        assert_eq!(Check::Status2xx.json_need(), Need::Nothing);
+        assert_eq!(
+            Check::NoRunError.json_need(),
+            Need::Fields(vec![("__error__".into(), Need::All)])
+        );
+        let last = Check::LastMessageAi {
+            pointer: "/messages".into(),
+            min_messages: 1,
+        };
+        assert_eq!(last.json_need(), Need::last_message("/messages"));
+    }
 }

@@ -1,7 +1,10 @@
 //! The agent flow: one iteration of a virtual user, as a list of step definitions
-//! ([`agent::steps`]) run by one engine ([`AgentFlow`]).
+//! ([`agent::steps`]) run by one iteration runner ([`AgentFlow`], `iteration`).
 //!
-//! # Engine
+//! "Engine" in this crate means the executor runtime that runs VUs and iterations
+//! ([`crate::sample`] is the seam); this module is what one iteration does.
+//!
+//! # One iteration
 //!
 //! ```text
 //! AgentFlow::new(plan, secrets) ─ StepDefs ─ compile (templates, checks) ─► [Step]
@@ -11,7 +14,8 @@
 //! ```
 //! With `flow.request` in the plan, the flow is that one request instead (a 2xx passes,
 //! the body is drained unparsed, samples tagged `operation=request`, no `agent_flow_*`):
-//! what `oha`/`wrk` measure on one URL, run by the same engine.
+//! what `oha`/`wrk` measure on one URL, run by the same
+//! iteration runner.
 //!
 //! A failed step fails the iteration ([`IterationOutcome::Failed`], the first failure's
 //! step and reason); the cleanup steps (delete store item, thread, assistant) still run
@@ -37,17 +41,17 @@
 //! | `agent_flow_success_rate` | Rate | — | 1 when every step, cleanup included, passed |
 //!
 //! GoTrue's token requests are recorded like a step's http samples with
-//! `operation=auth` ([`crate::auth`]). The engine adds the plan's tags and records
+//! `operation=auth` ([`auth`]). The executor engine adds the plan's tags and records
 //! `iterations`, `iteration_duration` and `vus`.
 //!
-//! # What real servers do (shared/targets/WIRE.md), and how the flow copes
+//! # What real servers do (docs/WIRE.md), and how the flow copes
 //!
 //! - A failed run is HTTP 200 with `{"__error__": …}` (`runs/wait`) or an `event: error`
 //!   (stream): checked, failing the step and counting in `http_req_failed`.
 //! - LangGraph.js answers `runs/wait` as `text/plain`, pretty-printed, after keep-alive
 //!   newlines: JSON is parsed whatever the content type, leading whitespace skipped.
 //! - SSE: CRLF (py) or LF (js), multi-line `data:` (js), `id:` after `data:` (js), no end
-//!   event (end of body = end of stream): [`crate::sse`].
+//!   event (end of body = end of stream): [`crate::http::sse`].
 //! - Deletes answer 200 (js assistant: `["<id>"]`) or 204: any 2xx passes, body ignored.
 //! - `GET /store/items` takes the namespace joined with dots (`barrage.vu-3`); a missing
 //!   item is 200 `null` (or 404 elsewhere): either fails the `store_get` check.
@@ -57,24 +61,24 @@
 //! - A run on py starts 0.5–1 s late (its queue poll) and on js lasts ~0.5 s longer than
 //!   the LLM (stream join): runs take ~0.6–1 s with a 10 ms mock LLM.
 pub mod agent;
+pub mod auth;
 pub mod check;
+mod http_series;
+mod iteration;
 pub mod prune;
 pub mod step;
 pub mod template;
 
-mod engine;
-
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use barrage_core::metrics::builtin;
-use barrage_core::{MetricKind, Plan, Secret};
+use barrage_core::{Plan, Secret};
 use futures_util::future::LocalBoxFuture;
 use reqwest::Method;
 
-use crate::auth::Auth;
-use crate::http::{status_str, Exchange, Http};
-use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record, Scenario};
+use crate::http::Http;
+use crate::sample::{IterationCtx, IterationOutcome, Scenario};
+use auth::{Auth, AuthError};
 
 pub use check::{Check, SseSummary};
 pub use step::{Capture, ResponseKind, Step, StepDef};
@@ -83,21 +87,8 @@ pub use template::{Template, VarKind, VarTable};
 /// Why a flow cannot be built from a plan; each message names the field and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
-    #[error("auth.kind = {kind} needs the secret `{key}`: {hint} on the controller, which hands it to the workers")]
-    MissingSecret {
-        kind: &'static str,
-        key: &'static str,
-        hint: String,
-    },
-    #[error("the secret `{key}` is unusable: {why}; check its value")]
-    BadSecret {
-        key: &'static str,
-        why: &'static str,
-    },
-    #[error(
-        "auth.kind = jwt: cannot mint a token: {0}; check SUPABASE_JWT_SECRET / auth.secret_file"
-    )]
-    Jwt(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("target.url {url:?} is not a usable base URL ({why}); use e.g. http://127.0.0.1:9001")]
     TargetUrl { url: String, why: String },
     #[error("cannot build the HTTP client: {0}")]
@@ -118,7 +109,7 @@ pub struct AgentFlow {
     table: VarTable,
     auth: Auth,
     /// Buffers of finished iterations, reused by the next ones (no per-VU map needed).
-    pool: Mutex<Vec<engine::IterState>>,
+    pool: Mutex<Vec<iteration::IterState>>,
 }
 
 impl AgentFlow {
@@ -192,83 +183,6 @@ fn request_step(r: &barrage_core::RequestFlow) -> Result<StepDef, FlowError> {
         cleanup: false,
         requires: Vec::new(),
     })
-}
-
-/// Records the http samples of one exchange under `operation` (no series cache: for the
-/// occasional request, e.g. a token grant).
-pub(crate) fn record_http(
-    recorder: &dyn Record,
-    operation: &str,
-    method: &Method,
-    ex: &Exchange,
-    failed: bool,
-) {
-    HttpSeries::default().record(recorder, operation, method, ex, failed);
-}
-
-/// The six http series of one step (`http_reqs`, `http_req_duration`, `http_req_waiting`,
-/// `http_req_failed`, `data_sent`, `data_received`), resolved for the last status seen:
-/// a step's status rarely changes, so its samples are recorded by id.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct HttpSeries {
-    status: Option<u16>,
-    ids: [CachedSeries; 6],
-}
-
-impl HttpSeries {
-    pub(crate) fn record(
-        &mut self,
-        recorder: &dyn Record,
-        operation: &str,
-        method: &Method,
-        ex: &Exchange,
-        failed: bool,
-    ) {
-        let status_code = ex.tag_status();
-        if self.status != Some(status_code) {
-            self.status = Some(status_code);
-            self.ids = Default::default();
-        }
-        let mut buf = [0u8; 3];
-        let status = status_str(status_code, &mut buf);
-        let tags: &[(&str, &str)] = &[
-            ("operation", operation),
-            ("method", method.as_str()),
-            ("status", status),
-        ];
-        let values = [
-            (builtin::HTTP_REQS, MetricKind::Counter, 1.0),
-            (
-                builtin::HTTP_REQ_DURATION,
-                MetricKind::Trend,
-                micros(ex.duration),
-            ),
-            (
-                builtin::HTTP_REQ_WAITING,
-                MetricKind::Trend,
-                micros(ex.waiting),
-            ),
-            (
-                builtin::HTTP_REQ_FAILED,
-                MetricKind::Rate,
-                if failed || !ex.is_2xx() { 1.0 } else { 0.0 },
-            ),
-            (builtin::DATA_SENT, MetricKind::Counter, ex.sent as f64),
-            (
-                builtin::DATA_RECEIVED,
-                MetricKind::Counter,
-                ex.received as f64,
-            ),
-        ];
-        for (slot, (metric, kind, value)) in self.ids.iter_mut().zip(values) {
-            slot.record(recorder, metric, kind, tags, value);
-        }
-    }
-}
-
-/// A duration in microseconds (fractional).
-pub(crate) fn micros(d: std::time::Duration) -> f64 {
-    d.as_nanos() as f64 / 1000.0
 }
 
 #[cfg(test)]

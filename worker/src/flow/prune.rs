@@ -3,7 +3,7 @@
 //! but the last message, …) are skipped by the parser instead of being built and freed.
 //!
 //! The result answers the checks exactly like the full value: a kept key holds its whole
-//! value; a list read by [`Check::LastMessageAi`] keeps its length (the messages before
+//! value; a list read by the last-message check ([`Need::last_message`]) keeps its length (the messages before
 //! the last are `null`) and its last element's `type` and `content`; anything whose
 //! shape differs from the need (an array where an object was expected, …) is kept whole.
 //! Skipped parts are still parsed for syntax, so an answer that is not JSON is still
@@ -13,8 +13,6 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
-
-use super::check::Check;
 
 /// What of a JSON value is read.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -53,7 +51,7 @@ impl Need {
     }
 
     /// `leaf` at RFC 6901 `pointer` (tokens are object keys; `~1` → `/`, `~0` → `~`).
-    fn at(pointer: &str, leaf: Need) -> Need {
+    pub fn at(pointer: &str, leaf: Need) -> Need {
         if pointer.is_empty() {
             return leaf;
         }
@@ -68,32 +66,22 @@ impl Need {
         Need::Fields(vec![(key, Need::at(tail, leaf))])
     }
 
-    /// What `check` reads.
-    pub fn of_check(check: &Check) -> Need {
-        match check {
-            Check::Status2xx
-            | Check::SseHasEvent { .. }
-            | Check::SseNoEvent { .. }
-            | Check::SseMinEvents { .. } => Need::Nothing,
-            Check::NoRunError => Need::at("/__error__", Need::All),
-            Check::LastMessageAi { pointer, .. } => {
-                let message = Need::Fields(vec![
-                    ("type".into(), Need::All),
-                    ("content".into(), Need::All),
-                ]);
-                Need::at(pointer, Need::Last(Box::new(message)))
-            }
-            Check::NonEmptyString { pointer }
-            | Check::JsonEquals { pointer, .. }
-            | Check::ArrayHas { pointer, .. } => Need::at(pointer, Need::All),
-        }
+    /// Of a message list at `pointer`, its length and its last message's `type` and
+    /// `content` (what [`super::check::Check::LastMessageAi`] reads).
+    pub fn last_message(pointer: &str) -> Need {
+        let message = Need::Fields(vec![
+            ("type".into(), Need::All),
+            ("content".into(), Need::All),
+        ]);
+        Need::at(pointer, Need::Last(Box::new(message)))
     }
 
-    /// The union of what the step's checks and JSON captures (`pointers`) read.
-    pub fn of_step<'a>(checks: impl IntoIterator<Item = &'a Check>, pointers: &[&str]) -> Need {
+    /// The union of what the step's checks (`checks`, each one's need) and JSON captures
+    /// (`pointers`) read.
+    pub fn of_step(checks: impl IntoIterator<Item = Need>, pointers: &[&str]) -> Need {
         let mut need = Need::Nothing;
         for c in checks {
-            need.merge(Need::of_check(c));
+            need.merge(c);
         }
         for p in pointers {
             need.merge(Need::at(p, Need::All));
@@ -263,11 +251,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn last_ai(pointer: &str) -> Check {
-        Check::LastMessageAi {
-            pointer: pointer.into(),
-            min_messages: 1,
-        }
+    fn last_ai(pointer: &str) -> Need {
+        Need::last_message(pointer)
+    }
+
+    /// What the no-run-error check reads.
+    fn no_run_error() -> Need {
+        Need::at("/__error__", Need::All)
     }
 
     #[test]
@@ -275,10 +265,7 @@ mod tests {
         let text = br#" {"values":{"messages":[{"type":"human","content":"hi","id":"1"},
             {"type":"ai","content":"yo","response_metadata":{"big":[1,2,3]}}],"other":1},
             "next":[],"__error__":null,"a~b/c":"x"} "#;
-        let need = Need::of_step(
-            &[last_ai("/values/messages"), Check::NoRunError],
-            &["/a~0b~1c"],
-        );
+        let need = Need::of_step([last_ai("/values/messages"), no_run_error()], &["/a~0b~1c"]);
         let v = parse(text, &need).unwrap();
         assert_eq!(
             v,
@@ -307,7 +294,7 @@ mod tests {
 
     #[test]
     fn unexpected_shapes_are_kept_whole_and_bad_json_is_refused() {
-        let need = Need::of_step(&[last_ai("/messages")], &[]);
+        let need = Need::of_step([last_ai("/messages")], &[]);
         // an object where a list is expected, a list at the root
         let v = parse(br#"{"messages":{"type":"ai","x":1}}"#, &need).unwrap();
         assert_eq!(v, json!({"messages": {"type": "ai", "x": 1}}));
@@ -326,12 +313,7 @@ mod tests {
             );
         }
         // the whole value where the need says so; duplicate keys: the last wins, as serde_json
-        let need = Need::of_step(
-            &[Check::NonEmptyString {
-                pointer: "/id".into(),
-            }],
-            &["/id"],
-        );
+        let need = Need::of_step([Need::at("/id", Need::All)], &["/id"]);
         assert_eq!(
             parse(br#"{"id":"a","id":{"b":[1]},"z":2}"#, &need).unwrap(),
             json!({"id": {"b": [1]}})
@@ -359,7 +341,6 @@ mod tests {
         let mut b = Need::at("/x", Need::All);
         b.merge(Need::at("/x/y", Need::All));
         assert_eq!(b, Need::Fields(vec![("x".into(), Need::All)]));
-        assert_eq!(Need::of_check(&Check::Status2xx), Need::Nothing);
     }
 
     #[test]

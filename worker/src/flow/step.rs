@@ -1,5 +1,5 @@
 //! A step as data ([`StepDef`]: operation, method, path and body templates, checks,
-//! captures) and its compiled form ([`Step`]) that the engine runs.
+//! captures) and its compiled form ([`Step`]) that an iteration runs.
 use bytes::Bytes;
 use reqwest::Method;
 
@@ -13,7 +13,7 @@ pub enum ResponseKind {
     /// JSON, whatever the content type says (LangGraph.js sends `text/plain`) and after any
     /// leading whitespace (its keep-alive newlines). An empty body reads as `null`.
     Json,
-    /// Server-Sent Events, parsed as they arrive ([`crate::sse`]).
+    /// Server-Sent Events, parsed as they arrive ([`crate::http::sse`]).
     Sse,
     /// Not looked at (deletes: 200 with a body or 204 without).
     Ignore,
@@ -148,7 +148,8 @@ pub fn compile(defs: Vec<StepDef>, table: &mut VarTable) -> Result<Vec<Step>, Fl
                     Capture::Created { .. } => None,
                 })
                 .collect();
-            let json_need = super::prune::Need::of_step(&d.checks, &pointers);
+            let json_need =
+                super::prune::Need::of_step(d.checks.iter().map(Check::json_need), &pointers);
             Ok(Step {
                 operation: d.operation,
                 trend: d.trend,

@@ -14,7 +14,7 @@ use std::fmt;
 pub enum VarKind {
     /// Fixed for the whole run (from the plan).
     Const(String),
-    /// Set by the engine at the start of each iteration (`vu`, `iter`).
+    /// Set by the iteration runner at the start of each iteration (`vu`, `iter`).
     Iteration,
     /// Captured from a step's answer.
     Captured,

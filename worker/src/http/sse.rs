@@ -2,7 +2,7 @@
 //! it calls back once per complete event.
 //!
 //! Liberal in what it accepts, because Agent Protocol servers differ (see
-//! `shared/targets/WIRE.md`):
+//! `docs/WIRE.md`):
 //!
 //! | what | handled |
 //! | --- | --- |

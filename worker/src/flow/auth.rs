@@ -20,12 +20,33 @@ use reqwest::header::HeaderValue;
 use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
-use crate::flow::{record_http, FlowError};
+use super::http_series::record_http;
 use crate::http::{Cancelled, Http, Request};
 use crate::sample::Record;
 
 /// Secret keys of the assignment's secrets map (defined once, in core).
 pub use barrage_core::auth::keys::{GOTRUE_ANON_KEY, GOTRUE_PASSWORD, JWT_SECRET, TOKEN};
+
+/// Why target auth cannot be set up from the plan and its secrets; each message names the
+/// secret or setting and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("auth.kind = {kind} needs the secret `{key}`: {hint} on the controller, which hands it to the workers")]
+    MissingSecret {
+        kind: &'static str,
+        key: &'static str,
+        hint: String,
+    },
+    #[error("the secret `{key}` is unusable: {why}; check its value")]
+    BadSecret {
+        key: &'static str,
+        why: &'static str,
+    },
+    #[error(
+        "auth.kind = jwt: cannot mint a token: {0}; check SUPABASE_JWT_SECRET / auth.secret_file"
+    )]
+    Jwt(String),
+}
 
 /// Why no token could be had for an iteration.
 #[derive(Debug)]
@@ -50,19 +71,19 @@ pub enum Auth {
 
 impl Auth {
     /// Builds the authenticator of `config`, taking its secrets from `secrets`.
-    pub fn new(config: &AuthConfig, secrets: &BTreeMap<String, Secret>) -> Result<Auth, FlowError> {
+    pub fn new(config: &AuthConfig, secrets: &BTreeMap<String, Secret>) -> Result<Auth, AuthError> {
         let need = |key: &'static str, kind: &'static str, hint: String| {
             secrets
                 .get(key)
                 .filter(|s| !s.is_empty())
                 .cloned()
-                .ok_or(FlowError::MissingSecret { kind, key, hint })
+                .ok_or(AuthError::MissingSecret { kind, key, hint })
         };
         Ok(match config {
             AuthConfig::None => Auth::None,
             AuthConfig::Token { token_env } => {
                 let token = need(TOKEN, "token", format!("set {token_env}"))?;
-                Auth::Static(bearer(token.expose()).map_err(|_| FlowError::BadSecret {
+                Auth::Static(bearer(token.expose()).map_err(|_| AuthError::BadSecret {
                     key: TOKEN,
                     why: "it holds characters not allowed in an HTTP header",
                 })?)
@@ -99,7 +120,7 @@ impl Auth {
                 let anon = need(GOTRUE_ANON_KEY, "gotrue", format!("set {anon_key_env}"))?;
                 let password = need(GOTRUE_PASSWORD, "gotrue", format!("set {password_env}"))?;
                 let mut apikey =
-                    HeaderValue::from_str(anon.expose()).map_err(|_| FlowError::BadSecret {
+                    HeaderValue::from_str(anon.expose()).map_err(|_| AuthError::BadSecret {
                         key: GOTRUE_ANON_KEY,
                         why: "it holds characters not allowed in an HTTP header",
                     })?;
@@ -109,7 +130,7 @@ impl Auth {
                     "email": email,
                     "password": password.expose(),
                 }))
-                .map_err(|_| FlowError::BadSecret {
+                .map_err(|_| AuthError::BadSecret {
                     key: GOTRUE_PASSWORD,
                     why: "it cannot be written as JSON",
                 })?;
@@ -175,14 +196,14 @@ impl JwtMinter {
         }
     }
 
-    fn mint(&self, vu: u64) -> Result<HeaderValue, FlowError> {
+    fn mint(&self, vu: u64) -> Result<HeaderValue, AuthError> {
         let claims = JwtClaims::new(self.sub_for(vu), self.ttl);
-        let token = mint_hs256(&self.secret, &claims).map_err(|e| FlowError::Jwt(e.to_string()))?;
-        bearer(&token).map_err(|_| FlowError::Jwt("the token is not a valid header".into()))
+        let token = mint_hs256(&self.secret, &claims).map_err(|e| AuthError::Jwt(e.to_string()))?;
+        bearer(&token).map_err(|_| AuthError::Jwt("the token is not a valid header".into()))
     }
 
     /// The cached header of `vu`, minted again when it is about to expire.
-    pub fn header(&self, vu: u64) -> Result<HeaderValue, FlowError> {
+    pub fn header(&self, vu: u64) -> Result<HeaderValue, AuthError> {
         let key = if self.per_vu_sub { vu } else { 0 };
         let now = Instant::now();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,5 +1,5 @@
 //! One keep-alive HTTP/1.1 client connection for plain `http://` URLs: the worker's load
-//! path (see [`crate::http`] for the client's behaviour, its measurements and retry rule).
+//! path (see [`super`] for the client's behaviour, its measurements and retry rule).
 //!
 //! A VU is sequential, so a connection carries one exchange at a time and is driven by
 //! the VU's own task: the request is written with one `write`, the response head is
@@ -22,7 +22,7 @@ use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::http::{stale_io, BodySink, Request, USER_AGENT};
+use super::exchange::{encode_request, stale_io, BodySink, Request};
 
 /// A response head larger than this is refused (hyper's default limit is ~400 KiB of
 /// buffer; Agent Protocol heads are a few hundred bytes).
@@ -157,41 +157,6 @@ fn read_head(resp: &httparse::Response<'_, '_>, head_request: bool) -> io::Resul
         framing,
         keep_alive: !close && framing != Framing::Close,
     })
-}
-
-/// The request as it goes on the wire, into `w`: the same headers, in the same order and
-/// spelling, as the reqwest path sends (`crate::http`'s `count_request` counts them).
-pub(crate) fn encode_request(w: &mut Vec<u8>, req: &Request<'_>, target: &str, host: &str) {
-    w.clear();
-    w.extend_from_slice(req.method.as_str().as_bytes());
-    w.push(b' ');
-    w.extend_from_slice(target.as_bytes());
-    w.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    w.extend_from_slice(host.as_bytes());
-    w.extend_from_slice(b"\r\nuser-agent: ");
-    w.extend_from_slice(USER_AGENT.as_bytes());
-    w.extend_from_slice(b"\r\naccept: ");
-    w.extend_from_slice(req.accept.unwrap_or("*/*").as_bytes());
-    w.extend_from_slice(b"\r\n");
-    if let Some(auth) = req.auth {
-        w.extend_from_slice(b"authorization: ");
-        w.extend_from_slice(auth.as_bytes());
-        w.extend_from_slice(b"\r\n");
-    }
-    for (name, value) in req.extra {
-        w.extend_from_slice(name.as_bytes());
-        w.extend_from_slice(b": ");
-        w.extend_from_slice(value.as_bytes());
-        w.extend_from_slice(b"\r\n");
-    }
-    if let Some(body) = &req.body {
-        w.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
-        w.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
-        w.extend_from_slice(b"\r\n\r\n");
-        w.extend_from_slice(body);
-    } else {
-        w.extend_from_slice(b"\r\n");
-    }
 }
 
 impl Conn {

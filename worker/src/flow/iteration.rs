@@ -1,4 +1,5 @@
-//! The step engine: runs one iteration's steps, checks and records them.
+//! One iteration of the flow: runs its steps in order, checks and records them, then its
+//! cleanup steps.
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -8,14 +9,15 @@ use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use serde_json::Value;
 
+use super::auth::AuthFailure;
 use super::check::{Answer, SseSummary};
+use super::http_series::{micros, HttpSeries};
 use super::step::{Body, Capture, ResponseKind, Step};
 use super::template::{Vars, ITER, VU};
-use super::{micros, AgentFlow, HttpSeries};
-use crate::auth::AuthFailure;
-use crate::http::{BodySink, Cancelled, Request};
+use super::AgentFlow;
+use crate::http::sse::{SseEvent, SseParser};
+use crate::http::{BodySink, Cancelled, Exchange, Request};
 use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record};
-use crate::sse::SseParser;
 
 /// Buffers of one iteration, reused across iterations through the flow's pool.
 pub(crate) struct IterState {
@@ -84,10 +86,7 @@ struct SseSink<'a> {
 }
 
 impl SseSink<'_> {
-    fn take(
-        summary: &mut SseSummary,
-        since_start: Duration,
-    ) -> impl FnMut(crate::sse::SseEvent<'_>) + '_ {
+    fn take(summary: &mut SseSummary, since_start: Duration) -> impl FnMut(SseEvent<'_>) + '_ {
         move |e| {
             summary.events += 1;
             summary.first_event.get_or_insert(since_start);
@@ -418,7 +417,7 @@ impl AgentFlow {
 }
 
 /// Why a request failed: transport error, or the status and the start of the body.
-fn failure_reason(ex: &crate::http::Exchange, body: &[u8]) -> String {
+fn failure_reason(ex: &Exchange, body: &[u8]) -> String {
     if let Some(e) = ex.error {
         if ex.status != 0 {
             return format!("{} (after HTTP {})", e.as_str(), ex.status);

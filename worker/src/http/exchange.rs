@@ -1,0 +1,181 @@
+//! What one exchange is, whichever path carries it: the [`Request`] to send, the
+//! [`BodySink`] its answer streams into, the [`Exchange`] measured, and the request's one
+//! form on the wire ([`encode_request`]), which both paths count the same way.
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::HeaderValue;
+use reqwest::Method;
+
+/// `barrage/<version>`.
+pub const USER_AGENT: &str = concat!("barrage/", env!("CARGO_PKG_VERSION"));
+
+/// One request to send.
+pub struct Request<'a> {
+    pub method: &'a Method,
+    /// Absolute URL, already percent-encoded.
+    pub url: &'a str,
+    /// JSON body (sent with `content-type: application/json`).
+    pub body: Option<Bytes>,
+    /// `Authorization` header value (`Bearer …`).
+    pub auth: Option<&'a HeaderValue>,
+    /// `Accept` header; reqwest sends `*/*` when `None`.
+    pub accept: Option<&'static str>,
+    /// Further headers (GoTrue's `apikey`).
+    pub extra: &'a [(&'static str, &'a HeaderValue)],
+}
+
+/// Receives the response body as it arrives.
+pub trait BodySink {
+    /// A chunk of the body; `since_start` is measured from the start of the send.
+    fn chunk(&mut self, bytes: &[u8], since_start: Duration);
+    /// The body ended (not called when reading it failed).
+    fn end(&mut self, since_start: Duration);
+}
+
+/// Collects the body into a reusable buffer.
+impl BodySink for Vec<u8> {
+    fn chunk(&mut self, bytes: &[u8], _: Duration) {
+        self.extend_from_slice(bytes);
+    }
+    fn end(&mut self, _: Duration) {}
+}
+
+/// Why an exchange failed below HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportError {
+    /// The URL did not parse.
+    BadUrl,
+    /// No connection (refused, unreachable, DNS).
+    Connect,
+    /// The request failed after connecting, before a response.
+    Send,
+    /// The body broke off after the headers.
+    Body,
+    /// The request timeout passed (headers or body).
+    Timeout,
+}
+
+impl TransportError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportError::BadUrl => "bad URL",
+            TransportError::Connect => "connection failed",
+            TransportError::Send => "request failed before a response",
+            TransportError::Body => "response body broke off",
+            TransportError::Timeout => "request timeout",
+        }
+    }
+}
+
+/// What one exchange did and took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    /// The response status; `0` when there was none.
+    pub status: u16,
+    /// Set when the exchange failed below HTTP; then the sample's status is `0` even if
+    /// headers had arrived (`status` keeps what came, for the failure's reason).
+    pub error: Option<TransportError>,
+    pub waiting: Duration,
+    pub duration: Duration,
+    pub sent: u64,
+    pub received: u64,
+    /// The first attempt failed on a stale connection and was sent again.
+    pub retried: bool,
+}
+
+impl Exchange {
+    /// The status to tag samples with: `0` on transport errors.
+    pub fn tag_status(&self) -> u16 {
+        if self.error.is_some() {
+            0
+        } else {
+            self.status
+        }
+    }
+
+    pub fn is_2xx(&self) -> bool {
+        self.error.is_none() && (200..300).contains(&self.status)
+    }
+}
+
+/// A hard stop cut the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl Exchange {
+    /// A failed exchange without a response, measured from `start`.
+    pub(crate) fn failed(
+        kind: TransportError,
+        start: Instant,
+        sent: u64,
+        retried: bool,
+    ) -> Exchange {
+        let d = start.elapsed();
+        Exchange {
+            status: 0,
+            error: Some(kind),
+            waiting: d,
+            duration: d,
+            sent,
+            received: 0,
+            retried,
+        }
+    }
+}
+
+/// The I/O errors of a connection the server had already closed: reset, abort, broken
+/// pipe, unexpected EOF (the retry rule in [`super`]).
+pub(crate) fn stale_io(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+    )
+}
+
+/// The request as it goes on the wire, into `w`: the same headers, in the same order and
+/// spelling, as the reqwest path sends (`super::tls` counts them with it).
+pub(crate) fn encode_request(w: &mut Vec<u8>, req: &Request<'_>, target: &str, host: &str) {
+    w.clear();
+    w.extend_from_slice(req.method.as_str().as_bytes());
+    w.push(b' ');
+    w.extend_from_slice(target.as_bytes());
+    w.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    w.extend_from_slice(host.as_bytes());
+    w.extend_from_slice(b"\r\nuser-agent: ");
+    w.extend_from_slice(USER_AGENT.as_bytes());
+    w.extend_from_slice(b"\r\naccept: ");
+    w.extend_from_slice(req.accept.unwrap_or("*/*").as_bytes());
+    w.extend_from_slice(b"\r\n");
+    if let Some(auth) = req.auth {
+        w.extend_from_slice(b"authorization: ");
+        w.extend_from_slice(auth.as_bytes());
+        w.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in req.extra {
+        w.extend_from_slice(name.as_bytes());
+        w.extend_from_slice(b": ");
+        w.extend_from_slice(value.as_bytes());
+        w.extend_from_slice(b"\r\n");
+    }
+    if let Some(body) = &req.body {
+        w.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
+        w.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        w.extend_from_slice(b"\r\n\r\n");
+        w.extend_from_slice(body);
+    } else {
+        w.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `200` → `"200"` without allocating: the three digits of a status (0 → `"0"`).
+pub fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
+    if status == 0 || status > 999 {
+        return "0";
+    }
+    buf[0] = b'0' + (status / 100) as u8;
+    buf[1] = b'0' + (status / 10 % 10) as u8;
+    buf[2] = b'0' + (status % 10) as u8;
+    std::str::from_utf8(buf).unwrap_or("0")
+}
