@@ -33,7 +33,8 @@
 //!   ▼
 //! report::RunReport ─► summary.json (atomic) + human summary + exit code
 //! ```
-#![forbid(unsafe_code)]
+// `unsafe` only where `local` talks to the kernel between fork and exec.
+#![deny(unsafe_code)]
 
 mod app;
 pub mod cli;
