@@ -113,7 +113,6 @@ fn finalize(
     let mut stdout = barrage_core::logging::stdout();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-    errln!("barrage: summary written to {}", path.display());
     let code = report.exit_code();
     if code == exit_code::SUCCESS && failed_outputs {
         return Ok(ExitCode::from(exit_code::FAILURE));
