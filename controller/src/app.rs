@@ -108,7 +108,10 @@ fn finalize(
     }
     let doc = summary::summary_json(report, &meta::rig(), &meta::host());
     let bytes = serde_json::to_vec_pretty(&doc).context("summary does not serialize")?;
-    let path = results::write_new(&results::summary_path(&cfg.results_dir, &report.plan), &bytes)?;
+    let path = results::write_new(
+        &results::summary_path(&cfg.results_dir, &report.plan),
+        &bytes,
+    )?;
     let text = summary::render_text(&doc, &path);
     let mut stdout = barrage_core::logging::stdout();
     let _ = stdout.write_all(text.as_bytes());

@@ -149,10 +149,7 @@ fn file_names_target(path: &Path) -> Result<bool, ConfigError> {
     })?;
     // a file that does not parse has already been reported by `Plan::from_file`
     let table: toml::Table = toml::from_str(&text).unwrap_or_default();
-    Ok(table
-        .get("target")
-        .and_then(|t| t.get("url"))
-        .is_some())
+    Ok(table.get("target").and_then(|t| t.get("url")).is_some())
 }
 
 /// Reads the plan (file or profile) and applies the flags' overrides, then validates.
@@ -201,7 +198,8 @@ pub fn build(plan_args: &PlanArgs, output: &OutputArgs) -> Result<RunConfig, Con
             });
         }
         seen.push(&o.path);
-        if !output.overwrite && std::fs::symlink_metadata(&o.path).is_ok() {
+        // a regular file only: `--out json=/dev/stdout` or a FIFO is not a result to keep
+        if !output.overwrite && std::fs::metadata(&o.path).is_ok_and(|m| m.is_file()) {
             return Err(ConfigError::OutExists {
                 path: o.path.clone(),
             });
@@ -277,9 +275,9 @@ pub fn controller_run(args: &ControllerArgs) -> Result<ControllerRun, ConfigErro
     }
     let loopback = args.listen.ip().is_loopback();
     let token = match &args.token_file {
-        Some(p) => Some(
-            token::read_secret_file(p).map_err(|source| ConfigError::TokenFile { source })?,
-        ),
+        Some(p) => {
+            Some(token::read_secret_file(p).map_err(|source| ConfigError::TokenFile { source })?)
+        }
         None if !loopback => {
             return Err(ConfigError::TokenRequired {
                 listen: args.listen,
@@ -413,7 +411,14 @@ mod tests {
     #[test]
     fn worker_count_is_bounded() {
         // (requested, listed cores, embedded, cores, allow many) -> workers or error text
-        type Case = (Option<usize>, Option<usize>, bool, usize, bool, Result<usize, &'static str>);
+        type Case = (
+            Option<usize>,
+            Option<usize>,
+            bool,
+            usize,
+            bool,
+            Result<usize, &'static str>,
+        );
         let cases: &[Case] = &[
             (None, None, true, 8, false, Ok(6)),
             (None, None, false, 8, false, Ok(8)),
@@ -421,11 +426,32 @@ mod tests {
             (None, Some(3), true, 8, false, Ok(3)),
             (Some(2), Some(3), true, 8, false, Ok(2)),
             (Some(32), None, true, 8, false, Ok(32)),
-            (Some(33), None, true, 8, false, Err("--workers 33: more than 32")),
-            (Some(100_000), None, false, 2, false, Err("--allow-many-workers")),
+            (
+                Some(33),
+                None,
+                true,
+                8,
+                false,
+                Err("--workers 33: more than 32"),
+            ),
+            (
+                Some(100_000),
+                None,
+                false,
+                2,
+                false,
+                Err("--allow-many-workers"),
+            ),
             (Some(100), None, false, 2, true, Ok(100)),
             (None, Some(4096), false, 2, false, Err("--workers 4096")),
-            (Some(0), None, false, 2, true, Err("--workers: must be at least 1")),
+            (
+                Some(0),
+                None,
+                false,
+                2,
+                true,
+                Err("--workers: must be at least 1"),
+            ),
         ];
         for (i, (req, listed, embedded, cores, many, want)) in cases.iter().enumerate() {
             let got = worker_count(*req, *listed, *embedded, *cores, *many);
@@ -444,7 +470,10 @@ mod tests {
     fn a_plan_file_names_its_target_only_with_target_url() {
         let dir = tempfile::tempdir().unwrap();
         for (text, names) in [
-            ("name = \"x\"\n[target]\nurl = \"http://127.0.0.1:1\"\n", true),
+            (
+                "name = \"x\"\n[target]\nurl = \"http://127.0.0.1:1\"\n",
+                true,
+            ),
             ("name = \"x\"\n[target]\nruntime = \"ts\"\n", false),
             ("name = \"x\"\n", false),
         ] {
@@ -466,11 +495,17 @@ mod tests {
         )
         .unwrap();
         let e = tls_config(&junk, &key_only).unwrap_err().to_string();
-        assert!(e.starts_with("--tls-cert ") && e.contains("junk.pem"), "{e}");
+        assert!(
+            e.starts_with("--tls-cert ") && e.contains("junk.pem"),
+            "{e}"
+        );
         assert!(e.contains("not a PEM certificate"), "{e}");
         // a key file passed as the certificate has no CERTIFICATE section
         let e = tls_config(&key_only, &junk).unwrap_err().to_string();
-        assert!(e.contains("--tls-cert") && e.contains("no certificate"), "{e}");
+        assert!(
+            e.contains("--tls-cert") && e.contains("no certificate"),
+            "{e}"
+        );
         let e = tls_config(&dir.path().join("missing.pem"), &junk)
             .unwrap_err()
             .to_string();

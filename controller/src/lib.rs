@@ -5,7 +5,7 @@
 //! | module            | holds                                                                  |
 //! |-------------------|------------------------------------------------------------------------|
 //! | [`cli`]           | `Cli` (clap): subcommands and flags; `--worker-cores`, `--out` parsers |
-//! | [`config`]        | flags → validated `RunConfig` (plan, secrets, outputs, results dir)    |
+//! | [`config`]        | flags → validated `RunConfig`, `LocalRun`, `ControllerRun`; every check |
 //! | [`exit_code`]     | every exit code                                                        |
 //! | [`token`]         | `barrage token`: mock HS256 JWTs                                       |
 //! | [`coordinator`]   | the gRPC service, one session per worker, the run's state machine      |

@@ -8,7 +8,7 @@
 //! (`--token-file /dev/fd/3`): it is never written to a file that could be left behind. Servers print
 //! `listening on ADDR` as their first stdout line; [`Children::spawn_server`] reads it (the
 //! rest of their stdout is drained). Pinning: `taskset -c K` when available. Stopping:
-//! SIGTERM (through `kill -TERM`, the crate forbids `unsafe`), then SIGKILL after a grace
+//! SIGTERM (through `kill -TERM`), then SIGKILL after a grace
 //! period; [`Children`]'s `Drop` does the same synchronously, so an error path or a panic
 //! never leaves a child behind.
 use anyhow::{bail, Context as _};
@@ -80,7 +80,14 @@ fn die_with_parent(cmd: &mut Command, token: Option<i32>) {
     // allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // the parent died before prctl took effect: nobody will stop this child

@@ -220,11 +220,18 @@ mod tests {
         assert_eq!(write_new(&s, b"3").unwrap(), sub.join("r-3.summary.json"));
         assert_eq!(std::fs::read(&s).unwrap(), b"1");
         assert_eq!(std::fs::read(sub.join("r-2.summary.json")).unwrap(), b"2");
-        assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 4, "a temp file was left");
+        assert_eq!(
+            std::fs::read_dir(&sub).unwrap().count(),
+            4,
+            "a temp file was left"
+        );
         for (path, want) in [
             ("d/x", "d/x-2"),
             ("d/x.json", "d/x-2.json"),
-            ("d/ts-v0.1.0-mock-5vu.summary.json", "d/ts-v0.1.0-mock-5vu-2.summary.json"),
+            (
+                "d/ts-v0.1.0-mock-5vu.summary.json",
+                "d/ts-v0.1.0-mock-5vu-2.summary.json",
+            ),
         ] {
             assert_eq!(numbered(Path::new(path), 2), PathBuf::from(want));
         }

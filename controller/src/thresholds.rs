@@ -106,9 +106,7 @@ impl ThresholdSet {
 pub fn abort_reason(outcomes: &[Outcome], elapsed: Duration) -> Option<String> {
     outcomes
         .iter()
-        .find(|o| {
-            !o.ok && o.observed.is_some() && o.abort_on_fail && elapsed >= o.delay_abort_eval
-        })
+        .find(|o| !o.ok && o.observed.is_some() && o.abort_on_fail && elapsed >= o.delay_abort_eval)
         .map(|o| {
             format!(
                 "threshold {} '{}' failed (observed {}) and has abortOnFail",

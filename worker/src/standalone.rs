@@ -149,7 +149,9 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         let signals = hard.clone();
         tokio::task::spawn_local(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                barrage_core::errln!("interrupted: stopping gracefully (Ctrl-C again to stop at once)");
+                barrage_core::errln!(
+                    "interrupted: stopping gracefully (Ctrl-C again to stop at once)"
+                );
                 let _ = stop_tx.send(Some(grace));
                 if tokio::signal::ctrl_c().await.is_ok() {
                     signals.cancel();

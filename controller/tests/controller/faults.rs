@@ -66,7 +66,11 @@ fn stat(pid: u32) -> Option<(u32, u64, char)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    Some((f[1].parse().ok()?, f[19].parse().ok()?, f[0].chars().next()?))
+    Some((
+        f[1].parse().ok()?,
+        f[19].parse().ok()?,
+        f[0].chars().next()?,
+    ))
 }
 
 /// Whether the process `(pid, start)` still runs (a zombie does not).
@@ -144,13 +148,16 @@ fn closed_stdout_and_stderr_do_not_end_a_run() {
         &target.url,
     ]);
     let status = wait_exit(&mut worker, Duration::from_secs(60));
-    assert_eq!(status.code(), Some(0), "barrage worker --standalone: {status}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "barrage worker --standalone: {status}"
+    );
 
     // the two servers: they serve, then stop cleanly on SIGTERM
     for server in ["mock-llm", "reference-runtime"] {
         let port = free_port().to_string();
-        let mut child =
-            spawn_with_closed_pipes(&[server, "--host", "127.0.0.1", "--port", &port]);
+        let mut child = spawn_with_closed_pipes(&[server, "--host", "127.0.0.1", "--port", &port]);
         let addr = format!("127.0.0.1:{port}");
         let answered = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
             if let Ok(Some(s)) = child.try_wait() {
@@ -305,7 +312,11 @@ fn plan_target_is_used_and_results_are_never_overwritten() {
     let (code, output) = run_once(&[]);
     assert_eq!(code, 0, "{output}");
     // no --target: the plan's own target, with the plan's labels (not the embedded one)
-    assert_eq!(summaries(&results), ["ts-v9.9.9-mock-1vu.summary.json"], "{output}");
+    assert_eq!(
+        summaries(&results),
+        ["ts-v9.9.9-mock-1vu.summary.json"],
+        "{output}"
+    );
     let first = read_json(&results.join("ts-v9.9.9-mock-1vu.summary.json"));
     assert_eq!(first["target"]["runtime"], "ts");
     let stats = crate::util::get_json(&format!("{}/stats", target.url));
@@ -355,7 +366,8 @@ fn huge_workers_is_refused_before_any_child_exists() {
         return;
     };
     // a regression would fork without bound: the cgroup caps it
-    let cg = Path::new("/sys/fs/cgroup/pids").join(format!("barrage-faults-{}", std::process::id()));
+    let cg =
+        Path::new("/sys/fs/cgroup/pids").join(format!("barrage-faults-{}", std::process::id()));
     std::fs::create_dir(&cg).unwrap();
     std::fs::write(cg.join("pids.max"), "64").unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -416,7 +428,10 @@ fn bad_pem_and_plaintext_secrets_are_refused_before_listening() {
     let mut c = Proc::barrage("controller", &args);
     assert_eq!(c.exit_code(Duration::from_secs(20)), 2, "{}", c.output());
     let out = c.output();
-    assert!(out.contains("--tls-cert") && out.contains("junk.pem"), "{out}");
+    assert!(
+        out.contains("--tls-cert") && out.contains("junk.pem"),
+        "{out}"
+    );
     assert!(!out.contains("listening on"), "{out}");
 
     // the plan's JWT secret would cross the network in clear
@@ -441,7 +456,10 @@ fn bad_pem_and_plaintext_secrets_are_refused_before_listening() {
         "{out}"
     );
     assert!(!out.contains("listening on"), "{out}");
-    assert!(!out.contains("a-test-secret"), "the secret was printed: {out}");
+    assert!(
+        !out.contains("a-test-secret"),
+        "the secret was printed: {out}"
+    );
 
     // accepted when asked for, and said so at start
     let mut accepted = refused.clone();
@@ -498,12 +516,24 @@ fn a_target_that_never_answers_fails_its_thresholds() {
             results.to_str().unwrap(),
         ],
     );
-    assert_eq!(run.exit_code(Duration::from_secs(60)), 99, "{}", run.output());
-    assert!(!held.lock().unwrap().is_empty(), "the target saw no connection");
+    assert_eq!(
+        run.exit_code(Duration::from_secs(60)),
+        99,
+        "{}",
+        run.output()
+    );
+    assert!(
+        !held.lock().unwrap().is_empty(),
+        "the target saw no connection"
+    );
     let names = summaries(&results);
     let s = read_json(&results.join(&names[0]));
     let t = &s["thresholds"][0];
-    assert_eq!((t["ok"].as_bool(), t["observed"].is_null()), (Some(false), true), "{t}");
+    assert_eq!(
+        (t["ok"].as_bool(), t["observed"].is_null()),
+        (Some(false), true),
+        "{t}"
+    );
     let stdout = run.stdout.lock().unwrap().clone();
     let line = stdout
         .lines()
@@ -563,11 +593,19 @@ fn a_lost_worker_with_on_worker_loss_fail_exits_98() {
         .collect();
     wait_requests(&target.url, 20);
     workers[0].signal("KILL");
-    assert_eq!(ctl.exit_code(Duration::from_secs(60)), 98, "{}", ctl.output());
+    assert_eq!(
+        ctl.exit_code(Duration::from_secs(60)),
+        98,
+        "{}",
+        ctl.output()
+    );
     let s = read_json(&results.join("lost-v0.1.0-mock-2vu.summary.json"));
     assert_eq!(s["result"]["exit_code"], 98, "{}", s["result"]);
     assert!(
-        s["result"]["end_reason"].as_str().unwrap().starts_with("failed"),
+        s["result"]["end_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed"),
         "{}",
         s["result"]
     );
@@ -597,7 +635,12 @@ fn two_sigints_exit_130_with_partial_results() {
     wait_requests(&target.url, 20);
     run.signal("INT");
     run.signal("INT");
-    assert_eq!(run.exit_code(Duration::from_secs(30)), 130, "{}", run.output());
+    assert_eq!(
+        run.exit_code(Duration::from_secs(30)),
+        130,
+        "{}",
+        run.output()
+    );
     let names = summaries(&results);
     assert_eq!(names.len(), 1, "{names:?}");
     let s = read_json(&results.join(&names[0]));
@@ -639,7 +682,12 @@ fn abort_on_fail_stops_a_real_run_early() {
             results.to_str().unwrap(),
         ],
     );
-    assert_eq!(run.exit_code(Duration::from_secs(50)), 99, "{}", run.output());
+    assert_eq!(
+        run.exit_code(Duration::from_secs(50)),
+        99,
+        "{}",
+        run.output()
+    );
     let names = summaries(&results);
     let s = read_json(&results.join(&names[0]));
     let reason = s["result"]["end_reason"].as_str().unwrap();
@@ -648,7 +696,11 @@ fn abort_on_fail_stops_a_real_run_early() {
         "{reason}"
     );
     // stopped on the threshold, long before the plan's 60 s
-    assert!(s["duration_s"].as_f64().unwrap() < 45.0, "{}", s["duration_s"]);
+    assert!(
+        s["duration_s"].as_f64().unwrap() < 45.0,
+        "{}",
+        s["duration_s"]
+    );
 }
 
 // ---------------------------------------------------------------- Report::exit_code
@@ -686,7 +738,11 @@ fn report_exit_codes() {
         (EndReason::Interrupted, false, x::THRESHOLDS_FAILED),
         (EndReason::Aborted, true, x::INTERRUPTED),
         (EndReason::Aborted, false, x::INTERRUPTED),
-        (EndReason::ThresholdAbort("t".into()), false, x::THRESHOLDS_FAILED),
+        (
+            EndReason::ThresholdAbort("t".into()),
+            false,
+            x::THRESHOLDS_FAILED,
+        ),
         (EndReason::WorkersLost("w".into()), true, x::WORKERS_LOST),
         (EndReason::WorkersLost("w".into()), false, x::WORKERS_LOST),
         (EndReason::Deadline, true, x::FAILURE),
@@ -698,8 +754,15 @@ fn report_exit_codes() {
             thresholds: vec![outcome(passed)],
             ..base.clone()
         };
-        assert_eq!(r.exit_code(), want, "{reason:?}, thresholds passed: {passed}");
+        assert_eq!(
+            r.exit_code(),
+            want,
+            "{reason:?}, thresholds passed: {passed}"
+        );
     }
     assert_eq!((x::SUCCESS, x::FAILURE, x::CONFIG), (0, 1, 2));
-    assert_eq!((x::WORKERS_LOST, x::THRESHOLDS_FAILED, x::INTERRUPTED), (98, 99, 130));
+    assert_eq!(
+        (x::WORKERS_LOST, x::THRESHOLDS_FAILED, x::INTERRUPTED),
+        (98, 99, 130)
+    );
 }
