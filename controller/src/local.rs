@@ -73,6 +73,10 @@ fn token_pipe(token: &Secret) -> anyhow::Result<OwnedFd> {
 }
 
 /// In the child, between fork and exec: die with the parent; `token` becomes fd 3.
+///
+/// The kernel sends the signal when the *thread* that forked exits, not only the process:
+/// spawn from the main thread or a runtime worker thread (both live as long as `barrage`),
+/// never from a short-lived blocking thread.
 #[allow(unsafe_code)]
 fn die_with_parent(cmd: &mut Command, token: Option<i32>) {
     let parent = std::process::id() as libc::pid_t;

@@ -384,7 +384,7 @@ fn huge_workers_is_refused_before_any_child_exists() {
         .arg(dir.path().join("results"))
         .output()
         .unwrap();
-    let peak: u64 = std::fs::read_to_string(cg.join("pids.current"))
+    let left: u64 = std::fs::read_to_string(cg.join("pids.current"))
         .unwrap()
         .trim()
         .parse()
@@ -396,7 +396,7 @@ fn huge_workers_is_refused_before_any_child_exists() {
         stderr.contains("--workers 100000") && stderr.contains("--allow-many-workers"),
         "{stderr}"
     );
-    assert_eq!(peak, 0, "processes left in the cgroup");
+    assert_eq!(left, 0, "processes left in the cgroup");
 }
 
 // ---------------------------------------------------------------- §5, §7 TLS, plaintext
