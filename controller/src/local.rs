@@ -5,12 +5,13 @@
 //! `barrage`, which then stops the run and its children in order. Each child also asks the
 //! kernel for SIGKILL when `barrage` dies (`PR_SET_PDEATHSIG`), so a `kill -9` of `barrage`
 //! leaves no orphan. Workers get the run's token through a pipe inherited as fd 3
-//! (`--token-file /dev/fd/3`): it is never written to a file that could be left behind. Servers print
-//! `listening on ADDR` as their first stdout line; [`Children::spawn_server`] reads it (the
-//! rest of their stdout is drained). Pinning: `taskset -c K` when available. Stopping:
-//! SIGTERM (through `kill -TERM`), then SIGKILL after a grace
-//! period; [`Children`]'s `Drop` does the same synchronously, so an error path or a panic
-//! never leaves a child behind.
+//! (`--token-file /dev/fd/3`): it is never written to a file that could be left behind.
+//!
+//! Servers print `listening on ADDR` as their first stdout line;
+//! [`Children::spawn_server`] reads it (the rest of their stdout is drained). Pinning:
+//! `taskset -c K` when available. Stopping: SIGTERM (through `kill -TERM`), then SIGKILL
+//! after a grace period; [`Children`]'s `Drop` does the same synchronously, so an error path
+//! or a panic never leaves a child behind.
 use anyhow::{bail, Context as _};
 use barrage_core::Secret;
 use std::io::Write as _;
