@@ -81,6 +81,10 @@ pub struct OutputArgs {
     /// No live progress on stderr.
     #[arg(long)]
     pub no_progress: bool,
+    /// Replace an existing --out file (by default an existing file is an error). The
+    /// summary is never replaced: a second run with the same labels gets `-2`, `-3`…
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -90,9 +94,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub output: OutputArgs,
     /// Local worker processes; default: the cores left after the target's and the mock
-    /// LLM's (at least 1), or the number of --worker-cores.
+    /// LLM's (at least 1), or the number of --worker-cores. At most 4 per core.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Allow more than 4 local workers per core.
+    #[arg(long)]
+    pub allow_many_workers: bool,
     /// Cores to pin workers to, round robin: `0-7`, `0,2,4`, `0-3,6`.
     #[arg(long, value_name = "LIST", value_parser = parse_cores)]
     pub worker_cores: Option<Cores>,
@@ -119,6 +126,10 @@ pub struct ControllerArgs {
     /// TLS private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Send the plan's auth secrets to workers beyond loopback without TLS (they travel in
+    /// clear text; refused without this flag).
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// Accept workers of another barrage version (the protocol must still match).
     #[arg(long)]
     pub allow_version_mismatch: bool,

@@ -5,7 +5,7 @@
 //! | module            | holds                                                                  |
 //! |-------------------|------------------------------------------------------------------------|
 //! | [`cli`]           | `Cli` (clap): subcommands and flags; `--worker-cores`, `--out` parsers |
-//! | [`config`]        | flags → validated `RunConfig` (plan, secrets, outputs, results dir)    |
+//! | [`config`]        | flags → validated `RunConfig`, `LocalRun`, `ControllerRun`; every check |
 //! | [`exit_code`]     | every exit code                                                        |
 //! | [`token`]         | `barrage token`: mock HS256 JWTs                                       |
 //! | [`coordinator`]   | the gRPC service, one session per worker, the run's state machine      |
@@ -33,7 +33,8 @@
 //!   ▼
 //! report::RunReport ─► summary.json (atomic) + human summary + exit code
 //! ```
-#![forbid(unsafe_code)]
+// `unsafe` only where `local` talks to the kernel between fork and exec.
+#![deny(unsafe_code)]
 
 mod app;
 pub mod cli;

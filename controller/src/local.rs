@@ -2,13 +2,20 @@
 //! workers, all this same binary under a hidden subcommand (`barrage mock-llm …`).
 //!
 //! Each child gets its own process group, so a Ctrl-C on the terminal reaches only
-//! `barrage`, which then stops the run and its children in order. Servers print
-//! `listening on ADDR` as their first stdout line; [`Children::spawn_server`] reads it (the
-//! rest of their stdout is drained). Pinning: `taskset -c K` when available. Stopping:
-//! SIGTERM (through `kill -TERM`, the crate forbids `unsafe`), then SIGKILL after a grace
-//! period; [`Children`]'s `Drop` does the same synchronously, so an error path or a panic
-//! never leaves a child behind.
+//! `barrage`, which then stops the run and its children in order. Each child also asks the
+//! kernel for SIGKILL when `barrage` dies (`PR_SET_PDEATHSIG`), so a `kill -9` of `barrage`
+//! leaves no orphan. Workers get the run's token through a pipe inherited as fd 3
+//! (`--token-file /dev/fd/3`): it is never written to a file that could be left behind.
+//!
+//! Servers print `listening on ADDR` as their first stdout line;
+//! [`Children::spawn_server`] reads it (the rest of their stdout is drained). Pinning:
+//! `taskset -c K` when available. Stopping: SIGTERM (through `kill -TERM`), then SIGKILL
+//! after a grace period; [`Children`]'s `Drop` does the same synchronously, so an error path
+//! or a panic never leaves a child behind.
 use anyhow::{bail, Context as _};
+use barrage_core::Secret;
+use std::io::Write as _;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -42,6 +49,65 @@ struct Proc {
 #[derive(Default)]
 pub struct Children {
     procs: Vec<Proc>,
+}
+
+/// The fd a worker reads its token from (`--token-file /dev/fd/3`).
+pub const TOKEN_FD: i32 = 3;
+
+/// A pipe holding `token` and already closed for writing: the read end, for one child.
+fn token_pipe(token: &Secret) -> anyhow::Result<OwnedFd> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot create the token pipe");
+    }
+    // SAFETY: pipe2 succeeded; each descriptor is owned here and nowhere else.
+    #[allow(unsafe_code)]
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // a token is far below the pipe's buffer: this write never blocks
+    std::fs::File::from(write)
+        .write_all(token.expose().as_bytes())
+        .context("cannot write the token pipe")?;
+    Ok(read)
+}
+
+/// In the child, between fork and exec: die with the parent; `token` becomes fd 3.
+///
+/// The kernel sends the signal when the *thread* that forked exits, not only the process:
+/// spawn from the main thread or a runtime worker thread (both live as long as `barrage`),
+/// never from a short-lived blocking thread.
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command, token: Option<i32>) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure only calls async-signal-safe functions (prctl, getppid, dup2) and
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // the parent died before prctl took effect: nobody will stop this child
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+            }
+            // dup2 clears close-on-exec on the copy, so the child inherits it
+            if let Some(fd) = token {
+                if libc::dup2(fd, TOKEN_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 fn command(
@@ -95,6 +161,7 @@ impl Children {
         pin: Option<usize>,
     ) -> anyhow::Result<String> {
         let mut cmd = command(args, env, pin)?;
+        die_with_parent(&mut cmd, None);
         cmd.stdout(Stdio::piped());
         let mut child = cmd
             .spawn()
@@ -125,16 +192,23 @@ impl Children {
         Ok(addr.trim().to_string())
     }
 
-    /// Starts `barrage <args>` (stdout and stderr inherited).
+    /// Starts `barrage <args>` (stdout and stderr inherited); with `token`, the child reads
+    /// it from fd [`TOKEN_FD`].
     pub fn spawn(
         &mut self,
         name: &str,
         args: &[String],
         pin: Option<usize>,
+        token: Option<&Secret>,
     ) -> anyhow::Result<u32> {
-        let child = command(args, &[], pin)?
+        let pipe = token.map(token_pipe).transpose()?;
+        let mut cmd = command(args, &[], pin)?;
+        die_with_parent(&mut cmd, pipe.as_ref().map(|p| p.as_raw_fd()));
+        let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {name}"))?;
+        // the child has its copy; ours closes here
+        drop(pipe);
         let pid = child.id().unwrap_or(0);
         tracing::debug!(child = name, pid, "started");
         self.procs.push(Proc {

@@ -1,10 +1,12 @@
 //! Thresholds evaluated on the merged, cumulative sinks (as k6 evaluates them on the whole
 //! run so far): after each closed interval during the run, and once at the end.
 //!
-//! A threshold whose metric has no data yet neither passes nor fails during the run and
-//! counts as passed at the end (k6's behaviour), with `observed: null` in the summary;
-//! a counter with no data counts 0. `abortOnFail` stops the run once the threshold fails
-//! at or after `delayAbortEval` of run time.
+//! A threshold whose metric has no data FAILS, with `observed: null` in the summary and
+//! "no data" in the text: a benchmark of a target that never answered must not pass. (k6
+//! passes such a threshold; see the README.) A counter with no data counts 0. No data never
+//! triggers `abortOnFail`: early in a run the first samples may simply not have arrived.
+//! `abortOnFail` stops the run once the threshold fails on data at or after
+//! `delayAbortEval` of run time.
 use barrage_core::metrics::builtin;
 use barrage_core::threshold::Threshold;
 use barrage_core::{MetricKind, MetricRef, Plan, PlanError, Sink, Snapshot};
@@ -81,7 +83,7 @@ impl ThresholdSet {
                     metric: e.mref.to_string(),
                     source: t.source.clone(),
                     observed,
-                    ok: observed.is_none_or(|v| t.passes(v)),
+                    ok: observed.is_some_and(|v| t.passes(v)),
                     abort_on_fail: t.abort_on_fail,
                     delay_abort_eval: t.delay_abort_eval,
                 });
@@ -104,14 +106,13 @@ impl ThresholdSet {
 pub fn abort_reason(outcomes: &[Outcome], elapsed: Duration) -> Option<String> {
     outcomes
         .iter()
-        .find(|o| !o.ok && o.abort_on_fail && elapsed >= o.delay_abort_eval)
+        .find(|o| !o.ok && o.observed.is_some() && o.abort_on_fail && elapsed >= o.delay_abort_eval)
         .map(|o| {
             format!(
                 "threshold {} '{}' failed (observed {}) and has abortOnFail",
                 o.metric,
                 o.source,
-                o.observed
-                    .map_or("no data".to_string(), |v| format!("{v:.3}"))
+                o.observed.map_or_else(String::new, |v| format!("{v:.3}"))
             )
         })
 }
@@ -205,11 +206,12 @@ mod tests {
             ("http_reqs", "rate>=100", true, Some(100.0)),
             ("iterations", "count==50", true, Some(50.0)),
             ("data_sent", "count<1", true, Some(0.0)),
-            ("agent_flow_duration", "p(95)<1", true, None),
+            // no data fails (k6 would pass it): a dead target must not pass
+            ("agent_flow_duration", "p(95)<1", false, None),
             (
                 "http_req_duration{operation:cleanup}",
                 "p(95)<1",
-                true,
+                false,
                 None,
             ),
         ];
@@ -244,6 +246,16 @@ mod tests {
             Duration::from_secs(9)
         )
         .is_none());
+        // no data yet fails the threshold but never aborts the run
+        let spec = ThresholdSpec::Full {
+            threshold: "p(95)<10".into(),
+            abort_on_fail: true,
+            delay_abort_eval: Duration::ZERO,
+        };
+        let set = ThresholdSet::from_plan(&plan_with(&[("agent_flow_duration", spec)])).unwrap();
+        let out = set.evaluate(&merged(), Duration::from_secs(9));
+        assert_eq!((out[0].ok, out[0].observed), (false, None));
+        assert!(abort_reason(&out, Duration::from_secs(9)).is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! crate's Cargo.toml). Helpers live in `util`.
 mod cli;
 mod distributed;
+mod faults;
 mod netns;
 mod run;
 mod util;

@@ -215,7 +215,11 @@ fn run_starts_its_own_target_and_exits_0_or_99() {
         "{}",
         run.output()
     );
-    let s = read_json(&path);
+    // never overwritten: the second run with the same labels is `-2`
+    let s = read_json(&results.join(format!(
+        "reference-v{}-mock-2vu-2.summary.json",
+        env!("CARGO_PKG_VERSION")
+    )));
     let t = &s["thresholds"][0];
     assert_eq!(
         (t["metric"].as_str(), t["ok"].as_bool()),
