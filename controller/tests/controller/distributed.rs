@@ -84,8 +84,14 @@ fn a_killed_worker_is_rebalanced() {
     let workers: Vec<Proc> = (1..=3)
         .map(|i| worker(&format!("w-{i}"), &addr, &token))
         .collect();
-    // well into the run: every worker has sent snapshots by then
-    wait_served(&target.url, 300);
+    // well into the run: load is flowing, and has been for 2.5 intervals (1 s each) by the
+    // target's count, so every worker has shipped snapshots (the controller shows no
+    // per-worker progress a test could read)
+    wait_served(&target.url, 1);
+    let first = Instant::now();
+    wait_for("2.5 intervals of load", Duration::from_secs(30), || {
+        (first.elapsed() >= Duration::from_millis(2500) && served(&target.url) > 1).then_some(())
+    });
     let victim = &workers[1];
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &victim.child.id().to_string()])
