@@ -32,9 +32,10 @@ fn controller_with(
         "--results-dir",
         results.to_str().unwrap(),
         "--no-progress",
-        "--join-timeout",
-        "60s",
     ];
+    if !extra.contains(&"--join-timeout") {
+        args.extend_from_slice(&["--join-timeout", "60s"]);
+    }
     args.extend_from_slice(extra);
     let mut c = Proc::barrage("controller", &args);
     let addr = c.listening();
@@ -366,4 +367,23 @@ fn a_stalled_controller_loses_nothing() {
         .map(|w| w["done_iterations"].as_u64().unwrap())
         .sum();
     assert_eq!(done, iterations, "{ws:?}");
+}
+
+/// The join timeout says how many joined and how many got ready, not "0 joined" when one
+/// had joined but the run was still waiting for another.
+#[test]
+fn the_join_timeout_counts_joined_and_ready_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_file(dir.path(), "p.toml", 1, 5, "");
+    let token = token_file(dir.path(), "token", "shared-token-join");
+    let results = dir.path().join("results");
+    let (mut ctl, addr) = controller_with(&plan, 2, &token, &results, &["--join-timeout", "3s"]);
+    let _w = worker("alone", &addr, &token);
+    assert_ne!(ctl.exit_code(Duration::from_secs(30)), 0, "{}", ctl.output());
+    let err = ctl.stderr.lock().unwrap().clone();
+    assert!(
+        err.contains("1 of 2 workers joined and 0 got ready within 3s"),
+        "{}",
+        ctl.output()
+    );
 }
