@@ -242,24 +242,38 @@ fn done_msg(last: &Snapshot, iterations: u64, dropped: u64, error: String) -> Ou
     })
 }
 
-fn validate<S>(a: &pb::Assignment, make: &MakeScenario<S>) -> Result<Assigned<S>, String> {
-    let plan = Plan::from_json_str(&a.plan_json).map_err(|e| format!("bad assignment: {e}"))?;
+/// Why an assignment cannot be run (sent to the controller as a fatal `WorkerError`, with
+/// its sources: see [`error_chain`]).
+#[derive(Debug, thiserror::Error)]
+pub enum AssignmentError {
+    #[error("bad assignment: the plan does not decode")]
+    Plan(#[source] barrage_core::PlanError),
+    #[error("bad assignment: plan_hash {sent} does not match the plan's hash {computed}; controller and worker disagree on the plan encoding (same barrage version on both?)")]
+    Hash { sent: String, computed: String },
+    #[error("bad assignment: the segment")]
+    Segment(#[source] barrage_proto::WireError),
+    #[error("bad assignment: the flow cannot start: {0}")]
+    Flow(String),
+}
+
+fn validate<S>(
+    a: &pb::Assignment,
+    make: &MakeScenario<S>,
+) -> Result<Assigned<S>, AssignmentError> {
+    let plan = Plan::from_json_str(&a.plan_json).map_err(AssignmentError::Plan)?;
     if plan.hash() != a.plan_hash {
-        return Err(format!(
-            "bad assignment: plan_hash {} does not match the plan's hash {}; controller and worker disagree on the plan encoding (same barrage version on both?)",
-            a.plan_hash,
-            plan.hash()
-        ));
+        return Err(AssignmentError::Hash {
+            sent: a.plan_hash.clone(),
+            computed: plan.hash(),
+        });
     }
-    let segment =
-        segment_from_pb(a.segment.as_ref()).map_err(|e| format!("bad assignment: {e}"))?;
+    let segment = segment_from_pb(a.segment.as_ref()).map_err(AssignmentError::Segment)?;
     let secrets: BTreeMap<String, Secret> = a
         .secrets
         .iter()
         .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
         .collect();
-    let scenario =
-        make(&plan, &secrets).map_err(|e| format!("bad assignment: the flow cannot start: {e}"))?;
+    let scenario = make(&plan, &secrets).map_err(AssignmentError::Flow)?;
     Ok(Assigned {
         plan: Rc::new(plan),
         scenario: Rc::new(scenario),
@@ -395,7 +409,7 @@ async fn converse_inner<S: Scenario + 'static>(
                                 send(&tx, Out::Ready(pb::Ready { plan_hash: a.plan_hash.clone() })).await?;
                                 assigned = Some(x);
                             }
-                            Err(e) => return Err(fatal(tx, inbound, e).await),
+                            Err(e) => return Err(fatal(tx, inbound, error_chain(&e)).await),
                         }
                     }
                     In::Start(s) => {
@@ -528,4 +542,52 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use barrage_core::Profile;
+
+    fn assignment() -> pb::Assignment {
+        let plan = Plan::profile(Profile::Smoke);
+        pb::Assignment {
+            plan_json: plan.to_json(),
+            plan_hash: plan.hash(),
+            segment: Some(barrage_proto::segment_to_pb(Segment::FULL)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_assignment_is_checked_field_by_field() {
+        let ok: &MakeScenario<()> = &|_, _| Ok(());
+        assert!(validate(&assignment(), ok).is_ok());
+
+        let mut a = assignment();
+        a.plan_hash = "feed".into();
+        let e = validate(&a, ok).err().unwrap();
+        assert!(matches!(&e, AssignmentError::Hash { sent, .. } if sent == "feed"), "{e}");
+        assert!(e.to_string().contains("same barrage version"), "{e}");
+
+        let mut a = assignment();
+        a.plan_json = "{".into();
+        let e = validate(&a, ok).err().unwrap();
+        assert!(matches!(e, AssignmentError::Plan(_)), "{e}");
+        // the source says what is wrong with the JSON
+        assert!(error_chain(&e).contains("plan JSON"), "{}", error_chain(&e));
+
+        let mut a = assignment();
+        a.segment = None;
+        let e = validate(&a, ok).err().unwrap();
+        assert!(matches!(e, AssignmentError::Segment(_)), "{e}");
+        assert!(error_chain(&e).contains("segment"), "{}", error_chain(&e));
+
+        let no_flow: &MakeScenario<()> = &|_, _| Err("no such secret: api_key".into());
+        let e = validate(&assignment(), no_flow).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "bad assignment: the flow cannot start: no such secret: api_key"
+        );
+    }
 }
