@@ -256,10 +256,7 @@ pub enum AssignmentError {
     Flow(String),
 }
 
-fn validate<S>(
-    a: &pb::Assignment,
-    make: &MakeScenario<S>,
-) -> Result<Assigned<S>, AssignmentError> {
+fn validate<S>(a: &pb::Assignment, make: &MakeScenario<S>) -> Result<Assigned<S>, AssignmentError> {
     let plan = Plan::from_json_str(&a.plan_json).map_err(AssignmentError::Plan)?;
     if plan.hash() != a.plan_hash {
         return Err(AssignmentError::Hash {
@@ -507,7 +504,10 @@ async fn lost(
             Err(_) => {
                 run.hard.cancel();
                 tracing::warn!("load still running at the stop bound; cancelled hard");
-                timeout(LOST_FLUSH, run.done).await.ok().and_then(Result::ok)
+                timeout(LOST_FLUSH, run.done)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
             }
         };
         root.cancel();
@@ -567,7 +567,10 @@ mod tests {
         let mut a = assignment();
         a.plan_hash = "feed".into();
         let e = validate(&a, ok).err().unwrap();
-        assert!(matches!(&e, AssignmentError::Hash { sent, .. } if sent == "feed"), "{e}");
+        assert!(
+            matches!(&e, AssignmentError::Hash { sent, .. } if sent == "feed"),
+            "{e}"
+        );
         assert!(e.to_string().contains("same barrage version"), "{e}");
 
         let mut a = assignment();

@@ -233,11 +233,11 @@ impl Hub {
         for (w, seg) in self.workers.values_mut().zip(segments) {
             w.segment = Some(seg);
             w.send(Out::Assignment(pb::Assignment {
-                    plan_json: plan_json.clone(),
-                    plan_hash: plan_hash.clone(),
-                    segment: Some(segment_to_pb(seg)),
-                    clock_offset_us: w.offset.map_or(0, |o| o.0),
-                    raw_points: self.cfg.raw_points,
+                plan_json: plan_json.clone(),
+                plan_hash: plan_hash.clone(),
+                segment: Some(segment_to_pb(seg)),
+                clock_offset_us: w.offset.map_or(0, |o| o.0),
+                raw_points: self.cfg.raw_points,
                 secrets: secrets.clone(),
             }));
         }

@@ -3,8 +3,8 @@
 //!
 //! The roster never talks to the network itself: it answers through each worker's
 //! outbound channel, and a full or closed channel is left to liveness.
-use barrage_core::liveness::SILENT_INTERVALS;
 use crate::report::Lost;
+use barrage_core::liveness::SILENT_INTERVALS;
 use barrage_core::Segment;
 use barrage_proto::pb::{self, controller_message::Msg as Out};
 use barrage_proto::segment_to_pb;
@@ -205,7 +205,12 @@ impl Roster {
 mod tests {
     use super::*;
 
-    fn roster(n: usize) -> (Roster, Vec<mpsc::Receiver<Result<pb::ControllerMessage, GrpcStatus>>>) {
+    fn roster(
+        n: usize,
+    ) -> (
+        Roster,
+        Vec<mpsc::Receiver<Result<pb::ControllerMessage, GrpcStatus>>>,
+    ) {
         let mut r = Roster::default();
         let mut rxs = Vec::new();
         for _ in 0..n {
@@ -248,12 +253,19 @@ mod tests {
     #[test]
     fn losing_a_worker_rebalances_among_the_live_ones() {
         let (mut r, mut rx) = roster(3);
-        assert_eq!(r.mark_lost("w2", "gone"), Loss::Lost { live: vec!["w1".into(), "w3".into()] });
+        assert_eq!(
+            r.mark_lost("w2", "gone"),
+            Loss::Lost {
+                live: vec!["w1".into(), "w3".into()]
+            }
+        );
         assert_eq!(r.mark_lost("w2", "gone"), Loss::Known);
         r.rebalance(&["w1".into(), "w3".into()]);
         for i in [0, 2] {
             let m = rx[i].try_recv().unwrap().unwrap();
-            let Some(Out::Reassign(re)) = m.msg else { panic!("{m:?}") };
+            let Some(Out::Reassign(re)) = m.msg else {
+                panic!("{m:?}")
+            };
             assert_eq!(re.remaining, vec!["w1".to_string(), "w3".to_string()]);
         }
         assert!(rx[1].try_recv().is_err(), "a lost worker gets nothing");

@@ -194,17 +194,13 @@ fn a_wrong_token_is_refused() {
         "worker's message does not name the token:\n{}",
         w.output()
     );
-    wait_for(
-        "the controller's refusal",
-        Duration::from_secs(5),
-        || {
-            ctl.stderr
-                .lock()
-                .unwrap()
-                .contains("wrong or missing token")
-                .then_some(())
-        },
-    );
+    wait_for("the controller's refusal", Duration::from_secs(5), || {
+        ctl.stderr
+            .lock()
+            .unwrap()
+            .contains("wrong or missing token")
+            .then_some(())
+    });
     drop(ctl);
 }
 
@@ -379,7 +375,12 @@ fn the_join_timeout_counts_joined_and_ready_workers() {
     let results = dir.path().join("results");
     let (mut ctl, addr) = controller_with(&plan, 2, &token, &results, &["--join-timeout", "3s"]);
     let _w = worker("alone", &addr, &token);
-    assert_ne!(ctl.exit_code(Duration::from_secs(30)), 0, "{}", ctl.output());
+    assert_ne!(
+        ctl.exit_code(Duration::from_secs(30)),
+        0,
+        "{}",
+        ctl.output()
+    );
     let err = ctl.stderr.lock().unwrap().clone();
     assert!(
         err.contains("1 of 2 workers joined and 0 got ready within 3s"),

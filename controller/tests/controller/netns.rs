@@ -85,7 +85,12 @@ fn addr(i: usize) -> String {
 /// The namespaces of `roles`, or `None` (the test is skipped and says why) when this
 /// machine cannot make them.
 fn namespaces(test: &str, tag: &str, roles: &[&str]) -> Option<Netns> {
-    require(test, "root", is_root().then_some(()), "run the tests as root")?;
+    require(
+        test,
+        "root",
+        is_root().then_some(()),
+        "run the tests as root",
+    )?;
     let made = Netns::create(tag, roles);
     let why = made.as_ref().err().cloned().unwrap_or_default();
     require(
@@ -253,7 +258,12 @@ fn a_partitioned_worker_stops_before_its_share_is_reassigned() {
     let target_url = runtime.listening();
     let stats = format!("http://{mock_addr}/stats");
     // the poll itself is one of the mock's requests in flight
-    let llm_in_flight = || get_json(&stats)["in_flight"].as_u64().unwrap().saturating_sub(1);
+    let llm_in_flight = || {
+        get_json(&stats)["in_flight"]
+            .as_u64()
+            .unwrap()
+            .saturating_sub(1)
+    };
     let chat_calls = || get_json(&stats)["requests"]["chat"].as_u64().unwrap_or(0);
 
     const VUS: u64 = 4;
@@ -293,7 +303,13 @@ fn a_partitioned_worker_stops_before_its_share_is_reassigned() {
         ns.exec(
             i,
             name,
-            &["worker", "--controller", &url, "--token-file", token.to_str().unwrap()],
+            &[
+                "worker",
+                "--controller",
+                &url,
+                "--token-file",
+                token.to_str().unwrap(),
+            ],
             &[],
         )
     };
@@ -305,10 +321,24 @@ fn a_partitioned_worker_stops_before_its_share_is_reassigned() {
     });
     // the partition: each side drops what it would send to the other (a blackhole route
     // discards silently: no RST, no ICMP)
-    ip(&["-n", &ns.names[w2_i], "route", "add", "blackhole", &format!("{}/32", addr(ctl_i))])
-        .unwrap();
-    ip(&["-n", &ns.names[ctl_i], "route", "add", "blackhole", &format!("{}/32", addr(w2_i))])
-        .unwrap();
+    ip(&[
+        "-n",
+        &ns.names[w2_i],
+        "route",
+        "add",
+        "blackhole",
+        &format!("{}/32", addr(ctl_i)),
+    ])
+    .unwrap();
+    ip(&[
+        "-n",
+        &ns.names[ctl_i],
+        "route",
+        "add",
+        "blackhole",
+        &format!("{}/32", addr(w2_i)),
+    ])
+    .unwrap();
     let cut = Instant::now();
     let mut max_in_flight = 0;
     let mut polls = 0u64;
@@ -318,7 +348,12 @@ fn a_partitioned_worker_stops_before_its_share_is_reassigned() {
         polls += 1;
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(ctl.exit_code(Duration::from_secs(30)), 0, "{}", ctl.output());
+    assert_eq!(
+        ctl.exit_code(Duration::from_secs(30)),
+        0,
+        "{}",
+        ctl.output()
+    );
     assert!(polls > 100, "the target was polled {polls} times");
     assert!(
         max_in_flight <= VUS,
@@ -327,7 +362,10 @@ fn a_partitioned_worker_stops_before_its_share_is_reassigned() {
         w2.output()
     );
     // the poll sees full load (so it would see double load): the other worker took it all
-    assert_eq!(max_in_flight, VUS, "planned load not seen after the partition");
+    assert_eq!(
+        max_in_flight, VUS,
+        "planned load not seen after the partition"
+    );
     // the cut-off worker gave up on its own (exit 4)
     assert_eq!(w2.exit_code(Duration::from_secs(30)), 4, "{}", w2.output());
     let s = read_json(&results.join("part-v0.1.0-mock-4vu.summary.json"));
