@@ -12,6 +12,7 @@
 //! | [`snapshot`]  | [`Snapshot`], histogram codec             | one interval of sinks per series           |
 //! | [`threshold`] | [`Threshold`], [`MetricRef`]              | k6 threshold syntax, parse and evaluate    |
 //! | [`auth`]      | [`Secret`], [`mint_hs256`]                | the one place JWTs are minted              |
+//! | [`liveness`]  | `SILENT_INTERVALS`, `worker_silence`      | when each side gives the other up          |
 //!
 //! Data flow: a `Plan` (from TOML, a built-in profile or flags) is validated here; the
 //! controller splits the VU space into `Segment`s; each worker asks the plan's executor how
@@ -26,6 +27,7 @@ pub mod executor;
 pub mod format;
 pub mod hdr;
 pub mod label;
+pub mod liveness;
 pub mod logging;
 pub mod metrics;
 pub mod plan;

@@ -6,8 +6,16 @@
 //! Start ─► run at start_at + clock_offset ─► Snapshot / PointBatch every interval
 //! Reassign ─► follow the new segment       Stop{graceful} / Abort ─► stop ─► Done ─► exit 0
 //! schedule over by itself ─► Done ─► wait ≤ 10 s for Stop or end of stream ─► exit 0
-//! stream error / EOF before Stop ─► stop all load within 5 s ─► exit 4
+//! stream error / EOF before Stop ─┐
+//! no word (Ping, …) while running ├► stop all load (barrage_core::liveness) ─► Done{error} ─► exit 4
 //! ```
+//!
+//! While running, the controller pings every `liveness::heartbeat(interval)`; a worker that
+//! hears nothing for `liveness::worker_silence(interval)` gives up and stops its load within
+//! `liveness::stop_bound(interval)`: strictly before the controller, which counts
+//! `liveness::SILENT_INTERVALS` silent intervals, hands its share to the others. It still
+//! tries to deliver its last figures (`Done` with an `error`), so a controller that was only
+//! stalled loses nothing.
 //!
 //! The outgoing half is an `mpsc` channel read by tonic through a `ReceiverStream`; the
 //! incoming half is read in one `select!` with the run's end, so a broken stream is
@@ -20,7 +28,7 @@ use crate::registry::Registry;
 use crate::sample::Scenario;
 use crate::session::{self, RunEnd, RunSpec};
 use crate::{exit_code, pin};
-use barrage_core::{Plan, Secret, Segment, Snapshot};
+use barrage_core::{liveness, Plan, Secret, Segment, Snapshot};
 use barrage_proto::pb::{self, controller_message::Msg as In, worker_message::Msg as Out};
 use barrage_proto::{segment_from_pb, snapshot_to_pb, ControllerClient, MAX_MESSAGE_BYTES};
 use std::collections::BTreeMap;
@@ -35,10 +43,9 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 /// After the schedule ended by itself and Done went out: how long to wait for the
 /// controller's Stop or end of stream.
 pub const AFTER_DONE_WAIT: Duration = Duration::from_secs(10);
-/// A lost controller: running iterations get this long before the hard cancel.
-pub const LOST_GRACE: Duration = Duration::from_secs(3);
-/// A lost controller: the whole stop is bounded by this (then the process exits).
-pub const LOST_DEADLINE: Duration = Duration::from_secs(4);
+/// A lost controller, load stopped: how long the run's end may take to come in after the
+/// hard cancel, and then how long the last figures get to leave before the process exits.
+pub const LOST_FLUSH: Duration = Duration::from_secs(1);
 /// Outgoing messages queued at most (snapshots beyond it are dropped with a warning).
 const OUT_QUEUE: usize = 256;
 
@@ -74,6 +81,10 @@ struct Running {
     hard: CancellationToken,
     done: oneshot::Receiver<RunEnd>,
     grace: Duration,
+    /// No word from the controller for this long: it is lost.
+    silence: Duration,
+    /// A lost controller: running iterations get this long, then are cancelled.
+    stop_bound: Duration,
 }
 
 /// Talks to the controller until the run is over; returns the exit code.
@@ -215,7 +226,7 @@ async fn fatal(
     Exit(exit_code::CONFIG)
 }
 
-fn done_msg(last: &Snapshot, iterations: u64, dropped: u64) -> Out {
+fn done_msg(last: &Snapshot, iterations: u64, dropped: u64, error: String) -> Out {
     let last = match snapshot_to_pb(last) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -227,28 +238,39 @@ fn done_msg(last: &Snapshot, iterations: u64, dropped: u64) -> Out {
         last,
         iterations,
         dropped_iterations: dropped,
-        error: String::new(),
+        error,
     })
 }
 
-fn validate<S>(a: &pb::Assignment, make: &MakeScenario<S>) -> Result<Assigned<S>, String> {
-    let plan = Plan::from_json_str(&a.plan_json).map_err(|e| format!("bad assignment: {e}"))?;
+/// Why an assignment cannot be run (sent to the controller as a fatal `WorkerError`, with
+/// its sources: see [`error_chain`]).
+#[derive(Debug, thiserror::Error)]
+pub enum AssignmentError {
+    #[error("bad assignment: the plan does not decode")]
+    Plan(#[source] barrage_core::PlanError),
+    #[error("bad assignment: plan_hash {sent} does not match the plan's hash {computed}; controller and worker disagree on the plan encoding (same barrage version on both?)")]
+    Hash { sent: String, computed: String },
+    #[error("bad assignment: the segment")]
+    Segment(#[source] barrage_proto::WireError),
+    #[error("bad assignment: the flow cannot start: {0}")]
+    Flow(String),
+}
+
+fn validate<S>(a: &pb::Assignment, make: &MakeScenario<S>) -> Result<Assigned<S>, AssignmentError> {
+    let plan = Plan::from_json_str(&a.plan_json).map_err(AssignmentError::Plan)?;
     if plan.hash() != a.plan_hash {
-        return Err(format!(
-            "bad assignment: plan_hash {} does not match the plan's hash {}; controller and worker disagree on the plan encoding (same barrage version on both?)",
-            a.plan_hash,
-            plan.hash()
-        ));
+        return Err(AssignmentError::Hash {
+            sent: a.plan_hash.clone(),
+            computed: plan.hash(),
+        });
     }
-    let segment =
-        segment_from_pb(a.segment.as_ref()).map_err(|e| format!("bad assignment: {e}"))?;
+    let segment = segment_from_pb(a.segment.as_ref()).map_err(AssignmentError::Segment)?;
     let secrets: BTreeMap<String, Secret> = a
         .secrets
         .iter()
         .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
         .collect();
-    let scenario =
-        make(&plan, &secrets).map_err(|e| format!("bad assignment: the flow cannot start: {e}"))?;
+    let scenario = make(&plan, &secrets).map_err(AssignmentError::Flow)?;
     Ok(Assigned {
         plan: Rc::new(plan),
         scenario: Rc::new(scenario),
@@ -315,6 +337,8 @@ fn start_run<S: Scenario + 'static>(
         hard,
         done,
         grace: a.plan.graceful_stop,
+        silence: liveness::worker_silence(a.plan.interval),
+        stop_bound: liveness::stop_bound(a.plan.interval),
     }
 }
 
@@ -327,10 +351,19 @@ async fn converse_inner<S: Scenario + 'static>(
     let mut assigned: Option<Assigned<S>> = None;
     let mut running: Option<Running> = None;
     let mut stop_asked = false;
+    // when the controller last said anything (a run's watchdog counts from here)
+    let mut last_word = Instant::now();
     loop {
+        let watchdog = running.as_ref().map(|r| last_word + r.silence);
         let next = async {
             match running.as_mut() {
                 Some(r) => (&mut r.done).await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        let silent = async {
+            match watchdog {
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
@@ -339,18 +372,19 @@ async fn converse_inner<S: Scenario + 'static>(
             end = next => {
                 let end = end.ok_or(Exit(exit_code::FAILURE))?;
                 tracing::info!(iterations = end.totals.iterations, dropped = end.totals.dropped, "run over; sending Done");
-                send(&tx, done_msg(&end.last, end.totals.iterations, end.totals.dropped)).await?;
+                send(&tx, done_msg(&end.last, end.totals.iterations, end.totals.dropped, String::new())).await?;
                 return Ok(finish(tx, inbound, stop_asked).await);
             }
             m = inbound.message() => {
                 let m = match m {
                     Ok(Some(pb::ControllerMessage { msg: Some(m) })) => m,
-                    Ok(Some(_)) => continue, // an empty oneof: nothing to do
+                    Ok(Some(_)) => { last_word = Instant::now(); continue } // an empty oneof
                     Ok(None) | Err(_) => {
                         let why = match m { Err(s) => s.to_string(), _ => "end of stream".into() };
-                        return Err(lost(&why, running.take(), &root).await);
+                        return Err(lost(&why, running.take(), &root, tx, None).await);
                     }
                 };
+                last_word = Instant::now();
                 match m {
                     In::Welcome(w) => {
                         tracing::info!(worker = %w.worker_id, interval_ms = w.interval_ms, controller = %w.controller_version, "welcomed");
@@ -372,7 +406,7 @@ async fn converse_inner<S: Scenario + 'static>(
                                 send(&tx, Out::Ready(pb::Ready { plan_hash: a.plan_hash.clone() })).await?;
                                 assigned = Some(x);
                             }
-                            Err(e) => return Err(fatal(tx, inbound, e).await),
+                            Err(e) => return Err(fatal(tx, inbound, error_chain(&e)).await),
                         }
                     }
                     In::Start(s) => {
@@ -397,7 +431,7 @@ async fn converse_inner<S: Scenario + 'static>(
                         match &running {
                             Some(run) => { let _ = run.stop.send(Some(if s.graceful { run.grace } else { Duration::ZERO })); }
                             None => {
-                                send(&tx, done_msg(&Snapshot::default(), 0, 0)).await?;
+                                send(&tx, done_msg(&Snapshot::default(), 0, 0, String::new())).await?;
                                 return Ok(finish(tx, inbound, true).await);
                             }
                         }
@@ -408,12 +442,19 @@ async fn converse_inner<S: Scenario + 'static>(
                         match &running {
                             Some(run) => { let _ = run.stop.send(Some(Duration::ZERO)); run.hard.cancel(); }
                             None => {
-                                send(&tx, done_msg(&Snapshot::default(), 0, 0)).await?;
+                                send(&tx, done_msg(&Snapshot::default(), 0, 0, String::new())).await?;
                                 return Ok(finish(tx, inbound, true).await);
                             }
                         }
                     }
                 }
+            }
+            _ = silent => {
+                let why = format!(
+                    "no word from the controller for {} ms while running",
+                    running.as_ref().map_or(0, |r| r.silence.as_millis())
+                );
+                return Err(lost(&why, running.take(), &root, tx, Some(inbound)).await);
             }
         }
     }
@@ -444,15 +485,43 @@ async fn finish(
     exit_code::SUCCESS
 }
 
-/// The controller is gone: stop all load (grace, then hard, bounded) and exit 4.
-async fn lost(why: &str, running: Option<Running>, root: &CancellationToken) -> Exit {
+/// The controller is gone (or silent): stop all load within the run's stop bound (grace,
+/// then hard cancel), try to deliver the last figures as a `Done` that says why (a
+/// controller that was only stalled reads them when it resumes), and exit 4.
+async fn lost(
+    why: &str,
+    running: Option<Running>,
+    root: &CancellationToken,
+    tx: mpsc::Sender<pb::WorkerMessage>,
+    inbound: Option<tonic::Streaming<pb::ControllerMessage>>,
+) -> Exit {
     tracing::error!(reason = why, "lost the controller; stopping all load");
     barrage_core::errln!("barrage-worker: lost the controller ({why}); stopping all load");
-    if let Some(run) = running {
-        let _ = run.stop.send(Some(LOST_GRACE.min(run.grace)));
-        if timeout(LOST_DEADLINE, run.done).await.is_err() {
-            root.cancel();
-            tracing::warn!("load still running after the deadline; cancelled hard");
+    if let Some(mut run) = running {
+        let _ = run.stop.send(Some(run.stop_bound.min(run.grace)));
+        let end = match timeout(run.stop_bound, &mut run.done).await {
+            Ok(end) => end.ok(),
+            Err(_) => {
+                run.hard.cancel();
+                tracing::warn!("load still running at the stop bound; cancelled hard");
+                timeout(LOST_FLUSH, run.done)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+        };
+        root.cancel();
+        if let Some(end) = end {
+            let error = format!("lost the controller ({why}); load stopped early");
+            let done = done_msg(&end.last, end.totals.iterations, end.totals.dropped, error);
+            if tx.try_send(msg(done)).is_ok() {
+                // half-close, then give the message a bounded chance to leave
+                drop(tx);
+                if let Some(mut inbound) = inbound {
+                    let drained = async { while let Ok(Some(_)) = inbound.message().await {} };
+                    let _ = timeout(LOST_FLUSH, drained).await;
+                }
+            }
         }
     }
     root.cancel();
@@ -473,4 +542,55 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use barrage_core::Profile;
+
+    fn assignment() -> pb::Assignment {
+        let plan = Plan::profile(Profile::Smoke);
+        pb::Assignment {
+            plan_json: plan.to_json(),
+            plan_hash: plan.hash(),
+            segment: Some(barrage_proto::segment_to_pb(Segment::FULL)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_assignment_is_checked_field_by_field() {
+        let ok: &MakeScenario<()> = &|_, _| Ok(());
+        assert!(validate(&assignment(), ok).is_ok());
+
+        let mut a = assignment();
+        a.plan_hash = "feed".into();
+        let e = validate(&a, ok).err().unwrap();
+        assert!(
+            matches!(&e, AssignmentError::Hash { sent, .. } if sent == "feed"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("same barrage version"), "{e}");
+
+        let mut a = assignment();
+        a.plan_json = "{".into();
+        let e = validate(&a, ok).err().unwrap();
+        assert!(matches!(e, AssignmentError::Plan(_)), "{e}");
+        // the source says what is wrong with the JSON
+        assert!(error_chain(&e).contains("plan JSON"), "{}", error_chain(&e));
+
+        let mut a = assignment();
+        a.segment = None;
+        let e = validate(&a, ok).err().unwrap();
+        assert!(matches!(e, AssignmentError::Segment(_)), "{e}");
+        assert!(error_chain(&e).contains("segment"), "{}", error_chain(&e));
+
+        let no_flow: &MakeScenario<()> = &|_, _| Err("no such secret: api_key".into());
+        let e = validate(&assignment(), no_flow).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "bad assignment: the flow cannot start: no such secret: api_key"
+        );
+    }
 }

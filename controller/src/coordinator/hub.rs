@@ -11,6 +11,7 @@ use crate::progress::{Progress, Status};
 use crate::report::{EndReason, RunReport};
 use crate::thresholds::{abort_reason, Outcome};
 use crate::timeseries::{TimePoint, TimeSeries};
+use barrage_core::liveness::{self, SILENT_INTERVALS};
 use barrage_core::Segment;
 use barrage_proto::pb::{self, controller_message::Msg as Out, worker_message::Msg as In};
 use barrage_proto::segment_to_pb;
@@ -19,8 +20,6 @@ use tokio::sync::mpsc;
 
 /// Delay between `Start` and stage time 0, so every worker gets the message in time.
 pub const START_DELAY: Duration = Duration::from_secs(1);
-/// Silent intervals after which a running worker is lost.
-pub const SILENT_INTERVALS: u32 = 3;
 /// Extra time past the plan's duration and graceful stop before the hub aborts.
 pub const DEADLINE_SLACK: Duration = Duration::from_secs(15);
 /// How long aborted workers get to send `Done`.
@@ -48,6 +47,8 @@ pub(crate) struct Hub {
     interrupts: u32,
     progress: Progress,
     joined_deadline: Instant,
+    /// When the next liveness check is due (one per interval while running).
+    next_check: Instant,
 }
 
 impl Hub {
@@ -72,6 +73,7 @@ impl Hub {
             interrupts: 0,
             progress,
             joined_deadline,
+            next_check: joined_deadline,
         }
     }
 
@@ -84,14 +86,23 @@ impl Hub {
         mut events: mpsc::Receiver<Event>,
         mut control: mpsc::UnboundedReceiver<Control>,
     ) -> Result<(RunReport, Vec<Box<dyn Output>>), CoordinatorError> {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        // the tick also carries the heartbeat, so it is at least as frequent
+        let period = Duration::from_millis(200).min(liveness::heartbeat(self.interval()));
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(expect = self.cfg.expect_workers, plan = %self.cfg.plan.scenario.describe(), "waiting for workers");
         loop {
             tokio::select! {
                 Some(ev) = events.recv() => self.on_event(ev)?,
                 Some(c) = control.recv() => self.on_control(c)?,
-                _ = tick.tick() => self.on_tick()?,
+                _ = tick.tick() => {
+                    // what is queued is read before any liveness decision: after a stall
+                    // of the controller itself, the workers' snapshots are waiting here
+                    while let Ok(ev) = events.try_recv() {
+                        self.on_event(ev)?;
+                    }
+                    self.on_tick()?;
+                }
             }
             if self.finished() {
                 break;
@@ -241,11 +252,12 @@ impl Hub {
             .map_or(0, |d| d.as_micros() as i64);
         let now = Instant::now();
         for w in self.workers.values_mut() {
-            w.last_seen = now + START_DELAY;
             w.send(Out::Start(pb::Start {
                 start_at_unix_us: at_us,
             }));
         }
+        self.workers.reset_liveness();
+        self.next_check = now + START_DELAY + self.interval();
         self.started = Some((now + START_DELAY, at));
         self.timeseries.start_unix_us = at_us;
         self.phase = Phase::Running;
@@ -261,7 +273,10 @@ impl Hub {
         if w.lost.is_some() {
             return Ok(()); // a lost worker's late words do not count
         }
-        w.last_seen = w.last_seen.max(Instant::now());
+        self.workers.heard(id);
+        let Some(w) = self.workers.get_mut(id) else {
+            return Ok(());
+        };
         match msg {
             In::Ready(r) => {
                 if r.plan_hash != self.cfg.plan.hash() {
@@ -294,11 +309,16 @@ impl Hub {
                 }
                 if let Some(w) = self.workers.get_mut(id) {
                     w.done = Some(d.iterations);
-                    if !d.error.is_empty() {
-                        tracing::warn!(worker = %id, error = %d.error, "worker finished with an error");
-                    }
                 }
                 tracing::info!(worker = %id, iterations = d.iterations, "worker done");
+                if !d.error.is_empty() {
+                    tracing::warn!(worker = %id, error = %d.error, "worker finished with an error");
+                    // it stopped its share early (e.g. it lost this controller): its figures
+                    // count, its share goes to the others by policy
+                    if self.phase == Phase::Running {
+                        self.lose(id, format!("stopped early: {}", d.error));
+                    }
+                }
             }
             In::Error(e) => {
                 tracing::warn!(worker = %id, fatal = e.fatal, message = %e.message, "worker error");
@@ -400,11 +420,20 @@ impl Hub {
             }
             Phase::Running | Phase::Stopping => {}
         }
-        for id in self.workers.silent(now, self.interval()) {
-            self.lose(
-                &id,
-                format!("sent nothing for {SILENT_INTERVALS} intervals"),
-            );
+        // the heartbeat: a running worker that hears nothing gives up (see barrage_core::liveness)
+        self.workers.send_running(&Out::Ping(pb::Ping {
+            seq: 0,
+            controller_time_us: super::clock::now_us(),
+        }));
+        if now >= self.next_check {
+            // counted from now, not from the missed due time: a stall is one interval
+            self.next_check = now + self.interval();
+            for id in self.workers.check_liveness() {
+                self.lose(
+                    &id,
+                    format!("sent nothing for {SILENT_INTERVALS} intervals"),
+                );
+            }
         }
         let expected = self.workers.running_ids();
         let closed = self.merger.close_ready(&expected, self.now_seq());

@@ -92,8 +92,13 @@ pub(crate) enum Event {
 /// Why a run could not go on (a run that went on and failed is a [`RunReport`] instead).
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
-    #[error("the worker service failed: {0}")]
+    /// The gRPC service ended with an error before the run did (bad TLS material, a
+    /// failing listener): no worker can join, so the run fails at once.
+    #[error("the worker service failed: {0}; check --listen and the --tls-cert/--tls-key files")]
     Serve(#[source] tonic::transport::Error),
+    /// The gRPC service task ended before the run did, without an error (or panicked).
+    #[error("the worker service stopped before the run ended: {why}")]
+    ServiceEnded { why: String },
     #[error("{what} before the run started; see its message above")]
     LocalWorkerExited { what: String },
     #[error("worker {worker} is ready for plan {theirs} but the controller sent {ours}; run the same barrage release on both sides")]
@@ -133,7 +138,7 @@ pub async fn run(
         token: cfg.token.clone(),
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(
+    let mut server = tokio::spawn(server::serve(
         listener,
         cfg.tls.clone(),
         check,
@@ -143,7 +148,21 @@ pub async fn run(
             let _ = stop_rx.await;
         },
     ));
-    let result = hub::Hub::new(cfg, outputs).run(events_rx, control).await;
+    let hub = hub::Hub::new(cfg, outputs).run(events_rx, control);
+    // a service that dies (bad TLS material, a broken listener) fails the run at once
+    // instead of leaving it to wait for workers that cannot join
+    let result = tokio::select! {
+        r = hub => r,
+        ended = &mut server => {
+            let err = match ended {
+                Ok(Err(e)) => CoordinatorError::Serve(e),
+                Ok(Ok(())) => CoordinatorError::ServiceEnded { why: "it returned".into() },
+                Err(e) => CoordinatorError::ServiceEnded { why: e.to_string() },
+            };
+            tracing::error!(error = %err, "worker service ended early");
+            return Err(err);
+        }
+    };
     let _ = stop_tx.send(());
     match tokio::time::timeout(Duration::from_secs(3), server).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "worker service ended with an error"),
@@ -151,4 +170,45 @@ pub async fn run(
         Err(_) => tracing::warn!("worker service still draining after 3s; leaving it"),
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use barrage_core::plan::Profile;
+    use tonic::transport::Identity;
+
+    fn config(tls: Option<ServerTlsConfig>) -> CoordinatorConfig {
+        CoordinatorConfig {
+            plan: Plan::profile(Profile::Smoke),
+            thresholds: ThresholdSet::default(),
+            secrets: BTreeMap::new(),
+            expect_workers: 1,
+            token: None,
+            tls,
+            allow_version_mismatch: false,
+            on_worker_loss: OnWorkerLoss::Fail,
+            raw_points: false,
+            // without the fix the run waits this long and ends with JoinTimeout instead
+            join_timeout: Duration::from_secs(30),
+            progress: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_service_that_cannot_serve_fails_the_run_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bad = ServerTlsConfig::new().identity(Identity::from_pem("not a PEM", "not a PEM"));
+        let (_control_tx, control) = mpsc::unbounded_channel();
+        let got = run(listener, config(Some(bad)), Vec::new(), control).await;
+        match got {
+            Err(e @ CoordinatorError::Serve(_)) => {
+                let text = e.to_string();
+                assert!(text.contains("--tls-cert"), "{text}");
+                assert!(std::error::Error::source(&e).is_some());
+            }
+            Err(other) => panic!("wrong error: {other}"),
+            Ok(_) => panic!("a run without a service must fail"),
+        }
+    }
 }

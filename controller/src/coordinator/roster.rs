@@ -3,13 +3,13 @@
 //!
 //! The roster never talks to the network itself: it answers through each worker's
 //! outbound channel, and a full or closed channel is left to liveness.
-use super::hub::SILENT_INTERVALS;
 use crate::report::Lost;
+use barrage_core::liveness::SILENT_INTERVALS;
 use barrage_core::Segment;
 use barrage_proto::pb::{self, controller_message::Msg as Out};
 use barrage_proto::segment_to_pb;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 use tokio::sync::mpsc;
 use tonic::Status as GrpcStatus;
 
@@ -32,8 +32,10 @@ pub(crate) struct Worker {
     pub done: Option<u64>,
     /// Why and when it was lost, if it was.
     pub lost: Option<Lost>,
-    /// When the hub last heard from it (liveness while running).
-    pub last_seen: Instant,
+    /// Something arrived from it since the last liveness check.
+    pub heard: bool,
+    /// Consecutive liveness checks (one per interval) that found nothing new from it.
+    pub silent: u32,
 }
 
 impl Worker {
@@ -83,7 +85,8 @@ impl Roster {
                 ready: false,
                 done: None,
                 lost: None,
-                last_seen: Instant::now(),
+                heard: false,
+                silent: 0,
             },
         );
         id
@@ -125,14 +128,38 @@ impl Roster {
         }
     }
 
-    /// Running workers the hub has not heard from for [`SILENT_INTERVALS`] intervals.
-    pub fn silent(&self, now: Instant, interval: std::time::Duration) -> Vec<String> {
-        let silent = interval * SILENT_INTERVALS;
-        self.workers
-            .iter()
-            .filter(|(_, w)| w.running() && now.saturating_duration_since(w.last_seen) > silent)
-            .map(|(k, _)| k.clone())
-            .collect()
+    /// Something arrived from `id`.
+    pub fn heard(&mut self, id: &str) {
+        if let Some(w) = self.workers.get_mut(id) {
+            w.heard = true;
+        }
+    }
+
+    /// Starts liveness afresh (at the start of the run): no interval counted yet.
+    pub fn reset_liveness(&mut self) {
+        for w in self.workers.values_mut() {
+            w.heard = false;
+            w.silent = 0;
+        }
+    }
+
+    /// One interval's liveness check: counts, per running worker, an interval in which
+    /// nothing arrived; returns those silent for [`SILENT_INTERVALS`] checks in a row.
+    /// It counts checks, not wall time, so a stall of the controller itself (its checks
+    /// do not run either) costs a worker one interval at most.
+    pub fn check_liveness(&mut self) -> Vec<String> {
+        let mut silent = Vec::new();
+        for (id, w) in self.workers.iter_mut().filter(|(_, w)| w.running()) {
+            if std::mem::take(&mut w.heard) {
+                w.silent = 0;
+            } else {
+                w.silent += 1;
+                if w.silent >= SILENT_INTERVALS {
+                    silent.push(id.clone());
+                }
+            }
+        }
+        silent
     }
 
     /// Marks `id` lost for `reason` and closes its stream.
@@ -171,5 +198,78 @@ impl Roster {
             }
         }
         tracing::info!(remaining = ?live, "segments rebalanced");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roster(
+        n: usize,
+    ) -> (
+        Roster,
+        Vec<mpsc::Receiver<Result<pb::ControllerMessage, GrpcStatus>>>,
+    ) {
+        let mut r = Roster::default();
+        let mut rxs = Vec::new();
+        for _ in 0..n {
+            let (tx, rx) = mpsc::channel(16);
+            r.admit(pb::Hello::default(), tx);
+            rxs.push(rx);
+        }
+        (r, rxs)
+    }
+
+    #[test]
+    fn a_worker_is_lost_after_three_silent_checks_in_a_row() {
+        let (mut r, _rx) = roster(2);
+        // w1 speaks every interval, w2 once, then nothing
+        r.heard("w1");
+        r.heard("w2");
+        assert!(r.check_liveness().is_empty());
+        r.heard("w1");
+        assert!(r.check_liveness().is_empty());
+        r.heard("w1");
+        assert!(r.check_liveness().is_empty());
+        r.heard("w1");
+        assert_eq!(r.check_liveness(), vec!["w2".to_string()]);
+    }
+
+    #[test]
+    fn anything_heard_before_a_check_resets_the_count() {
+        let (mut r, _rx) = roster(1);
+        assert!(r.check_liveness().is_empty());
+        assert!(r.check_liveness().is_empty());
+        // a stall of the controller: many intervals of wall time, but what the worker sent
+        // meanwhile is read before the next check
+        r.heard("w1");
+        assert!(r.check_liveness().is_empty());
+        assert!(r.check_liveness().is_empty());
+        assert!(r.check_liveness().is_empty());
+        assert_eq!(r.check_liveness(), vec!["w1".to_string()]);
+    }
+
+    #[test]
+    fn losing_a_worker_rebalances_among_the_live_ones() {
+        let (mut r, mut rx) = roster(3);
+        assert_eq!(
+            r.mark_lost("w2", "gone"),
+            Loss::Lost {
+                live: vec!["w1".into(), "w3".into()]
+            }
+        );
+        assert_eq!(r.mark_lost("w2", "gone"), Loss::Known);
+        r.rebalance(&["w1".into(), "w3".into()]);
+        for i in [0, 2] {
+            let m = rx[i].try_recv().unwrap().unwrap();
+            let Some(Out::Reassign(re)) = m.msg else {
+                panic!("{m:?}")
+            };
+            assert_eq!(re.remaining, vec!["w1".to_string(), "w3".to_string()]);
+        }
+        assert!(rx[1].try_recv().is_err(), "a lost worker gets nothing");
+        // a lost worker is not checked any more
+        assert!(r.check_liveness().iter().all(|id| id != "w2"));
     }
 }

@@ -1,6 +1,8 @@
 //! `barrage controller` with external `barrage worker` processes: a killed worker is
-//! rebalanced, a killed controller stops its workers, a wrong token is refused.
-use crate::util::{plan_file, read_json, start_target, token_file, Proc};
+//! rebalanced, a killed controller stops its workers, a stalled controller loses nothing, a
+//! wrong token is refused.
+use crate::util::{get_json, plan_file, read_json, start_target, token_file, Proc};
+use barrage_testkit::{require, wait_for};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -30,9 +32,10 @@ fn controller_with(
         "--results-dir",
         results.to_str().unwrap(),
         "--no-progress",
-        "--join-timeout",
-        "60s",
     ];
+    if !extra.contains(&"--join-timeout") {
+        args.extend_from_slice(&["--join-timeout", "60s"]);
+    }
     args.extend_from_slice(extra);
     let mut c = Proc::barrage("controller", &args);
     let addr = c.listening();
@@ -54,16 +57,20 @@ fn worker(name: &str, addr: &str, token: &Path) -> Proc {
     )
 }
 
-/// Waits until `p`'s stderr contains `needle`.
-fn wait_for(p: &Proc, needle: &str, limit: Duration) -> bool {
-    let until = Instant::now() + limit;
-    while Instant::now() < until {
-        if p.stderr.lock().unwrap().contains(needle) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+/// The target's own count of the requests it has served.
+fn served(target_url: &str) -> u64 {
+    get_json(&format!("{target_url}/stats"))["requests_total"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Waits until the target has served at least `n` requests: the load is flowing.
+fn wait_served(target_url: &str, n: u64) {
+    wait_for(
+        &format!("{n} requests at the target"),
+        Duration::from_secs(60),
+        || (served(target_url) >= n).then_some(()),
+    );
 }
 
 #[test]
@@ -78,12 +85,14 @@ fn a_killed_worker_is_rebalanced() {
     let workers: Vec<Proc> = (1..=3)
         .map(|i| worker(&format!("w-{i}"), &addr, &token))
         .collect();
-    assert!(
-        wait_for(&ctl, "start sent", Duration::from_secs(30)),
-        "{}",
-        ctl.output()
-    );
-    std::thread::sleep(Duration::from_millis(3500));
+    // well into the run: load is flowing, and has been for 2.5 intervals (1 s each) by the
+    // target's count, so every worker has shipped snapshots (the controller shows no
+    // per-worker progress a test could read)
+    wait_served(&target.url, 1);
+    let first = Instant::now();
+    wait_for("2.5 intervals of load", Duration::from_secs(30), || {
+        (first.elapsed() >= Duration::from_millis(2500) && served(&target.url) > 1).then_some(())
+    });
     let victim = &workers[1];
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &victim.child.id().to_string()])
@@ -151,12 +160,7 @@ fn a_killed_controller_stops_its_workers() {
     let mut workers: Vec<Proc> = (1..=2)
         .map(|i| worker(&format!("w-{i}"), &addr, &token))
         .collect();
-    assert!(
-        wait_for(&ctl, "start sent", Duration::from_secs(30)),
-        "{}",
-        ctl.output()
-    );
-    std::thread::sleep(Duration::from_millis(2000));
+    wait_served(&target.url, 20);
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &ctl.child.id().to_string()])
         .status();
@@ -190,11 +194,13 @@ fn a_wrong_token_is_refused() {
         "worker's message does not name the token:\n{}",
         w.output()
     );
-    assert!(
-        wait_for(&ctl, "wrong or missing token", Duration::from_secs(5)),
-        "{}",
-        ctl.output()
-    );
+    wait_for("the controller's refusal", Duration::from_secs(5), || {
+        ctl.stderr
+            .lock()
+            .unwrap()
+            .contains("wrong or missing token")
+            .then_some(())
+    });
     drop(ctl);
 }
 
@@ -227,20 +233,16 @@ fn workers_join_over_tls() {
         .arg("-out")
         .arg(&cert)
         .output();
-    match made {
-        Ok(o) if o.status.success() => {}
-        Ok(o) if std::env::var_os("CI").is_none() => {
-            eprintln!(
-                "skipped: openssl could not make a test certificate: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            return;
-        }
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped: openssl not found ({e}); apt-get install openssl");
-            return;
-        }
-        other => panic!("CI needs openssl to make a test certificate: {other:?}"),
+    let made = made.ok().filter(|o| o.status.success());
+    if require(
+        "distributed::workers_join_over_tls",
+        "openssl to make a test certificate",
+        made,
+        "apt-get install openssl",
+    )
+    .is_none()
+    {
+        return;
     }
     let target = start_target();
     let extra = format!("[target]\nurl = \"{}\"\nruntime = \"tls\"\n", target.url);
@@ -302,5 +304,87 @@ fn workers_join_over_tls() {
     assert!(
         s["metrics"]["http_reqs"]["count"].as_f64().unwrap() > 0.0,
         "{s}"
+    );
+}
+
+/// Issue 14 §4: a controller stopped (SIGSTOP) mid-run for longer than the workers wait.
+/// The workers notice the silence, stop their load and hand their last figures to the
+/// stalled connection; after SIGCONT the controller reads what was queued before any
+/// liveness decision, so the summary holds every request the target served, and it says
+/// truthfully that the workers left early (exit 98).
+#[test]
+fn a_stalled_controller_loses_nothing() {
+    let target = start_target();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("[target]\nurl = \"{}\"\nruntime = \"stall\"\n", target.url);
+    let plan = plan_file(dir.path(), "p.toml", 2, 30, &extra);
+    let token = token_file(dir.path(), "token", "shared-token-stall");
+    let results = dir.path().join("results");
+    let (mut ctl, addr) = controller(&plan, 2, &token, &results);
+    let mut workers: Vec<Proc> = (1..=2)
+        .map(|i| worker(&format!("w-{i}"), &addr, &token))
+        .collect();
+    wait_served(&target.url, 50);
+    ctl.signal("STOP");
+    let stopped = Instant::now();
+    // the workers give up on their own while the controller is stopped
+    for w in &mut workers {
+        let code = w.wait(Duration::from_secs(15)).map(|s| s.code());
+        assert_eq!(
+            code,
+            Some(Some(4)),
+            "worker after {:?} of a stopped controller\n{}",
+            stopped.elapsed(),
+            w.output()
+        );
+    }
+    let at_stop = served(&target.url);
+    // the target sees no more load once the workers are gone
+    assert_eq!(served(&target.url), at_stop);
+    ctl.signal("CONT");
+    assert_eq!(
+        ctl.exit_code(Duration::from_secs(60)),
+        98,
+        "{}",
+        ctl.output()
+    );
+    let s = read_json(&results.join("stall-v0.1.0-mock-2vu.summary.json"));
+    let reqs = s["metrics"]["http_reqs"]["count"].as_f64().unwrap() as u64;
+    assert_eq!(reqs, at_stop, "summary vs the target's own count: {s}");
+    let iterations = s["metrics"]["iterations"]["count"].as_f64().unwrap() as u64;
+    let ws = s["workers"].as_array().unwrap();
+    assert_eq!(ws.len(), 2);
+    for w in ws {
+        let why = w["lost"]["reason"].as_str().unwrap_or_default();
+        assert!(why.contains("lost the controller"), "{w}");
+    }
+    let done: u64 = ws
+        .iter()
+        .map(|w| w["done_iterations"].as_u64().unwrap())
+        .sum();
+    assert_eq!(done, iterations, "{ws:?}");
+}
+
+/// The join timeout says how many joined and how many got ready, not "0 joined" when one
+/// had joined but the run was still waiting for another.
+#[test]
+fn the_join_timeout_counts_joined_and_ready_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_file(dir.path(), "p.toml", 1, 5, "");
+    let token = token_file(dir.path(), "token", "shared-token-join");
+    let results = dir.path().join("results");
+    let (mut ctl, addr) = controller_with(&plan, 2, &token, &results, &["--join-timeout", "3s"]);
+    let _w = worker("alone", &addr, &token);
+    assert_ne!(
+        ctl.exit_code(Duration::from_secs(30)),
+        0,
+        "{}",
+        ctl.output()
+    );
+    let err = ctl.stderr.lock().unwrap().clone();
+    assert!(
+        err.contains("1 of 2 workers joined and 0 got ready within 3s"),
+        "{}",
+        ctl.output()
     );
 }

@@ -1,10 +1,12 @@
 //! Multi-host: the controller, two workers and the target each in a network namespace of
 //! their own (10.77.0.0/24 on a bridge, addresses that exist only inside these
-//! namespaces). Runs as root with `ip netns` working; otherwise prints why and skips.
-//! Everything created is removed at the end, also on failure (a `Drop` guard).
-use crate::util::{plan_file, read_json, token_file, Proc, BARRAGE, ZERO_DELAY_MOCK};
+//! namespaces). Needs root and `ip netns` (`barrage_testkit::require`: skipped and logged
+//! under a bare `cargo test`, a failure under `.ci/run`). Everything created is removed at
+//! the end, also on failure (a `Drop` guard).
+use crate::util::{get_json, plan_file, read_json, token_file, Proc, BARRAGE, ZERO_DELAY_MOCK};
+use barrage_testkit::{is_root, require, wait_for};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 struct Netns {
     names: Vec<String>,
@@ -80,25 +82,35 @@ fn addr(i: usize) -> String {
     format!("10.77.0.{}", 10 + i)
 }
 
+/// The namespaces of `roles`, or `None` (the test is skipped and says why) when this
+/// machine cannot make them.
+fn namespaces(test: &str, tag: &str, roles: &[&str]) -> Option<Netns> {
+    require(
+        test,
+        "root",
+        is_root().then_some(()),
+        "run the tests as root",
+    )?;
+    let made = Netns::create(tag, roles);
+    let why = made.as_ref().err().cloned().unwrap_or_default();
+    require(
+        test,
+        "network namespaces (`ip netns add`, veth, bridge)",
+        made.ok(),
+        &format!("a kernel and `ip` that allow them; here: {why}"),
+    )
+}
+
 #[test]
 fn controller_workers_and_target_on_separate_hosts() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    if !is_root {
-        eprintln!("SKIP controller_workers_and_target_on_separate_hosts: needs root for ip netns");
-        return;
-    }
     let tag = format!("{}", std::process::id() % 100_000);
     let roles = ["ctl", "w1", "w2", "tgt"];
-    let ns = match Netns::create(&tag, &roles) {
-        Ok(ns) => ns,
-        Err(e) => {
-            eprintln!("SKIP controller_workers_and_target_on_separate_hosts: cannot create network namespaces: {e}");
-            return;
-        }
+    let Some(ns) = namespaces(
+        "netns::controller_workers_and_target_on_separate_hosts",
+        &tag,
+        &roles,
+    ) else {
+        return;
     };
     let (ctl_i, w1_i, w2_i, tgt_i) = (0, 1, 2, 3);
     // the target namespace runs the mock LLM (on its loopback) and the runtime
@@ -190,6 +202,181 @@ fn controller_workers_and_target_on_separate_hosts() {
         "{ws:?}"
     );
     assert!(s["metrics"]["http_reqs"]["count"].as_f64().unwrap() > 0.0);
+    drop(runtime);
+    drop(mock);
+    drop(ns);
+}
+
+/// Issue 14 §4: a silent partition (packets dropped both ways, no RST) between the
+/// controller and one of two workers. The cut-off worker must stop its load before the
+/// controller hands its share to the other one, so the target never has more LLM calls in
+/// flight than the plan has VUs (each VU has at most one: the flow is sequential, and each
+/// call takes 200 ms at the mock, so overlapping load would show).
+#[test]
+fn a_partitioned_worker_stops_before_its_share_is_reassigned() {
+    let tag = format!("p{}", std::process::id() % 10_000);
+    let roles = ["ctl", "w1", "w2", "tgt"];
+    let Some(ns) = namespaces(
+        "netns::a_partitioned_worker_stops_before_its_share_is_reassigned",
+        &tag,
+        &roles,
+    ) else {
+        return;
+    };
+    let (ctl_i, w1_i, w2_i, tgt_i) = (0, 1, 2, 3);
+    // the host gets an address on the bridge so the test can read the mock's /stats
+    ip(&["addr", "add", "10.77.0.1/24", "dev", &ns.bridge]).unwrap();
+    let mut mock = ns.exec(
+        tgt_i,
+        "mock-llm",
+        &[
+            "mock-llm",
+            "--host",
+            &addr(tgt_i),
+            "--port",
+            "0",
+            "--delay-ms",
+            "200",
+            "--stream-delay-ms",
+            "0",
+        ],
+        &[],
+    );
+    let mock_addr = mock.listening();
+    let mut runtime = ns.exec(
+        tgt_i,
+        "reference-runtime",
+        &[
+            "reference-runtime",
+            "--host",
+            &addr(tgt_i),
+            "--port",
+            "9000",
+        ],
+        &[("OPENAI_BASE_URL", format!("http://{mock_addr}/v1"))],
+    );
+    let target_url = runtime.listening();
+    let stats = format!("http://{mock_addr}/stats");
+    // the poll itself is one of the mock's requests in flight
+    let llm_in_flight = || {
+        get_json(&stats)["in_flight"]
+            .as_u64()
+            .unwrap()
+            .saturating_sub(1)
+    };
+    let chat_calls = || get_json(&stats)["requests"]["chat"].as_u64().unwrap_or(0);
+
+    const VUS: u64 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_file(
+        dir.path(),
+        "p.toml",
+        VUS,
+        14,
+        &format!("[target]\nurl = \"{target_url}\"\nruntime = \"part\"\n"),
+    );
+    let token = token_file(dir.path(), "token", "netns-token");
+    let results = dir.path().join("results");
+    let listen = format!("{}:7400", addr(ctl_i));
+    let mut ctl = ns.exec(
+        ctl_i,
+        "controller",
+        &[
+            "controller",
+            "--listen",
+            &listen,
+            "--expect-workers",
+            "2",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--results-dir",
+            results.to_str().unwrap(),
+            "--no-progress",
+        ],
+        &[],
+    );
+    assert_eq!(ctl.listening(), listen);
+    let url = format!("http://{listen}");
+    let join = |i: usize, name: &str| {
+        ns.exec(
+            i,
+            name,
+            &[
+                "worker",
+                "--controller",
+                &url,
+                "--token-file",
+                token.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let _w1 = join(w1_i, "w1");
+    let mut w2 = join(w2_i, "w2");
+    // load is flowing from both workers
+    wait_for("LLM calls at the target", Duration::from_secs(60), || {
+        (chat_calls() >= 2 * VUS).then_some(())
+    });
+    // the partition: each side drops what it would send to the other (a blackhole route
+    // discards silently: no RST, no ICMP)
+    ip(&[
+        "-n",
+        &ns.names[w2_i],
+        "route",
+        "add",
+        "blackhole",
+        &format!("{}/32", addr(ctl_i)),
+    ])
+    .unwrap();
+    ip(&[
+        "-n",
+        &ns.names[ctl_i],
+        "route",
+        "add",
+        "blackhole",
+        &format!("{}/32", addr(w2_i)),
+    ])
+    .unwrap();
+    let cut = Instant::now();
+    let mut max_in_flight = 0;
+    let mut polls = 0u64;
+    // bounded: the controller's run ends by itself (14 s plan)
+    while ctl.child.try_wait().unwrap().is_none() && cut.elapsed() < Duration::from_secs(60) {
+        max_in_flight = max_in_flight.max(llm_in_flight());
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        ctl.exit_code(Duration::from_secs(30)),
+        0,
+        "{}",
+        ctl.output()
+    );
+    assert!(polls > 100, "the target was polled {polls} times");
+    assert!(
+        max_in_flight <= VUS,
+        "the target had {max_in_flight} LLM calls in flight for a {VUS}-VU plan after the partition\n{}\n{}",
+        ctl.output(),
+        w2.output()
+    );
+    // the poll sees full load (so it would see double load): the other worker took it all
+    assert_eq!(
+        max_in_flight, VUS,
+        "planned load not seen after the partition"
+    );
+    // the cut-off worker gave up on its own (exit 4)
+    assert_eq!(w2.exit_code(Duration::from_secs(30)), 4, "{}", w2.output());
+    let s = read_json(&results.join("part-v0.1.0-mock-4vu.summary.json"));
+    let lost: Vec<_> = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| !w["lost"].is_null())
+        .cloned()
+        .collect();
+    assert_eq!(lost.len(), 1, "{s}");
     drop(runtime);
     drop(mock);
     drop(ns);

@@ -236,6 +236,7 @@ fn run_starts_its_own_target_and_exits_0_or_99() {
 
 #[test]
 fn sigint_stops_gracefully_and_still_writes_results() {
+    let target = start_target();
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let plan = plan_file(dir.path(), "long.toml", 2, 60, "");
@@ -243,6 +244,12 @@ fn sigint_stops_gracefully_and_still_writes_results() {
         "barrage run",
         &[
             "run",
+            "--target",
+            &target.url,
+            "--runtime-name",
+            "sig",
+            "--runtime-version",
+            "0.1.0",
             "--plan",
             plan.to_str().unwrap(),
             "--workers",
@@ -252,12 +259,15 @@ fn sigint_stops_gracefully_and_still_writes_results() {
             "--no-progress",
         ],
     );
-    let until = std::time::Instant::now() + Duration::from_secs(30);
-    while !run.stderr.lock().unwrap().contains("start sent") {
-        assert!(std::time::Instant::now() < until, "{}", run.output());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(2500));
+    // load is flowing: the target has served requests (its own count)
+    let served = || {
+        get_json(&format!("{}/stats", target.url))["requests_total"]
+            .as_u64()
+            .unwrap()
+    };
+    barrage_testkit::wait_for("requests at the target", Duration::from_secs(30), || {
+        (served() >= 20).then_some(())
+    });
     run.signal("INT");
     assert_eq!(
         run.exit_code(Duration::from_secs(20)),
@@ -265,10 +275,7 @@ fn sigint_stops_gracefully_and_still_writes_results() {
         "{}",
         run.output()
     );
-    let s = read_json(&results.join(format!(
-        "reference-v{}-mock-2vu.summary.json",
-        env!("CARGO_PKG_VERSION")
-    )));
+    let s = read_json(&results.join("sig-v0.1.0-mock-2vu.summary.json"));
     assert!(
         s["result"]["end_reason"]
             .as_str()
