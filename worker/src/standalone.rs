@@ -103,11 +103,11 @@ pub async fn run_plan<S: Scenario + 'static>(
                     iterations
                 );
             }
-            total += &snap;
+            let _ = total.accumulate(&snap);
         }
     })
     .await;
-    total += &end.last;
+    let _ = total.accumulate(&end.last);
     let elapsed = end.ended_at - start;
     let thresholds = summary::evaluate(&plan, &total, elapsed);
     Outcome {

@@ -593,9 +593,7 @@ impl Hub {
                 lost,
             });
         }
-        let mut total = self.merger.total().clone();
-        total.vus = 0;
-        total.vus_max = 0;
+        let total = self.merger.total().clone();
         let end_reason = self.end_reason.clone().unwrap_or(EndReason::Completed);
         let report = RunReport {
             plan: self.cfg.plan.clone(),
