@@ -133,7 +133,20 @@ fn snapshots_convert_both_ways() {
         panic!()
     };
     assert_eq!(t.count(), 3);
-    assert_eq!(t.hist.max(), 99_000u64.max(t.hist.max()));
+    let Some(Sink::Trend(sent)) = s.submetric("http_req_duration", &[]) else {
+        panic!()
+    };
+    // exact: the histogram that arrives is the one that was sent, bucket for bucket
+    assert_eq!(t.hist.max(), t.hist.highest_equivalent(99_000));
+    assert_eq!(t.hist.min(), t.hist.lowest_equivalent(1200));
+    assert_eq!(
+        (t.hist.min(), t.hist.max(), t.hist.mean()),
+        (sent.hist.min(), sent.hist.max(), sent.hist.mean())
+    );
+    for p in [0.0, 50.0, 95.0, 100.0] {
+        assert_eq!(t.percentile(p), sent.percentile(p), "p{p}");
+    }
+    assert_eq!(t.percentile(50.0), t.hist.highest_equivalent(3400) as f64);
     let Some(Sink::Rate(r)) = back.submetric("http_req_failed", &[]) else {
         panic!()
     };
