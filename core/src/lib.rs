@@ -28,6 +28,7 @@ pub mod hdr;
 pub mod label;
 pub mod metrics;
 pub mod plan;
+pub mod point;
 pub mod segment;
 pub mod sink;
 pub mod snapshot;
@@ -39,6 +40,7 @@ pub use metrics::{MetricKind, SeriesKey};
 pub use plan::{
     AuthConfig, FlowConfig, Plan, PlanError, PlanOverrides, Profile, RequestFlow, TargetConfig,
 };
+pub use point::Point;
 pub use segment::{Fraction, Segment};
 pub use sink::Sink;
 pub use snapshot::Snapshot;

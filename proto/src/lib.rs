@@ -9,11 +9,12 @@
 //! | `Snapshot`         | [`barrage_core::Snapshot`]   | [`snapshot_to_pb`] / [`snapshot_from_pb`] |
 //! | `SeriesSnapshot`   | `(SeriesKey, Sink)`          | inside the snapshot conversions    |
 //! | `MetricKind`       | [`barrage_core::MetricKind`] | [`kind_to_pb`] / [`kind_from_pb`]  |
+//! | `Point`            | [`barrage_core::Point`]      | [`point_to_pb`] / [`point_from_pb`] |
 #![forbid(unsafe_code)]
 
 use barrage_core::sink::{CounterSink, GaugeSink, RateSink, TrendSink};
 use barrage_core::snapshot::SeriesPart;
-use barrage_core::{Fraction, MetricKind, Segment, SeriesKey, Sink, Snapshot};
+use barrage_core::{Fraction, MetricKind, Point, Segment, SeriesKey, Sink, Snapshot};
 
 /// The generated code of `barrage.proto`.
 pub mod pb {
@@ -116,6 +117,52 @@ pub fn series_key_from_pb(metric: &str, tags: &[pb::Tag]) -> Result<SeriesKey, W
         metric,
         tags.iter().map(|t| (t.key.as_str(), t.value.as_str())),
     ))
+}
+
+/// Encodes a raw point.
+pub fn point_to_pb(p: &Point) -> pb::Point {
+    pb::Point {
+        metric: p.metric.clone(),
+        kind: kind_to_pb(p.kind) as i32,
+        tags: p
+            .tags
+            .iter()
+            .map(|(k, v)| pb::Tag {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        time_unix_us: p.time_unix_us,
+        value: p.value,
+    }
+}
+
+/// Decodes a raw point: it needs a metric, a known kind and a finite value.
+pub fn point_from_pb(p: &pb::Point) -> Result<Point, WireError> {
+    if p.metric.is_empty() {
+        return Err(WireError::Missing {
+            field: "point.metric",
+        });
+    }
+    let kind = kind_from_pb(p.kind)
+        .map_err(|e| invalid(format!("point {}: kind", p.metric), e.to_string()))?;
+    if !p.value.is_finite() {
+        return Err(invalid(
+            format!("point {}: value", p.metric),
+            "must be a finite number",
+        ));
+    }
+    Ok(Point {
+        metric: p.metric.clone(),
+        kind,
+        tags: p
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect(),
+        time_unix_us: p.time_unix_us,
+        value: p.value,
+    })
 }
 
 /// Encodes a snapshot; fails only if a histogram does not serialize.

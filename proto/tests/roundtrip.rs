@@ -247,3 +247,28 @@ fn wire_merge_equals_decode_then_merge() {
         format!("{:?}", via_wire.series.keys().collect::<Vec<_>>())
     );
 }
+
+#[test]
+fn points_convert_both_ways_and_bad_ones_name_the_field() {
+    let p = barrage_core::Point {
+        metric: "http_req_duration".into(),
+        kind: barrage_core::MetricKind::Trend,
+        tags: vec![("operation".into(), "run_wait".into())],
+        time_unix_us: 1_735_787_045_678_901,
+        value: 1234.0,
+    };
+    let wire = barrage_proto::point_to_pb(&p);
+    assert_eq!(barrage_proto::point_from_pb(&wire).unwrap(), p);
+    let mut bad = wire.clone();
+    bad.value = f64::NAN;
+    let e = barrage_proto::point_from_pb(&bad).unwrap_err().to_string();
+    assert!(e.contains("point http_req_duration: value"), "{e}");
+    let mut bad = wire.clone();
+    bad.kind = 99;
+    let e = barrage_proto::point_from_pb(&bad).unwrap_err().to_string();
+    assert!(e.contains("point http_req_duration: kind"), "{e}");
+    let mut bad = wire;
+    bad.metric.clear();
+    let e = barrage_proto::point_from_pb(&bad).unwrap_err().to_string();
+    assert!(e.contains("point.metric"), "{e}");
+}

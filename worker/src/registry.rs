@@ -18,8 +18,7 @@
 use crate::clock::Clock;
 pub use crate::sample::SeriesId;
 use crate::sample::{Record, Sample};
-use barrage_core::{MetricKind, SeriesKey, Sink, Snapshot};
-use barrage_proto::pb;
+use barrage_core::{MetricKind, Point, SeriesKey, Sink, Snapshot};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
@@ -39,14 +38,12 @@ struct Series {
     sink: Sink,
     /// Set when the sink holds data since the last cut.
     dirty: bool,
-    /// The tags in wire form, built on the first raw point.
-    pb_tags: Option<Vec<pb::Tag>>,
 }
 
 struct RawPoints {
     clock: Clock,
-    current: Vec<pb::Point>,
-    full: Vec<Vec<pb::Point>>,
+    current: Vec<Point>,
+    full: Vec<Vec<Point>>,
     /// Woken when a batch is full.
     ready: Rc<Notify>,
 }
@@ -208,7 +205,7 @@ impl Registry {
     }
 
     /// Every raw point recorded so far, in batches of at most [`POINT_BATCH`].
-    pub fn take_points(&self) -> Vec<Vec<pb::Point>> {
+    pub fn take_points(&self) -> Vec<Vec<Point>> {
         let mut inner = self.inner.borrow_mut();
         let Some(raw) = inner.raw.as_mut() else {
             return Vec::new();
@@ -224,7 +221,7 @@ impl Registry {
     }
 
     /// Only the full batches (called when the notifier fires mid-interval).
-    pub fn take_full_batches(&self) -> Vec<Vec<pb::Point>> {
+    pub fn take_full_batches(&self) -> Vec<Vec<Point>> {
         let mut inner = self.inner.borrow_mut();
         inner
             .raw
@@ -284,7 +281,6 @@ impl Registry {
             kind,
             sink: Sink::new(kind),
             dirty: false,
-            pb_tags: None,
         });
         inner.index.entry(hash).or_default().push(id);
         SeriesId(id)
@@ -357,15 +353,11 @@ fn add_to(inner: &mut Inner, id: SeriesId, value: f64) {
     s.sink.add(value);
     s.dirty = true;
     if let Some(raw) = inner.raw.as_mut() {
-        let s = &mut inner.series[id.0 as usize];
-        let tags = s
-            .pb_tags
-            .get_or_insert_with(|| barrage_proto::tags_to_pb(&s.key))
-            .clone();
-        raw.current.push(pb::Point {
+        let s = &inner.series[id.0 as usize];
+        raw.current.push(Point {
             metric: s.key.metric.clone(),
-            kind: barrage_proto::kind_to_pb(s.kind) as i32,
-            tags,
+            kind: s.kind,
+            tags: s.key.tags.clone(),
             time_unix_us: raw.clock.controller_us(Instant::now()),
             value,
         });
@@ -575,7 +567,16 @@ mod tests {
         let full = reg.take_full_batches();
         assert_eq!(full.len(), 1);
         assert_eq!(full[0].len(), POINT_BATCH);
-        assert_eq!(full[0][0].tags[0].key, "k");
+        let first = &full[0][0];
+        assert_eq!(
+            (first.metric.as_str(), first.kind, &first.tags, first.value),
+            (
+                "t",
+                MetricKind::Trend,
+                &vec![("k".to_string(), "v".to_string())],
+                0.0
+            )
+        );
         let rest = reg.take_points();
         assert_eq!(rest.iter().map(Vec::len).sum::<usize>(), 10);
     }
