@@ -4,6 +4,9 @@ use barrage_proto::pb::{self, controller_message, worker_message};
 use barrage_proto::*;
 use prost::Message;
 
+/// The wire decoder's fuzz targets live in `fuzz.rs`, in this one test binary.
+mod fuzz;
+
 fn roundtrip<M: Message + Default + PartialEq + std::fmt::Debug>(m: M) {
     let bytes = m.encode_to_vec();
     let back = M::decode(bytes.as_slice()).expect("decodes");
