@@ -19,10 +19,8 @@
 //! cumulative sinks; only its time-series point misses it.
 use barrage_core::hdr::SparseDecoder;
 use barrage_core::metrics::builtin;
-use barrage_core::sink::SinkError;
 use barrage_core::{Sink, Snapshot};
 use barrage_proto::{merge_pb_into, pb, WireError};
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// How many intervals after its end a bucket waits for stragglers.
@@ -68,27 +66,6 @@ pub struct Merger {
     decoder: SparseDecoder,
 }
 
-/// Moves `from`'s series into `into` (merging where both have one); a kind clash is
-/// reported and that series skipped.
-fn absorb(into: &mut Snapshot, from: Snapshot) -> Result<(), SinkError> {
-    let mut first = None;
-    for (key, sink) in from.series {
-        match into.series.entry(key) {
-            Entry::Occupied(mut e) => {
-                if let Err(err) = e.get_mut().merge(&sink) {
-                    first.get_or_insert(err);
-                }
-            }
-            Entry::Vacant(v) => {
-                v.insert(sink);
-            }
-        }
-    }
-    into.vus += from.vus;
-    into.vus_max += from.vus_max;
-    first.map_or(Ok(()), Err)
-}
-
 fn counter(s: &Snapshot, metric: &str) -> f64 {
     match s.submetric(metric, &[]) {
         Some(Sink::Counter(c)) => c.sum,
@@ -101,33 +78,13 @@ impl Merger {
         Self::default()
     }
 
-    /// Adds one worker's snapshot. A series whose kind clashes with what is already merged
-    /// is reported (the rest is merged).
-    pub fn add(&mut self, worker: &str, snap: Snapshot) -> Result<(), SinkError> {
-        let tally = self.workers.entry(worker.to_string()).or_default();
-        tally.snapshots += 1;
-        tally.last_seq = Some(tally.last_seq.map_or(snap.seq, |s| s.max(snap.seq)));
-        tally.iterations += counter(&snap, builtin::ITERATIONS);
-        tally.requests += counter(&snap, builtin::HTTP_REQS);
-        let is_late = self.closed_through.is_some_and(|c| snap.seq <= c);
-        if is_late {
-            self.late += 1;
-            return absorb(&mut self.total, snap);
-        }
-        let bucket = self.open.entry(snap.seq).or_default();
-        if bucket.reported.is_empty() {
-            bucket.snapshot.seq = snap.seq;
-            bucket.snapshot.interval_start_us = snap.interval_start_us;
-            bucket.snapshot.interval_ms = snap.interval_ms;
-        }
-        bucket.reported.insert(worker.to_string());
-        absorb(&mut bucket.snapshot, snap)
-    }
-
     /// Adds one worker's snapshot as it came off the wire: validated whole, then merged
     /// straight into its bucket with sparse histogram decoding (no histogram is built per
-    /// worker and series; see `barrage_core::hdr`). Same bookkeeping as [`Merger::add`].
+    /// worker and series; see `barrage_core::hdr`), by `Snapshot::merge_parts`, core's one
+    /// merge. A message that does not validate, or whose series clash in kind with what is
+    /// merged, is refused whole.
     pub fn add_wire(&mut self, worker: &str, snap: &pb::Snapshot) -> Result<(), WireError> {
+        let level = (self.total.vus, self.total.vus_max);
         let is_late = self.closed_through.is_some_and(|c| snap.seq <= c);
         let target = if is_late {
             &mut self.total
@@ -141,6 +98,10 @@ impl Merger {
             &mut bucket.snapshot
         };
         merge_pb_into(target, snap, &mut self.decoder)?;
+        if is_late {
+            // a late interval is older than the latest closed one: its VUs are not the run's
+            (self.total.vus, self.total.vus_max) = level;
+        }
         if is_late {
             self.late += 1;
         } else if let Some(bucket) = self.open.get_mut(&snap.seq) {
@@ -187,7 +148,7 @@ impl Merger {
 
     fn close(&mut self, seq: u64) -> ClosedInterval {
         let bucket = self.open.remove(&seq).unwrap_or_default();
-        if let Err(e) = self.total.merge(&bucket.snapshot) {
+        if let Err(e) = self.total.accumulate(&bucket.snapshot) {
             // the clash was already reported when the worker's snapshot met the bucket
             tracing::debug!(seq, error = %e, "series of clashing kinds in the cumulative view");
         }
@@ -199,7 +160,8 @@ impl Merger {
         }
     }
 
-    /// The cumulative merged sinks (their `vus` fields mean nothing: see the time series).
+    /// The cumulative merged sinks; `vus`/`vus_max` are the latest closed interval's (the
+    /// run's VU gauge is read from the time series).
     pub fn total(&self) -> &Snapshot {
         &self.total
     }
@@ -231,6 +193,11 @@ mod tests {
             reqs,
         );
         s
+    }
+
+    /// Adds `s` the way the hub does: encoded for the wire, then [`Merger::add_wire`].
+    fn add(m: &mut Merger, worker: &str, s: &Snapshot) -> Result<(), WireError> {
+        m.add_wire(worker, &barrage_proto::snapshot_to_pb(s).unwrap())
     }
 
     fn live(ids: &[&str]) -> BTreeSet<String> {
@@ -301,7 +268,7 @@ mod tests {
         for c in cases {
             let mut m = Merger::new();
             for (w, seq) in c.arrivals {
-                m.add(w, snap(*seq, 1.0)).unwrap();
+                add(&mut m, w, &snap(*seq, 1.0)).unwrap();
             }
             let got: Vec<(u64, usize)> = m
                 .close_ready(&live(c.live), c.now_seq)
@@ -315,10 +282,10 @@ mod tests {
     #[test]
     fn late_snapshots_still_count_in_the_total() {
         let mut m = Merger::new();
-        m.add("a", snap(0, 2.0)).unwrap();
+        add(&mut m, "a", &snap(0, 2.0)).unwrap();
         let closed = m.close_ready(&live(&["a", "b"]), 5);
         assert_eq!(closed.len(), 1);
-        m.add("b", snap(0, 3.0)).unwrap();
+        add(&mut m, "b", &snap(0, 3.0)).unwrap();
         assert_eq!(m.late, 1);
         assert_eq!(m.open_buckets(), 0);
         assert_eq!(counter(m.total(), builtin::HTTP_REQS), 5.0);
@@ -347,15 +314,7 @@ mod tests {
                     s.add(key.clone(), MetricKind::Trend, us);
                     all.add(key.clone(), MetricKind::Trend, us);
                 }
-                let wire = barrage_proto::snapshot_to_pb(&s).unwrap();
-                if w == "w1" {
-                    // decoded whole, as `add` takes it
-                    let back = barrage_proto::snapshot_from_pb(&wire).unwrap();
-                    m.add(w, back).unwrap();
-                } else {
-                    // merged off the wire with sparse decoding, as the hub does
-                    m.add_wire(w, &wire).unwrap();
-                }
+                add(&mut m, w, &s).unwrap();
             }
             m.close_ready(&live(&["w1", "w2", "w3"]), seq + 1);
         }
@@ -374,9 +333,9 @@ mod tests {
     }
 
     #[test]
-    fn kind_clash_is_an_error_but_the_rest_merges() {
+    fn a_message_whose_kinds_clash_is_refused_whole() {
         let mut m = Merger::new();
-        m.add("a", snap(0, 1.0)).unwrap();
+        add(&mut m, "a", &snap(0, 1.0)).unwrap();
         let mut bad = snap(0, 1.0);
         bad.series.insert(
             SeriesKey::new(builtin::HTTP_REQS),
@@ -387,8 +346,37 @@ mod tests {
             MetricKind::Counter,
             4.0,
         );
-        assert!(m.add("b", bad).is_err());
-        m.close_all();
-        assert_eq!(counter(m.total(), builtin::ITERATIONS), 4.0);
+        let err = add(&mut m, "b", &bad).unwrap_err();
+        assert!(err.to_string().contains("rate"), "{err}");
+        let closed = m.close_all();
+        assert_eq!(closed[0].snapshot.vus, 1);
+        assert_eq!(counter(m.total(), builtin::ITERATIONS), 0.0);
+        assert_eq!(counter(m.total(), builtin::HTTP_REQS), 1.0);
+    }
+
+    /// Issue 17 §3: VUs add across the workers of an interval; the run's level is the latest
+    /// closed interval's, and a late snapshot does not change it.
+    #[test]
+    fn vus_sum_per_interval_and_the_total_keeps_the_latest_level() {
+        let mut m = Merger::new();
+        let at = |seq, vus| Snapshot {
+            seq,
+            vus,
+            vus_max: 5,
+            ..Default::default()
+        };
+        add(&mut m, "a", &at(0, 2)).unwrap();
+        add(&mut m, "b", &at(0, 3)).unwrap();
+        add(&mut m, "a", &at(1, 1)).unwrap();
+        let closed = m.close_ready(&live(&["a", "b"]), 4);
+        let got: Vec<(u64, u64, u64)> = closed
+            .iter()
+            .map(|c| (c.seq, c.snapshot.vus, c.snapshot.vus_max))
+            .collect();
+        assert_eq!(got, [(0, 5, 10), (1, 1, 5)]);
+        assert_eq!((m.total().vus, m.total().vus_max), (1, 5));
+        add(&mut m, "b", &at(1, 4)).unwrap();
+        assert_eq!(m.late, 1);
+        assert_eq!((m.total().vus, m.total().vus_max), (1, 5));
     }
 }

@@ -47,9 +47,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     secs_to_duration(total, text)
 }
 
+/// Longest duration accepted: a year. Longer ones are typos, and a time far beyond it would
+/// not fit a `Duration` (or an `Instant` once added to now).
+pub const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
 fn secs_to_duration(secs: f64, text: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("duration {text:?} must be a non-negative time"));
+    }
+    if secs > MAX_SECS {
+        return Err(format!(
+            "duration {text:?} is longer than a year (8760h); give a shorter time"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -132,7 +141,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_durations() {
-        for text in ["", "s", "10x", "-5s", "1m-3s", "abc"] {
+        // the last two panicked (`Duration::from_secs_f64` overflow) before the cap: found by
+        // core/tests/fuzz.rs, corpus file plan/bad-huge-duration.toml
+        for text in [
+            "",
+            "s",
+            "10x",
+            "-5s",
+            "1m-3s",
+            "abc",
+            "99999999999999999h",
+            "1e300",
+        ] {
             assert!(parse_duration(text).is_err(), "{text} should be rejected");
         }
     }

@@ -1,24 +1,31 @@
-//! barrage's shared model: everything the controller and the workers must agree on, with no
-//! network and no clock of its own.
+//! barrage's shared model: everything the controller and the workers must agree on. It
+//! never touches the network and keeps no time of its own, with one exception: minting a
+//! JWT ([`auth`]) reads the wall clock for the token's `iat`/`exp`.
 //!
-//! | module        | principal types                         | what for                                   |
+//! | module        | principal types                          | what for                                   |
 //! |---------------|------------------------------------------|--------------------------------------------|
-//! | [`duration`]  | `parse_duration`, `serde` helpers         | k6 durations: `10s`, `1m30s`, `250ms`       |
-//! | [`segment`]   | [`Fraction`], [`Segment`]                 | exact shares of the VU space per worker    |
-//! | [`executor`]  | [`ExecutorConfig`], [`Stage`]             | k6 executors as data: VU and rate curves   |
-//! | [`plan`]      | [`Plan`], [`FlowConfig`], [`AuthConfig`]  | the one validated description of a run     |
-//! | [`metrics`]   | [`MetricKind`], [`SeriesKey`], `builtin`  | k6's metric vocabulary                     |
-//! | [`sink`]      | [`Sink`] (Trend/Counter/Rate/Gauge)       | aggregation of samples, exact merging      |
-//! | [`snapshot`]  | [`Snapshot`], histogram codec             | one interval of sinks per series           |
-//! | [`threshold`] | [`Threshold`], [`MetricRef`]              | k6 threshold syntax, parse and evaluate    |
-//! | [`auth`]      | [`Secret`], [`mint_hs256`]                | the one place JWTs are minted              |
-//! | [`liveness`]  | `SILENT_INTERVALS`, `worker_silence`      | when each side gives the other up          |
+//! | [`duration`]  | `parse_duration`, `serde` helpers        | k6 durations: `10s`, `1m30s`, `250ms`      |
+//! | [`segment`]   | [`Fraction`], [`Segment`]                | exact shares of the VU space per worker    |
+//! | [`executor`]  | [`ExecutorConfig`], [`Stage`]            | k6 executors as data: VU and rate curves   |
+//! | [`plan`]      | [`Plan`], [`FlowConfig`], [`AuthConfig`] | the one validated description of a run     |
+//! | [`label`]     | `check_path_label`                       | the one rule for labels that name files    |
+//! | [`metrics`]   | [`MetricKind`], [`SeriesKey`], `builtin` | k6's metric vocabulary                     |
+//! | [`sink`]      | [`Sink`] (Trend/Counter/Rate/Gauge)      | aggregation of samples, exact merging      |
+//! | [`snapshot`]  | [`Snapshot`], `SeriesPart`               | one interval of sinks per series; the merge |
+//! | [`hdr`]       | `SparseDecoder`, `add_pairs`             | HDR V2 wire histograms decoded sparsely    |
+//! | [`point`]     | [`Point`]                                | a raw sample, for `--out` formats          |
+//! | [`threshold`] | [`Threshold`], [`MetricRef`]             | k6 threshold syntax, parse and evaluate    |
+//! | [`auth`]      | [`Secret`], [`mint_hs256`]               | the one place JWTs are minted (wall clock) |
+//! | [`liveness`]  | `SILENT_INTERVALS`, `worker_silence`     | when each side gives the other up          |
+//! | [`logging`]   | `init`, `outln!`, `errln!`               | logs and prints a closed pipe cannot kill  |
+//! | [`format`]    | `fmt_ms`, `fmt_num`, `fmt_bytes`         | numbers as the summaries print them        |
 //!
 //! Data flow: a `Plan` (from TOML, a built-in profile or flags) is validated here; the
 //! controller splits the VU space into `Segment`s; each worker asks the plan's executor how
 //! many VUs (or iterations) its segment owns at time `t`; VUs record samples into `Sink`s
 //! keyed by `SeriesKey`; every interval a worker cuts a `Snapshot`; the controller merges
-//! snapshots with `+=` and evaluates `Threshold`s on the merged sinks.
+//! the workers' snapshots of one interval (`merge_parts` off the wire), adds each closed
+//! interval into the run (`accumulate`) and evaluates `Threshold`s on the merged sinks.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -31,6 +38,7 @@ pub mod liveness;
 pub mod logging;
 pub mod metrics;
 pub mod plan;
+pub mod point;
 pub mod segment;
 pub mod sink;
 pub mod snapshot;
@@ -42,6 +50,7 @@ pub use metrics::{MetricKind, SeriesKey};
 pub use plan::{
     AuthConfig, FlowConfig, Plan, PlanError, PlanOverrides, Profile, RequestFlow, TargetConfig,
 };
+pub use point::Point;
 pub use segment::{Fraction, Segment};
 pub use sink::Sink;
 pub use snapshot::Snapshot;

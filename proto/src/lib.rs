@@ -9,10 +9,12 @@
 //! | `Snapshot`         | [`barrage_core::Snapshot`]   | [`snapshot_to_pb`] / [`snapshot_from_pb`] |
 //! | `SeriesSnapshot`   | `(SeriesKey, Sink)`          | inside the snapshot conversions    |
 //! | `MetricKind`       | [`barrage_core::MetricKind`] | [`kind_to_pb`] / [`kind_from_pb`]  |
+//! | `Point`            | [`barrage_core::Point`]      | [`point_to_pb`] / [`point_from_pb`] |
 #![forbid(unsafe_code)]
 
 use barrage_core::sink::{CounterSink, GaugeSink, RateSink, TrendSink};
-use barrage_core::{Fraction, MetricKind, Segment, SeriesKey, Sink, Snapshot};
+use barrage_core::snapshot::SeriesPart;
+use barrage_core::{Fraction, MetricKind, Point, Segment, SeriesKey, Sink, Snapshot};
 
 /// The generated code of `barrage.proto`.
 pub mod pb {
@@ -117,6 +119,52 @@ pub fn series_key_from_pb(metric: &str, tags: &[pb::Tag]) -> Result<SeriesKey, W
     ))
 }
 
+/// Encodes a raw point.
+pub fn point_to_pb(p: &Point) -> pb::Point {
+    pb::Point {
+        metric: p.metric.clone(),
+        kind: kind_to_pb(p.kind) as i32,
+        tags: p
+            .tags
+            .iter()
+            .map(|(k, v)| pb::Tag {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        time_unix_us: p.time_unix_us,
+        value: p.value,
+    }
+}
+
+/// Decodes a raw point: it needs a metric, a known kind and a finite value.
+pub fn point_from_pb(p: &pb::Point) -> Result<Point, WireError> {
+    if p.metric.is_empty() {
+        return Err(WireError::Missing {
+            field: "point.metric",
+        });
+    }
+    let kind = kind_from_pb(p.kind)
+        .map_err(|e| invalid(format!("point {}: kind", p.metric), e.to_string()))?;
+    if !p.value.is_finite() {
+        return Err(invalid(
+            format!("point {}: value", p.metric),
+            "must be a finite number",
+        ));
+    }
+    Ok(Point {
+        metric: p.metric.clone(),
+        kind,
+        tags: p
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect(),
+        time_unix_us: p.time_unix_us,
+        value: p.value,
+    })
+}
+
 /// Encodes a snapshot; fails only if a histogram does not serialize.
 pub fn snapshot_to_pb(s: &Snapshot) -> Result<pb::Snapshot, WireError> {
     let mut series = Vec::with_capacity(s.series.len());
@@ -202,7 +250,8 @@ fn check_series(
 }
 
 /// Decodes and validates a snapshot: every series needs a metric, a kind and a value of
-/// that kind; histogram bytes must decode; rates need `trues <= total`.
+/// that kind; histogram bytes must decode; rates need `trues <= total`. A series given
+/// twice is merged ([`Snapshot::absorb`]).
 pub fn snapshot_from_pb(p: &pb::Snapshot) -> Result<Snapshot, WireError> {
     let mut out = Snapshot {
         seq: p.seq,
@@ -221,77 +270,43 @@ pub fn snapshot_from_pb(p: &pb::Snapshot) -> Result<Snapshot, WireError> {
                     .map_err(|e| invalid(format!("series {key}: histogram"), e.to_string()))?,
             ),
         };
-        match out.series.get_mut(&key) {
-            Some(existing) => existing
-                .merge(&sink)
-                .map_err(|e| invalid(format!("series {key}"), e.to_string()))?,
-            None => {
-                out.series.insert(key, sink);
-            }
-        }
+        let one = Snapshot {
+            series: [(key.clone(), sink)].into(),
+            ..Default::default()
+        };
+        out.absorb(one)
+            .map_err(|e| invalid(format!("series {key}"), e.to_string()))?;
     }
     Ok(out)
 }
 
 /// Merges a wire snapshot straight into `target` (a bucket of merged snapshots) without
 /// building a histogram per series: trends are decoded sparsely
-/// ([`barrage_core::hdr::SparseDecoder`]) and added with `record_n`. The whole message is
-/// validated first; on any error nothing is merged. Returns the decoded series count.
+/// ([`barrage_core::hdr::SparseDecoder`]) and handed to [`Snapshot::merge_parts`], the
+/// same merge as every other. The whole message is validated first; on any error nothing
+/// is merged. Returns the decoded series count.
 pub fn merge_pb_into(
     target: &mut Snapshot,
     p: &pb::Snapshot,
     dec: &mut barrage_core::hdr::SparseDecoder,
 ) -> Result<usize, WireError> {
-    enum Part {
-        Sink(Sink),
-        Pairs(Vec<(u64, u64)>),
-    }
     let mut parts = Vec::with_capacity(p.series.len());
     for s in &p.series {
-        let (key, kind, value) = check_series(s)?;
+        let (key, _, value) = check_series(s)?;
         let part = match value {
-            SeriesValue::Sink(sink) => Part::Sink(sink),
+            SeriesValue::Sink(sink) => SeriesPart::Sink(sink),
             SeriesValue::Histogram(b) => {
                 let mut pairs = Vec::new();
                 dec.decode(b, &mut pairs)
                     .map_err(|e| invalid(format!("series {key}: histogram"), e.to_string()))?;
-                Part::Pairs(pairs)
+                SeriesPart::Pairs(pairs)
             }
         };
-        if let Some(existing) = target.series.get(&key) {
-            if existing.kind() != kind {
-                return Err(invalid(
-                    format!("series {key}"),
-                    format!(
-                        "is a {} here but a {} in the merged run",
-                        kind.as_str(),
-                        existing.kind().as_str()
-                    ),
-                ));
-            }
-        }
-        parts.push((key, kind, part));
+        parts.push((key, part));
     }
     let n = parts.len();
-    for (key, kind, part) in parts {
-        let sink = target.series.entry(key).or_insert_with(|| Sink::new(kind));
-        match (sink, part) {
-            (Sink::Trend(t), Part::Pairs(pairs)) => {
-                barrage_core::hdr::add_pairs(&mut t.hist, &pairs)
-                    .map_err(|e| invalid("histogram", e.to_string()))?;
-            }
-            (sink, Part::Sink(s)) => sink
-                .merge(&s)
-                .map_err(|e| invalid("series", e.to_string()))?,
-            (sink, Part::Pairs(_)) => {
-                return Err(invalid(
-                    "series",
-                    format!("a histogram for a {} sink", sink.kind().as_str()),
-                ))
-            }
-        }
-    }
-    target.vus += p.vus as u64;
-    target.vus_max += p.vus_max as u64;
+    target
+        .merge_parts(parts, p.vus as u64, p.vus_max as u64)
+        .map_err(|e| invalid("series", e.to_string()))?;
     Ok(n)
 }

@@ -4,6 +4,9 @@ use barrage_proto::pb::{self, controller_message, worker_message};
 use barrage_proto::*;
 use prost::Message;
 
+/// The wire decoder's fuzz targets live in `fuzz.rs`, in this one test binary.
+mod fuzz;
+
 fn roundtrip<M: Message + Default + PartialEq + std::fmt::Debug>(m: M) {
     let bytes = m.encode_to_vec();
     let back = M::decode(bytes.as_slice()).expect("decodes");
@@ -133,7 +136,20 @@ fn snapshots_convert_both_ways() {
         panic!()
     };
     assert_eq!(t.count(), 3);
-    assert_eq!(t.hist.max(), 99_000u64.max(t.hist.max()));
+    let Some(Sink::Trend(sent)) = s.submetric("http_req_duration", &[]) else {
+        panic!()
+    };
+    // exact: the histogram that arrives is the one that was sent, bucket for bucket
+    assert_eq!(t.hist.max(), t.hist.highest_equivalent(99_000));
+    assert_eq!(t.hist.min(), t.hist.lowest_equivalent(1200));
+    assert_eq!(
+        (t.hist.min(), t.hist.max(), t.hist.mean()),
+        (sent.hist.min(), sent.hist.max(), sent.hist.mean())
+    );
+    for p in [0.0, 50.0, 95.0, 100.0] {
+        assert_eq!(t.percentile(p), sent.percentile(p), "p{p}");
+    }
+    assert_eq!(t.percentile(50.0), t.hist.highest_equivalent(3400) as f64);
     let Some(Sink::Rate(r)) = back.submetric("http_req_failed", &[]) else {
         panic!()
     };
@@ -233,4 +249,29 @@ fn wire_merge_equals_decode_then_merge() {
         before,
         format!("{:?}", via_wire.series.keys().collect::<Vec<_>>())
     );
+}
+
+#[test]
+fn points_convert_both_ways_and_bad_ones_name_the_field() {
+    let p = barrage_core::Point {
+        metric: "http_req_duration".into(),
+        kind: barrage_core::MetricKind::Trend,
+        tags: vec![("operation".into(), "run_wait".into())],
+        time_unix_us: 1_735_787_045_678_901,
+        value: 1234.0,
+    };
+    let wire = barrage_proto::point_to_pb(&p);
+    assert_eq!(barrage_proto::point_from_pb(&wire).unwrap(), p);
+    let mut bad = wire.clone();
+    bad.value = f64::NAN;
+    let e = barrage_proto::point_from_pb(&bad).unwrap_err().to_string();
+    assert!(e.contains("point http_req_duration: value"), "{e}");
+    let mut bad = wire.clone();
+    bad.kind = 99;
+    let e = barrage_proto::point_from_pb(&bad).unwrap_err().to_string();
+    assert!(e.contains("point http_req_duration: kind"), "{e}");
+    let mut bad = wire;
+    bad.metric.clear();
+    let e = barrage_proto::point_from_pb(&bad).unwrap_err().to_string();
+    assert!(e.contains("point.metric"), "{e}");
 }

@@ -4,8 +4,7 @@
 //! batches go out when full and at every cut.
 use crate::clock::Clock;
 use crate::registry::Registry;
-use barrage_core::Snapshot;
-use barrage_proto::pb;
+use barrage_core::{Point, Snapshot};
 use std::rc::Rc;
 use tokio::sync::Notify;
 use tokio::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 /// What the ticker hands out.
 pub enum Tick {
     Snapshot(Snapshot),
-    Points(Vec<pb::Point>),
+    Points(Vec<Point>),
 }
 
 /// Where interval boundaries fall.

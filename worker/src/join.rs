@@ -322,7 +322,9 @@ fn start_run<S: Scenario + 'static>(
                         return;
                     }
                 },
-                Tick::Points(points) => Out::Points(pb::PointBatch { points }),
+                Tick::Points(points) => Out::Points(pb::PointBatch {
+                    points: points.iter().map(barrage_proto::point_to_pb).collect(),
+                }),
             };
             if let Err(e) = out.try_send(msg(m)) {
                 tracing::warn!(error = %e, "the controller is not reading; a snapshot was dropped");

@@ -18,9 +18,7 @@
 use crate::clock::Clock;
 pub use crate::sample::SeriesId;
 use crate::sample::{Record, Sample};
-use barrage_core::metrics::builtin;
-use barrage_core::{MetricKind, SeriesKey, Sink, Snapshot};
-use barrage_proto::pb;
+use barrage_core::{MetricKind, Point, SeriesKey, Sink, Snapshot};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
@@ -40,14 +38,12 @@ struct Series {
     sink: Sink,
     /// Set when the sink holds data since the last cut.
     dirty: bool,
-    /// The tags in wire form, built on the first raw point.
-    pb_tags: Option<Vec<pb::Tag>>,
 }
 
 struct RawPoints {
     clock: Clock,
-    current: Vec<pb::Point>,
-    full: Vec<Vec<pb::Point>>,
+    current: Vec<Point>,
+    full: Vec<Vec<Point>>,
     /// Woken when a batch is full.
     ready: Rc<Notify>,
 }
@@ -60,6 +56,10 @@ struct Inner {
     raw: Option<RawPoints>,
     vus: u64,
     vus_max: u64,
+    /// Most VUs active / allocated at once since the last cut: what the snapshot carries,
+    /// so a VU that starts and stops within one interval is still seen.
+    vus_peak: u64,
+    vus_max_peak: u64,
     /// Samples whose kind disagreed with their series' kind (dropped).
     kind_clashes: u64,
 }
@@ -167,11 +167,14 @@ impl Registry {
         add_to(&mut inner, id, value);
     }
 
-    /// Active and allocated VUs, shipped with each snapshot and as the `vus`/`vus_max` gauges.
+    /// Active and allocated VUs now; each snapshot carries the most of each since the last
+    /// cut (the run's `vus` gauge is built from those, not from a series).
     pub fn set_vus(&self, vus: u64, vus_max: u64) {
         let mut inner = self.inner.borrow_mut();
         inner.vus = vus;
         inner.vus_max = vus_max;
+        inner.vus_peak = inner.vus_peak.max(vus);
+        inner.vus_max_peak = inner.vus_max_peak.max(vus_max);
     }
 
     pub fn vus(&self) -> (u64, u64) {
@@ -179,15 +182,12 @@ impl Registry {
         (inner.vus, inner.vus_max)
     }
 
-    /// Cuts the interval: every series with data since the last cut, plus the `vus` and
-    /// `vus_max` gauges; the sinks are reset.
+    /// Cuts the interval: every series with data since the last cut, and the most VUs
+    /// active and allocated during the interval; the sinks are reset.
     pub fn cut(&self, seq: u64, interval_start_us: i64, interval_ms: u32) -> Snapshot {
-        let (vus, vus_max) = self.vus();
-        let vus_id = self.intern(builtin::VUS, MetricKind::Gauge, &[]);
-        let max_id = self.intern(builtin::VUS_MAX, MetricKind::Gauge, &[]);
-        self.add(vus_id, vus as f64);
-        self.add(max_id, vus_max as f64);
-        let mut inner = self.inner.borrow_mut();
+        let inner = &mut *self.inner.borrow_mut();
+        let vus = std::mem::replace(&mut inner.vus_peak, inner.vus);
+        let vus_max = std::mem::replace(&mut inner.vus_max_peak, inner.vus_max);
         let mut series = BTreeMap::new();
         for s in inner.series.iter_mut().filter(|s| s.dirty) {
             series.insert(s.key.clone(), s.sink.clone());
@@ -205,7 +205,7 @@ impl Registry {
     }
 
     /// Every raw point recorded so far, in batches of at most [`POINT_BATCH`].
-    pub fn take_points(&self) -> Vec<Vec<pb::Point>> {
+    pub fn take_points(&self) -> Vec<Vec<Point>> {
         let mut inner = self.inner.borrow_mut();
         let Some(raw) = inner.raw.as_mut() else {
             return Vec::new();
@@ -221,7 +221,7 @@ impl Registry {
     }
 
     /// Only the full batches (called when the notifier fires mid-interval).
-    pub fn take_full_batches(&self) -> Vec<Vec<pb::Point>> {
+    pub fn take_full_batches(&self) -> Vec<Vec<Point>> {
         let mut inner = self.inner.borrow_mut();
         inner
             .raw
@@ -281,7 +281,6 @@ impl Registry {
             kind,
             sink: Sink::new(kind),
             dirty: false,
-            pb_tags: None,
         });
         inner.index.entry(hash).or_default().push(id);
         SeriesId(id)
@@ -354,15 +353,11 @@ fn add_to(inner: &mut Inner, id: SeriesId, value: f64) {
     s.sink.add(value);
     s.dirty = true;
     if let Some(raw) = inner.raw.as_mut() {
-        let s = &mut inner.series[id.0 as usize];
-        let tags = s
-            .pb_tags
-            .get_or_insert_with(|| barrage_proto::tags_to_pb(&s.key))
-            .clone();
-        raw.current.push(pb::Point {
+        let s = &inner.series[id.0 as usize];
+        raw.current.push(Point {
             metric: s.key.metric.clone(),
-            kind: barrage_proto::kind_to_pb(s.kind) as i32,
-            tags,
+            kind: s.kind,
+            tags: s.key.tags.clone(),
             time_unix_us: raw.clock.controller_us(Instant::now()),
             value,
         });
@@ -466,9 +461,30 @@ mod tests {
             )
         };
         assert_eq!(t.count(), 2);
-        // the cut reset the sinks: an empty interval ships only the VU gauges
+        // the cut reset the sinks: an empty interval ships no series (VUs are fields)
         let next = reg.cut(1, 1_000_000, 1000);
-        assert_eq!(next.metrics(), vec!["vus", "vus_max"]);
+        assert_eq!(next.metrics(), Vec::<&str>::new());
+    }
+
+    /// Issue 17 §3: a 1-VU run whose VU starts and stops within one interval printed
+    /// `vus 0 min=0 max=0`: the cut carried the VUs of its instant, not of its interval.
+    #[test]
+    fn a_cut_carries_the_most_vus_of_its_interval() {
+        let reg = Registry::new(&BTreeMap::new());
+        reg.set_vus(1, 1);
+        reg.set_vus(0, 1);
+        let first = reg.cut(0, 0, 1000);
+        assert_eq!((first.vus, first.vus_max), (1, 1));
+        assert!(first.series.is_empty(), "{:?}", first.series.keys());
+        let idle = reg.cut(1, 1_000_000, 1000);
+        assert_eq!((idle.vus, idle.vus_max), (0, 1));
+        reg.set_vus(3, 4);
+        reg.set_vus(2, 4);
+        assert_eq!(reg.vus(), (2, 4));
+        let ramp = reg.cut(2, 2_000_000, 1000);
+        assert_eq!((ramp.vus, ramp.vus_max), (3, 4));
+        let steady = reg.cut(3, 3_000_000, 1000);
+        assert_eq!((steady.vus, steady.vus_max), (2, 4));
     }
 
     #[test]
@@ -551,7 +567,16 @@ mod tests {
         let full = reg.take_full_batches();
         assert_eq!(full.len(), 1);
         assert_eq!(full[0].len(), POINT_BATCH);
-        assert_eq!(full[0][0].tags[0].key, "k");
+        let first = &full[0][0];
+        assert_eq!(
+            (first.metric.as_str(), first.kind, &first.tags, first.value),
+            (
+                "t",
+                MetricKind::Trend,
+                &vec![("k".to_string(), "v".to_string())],
+                0.0
+            )
+        );
         let rest = reg.take_points();
         assert_eq!(rest.iter().map(Vec::len).sum::<usize>(), 10);
     }

@@ -21,12 +21,29 @@ use tokio::sync::watch;
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// Why a standalone run cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StandaloneError {
+    /// The plan file cannot be read or does not validate.
+    #[error(transparent)]
+    PlanFile(barrage_core::PlanError),
+    /// The plan (file or profile) does not validate once the flags are applied.
+    #[error("{source}(after applying --target/--runtime-name/--jwt-secret-env)")]
+    Plan {
+        #[source]
+        source: barrage_core::PlanError,
+    },
+    /// A secret the plan's auth needs is missing or unusable.
+    #[error(transparent)]
+    Secrets(#[from] barrage_core::auth::AuthError),
+}
+
 /// Reads the plan (file or profile), applies `--target`, `--runtime-name` and
 /// `--jwt-secret-env`, and validates the result.
-pub fn load_plan(args: &StandaloneArgs) -> Result<Plan, String> {
+pub fn load_plan(args: &StandaloneArgs) -> Result<Plan, StandaloneError> {
     let mut plan = match &args.plan {
         PlanSource::Profile(p) => Plan::profile(*p),
-        PlanSource::File(path) => Plan::from_file(path).map_err(|e| e.to_string())?,
+        PlanSource::File(path) => Plan::from_file(path).map_err(StandaloneError::PlanFile)?,
     };
     plan.apply(&PlanOverrides {
         target: args.target.clone(),
@@ -34,18 +51,17 @@ pub fn load_plan(args: &StandaloneArgs) -> Result<Plan, String> {
         jwt_secret_env: args.jwt_secret_env.clone(),
         ..PlanOverrides::default()
     });
-    plan.validate().map_err(|e| {
-        let flags = "(after applying --target/--runtime-name/--jwt-secret-env)";
-        format!("{e}{flags}")
-    })?;
+    plan.validate()
+        .map_err(|source| StandaloneError::Plan { source })?;
     Ok(plan)
 }
 
 /// The secrets the plan's auth needs, read from the environment (or the secret file), by
 /// the names the flow expects (`barrage_core::auth::plan_secrets`).
-pub fn secrets_from_env(plan: &Plan) -> Result<BTreeMap<String, Secret>, String> {
-    barrage_core::auth::plan_secrets(&plan.auth, |k| std::env::var(k).ok())
-        .map_err(|e| e.to_string())
+pub fn secrets_from_env(plan: &Plan) -> Result<BTreeMap<String, Secret>, StandaloneError> {
+    Ok(barrage_core::auth::plan_secrets(&plan.auth, |k| {
+        std::env::var(k).ok()
+    })?)
 }
 
 /// What a standalone run produced.
@@ -103,11 +119,11 @@ pub async fn run_plan<S: Scenario + 'static>(
                     iterations
                 );
             }
-            total += &snap;
+            let _ = total.accumulate(&snap);
         }
     })
     .await;
-    total += &end.last;
+    let _ = total.accumulate(&end.last);
     let elapsed = end.ended_at - start;
     let thresholds = summary::evaluate(&plan, &total, elapsed);
     Outcome {

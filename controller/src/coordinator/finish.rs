@@ -67,9 +67,7 @@ pub(crate) fn assemble(e: Ending<'_>) -> RunReport {
             lost,
         });
     }
-    let mut total = merger.total().clone();
-    total.vus = 0;
-    total.vus_max = 0;
+    let total = merger.total().clone();
     RunReport {
         plan: plan.clone(),
         start,

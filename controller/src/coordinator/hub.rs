@@ -6,7 +6,7 @@ use super::roster::{Loss, Roster};
 use super::{Control, CoordinatorConfig, CoordinatorError, Event};
 use crate::cli::OnWorkerLoss;
 use crate::merge::Merger;
-use crate::output::{point_from_pb, Output};
+use crate::output::Output;
 use crate::progress::{Progress, Status};
 use crate::report::{EndReason, RunReport};
 use crate::thresholds::{abort_reason, Outcome};
@@ -295,7 +295,11 @@ impl Hub {
             }
             In::Snapshot(s) => self.merge(id, &s),
             In::Points(batch) => {
-                let points: Vec<_> = batch.points.iter().filter_map(point_from_pb).collect();
+                let points: Vec<_> = batch
+                    .points
+                    .iter()
+                    .filter_map(|p| barrage_proto::point_from_pb(p).ok())
+                    .collect();
                 if let Some((last, rest)) = self.outputs.split_last_mut() {
                     for o in rest {
                         o.add(points.clone());

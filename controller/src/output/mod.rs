@@ -20,45 +20,9 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-/// One raw sample, controller clock. `value` is in the sample's unit: µs for time trends
-/// (formats convert to k6's ms).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawPoint {
-    pub metric: String,
-    pub kind: MetricKind,
-    pub tags: Vec<(String, String)>,
-    pub time_unix_us: i64,
-    pub value: f64,
-}
-
-impl RawPoint {
-    /// The value as k6 reports it: ms for time trends, else as is.
-    pub fn k6_value(&self) -> f64 {
-        match barrage_core::metrics::builtin::lookup(&self.metric) {
-            Some((MetricKind::Trend, true)) => self.value / 1000.0,
-            _ => self.value,
-        }
-    }
-}
-
-/// Converts a wire point.
-pub fn point_from_pb(p: &barrage_proto::pb::Point) -> Option<RawPoint> {
-    let kind = barrage_proto::kind_from_pb(p.kind).ok()?;
-    if p.metric.is_empty() || !p.value.is_finite() {
-        return None;
-    }
-    Some(RawPoint {
-        metric: p.metric.clone(),
-        kind,
-        tags: p
-            .tags
-            .iter()
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect(),
-        time_unix_us: p.time_unix_us,
-        value: p.value,
-    })
-}
+/// One raw sample (core's [`barrage_core::Point`]; the wire form converts in
+/// `barrage_proto::point_from_pb`).
+pub use barrage_core::Point as RawPoint;
 
 /// A file format: a header (maybe) and points.
 pub trait Format: Send {

@@ -52,7 +52,7 @@ mod validate;
 pub use auth::AuthConfig;
 pub use flow::{FlowConfig, DEFAULT_RESPONSE_BODY_LIMIT, RESPONSE_BODY_LIMIT_RANGE, STREAM_MODES};
 pub use overrides::PlanOverrides;
-pub use profiles::{default_thresholds, Profile};
+pub use profiles::{default_thresholds, Profile, UnknownProfile};
 pub use request::{RequestFlow, REQUEST_METHODS};
 pub use target::TargetConfig;
 

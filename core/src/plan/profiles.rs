@@ -17,18 +17,20 @@ pub enum Profile {
     Tier,
 }
 
+/// A `--profile` name that is not a built-in profile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown profile {0:?}; use one of {names}", names = Profile::NAMES)]
+pub struct UnknownProfile(pub String);
+
 impl Profile {
     pub const NAMES: &'static str = "default, smoke, tier";
 
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self, UnknownProfile> {
         match name {
             "default" => Ok(Profile::Default),
             "smoke" => Ok(Profile::Smoke),
             "tier" => Ok(Profile::Tier),
-            other => Err(format!(
-                "unknown profile {other:?}; use one of {}",
-                Profile::NAMES
-            )),
+            other => Err(UnknownProfile(other.to_string())),
         }
     }
 
