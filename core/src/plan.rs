@@ -18,6 +18,7 @@
 //! [flow]
 //! graph_id = "agent"
 //! model_name = "openai:mock-gpt-4o"
+//! assistant_tag = "vu-{vu}-iter-{iter}"   # config.configurable.barrage_tag; "" leaves it out
 //! # or, instead of the agent flow, one request per iteration:
 //! # request = { method = "GET", path = "/threads/{vu}/state" }
 //! [auth]
@@ -177,6 +178,12 @@ pub struct FlowConfig {
     /// Text of the user message sent to runs.
     #[serde(default = "default_message")]
     pub message: String,
+    /// Sent as the assistant's `config.configurable.barrage_tag`, `{vu}` and `{iter}`
+    /// replaced: servers that key assistants by graph + config answer 409 to a second
+    /// assistant with the same config, so each VU's (and iteration's) must differ.
+    /// LangGraph passes `configurable` through untouched. `""` sends no tag.
+    #[serde(default = "default_assistant_tag")]
+    pub assistant_tag: String,
     /// Instead of the agent flow, this one request per iteration (what `oha`/`wrk` do on
     /// one URL, or a k6 script with one `http.get`): `request = { path = "/ok" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,6 +253,9 @@ fn default_timeout() -> Duration {
 fn default_message() -> String {
     "Hello from barrage".into()
 }
+fn default_assistant_tag() -> String {
+    "vu-{vu}-iter-{iter}".into()
+}
 
 impl Default for FlowConfig {
     fn default() -> Self {
@@ -256,6 +266,7 @@ impl Default for FlowConfig {
             think_time: Duration::ZERO,
             request_timeout: default_timeout(),
             message: default_message(),
+            assistant_tag: default_assistant_tag(),
             request: None,
         }
     }
@@ -548,6 +559,20 @@ impl Plan {
                 ));
             }
         }
+        let tag = &self.flow.assistant_tag;
+        let literal = tag.replace("{vu}", "").replace("{iter}", "");
+        if !tag.is_empty()
+            && (!tag.contains("{vu}")
+                || !tag.contains("{iter}")
+                || tag.len() > 128
+                || !literal
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c)))
+        {
+            errors.push(format!(
+                "flow.assistant_tag: {tag:?} must hold {{vu}} and {{iter}} (so no two assistants share a config) and otherwise only letters, digits, '.', '_', ':' or '-', at most 128 bytes, e.g. \"vu-{{vu}}-iter-{{iter}}\"; \"\" sends no tag"
+            ));
+        }
         if let Some(r) = &self.flow.request {
             r.validate(&mut errors);
         }
@@ -747,6 +772,24 @@ run_wait = ["p95<1"]
         assert!(err.to_string().contains("vuz"), "{err}");
         let err = Plan::from_toml_str("[scenario]\nexecutor = \"warp-speed\"\n").unwrap_err();
         assert!(err.to_string().contains("warp-speed"), "{err}");
+    }
+
+    #[test]
+    fn assistant_tag_defaults_per_vu_and_iteration_and_is_checked() {
+        let base = "[scenario]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[flow]\n";
+        let plan = Plan::from_toml_str(base).unwrap();
+        assert_eq!(plan.flow.assistant_tag, "vu-{vu}-iter-{iter}");
+        for ok in ["", "run7.vu-{vu}:{iter}"] {
+            let plan =
+                Plan::from_toml_str(&format!("{base}assistant_tag = {ok:?}\n")).unwrap();
+            assert_eq!(plan.flow.assistant_tag, ok);
+        }
+        for bad in ["vu-{vu}", "iter-{iter}", "fixed", "vu {vu} {iter}", "{vu}\\\"{iter}"] {
+            let err = Plan::from_toml_str(&format!("{base}assistant_tag = '{bad}'\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("flow.assistant_tag"), "{bad}: {err}");
+        }
     }
 
     #[test]
