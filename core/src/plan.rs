@@ -780,11 +780,16 @@ run_wait = ["p95<1"]
         let plan = Plan::from_toml_str(base).unwrap();
         assert_eq!(plan.flow.assistant_tag, "vu-{vu}-iter-{iter}");
         for ok in ["", "run7.vu-{vu}:{iter}"] {
-            let plan =
-                Plan::from_toml_str(&format!("{base}assistant_tag = {ok:?}\n")).unwrap();
+            let plan = Plan::from_toml_str(&format!("{base}assistant_tag = {ok:?}\n")).unwrap();
             assert_eq!(plan.flow.assistant_tag, ok);
         }
-        for bad in ["vu-{vu}", "iter-{iter}", "fixed", "vu {vu} {iter}", "{vu}\\\"{iter}"] {
+        for bad in [
+            "vu-{vu}",
+            "iter-{iter}",
+            "fixed",
+            "vu {vu} {iter}",
+            "{vu}\\\"{iter}",
+        ] {
             let err = Plan::from_toml_str(&format!("{base}assistant_tag = '{bad}'\n"))
                 .unwrap_err()
                 .to_string();

@@ -300,7 +300,8 @@ mod tests {
     #[test]
     fn keyed_ids_follow_graph_and_config_only() {
         let a = json!({"configurable": {"model_name": "m", "barrage_tag": "vu-1-iter-0"}});
-        let same_reordered = json!({"configurable": {"barrage_tag": "vu-1-iter-0", "model_name": "m"}});
+        let same_reordered =
+            json!({"configurable": {"barrage_tag": "vu-1-iter-0", "model_name": "m"}});
         let other_vu = json!({"configurable": {"model_name": "m", "barrage_tag": "vu-2-iter-0"}});
         assert_eq!(keyed_id("agent", &a), keyed_id("agent", &same_reordered));
         assert_ne!(keyed_id("agent", &a), keyed_id("agent", &other_vu));

@@ -754,13 +754,22 @@ async fn keyed_assistants_conflict_on_the_same_graph_and_config() {
     expect(&other, 200, "another config");
     assert_ne!(other.json()["assistant_id"], json!(id));
     let do_nothing = http
-        .post(&url, &json!({"graph_id": "agent", "if_exists": "do_nothing",
-            "config": {"configurable": {"barrage_tag": "a", "model_name": "openai:m"}}}))
+        .post(
+            &url,
+            &json!({"graph_id": "agent", "if_exists": "do_nothing",
+            "config": {"configurable": {"barrage_tag": "a", "model_name": "openai:m"}}}),
+        )
         .await;
-    expect(&do_nothing, 200, "if_exists=do_nothing returns the existing one");
+    expect(
+        &do_nothing,
+        200,
+        "if_exists=do_nothing returns the existing one",
+    );
     assert_eq!(do_nothing.json()["name"], "vu-1");
     expect(
-        &http.delete(&server.url(&format!("/assistants/{id}")), None).await,
+        &http
+            .delete(&server.url(&format!("/assistants/{id}")), None)
+            .await,
         204,
         "delete",
     );
@@ -772,11 +781,19 @@ async fn keyed_assistants_conflict_on_the_same_graph_and_config() {
     let plain = Server::start(&llm.base_url, &[], &[]);
     let url = plain.url("/assistants");
     for _ in 0..2 {
-        expect(&http.post(&url, &body("x", "a")).await, 200, "default: no key");
+        expect(
+            &http.post(&url, &body("x", "a")).await,
+            200,
+            "default: no key",
+        );
     }
     // ... and the env variable turns the option on like the flag.
     let by_env = Server::start(&llm.base_url, &[], &[("ASSISTANT_ID_FROM_CONFIG", "true")]);
     let url = by_env.url("/assistants");
     expect(&http.post(&url, &body("x", "a")).await, 200, "env: first");
-    expect(&http.post(&url, &body("y", "a")).await, 409, "env: duplicate");
+    expect(
+        &http.post(&url, &body("y", "a")).await,
+        409,
+        "env: duplicate",
+    );
 }

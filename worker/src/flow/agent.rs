@@ -76,10 +76,7 @@ pub fn steps(flow: &FlowConfig) -> Vec<StepDef> {
     // The tag's text goes in as a JSON string; its `{vu}` / `{iter}` stay template references.
     let tag = match flow.assistant_tag.as_str() {
         "" => String::new(),
-        t => format!(
-            r#","barrage_tag":{}"#,
-            serde_json::Value::String(t.into())
-        ),
+        t => format!(r#","barrage_tag":{}"#, serde_json::Value::String(t.into())),
     };
     let mut create_assistant = with_body(
         step("create_assistant", Method::POST, "/assistants"),

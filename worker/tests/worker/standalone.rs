@@ -250,7 +250,12 @@ fn default_ramp_passes_against_a_server_keying_assistants_by_config() {
         agent_flow_success_rate = [\"rate>0.95\"]";
     let out = run_plan(&target.url, scenario, thresholds);
     assert_eq!(out.code(), Some(0), "{}", out.show());
-    assert_eq!(summary_count(&out.stdout, "vus_max"), Some(5.0), "{}", out.show());
+    assert_eq!(
+        summary_count(&out.stdout, "vus_max"),
+        Some(5.0),
+        "{}",
+        out.show()
+    );
     let iterations = summary_count(&out.stdout, "iterations").unwrap();
     let stats = target.stats();
     assert_eq!(
