@@ -7,6 +7,13 @@
 //! an unknown `graph_id` is 404 (js accepts it unchecked); `DELETE` is 204 (js: 200
 //! with the id list). Each graph has a built-in assistant whose id is the graph id
 //! (`"agent"`), accepted wherever an assistant id is.
+//!
+//! With `--assistant-id-from-config` the server behaves like Agent Protocol servers that
+//! key assistants by what they run: an assistant created without `assistant_id` gets an
+//! id derived from `graph_id` + `config` ([`keyed_id`]; `name`, `metadata` and `context`
+//! play no part), so a second `POST` with the same graph and config while the first
+//! exists is `409 {"error":"conflict","message":"Assistant '<id>' already exists"}`.
+//! Load generators must make each virtual user's config distinct to pass on such servers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -156,6 +163,7 @@ pub async fn create(
             "'if_exists' must be 'raise' or 'do_nothing', got '{if_exists}'"
         )));
     }
+    let keyed = state.config.assistant_id_from_config;
     let assistant_id = match opt_str(&body, "assistant_id")? {
         Some("") => {
             return Err(ApiError::Unprocessable(
@@ -163,6 +171,7 @@ pub async fn create(
             ))
         }
         Some(id) => id.to_owned(),
+        None if keyed => keyed_id(graph_id, &Value::Object(config.clone())),
         None => uuid::Uuid::new_v4().to_string(),
     };
     let created = now();
@@ -186,6 +195,9 @@ pub async fn create(
     if let Some(existing) = map.get(&assistant_id) {
         return match if_exists {
             "do_nothing" => Ok(Json(existing.object.clone())),
+            _ if keyed => Err(ApiError::KeyedConflict(format!(
+                "Assistant '{assistant_id}' already exists"
+            ))),
             _ => Err(ApiError::Conflict(format!(
                 "Assistant with ID '{assistant_id}' already exists"
             ))),
@@ -199,6 +211,54 @@ pub async fn create(
         }),
     );
     Ok(Json(object))
+}
+
+/// The id of an assistant of `graph_id` with `config` under `--assistant-id-from-config`:
+/// a UUID-shaped hash of the graph and the config written with sorted keys, so equal
+/// configs give equal ids whatever the key order of the request.
+pub fn keyed_id(graph_id: &str, config: &Value) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut text = String::from(graph_id);
+    text.push('\0');
+    canonical(config, &mut text);
+    let half = |seed: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        seed.hash(&mut h);
+        text.hash(&mut h);
+        h.finish()
+    };
+    uuid::Uuid::from_u64_pair(half(1), half(2)).to_string()
+}
+
+/// `value` as JSON with every object's keys sorted.
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(v, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 /// `GET /assistants/{assistant_id}`
@@ -236,6 +296,18 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_ids_follow_graph_and_config_only() {
+        let a = json!({"configurable": {"model_name": "m", "barrage_tag": "vu-1-iter-0"}});
+        let same_reordered =
+            json!({"configurable": {"barrage_tag": "vu-1-iter-0", "model_name": "m"}});
+        let other_vu = json!({"configurable": {"model_name": "m", "barrage_tag": "vu-2-iter-0"}});
+        assert_eq!(keyed_id("agent", &a), keyed_id("agent", &same_reordered));
+        assert_ne!(keyed_id("agent", &a), keyed_id("agent", &other_vu));
+        assert_ne!(keyed_id("agent", &a), keyed_id("other", &a));
+        assert!(uuid::Uuid::parse_str(&keyed_id("agent", &a)).is_ok());
+    }
 
     #[test]
     fn model_precedence() {

@@ -68,6 +68,13 @@ pub struct Args {
     /// Largest accepted request body in bytes; larger ones get 413.
     #[arg(long, default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Behave like Agent Protocol servers that key assistants by graph and config: a
+    /// `POST /assistants` without `assistant_id` gets an id derived from `graph_id` +
+    /// `config` (name and metadata ignored), and a second one with the same graph and
+    /// config while the first exists is `409 {"error":"conflict",...}`.
+    #[arg(long, env = "ASSISTANT_ID_FROM_CONFIG")]
+    pub assistant_id_from_config: bool,
 }
 
 /// Validated configuration of one server.
@@ -89,6 +96,9 @@ pub struct Config {
     pub llm_timeout: Duration,
     /// Body size limit (413 above it).
     pub max_body_bytes: usize,
+    /// Assistant ids derived from graph + config, 409 on a duplicate
+    /// (`--assistant-id-from-config`).
+    pub assistant_id_from_config: bool,
 }
 
 /// A string that never shows in `Debug` output or logs.
@@ -180,6 +190,7 @@ impl Args {
             threads,
             llm_timeout: Duration::from_secs(self.llm_timeout_secs),
             max_body_bytes: self.max_body_bytes,
+            assistant_id_from_config: self.assistant_id_from_config,
         })
     }
 
@@ -219,6 +230,7 @@ impl Default for Args {
             threads: None,
             llm_timeout_secs: 60,
             max_body_bytes: 2 * 1024 * 1024,
+            assistant_id_from_config: false,
         }
     }
 }

@@ -18,6 +18,10 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("{0}")]
     Conflict(String),
+    /// A 409 in the shape of servers that key assistants by graph and config:
+    /// `{"error":"conflict","message":...}` (see `--assistant-id-from-config`).
+    #[error("{0}")]
+    KeyedConflict(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -31,7 +35,7 @@ impl ApiError {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::KeyedConflict(_) => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -42,7 +46,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut response = (status, Json(json!({ "detail": self.to_string() }))).into_response();
+        let body = match &self {
+            Self::KeyedConflict(message) => json!({"error": "conflict", "message": message}),
+            other => json!({ "detail": other.to_string() }),
+        };
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 "www-authenticate",

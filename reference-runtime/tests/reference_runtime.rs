@@ -631,21 +631,22 @@ fn config_errors_exit_2_and_name_the_variable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_flow_script_passes() {
+    const TEST: &str = "reference_runtime::check_flow_script_passes";
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/targets/check_flow.sh"
+        "/../deploy/targets/check_flow.sh"
     );
-    if !std::path::Path::new(script).exists() {
-        eprintln!("SKIP check_flow_script_passes: {script} not found");
-        return;
-    }
+    assert!(
+        std::path::Path::new(script).exists(),
+        "{script} is part of the repository"
+    );
     for tool in ["bash", "curl", "jq", "awk"] {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
-            .map(|o| o.status.success());
-        if !matches!(found, Ok(true)) {
-            eprintln!("SKIP check_flow_script_passes: {tool} not installed");
+            .is_ok_and(|o| o.status.success());
+        let how = format!("apt-get install {tool}, or run .ci/run");
+        if barrage_testkit::require(TEST, tool, found.then_some(()), &how).is_none() {
             return;
         }
     }
@@ -723,4 +724,76 @@ async fn stream_events_are_flushed_before_the_run_ends() {
     assert!(seen.trim_end().ends_with('}'), "{seen}");
     assert_eq!(seen.matches("event: values\n").count(), 2);
     assert_eq!(llm.streamed(), 1);
+}
+
+/// `--assistant-id-from-config`: the behaviour of servers that key assistants by graph and
+/// config. Same graph + config (whatever the name and metadata) is a 409 in their shape
+/// while the first exists; another config, or the same one after a delete, is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_assistants_conflict_on_the_same_graph_and_config() {
+    let llm = StubLlm::start(StubBehaviour::default()).await;
+    let server = Server::start(&llm.base_url, &["--assistant-id-from-config"], &[]);
+    let http = Http::new();
+    let url = server.url("/assistants");
+    let body = |name: &str, tag: &str| {
+        json!({"graph_id": "agent", "name": name, "metadata": {"n": name},
+               "config": {"configurable": {"model_name": "openai:m", "barrage_tag": tag}}})
+    };
+    let first = http.post(&url, &body("vu-1", "a")).await;
+    expect(&first, 200, "first assistant");
+    let id = first.json()["assistant_id"].as_str().unwrap().to_owned();
+    let again = http.post(&url, &body("vu-2", "a")).await;
+    assert_eq!(
+        (again.status, again.json()),
+        (
+            409,
+            json!({"error": "conflict", "message": format!("Assistant '{id}' already exists")})
+        )
+    );
+    let other = http.post(&url, &body("vu-2", "b")).await;
+    expect(&other, 200, "another config");
+    assert_ne!(other.json()["assistant_id"], json!(id));
+    let do_nothing = http
+        .post(
+            &url,
+            &json!({"graph_id": "agent", "if_exists": "do_nothing",
+            "config": {"configurable": {"barrage_tag": "a", "model_name": "openai:m"}}}),
+        )
+        .await;
+    expect(
+        &do_nothing,
+        200,
+        "if_exists=do_nothing returns the existing one",
+    );
+    assert_eq!(do_nothing.json()["name"], "vu-1");
+    expect(
+        &http
+            .delete(&server.url(&format!("/assistants/{id}")), None)
+            .await,
+        204,
+        "delete",
+    );
+    let after_delete = http.post(&url, &body("vu-3", "a")).await;
+    expect(&after_delete, 200, "same config after the delete");
+    assert_eq!(after_delete.json()["assistant_id"], json!(id));
+
+    // The default server gives every assistant its own id.
+    let plain = Server::start(&llm.base_url, &[], &[]);
+    let url = plain.url("/assistants");
+    for _ in 0..2 {
+        expect(
+            &http.post(&url, &body("x", "a")).await,
+            200,
+            "default: no key",
+        );
+    }
+    // ... and the env variable turns the option on like the flag.
+    let by_env = Server::start(&llm.base_url, &[], &[("ASSISTANT_ID_FROM_CONFIG", "true")]);
+    let url = by_env.url("/assistants");
+    expect(&http.post(&url, &body("x", "a")).await, 200, "env: first");
+    expect(
+        &http.post(&url, &body("y", "a")).await,
+        409,
+        "env: duplicate",
+    );
 }

@@ -42,6 +42,12 @@ pub struct FlowConfig {
     /// this. A worker's memory is bounded by VUs × this, whatever the target sends.
     #[serde(default = "default_response_body_limit")]
     pub response_body_limit: u64,
+    /// Sent as the assistant's `config.configurable.barrage_tag`, `{vu}` and `{iter}`
+    /// replaced: servers that key assistants by graph + config answer 409 to a second
+    /// assistant with the same config, so each VU's (and iteration's) must differ.
+    /// LangGraph passes `configurable` through untouched. `""` sends no tag.
+    #[serde(default = "default_assistant_tag")]
+    pub assistant_tag: String,
     /// Instead of the agent flow, this one request per iteration (what `oha`/`wrk` do on
     /// one URL, or a k6 script with one `http.get`): `request = { path = "/ok" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +73,9 @@ pub const RESPONSE_BODY_LIMIT_RANGE: std::ops::RangeInclusive<u64> = 1024..=(256
 fn default_response_body_limit() -> u64 {
     DEFAULT_RESPONSE_BODY_LIMIT
 }
+fn default_assistant_tag() -> String {
+    "vu-{vu}-iter-{iter}".into()
+}
 fn default_message() -> String {
     "Hello from barrage".into()
 }
@@ -81,6 +90,7 @@ impl Default for FlowConfig {
             request_timeout: default_timeout(),
             message: default_message(),
             response_body_limit: DEFAULT_RESPONSE_BODY_LIMIT,
+            assistant_tag: default_assistant_tag(),
             request: None,
         }
     }

@@ -18,6 +18,7 @@
 //! [flow]
 //! graph_id = "agent"
 //! model_name = "openai:mock-gpt-4o"
+//! assistant_tag = "vu-{vu}-iter-{iter}"   # config.configurable.barrage_tag; "" leaves it out
 //! # or, instead of the agent flow, one request per iteration:
 //! # request = { method = "GET", path = "/threads/{vu}/state" }
 //! [auth]

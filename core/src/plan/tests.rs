@@ -294,3 +294,26 @@ fn the_response_body_limit_has_a_default_and_a_range() {
         assert!(err.contains("flow.response_body_limit"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn assistant_tag_defaults_per_vu_and_iteration_and_is_checked() {
+    let base = "[scenario]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[flow]\n";
+    let plan = Plan::from_toml_str(base).unwrap();
+    assert_eq!(plan.flow.assistant_tag, "vu-{vu}-iter-{iter}");
+    for ok in ["", "run7.vu-{vu}:{iter}"] {
+        let plan = Plan::from_toml_str(&format!("{base}assistant_tag = {ok:?}\n")).unwrap();
+        assert_eq!(plan.flow.assistant_tag, ok);
+    }
+    for bad in [
+        "vu-{vu}",
+        "iter-{iter}",
+        "fixed",
+        "vu {vu} {iter}",
+        "{vu}\\\"{iter}",
+    ] {
+        let err = Plan::from_toml_str(&format!("{base}assistant_tag = '{bad}'\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("flow.assistant_tag"), "{bad}: {err}");
+    }
+}

@@ -59,6 +59,20 @@ impl Plan {
         if self.flow.request_timeout.is_zero() {
             errors.push("flow.request_timeout: must be > 0, e.g. \"60s\"".into());
         }
+        let tag = &self.flow.assistant_tag;
+        let literal = tag.replace("{vu}", "").replace("{iter}", "");
+        if !tag.is_empty()
+            && (!tag.contains("{vu}")
+                || !tag.contains("{iter}")
+                || tag.len() > 128
+                || !literal
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c)))
+        {
+            errors.push(format!(
+                "flow.assistant_tag: {tag:?} must hold {{vu}} and {{iter}} (so no two assistants share a config) and otherwise only letters, digits, '.', '_', ':' or '-', at most 128 bytes, e.g. \"vu-{{vu}}-iter-{{iter}}\"; \"\" sends no tag"
+            ));
+        }
         if !RESPONSE_BODY_LIMIT_RANGE.contains(&self.flow.response_body_limit) {
             errors.push(format!(
                 "flow.response_body_limit: {} bytes is outside {}..={}; use e.g. 1048576 (1 MiB)",

@@ -19,12 +19,15 @@ fn openai_available() -> bool {
 
 #[test]
 fn official_openai_python_sdk() {
-    if !openai_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the `openai` Python package is required in CI: python3 -m pip install openai"
-        );
-        println!("skipped: pip install openai");
+    let found = openai_available().then_some(());
+    if barrage_testkit::require(
+        "openai_sdk::official_openai_python_sdk",
+        "python3 with the `openai` package",
+        found,
+        "python3 -m pip install openai, or run .ci/run",
+    )
+    .is_none()
+    {
         return;
     }
     let server = Server::start(&[

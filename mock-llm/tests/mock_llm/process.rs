@@ -129,7 +129,18 @@ async fn grace_period_bounds_shutdown() {
     let c = client();
     let res = server.chat(&c, &chat_body(true, false)).await;
     assert_eq!(res.status(), 200);
-    let reading = tokio::spawn(async move { res.text().await });
+    // Reads chunk by chunk, keeping what arrived before the error that ends a cut stream.
+    let reading = tokio::spawn(async move {
+        let mut res = res;
+        let mut got = Vec::new();
+        loop {
+            match res.chunk().await {
+                Ok(Some(bytes)) => got.extend_from_slice(&bytes),
+                Ok(None) => return (got, None),
+                Err(e) => return (got, Some(e)),
+            }
+        }
+    });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let t0 = Instant::now();
     let status = tokio::task::block_in_place(|| server.terminate(Duration::from_secs(10)));
@@ -141,10 +152,13 @@ async fn grace_period_bounds_shutdown() {
     );
     let stderr = server.stderr();
     assert!(stderr.contains("grace period elapsed"), "{stderr}");
-    // The client sees the stream end early, without [DONE].
-    if let Ok(body) = reading.await.unwrap() {
-        assert!(!body.contains("[DONE]"), "{body}");
-    }
+    // The client sees the stream cut: an error instead of the end of the chunked body,
+    // and no [DONE] before it.
+    let (got, error) = reading.await.unwrap();
+    let text = String::from_utf8_lossy(&got);
+    let error = error.unwrap_or_else(|| panic!("the stream ended cleanly: {text}"));
+    assert!(error.is_body() || error.is_decode(), "{error:?}");
+    assert!(!text.contains("[DONE]"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,7 @@ const CLEARED_ENV: &[&str] = &[
     "OPENAI_API_KEY",
     "MODEL_NAME",
     "SUPABASE_JWT_SECRET",
+    "ASSISTANT_ID_FROM_CONFIG",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",

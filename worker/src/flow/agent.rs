@@ -7,6 +7,12 @@
 //! `store_item`. The store item lives at namespace `["barrage", "vu-{vu}"]`, key `item`
 //! (one per VU, overwritten each iteration, so items left by a failed cleanup never pile
 //! up), and its value names the iteration so `store_get` proves it read this put.
+//!
+//! The assistant's `config.configurable` carries `barrage_tag` (the plan's
+//! `flow.assistant_tag`, by default `vu-{vu}-iter-{iter}`): servers that key assistants by
+//! graph + config answer 409 to a second assistant with an equal config while the first
+//! exists (docs/WIRE.md), so every VU's assistant, and a leftover of a failed cleanup,
+//! must differ in it. The `name` alone does not count on such servers.
 use barrage_core::FlowConfig;
 use reqwest::Method;
 
@@ -67,9 +73,16 @@ pub fn steps(flow: &FlowConfig) -> Vec<StepDef> {
     let store_value = r#"{"note":"barrage","vu":{vu},"iteration":{iter}}"#;
     let namespace = r#"["barrage","vu-{vu}"]"#;
 
+    // The tag's text goes in as a JSON string; its `{vu}` / `{iter}` stay template references.
+    let tag = match flow.assistant_tag.as_str() {
+        "" => String::new(),
+        t => format!(r#","barrage_tag":{}"#, serde_json::Value::String(t.into())),
+    };
     let mut create_assistant = with_body(
         step("create_assistant", Method::POST, "/assistants"),
-        r#"{"graph_id":"{graph_id}","config":{"configurable":{"model_name":"{model_name}"}},"name":"barrage-vu-{vu}","metadata":{"source":"barrage"}}"#,
+        &format!(
+            r#"{{"graph_id":"{{graph_id}}","config":{{"configurable":{{"model_name":"{{model_name}}"{tag}}}}},"name":"barrage-vu-{{vu}}","metadata":{{"source":"barrage"}}}}"#
+        ),
     );
     create_assistant.checks.push(Check::NonEmptyString {
         pointer: "/assistant_id".into(),
@@ -198,6 +211,46 @@ mod tests {
     use super::super::step::{compile, Body};
     use super::*;
 
+    /// The assistant body of VU `vu`, iteration `iter`, as JSON.
+    fn assistant_body(flow: &FlowConfig, vu: &str, iter: &str) -> serde_json::Value {
+        let mut table = VarTable::new();
+        constants(flow, &mut table);
+        let steps = compile(steps(flow), &mut table).unwrap();
+        let mut vars = table.values();
+        vars.set(table.index("vu").unwrap(), vu);
+        vars.set(table.index("iter").unwrap(), iter);
+        let Body::Template(t) = &steps[0].body else {
+            panic!("create_assistant has a templated body")
+        };
+        let mut buf = Vec::new();
+        t.render_json(&vars, &mut buf);
+        serde_json::from_slice(&buf).unwrap()
+    }
+
+    #[test]
+    fn assistant_configs_differ_per_vu_and_iteration_and_the_tag_can_be_dropped() {
+        let flow = FlowConfig::default();
+        let config = |vu, iter| assistant_body(&flow, vu, iter)["config"].clone();
+        assert_ne!(config("1", "0"), config("2", "0"));
+        assert_ne!(config("1", "0"), config("1", "1"));
+        let custom = FlowConfig {
+            assistant_tag: "run-a.{vu}:{iter}".into(),
+            ..FlowConfig::default()
+        };
+        assert_eq!(
+            assistant_body(&custom, "4", "2")["config"]["configurable"]["barrage_tag"],
+            "run-a.4:2"
+        );
+        let untagged = FlowConfig {
+            assistant_tag: String::new(),
+            ..FlowConfig::default()
+        };
+        assert_eq!(
+            assistant_body(&untagged, "4", "2")["config"],
+            serde_json::json!({"configurable": {"model_name": "openai:mock-gpt-4o"}})
+        );
+    }
+
     #[test]
     fn every_body_renders_to_json_and_every_path_to_a_url() {
         let flow = FlowConfig {
@@ -239,8 +292,8 @@ mod tests {
                     let b = body.unwrap();
                     assert_eq!(b["graph_id"], "agent");
                     assert_eq!(
-                        b["config"]["configurable"]["model_name"],
-                        "openai:mock-gpt-4o"
+                        b["config"]["configurable"],
+                        serde_json::json!({"model_name": "openai:mock-gpt-4o", "barrage_tag": "vu-3-iter-7"})
                     );
                 }
                 "run_stream" => {

@@ -165,6 +165,7 @@ async fn reference_target(jwt_secret: Option<&str>, stop: &CancellationToken) ->
         threads: Some(1),
         llm_timeout_secs: 10,
         max_body_bytes: 2 * 1024 * 1024,
+        assistant_id_from_config: false,
     };
     let config = args.into_config().unwrap();
     tokio::spawn(reference_runtime::serve(
@@ -712,27 +713,21 @@ async fn a_request_on_a_connection_closed_by_the_server_is_sent_again() {
     let _: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
 }
 
-/// The real LangGraph servers (Python `langgraph dev`, LangGraph.js), started by CI with
-/// a mock LLM: `BARRAGE_TARGET_PY_URL`, `BARRAGE_TARGET_JS_URL`.
+/// The real LangGraph servers (Python `langgraph dev`, LangGraph.js) of deploy/targets/,
+/// started by `.ci/run` with a mock LLM: `BARRAGE_TARGET_PY_URL`, `BARRAGE_TARGET_JS_URL`.
+/// Each one not set is a skip (a failure under `.ci/run`), recorded by `barrage_testkit`.
 #[tokio::test]
 async fn flow_against_real_langgraph_targets() {
+    const TEST: &str = "flow::flow_against_real_langgraph_targets";
+    let how = "run .ci/run, which starts both from deploy/targets/, or start one (deploy/targets/README.md) and export its URL";
     let targets: Vec<(&str, String)> = [
         ("py", "BARRAGE_TARGET_PY_URL"),
         ("js", "BARRAGE_TARGET_JS_URL"),
     ]
     .into_iter()
-    .filter_map(|(name, var)| {
-        std::env::var(var)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(|u| (name, u))
-    })
+    .filter_map(|(name, var)| barrage_testkit::require_env(TEST, var, how).map(|u| (name, u)))
     .collect();
     if targets.is_empty() {
-        if std::env::var_os("CI").is_some() {
-            panic!("CI must set BARRAGE_TARGET_PY_URL/JS_URL");
-        }
-        println!("skipped: set BARRAGE_TARGET_PY_URL and/or BARRAGE_TARGET_JS_URL to run the flow against real LangGraph servers");
         return;
     }
     // The targets run side by side; each does 2 iterations, idles past the servers'

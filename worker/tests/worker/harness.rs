@@ -24,6 +24,12 @@ impl Target {
 
     /// With an LLM that takes `llm_delay` before answering.
     pub fn start_slow(llm_delay: Duration) -> Target {
+        Target::start_with(llm_delay, false)
+    }
+
+    /// Like [`Target::start_slow`]; `assistant_id_from_config` turns on the runtime's
+    /// `--assistant-id-from-config` (409 on a second assistant with the same config).
+    pub fn start_with(llm_delay: Duration, assistant_id_from_config: bool) -> Target {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -52,6 +58,7 @@ impl Target {
                 threads: Some(1),
                 llm_timeout_secs: 10,
                 max_body_bytes: 2 * 1024 * 1024,
+                assistant_id_from_config,
             }
             .into_config()
             .unwrap();

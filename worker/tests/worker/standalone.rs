@@ -232,3 +232,49 @@ fn a_one_request_flow_sends_exactly_its_request() {
         out.show()
     );
 }
+
+/// Issue 14 §12: the default ramp's shape (0→1→3→5→3→1 VUs, stages shortened to 9 s) with
+/// the seed's thresholds against a server that keys assistants by graph + config (the
+/// reference runtime's `--assistant-id-from-config`): no VU's assistant may collide with
+/// another's (a 409 at `create_assistant`), so every request passes.
+#[test]
+fn default_ramp_passes_against_a_server_keying_assistants_by_config() {
+    let target = Target::start_with(Duration::ZERO, true);
+    let scenario = "executor = \"ramping-vus\"\nstart_vus = 0\nstages = [\
+        { duration = \"1s\", target = 1 }, { duration = \"2s\", target = 3 }, \
+        { duration = \"3s\", target = 5 }, { duration = \"2s\", target = 3 }, \
+        { duration = \"1s\", target = 1 }]";
+    let thresholds = "[thresholds]\nhttp_req_failed = [\"rate<0.05\"]\n\
+        create_assistant = [\"p(95)<500\"]\ncreate_thread = [\"p(95)<500\"]\n\
+        run_wait = [\"p(95)<5000\"]\nagent_flow_duration = [\"p(95)<8000\"]\n\
+        agent_flow_success_rate = [\"rate>0.95\"]";
+    let out = run_plan(&target.url, scenario, thresholds);
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    assert_eq!(
+        summary_count(&out.stdout, "vus_max"),
+        Some(5.0),
+        "{}",
+        out.show()
+    );
+    let iterations = summary_count(&out.stdout, "iterations").unwrap();
+    let stats = target.stats();
+    assert_eq!(
+        stats["requests"]["create_assistant"].as_f64(),
+        Some(iterations),
+        "one assistant per iteration: {stats}"
+    );
+    // every iteration deleted its assistant: none left, none refused
+    assert_eq!(stats["assistants"], 0, "{stats}");
+    assert!(
+        out.stdout.contains("✓ http_req_failed 'rate<0.05'"),
+        "{}",
+        out.show()
+    );
+    // every iteration got past create_assistant: its three runs all ran and succeeded
+    assert_eq!(
+        stats["runs"]["succeeded"].as_f64(),
+        Some(3.0 * iterations),
+        "{stats}\n{}",
+        out.show()
+    );
+}
