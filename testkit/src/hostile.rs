@@ -282,7 +282,8 @@ mod tests {
         assert_eq!((h.requests(), h.connections()), (2, 2));
 
         let h = Hostile::start(Mode::HugeBody { len: 300_000 });
-        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 300000\r\n\r\n";
+        let head =
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 300000\r\n\r\n";
         let got = get(&h, head.len() + 300_000);
         let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));

@@ -21,7 +21,7 @@ use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
 use super::http_series::record_http;
-use crate::http::{Cancelled, Http, Request};
+use crate::http::{Cancelled, Http, Kept, Request};
 use crate::sample::Record;
 
 /// Secret keys of the assignment's secrets map (defined once, in core).
@@ -47,6 +47,9 @@ pub enum AuthError {
     )]
     Jwt(String),
 }
+
+/// The most of a GoTrue answer read (a token grant is about 1 KiB).
+const GRANT_KEPT: usize = 64 * 1024;
 
 /// Why no token could be had for an iteration.
 #[derive(Debug)]
@@ -314,6 +317,7 @@ impl Gotrue {
         recorder: &dyn Record,
     ) -> Result<GrantAnswer, AuthFailure> {
         let mut buf = Vec::new();
+        let mut sink = Kept::new(&mut buf, GRANT_KEPT);
         let req = Request {
             method: &Method::POST,
             url,
@@ -322,8 +326,9 @@ impl Gotrue {
             accept: None,
             extra: &[("apikey", &self.apikey)],
         };
-        let ex = http.execute(&req, &mut buf, cancel).await?;
-        let parsed = if ex.is_2xx() {
+        let ex = http.execute(&req, &mut sink, cancel).await?;
+        let too_long = sink.overflow;
+        let parsed = if ex.is_2xx() && !too_long {
             serde_json::from_slice::<GrantAnswer>(&buf).ok()
         } else {
             None

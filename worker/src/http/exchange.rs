@@ -25,18 +25,56 @@ pub struct Request<'a> {
     pub extra: &'a [(&'static str, &'a HeaderValue)],
 }
 
+/// A sink refused more of the body (an SSE line or event over the limit): the exchange
+/// ends there, as [`TransportError::BodyLimit`], and its connection is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge;
+
 /// Receives the response body as it arrives.
 pub trait BodySink {
     /// A chunk of the body; `since_start` is measured from the start of the send.
-    fn chunk(&mut self, bytes: &[u8], since_start: Duration);
+    /// `Err(TooLarge)` stops reading the body.
+    fn chunk(&mut self, bytes: &[u8], since_start: Duration) -> Result<(), TooLarge>;
     /// The body ended (not called when reading it failed).
     fn end(&mut self, since_start: Duration);
 }
 
-/// Collects the body into a reusable buffer.
+/// Collects the whole body, without a bound: for tests and answers from trusted places
+/// only; the flow keeps bodies with [`Kept`].
 impl BodySink for Vec<u8> {
-    fn chunk(&mut self, bytes: &[u8], _: Duration) {
+    fn chunk(&mut self, bytes: &[u8], _: Duration) -> Result<(), TooLarge> {
         self.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn end(&mut self, _: Duration) {}
+}
+
+/// Keeps the first `limit` bytes of a body in `buf` and drops the rest as it streams
+/// (it is still read, and counted in `received`); `overflow` says whether anything was
+/// dropped. Memory per exchange stays at `limit` whatever the target sends.
+pub struct Kept<'a> {
+    pub buf: &'a mut Vec<u8>,
+    pub limit: usize,
+    pub overflow: bool,
+}
+
+impl<'a> Kept<'a> {
+    pub fn new(buf: &'a mut Vec<u8>, limit: usize) -> Self {
+        Kept {
+            buf,
+            limit,
+            overflow: false,
+        }
+    }
+}
+
+impl BodySink for Kept<'_> {
+    fn chunk(&mut self, bytes: &[u8], _: Duration) -> Result<(), TooLarge> {
+        let room = self.limit.saturating_sub(self.buf.len());
+        let take = bytes.len().min(room);
+        self.buf.extend_from_slice(&bytes[..take]);
+        self.overflow |= take < bytes.len();
+        Ok(())
     }
     fn end(&mut self, _: Duration) {}
 }
@@ -54,6 +92,10 @@ pub enum TransportError {
     Body,
     /// The request timeout passed (headers or body).
     Timeout,
+    /// The body held an SSE line or event longer than `flow.response_body_limit`.
+    BodyLimit,
+    /// A hard stop (the end of the run's stop time) cut the request.
+    Interrupted,
 }
 
 impl TransportError {
@@ -64,6 +106,23 @@ impl TransportError {
             TransportError::Send => "request failed before a response",
             TransportError::Body => "response body broke off",
             TransportError::Timeout => "request timeout",
+            TransportError::BodyLimit => {
+                "an SSE line or event is longer than flow.response_body_limit (raise it if the target's are legitimate)"
+            }
+            TransportError::Interrupted => "interrupted by the hard stop",
+        }
+    }
+
+    /// The `error` tag of the request's samples (k6 tags failed requests with `error`).
+    pub fn tag(self) -> &'static str {
+        match self {
+            TransportError::BadUrl => "bad_url",
+            TransportError::Connect => "connect",
+            TransportError::Send => "send",
+            TransportError::Body => "body",
+            TransportError::Timeout => "timeout",
+            TransportError::BodyLimit => "body_limit",
+            TransportError::Interrupted => "interrupted",
         }
     }
 }

@@ -22,7 +22,7 @@ use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::exchange::{encode_request, stale_io, BodySink, Request};
+use super::exchange::{encode_request, stale_io, BodySink, Request, TooLarge};
 
 /// A response head larger than this is refused (hyper's default limit is ~400 KiB of
 /// buffer; Agent Protocol heads are a few hundred bytes).
@@ -76,6 +76,27 @@ pub(crate) enum Failure {
     Send(io::Error),
     /// The body broke off or was malformed.
     Body(io::Error),
+    /// The sink refused more of the body ([`TooLarge`]).
+    TooLarge,
+}
+
+/// Why reading a body stopped early.
+#[derive(Debug)]
+enum BodyError {
+    Io(io::Error),
+    TooLarge,
+}
+
+impl From<io::Error> for BodyError {
+    fn from(e: io::Error) -> Self {
+        BodyError::Io(e)
+    }
+}
+
+impl From<TooLarge> for BodyError {
+    fn from(_: TooLarge) -> Self {
+        BodyError::TooLarge
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -84,6 +105,7 @@ impl std::fmt::Display for Failure {
             Failure::Stale(e) => write!(f, "connection closed before a response: {e}"),
             Failure::Send(e) => write!(f, "request failed: {e}"),
             Failure::Body(e) => write!(f, "response body failed: {e}"),
+            Failure::TooLarge => write!(f, "the body's reader refused more of it"),
         }
     }
 }
@@ -243,7 +265,10 @@ impl Conn {
             Framing::Chunked => self.body_chunked(start, p, sink).await,
             Framing::Close => self.body_until_close(start, p, sink).await,
         };
-        complete.map_err(Failure::Body)?;
+        complete.map_err(|e| match e {
+            BodyError::Io(e) => Failure::Body(e),
+            BodyError::TooLarge => Failure::TooLarge,
+        })?;
         sink.end(p.at);
         Ok(head.keep_alive && self.rbuf.is_empty())
     }
@@ -293,12 +318,19 @@ impl Conn {
     }
 
     /// Hands `n` buffered bytes to the sink.
-    fn deliver(&mut self, n: usize, p: &mut Progress, sink: &mut dyn BodySink) {
+    fn deliver(
+        &mut self,
+        n: usize,
+        p: &mut Progress,
+        sink: &mut dyn BodySink,
+    ) -> Result<(), TooLarge> {
         if n > 0 {
-            sink.chunk(&self.rbuf[..n], p.at);
             p.received += n as u64;
+            let taken = sink.chunk(&self.rbuf[..n], p.at);
             self.rbuf.advance(n);
+            taken?;
         }
+        Ok(())
     }
 
     async fn body_length(
@@ -307,16 +339,16 @@ impl Conn {
         start: Instant,
         p: &mut Progress,
         sink: &mut dyn BodySink,
-    ) -> io::Result<()> {
+    ) -> Result<(), BodyError> {
         loop {
             let n = left.min(self.rbuf.len() as u64) as usize;
-            self.deliver(n, p, sink);
+            self.deliver(n, p, sink)?;
             left -= n as u64;
             if left == 0 {
                 return Ok(());
             }
             if self.read_more(start, p).await? == 0 {
-                return Err(ErrorKind::UnexpectedEof.into());
+                return Err(io::Error::from(ErrorKind::UnexpectedEof).into());
             }
         }
     }
@@ -326,9 +358,9 @@ impl Conn {
         start: Instant,
         p: &mut Progress,
         sink: &mut dyn BodySink,
-    ) -> io::Result<()> {
+    ) -> Result<(), BodyError> {
         loop {
-            self.deliver(self.rbuf.len(), p, sink);
+            self.deliver(self.rbuf.len(), p, sink)?;
             if self.read_more(start, p).await? == 0 {
                 return Ok(());
             }
@@ -340,7 +372,7 @@ impl Conn {
         start: Instant,
         p: &mut Progress,
         sink: &mut dyn BodySink,
-    ) -> io::Result<()> {
+    ) -> Result<(), BodyError> {
         let mut state = Chunked::Size;
         loop {
             // Consume what the buffer holds; `true` when the body is complete.
@@ -356,14 +388,14 @@ impl Conn {
                             state = Chunked::Data(size);
                         }
                         Ok(httparse::Status::Partial) if self.rbuf.len() > MAX_LINE => {
-                            return Err(invalid("chunk size line too long"));
+                            return Err(invalid("chunk size line too long").into());
                         }
                         Ok(httparse::Status::Partial) => break,
-                        Err(_) => return Err(invalid("invalid chunk size")),
+                        Err(_) => return Err(invalid("invalid chunk size").into()),
                     },
                     Chunked::Data(left) => {
                         let n = left.min(self.rbuf.len() as u64) as usize;
-                        self.deliver(n, p, sink);
+                        self.deliver(n, p, sink)?;
                         state = if left == n as u64 {
                             Chunked::DataEnd
                         } else {
@@ -378,7 +410,7 @@ impl Conn {
                             break;
                         }
                         if &self.rbuf[..2] != b"\r\n" {
-                            return Err(invalid("chunk data not followed by CRLF"));
+                            return Err(invalid("chunk data not followed by CRLF").into());
                         }
                         self.rbuf.advance(2);
                         state = Chunked::Size;
@@ -390,14 +422,14 @@ impl Conn {
                         }
                         Some(end) => self.rbuf.advance(end + 2),
                         None if self.rbuf.len() > MAX_LINE => {
-                            return Err(invalid("trailer line too long"));
+                            return Err(invalid("trailer line too long").into());
                         }
                         None => break,
                     },
                 }
             }
             if self.read_more(start, p).await? == 0 {
-                return Err(ErrorKind::UnexpectedEof.into());
+                return Err(io::Error::from(ErrorKind::UnexpectedEof).into());
             }
         }
     }

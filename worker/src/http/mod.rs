@@ -85,7 +85,7 @@ pub mod sse;
 mod tls;
 
 pub use exchange::{
-    status_str, BodySink, Cancelled, Exchange, Request, TransportError, USER_AGENT,
+    status_str, BodySink, Cancelled, Exchange, Kept, Request, TooLarge, TransportError, USER_AGENT,
 };
 pub use tls::stale_connection;
 
@@ -271,6 +271,7 @@ impl Http {
                     tracing::debug!(url = req.url, error = %err, "exchange failed");
                     Some(match err {
                         Failure::Body(_) => TransportError::Body,
+                        Failure::TooLarge => TransportError::BodyLimit,
                         Failure::Stale(_) | Failure::Send(_) => TransportError::Send,
                     })
                 }

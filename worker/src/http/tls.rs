@@ -98,7 +98,9 @@ pub(super) async fn execute(
             match next {
                 Ok(Some(chunk)) => {
                     received += chunk.len() as u64;
-                    sink.chunk(&chunk, start.elapsed());
+                    if sink.chunk(&chunk, start.elapsed()).is_err() {
+                        break Some(TransportError::BodyLimit);
+                    }
                 }
                 Ok(None) => {
                     sink.end(start.elapsed());

@@ -478,7 +478,14 @@ enum Fault {
     MalformedStream,
     SlowRun,
     HangingStream,
+    /// `runs/wait` answers valid JSON of [`HUGE`] bytes.
+    HugeRunAnswer,
+    /// `runs/stream` sends one event, then a `data:` line of [`HUGE`] bytes without a newline.
+    HugeStreamLine,
 }
+
+/// Three times the default `flow.response_body_limit`.
+const HUGE: usize = 3 << 20;
 
 /// A fake target that creates assistants and threads and misbehaves per `fault`;
 /// counts deletes so tests see the cleanup.
@@ -493,6 +500,11 @@ async fn fake_target(fault: Fault, deletes: Arc<AtomicU64>) -> String {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     Json(ai).into_response()
                 }
+                Fault::HugeRunAnswer => {
+                    let mut v = ai.clone();
+                    v["pad"] = Value::String("x".repeat(HUGE));
+                    Json(v).into_response()
+                }
                 _ => ([("content-type", "text/plain; charset=UTF-8")], format!("\n\n{ai:#}")).into_response(),
             }
         }
@@ -502,6 +514,9 @@ async fn fake_target(fault: Fault, deletes: Arc<AtomicU64>) -> String {
         match fault {
             Fault::StreamErrorEvent => (sse, "event: metadata\r\ndata: {\"run_id\":\"r\"}\r\n\r\nevent: error\r\ndata: {\"error\":\"E\",\"message\":\"boom\"}\r\n\r\n").into_response(),
             Fault::MalformedStream => (sse, "<html>not a stream</html>").into_response(),
+            Fault::HugeStreamLine => {
+                (sse, format!("event: metadata\ndata: {{}}\n\ndata: {}", "x".repeat(HUGE))).into_response()
+            }
             Fault::HangingStream => {
                 let first = futures_util::stream::once(async {
                     Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"event: metadata\ndata: {}\n\n"))
@@ -603,6 +618,42 @@ async fn a_malformed_stream_fails() {
         "metadata",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_run_answer_over_the_body_limit_fails_its_step_and_is_counted_whole() {
+    let rec = expect_failure(
+        Fault::HugeRunAnswer,
+        Duration::from_secs(10),
+        "run_wait",
+        "flow.response_body_limit",
+    )
+    .await;
+    let got = rec.sum("data_received", &[("operation", "run_wait")]);
+    assert!(got > HUGE as f64, "the whole answer is counted: {got}");
+}
+
+#[tokio::test]
+async fn a_stream_line_over_the_body_limit_fails_the_request_with_an_error_tag() {
+    let rec = expect_failure(
+        Fault::HugeStreamLine,
+        Duration::from_secs(10),
+        "run_stream",
+        "flow.response_body_limit",
+    )
+    .await;
+    let tagged = [
+        ("operation", "run_stream"),
+        ("status", "0"),
+        ("error", "body_limit"),
+    ];
+    assert_eq!(rec.sum("http_reqs", &tagged), 1.0);
+    assert_eq!(rec.sum("http_req_failed", &tagged), 1.0);
+    let got = rec.sum("data_received", &[("operation", "run_stream")]);
+    assert!(
+        got < HUGE as f64,
+        "reading stops at the limit instead of taking the whole line: {got}"
+    );
 }
 
 #[tokio::test]
