@@ -121,9 +121,6 @@ impl BodySink for SseSink<'_> {
 /// Of a body that is not read, the start kept for a failure's reason.
 const IGNORED_BODY_KEPT: usize = 512;
 
-/// Pooled buffers larger than this are given back when an iteration ends.
-const POOLED_CAPACITY: usize = 64 * 1024;
-
 impl AgentFlow {
     fn take_state(&self) -> IterState {
         let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
@@ -139,9 +136,11 @@ impl AgentFlow {
     }
 
     fn put_state(&self, mut st: IterState) {
-        // A huge answer once must not pin its memory in the pool.
+        // The pool holds one state per VU at most, each keeping at most `body_limit` of
+        // answer (the memory bound); giving it back after every large answer would only
+        // churn the allocator, which then holds several times as much.
         st.answer.clear();
-        st.answer.shrink_to(POOLED_CAPACITY);
+        st.answer.shrink_to(self.body_limit);
         st.sse.reset();
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(st);
     }

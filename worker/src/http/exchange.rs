@@ -68,10 +68,25 @@ impl<'a> Kept<'a> {
     }
 }
 
+/// [`Kept`]'s first growth step.
+const GROW_STEP: usize = 64 * 1024;
+
 impl BodySink for Kept<'_> {
     fn chunk(&mut self, bytes: &[u8], _: Duration) -> Result<(), TooLarge> {
         let room = self.limit.saturating_sub(self.buf.len());
         let take = bytes.len().min(room);
+        let spare = self.buf.capacity() - self.buf.len();
+        if take > spare {
+            // Two steps (64 KiB, then the limit), never past the limit: the allocator
+            // keeps what a doubling sequence frees, several times the buffer itself.
+            let step = if self.buf.len() + take <= GROW_STEP {
+                GROW_STEP
+            } else {
+                self.limit
+            };
+            let want = step.max(self.buf.len() + take).min(self.limit);
+            self.buf.reserve_exact(want - self.buf.len());
+        }
         self.buf.extend_from_slice(&bytes[..take]);
         self.overflow |= take < bytes.len();
         Ok(())
@@ -237,4 +252,34 @@ pub fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
     buf[1] = b'0' + (status / 10 % 10) as u8;
     buf[2] = b'0' + (status % 10) as u8;
     std::str::from_utf8(buf).unwrap_or("0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_keeps_the_limit_and_counts_the_overflow() {
+        let mut buf = Vec::new();
+        let mut k = Kept::new(&mut buf, 100_000);
+        for _ in 0..50 {
+            k.chunk(&[b'x'; 10_000], Duration::ZERO).unwrap();
+        }
+        assert!(k.overflow);
+        assert_eq!(buf.len(), 100_000);
+        assert!(buf.capacity() <= 100_000, "{}", buf.capacity());
+        let mut small = Vec::new();
+        let mut k = Kept::new(&mut small, 100_000);
+        k.chunk(b"{}", Duration::ZERO).unwrap();
+        assert!(!k.overflow);
+        assert_eq!(small, b"{}");
+    }
+
+    #[test]
+    fn status_strings() {
+        let mut b = [0; 3];
+        assert_eq!(status_str(200, &mut b), "200");
+        assert_eq!(status_str(0, &mut b), "0");
+        assert_eq!(status_str(1000, &mut b), "0");
+    }
 }
