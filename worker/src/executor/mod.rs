@@ -85,6 +85,7 @@ pub async fn run<S: Scenario + 'static>(
         scenario,
         iterations_id: registry.intern(builtin::ITERATIONS, MetricKind::Counter, &[]),
         duration_id: registry.intern(builtin::ITERATION_DURATION, MetricKind::Trend, &[]),
+        interrupted_id: registry.intern(builtin::INTERRUPTED_ITERATIONS, MetricKind::Counter, &[]),
         registry,
         totals: Totals::default(),
     });

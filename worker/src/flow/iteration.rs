@@ -1,7 +1,7 @@
 //! One iteration of the flow: runs its steps in order, checks and records them, then its
 //! cleanup steps.
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use barrage_core::metrics::builtin;
 use barrage_core::MetricKind;
@@ -16,7 +16,7 @@ use super::step::{Body, Capture, ResponseKind, Step};
 use super::template::{Vars, ITER, VU};
 use super::AgentFlow;
 use crate::http::sse::{SseEvent, SseParser};
-use crate::http::{BodySink, Cancelled, Exchange, Kept, Request, TooLarge};
+use crate::http::{BodySink, Cancelled, Exchange, Kept, Request, TooLarge, TransportError};
 use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record};
 
 /// Buffers of one iteration, reused across iterations through the flow's pool.
@@ -28,6 +28,9 @@ pub(crate) struct IterState {
     sse: SseParser,
     summary: SseSummary,
     series: SeriesCache,
+    /// The step whose request is in flight and when it started: recorded as interrupted
+    /// when a hard stop drops it.
+    in_flight: Option<(usize, Instant)>,
 }
 
 /// The series this iteration state records into, resolved once per recorder
@@ -132,6 +135,7 @@ impl AgentFlow {
             sse: SseParser::with_limit(self.body_limit),
             summary: SseSummary::default(),
             series: SeriesCache::default(),
+            in_flight: None,
         })
     }
 
@@ -161,6 +165,19 @@ impl AgentFlow {
         let outcome = match outcome {
             Ok(o) => o,
             Err(Cancelled) => {
+                // The request the stop cut is a failed sample (`error=interrupted`), so a
+                // target that never answers does not look like one with no traffic.
+                if let Some((index, start)) = st.in_flight.take() {
+                    let step = &self.steps[index];
+                    let ex = Exchange::failed(TransportError::Interrupted, start, 0, false);
+                    st.series.steps[index].http.record(
+                        ctx.recorder,
+                        &step.operation,
+                        &step.method,
+                        &ex,
+                        true,
+                    );
+                }
                 self.put_state(st);
                 return IterationOutcome::Interrupted;
             }
@@ -274,6 +291,7 @@ impl AgentFlow {
         };
         st.answer.clear();
         st.summary.clear();
+        st.in_flight = Some((index, Instant::now()));
         let mut overflow = false;
         let ex = if step.response == ResponseKind::Sse {
             st.sse.reset();
@@ -292,6 +310,7 @@ impl AgentFlow {
             overflow = kept.overflow;
             ex
         };
+        st.in_flight = None;
 
         // Read the answer as the step expects.
         let mut bad_body: Option<String> = None;

@@ -26,8 +26,9 @@
 //! step and reason); the cleanup steps (delete store item, thread, assistant) still run
 //! for every resource that was created. On `ctx.cancel` the iteration returns
 //! `Interrupted` at once (the iteration runs in one `select!` on the token, which drops a
-//! request or an SSE read in flight), records nothing more and skips the cleanup: a hard
-//! stop leaves those resources behind.
+//! request or an SSE read in flight), records the request it cut as failed (status `0`,
+//! `error=interrupted`) and nothing more, and skips the cleanup: a hard stop leaves those
+//! resources behind. The VU loop counts the iteration in `interrupted_iterations`.
 //!
 //! # Samples (DESIGN.md's names)
 //!

@@ -658,7 +658,6 @@ async fn a_stream_line_over_the_body_limit_fails_the_request_with_an_error_tag()
 
 #[tokio::test]
 async fn a_slow_target_times_out() {
-    let t0 = Instant::now();
     let rec = expect_failure(
         Fault::SlowRun,
         Duration::from_millis(300),
@@ -666,21 +665,21 @@ async fn a_slow_target_times_out() {
         "timeout",
     )
     .await;
-    assert!(t0.elapsed() < Duration::from_secs(3));
     let d = rec.find(
         "http_req_duration",
-        &[("operation", "run_wait"), ("status", "0")],
+        &[
+            ("operation", "run_wait"),
+            ("status", "0"),
+            ("error", "timeout"),
+        ],
     );
     assert_eq!(d.len(), 1);
-    assert!(
-        d[0].value >= 300_000.0 && d[0].value < 1_500_000.0,
-        "{}",
-        d[0].value
-    );
+    // At least the timeout; how much more is a performance question (bench/).
+    assert!(d[0].value >= 300_000.0, "{}", d[0].value);
 }
 
 #[tokio::test]
-async fn cancel_mid_stream_interrupts_quickly() {
+async fn a_stream_cut_by_the_hard_stop_is_a_failed_interrupted_request() {
     let deletes = Arc::new(AtomicU64::new(0));
     let url = fake_target(Fault::HangingStream, deletes.clone()).await;
     let flow = AgentFlow::new(&plan(&url, Duration::from_secs(30)), &BTreeMap::new()).unwrap();
@@ -696,8 +695,18 @@ async fn cancel_mid_stream_interrupts_quickly() {
         run_with(&flow, 1, 0, &rec, &cancel).await,
         IterationOutcome::Interrupted
     );
-    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
-    assert_eq!(rec.count("http_reqs", &[("operation", "run_stream")]), 0);
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    // The stream the stop cut is one failed request, tagged as interrupted.
+    let cut = [
+        ("operation", "run_stream"),
+        ("status", "0"),
+        ("error", "interrupted"),
+    ];
+    assert_eq!(rec.sum("http_reqs", &cut), 1.0);
+    assert_eq!(rec.sum("http_req_failed", &cut), 1.0);
+    let took = rec.find("http_req_duration", &cut);
+    assert!(took.len() == 1 && took[0].value >= 1.0, "{took:?}");
+    assert_eq!(rec.count("http_reqs", &[("operation", "run_stream")]), 1);
     assert_eq!(rec.count("agent_flow_success_rate", &[]), 0);
     let before = rec.len();
     assert_eq!(

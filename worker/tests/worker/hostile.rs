@@ -60,6 +60,41 @@ async fn a_refused_connection_is_not_tried_again() {
     );
 }
 
+/// Against a target that never answers, the requests and iterations the hard stop cuts are
+/// recorded and printed: failed requests tagged `error=interrupted`, and
+/// `interrupted_iterations` (issue 14: a dead target's run must not look empty).
+#[test]
+fn a_target_that_never_answers_gives_interrupted_requests_and_iterations() {
+    let target = Hostile::start(Mode::Hang);
+    let plan = temp_file(
+        &format!(
+            "name = \"hang\"\ngraceful_stop = \"200ms\"\n[target]\nurl = \"{}\"\n[scenario]\nexecutor = \"constant-vus\"\nvus = 2\nduration = \"1s\"\n",
+            target.url()
+        ),
+        ".toml",
+    );
+    let out = crate::harness::Worker::spawn(&["--standalone", "--plan", plan.as_str()], &[])
+        .wait(Duration::from_secs(60));
+    assert_eq!(
+        summary_count(&out.stdout, "interrupted_iterations"),
+        Some(2.0),
+        "{}",
+        out.show()
+    );
+    assert_eq!(
+        summary_count(&out.stdout, "http_reqs"),
+        Some(2.0),
+        "{}",
+        out.show()
+    );
+    assert_eq!(target.requests(), 2);
+    assert!(
+        out.stdout.contains("http_req_failed") && out.stdout.contains("100.00%"),
+        "{}",
+        out.show()
+    );
+}
+
 /// The peak resident memory of a process, from `/proc/<pid>/status` (`VmHWM`, KiB).
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
