@@ -138,6 +138,11 @@ impl SseParser {
         if self.over {
             return Err(TooLarge);
         }
+        // An empty chunk must not forget a `\r` that ended the previous one (found by the
+        // fuzz test: the `\n` after it then counted as a second, empty line).
+        if chunk.is_empty() {
+            return Ok(());
+        }
         if self.pending_cr {
             self.pending_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
@@ -466,11 +471,125 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_chunk_between_cr_and_lf_keeps_them_one_line_end() {
+        let got = parse_chunks(&[b"data: a\r", b"", b"\ndata: b\n\n"]);
+        assert_eq!(got, vec![ev("message", "a\nb", None)]);
+    }
+
+    #[test]
     fn reset_gives_back_a_huge_buffer() {
         let mut p = SseParser::new();
         p.feed(&vec![b'x'; 1 << 20], &mut |_| {}).unwrap();
         assert!(p.partial.capacity() >= 1 << 20);
         p.reset();
         assert!(p.partial.capacity() <= KEEP_CAPACITY);
+    }
+
+    /// Fuzz: `BARRAGE_FUZZ_CASES` cases (default 256) per property; the committed corpus
+    /// (`tests/corpus/sse/*`) is always replayed first.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+
+        fn runner() -> TestRunner {
+            let cases = std::env::var("BARRAGE_FUZZ_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256);
+            TestRunner::new(Config {
+                cases,
+                failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+                    "tests/corpus/proptest-regressions/sse.txt",
+                ))),
+                ..Config::default()
+            })
+        }
+
+        /// Events of `body` fed in pieces cut at `cuts` (sorted, deduplicated by the
+        /// caller), with a limit; `None` when the parser refused the stream.
+        fn events_split(body: &[u8], cuts: &[usize], limit: usize) -> Option<Got> {
+            let mut p = SseParser::with_limit(limit);
+            let mut got = Vec::new();
+            let mut push = |e: SseEvent<'_>| {
+                got.push((
+                    e.event.to_owned(),
+                    e.data.to_owned(),
+                    e.id.map(str::to_owned),
+                ))
+            };
+            let mut from = 0;
+            for &c in cuts.iter().chain([&body.len()]) {
+                let c = c.clamp(from, body.len());
+                p.feed(&body[from..c], &mut push).ok()?;
+                from = c;
+            }
+            p.finish(&mut push).ok()?;
+            Some(got)
+        }
+
+        fn corpus() -> Vec<(String, Vec<u8>)> {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/sse");
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            assert!(!files.is_empty(), "the SSE corpus is committed in {dir}");
+            files
+                .into_iter()
+                .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+                .collect()
+        }
+
+        #[test]
+        fn the_corpus_gives_the_same_events_split_anywhere() {
+            for (name, body) in corpus() {
+                let whole = events_split(&body, &[], usize::MAX);
+                for i in 0..=body.len() {
+                    assert_eq!(
+                        events_split(&body, &[i], usize::MAX),
+                        whole,
+                        "{name} at {i}"
+                    );
+                }
+                let every: Vec<usize> = (0..body.len()).collect();
+                assert_eq!(events_split(&body, &every, usize::MAX), whole, "{name}");
+            }
+        }
+
+        /// Bytes with many line ends, colons and field names, so the parser's paths are hit.
+        fn sse_bytes() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(b"\n".to_vec()),
+                Just(b"\r".to_vec()),
+                Just(b"\r\n".to_vec()),
+                Just(b"data:".to_vec()),
+                Just(b"data: ".to_vec()),
+                Just(b"event: ".to_vec()),
+                Just(b"id: ".to_vec()),
+                Just(b":".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..12),
+            ];
+            proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+        }
+
+        #[test]
+        fn any_bytes_split_anywhere_never_panic_and_give_the_same_events() {
+            let strategy = (
+                sse_bytes(),
+                proptest::collection::vec(any::<usize>(), 0..6),
+                prop_oneof![Just(usize::MAX), 1usize..64],
+            );
+            runner()
+                .run(&strategy, |(body, cuts, limit)| {
+                    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+                    cuts.sort_unstable();
+                    let whole = events_split(&body, &[], limit);
+                    prop_assert_eq!(events_split(&body, &cuts, limit), whole);
+                    Ok(())
+                })
+                .unwrap();
+        }
     }
 }
