@@ -630,4 +630,174 @@ mod tests {
         assert!(r.unwrap());
         assert_eq!((p.status, body.len()), (200, 0));
     }
+
+    /// Fuzz: `BARRAGE_FUZZ_CASES` cases (default 256) per property, over a real loopback
+    /// connection; the committed corpus (`tests/corpus/h1/*`) is always replayed first.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+
+        fn runner() -> TestRunner {
+            let cases = std::env::var("BARRAGE_FUZZ_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256);
+            TestRunner::new(Config {
+                cases,
+                failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+                    "tests/corpus/proptest-regressions/h1.txt",
+                ))),
+                ..Config::default()
+            })
+        }
+
+        /// What a GET got: the outcome's kind, the status, the body and the bytes counted.
+        type Got = (String, u16, Vec<u8>, u64);
+
+        /// One GET against a server that answers `reply` cut at `cuts` (each piece
+        /// written and flushed on its own), then closes.
+        async fn get_split(reply: &[u8], cuts: &[usize]) -> Got {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap().to_string();
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            for &c in cuts.iter().chain([&reply.len()]) {
+                let c = c.clamp(from, reply.len());
+                pieces.push(reply[from..c].to_vec());
+                from = c;
+            }
+            let server = tokio::spawn(async move {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut b = [0u8; 1024];
+                    match s.read(&mut b).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&b[..n]),
+                    }
+                }
+                for p in pieces {
+                    if s.write_all(&p).await.is_err() {
+                        return;
+                    }
+                    let _ = s.flush().await;
+                    tokio::task::yield_now().await;
+                }
+            });
+            let mut conn = Conn::open(&addr).await.unwrap();
+            let (r, p, body) = get(&mut conn).await;
+            server.abort();
+            let kind = match r {
+                Ok(reusable) => format!("ok {reusable}"),
+                Err(Failure::Stale(_)) => "stale".into(),
+                Err(Failure::Send(_)) => "send".into(),
+                Err(Failure::Body(_)) => "body".into(),
+                Err(Failure::TooLarge) => "too large".into(),
+            };
+            (kind, p.status, body, p.received)
+        }
+
+        fn rt() -> tokio::runtime::Runtime {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        }
+
+        #[test]
+        fn the_corpus_never_panics_and_splits_change_nothing() {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/h1");
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            assert!(!files.is_empty(), "the HTTP/1 corpus is committed in {dir}");
+            let rt = rt();
+            for f in files {
+                let reply = std::fs::read(&f).unwrap();
+                let whole = rt.block_on(get_split(&reply, &[]));
+                let every: Vec<usize> = (1..reply.len()).collect();
+                let bytewise = rt.block_on(get_split(&reply, &every));
+                assert_eq!(bytewise, whole, "{}", f.display());
+            }
+        }
+
+        #[test]
+        fn any_bytes_never_panic() {
+            let rt = rt();
+            let strategy = (
+                proptest::collection::vec(any::<u8>(), 0..400),
+                proptest::collection::vec(any::<usize>(), 0..4),
+            );
+            runner()
+                .run(&strategy, |(reply, cuts)| {
+                    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (reply.len() + 1)).collect();
+                    cuts.sort_unstable();
+                    // Prefixed with a valid status line half the time, so heads and bodies
+                    // are reached, not only the status line's refusal.
+                    let mut with_head = b"HTTP/1.1 200 OK\r\n".to_vec();
+                    with_head.extend_from_slice(&reply);
+                    rt.block_on(get_split(&reply, &cuts));
+                    rt.block_on(get_split(&with_head, &cuts));
+                    Ok(())
+                })
+                .unwrap();
+        }
+
+        /// A well-formed response: a status, a few headers, a body framed by length or
+        /// in chunks of the given sizes.
+        fn response() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+            (
+                prop_oneof![200u16..204, 205u16..304, 305u16..600],
+                proptest::collection::vec(any::<u8>(), 0..300),
+                proptest::option::of(proptest::collection::vec(1usize..50, 1..8)),
+            )
+                .prop_map(|(status, body, chunks)| {
+                    let mut r = format!("HTTP/1.1 {status} X\r\nx-a: b\r\n").into_bytes();
+                    match chunks {
+                        None => {
+                            r.extend_from_slice(
+                                format!("content-length: {}\r\n\r\n", body.len()).as_bytes(),
+                            );
+                            r.extend_from_slice(&body);
+                        }
+                        Some(sizes) => {
+                            r.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+                            let mut rest = &body[..];
+                            for s in sizes.iter().cycle() {
+                                if rest.is_empty() {
+                                    break;
+                                }
+                                let n = (*s).min(rest.len());
+                                r.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                                r.extend_from_slice(&rest[..n]);
+                                r.extend_from_slice(b"\r\n");
+                                rest = &rest[n..];
+                            }
+                            r.extend_from_slice(b"0\r\n\r\n");
+                        }
+                    }
+                    (r, body)
+                })
+        }
+
+        #[test]
+        fn a_well_formed_answer_split_anywhere_reads_as_whole() {
+            let rt = rt();
+            let strategy = (response(), proptest::collection::vec(any::<usize>(), 0..6));
+            runner()
+                .run(&strategy, |((reply, body), cuts)| {
+                    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (reply.len() + 1)).collect();
+                    cuts.sort_unstable();
+                    let whole = rt.block_on(get_split(&reply, &[]));
+                    prop_assert_eq!(&whole.2, &body);
+                    prop_assert_eq!(&whole.0, "ok true");
+                    prop_assert_eq!(rt.block_on(get_split(&reply, &cuts)), whole);
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
 }
