@@ -108,10 +108,9 @@ impl SseParser {
     /// Forgets everything, keeping the buffers' capacity up to a small bound (a huge
     /// stream once must not pin its memory in a pooled parser).
     pub fn reset(&mut self) {
-        for b in [&mut self.partial] {
-            b.clear();
-            b.shrink_to(KEEP_CAPACITY);
-        }
+        self.partial.clear();
+        self.partial.shrink_to(KEEP_CAPACITY);
+        self.data.clear();
         self.data.shrink_to(KEEP_CAPACITY);
         self.event.shrink_to(KEEP_CAPACITY);
         self.id.shrink_to(KEEP_CAPACITY);
