@@ -222,5 +222,18 @@ fn worker_memory_stays_bounded_against_a_huge_answer() {
         .unwrap_or_else(|| panic!("no data_received\n{}", out.show()));
     assert!(received >= LEN as f64, "{received}\n{}", out.show());
     assert!(summary_count(&out.stdout, "http_reqs").is_some_and(|n| n >= 1.0));
+    // The snapshot ticks were not starved by VUs reading 100 MB each: one progress line
+    // per interval, at its time, not a burst after a blocked thread came back.
+    let ticks: Vec<f64> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("running (")?.split('s').next()?.parse().ok())
+        .collect();
+    assert!(ticks.len() >= 3, "{ticks:?}\n{}", out.show());
+    assert!(
+        ticks.windows(2).all(|w| w[1] - w[0] >= 0.5),
+        "{ticks:?}\n{}",
+        out.show()
+    );
     assert!(target.requests() >= 1);
 }
