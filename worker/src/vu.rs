@@ -8,7 +8,7 @@
 //! Per iteration the VU records `iterations` (Counter, +1) and `iteration_duration`
 //! (Trend, µs from the iteration's *due* time to its end, so an arrival-rate iteration
 //! that waited for a VU carries its wait: no coordinated omission). An iteration cut by a
-//! hard stop records neither.
+//! hard stop records neither; it counts in `interrupted_iterations` (+1).
 use crate::registry::{Registry, SeriesId};
 use crate::sample::{IterationCtx, IterationOutcome, Scenario};
 use std::cell::{Cell, RefCell};
