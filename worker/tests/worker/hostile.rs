@@ -6,7 +6,7 @@ use std::time::Duration;
 use barrage_testkit::hostile::{Hostile, Mode};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
-use worker::http::{build_client, Http, Request, TransportError};
+use worker::http::{build_client, Http, Kept, Request, TransportError};
 
 use crate::harness::{summary_count, temp_file, Finished, WORKER};
 
@@ -34,6 +34,55 @@ async fn a_post_on_a_fresh_connection_is_sent_once_when_the_target_closes_withou
     }
     assert_eq!(target.requests(), n, "one POST per recorded request");
     assert_eq!(target.connections(), n);
+}
+
+/// Each way of misbehaving is one failed exchange of the matching kind, read within the
+/// request timeout and kept within the sink's limit.
+#[tokio::test]
+async fn every_hostile_answer_is_a_failed_exchange_of_its_kind() {
+    let cases = [
+        (Mode::Hang, TransportError::Timeout),
+        (Mode::EndlessBody, TransportError::Timeout),
+        (Mode::BadChunkSize, TransportError::Body),
+        (Mode::Garbage, TransportError::Send),
+        (Mode::CloseWithoutAnswer, TransportError::Send),
+    ];
+    for (mode, want) in cases {
+        let target = Hostile::start(mode.clone());
+        let http = Http::new(build_client().unwrap(), Duration::from_millis(500));
+        let url = format!("{}/x", target.url());
+        let req = Request {
+            method: &reqwest::Method::GET,
+            url: &url,
+            body: None,
+            auth: None,
+            accept: None,
+            extra: &[],
+        };
+        let mut kept = Vec::new();
+        let mut sink = Kept::new(&mut kept, 4096);
+        let ex = http
+            .execute(&req, &mut sink, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(ex.error, Some(want), "{mode:?}: {ex:?}");
+        assert!(
+            ex.duration
+                >= Duration::from_millis(if want == TransportError::Timeout {
+                    500
+                } else {
+                    0
+                })
+        );
+        assert!(kept.len() <= 4096, "{mode:?}");
+        assert_eq!(target.requests(), 1, "{mode:?}: sent once");
+        if mode == Mode::EndlessBody {
+            assert!(
+                ex.received > 4096,
+                "the endless body is counted as it streams: {ex:?}"
+            );
+        }
+    }
 }
 
 /// A connection refused is a failed sample, not a second connection attempt.
