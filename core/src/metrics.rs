@@ -43,6 +43,8 @@ pub mod builtin {
     pub const HTTP_REQS: &str = "http_reqs";
     pub const ITERATIONS: &str = "iterations";
     pub const DROPPED_ITERATIONS: &str = "dropped_iterations";
+    /// Iterations cut by the hard stop (k6 prints them as "interrupted iterations").
+    pub const INTERRUPTED_ITERATIONS: &str = "interrupted_iterations";
     pub const DATA_SENT: &str = "data_sent";
     pub const DATA_RECEIVED: &str = "data_received";
     pub const HTTP_REQ_FAILED: &str = "http_req_failed";
@@ -78,6 +80,7 @@ pub mod builtin {
         (HTTP_REQS, Counter, false),
         (ITERATIONS, Counter, false),
         (DROPPED_ITERATIONS, Counter, false),
+        (INTERRUPTED_ITERATIONS, Counter, false),
         (DATA_SENT, Counter, false),
         (DATA_RECEIVED, Counter, false),
         (HTTP_REQ_FAILED, Rate, false),

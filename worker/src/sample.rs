@@ -96,7 +96,8 @@ pub struct IterationCtx<'a> {
     /// When the iteration was meant to start: the schedule's time for arrival-rate
     /// executors (so latencies are free of coordinated omission), else the actual start.
     pub intended_start: Instant,
-    /// Cancelled on a hard stop: the flow returns as soon as it can, recording nothing more.
+    /// Cancelled on a hard stop: the flow returns as soon as it can, recording only the
+    /// request it cut (failed, `error=interrupted`).
     pub cancel: &'a CancellationToken,
     /// Where samples go.
     pub recorder: &'a dyn Record,
@@ -109,7 +110,8 @@ pub enum IterationOutcome {
     Success,
     /// A step failed (its request or its checks); the VU goes on with the next iteration.
     Failed { step: String, reason: String },
-    /// The iteration was cut by a hard stop; not counted as a success or a failure.
+    /// The iteration was cut by a hard stop; counted in `interrupted_iterations`, not as a
+    /// success or a failure.
     Interrupted,
 }
 

@@ -8,7 +8,7 @@
 //! Per iteration the VU records `iterations` (Counter, +1) and `iteration_duration`
 //! (Trend, µs from the iteration's *due* time to its end, so an arrival-rate iteration
 //! that waited for a VU carries its wait: no coordinated omission). An iteration cut by a
-//! hard stop records neither.
+//! hard stop records neither; it counts in `interrupted_iterations` (+1).
 use crate::registry::{Registry, SeriesId};
 use crate::sample::{IterationCtx, IterationOutcome, Scenario};
 use std::cell::{Cell, RefCell};
@@ -73,6 +73,8 @@ pub struct Env<S> {
     pub registry: Rc<Registry>,
     pub iterations_id: SeriesId,
     pub duration_id: SeriesId,
+    /// `interrupted_iterations`: iterations cut by the hard stop.
+    pub interrupted_id: SeriesId,
     pub totals: Totals,
 }
 
@@ -147,6 +149,7 @@ pub async fn run_vu<S: Scenario, F: Feed>(env: &Env<S>, slot: &Slot, feed: F) {
         let outcome = env.scenario.iteration(ctx).await;
         if outcome == IterationOutcome::Interrupted {
             env.totals.interrupted.set(env.totals.interrupted.get() + 1);
+            env.registry.add(env.interrupted_id, 1.0);
             tracing::debug!(vu = slot.number.get(), iteration, "iteration interrupted");
             break;
         }

@@ -16,7 +16,7 @@
 //! | next iteration                | at once (after `flow.think_time`)                          | when the schedule hands it one, due at `iteration_start(i)` |
 //! | removed by the ramp           | finishes its iteration; hard-cancelled after `graceful_ramp_down` | —                                            |
 //! | scenario end / graceful stop  | starts nothing new; running iterations get `plan.graceful_stop` (or the stop's grace) | same                   |
-//! | hard stop (grace over, `Stop{graceful:false}`, `Abort`, lost controller) | its token is cancelled: the iteration future is dropped at once, nothing more is recorded | same |
+//! | hard stop (grace over, `Stop{graceful:false}`, `Abort`, lost controller) | its token is cancelled: the iteration future is dropped at once; its request in flight is recorded failed (`error=interrupted`), the iteration in `interrupted_iterations` | same |
 //!
 //! Every wait selects on the stop signal and the hard-stop token; every drain has a
 //! timeout ([`DRAIN_AFTER_CANCEL`] after the hard cancel).
@@ -85,6 +85,7 @@ pub async fn run<S: Scenario + 'static>(
         scenario,
         iterations_id: registry.intern(builtin::ITERATIONS, MetricKind::Counter, &[]),
         duration_id: registry.intern(builtin::ITERATION_DURATION, MetricKind::Trend, &[]),
+        interrupted_id: registry.intern(builtin::INTERRUPTED_ITERATIONS, MetricKind::Counter, &[]),
         registry,
         totals: Totals::default(),
     });

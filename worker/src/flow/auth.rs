@@ -21,7 +21,7 @@ use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
 use super::http_series::record_http;
-use crate::http::{Cancelled, Http, Request};
+use crate::http::{Cancelled, Http, Kept, Request};
 use crate::sample::Record;
 
 /// Secret keys of the assignment's secrets map (defined once, in core).
@@ -47,6 +47,9 @@ pub enum AuthError {
     )]
     Jwt(String),
 }
+
+/// The most of a GoTrue answer read (a token grant is about 1 KiB).
+const GRANT_KEPT: usize = 64 * 1024;
 
 /// Why no token could be had for an iteration.
 #[derive(Debug)]
@@ -314,6 +317,7 @@ impl Gotrue {
         recorder: &dyn Record,
     ) -> Result<GrantAnswer, AuthFailure> {
         let mut buf = Vec::new();
+        let mut sink = Kept::new(&mut buf, GRANT_KEPT);
         let req = Request {
             method: &Method::POST,
             url,
@@ -322,8 +326,9 @@ impl Gotrue {
             accept: None,
             extra: &[("apikey", &self.apikey)],
         };
-        let ex = http.execute(&req, &mut buf, cancel).await?;
-        let parsed = if ex.is_2xx() {
+        let ex = http.execute(&req, &mut sink, cancel).await?;
+        let too_long = sink.overflow;
+        let parsed = if ex.is_2xx() && !too_long {
             serde_json::from_slice::<GrantAnswer>(&buf).ok()
         } else {
             None
@@ -340,5 +345,93 @@ impl Gotrue {
                 "GoTrue's answer has no access_token".into(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+
+    const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+
+    fn minter(per_vu_sub: bool, ttl: Duration) -> JwtMinter {
+        let config = AuthConfig::Jwt {
+            secret_env: "SUPABASE_JWT_SECRET".into(),
+            secret_file: None,
+            sub: "load".into(),
+            per_vu_sub,
+            ttl,
+        };
+        let secrets = BTreeMap::from([(JWT_SECRET.to_string(), Secret::new(SECRET))]);
+        match Auth::new(&config, &secrets).unwrap() {
+            Auth::Jwt(m) => m,
+            _ => panic!("auth.kind = jwt builds a JwtMinter"),
+        }
+    }
+
+    /// The claims of the token in `header`, verified with the secret as a target would.
+    fn sent_claims(header: &HeaderValue) -> JwtClaims {
+        let token = header.to_str().unwrap().strip_prefix("Bearer ").unwrap();
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_audience(&["authenticated"]);
+        decode::<JwtClaims>(token, &DecodingKey::from_secret(SECRET.as_bytes()), &v)
+            .unwrap()
+            .claims
+    }
+
+    #[test]
+    fn each_vu_sends_its_own_sub_and_the_claims_a_target_checks() {
+        let m = minter(true, Duration::from_secs(3600));
+        for vu in [1, 7, 42] {
+            let claims = sent_claims(&m.header(vu).unwrap());
+            assert_eq!(claims.sub, format!("load-vu-{vu}"));
+            assert_eq!(
+                (claims.role.as_str(), claims.aud.as_str()),
+                ("authenticated", "authenticated")
+            );
+            assert_eq!(claims.exp - claims.iat, 3600);
+        }
+        assert!(
+            m.header(7).unwrap().is_sensitive(),
+            "never printed in Debug output"
+        );
+        let shared = minter(false, Duration::from_secs(3600));
+        assert_eq!(sent_claims(&shared.header(1).unwrap()).sub, "load");
+        assert_eq!(
+            shared.header(1).unwrap(),
+            shared.header(2).unwrap(),
+            "one token for all"
+        );
+    }
+
+    #[test]
+    fn a_token_is_reused_then_minted_again_before_it_expires() {
+        let renew_at = |m: &JwtMinter, vu| m.cache.lock().unwrap().get(&vu).map(|e| e.1);
+        // A long life: minted again a minute before the end.
+        let m = minter(true, Duration::from_secs(3600));
+        let t0 = Instant::now();
+        let first = m.header(3).unwrap();
+        assert_eq!(m.header(3).unwrap(), first, "cached");
+        let at = renew_at(&m, 3).unwrap();
+        assert!(
+            at >= t0 + Duration::from_secs(3540)
+                && at <= Instant::now() + Duration::from_secs(3540)
+        );
+        // A short life: minted again at half of it, so never sent expired.
+        let m = minter(true, Duration::from_millis(40));
+        let t0 = Instant::now();
+        m.header(3).unwrap();
+        let at = renew_at(&m, 3).unwrap();
+        assert!(
+            at >= t0 + Duration::from_millis(20)
+                && at < t0 + Duration::from_millis(40) + (Instant::now() - t0)
+        );
+        std::thread::sleep(Duration::from_millis(25));
+        m.header(3).unwrap();
+        assert!(
+            renew_at(&m, 3).unwrap() > at,
+            "minted again once the margin was reached"
+        );
     }
 }

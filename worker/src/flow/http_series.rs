@@ -5,7 +5,7 @@ use barrage_core::metrics::builtin;
 use barrage_core::MetricKind;
 use reqwest::Method;
 
-use crate::http::{status_str, Exchange};
+use crate::http::{status_str, Exchange, TransportError};
 use crate::sample::{CachedSeries, Record};
 
 /// Records the http samples of one exchange under `operation` (no series cache: for the
@@ -25,7 +25,8 @@ pub(crate) fn record_http(
 /// a step's status rarely changes, so its samples are recorded by id.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct HttpSeries {
-    status: Option<u16>,
+    /// The status tag and the error tag the ids were resolved for.
+    key: Option<(u16, Option<TransportError>)>,
     ids: [CachedSeries; 6],
 }
 
@@ -39,17 +40,30 @@ impl HttpSeries {
         failed: bool,
     ) {
         let status_code = ex.tag_status();
-        if self.status != Some(status_code) {
-            self.status = Some(status_code);
+        if self.key != Some((status_code, ex.error)) {
+            self.key = Some((status_code, ex.error));
             self.ids = Default::default();
         }
         let mut buf = [0u8; 3];
         let status = status_str(status_code, &mut buf);
-        let tags: &[(&str, &str)] = &[
-            ("operation", operation),
-            ("method", method.as_str()),
-            ("status", status),
-        ];
+        let with_error;
+        let tags: &[(&str, &str)] = match ex.error {
+            None => &[
+                ("operation", operation),
+                ("method", method.as_str()),
+                ("status", status),
+            ],
+            // A failed request also says why, as k6's `error` tag does.
+            Some(e) => {
+                with_error = [
+                    ("operation", operation),
+                    ("method", method.as_str()),
+                    ("status", status),
+                    ("error", e.tag()),
+                ];
+                &with_error
+            }
+        };
         let values = [
             (builtin::HTTP_REQS, MetricKind::Counter, 1.0),
             (

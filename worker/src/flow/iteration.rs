@@ -1,7 +1,7 @@
 //! One iteration of the flow: runs its steps in order, checks and records them, then its
 //! cleanup steps.
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use barrage_core::metrics::builtin;
 use barrage_core::MetricKind;
@@ -16,7 +16,7 @@ use super::step::{Body, Capture, ResponseKind, Step};
 use super::template::{Vars, ITER, VU};
 use super::AgentFlow;
 use crate::http::sse::{SseEvent, SseParser};
-use crate::http::{BodySink, Cancelled, Exchange, Request};
+use crate::http::{BodySink, Cancelled, Exchange, Kept, Request, TooLarge, TransportError};
 use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record};
 
 /// Buffers of one iteration, reused across iterations through the flow's pool.
@@ -28,6 +28,9 @@ pub(crate) struct IterState {
     sse: SseParser,
     summary: SseSummary,
     series: SeriesCache,
+    /// The step whose request is in flight and when it started: recorded as interrupted
+    /// when a hard stop drops it.
+    in_flight: Option<(usize, Instant)>,
 }
 
 /// The series this iteration state records into, resolved once per recorder
@@ -105,31 +108,21 @@ impl SseSink<'_> {
 }
 
 impl BodySink for SseSink<'_> {
-    fn chunk(&mut self, bytes: &[u8], since_start: Duration) {
+    fn chunk(&mut self, bytes: &[u8], since_start: Duration) -> Result<(), TooLarge> {
         self.parser
-            .feed(bytes, &mut Self::take(self.summary, since_start));
+            .feed(bytes, &mut Self::take(self.summary, since_start))
     }
     fn end(&mut self, since_start: Duration) {
-        self.parser
+        // A line over the limit at the very end: the stream's last event is not counted
+        // (the limit is reported for lines cut while streaming).
+        let _ = self
+            .parser
             .finish(&mut Self::take(self.summary, since_start));
     }
 }
 
-/// Keeps the first [`Capped::KEEP`] bytes of a body that is not read (a failure's reason
-/// quotes its start), dropping the rest without copying it.
-struct Capped<'a>(&'a mut Vec<u8>);
-
-impl Capped<'_> {
-    const KEEP: usize = 512;
-}
-
-impl BodySink for Capped<'_> {
-    fn chunk(&mut self, bytes: &[u8], _: Duration) {
-        let room = Self::KEEP.saturating_sub(self.0.len());
-        self.0.extend_from_slice(&bytes[..bytes.len().min(room)]);
-    }
-    fn end(&mut self, _: Duration) {}
-}
+/// Of a body that is not read, the start kept for a failure's reason.
+const IGNORED_BODY_KEPT: usize = 512;
 
 impl AgentFlow {
     fn take_state(&self) -> IterState {
@@ -139,13 +132,20 @@ impl AgentFlow {
             url: String::with_capacity(self.base.len() + 96),
             body: Vec::with_capacity(512),
             answer: Vec::with_capacity(4096),
-            sse: SseParser::new(),
+            sse: SseParser::with_limit(self.body_limit),
             summary: SseSummary::default(),
             series: SeriesCache::default(),
+            in_flight: None,
         })
     }
 
-    fn put_state(&self, st: IterState) {
+    fn put_state(&self, mut st: IterState) {
+        // The pool holds one state per VU at most, each keeping at most `body_limit` of
+        // answer (the memory bound); giving it back after every large answer would only
+        // churn the allocator, which then holds several times as much.
+        st.answer.clear();
+        st.answer.shrink_to(self.body_limit);
+        st.sse.reset();
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(st);
     }
 
@@ -165,6 +165,19 @@ impl AgentFlow {
         let outcome = match outcome {
             Ok(o) => o,
             Err(Cancelled) => {
+                // The request the stop cut is a failed sample (`error=interrupted`), so a
+                // target that never answers does not look like one with no traffic.
+                if let Some((index, start)) = st.in_flight.take() {
+                    let step = &self.steps[index];
+                    let ex = Exchange::failed(TransportError::Interrupted, start, 0, false);
+                    st.series.steps[index].http.record(
+                        ctx.recorder,
+                        &step.operation,
+                        &step.method,
+                        &ex,
+                        true,
+                    );
+                }
                 self.put_state(st);
                 return IterationOutcome::Interrupted;
             }
@@ -278,6 +291,8 @@ impl AgentFlow {
         };
         st.answer.clear();
         st.summary.clear();
+        st.in_flight = Some((index, Instant::now()));
+        let mut overflow = false;
         let ex = if step.response == ResponseKind::Sse {
             st.sse.reset();
             let mut sink = SseSink {
@@ -287,15 +302,25 @@ impl AgentFlow {
             self.http.execute(&req, &mut sink, ctx.cancel).await?
         } else if step.response == ResponseKind::Ignore {
             // drained, not kept: only its start, for a failure's reason
-            let mut head = Capped(&mut st.answer);
+            let mut head = Kept::new(&mut st.answer, IGNORED_BODY_KEPT);
             self.http.execute(&req, &mut head, ctx.cancel).await?
         } else {
-            self.http.execute(&req, &mut st.answer, ctx.cancel).await?
+            let mut kept = Kept::new(&mut st.answer, self.body_limit);
+            let ex = self.http.execute(&req, &mut kept, ctx.cancel).await?;
+            overflow = kept.overflow;
+            ex
         };
+        st.in_flight = None;
 
         // Read the answer as the step expects.
         let mut bad_body: Option<String> = None;
-        let json: Option<Value> = if step.needs_json && ex.is_2xx() {
+        let json: Option<Value> = if overflow && step.needs_json {
+            bad_body = Some(format!(
+                "the answer is longer than flow.response_body_limit ({} bytes), so its checks cannot read it; raise the limit",
+                self.body_limit
+            ));
+            None
+        } else if step.needs_json && ex.is_2xx() {
             let text = &st.answer[..];
             if text.iter().all(u8::is_ascii_whitespace) {
                 Some(Value::Null)
@@ -323,7 +348,8 @@ impl AgentFlow {
             sse: is_sse.then_some(&st.summary),
             vars: &st.vars,
         };
-        let mut reason: Option<String> = None;
+        // An answer cut at the limit explains every check that follows.
+        let mut reason: Option<String> = if overflow { bad_body.clone() } else { None };
         let mut request_failed = bad_body.is_some();
         let series = &mut st.series.steps[index];
         for (c, slot) in step.checks.iter().zip(&mut series.checks) {

@@ -17,18 +17,24 @@
 //! what `oha`/`wrk` measure on one URL, run by the same
 //! iteration runner.
 //!
+//! Of each answer, `flow.response_body_limit` bytes are kept for checks and captures; the
+//! rest is counted in `data_received` and dropped as it streams. A JSON answer the checks
+//! need that is longer fails its step (saying so); an SSE line or event that is longer
+//! ends the request (`error=body_limit`). A worker's memory is bounded by VUs × limit.
+//!
 //! A failed step fails the iteration ([`IterationOutcome::Failed`], the first failure's
 //! step and reason); the cleanup steps (delete store item, thread, assistant) still run
 //! for every resource that was created. On `ctx.cancel` the iteration returns
 //! `Interrupted` at once (the iteration runs in one `select!` on the token, which drops a
-//! request or an SSE read in flight), records nothing more and skips the cleanup: a hard
-//! stop leaves those resources behind.
+//! request or an SSE read in flight), records the request it cut as failed (status `0`,
+//! `error=interrupted`) and nothing more, and skips the cleanup: a hard stop leaves those
+//! resources behind. The VU loop counts the iteration in `interrupted_iterations`.
 //!
 //! # Samples (DESIGN.md's names)
 //!
 //! | metric | kind | tags | value |
 //! | --- | --- | --- | --- |
-//! | `http_reqs` | Counter | `operation`, `method`, `status` | 1 |
+//! | `http_reqs` | Counter | `operation`, `method`, `status`; a request failed below HTTP also `error` ([`crate::http::TransportError::tag`]: `connect`, `timeout`, `body_limit`, `interrupted`, …) | 1 |
 //! | `http_req_duration`, `http_req_waiting` | Trend µs | same | send → end of body / → headers |
 //! | `http_req_failed` | Rate | same | 1: no response (status `0`), non-2xx, a body that cannot be read as the step expects (not JSON; a stream without any event), or a 2xx that reports a failed run (`__error__`, `event: error`) |
 //! | `data_sent`, `data_received` | Counter bytes | same | see [`crate::http`] |
@@ -108,6 +114,8 @@ pub struct AgentFlow {
     steps: Vec<Step>,
     table: VarTable,
     auth: Auth,
+    /// `flow.response_body_limit`: the most of a body kept, the longest SSE line/event.
+    body_limit: usize,
     /// Buffers of finished iterations, reused by the next ones (no per-VU map needed).
     pool: Mutex<Vec<iteration::IterState>>,
 }
@@ -148,6 +156,7 @@ impl AgentFlow {
             steps,
             table,
             auth,
+            body_limit: usize::try_from(plan.flow.response_body_limit).unwrap_or(usize::MAX),
             pool: Mutex::new(Vec::new()),
         })
     }

@@ -303,8 +303,15 @@ mod tests {
             Template::parse("/threads/{thread}", &table()),
             Err(UnknownVar("thread".into()))
         );
-        // not identifiers: literal
-        assert!(Template::parse("{Thread} { x} {1} {", &table()).is_ok());
+        // not identifiers: literal, rendered as written
+        let t = table();
+        let literal = Template::parse("{Thread} { x} {1} {", &t).unwrap();
+        let mut s = String::new();
+        literal.render_path(&t.values(), &mut s);
+        assert_eq!(s, "{Thread} { x} {1} {");
+        let mut json = Vec::new();
+        literal.render_json(&t.values(), &mut json);
+        assert_eq!(json, b"{Thread} { x} {1} {");
     }
 
     #[test]
@@ -314,6 +321,6 @@ mod tests {
         v.set(VU, "1");
         v.clear();
         assert_eq!(v.get(VU), None);
-        assert!(v.get(t.index("message").unwrap()).is_some());
+        assert_eq!(v.get(t.index("message").unwrap()), Some("say \"hi\"\n{vu}"));
     }
 }

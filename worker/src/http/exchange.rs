@@ -25,18 +25,71 @@ pub struct Request<'a> {
     pub extra: &'a [(&'static str, &'a HeaderValue)],
 }
 
+/// A sink refused more of the body (an SSE line or event over the limit): the exchange
+/// ends there, as [`TransportError::BodyLimit`], and its connection is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge;
+
 /// Receives the response body as it arrives.
 pub trait BodySink {
     /// A chunk of the body; `since_start` is measured from the start of the send.
-    fn chunk(&mut self, bytes: &[u8], since_start: Duration);
+    /// `Err(TooLarge)` stops reading the body.
+    fn chunk(&mut self, bytes: &[u8], since_start: Duration) -> Result<(), TooLarge>;
     /// The body ended (not called when reading it failed).
     fn end(&mut self, since_start: Duration);
 }
 
-/// Collects the body into a reusable buffer.
+/// Collects the whole body, without a bound: for tests and answers from trusted places
+/// only; the flow keeps bodies with [`Kept`].
 impl BodySink for Vec<u8> {
-    fn chunk(&mut self, bytes: &[u8], _: Duration) {
+    fn chunk(&mut self, bytes: &[u8], _: Duration) -> Result<(), TooLarge> {
         self.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn end(&mut self, _: Duration) {}
+}
+
+/// Keeps the first `limit` bytes of a body in `buf` and drops the rest as it streams
+/// (it is still read, and counted in `received`); `overflow` says whether anything was
+/// dropped. Memory per exchange stays at `limit` whatever the target sends.
+pub struct Kept<'a> {
+    pub buf: &'a mut Vec<u8>,
+    pub limit: usize,
+    pub overflow: bool,
+}
+
+impl<'a> Kept<'a> {
+    pub fn new(buf: &'a mut Vec<u8>, limit: usize) -> Self {
+        Kept {
+            buf,
+            limit,
+            overflow: false,
+        }
+    }
+}
+
+/// [`Kept`]'s first growth step.
+const GROW_STEP: usize = 64 * 1024;
+
+impl BodySink for Kept<'_> {
+    fn chunk(&mut self, bytes: &[u8], _: Duration) -> Result<(), TooLarge> {
+        let room = self.limit.saturating_sub(self.buf.len());
+        let take = bytes.len().min(room);
+        let spare = self.buf.capacity() - self.buf.len();
+        if take > spare {
+            // Two steps (64 KiB, then the limit), never past the limit: the allocator
+            // keeps what a doubling sequence frees, several times the buffer itself.
+            let step = if self.buf.len() + take <= GROW_STEP {
+                GROW_STEP
+            } else {
+                self.limit
+            };
+            let want = step.max(self.buf.len() + take).min(self.limit);
+            self.buf.reserve_exact(want - self.buf.len());
+        }
+        self.buf.extend_from_slice(&bytes[..take]);
+        self.overflow |= take < bytes.len();
+        Ok(())
     }
     fn end(&mut self, _: Duration) {}
 }
@@ -54,6 +107,10 @@ pub enum TransportError {
     Body,
     /// The request timeout passed (headers or body).
     Timeout,
+    /// The body held an SSE line or event longer than `flow.response_body_limit`.
+    BodyLimit,
+    /// A hard stop (the end of the run's stop time) cut the request.
+    Interrupted,
 }
 
 impl TransportError {
@@ -64,6 +121,23 @@ impl TransportError {
             TransportError::Send => "request failed before a response",
             TransportError::Body => "response body broke off",
             TransportError::Timeout => "request timeout",
+            TransportError::BodyLimit => {
+                "an SSE line or event is longer than flow.response_body_limit (raise it if the target's are legitimate)"
+            }
+            TransportError::Interrupted => "interrupted by the hard stop",
+        }
+    }
+
+    /// The `error` tag of the request's samples (k6 tags failed requests with `error`).
+    pub fn tag(self) -> &'static str {
+        match self {
+            TransportError::BadUrl => "bad_url",
+            TransportError::Connect => "connect",
+            TransportError::Send => "send",
+            TransportError::Body => "body",
+            TransportError::Timeout => "timeout",
+            TransportError::BodyLimit => "body_limit",
+            TransportError::Interrupted => "interrupted",
         }
     }
 }
@@ -178,4 +252,34 @@ pub fn status_str(status: u16, buf: &mut [u8; 3]) -> &str {
     buf[1] = b'0' + (status / 10 % 10) as u8;
     buf[2] = b'0' + (status % 10) as u8;
     std::str::from_utf8(buf).unwrap_or("0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_keeps_the_limit_and_counts_the_overflow() {
+        let mut buf = Vec::new();
+        let mut k = Kept::new(&mut buf, 100_000);
+        for _ in 0..50 {
+            k.chunk(&[b'x'; 10_000], Duration::ZERO).unwrap();
+        }
+        assert!(k.overflow);
+        assert_eq!(buf.len(), 100_000);
+        assert!(buf.capacity() <= 100_000, "{}", buf.capacity());
+        let mut small = Vec::new();
+        let mut k = Kept::new(&mut small, 100_000);
+        k.chunk(b"{}", Duration::ZERO).unwrap();
+        assert!(!k.overflow);
+        assert_eq!(small, b"{}");
+    }
+
+    #[test]
+    fn status_strings() {
+        let mut b = [0; 3];
+        assert_eq!(status_str(200, &mut b), "200");
+        assert_eq!(status_str(0, &mut b), "0");
+        assert_eq!(status_str(1000, &mut b), "0");
+    }
 }

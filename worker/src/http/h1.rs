@@ -22,7 +22,7 @@ use bytes::{Buf as _, BytesMut};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::exchange::{encode_request, stale_io, BodySink, Request};
+use super::exchange::{encode_request, stale_io, BodySink, Request, TooLarge};
 
 /// A response head larger than this is refused (hyper's default limit is ~400 KiB of
 /// buffer; Agent Protocol heads are a few hundred bytes).
@@ -76,6 +76,27 @@ pub(crate) enum Failure {
     Send(io::Error),
     /// The body broke off or was malformed.
     Body(io::Error),
+    /// The sink refused more of the body ([`TooLarge`]).
+    TooLarge,
+}
+
+/// Why reading a body stopped early.
+#[derive(Debug)]
+enum BodyError {
+    Io(io::Error),
+    TooLarge,
+}
+
+impl From<io::Error> for BodyError {
+    fn from(e: io::Error) -> Self {
+        BodyError::Io(e)
+    }
+}
+
+impl From<TooLarge> for BodyError {
+    fn from(_: TooLarge) -> Self {
+        BodyError::TooLarge
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -84,6 +105,7 @@ impl std::fmt::Display for Failure {
             Failure::Stale(e) => write!(f, "connection closed before a response: {e}"),
             Failure::Send(e) => write!(f, "request failed: {e}"),
             Failure::Body(e) => write!(f, "response body failed: {e}"),
+            Failure::TooLarge => write!(f, "the body's reader refused more of it"),
         }
     }
 }
@@ -243,7 +265,10 @@ impl Conn {
             Framing::Chunked => self.body_chunked(start, p, sink).await,
             Framing::Close => self.body_until_close(start, p, sink).await,
         };
-        complete.map_err(Failure::Body)?;
+        complete.map_err(|e| match e {
+            BodyError::Io(e) => Failure::Body(e),
+            BodyError::TooLarge => Failure::TooLarge,
+        })?;
         sink.end(p.at);
         Ok(head.keep_alive && self.rbuf.is_empty())
     }
@@ -293,12 +318,19 @@ impl Conn {
     }
 
     /// Hands `n` buffered bytes to the sink.
-    fn deliver(&mut self, n: usize, p: &mut Progress, sink: &mut dyn BodySink) {
+    fn deliver(
+        &mut self,
+        n: usize,
+        p: &mut Progress,
+        sink: &mut dyn BodySink,
+    ) -> Result<(), TooLarge> {
         if n > 0 {
-            sink.chunk(&self.rbuf[..n], p.at);
             p.received += n as u64;
+            let taken = sink.chunk(&self.rbuf[..n], p.at);
             self.rbuf.advance(n);
+            taken?;
         }
+        Ok(())
     }
 
     async fn body_length(
@@ -307,16 +339,16 @@ impl Conn {
         start: Instant,
         p: &mut Progress,
         sink: &mut dyn BodySink,
-    ) -> io::Result<()> {
+    ) -> Result<(), BodyError> {
         loop {
             let n = left.min(self.rbuf.len() as u64) as usize;
-            self.deliver(n, p, sink);
+            self.deliver(n, p, sink)?;
             left -= n as u64;
             if left == 0 {
                 return Ok(());
             }
             if self.read_more(start, p).await? == 0 {
-                return Err(ErrorKind::UnexpectedEof.into());
+                return Err(io::Error::from(ErrorKind::UnexpectedEof).into());
             }
         }
     }
@@ -326,9 +358,9 @@ impl Conn {
         start: Instant,
         p: &mut Progress,
         sink: &mut dyn BodySink,
-    ) -> io::Result<()> {
+    ) -> Result<(), BodyError> {
         loop {
-            self.deliver(self.rbuf.len(), p, sink);
+            self.deliver(self.rbuf.len(), p, sink)?;
             if self.read_more(start, p).await? == 0 {
                 return Ok(());
             }
@@ -340,7 +372,7 @@ impl Conn {
         start: Instant,
         p: &mut Progress,
         sink: &mut dyn BodySink,
-    ) -> io::Result<()> {
+    ) -> Result<(), BodyError> {
         let mut state = Chunked::Size;
         loop {
             // Consume what the buffer holds; `true` when the body is complete.
@@ -356,14 +388,14 @@ impl Conn {
                             state = Chunked::Data(size);
                         }
                         Ok(httparse::Status::Partial) if self.rbuf.len() > MAX_LINE => {
-                            return Err(invalid("chunk size line too long"));
+                            return Err(invalid("chunk size line too long").into());
                         }
                         Ok(httparse::Status::Partial) => break,
-                        Err(_) => return Err(invalid("invalid chunk size")),
+                        Err(_) => return Err(invalid("invalid chunk size").into()),
                     },
                     Chunked::Data(left) => {
                         let n = left.min(self.rbuf.len() as u64) as usize;
-                        self.deliver(n, p, sink);
+                        self.deliver(n, p, sink)?;
                         state = if left == n as u64 {
                             Chunked::DataEnd
                         } else {
@@ -378,7 +410,7 @@ impl Conn {
                             break;
                         }
                         if &self.rbuf[..2] != b"\r\n" {
-                            return Err(invalid("chunk data not followed by CRLF"));
+                            return Err(invalid("chunk data not followed by CRLF").into());
                         }
                         self.rbuf.advance(2);
                         state = Chunked::Size;
@@ -390,14 +422,14 @@ impl Conn {
                         }
                         Some(end) => self.rbuf.advance(end + 2),
                         None if self.rbuf.len() > MAX_LINE => {
-                            return Err(invalid("trailer line too long"));
+                            return Err(invalid("trailer line too long").into());
                         }
                         None => break,
                     },
                 }
             }
             if self.read_more(start, p).await? == 0 {
-                return Err(ErrorKind::UnexpectedEof.into());
+                return Err(io::Error::from(ErrorKind::UnexpectedEof).into());
             }
         }
     }
@@ -597,5 +629,175 @@ mod tests {
         let (r, p, body) = run(&mut conn, reqwest::Method::HEAD).await;
         assert!(r.unwrap());
         assert_eq!((p.status, body.len()), (200, 0));
+    }
+
+    /// Fuzz: `BARRAGE_FUZZ_CASES` cases (default 256) per property, over a real loopback
+    /// connection; the committed corpus (`tests/corpus/h1/*`) is always replayed first.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+
+        fn runner() -> TestRunner {
+            let cases = std::env::var("BARRAGE_FUZZ_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256);
+            TestRunner::new(Config {
+                cases,
+                failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+                    "tests/corpus/proptest-regressions/h1.txt",
+                ))),
+                ..Config::default()
+            })
+        }
+
+        /// What a GET got: the outcome's kind, the status, the body and the bytes counted.
+        type Got = (String, u16, Vec<u8>, u64);
+
+        /// One GET against a server that answers `reply` cut at `cuts` (each piece
+        /// written and flushed on its own), then closes.
+        async fn get_split(reply: &[u8], cuts: &[usize]) -> Got {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap().to_string();
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            for &c in cuts.iter().chain([&reply.len()]) {
+                let c = c.clamp(from, reply.len());
+                pieces.push(reply[from..c].to_vec());
+                from = c;
+            }
+            let server = tokio::spawn(async move {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let mut b = [0u8; 1024];
+                    match s.read(&mut b).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&b[..n]),
+                    }
+                }
+                for p in pieces {
+                    if s.write_all(&p).await.is_err() {
+                        return;
+                    }
+                    let _ = s.flush().await;
+                    tokio::task::yield_now().await;
+                }
+            });
+            let mut conn = Conn::open(&addr).await.unwrap();
+            let (r, p, body) = get(&mut conn).await;
+            server.abort();
+            let kind = match r {
+                Ok(reusable) => format!("ok {reusable}"),
+                Err(Failure::Stale(_)) => "stale".into(),
+                Err(Failure::Send(_)) => "send".into(),
+                Err(Failure::Body(_)) => "body".into(),
+                Err(Failure::TooLarge) => "too large".into(),
+            };
+            (kind, p.status, body, p.received)
+        }
+
+        fn rt() -> tokio::runtime::Runtime {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        }
+
+        #[test]
+        fn the_corpus_never_panics_and_splits_change_nothing() {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/h1");
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            assert!(!files.is_empty(), "the HTTP/1 corpus is committed in {dir}");
+            let rt = rt();
+            for f in files {
+                let reply = std::fs::read(&f).unwrap();
+                let whole = rt.block_on(get_split(&reply, &[]));
+                let every: Vec<usize> = (1..reply.len()).collect();
+                let bytewise = rt.block_on(get_split(&reply, &every));
+                assert_eq!(bytewise, whole, "{}", f.display());
+            }
+        }
+
+        #[test]
+        fn any_bytes_never_panic() {
+            let rt = rt();
+            let strategy = (
+                proptest::collection::vec(any::<u8>(), 0..400),
+                proptest::collection::vec(any::<usize>(), 0..4),
+            );
+            runner()
+                .run(&strategy, |(reply, cuts)| {
+                    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (reply.len() + 1)).collect();
+                    cuts.sort_unstable();
+                    // Prefixed with a valid status line half the time, so heads and bodies
+                    // are reached, not only the status line's refusal.
+                    let mut with_head = b"HTTP/1.1 200 OK\r\n".to_vec();
+                    with_head.extend_from_slice(&reply);
+                    rt.block_on(get_split(&reply, &cuts));
+                    rt.block_on(get_split(&with_head, &cuts));
+                    Ok(())
+                })
+                .unwrap();
+        }
+
+        /// A well-formed response: a status, a few headers, a body framed by length or
+        /// in chunks of the given sizes.
+        fn response() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+            (
+                prop_oneof![200u16..204, 205u16..304, 305u16..600],
+                proptest::collection::vec(any::<u8>(), 0..300),
+                proptest::option::of(proptest::collection::vec(1usize..50, 1..8)),
+            )
+                .prop_map(|(status, body, chunks)| {
+                    let mut r = format!("HTTP/1.1 {status} X\r\nx-a: b\r\n").into_bytes();
+                    match chunks {
+                        None => {
+                            r.extend_from_slice(
+                                format!("content-length: {}\r\n\r\n", body.len()).as_bytes(),
+                            );
+                            r.extend_from_slice(&body);
+                        }
+                        Some(sizes) => {
+                            r.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+                            let mut rest = &body[..];
+                            for s in sizes.iter().cycle() {
+                                if rest.is_empty() {
+                                    break;
+                                }
+                                let n = (*s).min(rest.len());
+                                r.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                                r.extend_from_slice(&rest[..n]);
+                                r.extend_from_slice(b"\r\n");
+                                rest = &rest[n..];
+                            }
+                            r.extend_from_slice(b"0\r\n\r\n");
+                        }
+                    }
+                    (r, body)
+                })
+        }
+
+        #[test]
+        fn a_well_formed_answer_split_anywhere_reads_as_whole() {
+            let rt = rt();
+            let strategy = (response(), proptest::collection::vec(any::<usize>(), 0..6));
+            runner()
+                .run(&strategy, |((reply, body), cuts)| {
+                    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (reply.len() + 1)).collect();
+                    cuts.sort_unstable();
+                    let whole = rt.block_on(get_split(&reply, &[]));
+                    prop_assert_eq!(&whole.2, &body);
+                    prop_assert_eq!(&whole.0, "ok true");
+                    prop_assert_eq!(rt.block_on(get_split(&reply, &cuts)), whole);
+                    Ok(())
+                })
+                .unwrap();
+        }
     }
 }

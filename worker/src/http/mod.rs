@@ -53,19 +53,22 @@
 //! advertising `Keep-Alive: timeout=5`); idle connections are dropped after 4 s so one the
 //! server is closing is rarely reused, and an idle connection whose close has already
 //! arrived is noticed (one non-blocking poll) and dropped before it is used. The race is
-//! still possible, so an exchange is sent again **once**, whatever its method, when the
-//! first attempt failed **before any response byte** with one of:
-//! - a connect error (`reqwest::Error::is_connect`, or opening the TCP connection);
-//! - the connection closed (EOF) before any response byte; on the reqwest path, hyper's
-//!   "connection closed before message completed" (`is_incomplete_message`) or "request
-//!   canceled" (the connection died while the request was queued on it);
-//! - an I/O reset, abort, broken pipe or unexpected EOF.
+//! still possible, so an exchange is sent again **once**, whatever its method, only when
+//! both hold (what browsers and hyper do):
+//! - it went on a **reused idle connection** (never one opened for it), and
+//! - it failed **before any byte of the answer** came back: the connection closed (EOF),
+//!   or an I/O reset, abort, broken pipe or unexpected EOF.
 //!
 //! A server that closes an idle connection has not read the request on it, so repeating
-//! even a `POST` creates nothing twice. The discarded attempt is not a sample (debug log
-//! only); the retry is measured from its own start. A second failure is the sample
-//! (`status` tag `0`). A server that dies mid-request is not helped by this: the retry
-//! fails to connect and counts.
+//! even a `POST` creates nothing twice; a server that reads a request on a fresh
+//! connection and closes without answering may have acted on it, so that request is a
+//! failed sample, not sent again. A connect error is not retried either. The discarded
+//! attempt is not a sample (debug log only); the retry is measured from its own start and
+//! goes on a fresh connection. A second failure is the sample (`status` tag `0`).
+//!
+//! The TLS path does not retry by itself: it cannot tell a reused connection from a new
+//! one, and hyper's pool under reqwest already sends a request again when a reused
+//! connection was closed before the request was written.
 //!
 //! # Cost
 //!
@@ -85,9 +88,8 @@ pub mod sse;
 mod tls;
 
 pub use exchange::{
-    status_str, BodySink, Cancelled, Exchange, Request, TransportError, USER_AGENT,
+    status_str, BodySink, Cancelled, Exchange, Kept, Request, TooLarge, TransportError, USER_AGENT,
 };
-pub use tls::stale_connection;
 
 use h1::{Conn, Failure, Progress};
 
@@ -219,7 +221,10 @@ impl Http {
             let start = Instant::now();
             let deadline = tokio::time::sleep_until((start + self.timeout).into());
             tokio::pin!(deadline);
-            let mut conn = match self.take_idle(url.authority, start) {
+            let idle = self.take_idle(url.authority, start);
+            // Only a reused idle connection may be tried again (module docs).
+            let reused = idle.is_some();
+            let mut conn = match idle {
                 Some(c) => c,
                 None => {
                     let opened = tokio::select! {
@@ -230,11 +235,6 @@ impl Http {
                     match opened {
                         Ok(c) => c,
                         Err(err) => {
-                            if !retried {
-                                tracing::debug!(url = req.url, error = %err, "connect failed; trying again");
-                                retried = true;
-                                continue;
-                            }
                             tracing::debug!(url = req.url, error = %err, "connect failed");
                             return Ok(Exchange::failed(
                                 TransportError::Connect,
@@ -262,7 +262,7 @@ impl Http {
                     }
                     None
                 }
-                Some(Err(Failure::Stale(err))) if !retried => {
+                Some(Err(Failure::Stale(err))) if reused && !retried => {
                     tracing::debug!(url = req.url, error = %err, "stale connection; sending again");
                     retried = true;
                     continue;
@@ -271,6 +271,7 @@ impl Http {
                     tracing::debug!(url = req.url, error = %err, "exchange failed");
                     Some(match err {
                         Failure::Body(_) => TransportError::Body,
+                        Failure::TooLarge => TransportError::BodyLimit,
                         Failure::Stale(_) | Failure::Send(_) => TransportError::Send,
                     })
                 }

@@ -15,7 +15,16 @@
 //! | an event with a name but no `data:` | dispatched (the WHATWG spec drops it; a load tester should count it) |
 //!
 //! The parser copies only what spans chunk boundaries and the event's own fields; it
-//! allocates nothing per event once its buffers have grown.
+//! allocates nothing per event once its buffers have grown. What it keeps is bounded: a
+//! line, or an event's joined `data`, longer than its limit ([`SseParser::set_limit`],
+//! the plan's `flow.response_body_limit`) is an error ([`TooLarge`]) and the parser
+//! refuses the rest of the stream, instead of a buffer that grows with what the target
+//! sends.
+
+use super::exchange::TooLarge;
+
+/// Buffers larger than this are given back on [`SseParser::reset`].
+const KEEP_CAPACITY: usize = 64 * 1024;
 
 /// One complete event, borrowed from the parser's buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +38,12 @@ pub struct SseEvent<'a> {
 }
 
 /// The parser's state between chunks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseParser {
+    /// The longest line, and the longest joined `data`, accepted.
+    limit: usize,
+    /// A limit was passed: the stream is refused.
+    over: bool,
     /// The start of a line whose end has not arrived yet.
     partial: Vec<u8>,
     /// The previous chunk ended with `\r`: a `\n` opening the next one belongs to it.
@@ -50,9 +63,41 @@ pub struct SseParser {
     events: u64,
 }
 
+impl Default for SseParser {
+    fn default() -> Self {
+        SseParser {
+            limit: usize::MAX,
+            over: false,
+            partial: Vec::new(),
+            pending_cr: false,
+            event: String::new(),
+            data: String::new(),
+            has_fields: false,
+            has_data: false,
+            id: String::new(),
+            has_id: false,
+            events: 0,
+        }
+    }
+}
+
 impl SseParser {
+    /// A parser without a limit.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A parser refusing lines and events longer than `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        SseParser {
+            limit,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the longest line and event accepted from now on.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
     }
 
     /// Number of events dispatched so far.
@@ -60,8 +105,16 @@ impl SseParser {
         self.events
     }
 
-    /// Forgets everything, keeping the buffers' capacity.
+    /// Forgets everything, keeping the buffers' capacity up to a small bound (a huge
+    /// stream once must not pin its memory in a pooled parser).
     pub fn reset(&mut self) {
+        self.partial.clear();
+        self.partial.shrink_to(KEEP_CAPACITY);
+        self.data.clear();
+        self.data.shrink_to(KEEP_CAPACITY);
+        self.event.shrink_to(KEEP_CAPACITY);
+        self.id.shrink_to(KEEP_CAPACITY);
+        self.over = false;
         self.partial.clear();
         self.pending_cr = false;
         self.event.clear();
@@ -74,7 +127,21 @@ impl SseParser {
     }
 
     /// Parses the next chunk of the body; calls `on_event` for every event completed in it.
-    pub fn feed(&mut self, mut chunk: &[u8], on_event: &mut dyn FnMut(SseEvent<'_>)) {
+    /// `Err` once a line or an event is longer than the limit; the parser then refuses
+    /// everything until [`SseParser::reset`].
+    pub fn feed(
+        &mut self,
+        mut chunk: &[u8],
+        on_event: &mut dyn FnMut(SseEvent<'_>),
+    ) -> Result<(), TooLarge> {
+        if self.over {
+            return Err(TooLarge);
+        }
+        // An empty chunk must not forget a `\r` that ended the previous one (found by the
+        // fuzz test: the `\n` after it then counted as a second, empty line).
+        if chunk.is_empty() {
+            return Ok(());
+        }
         if self.pending_cr {
             self.pending_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
@@ -92,38 +159,62 @@ impl SseParser {
                     None => self.pending_cr = true,
                 }
             }
+            if self.partial.len() + line.len() > self.limit {
+                return self.refuse();
+            }
             if self.partial.is_empty() {
-                self.line(line, on_event);
+                self.line(line, on_event)?;
             } else {
                 let mut whole = std::mem::take(&mut self.partial);
                 whole.extend_from_slice(line);
-                self.line(&whole, on_event);
+                let r = self.line(&whole, on_event);
                 whole.clear();
                 self.partial = whole;
+                r?;
             }
         }
+        if self.partial.len() + chunk.len() > self.limit {
+            return self.refuse();
+        }
         self.partial.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn refuse(&mut self) -> Result<(), TooLarge> {
+        self.over = true;
+        self.partial.clear();
+        self.data.clear();
+        Err(TooLarge)
     }
 
     /// The body ended: a line without its end and an event without its blank line count.
-    pub fn finish(&mut self, on_event: &mut dyn FnMut(SseEvent<'_>)) {
+    pub fn finish(&mut self, on_event: &mut dyn FnMut(SseEvent<'_>)) -> Result<(), TooLarge> {
+        if self.over {
+            return Err(TooLarge);
+        }
         if !self.partial.is_empty() {
             let whole = std::mem::take(&mut self.partial);
-            self.line(&whole, on_event);
+            let r = self.line(&whole, on_event);
             self.partial = whole;
             self.partial.clear();
+            r?;
         }
         self.pending_cr = false;
         self.dispatch(on_event);
+        Ok(())
     }
 
-    fn line(&mut self, line: &[u8], on_event: &mut dyn FnMut(SseEvent<'_>)) {
+    fn line(
+        &mut self,
+        line: &[u8],
+        on_event: &mut dyn FnMut(SseEvent<'_>),
+    ) -> Result<(), TooLarge> {
         if line.is_empty() {
             self.dispatch(on_event);
-            return;
+            return Ok(());
         }
         let (field, value) = match line.iter().position(|&b| b == b':') {
-            Some(0) => return, // a comment
+            Some(0) => return Ok(()), // a comment
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
@@ -137,6 +228,9 @@ impl SseParser {
                 self.has_fields = true;
             }
             b"data" => {
+                if self.data.len() + 1 + value.len() > self.limit {
+                    return self.refuse();
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -152,6 +246,7 @@ impl SseParser {
             }
             _ => {} // retry and unknown fields
         }
+        Ok(())
     }
 
     fn dispatch(&mut self, on_event: &mut dyn FnMut(SseEvent<'_>)) {
@@ -202,9 +297,9 @@ mod tests {
             ))
         };
         for c in chunks {
-            p.feed(c, &mut push);
+            p.feed(c, &mut push).unwrap();
         }
-        p.finish(&mut push);
+        p.finish(&mut push).unwrap();
         assert_eq!(p.events() as usize, got.len());
         got
     }
@@ -335,10 +430,165 @@ mod tests {
     fn reset_reuses_the_parser() {
         let mut p = SseParser::new();
         let mut n = 0;
-        p.feed(b"event: a\ndata: partial", &mut |_| n += 1);
+        p.feed(b"event: a\ndata: partial", &mut |_| n += 1).unwrap();
         p.reset();
-        p.feed(PY.as_bytes(), &mut |_| n += 1);
-        p.finish(&mut |_| n += 1);
+        p.feed(PY.as_bytes(), &mut |_| n += 1).unwrap();
+        p.finish(&mut |_| n += 1).unwrap();
         assert_eq!((n, p.events()), (2, 2));
+    }
+
+    #[test]
+    fn a_line_or_an_event_over_the_limit_is_refused_however_it_is_split() {
+        let limit = 64;
+        let long_line = format!("data: {}\n\n", "x".repeat(100));
+        let long_event: String = (0..20).map(|_| "data: 0123456789\n").collect::<String>() + "\n";
+        let endless_line = format!("data: {}", "x".repeat(100));
+        for body in [&long_line, &long_event, &endless_line] {
+            let b = body.as_bytes();
+            for i in [0, 1, 7, 50, b.len()] {
+                let mut p = SseParser::with_limit(limit);
+                let mut events = 0;
+                let r = p
+                    .feed(&b[..i], &mut |_| events += 1)
+                    .and_then(|()| p.feed(&b[i..], &mut |_| events += 1))
+                    .and_then(|()| p.finish(&mut |_| events += 1));
+                assert_eq!(r, Err(TooLarge), "{body:?} split at {i}");
+                assert_eq!(events, 0);
+                assert_eq!(
+                    p.feed(b"data: ok\n\n", &mut |_| {}),
+                    Err(TooLarge),
+                    "stays refused"
+                );
+            }
+        }
+        // At the limit is fine.
+        let mut p = SseParser::with_limit(limit);
+        let line = format!("data: {}\n\n", "x".repeat(limit - 6));
+        let mut got = 0;
+        p.feed(line.as_bytes(), &mut |_| got += 1).unwrap();
+        assert_eq!(got, 1);
+    }
+
+    #[test]
+    fn an_empty_chunk_between_cr_and_lf_keeps_them_one_line_end() {
+        let got = parse_chunks(&[b"data: a\r", b"", b"\ndata: b\n\n"]);
+        assert_eq!(got, vec![ev("message", "a\nb", None)]);
+    }
+
+    #[test]
+    fn reset_gives_back_a_huge_buffer() {
+        let mut p = SseParser::new();
+        p.feed(&vec![b'x'; 1 << 20], &mut |_| {}).unwrap();
+        assert!(p.partial.capacity() >= 1 << 20);
+        p.reset();
+        assert!(p.partial.capacity() <= KEEP_CAPACITY);
+    }
+
+    /// Fuzz: `BARRAGE_FUZZ_CASES` cases (default 256) per property; the committed corpus
+    /// (`tests/corpus/sse/*`) is always replayed first.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+
+        fn runner() -> TestRunner {
+            let cases = std::env::var("BARRAGE_FUZZ_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256);
+            TestRunner::new(Config {
+                cases,
+                failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+                    "tests/corpus/proptest-regressions/sse.txt",
+                ))),
+                ..Config::default()
+            })
+        }
+
+        /// Events of `body` fed in pieces cut at `cuts` (sorted, deduplicated by the
+        /// caller), with a limit; `None` when the parser refused the stream.
+        fn events_split(body: &[u8], cuts: &[usize], limit: usize) -> Option<Got> {
+            let mut p = SseParser::with_limit(limit);
+            let mut got = Vec::new();
+            let mut push = |e: SseEvent<'_>| {
+                got.push((
+                    e.event.to_owned(),
+                    e.data.to_owned(),
+                    e.id.map(str::to_owned),
+                ))
+            };
+            let mut from = 0;
+            for &c in cuts.iter().chain([&body.len()]) {
+                let c = c.clamp(from, body.len());
+                p.feed(&body[from..c], &mut push).ok()?;
+                from = c;
+            }
+            p.finish(&mut push).ok()?;
+            Some(got)
+        }
+
+        fn corpus() -> Vec<(String, Vec<u8>)> {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/sse");
+            let mut files: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            assert!(!files.is_empty(), "the SSE corpus is committed in {dir}");
+            files
+                .into_iter()
+                .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+                .collect()
+        }
+
+        #[test]
+        fn the_corpus_gives_the_same_events_split_anywhere() {
+            for (name, body) in corpus() {
+                let whole = events_split(&body, &[], usize::MAX);
+                for i in 0..=body.len() {
+                    assert_eq!(
+                        events_split(&body, &[i], usize::MAX),
+                        whole,
+                        "{name} at {i}"
+                    );
+                }
+                let every: Vec<usize> = (0..body.len()).collect();
+                assert_eq!(events_split(&body, &every, usize::MAX), whole, "{name}");
+            }
+        }
+
+        /// Bytes with many line ends, colons and field names, so the parser's paths are hit.
+        fn sse_bytes() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(b"\n".to_vec()),
+                Just(b"\r".to_vec()),
+                Just(b"\r\n".to_vec()),
+                Just(b"data:".to_vec()),
+                Just(b"data: ".to_vec()),
+                Just(b"event: ".to_vec()),
+                Just(b"id: ".to_vec()),
+                Just(b":".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..12),
+            ];
+            proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+        }
+
+        #[test]
+        fn any_bytes_split_anywhere_never_panic_and_give_the_same_events() {
+            let strategy = (
+                sse_bytes(),
+                proptest::collection::vec(any::<usize>(), 0..6),
+                prop_oneof![Just(usize::MAX), 1usize..64],
+            );
+            runner()
+                .run(&strategy, |(body, cuts, limit)| {
+                    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+                    cuts.sort_unstable();
+                    let whole = events_split(&body, &[], limit);
+                    prop_assert_eq!(events_split(&body, &cuts, limit), whole);
+                    Ok(())
+                })
+                .unwrap();
+        }
     }
 }

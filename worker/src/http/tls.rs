@@ -9,7 +9,7 @@ use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
 use super::exchange::{
-    encode_request, stale_io, BodySink, Cancelled, Exchange, Request, TransportError, USER_AGENT,
+    encode_request, BodySink, Cancelled, Exchange, Request, TransportError, USER_AGENT,
 };
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -25,7 +25,8 @@ pub fn build_client(pool_idle: Duration) -> Result<reqwest::Client, reqwest::Err
         .build()
 }
 
-/// Sends `req` through `client`, streams its body into `sink`, measures it ([`super`]).
+/// Sends `req` through `client`, streams its body into `sink`, measures it ([`super`]);
+/// never sent twice by this path (the module's retry rule).
 pub(super) async fn execute(
     client: &reqwest::Client,
     timeout: Duration,
@@ -35,117 +36,85 @@ pub(super) async fn execute(
 ) -> Result<Exchange, Cancelled> {
     let cancelled = cancel.cancelled();
     tokio::pin!(cancelled);
-    let mut retried = false;
-    loop {
-        let start = Instant::now();
-        let Ok(url) = Url::parse(req.url) else {
-            return Ok(Exchange::failed(TransportError::BadUrl, start, 0, retried));
-        };
-        let sent = request_bytes(req, &url);
-        let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(deadline);
-        let mut builder = client.request(req.method.clone(), url);
-        if let Some(auth) = req.auth {
-            builder = builder.header(AUTHORIZATION, auth.clone());
+    let start = Instant::now();
+    let Ok(url) = Url::parse(req.url) else {
+        return Ok(Exchange::failed(TransportError::BadUrl, start, 0, false));
+    };
+    let sent = request_bytes(req, &url);
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut builder = client.request(req.method.clone(), url);
+    if let Some(auth) = req.auth {
+        builder = builder.header(AUTHORIZATION, auth.clone());
+    }
+    if let Some(accept) = req.accept {
+        builder = builder.header(ACCEPT, HeaderValue::from_static(accept));
+    }
+    for (name, value) in req.extra {
+        builder = builder.header(*name, (*value).clone());
+    }
+    if let Some(body) = &req.body {
+        builder = builder.header(CONTENT_TYPE, JSON).body(body.clone());
+    }
+    let answer = tokio::select! {
+        biased;
+        () = &mut cancelled => return Err(Cancelled),
+        () = &mut deadline => return Ok(Exchange::failed(TransportError::Timeout, start, sent, false)),
+        r = builder.send() => r,
+    };
+    let mut response = match answer {
+        Ok(r) => r,
+        Err(err) => {
+            let kind = if err.is_connect() {
+                TransportError::Connect
+            } else {
+                TransportError::Send
+            };
+            tracing::debug!(url = req.url, error = %err, "request failed");
+            let sent = if kind == TransportError::Connect {
+                0
+            } else {
+                sent
+            };
+            return Ok(Exchange::failed(kind, start, sent, false));
         }
-        if let Some(accept) = req.accept {
-            builder = builder.header(ACCEPT, HeaderValue::from_static(accept));
-        }
-        for (name, value) in req.extra {
-            builder = builder.header(*name, (*value).clone());
-        }
-        if let Some(body) = &req.body {
-            builder = builder.header(CONTENT_TYPE, JSON).body(body.clone());
-        }
-        let answer = tokio::select! {
+    };
+    let waiting = start.elapsed();
+    let status = response.status().as_u16();
+    let mut received = head_bytes(response.status(), response.headers());
+    let error = loop {
+        let next = tokio::select! {
             biased;
             () = &mut cancelled => return Err(Cancelled),
-            () = &mut deadline => return Ok(Exchange::failed(TransportError::Timeout, start, sent, retried)),
-            r = builder.send() => r,
+            () = &mut deadline => break Some(TransportError::Timeout),
+            c = response.chunk() => c,
         };
-        let mut response = match answer {
-            Ok(r) => r,
+        match next {
+            Ok(Some(chunk)) => {
+                received += chunk.len() as u64;
+                if sink.chunk(&chunk, start.elapsed()).is_err() {
+                    break Some(TransportError::BodyLimit);
+                }
+            }
+            Ok(None) => {
+                sink.end(start.elapsed());
+                break None;
+            }
             Err(err) => {
-                if !retried && stale_connection(&err) {
-                    tracing::debug!(url = req.url, error = %err, "stale connection; sending again");
-                    retried = true;
-                    continue;
-                }
-                let kind = if err.is_connect() {
-                    TransportError::Connect
-                } else {
-                    TransportError::Send
-                };
-                tracing::debug!(url = req.url, error = %err, "request failed");
-                let sent = if kind == TransportError::Connect {
-                    0
-                } else {
-                    sent
-                };
-                return Ok(Exchange::failed(kind, start, sent, retried));
-            }
-        };
-        let waiting = start.elapsed();
-        let status = response.status().as_u16();
-        let mut received = head_bytes(response.status(), response.headers());
-        let error = loop {
-            let next = tokio::select! {
-                biased;
-                () = &mut cancelled => return Err(Cancelled),
-                () = &mut deadline => break Some(TransportError::Timeout),
-                c = response.chunk() => c,
-            };
-            match next {
-                Ok(Some(chunk)) => {
-                    received += chunk.len() as u64;
-                    sink.chunk(&chunk, start.elapsed());
-                }
-                Ok(None) => {
-                    sink.end(start.elapsed());
-                    break None;
-                }
-                Err(err) => {
-                    tracing::debug!(url = req.url, error = %err, "response body failed");
-                    break Some(TransportError::Body);
-                }
-            }
-        };
-        return Ok(Exchange {
-            status,
-            error,
-            waiting,
-            duration: start.elapsed(),
-            sent,
-            received,
-            retried,
-        });
-    }
-}
-
-/// True when `err` is a failure before any response on a connection that was not usable:
-/// see the module's retry rule.
-pub fn stale_connection(err: &reqwest::Error) -> bool {
-    if err.is_connect() {
-        return true;
-    }
-    if !err.is_request() {
-        return false;
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(e) = source {
-        if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            if h.is_incomplete_message() || h.is_canceled() {
-                return true;
+                tracing::debug!(url = req.url, error = %err, "response body failed");
+                break Some(TransportError::Body);
             }
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if stale_io(io.kind()) {
-                return true;
-            }
-        }
-        source = e.source();
-    }
-    false
+    };
+    Ok(Exchange {
+        status,
+        error,
+        waiting,
+        duration: start.elapsed(),
+        sent,
+        received,
+        retried: false,
+    })
 }
 
 /// `name: value\r\n`

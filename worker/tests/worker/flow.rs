@@ -479,7 +479,14 @@ enum Fault {
     MalformedStream,
     SlowRun,
     HangingStream,
+    /// `runs/wait` answers valid JSON of [`HUGE`] bytes.
+    HugeRunAnswer,
+    /// `runs/stream` sends one event, then a `data:` line of [`HUGE`] bytes without a newline.
+    HugeStreamLine,
 }
+
+/// Three times the default `flow.response_body_limit`.
+const HUGE: usize = 3 << 20;
 
 /// A fake target that creates assistants and threads and misbehaves per `fault`;
 /// counts deletes so tests see the cleanup.
@@ -494,6 +501,11 @@ async fn fake_target(fault: Fault, deletes: Arc<AtomicU64>) -> String {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     Json(ai).into_response()
                 }
+                Fault::HugeRunAnswer => {
+                    let mut v = ai.clone();
+                    v["pad"] = Value::String("x".repeat(HUGE));
+                    Json(v).into_response()
+                }
                 _ => ([("content-type", "text/plain; charset=UTF-8")], format!("\n\n{ai:#}")).into_response(),
             }
         }
@@ -503,6 +515,9 @@ async fn fake_target(fault: Fault, deletes: Arc<AtomicU64>) -> String {
         match fault {
             Fault::StreamErrorEvent => (sse, "event: metadata\r\ndata: {\"run_id\":\"r\"}\r\n\r\nevent: error\r\ndata: {\"error\":\"E\",\"message\":\"boom\"}\r\n\r\n").into_response(),
             Fault::MalformedStream => (sse, "<html>not a stream</html>").into_response(),
+            Fault::HugeStreamLine => {
+                (sse, format!("event: metadata\ndata: {{}}\n\ndata: {}", "x".repeat(HUGE))).into_response()
+            }
             Fault::HangingStream => {
                 let first = futures_util::stream::once(async {
                     Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"event: metadata\ndata: {}\n\n"))
@@ -607,8 +622,43 @@ async fn a_malformed_stream_fails() {
 }
 
 #[tokio::test]
+async fn a_run_answer_over_the_body_limit_fails_its_step_and_is_counted_whole() {
+    let rec = expect_failure(
+        Fault::HugeRunAnswer,
+        Duration::from_secs(10),
+        "run_wait",
+        "flow.response_body_limit",
+    )
+    .await;
+    let got = rec.sum("data_received", &[("operation", "run_wait")]);
+    assert!(got > HUGE as f64, "the whole answer is counted: {got}");
+}
+
+#[tokio::test]
+async fn a_stream_line_over_the_body_limit_fails_the_request_with_an_error_tag() {
+    let rec = expect_failure(
+        Fault::HugeStreamLine,
+        Duration::from_secs(10),
+        "run_stream",
+        "flow.response_body_limit",
+    )
+    .await;
+    let tagged = [
+        ("operation", "run_stream"),
+        ("status", "0"),
+        ("error", "body_limit"),
+    ];
+    assert_eq!(rec.sum("http_reqs", &tagged), 1.0);
+    assert_eq!(rec.sum("http_req_failed", &tagged), 1.0);
+    let got = rec.sum("data_received", &[("operation", "run_stream")]);
+    assert!(
+        got < HUGE as f64,
+        "reading stops at the limit instead of taking the whole line: {got}"
+    );
+}
+
+#[tokio::test]
 async fn a_slow_target_times_out() {
-    let t0 = Instant::now();
     let rec = expect_failure(
         Fault::SlowRun,
         Duration::from_millis(300),
@@ -616,21 +666,21 @@ async fn a_slow_target_times_out() {
         "timeout",
     )
     .await;
-    assert!(t0.elapsed() < Duration::from_secs(3));
     let d = rec.find(
         "http_req_duration",
-        &[("operation", "run_wait"), ("status", "0")],
+        &[
+            ("operation", "run_wait"),
+            ("status", "0"),
+            ("error", "timeout"),
+        ],
     );
     assert_eq!(d.len(), 1);
-    assert!(
-        d[0].value >= 300_000.0 && d[0].value < 1_500_000.0,
-        "{}",
-        d[0].value
-    );
+    // At least the timeout; how much more is a performance question (bench/).
+    assert!(d[0].value >= 300_000.0, "{}", d[0].value);
 }
 
 #[tokio::test]
-async fn cancel_mid_stream_interrupts_quickly() {
+async fn a_stream_cut_by_the_hard_stop_is_a_failed_interrupted_request() {
     let deletes = Arc::new(AtomicU64::new(0));
     let url = fake_target(Fault::HangingStream, deletes.clone()).await;
     let flow = AgentFlow::new(&plan(&url, Duration::from_secs(30)), &BTreeMap::new()).unwrap();
@@ -646,8 +696,18 @@ async fn cancel_mid_stream_interrupts_quickly() {
         run_with(&flow, 1, 0, &rec, &cancel).await,
         IterationOutcome::Interrupted
     );
-    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
-    assert_eq!(rec.count("http_reqs", &[("operation", "run_stream")]), 0);
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    // The stream the stop cut is one failed request, tagged as interrupted.
+    let cut = [
+        ("operation", "run_stream"),
+        ("status", "0"),
+        ("error", "interrupted"),
+    ];
+    assert_eq!(rec.sum("http_reqs", &cut), 1.0);
+    assert_eq!(rec.sum("http_req_failed", &cut), 1.0);
+    let took = rec.find("http_req_duration", &cut);
+    assert!(took.len() == 1 && took[0].value >= 1.0, "{took:?}");
+    assert_eq!(rec.count("http_reqs", &[("operation", "run_stream")]), 1);
     assert_eq!(rec.count("agent_flow_success_rate", &[]), 0);
     let before = rec.len();
     assert_eq!(

@@ -6,9 +6,11 @@
 //! | `engine`     | executor timing with paused time: ramps, segments, graceful/hard stops |
 //! | `standalone` | the binary with `--standalone` against the reference runtime           |
 //! | `join`       | the binary against a fake controller (gRPC conversation, exit codes)   |
+//! | `hostile`    | the client and the binary against misbehaving targets (retry, memory)  |
 //! | `harness`    | shared: in-process targets, the worker binary, output on failure       |
 mod engine;
 mod flow;
 mod harness;
+mod hostile;
 mod join;
 mod standalone;
