@@ -34,7 +34,7 @@ pub enum ConfigError {
     #[error(transparent)]
     Secrets(#[from] AuthError),
     #[error("--profile: {0}")]
-    Profile(String),
+    Profile(barrage_core::plan::UnknownProfile),
     #[error("--plan {path}: {source}; give a readable plan file")]
     PlanRead {
         path: PathBuf,
