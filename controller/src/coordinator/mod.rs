@@ -13,9 +13,11 @@
 //! | Running   | `Start` sent                     | all workers `Done`; SIGINT → `Stop`; abortOnFail, 2nd SIGINT, deadline → `Abort` |
 //! | Stopping  | `Stop`/`Abort` sent              | all live workers `Done`, or the stop timeout          |
 //!
-//! A worker whose stream breaks, or that sends nothing for 3 intervals while running, is
-//! lost: its snapshots so far stay merged; by policy its segment is split among the rest
-//! (`Reassign`) or the run fails.
+//! A worker whose stream breaks, or from which nothing arrived in 3 interval checks in a row
+//! while running (counted checks, not wall time; queued events are read first), is lost:
+//! its snapshots so far stay merged; by policy its segment is split among the rest
+//! (`Reassign`) or the run fails. While running, the hub pings every worker so that a worker
+//! cut off from it stops its own load first (`barrage_core::liveness`).
 pub mod clock;
 mod finish;
 mod hub;

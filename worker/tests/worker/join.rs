@@ -239,13 +239,9 @@ impl FakeController {
         self.log.lock().unwrap().got.iter().any(|(_, m)| pred(m))
     }
 
-    /// Polls until `pred` holds (bounded).
+    /// Waits until `pred` holds (bounded; the one wait of `barrage_testkit`).
     fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&FakeController) -> bool) {
-        let t0 = Instant::now();
-        while !pred(self) {
-            assert!(t0.elapsed() < limit, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        barrage_testkit::wait_for(what, limit, || pred(self).then_some(()));
     }
 
     /// Goes silent: stays connected, reads everything, says nothing.
