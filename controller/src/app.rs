@@ -282,9 +282,9 @@ fn controller_cmd(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     } = run;
     if plaintext_secrets {
         errln!(
-            "barrage: --insecure-plaintext: the plan's auth secrets go to workers beyond loopback in clear text"
+            "barrage: --insecure-plaintext: the join token and the plan's auth secrets go to workers beyond loopback in clear text"
         );
-        tracing::warn!(%listen, "auth secrets sent without TLS (--insecure-plaintext)");
+        tracing::warn!(%listen, "join token and auth secrets sent without TLS (--insecure-plaintext)");
     }
     runtime()?.block_on(async move {
         let listener = TcpListener::bind(listen)

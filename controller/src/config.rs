@@ -73,7 +73,7 @@ pub enum ConfigError {
         label: &'static str,
         why: String,
     },
-    #[error("--listen {listen}: the plan's auth secret ({names}) would reach workers in clear text; add --tls-cert/--tls-key, listen on loopback, or pass --insecure-plaintext to accept that")]
+    #[error("--listen {listen}: secrets ({names}) would cross the network in clear text; add --tls-cert/--tls-key, listen on loopback, or pass --insecure-plaintext to accept that")]
     PlaintextSecrets { listen: SocketAddr, names: String },
 }
 
@@ -289,11 +289,14 @@ pub fn controller_run(args: &ControllerArgs) -> Result<ControllerRun, ConfigErro
         (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
         _ => None,
     };
-    let plaintext_secrets = !loopback && tls.is_none() && !cfg.secrets.is_empty();
+    // the join token lets whoever holds it join and receive the plan's secrets: it is one too
+    let mut secrets: Vec<&str> = token.iter().map(|_| "the worker join token").collect();
+    secrets.extend(cfg.secrets.keys().map(String::as_str));
+    let plaintext_secrets = !loopback && tls.is_none() && !secrets.is_empty();
     if plaintext_secrets && !args.insecure_plaintext {
         return Err(ConfigError::PlaintextSecrets {
             listen: args.listen,
-            names: cfg.secrets.keys().cloned().collect::<Vec<_>>().join(", "),
+            names: secrets.join(", "),
         });
     }
     Ok(ControllerRun {

@@ -158,6 +158,7 @@ fn controller_workers_and_target_on_separate_hosts() {
             "--results-dir",
             results.to_str().unwrap(),
             "--no-progress",
+            "--insecure-plaintext",
         ],
         &[],
     );
@@ -294,6 +295,7 @@ fn a_partitioned_worker_stops_before_its_share_is_reassigned() {
             "--results-dir",
             results.to_str().unwrap(),
             "--no-progress",
+            "--insecure-plaintext",
         ],
         &[],
     );
