@@ -499,7 +499,7 @@ fn a_target_that_never_answers_fails_its_thresholds() {
         "p.toml",
         1,
         2,
-        "[thresholds]\nhttp_req_duration = [\"p(95)<1000\"]\n",
+        "[thresholds]\nhttp_req_duration = [\"p(95)<1000\"]\n\"http_req_duration{operation:run_wait}\" = [\"p(95)<5000\"]\n",
     );
     let mut run = Proc::barrage(
         "barrage run",
@@ -528,19 +528,34 @@ fn a_target_that_never_answers_fails_its_thresholds() {
     );
     let names = summaries(&results);
     let s = read_json(&results.join(&names[0]));
-    let t = &s["thresholds"][0];
+    let by_metric = |m: &str| {
+        s["thresholds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["metric"] == m)
+            .unwrap_or_else(|| panic!("no threshold on {m}: {s}"))
+            .clone()
+    };
+    // the requests cut by the stop are data: failed, tagged error=interrupted, and slow
+    let cut = by_metric("http_req_duration");
+    assert_eq!(cut["ok"].as_bool(), Some(false), "{cut}");
+    assert!(cut["observed"].as_f64().is_some(), "{cut}");
+    // a step the flow never reached has no data, and that fails too
+    let never = by_metric("http_req_duration{operation:run_wait}");
     assert_eq!(
-        (t["ok"].as_bool(), t["observed"].is_null()),
+        (never["ok"].as_bool(), never["observed"].is_null()),
         (Some(false), true),
-        "{t}"
+        "{never}"
     );
     let stdout = run.stdout.lock().unwrap().clone();
     let line = stdout
         .lines()
-        .find(|l| l.contains("'p(95)<1000'"))
+        .find(|l| l.contains("'p(95)<5000'"))
         .unwrap_or_else(|| panic!("no threshold line\n{}", run.output()));
     assert!(
-        line.trim_start().starts_with("✗ http_req_duration") && line.ends_with("observed=no data"),
+        line.trim_start().starts_with("✗ http_req_duration{operation:run_wait}")
+            && line.ends_with("observed=no data"),
         "{line}"
     );
 }
