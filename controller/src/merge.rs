@@ -19,7 +19,7 @@
 //! cumulative sinks; only its time-series point misses it.
 use barrage_core::hdr::SparseDecoder;
 use barrage_core::metrics::builtin;
-use barrage_core::{Sink, Snapshot};
+use barrage_core::Snapshot;
 use barrage_proto::{merge_pb_into, pb, WireError};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,13 +64,6 @@ pub struct Merger {
     workers: BTreeMap<String, WorkerTally>,
     /// Reused inflate state for [`Merger::add_wire`].
     decoder: SparseDecoder,
-}
-
-fn counter(s: &Snapshot, metric: &str) -> f64 {
-    match s.submetric(metric, &[]) {
-        Some(Sink::Counter(c)) => c.sum,
-        _ => 0.0,
-    }
 }
 
 impl Merger {
@@ -178,7 +171,14 @@ impl Merger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use barrage_core::{MetricKind, SeriesKey};
+    use barrage_core::{MetricKind, SeriesKey, Sink};
+
+    fn counter(s: &Snapshot, metric: &str) -> f64 {
+        match s.submetric(metric, &[]) {
+            Some(Sink::Counter(c)) => c.sum,
+            _ => 0.0,
+        }
+    }
 
     fn snap(seq: u64, reqs: f64) -> Snapshot {
         let mut s = Snapshot {

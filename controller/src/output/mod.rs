@@ -14,7 +14,6 @@ pub mod ndjson;
 
 use crate::cli::{OutFormat, OutSpec};
 use crate::results::parent_dir;
-use barrage_core::MetricKind;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -115,7 +114,7 @@ pub fn open(spec: &OutSpec, thresholds: &crate::thresholds::ThresholdSet) -> Box
 #[cfg(test)]
 mod tests {
     use super::*;
-
+    use barrage_core::MetricKind;
     #[test]
     fn file_output_commits_atomically() {
         let dir = tempfile::tempdir().unwrap();
