@@ -66,14 +66,6 @@ pub struct Merger {
     decoder: SparseDecoder,
 }
 
-#[cfg(test)]
-fn counter(s: &Snapshot, metric: &str) -> f64 {
-    match s.submetric(metric, &[]) {
-        Some(barrage_core::Sink::Counter(c)) => c.sum,
-        _ => 0.0,
-    }
-}
-
 impl Merger {
     pub fn new() -> Self {
         Self::default()
@@ -180,6 +172,13 @@ impl Merger {
 mod tests {
     use super::*;
     use barrage_core::{MetricKind, SeriesKey, Sink};
+
+    fn counter(s: &Snapshot, metric: &str) -> f64 {
+        match s.submetric(metric, &[]) {
+            Some(Sink::Counter(c)) => c.sum,
+            _ => 0.0,
+        }
+    }
 
     fn snap(seq: u64, reqs: f64) -> Snapshot {
         let mut s = Snapshot {

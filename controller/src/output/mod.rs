@@ -115,7 +115,6 @@ pub fn open(spec: &OutSpec, thresholds: &crate::thresholds::ThresholdSet) -> Box
 mod tests {
     use super::*;
     use barrage_core::MetricKind;
-
     #[test]
     fn file_output_commits_atomically() {
         let dir = tempfile::tempdir().unwrap();

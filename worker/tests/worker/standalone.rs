@@ -73,6 +73,14 @@ fn smoke_profile_runs_exactly_one_iteration() {
     );
     let reqs = summary_count(&out.stdout, "http_reqs").unwrap();
     assert_eq!(reqs as u64, target.requests_total() - before);
+    // issue 17 §3: the one VU ran within one interval and printed `vus 0 min=0 max=0`
+    let vus = out
+        .stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("vus.") || l.starts_with("vus "))
+        .unwrap_or_else(|| panic!("no vus line\n{}", out.show()));
+    assert!(vus.ends_with(" 1  min=1 max=1"), "{vus}\n{}", out.show());
     // the smoke profile carries the seed's thresholds; against the reference they pass
     assert_eq!(out.code(), Some(0), "{}", out.show());
 }
