@@ -1,7 +1,7 @@
 //! The outcome of a run, as the coordinator hands it to the summary: merged sinks, the
 //! time series, the workers (lost ones too), the thresholds' verdicts and why it ended.
 use crate::exit_code;
-use crate::thresholds::Outcome;
+use crate::thresholds::Verdict;
 use crate::timeseries::TimeSeries;
 use barrage_core::{Plan, Segment, Snapshot};
 use std::time::{Duration, SystemTime};
@@ -78,7 +78,7 @@ pub struct RunReport {
     pub total: Snapshot,
     pub timeseries: TimeSeries,
     pub workers: Vec<WorkerRecord>,
-    pub thresholds: Vec<Outcome>,
+    pub thresholds: Vec<Verdict>,
     pub end_reason: EndReason,
     /// Snapshots that arrived after their interval closed.
     pub late_snapshots: u64,

@@ -22,9 +22,9 @@ pub struct ThresholdEntry {
     pub thresholds: Vec<Threshold>,
 }
 
-/// The result of one threshold expression.
+/// The verdict on one threshold expression (the worker's standalone summary names it alike).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
+pub struct Verdict {
     /// `http_req_duration{operation:run_wait}`.
     pub metric: String,
     /// `p(95)<5000`.
@@ -69,7 +69,7 @@ impl ThresholdSet {
     }
 
     /// Evaluates every threshold on `total` (the cumulative merged sinks), `elapsed` run time.
-    pub fn evaluate(&self, total: &Snapshot, elapsed: Duration) -> Vec<Outcome> {
+    pub fn evaluate(&self, total: &Snapshot, elapsed: Duration) -> Vec<Verdict> {
         let mut out = Vec::new();
         for e in &self.entries {
             let sink = total.submetric(&e.mref.metric, &e.mref.filter).or_else(|| {
@@ -79,7 +79,7 @@ impl ThresholdSet {
                 let observed = sink
                     .as_ref()
                     .and_then(|s| t.observed(s, elapsed, e.is_time));
-                out.push(Outcome {
+                out.push(Verdict {
                     metric: e.mref.to_string(),
                     source: t.source.clone(),
                     observed,
@@ -103,7 +103,7 @@ impl ThresholdSet {
 }
 
 /// The first failed `abortOnFail` threshold whose delay has passed, as a reason.
-pub fn abort_reason(outcomes: &[Outcome], elapsed: Duration) -> Option<String> {
+pub fn abort_reason(outcomes: &[Verdict], elapsed: Duration) -> Option<String> {
     outcomes
         .iter()
         .find(|o| !o.ok && o.observed.is_some() && o.abort_on_fail && elapsed >= o.delay_abort_eval)

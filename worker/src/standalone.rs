@@ -69,7 +69,7 @@ pub struct Outcome {
     pub total: Snapshot,
     pub totals: RunTotals,
     pub elapsed: Duration,
-    pub thresholds: Vec<summary::ThresholdResult>,
+    pub thresholds: Vec<summary::Verdict>,
 }
 
 impl Outcome {

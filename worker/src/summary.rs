@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// One evaluated threshold.
 #[derive(Debug, Clone)]
-pub struct ThresholdResult {
+pub struct Verdict {
     pub metric: MetricRef,
     pub threshold: Threshold,
     /// The aggregated value compared (ms for times); `None` when there was no data.
@@ -28,7 +28,7 @@ pub fn is_time(metric: &str, kind: MetricKind) -> bool {
 /// Evaluates the plan's thresholds on `total` (`elapsed` is the run time, for rates).
 /// A threshold on a metric with no data fails, as in k6 (`passed` false, `observed` None)
 /// except Counters, which count zero.
-pub fn evaluate(plan: &Plan, total: &Snapshot, elapsed: Duration) -> Vec<ThresholdResult> {
+pub fn evaluate(plan: &Plan, total: &Snapshot, elapsed: Duration) -> Vec<Verdict> {
     let Ok(parsed) = plan.parsed_thresholds() else {
         return Vec::new(); // the plan was validated before the run
     };
@@ -40,7 +40,7 @@ pub fn evaluate(plan: &Plan, total: &Snapshot, elapsed: Duration) -> Vec<Thresho
                 .as_ref()
                 .and_then(|s| t.observed(s, elapsed, is_time(&mref.metric, s.kind())));
             let passed = observed.is_some_and(|v| t.passes(v));
-            out.push(ThresholdResult {
+            out.push(Verdict {
                 metric: mref.clone(),
                 threshold: t,
                 observed,
@@ -107,7 +107,7 @@ pub fn write_summary(
     plan: &Plan,
     total: &Snapshot,
     elapsed: Duration,
-    thresholds: &[ThresholdResult],
+    thresholds: &[Verdict],
 ) -> io::Result<()> {
     writeln!(out)?;
     writeln!(

@@ -9,7 +9,7 @@ use crate::merge::Merger;
 use crate::output::Output;
 use crate::progress::{Progress, Status};
 use crate::report::{EndReason, RunReport};
-use crate::thresholds::{abort_reason, Outcome};
+use crate::thresholds::{abort_reason, Verdict};
 use crate::timeseries::{TimePoint, TimeSeries};
 use barrage_core::liveness::{self, SILENT_INTERVALS};
 use barrage_core::Segment;
@@ -40,7 +40,7 @@ pub(crate) struct Hub {
     phase: Phase,
     merger: Merger,
     timeseries: TimeSeries,
-    outcomes: Vec<Outcome>,
+    outcomes: Vec<Verdict>,
     end_reason: Option<EndReason>,
     started: Option<(Instant, SystemTime)>,
     stop_deadline: Option<Instant>,

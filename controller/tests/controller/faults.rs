@@ -554,7 +554,8 @@ fn a_target_that_never_answers_fails_its_thresholds() {
         .find(|l| l.contains("'p(95)<5000'"))
         .unwrap_or_else(|| panic!("no threshold line\n{}", run.output()));
     assert!(
-        line.trim_start().starts_with("✗ http_req_duration{operation:run_wait}")
+        line.trim_start()
+            .starts_with("✗ http_req_duration{operation:run_wait}")
             && line.ends_with("observed=no data"),
         "{line}"
     );
@@ -724,8 +725,8 @@ fn abort_on_fail_stops_a_real_run_early() {
 fn report_exit_codes() {
     use controller::exit_code as x;
     use controller::report::{EndReason, RunReport};
-    use controller::thresholds::Outcome;
-    let outcome = |ok: bool| Outcome {
+    use controller::thresholds::Verdict;
+    let outcome = |ok: bool| Verdict {
         metric: "http_reqs".into(),
         source: "count<1".into(),
         observed: ok.then_some(0.0),
