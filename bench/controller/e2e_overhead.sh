@@ -5,7 +5,7 @@
 # The figure is the request count over the same scheduled duration (closed model: the
 # target's speed sets the rate; the rig must not slow it down).
 #
-#   cargo build --release -p controller && bench/controller/e2e_overhead.sh [ROUNDS] [VUS] [SECS]
+#   cargo build --release -p barrage-controller && bench/controller/e2e_overhead.sh [ROUNDS] [VUS] [SECS]
 set -euo pipefail
 B=${BARRAGE:-target/release/barrage}
 ROUNDS=${1:-3}

@@ -10,12 +10,12 @@
 //! core.
 //!
 //! `cargo bench -p controller --bench merge_cpu [-- WORKERS SECONDS]`
+use barrage_controller::merge::Merger;
+use barrage_controller::thresholds::ThresholdSet;
+use barrage_controller::timeseries::{TimePoint, TimeSeries};
 use barrage_core::metrics::builtin;
 use barrage_core::{MetricKind, Plan, Profile, SeriesKey, Snapshot};
 use barrage_proto::{pb, snapshot_to_pb};
-use controller::merge::Merger;
-use controller::thresholds::ThresholdSet;
-use controller::timeseries::{TimePoint, TimeSeries};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

@@ -10,7 +10,7 @@ faster unpaced or concurrent streams are, are performance figures, printed here:
   concurrent 50 streams at once on a 1-thread server, 10 ms + 42 * 2 ms each (4.7 s in sequence)
 
 Usage: bench/mock-llm/pacing.py [BIN]   (default target/release/barrage-mock-llm;
-`cargo build --release -p mock-llm` first). Loopback only; every server is killed by PID.
+`cargo build --release -p barrage-mock-llm` first). Loopback only; every server is killed by PID.
 """
 import http.client
 import json
@@ -81,7 +81,7 @@ def ms(s):
 
 def main():
     if not os.access(BIN, os.X_OK):
-        sys.exit(f"pacing.py: {BIN} not found; cargo build --release -p mock-llm")
+        sys.exit(f"pacing.py: {BIN} not found; cargo build --release -p barrage-mock-llm")
     s = Server()
     try:
         s.stream()

@@ -65,7 +65,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "building barrage-mock-llm (release)" >&2
-(cd "$ROOT" && cargo build --release -p mock-llm >&2 && cargo build --release -p mock-llm --example tcp_floor >&2)
+(cd "$ROOT" && cargo build --release -p barrage-mock-llm >&2 && cargo build --release -p barrage-mock-llm --example tcp_floor >&2)
 
 if [[ ! -x "$BUN_DIR/node_modules/.bin/bun" ]]; then
   [[ -d "$ANCHOR_SRC" ]] || die "Bun anchor not found at $ANCHOR_SRC (set ANCHOR_SRC)"

@@ -19,9 +19,9 @@ use tokio::sync::mpsc;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Token(a) => token_cmd(a),
-        Command::Worker(a) => worker::run(a),
-        Command::MockLlm(a) => mock_llm::run(a),
-        Command::ReferenceRuntime(a) => reference_runtime::run(a),
+        Command::Worker(a) => barrage_worker::run(a),
+        Command::MockLlm(a) => barrage_mock_llm::run(a),
+        Command::ReferenceRuntime(a) => barrage_reference_runtime::run(a),
         Command::Run(a) => run_cmd(a),
         Command::Controller(a) => controller_cmd(a),
     }

@@ -25,13 +25,13 @@ pub enum Command {
     Token(TokenArgs),
     /// Run one worker (spawned by `barrage run`; same flags as `barrage-worker`).
     #[command(hide = true)]
-    Worker(worker::Args),
+    Worker(barrage_worker::Args),
     /// Run the mock LLM (same flags as `barrage-mock-llm`).
     #[command(hide = true, name = "mock-llm")]
-    MockLlm(mock_llm::Args),
+    MockLlm(barrage_mock_llm::Args),
     /// Run the reference runtime (same flags as `barrage-reference-runtime`).
     #[command(hide = true, name = "reference-runtime")]
-    ReferenceRuntime(reference_runtime::Args),
+    ReferenceRuntime(barrage_reference_runtime::Args),
 }
 
 /// What to run: a plan file or a built-in profile, with overrides of its target and auth.

@@ -8,13 +8,13 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = controller::cli::Cli::parse();
+    let cli = barrage_controller::cli::Cli::parse();
     barrage_core::logging::init();
-    match controller::run(cli) {
+    match barrage_controller::run(cli) {
         Ok(code) => code,
         Err(e) => {
             barrage_core::errln!("barrage: {e:#}");
-            ExitCode::from(controller::exit_code::FAILURE)
+            ExitCode::from(barrage_controller::exit_code::FAILURE)
         }
     }
 }

@@ -37,9 +37,9 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! let config = mock_llm::Config { delay: std::time::Duration::ZERO, ..Default::default() };
+//! let config = barrage_mock_llm::Config { delay: std::time::Duration::ZERO, ..Default::default() };
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! mock_llm::serve(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! barrage_mock_llm::serve(listener, config, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
 //! ```
 

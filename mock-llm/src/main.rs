@@ -11,17 +11,17 @@ use clap::Parser;
 #[command(name = "barrage-mock-llm", version)]
 struct Cli {
     #[command(flatten)]
-    args: mock_llm::Args,
+    args: barrage_mock_llm::Args,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     barrage_core::logging::init();
-    match mock_llm::run(cli.args) {
+    match barrage_mock_llm::run(cli.args) {
         Ok(code) => code,
         Err(e) => {
             barrage_core::errln!("barrage-mock-llm: {e:#}");
-            ExitCode::from(mock_llm::exit_code::FAILURE)
+            ExitCode::from(barrage_mock_llm::exit_code::FAILURE)
         }
     }
 }

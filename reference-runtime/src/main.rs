@@ -1,5 +1,5 @@
 //! `barrage-reference-runtime`: parses flags, starts tracing (`barrage_core::logging`:
-//! stderr, `RUST_LOG`, default `info`), and hands over to [`reference_runtime::run`].
+//! stderr, `RUST_LOG`, default `info`), and hands over to [`barrage_reference_runtime::run`].
 
 use std::process::ExitCode;
 
@@ -10,13 +10,13 @@ use clap::Parser;
 #[command(name = "barrage-reference-runtime", version)]
 struct Cli {
     #[command(flatten)]
-    args: reference_runtime::Args,
+    args: barrage_reference_runtime::Args,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     barrage_core::logging::init();
-    match reference_runtime::run(cli.args) {
+    match barrage_reference_runtime::run(cli.args) {
         Ok(code) => code,
         Err(err) => {
             barrage_core::errln!("barrage-reference-runtime: {err:#}");

@@ -631,7 +631,7 @@ fn config_errors_exit_2_and_name_the_variable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_flow_script_passes() {
-    const TEST: &str = "reference_runtime::check_flow_script_passes";
+    const TEST: &str = "barrage_reference_runtime::check_flow_script_passes";
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../deploy/targets/check_flow.sh"

@@ -1,5 +1,5 @@
 //! `barrage-worker`: parses flags, starts tracing (`barrage_core::logging`) and
-//! calls [`worker::run`].
+//! calls [`barrage_worker::run`].
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -17,17 +17,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 )]
 struct Cli {
     #[command(flatten)]
-    args: worker::Args,
+    args: barrage_worker::Args,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     barrage_core::logging::init();
-    match worker::run(cli.args) {
+    match barrage_worker::run(cli.args) {
         Ok(code) => code,
         Err(e) => {
             barrage_core::errln!("barrage-worker: {e:#}");
-            ExitCode::from(worker::exit_code::FAILURE)
+            ExitCode::from(barrage_worker::exit_code::FAILURE)
         }
     }
 }

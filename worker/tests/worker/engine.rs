@@ -1,6 +1,9 @@
 //! Executor runtimes with paused time: a test scenario that sleeps stands in for the
 //! flow, so VU counts, iteration counts and stop behaviour are exact.
 use barrage_core::{ExecutorConfig, Fraction, Plan, Profile, Segment, Stage};
+use barrage_worker::executor::{self, Controls, RunTotals};
+use barrage_worker::registry::Registry;
+use barrage_worker::sample::{IterationCtx, IterationOutcome, Scenario};
 use futures_util::future::LocalBoxFuture;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -8,9 +11,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use worker::executor::{self, Controls, RunTotals};
-use worker::registry::Registry;
-use worker::sample::{IterationCtx, IterationOutcome, Scenario};
 
 /// Sleeps `took` per iteration (or until cancelled); tracks concurrency, the VU numbers
 /// seen and every iteration's intended start.

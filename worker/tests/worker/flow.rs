@@ -14,11 +14,11 @@ use axum::response::IntoResponse;
 use axum::routing::{any, delete, get, post};
 use axum::{Json, Router};
 use barrage_core::{AuthConfig, MetricKind, Plan, Profile, Secret};
+use barrage_worker::flow::AgentFlow;
+use barrage_worker::sample::{IterationCtx, IterationOutcome, Record, Sample, Scenario, SeriesId};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use worker::flow::AgentFlow;
-use worker::sample::{IterationCtx, IterationOutcome, Record, Sample, Scenario, SeriesId};
 
 /// A recorded sample, owned.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ impl Default for Collector {
         Collector(
             RefCell::default(),
             RefCell::default(),
-            worker::sample::next_instance(),
+            barrage_worker::sample::next_instance(),
         )
     }
 }
@@ -147,14 +147,18 @@ async fn bind() -> (TcpListener, String) {
 /// The mock LLM and the reference runtime, in-process; returns the runtime's URL.
 async fn reference_target(jwt_secret: Option<&str>, stop: &CancellationToken) -> String {
     let (llm, llm_url) = bind().await;
-    let config = mock_llm::Config {
+    let config = barrage_mock_llm::Config {
         delay: Duration::ZERO,
         stream_delay: Duration::from_millis(1),
         ..Default::default()
     };
-    tokio::spawn(mock_llm::serve(llm, config, stop.clone().cancelled_owned()));
+    tokio::spawn(barrage_mock_llm::serve(
+        llm,
+        config,
+        stop.clone().cancelled_owned(),
+    ));
     let (rt, rt_url) = bind().await;
-    let args = reference_runtime::Args {
+    let args = barrage_reference_runtime::Args {
         host: "127.0.0.1".into(),
         port: 0,
         openai_base_url: format!("{llm_url}/v1"),
@@ -168,7 +172,7 @@ async fn reference_target(jwt_secret: Option<&str>, stop: &CancellationToken) ->
         assistant_id_from_config: false,
     };
     let config = args.into_config().unwrap();
-    tokio::spawn(reference_runtime::serve(
+    tokio::spawn(barrage_reference_runtime::serve(
         rt,
         config,
         stop.clone().cancelled_owned(),
@@ -749,13 +753,13 @@ async fn a_request_on_a_connection_closed_by_the_server_is_sent_again() {
             });
         }
     });
-    let http = worker::http::Http::new(
-        worker::http::build_client().unwrap(),
+    let http = barrage_worker::http::Http::new(
+        barrage_worker::http::build_client().unwrap(),
         Duration::from_secs(5),
     );
     let cancel = CancellationToken::new();
     let full = format!("{url}/ok");
-    let req = worker::http::Request {
+    let req = barrage_worker::http::Request {
         method: &reqwest::Method::GET,
         url: &full,
         body: None,

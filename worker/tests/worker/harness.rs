@@ -39,15 +39,19 @@ impl Target {
         let url = rt.block_on(async {
             let llm = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let llm_url = format!("http://{}", llm.local_addr().unwrap());
-            let config = mock_llm::Config {
+            let config = barrage_mock_llm::Config {
                 delay: llm_delay,
                 stream_delay: Duration::ZERO,
                 ..Default::default()
             };
-            tokio::spawn(mock_llm::serve(llm, config, stop.clone().cancelled_owned()));
+            tokio::spawn(barrage_mock_llm::serve(
+                llm,
+                config,
+                stop.clone().cancelled_owned(),
+            ));
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}", listener.local_addr().unwrap());
-            let config = reference_runtime::Args {
+            let config = barrage_reference_runtime::Args {
                 host: "127.0.0.1".into(),
                 port: 0,
                 openai_base_url: format!("{llm_url}/v1"),
@@ -62,7 +66,7 @@ impl Target {
             }
             .into_config()
             .unwrap();
-            tokio::spawn(reference_runtime::serve(
+            tokio::spawn(barrage_reference_runtime::serve(
                 listener,
                 config,
                 stop.clone().cancelled_owned(),

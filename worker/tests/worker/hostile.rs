@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use barrage_testkit::hostile::{Hostile, Mode};
+use barrage_worker::http::{build_client, Http, Kept, Request, TransportError};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
-use worker::http::{build_client, Http, Kept, Request, TransportError};
 
 use crate::harness::{summary_count, temp_file, Finished, WORKER};
 
