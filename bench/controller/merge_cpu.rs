@@ -1,10 +1,10 @@
 //! The controller's CPU to merge 100 workers × 40 series per second.
 //!
 //! Simulated workers: each has a realistic snapshot of one interval (25 trends with ~50
-//! samples each spread like agent-flow latencies, 9 counters, 3 rates, 2 gauges, plus 1
-//! tagged counter = 40 series), encoded as on the wire. For 60 simulated seconds the bench
+//! samples each spread like agent-flow latencies, counters, 3 rates and tagged counters =
+//! 40 series; VUs ride in the snapshot's fields, not as series), encoded as on the wire. For 60 simulated seconds the bench
 //! does what the controller's hub does per worker message and per interval: decode
-//! (`Merger::add_wire`: validation + sparse HDR V2-deflate decode + merge), `close_ready`,
+//! (`Merger::add_wire`: validation + sparse HDR V2-deflate decode + `Snapshot::merge_parts`), `close_ready`,
 //! the interval's `TimePoint`, and the thresholds on the cumulative sinks. It reports the
 //! thread's CPU time (`/proc/thread-self/schedstat`) per simulated second, as % of one
 //! core.
@@ -134,8 +134,7 @@ fn worker_snapshot(seed: u64) -> pb::Snapshot {
             );
         }
     }
-    s.add(SeriesKey::new(builtin::VUS), MetricKind::Gauge, 3.0);
-    s.add(SeriesKey::new(builtin::VUS_MAX), MetricKind::Gauge, 3.0);
+    // VUs travel as the snapshot's `vus`/`vus_max` fields, not as gauge series
     assert_eq!(s.series.len(), 40, "40 series per worker");
     snapshot_to_pb(&s).expect("encodes")
 }
