@@ -11,10 +11,7 @@ use prost::Message;
 use std::path::Path;
 
 fn cases() -> u32 {
-    std::env::var("BARRAGE_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+    barrage_testkit::fuzz_cases()
 }
 
 /// Decodes `bytes` both ways; neither may panic. With `agree` (a message barrage itself
@@ -48,19 +45,14 @@ fn decode(bytes: &[u8], agree: bool) -> Option<Snapshot> {
 #[test]
 fn snapshot_corpus_replays() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/snapshot");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let got = decode_both(&std::fs::read(&path).unwrap());
+    for (name, bytes) in barrage_testkit::corpus(dir) {
+        let got = decode_both(&bytes);
         if name.starts_with("ok-") {
             assert!(got.is_some(), "{name} was refused");
         } else if name.starts_with("bad-") {
             assert!(got.is_none(), "{name} was accepted");
         }
-        n += 1;
     }
-    assert!(n > 0, "no corpus in {}", dir.display());
 }
 
 fn snapshot() -> impl Strategy<Value = Snapshot> {

@@ -6,6 +6,7 @@
 //! | [`require`]       | a test that needs something the machine may lack (root, a real target) |
 //! | [`wait_until`]    | the one way a test waits: on a condition it can observe, with a limit   |
 //! | [`free_port`]     | a loopback port nobody listens on, for a child that must be told one    |
+//! | [`fuzz_cases`], [`corpus`] | the property tests' case count and their committed seed inputs |
 //! | [`hostile`]       | a loopback HTTP target that misbehaves on purpose and counts requests   |
 //!
 //! # Requirements and skips
@@ -122,6 +123,39 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind 127.0.0.1:0")
+}
+
+/// Env variable giving the property tests (the fuzzers of every parser that reads bytes from
+/// outside) their case count; `.ci/run` sets it so each runs for seconds, bounded.
+pub const FUZZ_CASES: &str = "BARRAGE_FUZZ_CASES";
+
+/// Cases per property: [`FUZZ_CASES`], else 256.
+pub fn fuzz_cases() -> u32 {
+    std::env::var(FUZZ_CASES)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+/// The committed seed inputs of a fuzzer: every file of `dir`, sorted by name, as
+/// `(file name, bytes)`. Panics when there is none: a corpus is committed with its fuzzer.
+pub fn corpus(dir: impl AsRef<std::path::Path>) -> Vec<(String, Vec<u8>)> {
+    let dir = dir.as_ref();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
+        .map(|e| e.expect("corpus entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no corpus in {}", dir.display());
+    files
+        .into_iter()
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (name, bytes)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -639,10 +639,7 @@ mod tests {
         use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 
         fn runner() -> TestRunner {
-            let cases = std::env::var("BARRAGE_FUZZ_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(256);
+            let cases = barrage_testkit::fuzz_cases();
             TestRunner::new(Config {
                 cases,
                 failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
@@ -707,20 +704,13 @@ mod tests {
 
         #[test]
         fn the_corpus_never_panics_and_splits_change_nothing() {
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/h1");
-            let mut files: Vec<_> = std::fs::read_dir(dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            files.sort();
-            assert!(!files.is_empty(), "the HTTP/1 corpus is committed in {dir}");
             let rt = rt();
-            for f in files {
-                let reply = std::fs::read(&f).unwrap();
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/h1");
+            for (name, reply) in barrage_testkit::corpus(dir) {
                 let whole = rt.block_on(get_split(&reply, &[]));
                 let every: Vec<usize> = (1..reply.len()).collect();
                 let bytewise = rt.block_on(get_split(&reply, &every));
-                assert_eq!(bytewise, whole, "{}", f.display());
+                assert_eq!(bytewise, whole, "{name}");
             }
         }
 

@@ -492,10 +492,7 @@ mod tests {
         use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 
         fn runner() -> TestRunner {
-            let cases = std::env::var("BARRAGE_FUZZ_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(256);
+            let cases = barrage_testkit::fuzz_cases();
             TestRunner::new(Config {
                 cases,
                 failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
@@ -528,17 +525,7 @@ mod tests {
         }
 
         fn corpus() -> Vec<(String, Vec<u8>)> {
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/sse");
-            let mut files: Vec<_> = std::fs::read_dir(dir)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            files.sort();
-            assert!(!files.is_empty(), "the SSE corpus is committed in {dir}");
-            files
-                .into_iter()
-                .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
-                .collect()
+            barrage_testkit::corpus(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/sse"))
         }
 
         #[test]
