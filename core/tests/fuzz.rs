@@ -9,7 +9,7 @@ use barrage_core::sink::TrendSink;
 use barrage_core::threshold::Threshold;
 use barrage_core::Plan;
 use proptest::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn cases() -> u32 {
     barrage_testkit::fuzz_cases()
