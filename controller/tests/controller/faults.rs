@@ -184,13 +184,13 @@ fn closed_stdout_and_stderr_do_not_end_a_run() {
 
 // ---------------------------------------------------------------- §10 signals, orphans
 
-#[test]
-fn sigkill_of_barrage_run_leaves_no_child_and_no_temp_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let tmp = dir.path().join("tmp");
+/// `barrage run` of a 60 s plan against the embedded target, with a private `TMPDIR` (to see
+/// what is left there): the run, its `TMPDIR` and its results folder.
+fn embedded_run(dir: &Path, vus: u64) -> (Proc, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = dir.join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let results = dir.path().join("results");
-    let plan = plan_file(dir.path(), "long.toml", 1, 60, "");
+    let results = dir.join("results");
+    let plan = plan_file(dir, "long.toml", vus, 60, "");
     let mut cmd = Command::new(BARRAGE);
     cmd.args([
         "run",
@@ -202,8 +202,15 @@ fn sigkill_of_barrage_run_leaves_no_child_and_no_temp_file() {
         "--results-dir",
         results.to_str().unwrap(),
     ])
-    .env("TMPDIR", &tmp);
-    let mut run = Proc::start("barrage run", &mut cmd);
+    .env("TMPDIR", &tmp)
+    .env("RUST_LOG", "info");
+    (Proc::start("barrage run", &mut cmd), tmp, results)
+}
+
+#[test]
+fn sigkill_of_barrage_run_leaves_no_child_and_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut run, tmp, _) = embedded_run(dir.path(), 1);
     let pid = run.child.id();
     // mock LLM, reference runtime, one worker
     let kids = wait_for("three children", Duration::from_secs(30), || {
@@ -230,24 +237,7 @@ fn sigkill_of_barrage_run_leaves_no_child_and_no_temp_file() {
 fn sighup_and_sigterm_stop_gracefully_write_results_and_leave_nothing() {
     for sig in ["HUP", "TERM"] {
         let dir = tempfile::tempdir().unwrap();
-        let tmp = dir.path().join("tmp");
-        std::fs::create_dir(&tmp).unwrap();
-        let results = dir.path().join("results");
-        let plan = plan_file(dir.path(), "long.toml", 2, 60, "");
-        let mut cmd = Command::new(BARRAGE);
-        cmd.args([
-            "run",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--workers",
-            "1",
-            "--no-progress",
-            "--results-dir",
-            results.to_str().unwrap(),
-        ])
-        .env("TMPDIR", &tmp)
-        .env("RUST_LOG", "info");
-        let mut run = Proc::start("barrage run", &mut cmd);
+        let (mut run, tmp, results) = embedded_run(dir.path(), 2);
         let url = embedded_url(&run);
         wait_requests(&url, 20);
         let kids = descendants(run.child.id());
