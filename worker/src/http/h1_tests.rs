@@ -1,0 +1,342 @@
+//! Tests of the HTTP/1.1 connection (`h1.rs`): framing, keep-alive, stale connections,
+//! malformed answers, and its fuzzers. Kept apart so the connection reads as one room.
+use super::*;
+use tokio::net::TcpListener;
+
+/// A server that answers each request (read up to the blank line; no request bodies
+/// in these tests) with the next canned reply, then closes or waits for more.
+async fn serve(replies: Vec<&'static [u8]>, close_after: bool) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        for reply in replies {
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut b = [0u8; 1024];
+                let n = s.read(&mut b).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                got.extend_from_slice(&b[..n]);
+            }
+            // In pieces, to exercise partial heads and chunks.
+            for piece in reply.chunks(7) {
+                s.write_all(piece).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        }
+        if !close_after {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+    addr
+}
+
+/// A connection to a [`serve`] server.
+async fn connect(replies: Vec<&'static [u8]>, close_after: bool) -> Conn {
+    Conn::open(&serve(replies, close_after).await)
+        .await
+        .unwrap()
+}
+
+/// One exchange of a bodiless `method` request on `conn`.
+async fn run(
+    conn: &mut Conn,
+    method: reqwest::Method,
+) -> (Result<bool, Failure>, Progress, Vec<u8>) {
+    let req = Request {
+        method: &method,
+        url: "",
+        body: None,
+        auth: None,
+        accept: None,
+        extra: &[],
+    };
+    conn.write_request(&req, "/x");
+    let mut p = Progress::default();
+    let mut body = Vec::new();
+    let head_request = method == reqwest::Method::HEAD;
+    let r = conn
+        .exchange(head_request, Instant::now(), &mut p, &mut body)
+        .await;
+    (r, p, body)
+}
+
+async fn get(conn: &mut Conn) -> (Result<bool, Failure>, Progress, Vec<u8>) {
+    run(conn, reqwest::Method::GET).await
+}
+
+/// Waits (up to 5 s) until `still_open` says no; `what` names what should be noticed.
+async fn until_unusable(conn: &mut Conn, what: &str) {
+    let t0 = Instant::now();
+    while conn.still_open() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{what} not noticed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn length_chunked_and_informational_bodies_on_one_connection() {
+    let head_len = |s: &[u8]| (s.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4) as u64;
+    let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+    let b: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nx-t: 1\r\n\r\n";
+    let c: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+    let d: &[u8] = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    let mut conn = connect(vec![a, b, c, d], true).await;
+    let (r, p, body) = get(&mut conn).await;
+    assert!(r.unwrap(), "reusable");
+    assert_eq!((p.status, body.as_slice()), (200, &b"hello"[..]));
+    assert_eq!(p.received, a.len() as u64);
+    assert!(conn.still_open());
+    let (r, p, body) = get(&mut conn).await;
+    assert!(r.unwrap());
+    assert_eq!((p.status, body.as_slice()), (200, &b"wikipedia"[..]));
+    assert_eq!(
+        p.received,
+        head_len(b) + 9,
+        "chunked framing is not counted"
+    );
+    let (r, p, body) = get(&mut conn).await;
+    assert!(r.unwrap());
+    assert_eq!((p.status, body.len()), (204, 0));
+    assert_eq!(p.received, c.len() as u64);
+    let (r, p, body) = get(&mut conn).await;
+    assert!(!r.unwrap(), "connection: close is not reused");
+    assert_eq!((p.status, body.as_slice()), (404, &b"{}"[..]));
+}
+
+#[tokio::test]
+async fn body_until_close_and_a_closed_idle_connection() {
+    let a: &[u8] = b"HTTP/1.0 200 OK\r\n\r\nall of it";
+    let mut conn = connect(vec![a], true).await;
+    let (r, p, body) = get(&mut conn).await;
+    assert!(!r.unwrap());
+    assert_eq!((p.status, body.as_slice()), (200, &b"all of it"[..]));
+    // The server has closed: a second exchange fails the stale way (retry rule).
+    let (r, p, _) = get(&mut conn).await;
+    assert!(matches!(r, Err(Failure::Stale(_))), "{r:?}");
+    assert_eq!(p.waiting, None);
+}
+
+#[tokio::test]
+async fn an_idle_connection_the_server_closed_is_noticed() {
+    let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+    let mut conn = connect(vec![a], true).await;
+    assert!(get(&mut conn).await.0.unwrap());
+    until_unusable(&mut conn, "close").await;
+}
+
+#[tokio::test]
+async fn malformed_answers_fail_without_panicking() {
+    let cases: [(&[u8], &str); 5] = [
+        (b"garbage\r\n\r\n", "send"),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", "send"),
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort",
+            "body",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            "body",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabcX\r\n",
+            "body",
+        ),
+    ];
+    for (reply, want) in cases {
+        let mut conn = connect(vec![reply], true).await;
+        let (r, _, _) = get(&mut conn).await;
+        let got = match r {
+            Err(Failure::Send(_)) => "send",
+            Err(Failure::Body(_)) => "body",
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(reply)),
+        };
+        assert_eq!(got, want, "{:?}", String::from_utf8_lossy(reply));
+    }
+}
+
+#[tokio::test]
+async fn bytes_after_a_complete_answer_make_the_connection_unusable() {
+    let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\n";
+    let mut conn = connect(vec![a], false).await;
+    let (r, p, body) = get(&mut conn).await;
+    // The stray bytes may come in the same read as the answer or after it: either
+    // way the connection must not carry another exchange.
+    let reusable = r.unwrap();
+    assert_eq!((p.status, body.as_slice()), (200, &b"{}"[..]));
+    if reusable {
+        until_unusable(&mut conn, "stray bytes").await;
+    }
+}
+
+#[tokio::test]
+async fn head_requests_have_no_body() {
+    let a: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 123\r\n\r\n";
+    let mut conn = connect(vec![a], false).await;
+    let (r, p, body) = run(&mut conn, reqwest::Method::HEAD).await;
+    assert!(r.unwrap());
+    assert_eq!((p.status, body.len()), (200, 0));
+}
+
+/// Fuzz: `BARRAGE_FUZZ_CASES` cases (default 256) per property, over a real loopback
+/// connection; the committed corpus (`tests/corpus/h1/*`) is always replayed first.
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+
+    fn runner() -> TestRunner {
+        let cases = barrage_testkit::fuzz_cases();
+        TestRunner::new(Config {
+            cases,
+            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+                "tests/corpus/proptest-regressions/h1.txt",
+            ))),
+            ..Config::default()
+        })
+    }
+
+    /// What a GET got: the outcome's kind, the status, the body and the bytes counted.
+    type Got = (String, u16, Vec<u8>, u64);
+
+    /// One GET against a server that answers `reply` cut at `cuts` (each piece
+    /// written and flushed on its own), then closes.
+    async fn get_split(reply: &[u8], cuts: &[usize]) -> Got {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let mut pieces = Vec::new();
+        let mut from = 0;
+        for &c in cuts.iter().chain([&reply.len()]) {
+            let c = c.clamp(from, reply.len());
+            pieces.push(reply[from..c].to_vec());
+            from = c;
+        }
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut b = [0u8; 1024];
+                match s.read(&mut b).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&b[..n]),
+                }
+            }
+            for p in pieces {
+                if s.write_all(&p).await.is_err() {
+                    return;
+                }
+                let _ = s.flush().await;
+                tokio::task::yield_now().await;
+            }
+        });
+        let mut conn = Conn::open(&addr).await.unwrap();
+        let (r, p, body) = get(&mut conn).await;
+        server.abort();
+        let kind = match r {
+            Ok(reusable) => format!("ok {reusable}"),
+            Err(Failure::Stale(_)) => "stale".into(),
+            Err(Failure::Send(_)) => "send".into(),
+            Err(Failure::Body(_)) => "body".into(),
+            Err(Failure::TooLarge) => "too large".into(),
+        };
+        (kind, p.status, body, p.received)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_corpus_never_panics_and_splits_change_nothing() {
+        let rt = rt();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/h1");
+        for (name, reply) in barrage_testkit::corpus(dir) {
+            let whole = rt.block_on(get_split(&reply, &[]));
+            let every: Vec<usize> = (1..reply.len()).collect();
+            let bytewise = rt.block_on(get_split(&reply, &every));
+            assert_eq!(bytewise, whole, "{name}");
+        }
+    }
+
+    #[test]
+    fn any_bytes_never_panic() {
+        let rt = rt();
+        let strategy = (
+            proptest::collection::vec(any::<u8>(), 0..400),
+            proptest::collection::vec(any::<usize>(), 0..4),
+        );
+        runner()
+            .run(&strategy, |(reply, cuts)| {
+                let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (reply.len() + 1)).collect();
+                cuts.sort_unstable();
+                // Prefixed with a valid status line half the time, so heads and bodies
+                // are reached, not only the status line's refusal.
+                let mut with_head = b"HTTP/1.1 200 OK\r\n".to_vec();
+                with_head.extend_from_slice(&reply);
+                rt.block_on(get_split(&reply, &cuts));
+                rt.block_on(get_split(&with_head, &cuts));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A well-formed response: a status, a few headers, a body framed by length or
+    /// in chunks of the given sizes.
+    fn response() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
+        (
+            prop_oneof![200u16..204, 205u16..304, 305u16..600],
+            proptest::collection::vec(any::<u8>(), 0..300),
+            proptest::option::of(proptest::collection::vec(1usize..50, 1..8)),
+        )
+            .prop_map(|(status, body, chunks)| {
+                let mut r = format!("HTTP/1.1 {status} X\r\nx-a: b\r\n").into_bytes();
+                match chunks {
+                    None => {
+                        r.extend_from_slice(
+                            format!("content-length: {}\r\n\r\n", body.len()).as_bytes(),
+                        );
+                        r.extend_from_slice(&body);
+                    }
+                    Some(sizes) => {
+                        r.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+                        let mut rest = &body[..];
+                        for s in sizes.iter().cycle() {
+                            if rest.is_empty() {
+                                break;
+                            }
+                            let n = (*s).min(rest.len());
+                            r.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                            r.extend_from_slice(&rest[..n]);
+                            r.extend_from_slice(b"\r\n");
+                            rest = &rest[n..];
+                        }
+                        r.extend_from_slice(b"0\r\n\r\n");
+                    }
+                }
+                (r, body)
+            })
+    }
+
+    #[test]
+    fn a_well_formed_answer_split_anywhere_reads_as_whole() {
+        let rt = rt();
+        let strategy = (response(), proptest::collection::vec(any::<usize>(), 0..6));
+        runner()
+            .run(&strategy, |((reply, body), cuts)| {
+                let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (reply.len() + 1)).collect();
+                cuts.sort_unstable();
+                let whole = rt.block_on(get_split(&reply, &[]));
+                prop_assert_eq!(&whole.2, &body);
+                prop_assert_eq!(&whole.0, "ok true");
+                prop_assert_eq!(rt.block_on(get_split(&reply, &cuts)), whole);
+                Ok(())
+            })
+            .unwrap();
+    }
+}
