@@ -69,6 +69,62 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// `barrage controller` in namespace `i` on port 7400, expecting two workers, with the
+    /// join token written into `dir` (plain text between namespaces: `--insecure-plaintext`).
+    /// Returns the controller, once listening, and its results folder.
+    fn controller(
+        &self,
+        i: usize,
+        dir: &std::path::Path,
+        plan: &std::path::Path,
+    ) -> (Proc, std::path::PathBuf) {
+        let token = token_file(dir, "token", "netns-token");
+        let results = dir.join("results");
+        let listen = format!("{}:7400", addr(i));
+        let mut ctl = self.exec(
+            i,
+            "controller",
+            &[
+                "controller",
+                "--listen",
+                &listen,
+                "--expect-workers",
+                "2",
+                "--plan",
+                plan.to_str().unwrap(),
+                "--token-file",
+                token.to_str().unwrap(),
+                "--results-dir",
+                results.to_str().unwrap(),
+                "--no-progress",
+                "--insecure-plaintext",
+            ],
+            &[],
+        );
+        assert_eq!(ctl.listening(), listen);
+        (ctl, results)
+    }
+
+    /// A worker in namespace `i` joining the controller of namespace `ctl` (the token from `dir`).
+    fn worker(&self, i: usize, name: &str, ctl: usize, dir: &std::path::Path) -> Proc {
+        let url = format!("http://{}:7400", addr(ctl));
+        let token = dir.join("token");
+        self.exec(
+            i,
+            name,
+            &[
+                "worker",
+                "--controller",
+                &url,
+                "--token-file",
+                token.to_str().unwrap(),
+            ],
+            &[],
+        )
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         for n in &self.names {
@@ -139,55 +195,9 @@ fn controller_workers_and_target_on_separate_hosts() {
         3,
         &format!("[target]\nurl = \"{target_url}\"\nruntime = \"netns\"\n"),
     );
-    let token = token_file(dir.path(), "token", "netns-token");
-    let results = dir.path().join("results");
-    let listen = format!("{}:7400", addr(ctl_i));
-    let mut ctl = ns.exec(
-        ctl_i,
-        "controller",
-        &[
-            "controller",
-            "--listen",
-            &listen,
-            "--expect-workers",
-            "2",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--token-file",
-            token.to_str().unwrap(),
-            "--results-dir",
-            results.to_str().unwrap(),
-            "--no-progress",
-            "--insecure-plaintext",
-        ],
-        &[],
-    );
-    assert_eq!(ctl.listening(), listen);
-    let url = format!("http://{listen}");
-    let _w1 = ns.exec(
-        w1_i,
-        "w1",
-        &[
-            "worker",
-            "--controller",
-            &url,
-            "--token-file",
-            token.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let _w2 = ns.exec(
-        w2_i,
-        "w2",
-        &[
-            "worker",
-            "--controller",
-            &url,
-            "--token-file",
-            token.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (mut ctl, results) = ns.controller(ctl_i, dir.path(), &plan);
+    let _w1 = ns.worker(w1_i, "w1", ctl_i, dir.path());
+    let _w2 = ns.worker(w2_i, "w2", ctl_i, dir.path());
     assert_eq!(
         ctl.exit_code(Duration::from_secs(60)),
         0,
@@ -276,47 +286,9 @@ fn a_partitioned_worker_stops_before_its_share_is_reassigned() {
         14,
         &format!("[target]\nurl = \"{target_url}\"\nruntime = \"part\"\n"),
     );
-    let token = token_file(dir.path(), "token", "netns-token");
-    let results = dir.path().join("results");
-    let listen = format!("{}:7400", addr(ctl_i));
-    let mut ctl = ns.exec(
-        ctl_i,
-        "controller",
-        &[
-            "controller",
-            "--listen",
-            &listen,
-            "--expect-workers",
-            "2",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--token-file",
-            token.to_str().unwrap(),
-            "--results-dir",
-            results.to_str().unwrap(),
-            "--no-progress",
-            "--insecure-plaintext",
-        ],
-        &[],
-    );
-    assert_eq!(ctl.listening(), listen);
-    let url = format!("http://{listen}");
-    let join = |i: usize, name: &str| {
-        ns.exec(
-            i,
-            name,
-            &[
-                "worker",
-                "--controller",
-                &url,
-                "--token-file",
-                token.to_str().unwrap(),
-            ],
-            &[],
-        )
-    };
-    let _w1 = join(w1_i, "w1");
-    let mut w2 = join(w2_i, "w2");
+    let (mut ctl, results) = ns.controller(ctl_i, dir.path(), &plan);
+    let _w1 = ns.worker(w1_i, "w1", ctl_i, dir.path());
+    let mut w2 = ns.worker(w2_i, "w2", ctl_i, dir.path());
     // load is flowing from both workers
     wait_for("LLM calls at the target", Duration::from_secs(60), || {
         (chat_calls() >= 2 * VUS).then_some(())
