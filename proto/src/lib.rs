@@ -119,26 +119,23 @@ pub fn series_key_from_pb(metric: &str, tags: &[pb::Tag]) -> Result<SeriesKey, W
     ))
 }
 
-/// Encodes a raw point.
-pub fn point_to_pb(p: &Point) -> pb::Point {
+/// Encodes a raw point, moving its strings (a point is encoded once, on its way out).
+pub fn point_to_pb(p: Point) -> pb::Point {
     pb::Point {
-        metric: p.metric.clone(),
+        metric: p.metric,
         kind: kind_to_pb(p.kind) as i32,
         tags: p
             .tags
-            .iter()
-            .map(|(k, v)| pb::Tag {
-                key: k.clone(),
-                value: v.clone(),
-            })
+            .into_iter()
+            .map(|(key, value)| pb::Tag { key, value })
             .collect(),
         time_unix_us: p.time_unix_us,
         value: p.value,
     }
 }
 
-/// Decodes a raw point: it needs a metric, a known kind and a finite value.
-pub fn point_from_pb(p: &pb::Point) -> Result<Point, WireError> {
+/// Decodes a raw point, moving its strings: it needs a metric, a known kind and a finite value.
+pub fn point_from_pb(p: pb::Point) -> Result<Point, WireError> {
     if p.metric.is_empty() {
         return Err(WireError::Missing {
             field: "point.metric",
@@ -153,13 +150,9 @@ pub fn point_from_pb(p: &pb::Point) -> Result<Point, WireError> {
         ));
     }
     Ok(Point {
-        metric: p.metric.clone(),
+        metric: p.metric,
         kind,
-        tags: p
-            .tags
-            .iter()
-            .map(|t| (t.key.clone(), t.value.clone()))
-            .collect(),
+        tags: p.tags.into_iter().map(|t| (t.key, t.value)).collect(),
         time_unix_us: p.time_unix_us,
         value: p.value,
     })

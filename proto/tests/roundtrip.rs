@@ -260,18 +260,18 @@ fn points_convert_both_ways_and_bad_ones_name_the_field() {
         time_unix_us: 1_735_787_045_678_901,
         value: 1234.0,
     };
-    let wire = barrage_proto::point_to_pb(&p);
-    assert_eq!(barrage_proto::point_from_pb(&wire).unwrap(), p);
+    let wire = barrage_proto::point_to_pb(p.clone());
+    assert_eq!(barrage_proto::point_from_pb(wire.clone()).unwrap(), p);
     let mut bad = wire.clone();
     bad.value = f64::NAN;
-    let e = barrage_proto::point_from_pb(&bad).unwrap_err().to_string();
+    let e = barrage_proto::point_from_pb(bad).unwrap_err().to_string();
     assert!(e.contains("point http_req_duration: value"), "{e}");
     let mut bad = wire.clone();
     bad.kind = 99;
-    let e = barrage_proto::point_from_pb(&bad).unwrap_err().to_string();
+    let e = barrage_proto::point_from_pb(bad).unwrap_err().to_string();
     assert!(e.contains("point http_req_duration: kind"), "{e}");
     let mut bad = wire;
     bad.metric.clear();
-    let e = barrage_proto::point_from_pb(&bad).unwrap_err().to_string();
+    let e = barrage_proto::point_from_pb(bad).unwrap_err().to_string();
     assert!(e.contains("point.metric"), "{e}");
 }

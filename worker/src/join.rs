@@ -323,7 +323,7 @@ fn start_run<S: Scenario + 'static>(
                     }
                 },
                 Tick::Points(points) => Out::Points(pb::PointBatch {
-                    points: points.iter().map(barrage_proto::point_to_pb).collect(),
+                    points: points.into_iter().map(barrage_proto::point_to_pb).collect(),
                 }),
             };
             if let Err(e) = out.try_send(msg(m)) {

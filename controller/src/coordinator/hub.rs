@@ -295,11 +295,15 @@ impl Hub {
             }
             In::Snapshot(s) => self.merge(id, &s),
             In::Points(batch) => {
+                let sent = batch.points.len();
                 let points: Vec<_> = batch
                     .points
-                    .iter()
+                    .into_iter()
                     .filter_map(|p| barrage_proto::point_from_pb(p).ok())
                     .collect();
+                if points.len() < sent {
+                    tracing::warn!(worker = %id, dropped = sent - points.len(), "invalid raw points dropped");
+                }
                 if let Some((last, rest)) = self.outputs.split_last_mut() {
                     for o in rest {
                         o.add(points.clone());
