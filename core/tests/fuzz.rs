@@ -11,10 +11,6 @@ use barrage_core::Plan;
 use proptest::prelude::*;
 use std::path::Path;
 
-fn cases() -> u32 {
-    barrage_testkit::fuzz_cases()
-}
-
 fn corpus(kind: &str) -> Vec<(String, Vec<u8>)> {
     barrage_testkit::corpus(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -93,7 +89,7 @@ fn valid_threshold() -> impl Strategy<Value = (String, f64)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(barrage_testkit::fuzz_config(None))]
 
     #[test]
     fn arbitrary_text_never_panics_the_plan_parser(text in "\\PC*") {

@@ -10,10 +10,6 @@ use proptest::prelude::*;
 use prost::Message;
 use std::path::Path;
 
-fn cases() -> u32 {
-    barrage_testkit::fuzz_cases()
-}
-
 /// Decodes `bytes` both ways; neither may panic. With `agree` (a message barrage itself
 /// encoded), when the whole decode succeeds the sparse merge must too, with the same counts.
 /// Corrupted bytes need not agree: the sparse decoder is the stricter of the two (a
@@ -100,7 +96,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(barrage_testkit::fuzz_config(None))]
 
     #[test]
     fn arbitrary_bytes_never_panic_the_snapshot_decoder(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {

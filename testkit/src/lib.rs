@@ -6,7 +6,7 @@
 //! | [`require`]       | a test that needs something the machine may lack (root, a real target) |
 //! | [`wait_until`]    | the one way a test waits: on a condition it can observe, with a limit   |
 //! | [`free_port`]     | a loopback port nobody listens on, for a child that must be told one    |
-//! | [`fuzz_cases`], [`corpus`] | the property tests' case count and their committed seed inputs |
+//! | [`fuzz_config`], [`corpus`] | the property tests' configuration and their committed seed inputs |
 //! | [`hostile`]       | a loopback HTTP target that misbehaves on purpose and counts requests   |
 //!
 //! # Requirements and skips
@@ -135,6 +135,18 @@ pub fn fuzz_cases() -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256)
+}
+
+/// The one proptest configuration of barrage's fuzzers: [`fuzz_cases`] cases, and failing
+/// seeds saved to `regressions` (a path under the crate, committed) or nowhere.
+pub fn fuzz_config(regressions: Option<&'static str>) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, FileFailurePersistence};
+    Config {
+        cases: fuzz_cases(),
+        failure_persistence: regressions
+            .map(|p| Box::new(FileFailurePersistence::Direct(p)) as Box<_>),
+        ..Config::default()
+    }
 }
 
 /// The committed seed inputs of a fuzzer: every file of `dir`, sorted by name, as

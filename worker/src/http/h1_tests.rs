@@ -186,17 +186,12 @@ async fn head_requests_have_no_body() {
 mod fuzz {
     use super::*;
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+    use proptest::test_runner::TestRunner;
 
     fn runner() -> TestRunner {
-        let cases = barrage_testkit::fuzz_cases();
-        TestRunner::new(Config {
-            cases,
-            failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-                "tests/corpus/proptest-regressions/h1.txt",
-            ))),
-            ..Config::default()
-        })
+        TestRunner::new(barrage_testkit::fuzz_config(Some(
+            "tests/corpus/proptest-regressions/h1.txt",
+        )))
     }
 
     /// What a GET got: the outcome's kind, the status, the body and the bytes counted.

@@ -489,17 +489,12 @@ mod tests {
     mod fuzz {
         use super::*;
         use proptest::prelude::*;
-        use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+        use proptest::test_runner::TestRunner;
 
         fn runner() -> TestRunner {
-            let cases = barrage_testkit::fuzz_cases();
-            TestRunner::new(Config {
-                cases,
-                failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-                    "tests/corpus/proptest-regressions/sse.txt",
-                ))),
-                ..Config::default()
-            })
+            TestRunner::new(barrage_testkit::fuzz_config(Some(
+                "tests/corpus/proptest-regressions/sse.txt",
+            )))
         }
 
         /// Events of `body` fed in pieces cut at `cuts` (sorted, deduplicated by the
