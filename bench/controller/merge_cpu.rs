@@ -11,9 +11,9 @@
 //!
 //! `cargo bench -p controller --bench merge_cpu [-- WORKERS SECONDS]`
 use barrage_controller::merge::Merger;
-use barrage_controller::thresholds::ThresholdSet;
 use barrage_controller::timeseries::{TimePoint, TimeSeries};
 use barrage_core::metrics::builtin;
+use barrage_core::ThresholdSet;
 use barrage_core::{MetricKind, Plan, Profile, SeriesKey, Snapshot};
 use barrage_proto::{pb, snapshot_to_pb};
 use std::collections::BTreeSet;

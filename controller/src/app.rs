@@ -6,7 +6,7 @@ use crate::coordinator::{self, Control};
 use crate::local::{self, Children};
 use crate::output::{self, Output};
 use crate::report::RunReport;
-use crate::{exit_code, meta, results, summary, token};
+use crate::{exit_code, results, summary, token};
 use anyhow::Context as _;
 use barrage_core::{errln, outln, Secret};
 use std::io::Write as _;
@@ -106,20 +106,21 @@ fn finalize(
             failed_outputs = true;
         }
     }
-    let doc = summary::summary_json(report, &meta::rig(), &meta::host());
+    let mut code = report.exit_code();
+    if code == exit_code::SUCCESS && failed_outputs {
+        code = exit_code::FAILURE;
+    }
+    let mut doc = summary::summarize(report);
+    doc.result.exit_code = code;
     let bytes = serde_json::to_vec_pretty(&doc).context("summary does not serialize")?;
     let path = results::write_new(
         &results::summary_path(&cfg.results_dir, &report.plan),
         &bytes,
     )?;
-    let text = summary::render_text(&doc, &path);
+    let text = barrage_core::summary::render_text(&doc, Some(&path));
     let mut stdout = barrage_core::logging::stdout();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-    let code = report.exit_code();
-    if code == exit_code::SUCCESS && failed_outputs {
-        return Ok(ExitCode::from(exit_code::FAILURE));
-    }
     Ok(ExitCode::from(code))
 }
 

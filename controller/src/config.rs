@@ -7,9 +7,9 @@
 use crate::cli::{ControllerArgs, OnWorkerLoss, OutSpec, OutputArgs, PlanArgs, RunArgs};
 use crate::coordinator::CoordinatorConfig;
 use crate::results::{self, ResultsError};
-use crate::thresholds::ThresholdSet;
 use crate::token::{self, TokenError};
 use barrage_core::auth::AuthError;
+use barrage_core::threshold::ThresholdSet;
 use barrage_core::{Plan, PlanError, PlanOverrides, Profile, Secret};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

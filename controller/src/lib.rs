@@ -11,13 +11,10 @@
 //! | [`coordinator`]   | the gRPC service, one session per worker, the run's state machine      |
 //! | [`local`]         | child processes of `barrage run`: spawn, pin, read ports, stop         |
 //! | [`merge`]         | exact merging of interval snapshots, interval buckets                  |
-//! | [`timeseries`]    | the compact per-interval time series (84 bytes per interval)           |
-//! | [`thresholds`]    | k6 thresholds evaluated on merged data, abort-on-fail                  |
 //! | [`progress`]      | live progress: a bar on a terminal, plain lines otherwise              |
 //! | [`report`]        | `RunReport`: what a run produced, why it ended, its exit code          |
 //! | [`summary`]       | `summary.json` and the human end-of-test summary                       |
 //! | [`results`]       | result names, the folder probe, atomic writes                          |
-//! | [`meta`]          | rig version, git sha, host description                                 |
 //! | [`output`]        | raw-point outputs: k6 NDJSON, k6 CSV                                   |
 //! | `app`             | the subcommands, end to end                                            |
 //!
@@ -43,14 +40,14 @@ pub mod coordinator;
 pub mod exit_code;
 pub mod local;
 pub mod merge;
-pub mod meta;
 pub mod output;
 pub mod progress;
 pub mod report;
-pub mod results;
+/// Result names and atomic writes are core's (the standalone worker writes results too).
+pub use barrage_core::results;
 pub mod summary;
-pub mod thresholds;
-pub mod timeseries;
+/// The time series is core's (the standalone worker keeps one too).
+pub use barrage_core::timeseries;
 pub mod token;
 
 pub use app::run;

@@ -1,8 +1,8 @@
 //! The outcome of a run, as the coordinator hands it to the summary: merged sinks, the
 //! time series, the workers (lost ones too), the thresholds' verdicts and why it ended.
 use crate::exit_code;
-use crate::thresholds::Verdict;
 use crate::timeseries::TimeSeries;
+use barrage_core::threshold::Verdict;
 use barrage_core::{Plan, Segment, Snapshot};
 use std::time::{Duration, SystemTime};
 

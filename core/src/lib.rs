@@ -14,7 +14,10 @@
 //! | [`snapshot`]  | [`Snapshot`], `SeriesPart`               | one interval of sinks per series; the merge |
 //! | [`hdr`]       | `SparseDecoder`, `add_pairs`             | HDR V2 wire histograms decoded sparsely    |
 //! | [`point`]     | [`Point`]                                | a raw sample, for `--out` formats          |
-//! | [`threshold`] | [`Threshold`], [`MetricRef`]             | k6 threshold syntax, parse and evaluate    |
+//! | [`threshold`] | [`Threshold`], [`ThresholdSet`], [`Verdict`] | k6 threshold syntax; the one evaluator |
+//! | [`timeseries`]| `TimeSeries`, `TimePoint`                | the compact per-interval time series       |
+//! | [`results`]   | `summary_path`, `write_new`              | result names; atomic, never-overwriting writes |
+//! | [`summary`]   | `Summary`, `assemble`, `render_text`     | the one model of a run's results           |
 //! | [`auth`]      | [`Secret`], [`mint_hs256`]               | the one place JWTs are minted (wall clock) |
 //! | [`liveness`]  | `SILENT_INTERVALS`, `worker_silence`     | when each side gives the other up          |
 //! | [`logging`]   | `init`, `outln!`, `errln!`               | logs and prints a closed pipe cannot kill  |
@@ -39,14 +42,17 @@ pub mod logging;
 pub mod metrics;
 pub mod plan;
 pub mod point;
+pub mod results;
 pub mod segment;
 pub mod sink;
 pub mod snapshot;
+pub mod summary;
 pub mod threshold;
+pub mod timeseries;
 
 pub use auth::{mint_hs256, JwtClaims, Secret};
 pub use executor::{ExecutorConfig, Stage};
-pub use metrics::{MetricKind, SeriesKey};
+pub use metrics::{MetricKind, SeriesKey, ValueKind};
 pub use plan::{
     AuthConfig, FlowConfig, Plan, PlanError, PlanOverrides, Profile, RequestFlow, TargetConfig,
 };
@@ -54,7 +60,8 @@ pub use point::Point;
 pub use segment::{Fraction, Segment};
 pub use sink::Sink;
 pub use snapshot::Snapshot;
-pub use threshold::{MetricRef, Threshold};
+pub use summary::Summary;
+pub use threshold::{MetricRef, Threshold, ThresholdSet, Verdict};
 
 /// The crate version every binary reports; workers and controller must agree on it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -27,6 +27,48 @@ impl MetricKind {
     }
 }
 
+/// What a metric's values are (k6's `ValueType`: `Default`, `Time`, `Data`): it decides the
+/// unit a summary prints and the scale a threshold compares in. Time Trends hold µs and are
+/// shown and compared in ms; Data Counters hold bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueKind {
+    /// A plain number (counts, ratios, events).
+    Default,
+    /// A duration: stored in µs, shown and compared in ms.
+    Time,
+    /// A byte count.
+    Data,
+}
+
+impl ValueKind {
+    /// The one rule: built-in Time Trends are times, `data_*` Counters are bytes, anything
+    /// else (custom metrics included) is a plain number.
+    pub fn of(metric: &str, kind: MetricKind) -> ValueKind {
+        match kind {
+            MetricKind::Trend if builtin::lookup(metric).is_some_and(|(_, t)| t) => ValueKind::Time,
+            MetricKind::Counter if builtin::is_data(metric) => ValueKind::Data,
+            _ => ValueKind::Default,
+        }
+    }
+
+    /// Factor from the stored value to the shown/compared one (µs → ms for times).
+    pub fn scale(self) -> f64 {
+        match self {
+            ValueKind::Time => 1e-3,
+            _ => 1.0,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueKind::Default => "default",
+            ValueKind::Time => "time",
+            ValueKind::Data => "data",
+        }
+    }
+}
+
 /// The built-in metrics, with k6's names so that habits and jq recipes carry over.
 ///
 /// Adding one: add the constant, add it to [`builtin::ALL`] with its kind and whether its

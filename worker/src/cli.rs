@@ -60,6 +60,10 @@ pub struct Args {
     /// Standalone: mint HS256 JWTs from the secret in this environment variable.
     #[arg(long, value_name = "VAR")]
     pub jwt_secret_env: Option<String>,
+
+    /// Standalone: folder for `{name}.summary.json` (the same file `barrage run` writes).
+    #[arg(long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
 }
 
 /// Where the plan of a standalone run comes from.
@@ -77,6 +81,8 @@ pub struct StandaloneArgs {
     pub runtime_name: Option<String>,
     pub jwt_secret_env: Option<String>,
     pub core: Option<usize>,
+    /// Where the summary goes (default `results`).
+    pub results_dir: PathBuf,
 }
 
 /// Validated flags of a controller-joined worker.
@@ -164,6 +170,10 @@ impl Args {
                     runtime_name: self.runtime_name.clone(),
                     jwt_secret_env: self.jwt_secret_env.clone(),
                     core: self.core,
+                    results_dir: self
+                        .results_dir
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("results")),
                 })
             })
         } else {
@@ -173,6 +183,7 @@ impl Args {
                 ("--target", self.target.is_some()),
                 ("--runtime-name", self.runtime_name.is_some()),
                 ("--jwt-secret-env", self.jwt_secret_env.is_some()),
+                ("--results-dir", self.results_dir.is_some()),
             ] {
                 if set {
                     errors.push(format!(

@@ -14,7 +14,6 @@
 //! | [`vu`]        | the one VU loop, its feeds (closed, open) and slots                     |
 //! | [`registry`]  | metrics registry: interned series, interval sinks, snapshot cuts        |
 //! | [`interval`]  | the snapshot ticker, aligned to the run's start                         |
-//! | [`summary`]   | end-of-test summary and threshold evaluation                            |
 //! | [`clock`]     | instants ↔ controller wall clock                                        |
 //! | [`pin`]       | pinning the worker thread to a core                                     |
 //! | [`sample`]    | the seam: `Scenario` (a flow), `Record` (the registry), `Sample`        |
@@ -50,7 +49,6 @@ pub mod pin;
 pub mod registry;
 pub mod session;
 pub mod standalone;
-pub mod summary;
 pub mod vu;
 
 pub use cli::Args;

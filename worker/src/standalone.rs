@@ -1,5 +1,6 @@
 //! Standalone mode: `barrage-worker --standalone (--plan FILE | --profile NAME)` runs the
-//! plan on the full segment with no controller, prints a k6-like summary and exits with 99
+//! plan on the full segment with no controller, writes the same `summary.json` and prints
+//! the same k6-like text as `barrage run` (core's one summary model), and exits with 99
 //! when a threshold failed. Ctrl-C once: graceful stop (`plan.graceful_stop`); twice: at
 //! once.
 use crate::cli::{PlanSource, StandaloneArgs};
@@ -9,10 +10,11 @@ use crate::interval::Tick;
 use crate::registry::Registry;
 use crate::sample::Scenario;
 use crate::session::{self, RunSpec};
-use crate::summary;
 use crate::{exit_code, pin};
 use anyhow::Context;
-use barrage_core::{Plan, PlanOverrides, Secret, Segment, Snapshot};
+use barrage_core::summary::{self, RunFacts, RunMode, Summary, WorkerSummary};
+use barrage_core::timeseries::{TimePoint, TimeSeries};
+use barrage_core::{Plan, PlanOverrides, Secret, Segment, Snapshot, ThresholdSet, Verdict};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -69,12 +71,76 @@ pub struct Outcome {
     pub total: Snapshot,
     pub totals: RunTotals,
     pub elapsed: Duration,
-    pub thresholds: Vec<summary::Verdict>,
+    /// Wall-clock start and end, for the summary.
+    pub started: std::time::SystemTime,
+    pub ended: std::time::SystemTime,
+    pub timeseries: TimeSeries,
+    pub snapshots: u64,
+    pub thresholds: Vec<Verdict>,
 }
 
 impl Outcome {
     pub fn thresholds_passed(&self) -> bool {
-        self.thresholds.iter().all(|r| r.passed)
+        self.thresholds.iter().all(|r| r.ok)
+    }
+
+    /// The exit code this run deserves.
+    pub fn exit_code(&self) -> u8 {
+        if self.thresholds_passed() {
+            exit_code::SUCCESS
+        } else {
+            exit_code::THRESHOLDS_FAILED
+        }
+    }
+
+    /// The run's summary: the same model `barrage run` writes.
+    pub fn summary(&self, plan: &Plan, core: Option<usize>, end_reason: &str) -> Summary {
+        let requests = match self
+            .total
+            .submetric(barrage_core::metrics::builtin::HTTP_REQS, &[])
+        {
+            Some(barrage_core::Sink::Counter(c)) => c.sum as u64,
+            _ => 0,
+        };
+        let iterations = match self
+            .total
+            .submetric(barrage_core::metrics::builtin::ITERATIONS, &[])
+        {
+            Some(barrage_core::Sink::Counter(c)) => c.sum as u64,
+            _ => 0,
+        };
+        let host = summary::host();
+        let me = WorkerSummary {
+            id: "standalone".into(),
+            host: host.hostname.clone(),
+            pid: std::process::id(),
+            core: core.map_or(-1, |c| c as i32),
+            version: barrage_core::VERSION.into(),
+            segment: Some(Segment::FULL.to_string()),
+            clock_offset_us: 0,
+            rtt_us: 0,
+            iterations,
+            requests,
+            snapshots: self.snapshots,
+            done_iterations: Some(iterations),
+            lost: None,
+        };
+        summary::assemble(RunFacts {
+            mode: RunMode::Standalone,
+            plan,
+            rig: summary::rig(),
+            host,
+            start: self.started,
+            end: self.ended,
+            elapsed: self.elapsed,
+            total: &self.total,
+            timeseries: &self.timeseries,
+            workers: vec![me],
+            verdicts: &self.thresholds,
+            end_reason: end_reason.to_string(),
+            exit_code: self.exit_code(),
+            late_snapshots: 0,
+        })
     }
 }
 
@@ -90,7 +156,16 @@ pub async fn run_plan<S: Scenario + 'static>(
     let registry = Rc::new(Registry::new(&plan.tags));
     let (_segment_tx, segment) = watch::channel(Segment::FULL);
     let start = Instant::now();
+    let started = std::time::SystemTime::now();
     let mut total = Snapshot::default();
+    let mut timeseries = TimeSeries {
+        interval_ms: plan.interval.as_millis().min(u32::MAX as u128) as u32,
+        start_unix_us: started
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64),
+        points: Vec::new(),
+    };
+    let mut seq = 0u64;
     let spec = RunSpec {
         plan: plan.clone(),
         scenario,
@@ -119,17 +194,30 @@ pub async fn run_plan<S: Scenario + 'static>(
                     iterations
                 );
             }
+            timeseries.push(TimePoint::from_interval(seq, &snap, 1));
+            seq += 1;
             let _ = total.accumulate(&snap);
         }
     })
     .await;
+    if !end.last.is_empty() {
+        timeseries.push(TimePoint::from_interval(seq, &end.last, 1));
+        seq += 1;
+    }
     let _ = total.accumulate(&end.last);
     let elapsed = end.ended_at - start;
-    let thresholds = summary::evaluate(&plan, &total, elapsed);
+    // the plan was validated before the run, so its thresholds parse
+    let thresholds = ThresholdSet::from_plan(&plan)
+        .map(|set| set.evaluate(&total, elapsed))
+        .unwrap_or_default();
     Outcome {
         total,
         totals: end.totals,
         elapsed,
+        started,
+        ended: started + elapsed,
+        timeseries,
+        snapshots: seq,
         thresholds,
     }
 }
@@ -144,6 +232,11 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let (plan, secrets) = plan;
+    // the results folder is proven writable before any load is sent
+    if let Err(e) = barrage_core::results::probe_dir(&args.results_dir) {
+        barrage_core::errln!("barrage-worker: --results-dir: {e}");
+        return Ok(exit_code::code(exit_code::CONFIG));
+    }
     let (runtime, local) = pin::vu_runtime(args.core)?;
     local.block_on(&runtime, async move {
         let flow = match crate::flow::AgentFlow::new(&plan, &secrets) {
@@ -163,34 +256,42 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         let hard = CancellationToken::new();
         let grace = plan.graceful_stop;
         let signals = hard.clone();
+        let interrupts = Rc::new(std::cell::Cell::new(0u8));
+        let seen = interrupts.clone();
         tokio::task::spawn_local(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
+                seen.set(1);
                 barrage_core::errln!(
                     "interrupted: stopping gracefully (Ctrl-C again to stop at once)"
                 );
                 let _ = stop_tx.send(Some(grace));
                 if tokio::signal::ctrl_c().await.is_ok() {
+                    seen.set(2);
                     signals.cancel();
                 }
             }
         });
         let plan = Rc::new(plan);
         let outcome = run_plan(plan.clone(), Rc::new(flow), stop, hard, true).await;
+        // the same words as the controller's end reasons
+        let end_reason = match interrupts.get() {
+            0 => "completed",
+            1 => "interrupted (SIGINT): stopped gracefully",
+            _ => "interrupted twice (SIGINT): aborted",
+        };
+        let doc = outcome.summary(&plan, args.core, end_reason);
+        let bytes = serde_json::to_vec_pretty(&doc).context("summary does not serialize")?;
+        let path = barrage_core::results::write_new(
+            &barrage_core::results::summary_path(&args.results_dir, &plan),
+            &bytes,
+        )?;
+        let text = summary::render_text(&doc, Some(&path));
         let mut out = barrage_core::logging::Lossy(std::io::stdout().lock());
-        summary::write_summary(
-            &mut out,
-            &plan,
-            &outcome.total,
-            outcome.elapsed,
-            &outcome.thresholds,
-        )
-        .context("writing the summary")?;
+        let _ = out.write_all(text.as_bytes());
         out.flush().ok();
-        Ok(if outcome.thresholds_passed() {
-            exit_code::code(exit_code::SUCCESS)
-        } else {
+        if !outcome.thresholds_passed() {
             barrage_core::errln!("barrage-worker: some thresholds have failed");
-            exit_code::code(exit_code::THRESHOLDS_FAILED)
-        })
+        }
+        Ok(exit_code::code(outcome.exit_code()))
     })
 }

@@ -4,8 +4,8 @@
 use super::roster::Roster;
 use crate::merge::Merger;
 use crate::report::{EndReason, Lost, RunReport, WorkerRecord};
-use crate::thresholds::ThresholdSet;
 use crate::timeseries::{TimePoint, TimeSeries};
+use barrage_core::threshold::ThresholdSet;
 use barrage_core::Plan;
 use std::time::{Duration, Instant, SystemTime};
 

@@ -28,7 +28,7 @@ pub mod session;
 use crate::cli::OnWorkerLoss;
 use crate::output::Output;
 use crate::report::RunReport;
-use crate::thresholds::ThresholdSet;
+use barrage_core::threshold::ThresholdSet;
 use barrage_core::{Plan, Secret};
 use barrage_proto::pb::{self, ControllerMessage};
 use std::collections::BTreeMap;

@@ -103,7 +103,7 @@ impl Output for FileOutput {
 }
 
 /// The output `--out` asked for; `thresholds(metric)` lists a metric's thresholds.
-pub fn open(spec: &OutSpec, thresholds: &crate::thresholds::ThresholdSet) -> Box<dyn Output> {
+pub fn open(spec: &OutSpec, thresholds: &barrage_core::threshold::ThresholdSet) -> Box<dyn Output> {
     let format: Box<dyn Format> = match spec.format {
         OutFormat::Json => Box::new(ndjson::Ndjson::new(thresholds.clone())),
         OutFormat::Csv => Box::new(csv::Csv),

@@ -7,8 +7,8 @@
 //! ```
 //! Times are RFC 3339 with an offset, µs precision; values of time trends are ms.
 use super::{Format, RawPoint};
-use crate::thresholds::ThresholdSet;
 use barrage_core::metrics::builtin;
+use barrage_core::threshold::ThresholdSet;
 use chrono::{DateTime, Local, SecondsFormat};
 use serde::Serialize;
 use serde_json::{Map, Value};

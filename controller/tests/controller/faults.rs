@@ -715,7 +715,7 @@ fn abort_on_fail_stops_a_real_run_early() {
 fn report_exit_codes() {
     use barrage_controller::exit_code as x;
     use barrage_controller::report::{EndReason, RunReport};
-    use barrage_controller::thresholds::Verdict;
+    use barrage_core::Verdict;
     let outcome = |ok: bool| Verdict {
         metric: "http_reqs".into(),
         source: "count<1".into(),

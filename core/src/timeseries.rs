@@ -11,9 +11,10 @@
 //! | `flow_p50/95/99`   | `agent_flow_duration` percentiles, ms                        |
 //! | `req_p95`          | `http_req_duration` p95 over all operations, ms              |
 //! | `<op>_p95`         | `http_req_duration{operation:<op>}` p95, ms, per operation   |
-use barrage_core::metrics::builtin;
-use barrage_core::{Sink, Snapshot};
-use serde_json::{json, Value};
+use crate::metrics::builtin;
+use crate::{Sink, Snapshot};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Number of per-operation columns (`builtin::OPERATIONS`).
 pub const N_OPS: usize = builtin::OPERATIONS.len();
@@ -96,12 +97,33 @@ pub struct TimeSeries {
     pub points: Vec<TimePoint>,
 }
 
-fn num(x: f32) -> Value {
-    if x.is_finite() {
-        // 3 decimals are below HDR's precision anyway
-        json!((x as f64 * 1000.0).round() / 1000.0)
-    } else {
-        Value::Null
+fn num(x: f32) -> Option<f64> {
+    // 3 decimals are below HDR's precision anyway
+    x.is_finite().then(|| (x as f64 * 1000.0).round() / 1000.0)
+}
+
+/// The time series as `summary.json` stores it: one row per interval, one number per
+/// column (`None` = no sample of that kind in the interval).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TimeSeriesDoc {
+    pub interval_ms: u32,
+    /// Start of interval 0, controller clock, µs since the Unix epoch.
+    pub start_unix_us: i64,
+    /// Column names, in row order (see the module table).
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<f64>>>,
+}
+
+impl TimeSeriesDoc {
+    /// The values of one column, `None` when the column does not exist.
+    pub fn column(&self, name: &str) -> Option<Vec<Option<f64>>> {
+        let i = self.columns.iter().position(|c| c == name)?;
+        Some(
+            self.rows
+                .iter()
+                .map(|r| r.get(i).copied().flatten())
+                .collect(),
+        )
     }
 }
 
@@ -114,7 +136,7 @@ impl TimeSeries {
         self.points.last()
     }
 
-    /// Column names of [`TimeSeries::to_json`]'s rows.
+    /// Column names of [`TimeSeries::to_doc`]'s rows.
     pub fn columns() -> Vec<String> {
         let mut c: Vec<String> = [
             "seq",
@@ -135,42 +157,41 @@ impl TimeSeries {
         c
     }
 
-    /// `{interval_ms, start_unix_us, columns, rows}`: one array per interval (null = no
-    /// sample of that kind in the interval).
-    pub fn to_json(&self) -> Value {
-        let rows: Vec<Value> = self
+    /// The stored form: `{interval_ms, start_unix_us, columns, rows}`.
+    pub fn to_doc(&self) -> TimeSeriesDoc {
+        let rows = self
             .points
             .iter()
             .map(|p| {
                 let mut row = vec![
-                    json!(p.seq),
-                    json!(p.workers),
-                    json!(p.vus),
-                    json!(p.requests),
-                    json!(p.failures),
-                    json!(p.iterations),
+                    Some(p.seq as f64),
+                    Some(p.workers as f64),
+                    Some(p.vus as f64),
+                    Some(p.requests as f64),
+                    Some(p.failures as f64),
+                    Some(p.iterations as f64),
                     num(p.flow_p50_ms),
                     num(p.flow_p95_ms),
                     num(p.flow_p99_ms),
                     num(p.req_p95_ms),
                 ];
                 row.extend(p.op_p95_ms.iter().map(|x| num(*x)));
-                Value::Array(row)
+                row
             })
             .collect();
-        json!({
-            "interval_ms": self.interval_ms,
-            "start_unix_us": self.start_unix_us,
-            "columns": Self::columns(),
-            "rows": rows,
-        })
+        TimeSeriesDoc {
+            interval_ms: self.interval_ms,
+            start_unix_us: self.start_unix_us,
+            columns: Self::columns(),
+            rows,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use barrage_core::{MetricKind, SeriesKey};
+    use crate::{MetricKind, SeriesKey};
 
     #[test]
     fn a_point_is_84_bytes() {
@@ -221,12 +242,10 @@ mod tests {
             ..Default::default()
         };
         ts.push(p);
-        let j = ts.to_json();
-        assert_eq!(j["rows"][0][3], json!(100));
-        assert_eq!(j["rows"][0][10], Value::Null);
-        assert_eq!(
-            j["columns"].as_array().unwrap().len(),
-            j["rows"][0].as_array().unwrap().len()
-        );
+        let d = ts.to_doc();
+        assert_eq!(d.rows[0][3], Some(100.0));
+        assert_eq!(d.rows[0][10], None);
+        assert_eq!(d.columns.len(), d.rows[0].len());
+        assert_eq!(d.column("requests"), Some(vec![Some(100.0)]));
     }
 }

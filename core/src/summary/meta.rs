@@ -1,24 +1,28 @@
 //! Metadata of a run's results: which barrage measured, on which host.
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// barrage's own version and the git sha it was built from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RigInfo {
-    pub version: &'static str,
-    pub git_sha: &'static str,
+    pub version: String,
+    /// `git rev-parse --short HEAD` at build time, or "unknown".
+    pub git_sha: String,
+    /// The controller–worker protocol version.
     pub protocol: u32,
 }
 
+/// This build of barrage.
 pub fn rig() -> RigInfo {
     RigInfo {
-        version: barrage_core::VERSION,
-        git_sha: env!("BARRAGE_GIT_SHA"),
-        protocol: barrage_core::PROTOCOL,
+        version: crate::VERSION.to_string(),
+        git_sha: env!("BARRAGE_GIT_SHA").to_string(),
+        protocol: crate::PROTOCOL,
     }
 }
 
-/// The machine the controller ran on (Linux sources; "unknown" where unreadable).
-#[derive(Debug, Clone, Serialize)]
+/// The machine that measured (Linux sources; "unknown" where unreadable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HostInfo {
     pub hostname: String,
     pub cpu_model: String,

@@ -16,6 +16,10 @@
 //!
 //! In a plan: `"http_req_duration{operation:run_wait}" = ["p(95)<5000"]`, or with k6's
 //! object form `{ threshold = "rate<0.05", abortOnFail = true, delayAbortEval = "10s" }`.
+mod eval;
+
+pub use eval::{abort_reason, ThresholdEntry, ThresholdSet, Verdict};
+
 use crate::duration::serde_str;
 use crate::metrics::MetricKind;
 use crate::sink::Sink;

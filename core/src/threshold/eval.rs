@@ -1,15 +1,17 @@
-//! Thresholds evaluated on the merged, cumulative sinks (as k6 evaluates them on the whole
-//! run so far): after each closed interval during the run, and once at the end.
+//! The one threshold evaluator, used by `barrage run` (after each closed interval and at the
+//! end) and by a standalone worker (at the end): thresholds are evaluated on the merged,
+//! cumulative sinks, as k6 evaluates them on the whole run so far.
 //!
-//! A threshold whose metric has no data FAILS, with `observed: null` in the summary and
-//! "no data" in the text: a benchmark of a target that never answered must not pass. (k6
-//! passes such a threshold; see the README.) A counter with no data counts 0. No data never
-//! triggers `abortOnFail`: early in a run the first samples may simply not have arrived.
-//! `abortOnFail` stops the run once the threshold fails on data at or after
-//! `delayAbortEval` of run time.
-use barrage_core::metrics::builtin;
-use barrage_core::threshold::Threshold;
-use barrage_core::{MetricKind, MetricRef, Plan, PlanError, Sink, Snapshot};
+//! A threshold whose metric has no data FAILS, with `observed: None` ("no data" in the text):
+//! a benchmark of a target that never answered must not pass (k6 passes such a threshold).
+//! A Counter with no data counts 0. No data never triggers `abortOnFail`: early in a run the
+//! first samples may simply not have arrived. `abortOnFail` stops the run once the threshold
+//! fails on data at or after `delayAbortEval` of run time.
+use super::{MetricRef, Threshold};
+use crate::metrics::{builtin, MetricKind, ValueKind};
+use crate::plan::{Plan, PlanError};
+use crate::sink::Sink;
+use crate::snapshot::Snapshot;
 use std::time::Duration;
 
 /// One metric reference and its thresholds.
@@ -17,12 +19,12 @@ use std::time::Duration;
 pub struct ThresholdEntry {
     pub mref: MetricRef,
     pub kind: MetricKind,
-    /// Trend values are µs; thresholds speak ms.
-    pub is_time: bool,
+    /// Time Trends hold µs; thresholds speak ms.
+    pub value_kind: ValueKind,
     pub thresholds: Vec<Threshold>,
 }
 
-/// The verdict on one threshold expression (the worker's standalone summary names it alike).
+/// The verdict on one threshold expression.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     /// `http_req_duration{operation:run_wait}`.
@@ -48,16 +50,16 @@ impl ThresholdSet {
     pub fn from_plan(plan: &Plan) -> Result<Self, PlanError> {
         let mut entries = Vec::new();
         for (mref, thresholds) in plan.parsed_thresholds()? {
-            let (kind, is_time) = builtin::lookup(&mref.metric).ok_or_else(|| {
+            let (kind, _) = builtin::lookup(&mref.metric).ok_or_else(|| {
                 PlanError(vec![format!(
                     "thresholds: unknown metric {:?}",
                     mref.metric
                 )])
             })?;
             entries.push(ThresholdEntry {
+                value_kind: ValueKind::of(&mref.metric, kind),
                 mref,
                 kind,
-                is_time,
                 thresholds,
             });
         }
@@ -78,7 +80,7 @@ impl ThresholdSet {
             for t in &e.thresholds {
                 let observed = sink
                     .as_ref()
-                    .and_then(|s| t.observed(s, elapsed, e.is_time));
+                    .and_then(|s| t.observed(s, elapsed, e.value_kind == ValueKind::Time));
                 out.push(Verdict {
                     metric: e.mref.to_string(),
                     source: t.source.clone(),
@@ -103,8 +105,8 @@ impl ThresholdSet {
 }
 
 /// The first failed `abortOnFail` threshold whose delay has passed, as a reason.
-pub fn abort_reason(outcomes: &[Verdict], elapsed: Duration) -> Option<String> {
-    outcomes
+pub fn abort_reason(verdicts: &[Verdict], elapsed: Duration) -> Option<String> {
+    verdicts
         .iter()
         .find(|o| !o.ok && o.observed.is_some() && o.abort_on_fail && elapsed >= o.delay_abort_eval)
         .map(|o| {
@@ -120,8 +122,8 @@ pub fn abort_reason(outcomes: &[Verdict], elapsed: Duration) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use barrage_core::threshold::ThresholdSpec;
-    use barrage_core::{Profile, SeriesKey};
+    use crate::threshold::ThresholdSpec;
+    use crate::{Profile, SeriesKey};
     use std::collections::BTreeMap;
 
     fn plan_with(th: &[(&str, ThresholdSpec)]) -> Plan {

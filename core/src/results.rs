@@ -4,7 +4,7 @@
 //! plan's most VUs; a sweep's runs (the plan's `target.tier` set) are `{runtime}-{tier}`.
 //! A result is never overwritten: a second run with the same labels writes
 //! `{name}-2.summary.json`, then `-3`… ([`write_new`]), and the final path is printed.
-use barrage_core::Plan;
+use crate::Plan;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -136,7 +136,7 @@ fn staged(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, ResultsE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use barrage_core::Profile;
+    use crate::Profile;
 
     #[test]
     fn names() {

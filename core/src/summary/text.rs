@@ -1,0 +1,140 @@
+//! [`render_text`]: the human end-of-run summary, shaped like k6's (thresholds with ✓/✗,
+//! then one line per metric), printed by `barrage run` and a standalone worker alike. It
+//! reads only the [`Summary`], so what is printed is what was written.
+use super::{MetricStats, Summary};
+use crate::format::{fmt_bytes, fmt_ms, fmt_num};
+use crate::metrics::ValueKind;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// One metric's values, without the name (k6's layout).
+pub fn stat_line(s: &MetricStats) -> String {
+    let time = s.contains() == ValueKind::Time;
+    let v = |x: Option<f64>| match x {
+        Some(x) if time => fmt_ms(x),
+        Some(x) => fmt_num(x),
+        None => "-".into(),
+    };
+    match s {
+        MetricStats::Trend {
+            avg,
+            min,
+            med,
+            max,
+            p90,
+            p95,
+            p99,
+            count,
+            ..
+        } => format!(
+            "avg={} min={} med={} max={} p(90)={} p(95)={} p(99)={} count={count}",
+            v(*avg),
+            v(*min),
+            v(*med),
+            v(*max),
+            v(*p90),
+            v(*p95),
+            v(*p99)
+        ),
+        MetricStats::Counter {
+            contains: ValueKind::Data,
+            count,
+            rate,
+        } => format!("{} {}/s", fmt_bytes(*count), fmt_bytes(*rate)),
+        MetricStats::Counter { count, rate, .. } => format!("{} {rate:.2}/s", fmt_num(*count)),
+        MetricStats::Rate {
+            rate,
+            passes,
+            fails,
+            ..
+        } => format!("{:.2}% {passes} out of {}", rate * 100.0, passes + fails),
+        MetricStats::Gauge {
+            value, min, max, ..
+        } => format!(
+            "{} min={} max={}",
+            fmt_num(*value),
+            fmt_num(*min),
+            fmt_num(*max)
+        ),
+    }
+}
+
+fn dots(name: &str, width: usize) -> String {
+    let n = name.chars().count();
+    format!("{name}{}", ".".repeat(width.saturating_sub(n) + 2))
+}
+
+/// The human summary; ends with `results: <path>` when the summary was written to a file.
+pub fn render_text(s: &Summary, written_to: Option<&Path>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out);
+    let t = &s.target;
+    let tier = t
+        .tier
+        .as_deref()
+        .map(|x| format!(", tier {x}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "  target:   {} ({} v{}, llm {}{tier})",
+        t.url, t.runtime, t.version, t.llm
+    );
+    let _ = writeln!(out, "  scenario: {}", s.scenario);
+    let lost: Vec<_> = s.workers.iter().filter(|w| w.lost.is_some()).collect();
+    let _ = writeln!(
+        out,
+        "  workers:  {} ({} lost)   duration: {}s   end: {}",
+        s.workers.len(),
+        lost.len(),
+        s.duration_s,
+        s.result.end_reason
+    );
+    for w in &lost {
+        if let Some(l) = &w.lost {
+            let _ = writeln!(out, "    lost {} after {}s: {}", w.id, l.after_s, l.reason);
+        }
+    }
+    if !s.thresholds.is_empty() {
+        let _ = writeln!(out, "\n  █ THRESHOLDS\n");
+        let width = s
+            .thresholds
+            .iter()
+            .map(|t| t.metric.chars().count())
+            .max()
+            .unwrap_or(0);
+        for t in &s.thresholds {
+            let mark = if t.ok { "✓" } else { "✗" };
+            let observed = match t.observed {
+                Some(x) => format!("{x}"),
+                None => "no data".into(),
+            };
+            let _ = writeln!(
+                out,
+                "    {mark} {} '{}' observed={observed}",
+                dots(&t.metric, width),
+                t.threshold
+            );
+        }
+    }
+    let _ = writeln!(out, "\n  █ METRICS\n");
+    // metrics, plus the submetrics thresholds name (summary.json has every submetric)
+    let named: BTreeSet<&str> = s.thresholds.iter().map(|t| t.metric.as_str()).collect();
+    let shown: Vec<(&String, &MetricStats)> = s
+        .metrics
+        .iter()
+        .filter(|(k, _)| !k.contains('{') || named.contains(k.as_str()))
+        .collect();
+    let width = shown
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (name, m) in shown {
+        let _ = writeln!(out, "    {}: {}", dots(name, width), stat_line(m));
+    }
+    if let Some(p) = written_to {
+        let _ = writeln!(out, "\nresults: {}", p.display());
+    }
+    out
+}
