@@ -105,6 +105,7 @@ fn num(x: f32) -> Option<f64> {
 /// The time series as `summary.json` stores it: one row per interval, one number per
 /// column (`None` = no sample of that kind in the interval).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TimeSeriesDoc {
     pub interval_ms: u32,
     /// Start of interval 0, controller clock, µs since the Unix epoch.

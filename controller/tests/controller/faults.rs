@@ -146,6 +146,8 @@ fn closed_stdout_and_stderr_do_not_end_a_run() {
         plan.to_str().unwrap(),
         "--target",
         &target.url,
+        "--results-dir",
+        dir.path().join("alone").to_str().unwrap(),
     ]);
     let status = wait_exit(&mut worker, Duration::from_secs(60));
     assert_eq!(

@@ -3,6 +3,7 @@
 mod cli;
 mod distributed;
 mod faults;
+mod modes;
 mod netns;
 mod run;
 mod util;

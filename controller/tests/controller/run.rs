@@ -92,7 +92,7 @@ fn merged_counts_match_the_workers_and_the_runtime() {
             .unwrap(),
         iterations
     );
-    assert_eq!(s["metrics"]["vus_max"]["value"], 3);
+    assert_eq!(s["metrics"]["vus_max"]["value"].as_f64(), Some(3.0));
     assert_eq!(s["target"]["url"], target.url.as_str());
     assert!(s["histograms"]["agent_flow_duration"]["hdr_v2_deflate_base64"].is_string());
     assert!(s["timeseries"]["rows"].as_array().unwrap().len() >= 3);

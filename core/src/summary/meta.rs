@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// barrage's own version and the git sha it was built from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RigInfo {
     pub version: String,
     /// `git rev-parse --short HEAD` at build time, or "unknown".
@@ -23,6 +24,7 @@ pub fn rig() -> RigInfo {
 
 /// The machine that measured (Linux sources; "unknown" where unreadable).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HostInfo {
     pub hostname: String,
     pub cpu_model: String,

@@ -63,6 +63,7 @@ pub enum RunMode {
 
 /// A run's results: `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Summary {
     /// [`SCHEMA_VERSION`] of the writer.
     pub schema_version: u32,
@@ -95,6 +96,7 @@ pub struct Summary {
 
 /// The target as the plan names it (labels pass `core/src/label.rs`'s rule).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TargetInfo {
     pub url: String,
     pub runtime: String,
@@ -105,6 +107,7 @@ pub struct TargetInfo {
 
 /// How the run ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RunResult {
     /// `completed`, `interrupted (SIGINT): …`, `aborted: …`, `failed: …`.
     pub end_reason: String,
@@ -119,6 +122,7 @@ pub struct RunResult {
 
 /// One worker of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkerSummary {
     pub id: String,
     pub host: String,
@@ -141,6 +145,7 @@ pub struct WorkerSummary {
 
 /// When and why a worker was lost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LostWorker {
     pub at: String,
     /// Seconds after the run's start.
@@ -150,7 +155,7 @@ pub struct LostWorker {
 
 /// One metric's statistics (see the module table). Times are ms, data are bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum MetricStats {
     Trend {
         contains: ValueKind,
@@ -242,6 +247,7 @@ impl MetricStats {
 
 /// One threshold expression and its verdict at the end of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ThresholdResult {
     /// `http_req_duration{operation:run_wait}`.
     pub metric: String,
@@ -255,6 +261,7 @@ pub struct ThresholdResult {
 
 /// One Trend series' cumulative histogram.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StoredHistogram {
     pub metric: String,
     pub tags: BTreeMap<String, String>,

@@ -106,6 +106,30 @@ pub struct Finished {
     pub stdout: String,
     pub stderr: String,
     pub took: Duration,
+    /// A standalone run's `--results-dir` (removed on drop).
+    pub results: Option<ResultsDir>,
+}
+
+/// A fresh folder for a standalone run's results; removed on drop.
+pub struct ResultsDir(pub std::path::PathBuf);
+
+impl ResultsDir {
+    pub fn new() -> ResultsDir {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "barrage-worker-results-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        ResultsDir(dir)
+    }
+}
+
+impl Drop for ResultsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Finished {
@@ -124,6 +148,12 @@ impl Finished {
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
+
+    /// The standalone run's `summary.json`, checked against `docs/summary.schema.json`.
+    pub fn summary(&self) -> serde_json::Value {
+        let dir = self.results.as_ref().expect("a standalone run");
+        barrage_testkit::summary::only_summary(&dir.0)
+    }
 }
 
 /// A running worker process; killed (by its PID) if dropped unfinished.
@@ -131,11 +161,17 @@ pub struct Worker {
     pub args: Vec<String>,
     pub child: Child,
     started: Instant,
+    results: Option<ResultsDir>,
 }
 
 impl Worker {
+    /// A standalone run writes its summary into a fresh folder (see [`Finished::summary`]).
     pub fn spawn(args: &[&str], env: &[(&str, &str)]) -> Worker {
         let mut cmd = Command::new(WORKER);
+        let results = args.contains(&"--standalone").then(ResultsDir::new);
+        if let Some(dir) = &results {
+            cmd.arg("--results-dir").arg(&dir.0);
+        }
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -148,6 +184,7 @@ impl Worker {
             args: args.iter().map(|s| s.to_string()).collect(),
             child: cmd.spawn().expect("spawning barrage-worker"),
             started: Instant::now(),
+            results,
         }
     }
 
@@ -190,6 +227,7 @@ impl Worker {
             stdout,
             stderr,
             took: self.started.elapsed(),
+            results: self.results.take(),
         }
     }
 }
@@ -247,5 +285,18 @@ pub fn summary_count(stdout: &str, metric: &str) -> Option<f64> {
         let rest = rest.trim_start_matches('.').strip_prefix(':')?;
         let first = rest.split_whitespace().next()?;
         first.parse().ok()
+    })
+}
+
+/// Whether the summary text has this threshold line (`✓ metric 'expr'`), the dot leaders the
+/// summary pads names with aside.
+pub fn has_verdict(stdout: &str, line: &str) -> bool {
+    stdout.lines().any(|l| {
+        let words: Vec<&str> = l
+            .split_whitespace()
+            .map(|w| w.trim_end_matches('.'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        words.join(" ").starts_with(line)
     })
 }

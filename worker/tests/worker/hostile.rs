@@ -219,6 +219,7 @@ fn worker_memory_stays_bounded_against_a_huge_answer() {
     // Into the cgroup before exec: nothing of the worker runs uncapped.
     let procs = cap.dir.join("cgroup.procs");
     let script = format!("echo $$ > {} && exec \"$0\" \"$@\"", procs.display());
+    let results = crate::harness::ResultsDir::new();
     let started = std::time::Instant::now();
     let mut child = std::process::Command::new("sh")
         .args([
@@ -226,6 +227,8 @@ fn worker_memory_stays_bounded_against_a_huge_answer() {
             &script,
             WORKER,
             "--standalone",
+            "--results-dir",
+            results.0.to_str().unwrap(),
             "--plan",
             plan.as_str(),
         ])
@@ -255,6 +258,7 @@ fn worker_memory_stays_bounded_against_a_huge_answer() {
         stdout: std::io::read_to_string(child.stdout.take().unwrap()).unwrap(),
         stderr: std::io::read_to_string(child.stderr.take().unwrap()).unwrap(),
         took: started.elapsed(),
+        results: Some(results),
     };
     eprintln!("peak RSS of the worker: {peak} KiB");
     assert!(

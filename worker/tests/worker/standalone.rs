@@ -1,6 +1,6 @@
 //! `barrage-worker --standalone` as a real process against the reference runtime; its
 //! summary is checked against the runtime's own `/stats`.
-use crate::harness::{summary_count, temp_file, Finished, Target, Worker};
+use crate::harness::{has_verdict, summary_count, temp_file, Finished, Target, Worker};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -36,7 +36,7 @@ fn constant_vus_request_count_matches_the_runtime_record() {
         out.show()
     );
     assert!(
-        out.stdout.contains("✓ http_req_failed 'rate<0.05'"),
+        has_verdict(&out.stdout, "✓ http_req_failed 'rate<0.05'"),
         "{}",
         out.show()
     );
@@ -48,6 +48,16 @@ fn constant_vus_request_count_matches_the_runtime_record() {
     ] {
         assert!(out.stdout.contains(name), "{name} missing\n{}", out.show());
     }
+    // the same figures in the summary file, which matches the documented schema
+    let s = out.summary();
+    assert_eq!(s["mode"], "standalone");
+    assert_eq!(s["metrics"]["http_reqs"]["count"].as_f64(), Some(reqs));
+    assert_eq!(s["result"]["exit_code"], 0);
+    assert_eq!(s["workers"][0]["requests"].as_f64(), Some(reqs));
+    let rows = s["timeseries"]["rows"].as_array().unwrap();
+    assert!(rows.len() >= 2, "one row per interval: {rows:?}");
+    let per_interval: f64 = rows.iter().map(|r| r[3].as_f64().unwrap()).sum();
+    assert_eq!(per_interval, reqs, "the time series adds up to the total");
 }
 
 #[test]
@@ -80,7 +90,7 @@ fn smoke_profile_runs_exactly_one_iteration() {
         .map(str::trim)
         .find(|l| l.starts_with("vus.") || l.starts_with("vus "))
         .unwrap_or_else(|| panic!("no vus line\n{}", out.show()));
-    assert!(vus.ends_with(" 1  min=1 max=1"), "{vus}\n{}", out.show());
+    assert!(vus.ends_with(" 1 min=1 max=1"), "{vus}\n{}", out.show());
     // the smoke profile carries the seed's thresholds; against the reference they pass
     assert_eq!(out.code(), Some(0), "{}", out.show());
 }
@@ -164,7 +174,7 @@ fn failed_thresholds_exit_99_and_bad_input_exits_2() {
     );
     assert_eq!(out.code(), Some(99), "{}", out.show());
     assert!(
-        out.stdout.contains("✗ http_reqs 'count<1'"),
+        has_verdict(&out.stdout, "✗ http_reqs 'count<1'"),
         "{}",
         out.show()
     );
@@ -235,7 +245,7 @@ fn a_one_request_flow_sends_exactly_its_request() {
     );
     assert_eq!(out.code(), Some(99), "{}", out.show());
     assert!(
-        out.stdout.contains("✗ http_req_failed 'rate<0.5'"),
+        has_verdict(&out.stdout, "✗ http_req_failed 'rate<0.5'"),
         "{}",
         out.show()
     );
@@ -274,7 +284,7 @@ fn default_ramp_passes_against_a_server_keying_assistants_by_config() {
     // every iteration deleted its assistant: none left, none refused
     assert_eq!(stats["assistants"], 0, "{stats}");
     assert!(
-        out.stdout.contains("✓ http_req_failed 'rate<0.05'"),
+        has_verdict(&out.stdout, "✓ http_req_failed 'rate<0.05'"),
         "{}",
         out.show()
     );
