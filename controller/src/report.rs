@@ -77,6 +77,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     pub total: Snapshot,
     pub timeseries: TimeSeries,
+    /// Per-stage merged data.
+    pub stages: barrage_core::stages::StageBook,
     pub workers: Vec<WorkerRecord>,
     pub thresholds: Vec<Verdict>,
     pub end_reason: EndReason,

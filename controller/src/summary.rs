@@ -41,6 +41,7 @@ pub fn summarize(r: &RunReport) -> Summary {
         elapsed: r.elapsed,
         total: &r.total,
         timeseries: &r.timeseries,
+        stages: Some(&r.stages),
         workers: r
             .workers
             .iter()
@@ -98,6 +99,7 @@ mod tests {
         let thresholds = set.evaluate(&total, elapsed);
         let snap = total.clone();
         RunReport {
+            stages: barrage_core::stages::StageBook::new(&plan.scenario, plan.interval),
             plan,
             start,
             end: start + elapsed,

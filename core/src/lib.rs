@@ -17,6 +17,7 @@
 //! | [`threshold`] | [`Threshold`], [`ThresholdSet`], [`Verdict`] | k6 threshold syntax; the one evaluator |
 //! | [`timeseries`]| `TimeSeries`, `TimePoint`                | the compact per-interval time series       |
 //! | [`results`]   | `summary_path`, `write_new`              | result names; atomic, never-overwriting writes |
+//! | [`stages`]    | `StageSpan`, `StageBook`                 | per-stage (ramp/plateau) merged results    |
 //! | [`summary`]   | `Summary`, `assemble`, `render_text`     | the one model of a run's results           |
 //! | [`auth`]      | [`Secret`], [`mint_hs256`]               | the one place JWTs are minted (wall clock) |
 //! | [`liveness`]  | `SILENT_INTERVALS`, `worker_silence`     | when each side gives the other up          |
@@ -46,6 +47,7 @@ pub mod results;
 pub mod segment;
 pub mod sink;
 pub mod snapshot;
+pub mod stages;
 pub mod summary;
 pub mod threshold;
 pub mod timeseries;

@@ -112,7 +112,37 @@ pub struct TimeSeriesDoc {
     pub start_unix_us: i64,
     /// Column names, in row order (see the module table).
     pub columns: Vec<String>,
+    /// Whole numbers are written without a fraction (`3`, not `3.0`).
+    #[serde(serialize_with = "whole_numbers")]
     pub rows: Vec<Vec<Option<f64>>>,
+}
+
+/// Counts stay integers in the file, as they were measured.
+fn whole_numbers<S: serde::Serializer>(rows: &[Vec<Option<f64>>], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Num {
+        Int(i64),
+        Float(f64),
+    }
+    let mut outer = s.serialize_seq(Some(rows.len()))?;
+    for row in rows {
+        let row: Vec<Option<Num>> = row
+            .iter()
+            .map(|v| {
+                v.map(|x| {
+                    if x.fract() == 0.0 && x.abs() < 9e15 {
+                        Num::Int(x as i64)
+                    } else {
+                        Num::Float(x)
+                    }
+                })
+            })
+            .collect();
+        outer.serialize_element(&row)?;
+    }
+    outer.end()
 }
 
 impl TimeSeriesDoc {
@@ -248,5 +278,13 @@ mod tests {
         assert_eq!(d.rows[0][10], None);
         assert_eq!(d.columns.len(), d.rows[0].len());
         assert_eq!(d.column("requests"), Some(vec![Some(100.0)]));
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(
+            json["rows"][0][3],
+            serde_json::json!(100),
+            "counts stay integers"
+        );
+        let back: TimeSeriesDoc = serde_json::from_value(json).unwrap();
+        assert_eq!(back, d);
     }
 }

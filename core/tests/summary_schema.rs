@@ -68,6 +68,8 @@ fn sample() -> Summary {
         ..TimeSeries::default()
     };
     ts.push(TimePoint::from_interval(0, &total, 1));
+    let mut stages = barrage_core::stages::StageBook::new(&plan.scenario, plan.interval);
+    stages.add(0, &total);
     let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     summary::assemble(RunFacts {
         mode: RunMode::Standalone,
@@ -79,6 +81,7 @@ fn sample() -> Summary {
         elapsed,
         total: &total,
         timeseries: &ts,
+        stages: Some(&stages),
         workers: Vec::new(),
         verdicts: &verdicts,
         end_reason: "completed".into(),

@@ -75,6 +75,7 @@ pub struct Outcome {
     pub started: std::time::SystemTime,
     pub ended: std::time::SystemTime,
     pub timeseries: TimeSeries,
+    pub stages: barrage_core::stages::StageBook,
     pub snapshots: u64,
     pub thresholds: Vec<Verdict>,
 }
@@ -135,6 +136,7 @@ impl Outcome {
             elapsed: self.elapsed,
             total: &self.total,
             timeseries: &self.timeseries,
+            stages: Some(&self.stages),
             workers: vec![me],
             verdicts: &self.thresholds,
             end_reason: end_reason.to_string(),
@@ -166,6 +168,7 @@ pub async fn run_plan<S: Scenario + 'static>(
         points: Vec::new(),
     };
     let mut seq = 0u64;
+    let mut stages = barrage_core::stages::StageBook::new(&plan.scenario, plan.interval);
     let spec = RunSpec {
         plan: plan.clone(),
         scenario,
@@ -195,6 +198,7 @@ pub async fn run_plan<S: Scenario + 'static>(
                 );
             }
             timeseries.push(TimePoint::from_interval(seq, &snap, 1));
+            stages.add(seq, &snap);
             seq += 1;
             let _ = total.accumulate(&snap);
         }
@@ -202,13 +206,14 @@ pub async fn run_plan<S: Scenario + 'static>(
     .await;
     if !end.last.is_empty() {
         timeseries.push(TimePoint::from_interval(seq, &end.last, 1));
+        stages.add(seq, &end.last);
         seq += 1;
     }
     let _ = total.accumulate(&end.last);
     let elapsed = end.ended_at - start;
     // the plan was validated before the run, so its thresholds parse
     let thresholds = ThresholdSet::from_plan(&plan)
-        .map(|set| set.evaluate(&total, elapsed))
+        .map(|set| set.evaluate_staged(&total, Some(&stages), elapsed))
         .unwrap_or_default();
     Outcome {
         total,
@@ -217,6 +222,7 @@ pub async fn run_plan<S: Scenario + 'static>(
         started,
         ended: started + elapsed,
         timeseries,
+        stages,
         snapshots: seq,
         thresholds,
     }

@@ -16,6 +16,7 @@ pub(crate) struct Ending<'a> {
     pub roster: &'a mut Roster,
     pub merger: &'a mut Merger,
     pub timeseries: TimeSeries,
+    pub stages: barrage_core::stages::StageBook,
     /// Stage time 0 (monotonic and wall clock), if the run started.
     pub started: Option<(Instant, SystemTime)>,
     pub end_reason: Option<EndReason>,
@@ -29,18 +30,20 @@ pub(crate) fn assemble(e: Ending<'_>) -> RunReport {
         roster,
         merger,
         mut timeseries,
+        mut stages,
         started,
         end_reason,
     } = e;
     for c in merger.close_all() {
         timeseries.push(TimePoint::from_interval(c.seq, &c.snapshot, c.workers));
+        stages.add(c.seq, &c.snapshot);
     }
     let end = SystemTime::now();
     let (start, elapsed) = match started {
         Some((_, at)) => (at, end.duration_since(at).unwrap_or_default()),
         None => (end, Duration::ZERO),
     };
-    let outcomes = thresholds.evaluate(merger.total(), elapsed);
+    let outcomes = thresholds.evaluate_staged(merger.total(), Some(&stages), elapsed);
     let mut workers = Vec::new();
     for (id, w) in roster.iter_mut() {
         w.out = None;
@@ -75,6 +78,7 @@ pub(crate) fn assemble(e: Ending<'_>) -> RunReport {
         elapsed,
         total,
         timeseries,
+        stages,
         workers,
         thresholds: outcomes,
         end_reason: end_reason.unwrap_or(EndReason::Completed),

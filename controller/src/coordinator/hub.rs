@@ -40,6 +40,8 @@ pub(crate) struct Hub {
     phase: Phase,
     merger: Merger,
     timeseries: TimeSeries,
+    /// Per-stage merged data (ramps, plateaus).
+    stages: barrage_core::stages::StageBook,
     outcomes: Vec<Verdict>,
     end_reason: Option<EndReason>,
     started: Option<(Instant, SystemTime)>,
@@ -61,6 +63,7 @@ impl Hub {
                 interval_ms: cfg.plan.interval.as_millis() as u32,
                 ..Default::default()
             },
+            stages: barrage_core::stages::StageBook::new(&cfg.plan.scenario, cfg.plan.interval),
             cfg,
             outputs,
             workers: Roster::default(),
@@ -449,9 +452,14 @@ impl Hub {
             for c in &closed {
                 self.timeseries
                     .push(TimePoint::from_interval(c.seq, &c.snapshot, c.workers));
+                self.stages.add(c.seq, &c.snapshot);
             }
             let elapsed = self.elapsed();
-            self.outcomes = self.cfg.thresholds.evaluate(self.merger.total(), elapsed);
+            self.outcomes = self.cfg.thresholds.evaluate_staged(
+                self.merger.total(),
+                Some(&self.stages),
+                elapsed,
+            );
             if self.phase == Phase::Running {
                 if let Some(why) = abort_reason(&self.outcomes, elapsed) {
                     tracing::warn!(%why, "abortOnFail threshold failed");
@@ -499,6 +507,7 @@ impl Hub {
             roster: &mut self.workers,
             merger: &mut self.merger,
             timeseries: std::mem::take(&mut self.timeseries),
+            stages: self.stages,
             started: self.started,
             end_reason: self.end_reason.take(),
         });

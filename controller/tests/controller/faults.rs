@@ -726,8 +726,10 @@ fn report_exit_codes() {
         abort_on_fail: false,
         delay_abort_eval: Duration::ZERO,
     };
+    let plan = barrage_core::Plan::profile(barrage_core::Profile::Smoke);
     let base = RunReport {
-        plan: barrage_core::Plan::profile(barrage_core::Profile::Smoke),
+        stages: barrage_core::stages::StageBook::new(&plan.scenario, plan.interval),
+        plan,
         start: std::time::SystemTime::UNIX_EPOCH,
         end: std::time::SystemTime::UNIX_EPOCH,
         elapsed: Duration::ZERO,

@@ -2,13 +2,14 @@
 //! controller calls it with every worker's merged snapshot, a standalone worker with its own;
 //! nothing else builds a summary.
 use super::{
-    HostInfo, MetricStats, RigInfo, RunMode, RunResult, StoredHistogram, Summary, TargetInfo,
-    ThresholdResult, WorkerSummary, SCHEMA_VERSION,
+    HostInfo, MetricStats, RigInfo, RunMode, RunResult, StageSummary, StoredHistogram, Summary,
+    TargetInfo, ThresholdResult, WorkerSummary, SCHEMA_VERSION,
 };
 use crate::metrics::{builtin, MetricKind, ValueKind};
 use crate::plan::Plan;
 use crate::sink::{Sink, SIGFIG};
 use crate::snapshot::Snapshot;
+use crate::stages::StageBook;
 use crate::threshold::Verdict;
 use crate::timeseries::TimeSeries;
 use base64::Engine as _;
@@ -127,6 +128,8 @@ pub struct RunFacts<'a> {
     /// Every worker's samples, merged over the whole run.
     pub total: &'a Snapshot,
     pub timeseries: &'a TimeSeries,
+    /// Per-stage merged data, when the program kept it.
+    pub stages: Option<&'a StageBook>,
     pub workers: Vec<WorkerSummary>,
     /// The thresholds' verdicts on `total` ([`crate::ThresholdSet::evaluate`]).
     pub verdicts: &'a [Verdict],
@@ -147,6 +150,61 @@ fn vus_stats(ts: &TimeSeries) -> MetricStats {
         min: min as f64,
         max: max as f64,
     }
+}
+
+fn counter(s: &Snapshot, metric: &str) -> f64 {
+    match s.submetric(metric, &[]) {
+        Some(Sink::Counter(c)) => c.sum,
+        _ => 0.0,
+    }
+}
+
+/// One [`StageSummary`] per stage of the book.
+fn stage_summaries(book: &StageBook, arrival: bool) -> Vec<StageSummary> {
+    let interval_s = book.interval.as_secs_f64();
+    book.spans
+        .iter()
+        .zip(&book.data)
+        .enumerate()
+        .map(|(i, (span, d))| {
+            let secs = d.intervals as f64 * interval_s;
+            let mut metrics = BTreeMap::new();
+            for (entry, metric, sink) in metric_entries(&d.snapshot, &[]) {
+                metrics.insert(
+                    entry,
+                    sink_stats(&metric, &sink, Duration::from_secs_f64(secs)),
+                );
+            }
+            let requests = counter(&d.snapshot, builtin::HTTP_REQS);
+            let error_rate = match d.snapshot.submetric(builtin::HTTP_REQ_FAILED, &[]) {
+                Some(Sink::Rate(r)) if r.total > 0 => Some(r3(r.rate())),
+                _ => None,
+            };
+            StageSummary {
+                index: i as u32,
+                kind: span.kind,
+                start_s: r3(span.start.as_secs_f64()),
+                end_s: span.end.map(|e| r3(e.as_secs_f64())),
+                planned_from: r3(span.from),
+                planned_to: r3(span.to),
+                planned_unit: if arrival { "iterations/s" } else { "vus" }.into(),
+                intervals: d.intervals,
+                duration_s: r3(secs),
+                vus_min: d.vus_min,
+                vus_max: d.vus_max,
+                vus_mean: if d.intervals == 0 {
+                    0.0
+                } else {
+                    r3(d.vus_sum as f64 / d.intervals as f64)
+                },
+                requests,
+                iterations: counter(&d.snapshot, builtin::ITERATIONS),
+                req_per_s: if secs > 0.0 { r3(requests / secs) } else { 0.0 },
+                error_rate,
+                metrics,
+            }
+        })
+        .collect()
 }
 
 /// The summary of a run: the only constructor of [`Summary`].
@@ -232,5 +290,9 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
         thresholds,
         histograms,
         timeseries: f.timeseries.to_doc(),
+        stages: f
+            .stages
+            .map(|b| stage_summaries(b, f.plan.scenario.is_arrival_rate()))
+            .unwrap_or_default(),
     }
 }

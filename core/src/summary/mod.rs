@@ -40,6 +40,7 @@ pub use text::render_text;
 
 use crate::metrics::ValueKind;
 use crate::sink::{SinkError, TrendSink};
+use crate::stages::StageKind;
 use crate::timeseries::TimeSeriesDoc;
 use base64::Engine as _;
 use schemars::JsonSchema;
@@ -92,6 +93,40 @@ pub struct Summary {
     /// Every Trend series' cumulative HDR histogram, keyed by `metric{tag:value,…}`.
     pub histograms: BTreeMap<String, StoredHistogram>,
     pub timeseries: TimeSeriesDoc,
+    /// Each stage of the plan on its own (ramps, plateaus, the stop tail), in order.
+    #[serde(default)]
+    pub stages: Vec<StageSummary>,
+}
+
+/// One stage's results (`core/src/stages.rs`): its intervals' merged data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageSummary {
+    /// From 0, as thresholds name it (`{stage:1}`).
+    pub index: u32,
+    pub kind: StageKind,
+    /// Planned start and end, seconds from the run's start (`None`: the open stop tail).
+    pub start_s: f64,
+    pub end_s: Option<f64>,
+    /// Planned load at the stage's start and end, in `planned_unit`.
+    pub planned_from: f64,
+    pub planned_to: f64,
+    /// `vus` (closed model) or `iterations/s` (open model).
+    pub planned_unit: String,
+    /// Closed intervals attributed to the stage, and their time.
+    pub intervals: u32,
+    pub duration_s: f64,
+    /// Active VUs achieved over those intervals (summed over workers).
+    pub vus_min: u64,
+    pub vus_max: u64,
+    pub vus_mean: f64,
+    pub requests: f64,
+    pub iterations: f64,
+    pub req_per_s: f64,
+    /// Share of failed requests; `None` without requests.
+    pub error_rate: Option<f64>,
+    /// Per metric and per `metric{tag:value}`, as the run's `metrics`.
+    pub metrics: BTreeMap<String, MetricStats>,
 }
 
 /// The target as the plan names it (labels pass `core/src/label.rs`'s rule).

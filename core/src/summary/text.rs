@@ -117,6 +117,38 @@ pub fn render_text(s: &Summary, written_to: Option<&Path>) -> String {
             );
         }
     }
+    let staged: Vec<_> = s.stages.iter().filter(|st| st.intervals > 0).collect();
+    if staged.len() > 1 {
+        let _ = writeln!(out, "\n  █ STAGES\n");
+        for st in staged {
+            let p95 = |m: &str| {
+                st.metrics
+                    .get(m)
+                    .and_then(|x| x.stat("p95"))
+                    .map_or_else(|| "-".into(), fmt_ms)
+            };
+            let end = st.end_s.map_or_else(|| "end".into(), |e| format!("{e}s"));
+            let errors = st
+                .error_rate
+                .map_or_else(|| "-".into(), |e| format!("{:.2}%", e * 100.0));
+            let _ = writeln!(
+                out,
+                "    {} {:<7} {}→{} {} ({}s–{end}): VUs {} ({}–{}), {:.2} req/s, errors {errors}, p95 req {} flow {}",
+                st.index,
+                st.kind.as_str(),
+                fmt_num(st.planned_from),
+                fmt_num(st.planned_to),
+                st.planned_unit,
+                st.start_s,
+                fmt_num(st.vus_mean),
+                st.vus_min,
+                st.vus_max,
+                st.req_per_s,
+                p95("http_req_duration"),
+                p95("agent_flow_duration"),
+            );
+        }
+    }
     let _ = writeln!(out, "\n  █ METRICS\n");
     // metrics, plus the submetrics thresholds name (summary.json has every submetric)
     let named: BTreeSet<&str> = s.thresholds.iter().map(|t| t.metric.as_str()).collect();

@@ -7,11 +7,16 @@
 //! A Counter with no data counts 0. No data never triggers `abortOnFail`: early in a run the
 //! first samples may simply not have arrived. `abortOnFail` stops the run once the threshold
 //! fails on data at or after `delayAbortEval` of run time.
+//!
+//! A `stage` tag in the filter (`agent_flow_duration{stage:plateau}`, `{stage:2}`) selects
+//! the per-stage data of a [`StageBook`] instead of the whole run; its rates divide by the
+//! selected stages' time.
 use super::{MetricRef, Threshold};
 use crate::metrics::{builtin, MetricKind, ValueKind};
 use crate::plan::{Plan, PlanError};
 use crate::sink::Sink;
 use crate::snapshot::Snapshot;
+use crate::stages::{check_stage_filter, StageBook, StageSpan};
 use std::time::Duration;
 
 /// One metric reference and its thresholds.
@@ -49,7 +54,12 @@ impl ThresholdSet {
     /// error naming it.
     pub fn from_plan(plan: &Plan) -> Result<Self, PlanError> {
         let mut entries = Vec::new();
+        let stages = StageSpan::of(&plan.scenario).len();
         for (mref, thresholds) in plan.parsed_thresholds()? {
+            if let Some((_, v)) = mref.filter.iter().find(|(k, _)| k == "stage") {
+                check_stage_filter(v, stages)
+                    .map_err(|e| PlanError(vec![format!("thresholds.{mref}: {e}")]))?;
+            }
             let (kind, _) = builtin::lookup(&mref.metric).ok_or_else(|| {
                 PlanError(vec![format!(
                     "thresholds: unknown metric {:?}",
@@ -70,17 +80,47 @@ impl ThresholdSet {
         self.entries.is_empty()
     }
 
-    /// Evaluates every threshold on `total` (the cumulative merged sinks), `elapsed` run time.
+    /// Evaluates every threshold on `total` (the cumulative merged sinks), `elapsed` run
+    /// time; a threshold naming a stage has no data here (see [`Self::evaluate_staged`]).
     pub fn evaluate(&self, total: &Snapshot, elapsed: Duration) -> Vec<Verdict> {
+        self.evaluate_staged(total, None, elapsed)
+    }
+
+    /// Evaluates every threshold: on `total`, or for a `stage` filter on `stages`.
+    pub fn evaluate_staged(
+        &self,
+        total: &Snapshot,
+        stages: Option<&StageBook>,
+        elapsed: Duration,
+    ) -> Vec<Verdict> {
         let mut out = Vec::new();
         for e in &self.entries {
-            let sink = total.submetric(&e.mref.metric, &e.mref.filter).or_else(|| {
+            let stage = e.mref.filter.iter().find(|(k, _)| k == "stage");
+            let (sink, secs) = match stage {
+                None => (total.submetric(&e.mref.metric, &e.mref.filter), elapsed),
+                Some((_, v)) => {
+                    let rest: Vec<(String, String)> = e
+                        .mref
+                        .filter
+                        .iter()
+                        .filter(|(k, _)| k != "stage")
+                        .cloned()
+                        .collect();
+                    let data = stages.and_then(|b| b.select(v));
+                    let secs = stages.map_or(0.0, |b| b.seconds(v));
+                    (
+                        data.and_then(|d| d.submetric(&e.mref.metric, &rest)),
+                        Duration::from_secs_f64(secs),
+                    )
+                }
+            };
+            let sink = sink.or_else(|| {
                 (e.kind == MetricKind::Counter).then(|| Sink::new(MetricKind::Counter))
             });
             for t in &e.thresholds {
                 let observed = sink
                     .as_ref()
-                    .and_then(|s| t.observed(s, elapsed, e.value_kind == ValueKind::Time));
+                    .and_then(|s| t.observed(s, secs, e.value_kind == ValueKind::Time));
                 out.push(Verdict {
                     metric: e.mref.to_string(),
                     source: t.source.clone(),
@@ -273,5 +313,76 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{metric} {expr}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod stage_tests {
+    use super::*;
+    use crate::executor::{ExecutorConfig, Stage};
+    use crate::threshold::ThresholdSpec;
+    use crate::{Profile, SeriesKey};
+
+    /// A ramp (1 ms answers) and a plateau (10 ms answers): a `{stage:plateau}` threshold
+    /// sees only the plateau, the whole-run one sees the mix.
+    #[test]
+    fn a_stage_filter_selects_the_stage_data() {
+        let mut plan = Plan::profile(Profile::Smoke);
+        plan.scenario = ExecutorConfig::RampingVus {
+            start_vus: 0,
+            stages: vec![Stage::new(10, 4), Stage::new(10, 4)],
+            graceful_ramp_down: Duration::from_secs(1),
+        };
+        plan.thresholds.clear();
+        for key in [
+            "http_req_duration{stage:plateau}",
+            "http_req_duration{stage:0}",
+            "http_req_duration",
+        ] {
+            plan.thresholds
+                .insert(key.into(), vec![ThresholdSpec::Expr("med<5".into())]);
+        }
+        plan.thresholds.insert(
+            "http_reqs{stage:1}".into(),
+            vec![ThresholdSpec::Expr("rate>=1".into())],
+        );
+        let set = ThresholdSet::from_plan(&plan).unwrap();
+        let mut book = StageBook::new(&plan.scenario, Duration::from_secs(1));
+        let mut total = Snapshot::default();
+        for seq in 0..20u64 {
+            let mut s = Snapshot::default();
+            let us = if seq < 10 { 1000.0 } else { 10_000.0 };
+            for _ in 0..(if seq < 10 { 3 } else { 1 }) {
+                s.add(SeriesKey::new("http_req_duration"), MetricKind::Trend, us);
+                s.add(SeriesKey::new("http_reqs"), MetricKind::Counter, 1.0);
+            }
+            book.add(seq, &s);
+            total.accumulate(&s).unwrap();
+        }
+        let v = set.evaluate_staged(&total, Some(&book), Duration::from_secs(20));
+        let by = |m: &str| v.iter().find(|x| x.metric == m).unwrap();
+        assert!(!by("http_req_duration{stage:plateau}").ok);
+        let med = by("http_req_duration{stage:plateau}").observed.unwrap();
+        assert!((med - 10.0).abs() < 0.02, "HDR's 3 digits: {med}");
+        assert!(by("http_req_duration{stage:0}").ok);
+        assert!(by("http_req_duration").ok, "the mix hides the plateau");
+        // 10 requests over the plateau's 10 s
+        assert_eq!(by("http_reqs{stage:1}").observed, Some(1.0));
+        // without stage data, a stage threshold has none
+        let bare = set.evaluate(&total, Duration::from_secs(20));
+        assert_eq!(
+            bare.iter()
+                .find(|x| x.metric == "http_req_duration{stage:0}")
+                .unwrap()
+                .observed,
+            None
+        );
+        // a stage that does not exist is refused by name
+        plan.thresholds.insert(
+            "http_req_duration{stage:7}".into(),
+            vec![ThresholdSpec::Expr("med<5".into())],
+        );
+        let err = ThresholdSet::from_plan(&plan).unwrap_err().to_string();
+        assert!(err.contains("stage:7"), "{err}");
     }
 }
