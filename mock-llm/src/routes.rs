@@ -431,9 +431,9 @@ impl App {
         let frames = self
             .template
             .stream(&meta, tool.as_ref(), req.include_usage());
-        let cut = (frames.ends.len() >= 2 && chance(live.disconnect_rate)).then(|| {
+        let cut = (frames.count() >= 2 && chance(live.disconnect_rate)).then(|| {
             self.stats.disconnect_injected();
-            rand::rng().random_range(1..frames.ends.len())
+            rand::rng().random_range(1..frames.count())
         });
         Ok(Prepared {
             answer: Answer::Stream { frames, cut },
