@@ -1,10 +1,12 @@
 //! Answer bodies: the `chat.completion` JSON and the bytes of a `chat.completion.chunk`
 //! stream, written from pieces serialized once at startup.
 //!
-//! A [`Template`] holds the escaped answer text and one preserialized `delta` per word. Per
-//! request only the id, `created`, the model and the usage numbers are written, into one
-//! buffer sized up front. A stream is laid out as one buffer plus the end offset of each
-//! scheduled frame ([`Frames`]), so the stream body hands out slices without copying:
+//! A [`Template`] holds the escaped answer text and one preserialized `delta` per word,
+//! shared by every stream. Per request only the id, `created`, the model and the usage
+//! numbers are written. A stream ([`Frames`]) keeps only its own chunk head and its final
+//! frame, and writes each word frame when it is due (head + shared delta + close, one
+//! buffer per write): an open stream holds a few hundred bytes however long its answer,
+//! which is what lets one process hold tens of thousands of them:
 //!
 //! ```text
 //! frame 0      data: {…"delta":{"role":"assistant","content":"This"}…}
@@ -18,6 +20,7 @@
 //! the function name, then one frame per fragment of the arguments string.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -32,8 +35,8 @@ const ARGUMENT_PIECE_BYTES: usize = 8;
 pub struct Template {
     /// The answer text as a JSON string literal (quoted, escaped).
     content_json: Vec<u8>,
-    /// One `delta` object per word; the first also carries the role.
-    deltas: Vec<Vec<u8>>,
+    /// One `delta` object per word; the first also carries the role. Shared by all streams.
+    deltas: Arc<Vec<Vec<u8>>>,
     /// The configured model as a JSON string literal.
     default_model_json: Vec<u8>,
     /// Completion tokens of a text answer (its word count).
@@ -135,13 +138,72 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A stream's bytes and where each scheduled frame ends.
+/// A stream's frames, written when due. Frame `i < deltas.len()` is
+/// `prefix + deltas[i] + suffix`; the last frame is `tail`.
 #[derive(Debug)]
 pub struct Frames {
-    /// All frames, back to back.
-    pub data: Bytes,
-    /// End offset of frame i in `data`; frame i starts where frame i-1 ends.
-    pub ends: Vec<usize>,
+    /// What every word frame starts with: this stream's chunk head up to the delta.
+    prefix: Bytes,
+    /// The deltas, shared with the template (or a tool call's own).
+    deltas: Arc<Vec<Vec<u8>>>,
+    /// What every word frame ends with.
+    suffix: &'static [u8],
+    /// The final frame: the finish chunk, the usage chunk if asked, `[DONE]`.
+    tail: Bytes,
+}
+
+impl Frames {
+    /// Frames from their parts (see the type's docs).
+    pub fn new(
+        prefix: Bytes,
+        deltas: Arc<Vec<Vec<u8>>>,
+        suffix: &'static [u8],
+        tail: Bytes,
+    ) -> Self {
+        Frames {
+            prefix,
+            deltas,
+            suffix,
+            tail,
+        }
+    }
+
+    /// Number of frames (the word frames and the final one).
+    pub fn count(&self) -> usize {
+        self.deltas.len() + 1
+    }
+
+    fn frame_len(&self, i: usize) -> usize {
+        match self.deltas.get(i) {
+            Some(d) => self.prefix.len() + d.len() + self.suffix.len(),
+            None => self.tail.len(),
+        }
+    }
+
+    /// Bytes of every frame.
+    pub fn total_len(&self) -> usize {
+        (0..self.count()).map(|i| self.frame_len(i)).sum()
+    }
+
+    /// Frames `from..to` in one buffer (the final frame alone is not copied).
+    pub fn write(&self, from: usize, to: usize) -> Bytes {
+        let to = to.min(self.count());
+        if from + 1 == to && from == self.deltas.len() {
+            return self.tail.clone();
+        }
+        let mut b = Vec::with_capacity((from..to).map(|i| self.frame_len(i)).sum());
+        for i in from..to {
+            match self.deltas.get(i) {
+                Some(d) => {
+                    b.extend_from_slice(&self.prefix);
+                    b.extend_from_slice(d);
+                    b.extend_from_slice(self.suffix);
+                }
+                None => b.extend_from_slice(&self.tail),
+            }
+        }
+        Bytes::from(b)
+    }
 }
 
 impl Template {
@@ -169,7 +231,7 @@ impl Template {
         push_json_str(&mut default_model_json, model);
         Template {
             content_json,
-            deltas,
+            deltas: Arc::new(deltas),
             default_model_json,
             text_tokens: pieces.len() as u64,
         }
@@ -228,45 +290,31 @@ impl Template {
 
         const OPEN: &[u8] = br#"{"index":0,"delta":"#;
         const CLOSE: &[u8] = b",\"logprobs\":null,\"finish_reason\":null}]}\n\n";
-        let per_chunk = head.len() + OPEN.len() + CLOSE.len();
 
-        let tool_frames = tool.map(tool_deltas);
-        let deltas: Vec<&[u8]> = match &tool_frames {
-            Some(frames) => frames.iter().map(Vec::as_slice).collect(),
-            None => self.deltas.iter().map(Vec::as_slice).collect(),
+        let deltas = match tool {
+            Some(call) => Arc::new(tool_deltas(call)),
+            None => Arc::clone(&self.deltas),
         };
-        let delta_bytes: usize = deltas.iter().map(|d| d.len()).sum();
-        let mut b = Vec::with_capacity((deltas.len() + 2) * per_chunk + delta_bytes + 128);
-        let mut ends = Vec::with_capacity(deltas.len() + 1);
-        for delta in &deltas {
-            b.extend_from_slice(&head);
-            b.extend_from_slice(OPEN);
-            b.extend_from_slice(delta);
-            b.extend_from_slice(CLOSE);
-            ends.push(b.len());
-        }
-
         let (finish, completion_tokens) = match tool {
             None => (&br#""stop""#[..], self.text_tokens),
             Some(call) => (&br#""tool_calls""#[..], call.tokens()),
         };
-        b.extend_from_slice(&head);
-        b.extend_from_slice(OPEN);
-        b.extend_from_slice(br#"{},"logprobs":null,"finish_reason":"#);
-        b.extend_from_slice(finish);
-        b.extend_from_slice(b"}]}\n\n");
+        let mut tail = Vec::with_capacity(2 * head.len() + 200);
+        tail.extend_from_slice(&head);
+        tail.extend_from_slice(OPEN);
+        tail.extend_from_slice(br#"{},"logprobs":null,"finish_reason":"#);
+        tail.extend_from_slice(finish);
+        tail.extend_from_slice(b"}]}\n\n");
         if include_usage {
-            b.extend_from_slice(&head);
-            b.push(b']');
-            push_usage(&mut b, meta.prompt_tokens, completion_tokens);
-            b.extend_from_slice(b"}\n\n");
+            tail.extend_from_slice(&head);
+            tail.push(b']');
+            push_usage(&mut tail, meta.prompt_tokens, completion_tokens);
+            tail.extend_from_slice(b"}\n\n");
         }
-        b.extend_from_slice(b"data: [DONE]\n\n");
-        ends.push(b.len());
-        Frames {
-            data: Bytes::from(b),
-            ends,
-        }
+        tail.extend_from_slice(b"data: [DONE]\n\n");
+        let mut prefix = head;
+        prefix.extend_from_slice(OPEN);
+        Frames::new(Bytes::from(prefix), deltas, CLOSE, Bytes::from(tail))
     }
 
     fn push_model(&self, b: &mut Vec<u8>, model: Option<&str>) {
@@ -407,9 +455,10 @@ mod tests {
         let t = Template::new("one two  three", "m0");
         for include_usage in [false, true] {
             let frames = t.stream(&meta(None), None, include_usage);
-            assert_eq!(frames.ends.len(), 4, "3 words + final frame");
-            assert_eq!(*frames.ends.last().unwrap(), frames.data.len());
-            let (ev, done) = events(&frames.data);
+            assert_eq!(frames.count(), 4, "3 words + final frame");
+            let data = frames.write(0, frames.count());
+            assert_eq!(data.len(), frames.total_len());
+            let (ev, done) = events(&data);
             assert!(done);
             assert_eq!(ev[0]["choices"][0]["delta"]["role"], "assistant");
             let text: String = ev[..3]
@@ -423,10 +472,14 @@ mod tests {
                 assert_eq!(ev[4]["choices"].as_array().unwrap().len(), 0);
                 assert_eq!(ev[4]["usage"]["completion_tokens"], 3);
             }
-            // Every frame boundary is an event boundary.
-            for &end in &frames.ends {
-                assert!(frames.data[..end].ends_with(b"\n\n"));
+            // Every frame is whole events, and frames written apart join to the same bytes.
+            let mut joined = Vec::new();
+            for i in 0..frames.count() {
+                let frame = frames.write(i, i + 1);
+                assert!(frame.starts_with(b"data: ") && frame.ends_with(b"\n\n"));
+                joined.extend_from_slice(&frame);
             }
+            assert_eq!(joined, data);
         }
     }
 
@@ -440,7 +493,7 @@ mod tests {
             arguments: args.into(),
         };
         let frames = t.stream(&meta(None), Some(&call), true);
-        let (ev, done) = events(&frames.data);
+        let (ev, done) = events(&frames.write(0, frames.count()));
         assert!(done);
         let first = &ev[0]["choices"][0]["delta"]["tool_calls"][0];
         assert_eq!(first["function"]["name"], "get_weather");

@@ -22,6 +22,17 @@
 //! | `--max-body-bytes` | `MOCK_LLM_MAX_BODY_BYTES` | 4194304 | 1..=1073741824 |
 //! | `--threads` | `MOCK_LLM_THREADS` | available parallelism | 1..=1024 (1: single-threaded runtime) |
 //! | `--grace-ms` | `MOCK_LLM_GRACE_MS` | 5000 | 0..=600000, shutdown grace period |
+//! | `--mode` | `MOCK_LLM_MODE` | fixed | `fixed` or `model` (see [`Mode`]) |
+//! | `--ttft-ms` | `MOCK_LLM_TTFT_MS` | 200 | 0..=600000, model mode: time to first token of an empty prompt |
+//! | `--ttft-per-token-us` | `MOCK_LLM_TTFT_PER_TOKEN_US` | 100 | 0..=1000000, model mode: added per prompt token |
+//! | `--tokens-per-s` | `MOCK_LLM_TOKENS_PER_S` | 50 | 0.1..=1000000, model mode: chunks per second of one stream |
+//! | `--max-concurrency` | `MOCK_LLM_MAX_CONCURRENCY` | 16 | 1..=1000000, model mode: generations at once |
+//! | `--queue-size` | `MOCK_LLM_QUEUE_SIZE` | 64 | 0..=1000000, model mode: requests waiting for a slot |
+//! | `--call-log-size` | `MOCK_LLM_CALL_LOG_SIZE` | 10000 | 0..=1000000, chat calls kept for `/stats/calls` (0: none) |
+//!
+//! Delays, jitter, rates, the error status and the model-mode timings can also be changed
+//! while the server runs (`POST /admin/config`, see [`crate::live`]); the other settings are
+//! fixed at start.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
@@ -90,6 +101,77 @@ pub struct Args {
     /// Milliseconds in-flight streams get to finish on SIGINT/SIGTERM [env: MOCK_LLM_GRACE_MS] [default: 5000]
     #[arg(long, value_name = "MS")]
     pub grace_ms: Option<String>,
+    /// `fixed` (fixed delays) or `model` (a loaded model: TTFT by prompt length, token rate, a queue) [env: MOCK_LLM_MODE] [default: fixed]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// Model mode: milliseconds to the first token of an empty prompt [env: MOCK_LLM_TTFT_MS] [default: 200]
+    #[arg(long, value_name = "MS")]
+    pub ttft_ms: Option<String>,
+    /// Model mode: microseconds of prefill added per prompt token [env: MOCK_LLM_TTFT_PER_TOKEN_US] [default: 100]
+    #[arg(long, value_name = "US")]
+    pub ttft_per_token_us: Option<String>,
+    /// Model mode: stream chunks (tokens) per second of one generation [env: MOCK_LLM_TOKENS_PER_S] [default: 50]
+    #[arg(long, value_name = "RATE")]
+    pub tokens_per_s: Option<String>,
+    /// Model mode: generations running at once; the rest wait in a FIFO queue [env: MOCK_LLM_MAX_CONCURRENCY] [default: 16]
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<String>,
+    /// Model mode: requests that may wait for a slot; beyond, 429 with retry-after [env: MOCK_LLM_QUEUE_SIZE] [default: 64]
+    #[arg(long, value_name = "N")]
+    pub queue_size: Option<String>,
+    /// Chat calls kept (newest) for GET /stats/calls; 0 keeps none [env: MOCK_LLM_CALL_LOG_SIZE] [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub call_log_size: Option<String>,
+}
+
+/// How the first-byte delay and the chunk spacing of an answer are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Fixed delays: the first byte after `delay` (+ jitter), chunks every `stream_delay`,
+    /// no limit on concurrent answers. What isolates a runtime's own overhead.
+    Fixed,
+    /// A loaded model: at most `max_concurrency` generations at once behind a FIFO queue of
+    /// `queue_size`; once a request holds a slot its first byte comes after
+    /// `ttft + ttft_per_token × prompt_tokens` (+ jitter), then one chunk every
+    /// `1 / tokens_per_s`. See [`crate::model`].
+    Model,
+}
+
+impl Mode {
+    /// The name used in flags, `/stats` and `/admin/config`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Fixed => "fixed",
+            Mode::Model => "model",
+        }
+    }
+}
+
+/// Settings of model mode ([`Mode::Model`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelSettings {
+    /// Time to first token of an empty prompt.
+    pub ttft: Duration,
+    /// Prefill time added per prompt token.
+    pub ttft_per_token: Duration,
+    /// Chunks (tokens) per second of one stream.
+    pub tokens_per_s: f64,
+    /// Generations at once.
+    pub max_concurrency: usize,
+    /// Requests that may wait for a generation slot.
+    pub queue_size: usize,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            ttft: Duration::from_millis(200),
+            ttft_per_token: Duration::from_micros(100),
+            tokens_per_s: 50.0,
+            max_concurrency: 16,
+            queue_size: 64,
+        }
+    }
 }
 
 /// HTTP status of injected errors. Only statuses a real provider sends under load.
@@ -145,6 +227,12 @@ pub struct Config {
     pub threads: usize,
     /// How long in-flight requests may run on after a shutdown signal.
     pub grace: Duration,
+    /// Fixed delays or a loaded model.
+    pub mode: Mode,
+    /// Model-mode settings (read only in [`Mode::Model`]).
+    pub model_settings: ModelSettings,
+    /// Chat calls kept for `/stats/calls`, newest first out; 0 keeps none.
+    pub call_log_size: usize,
 }
 
 impl Default for Config {
@@ -164,6 +252,9 @@ impl Default for Config {
             max_body_bytes: 4 * 1024 * 1024,
             threads: default_threads(),
             grace: Duration::from_secs(5),
+            mode: Mode::Fixed,
+            model_settings: ModelSettings::default(),
+            call_log_size: 10_000,
         }
     }
 }
@@ -276,6 +367,43 @@ const GRACE: Names = Names {
     flag: "--grace-ms",
     env: "MOCK_LLM_GRACE_MS",
 };
+const MODE: Names = Names {
+    flag: "--mode",
+    env: "MOCK_LLM_MODE",
+};
+const TTFT: Names = Names {
+    flag: "--ttft-ms",
+    env: "MOCK_LLM_TTFT_MS",
+};
+const TTFT_PER_TOKEN: Names = Names {
+    flag: "--ttft-per-token-us",
+    env: "MOCK_LLM_TTFT_PER_TOKEN_US",
+};
+const TOKENS_PER_S: Names = Names {
+    flag: "--tokens-per-s",
+    env: "MOCK_LLM_TOKENS_PER_S",
+};
+const MAX_CONCURRENCY: Names = Names {
+    flag: "--max-concurrency",
+    env: "MOCK_LLM_MAX_CONCURRENCY",
+};
+const QUEUE_SIZE: Names = Names {
+    flag: "--queue-size",
+    env: "MOCK_LLM_QUEUE_SIZE",
+};
+const CALL_LOG_SIZE: Names = Names {
+    flag: "--call-log-size",
+    env: "MOCK_LLM_CALL_LOG_SIZE",
+};
+
+/// Accepted forms, shared with `/admin/config` so both say the same.
+pub(crate) const EXPECT_MS: &str = "whole milliseconds 0..=600000";
+pub(crate) const EXPECT_RATE: &str = "a probability 0..=1 such as 0.01";
+pub(crate) const EXPECT_STATUS: &str = "one of 429, 500, 503";
+pub(crate) const EXPECT_PER_TOKEN_US: &str = "whole microseconds 0..=1000000";
+pub(crate) const EXPECT_TOKENS_PER_S: &str = "tokens per second 0.1..=1000000 such as 50 or 12.5";
+/// Largest model-mode concurrency or queue size.
+const MAX_SLOTS: u64 = 1_000_000;
 
 /// Collects values and problems during one validation pass.
 struct Resolver<E> {
@@ -320,7 +448,7 @@ impl<E: Fn(&str) -> Option<String>> Resolver<E> {
     }
 }
 
-fn parse_ms(s: &str) -> Option<Duration> {
+pub(crate) fn parse_ms(s: &str) -> Option<Duration> {
     parse_bounded(s, 0, MAX_MS).map(Duration::from_millis)
 }
 
@@ -332,11 +460,32 @@ fn parse_bounded(s: &str, min: u64, max: u64) -> Option<u64> {
     t.parse::<u64>().ok().filter(|n| (min..=max).contains(n))
 }
 
-fn parse_rate(s: &str) -> Option<f64> {
+pub(crate) fn parse_rate(s: &str) -> Option<f64> {
     s.trim()
         .parse::<f64>()
         .ok()
         .filter(|r| r.is_finite() && (0.0..=1.0).contains(r))
+}
+
+/// Microseconds per prompt token, 0..=1 s.
+pub(crate) fn parse_per_token_us(s: &str) -> Option<Duration> {
+    parse_bounded(s, 0, 1_000_000).map(Duration::from_micros)
+}
+
+/// A token rate, 0.1..=1e6 per second.
+pub(crate) fn parse_tokens_per_s(s: &str) -> Option<f64> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && (0.1..=1_000_000.0).contains(r))
+}
+
+fn parse_mode(s: &str) -> Option<Mode> {
+    match s.trim() {
+        "fixed" => Some(Mode::Fixed),
+        "model" => Some(Mode::Model),
+        _ => None,
+    }
 }
 
 fn parse_host(s: &str) -> Option<IpAddr> {
@@ -347,7 +496,7 @@ fn parse_host(s: &str) -> Option<IpAddr> {
     t.trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
-fn parse_error_status(s: &str) -> Option<ErrorStatus> {
+pub(crate) fn parse_error_status(s: &str) -> Option<ErrorStatus> {
     match s.trim() {
         "429" => Some(ErrorStatus::TooManyRequests),
         "500" => Some(ErrorStatus::Internal),
@@ -369,6 +518,7 @@ impl Args {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let d = Config::default();
+        let dm = d.model_settings;
         let mut r = Resolver {
             env,
             problems: Vec::new(),
@@ -468,6 +618,45 @@ impl Args {
                 "whole milliseconds 0..=600000",
                 parse_ms,
             ),
+            mode: r.get(self.mode, &MODE, d.mode, "`fixed` or `model`", parse_mode),
+            model_settings: ModelSettings {
+                ttft: r.get(self.ttft_ms, &TTFT, dm.ttft, EXPECT_MS, parse_ms),
+                ttft_per_token: r.get(
+                    self.ttft_per_token_us,
+                    &TTFT_PER_TOKEN,
+                    dm.ttft_per_token,
+                    EXPECT_PER_TOKEN_US,
+                    parse_per_token_us,
+                ),
+                tokens_per_s: r.get(
+                    self.tokens_per_s,
+                    &TOKENS_PER_S,
+                    dm.tokens_per_s,
+                    EXPECT_TOKENS_PER_S,
+                    parse_tokens_per_s,
+                ),
+                max_concurrency: r.get(
+                    self.max_concurrency,
+                    &MAX_CONCURRENCY,
+                    dm.max_concurrency,
+                    "a generation count 1..=1000000",
+                    |s| parse_bounded(s, 1, MAX_SLOTS).map(|n| n as usize),
+                ),
+                queue_size: r.get(
+                    self.queue_size,
+                    &QUEUE_SIZE,
+                    dm.queue_size,
+                    "a request count 0..=1000000",
+                    |s| parse_bounded(s, 0, MAX_SLOTS).map(|n| n as usize),
+                ),
+            },
+            call_log_size: r.get(
+                self.call_log_size,
+                &CALL_LOG_SIZE,
+                d.call_log_size,
+                "a call count 0..=1000000",
+                |s| parse_bounded(s, 0, MAX_SLOTS).map(|n| n as usize),
+            ),
         };
         if r.problems.is_empty() {
             Ok(config)
@@ -502,6 +691,7 @@ mod tests {
         assert_eq!(c.model, "mock-gpt-4o");
         assert_eq!(c.response.split_whitespace().count(), 42);
         assert_eq!(c.max_body_bytes, 4 << 20);
+        assert_eq!(c.mode, Mode::Fixed, "today's fixed delays stay the default");
     }
 
     #[test]
@@ -538,6 +728,22 @@ mod tests {
             ("MOCK_LLM_THREADS", "1", |c| c.threads == 1),
             ("MOCK_LLM_GRACE_MS", "0", |c| c.grace.is_zero()),
             ("MOCK_LLM_MODEL", "gpt-x", |c| c.model == "gpt-x"),
+            ("MOCK_LLM_MODE", "model", |c| c.mode == Mode::Model),
+            ("MOCK_LLM_MODE", "fixed", |c| c.mode == Mode::Fixed),
+            ("MOCK_LLM_TTFT_MS", "0", |c| c.model_settings.ttft.is_zero()),
+            ("MOCK_LLM_TTFT_PER_TOKEN_US", "250", |c| {
+                c.model_settings.ttft_per_token == Duration::from_micros(250)
+            }),
+            ("MOCK_LLM_TOKENS_PER_S", "12.5", |c| {
+                c.model_settings.tokens_per_s == 12.5
+            }),
+            ("MOCK_LLM_MAX_CONCURRENCY", "1", |c| {
+                c.model_settings.max_concurrency == 1
+            }),
+            ("MOCK_LLM_QUEUE_SIZE", "0", |c| {
+                c.model_settings.queue_size == 0
+            }),
+            ("MOCK_LLM_CALL_LOG_SIZE", "0", |c| c.call_log_size == 0),
             ("MOCK_LLM_RESPONSE", "hi there", |c| {
                 c.response == "hi there"
             }),
@@ -576,6 +782,18 @@ mod tests {
             ("MOCK_LLM_GRACE_MS", "soon", "whole milliseconds"),
             ("MOCK_LLM_RESPONSE", "   ", "at least one word"),
             ("MOCK_LLM_MODEL", "a\nb", "model name"),
+            ("MOCK_LLM_MODE", "real", "`fixed` or `model`"),
+            ("MOCK_LLM_TTFT_MS", "0.5", "whole milliseconds"),
+            (
+                "MOCK_LLM_TTFT_PER_TOKEN_US",
+                "1000001",
+                "whole microseconds",
+            ),
+            ("MOCK_LLM_TOKENS_PER_S", "0", "tokens per second"),
+            ("MOCK_LLM_TOKENS_PER_S", "inf", "tokens per second"),
+            ("MOCK_LLM_MAX_CONCURRENCY", "0", "generation count"),
+            ("MOCK_LLM_QUEUE_SIZE", "-1", "request count"),
+            ("MOCK_LLM_CALL_LOG_SIZE", "2000000", "call count"),
         ];
         for (var, value, expected) in cases {
             let err = with_env(Args::default(), &[(var, value)])

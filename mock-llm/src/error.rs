@@ -5,7 +5,7 @@
 
 use http::StatusCode;
 
-use crate::config::ErrorStatus;
+use crate::config::{ErrorStatus, ModelSettings};
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
             message: format!(
-                "no route for {method} {path}; routes: POST /v1/chat/completions, GET /v1/models, GET /health, GET /stats, GET /metrics"
+                "no route for {method} {path}; routes: POST /v1/chat/completions, GET /v1/models, GET /health, GET /stats, GET /stats/calls, GET /metrics, GET or POST /admin/config"
             ),
             kind: "invalid_request_error",
             param: None,
@@ -68,6 +68,20 @@ impl ApiError {
             kind: "invalid_request_error",
             param: None,
             code: Some("method_not_allowed"),
+        }
+    }
+
+    /// 429 in model mode: every generation slot is busy and the queue is full.
+    pub fn queue_full(settings: &ModelSettings, model: &str) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "Rate limit reached for {model}: {} generations running and {} requests queued (barrage-mock-llm model mode); retry after the retry-after header's seconds, or raise --max-concurrency / --queue-size",
+                settings.max_concurrency, settings.queue_size
+            ),
+            kind: "requests",
+            param: None,
+            code: Some("rate_limit_exceeded"),
         }
     }
 

@@ -11,11 +11,14 @@
 //! | --- | --- |
 //! | [`config`] | `Args` (flags + `MOCK_LLM_*` variables, as text) → validated `Config`; `ConfigError` lists every problem |
 //! | [`server`] | `serve(listener, config, shutdown)`: accept loop, connections, graceful drain |
-//! | `routes` | routing and the endpoint handlers; the chat pipeline (size → parse → fault → answer → delay) |
+//! | `routes` | routing and the endpoint handlers; the chat pipeline (size → parse → fault → answer → slot → delay) |
+//! | [`model`] | model mode: `Generations` (slots + FIFO queue, 429 when full), the queue-wait histogram, the timing formulas |
+//! | [`live`] | `Tunables` (what `/admin/config` may change) in `Live`, copied by each request on arrival |
+//! | [`calls`] | the per-call log (a ring buffer): arrival, service time, prompt size, key → `/stats/calls` |
 //! | `request` | the parts of a chat request the mock reads; counts prompt words while parsing |
 //! | `completion` | preserialized answer pieces (`Template`) → `chat.completion` JSON and stream `Frames` |
 //! | `stream` | `SseBody`: sends frames on a fixed schedule (`first + i * interval`), or all at once |
-//! | `body` | `ResponseBody`: full or stream, holding the in-flight guard |
+//! | `body` | `ResponseBody`: full or stream, holding its `Guards` (in flight, slot, call record) |
 //! | `tool` | tool-call arguments filled in from the tool's JSON Schema |
 //! | [`tokens`] | word splitting and counting (a token is a whitespace-separated word) |
 //! | [`stats`] | atomic counters → `/stats` JSON and `/metrics` Prometheus text |
@@ -47,10 +50,13 @@
 #![warn(missing_docs)]
 
 mod body;
+pub mod calls;
 mod completion;
 pub mod config;
 pub mod error;
 pub mod exit_code;
+pub mod live;
+pub mod model;
 mod request;
 mod routes;
 mod run;
@@ -60,6 +66,6 @@ mod stream;
 pub mod tokens;
 mod tool;
 
-pub use config::{Args, Config, ConfigError, ErrorStatus};
+pub use config::{Args, Config, ConfigError, ErrorStatus, Mode, ModelSettings};
 pub use run::run;
 pub use server::serve;

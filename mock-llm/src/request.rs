@@ -34,6 +34,9 @@ pub struct ChatRequest<'a> {
     /// `"none"` forbids tool calls; anything else leaves the choice to the configured rate.
     #[serde(default)]
     pub tool_choice: Option<serde_json::Value>,
+    /// OpenAI's end-user id: the call log's key when no `x-barrage-key` header is sent.
+    #[serde(borrow, default, deserialize_with = "opt_cow_str")]
+    pub user: Option<Cow<'a, str>>,
 }
 
 /// One message, reduced to what the mock needs.
@@ -117,6 +120,11 @@ impl<'a> ChatRequest<'a> {
     /// Whether a stream ends with a usage chunk.
     pub fn include_usage(&self) -> bool {
         self.stream_options.as_ref().and_then(|o| o.include_usage) == Some(true)
+    }
+
+    /// Messages in the request.
+    pub fn message_count(&self) -> u64 {
+        self.messages.as_ref().map_or(0, |m| m.len() as u64)
     }
 
     /// Words in all message contents.

@@ -59,6 +59,10 @@ async fn async_main(config: Config) -> anyhow::Result<()> {
         error_status = config.error_status.code(),
         disconnect_rate = config.disconnect_rate,
         threads = config.threads,
+        mode = config.mode.name(),
+        max_concurrency = config.model_settings.max_concurrency,
+        queue_size = config.model_settings.queue_size,
+        call_log_size = config.call_log_size,
         "mock LLM listening"
     );
     crate::serve(listener, config, shutdown_signal())

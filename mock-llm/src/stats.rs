@@ -17,23 +17,26 @@ pub enum Kind {
     Models,
     /// `GET /health`.
     Health,
-    /// `GET /stats` (a stats answer counts itself).
+    /// `GET /stats` and `GET /stats/calls` (a stats answer counts itself).
     Stats,
     /// `GET /metrics`.
     Metrics,
+    /// `GET`/`POST /admin/config`.
+    Admin,
     /// Anything else (404 and 405 answers).
     Other,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Chat,
         Kind::ChatStream,
         Kind::Models,
         Kind::Health,
         Kind::Stats,
         Kind::Metrics,
+        Kind::Admin,
         Kind::Other,
     ];
 
@@ -46,6 +49,7 @@ impl Kind {
             Kind::Health => "health",
             Kind::Stats => "stats",
             Kind::Metrics => "metrics",
+            Kind::Admin => "admin",
             Kind::Other => "other",
         }
     }
@@ -70,6 +74,8 @@ pub struct Stats {
     disconnects_injected: AtomicU64,
     /// Requests refused with a 4xx (bad JSON, missing messages, too large, 404, 405).
     rejected: AtomicU64,
+    /// Chat calls answered with an error status, for any reason (4xx, injected, queue full).
+    chat_errors: AtomicU64,
     /// Requests whose response is not finished yet (a stream counts until its body ends).
     in_flight: AtomicI64,
 }
@@ -85,6 +91,7 @@ impl Default for Stats {
             errors_injected: AtomicU64::new(0),
             disconnects_injected: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            chat_errors: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
         }
     }
@@ -138,6 +145,11 @@ impl Stats {
         self.rejected.fetch_add(1, Relaxed);
     }
 
+    /// Counts a chat call answered with an error status.
+    pub fn chat_error(&self) {
+        self.chat_errors.fetch_add(1, Relaxed);
+    }
+
     fn requests_of(&self, kind: Kind) -> u64 {
         self.requests[kind as usize].load(Relaxed)
     }
@@ -165,6 +177,8 @@ impl Stats {
             "errors_injected": self.errors_injected.load(Relaxed),
             "disconnects_injected": self.disconnects_injected.load(Relaxed),
             "rejected": self.rejected.load(Relaxed),
+            "calls_total": self.requests_of(Kind::Chat) + self.requests_of(Kind::ChatStream),
+            "chat_errors": self.chat_errors.load(Relaxed),
             "in_flight": self.in_flight.load(Relaxed),
             "uptime_s": self.uptime_s(),
             "model": model,
@@ -229,6 +243,12 @@ impl Stats {
             "counter",
             "Requests refused with a 4xx status.",
             &single(&self.rejected),
+        );
+        family(
+            "mock_llm_chat_errors_total",
+            "counter",
+            "Chat calls answered with an error status (4xx, injected, queue full).",
+            &single(&self.chat_errors),
         );
         family(
             "mock_llm_in_flight",

@@ -24,10 +24,8 @@ use crate::error::InjectedDisconnect;
 /// A paced (or, with a zero interval, immediate) chat-completion stream.
 #[derive(Debug)]
 pub struct SseBody {
-    /// All frames, back to back.
-    data: Bytes,
-    /// End offset of each frame in `data`.
-    ends: Vec<usize>,
+    /// The frames, written when due.
+    frames: Frames,
     /// Index of the next frame to send.
     next: usize,
     /// When frame 0 is due.
@@ -47,11 +45,10 @@ impl SseBody {
     /// `cut`, if set, is how many frames go out before the connection is dropped (it is
     /// clamped so that at least one frame and never the last one is sent).
     pub fn new(frames: Frames, first: Instant, interval: Duration, cut: Option<usize>) -> Self {
-        let n = frames.ends.len();
+        let n = frames.count();
         let cut = cut.filter(|_| n >= 2).map(|c| c.clamp(1, n - 1));
         SseBody {
-            data: frames.data,
-            ends: frames.ends,
+            frames,
             next: 0,
             first,
             interval,
@@ -69,10 +66,9 @@ impl SseBody {
         self.first.checked_add(offset).unwrap_or(self.first)
     }
 
-    /// Byte range of frames `from..to`.
+    /// Frames `from..to`, in one buffer: one write.
     fn slice(&self, from: usize, to: usize) -> Bytes {
-        let start = if from == 0 { 0 } else { self.ends[from - 1] };
-        self.data.slice(start..self.ends[to - 1])
+        self.frames.write(from, to)
     }
 
     /// Ready once `due` has passed; arms the (single, reused) timer otherwise.
@@ -94,7 +90,7 @@ impl SseBody {
 
     /// Frames that may be sent: all of them, or those before the cut.
     fn limit(&self) -> usize {
-        self.cut.unwrap_or(self.ends.len())
+        self.cut.unwrap_or(self.frames.count())
     }
 }
 
@@ -125,7 +121,7 @@ impl http_body::Body for SseBody {
                 ready!(this.wait_until(this.due(this.next), cx));
             }
             this.cut = None;
-            this.next = this.ends.len();
+            this.next = this.frames.count();
             return Poll::Ready(Some(Err(InjectedDisconnect)));
         }
         if this.interval.is_zero() {
@@ -146,12 +142,12 @@ impl http_body::Body for SseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.next >= self.ends.len() && self.cut.is_none()
+        self.next >= self.frames.count() && self.cut.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
         if self.interval.is_zero() && self.cut.is_none() && self.next == 0 {
-            SizeHint::with_exact(self.data.len() as u64)
+            SizeHint::with_exact(self.frames.total_len() as u64)
         } else {
             SizeHint::default()
         }
@@ -163,17 +159,15 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
+    /// `n` frames `data: {i}\n\n`.
     fn frames(n: usize) -> Frames {
-        let mut data = Vec::new();
-        let mut ends = Vec::new();
-        for i in 0..n {
-            data.extend_from_slice(format!("data: {i}\n\n").as_bytes());
-            ends.push(data.len());
-        }
-        Frames {
-            data: Bytes::from(data),
-            ends,
-        }
+        let deltas = (0..n - 1).map(|i| i.to_string().into_bytes()).collect();
+        Frames::new(
+            Bytes::from_static(b"data: "),
+            std::sync::Arc::new(deltas),
+            b"\n\n",
+            Bytes::from(format!("data: {}\n\n", n - 1)),
+        )
     }
 
     /// (elapsed since start, bytes) of each frame, in paused time.

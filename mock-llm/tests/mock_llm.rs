@@ -4,10 +4,14 @@
 #[path = "mock_llm/harness.rs"]
 mod harness;
 
+#[path = "mock_llm/calls_admin.rs"]
+mod calls_admin;
 #[path = "mock_llm/endpoints.rs"]
 mod endpoints;
 #[path = "mock_llm/faults.rs"]
 mod faults;
+#[path = "mock_llm/model_mode.rs"]
+mod model_mode;
 #[path = "mock_llm/openai_sdk.rs"]
 mod openai_sdk;
 #[path = "mock_llm/process.rs"]

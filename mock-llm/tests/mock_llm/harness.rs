@@ -29,6 +29,13 @@ const VARS: &[&str] = &[
     "MOCK_LLM_MAX_BODY_BYTES",
     "MOCK_LLM_THREADS",
     "MOCK_LLM_GRACE_MS",
+    "MOCK_LLM_MODE",
+    "MOCK_LLM_TTFT_MS",
+    "MOCK_LLM_TTFT_PER_TOKEN_US",
+    "MOCK_LLM_TOKENS_PER_S",
+    "MOCK_LLM_MAX_CONCURRENCY",
+    "MOCK_LLM_QUEUE_SIZE",
+    "MOCK_LLM_CALL_LOG_SIZE",
 ];
 
 /// The default answer: 42 words.
