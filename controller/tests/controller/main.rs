@@ -6,4 +6,5 @@ mod faults;
 mod modes;
 mod netns;
 mod run;
+mod stages;
 mod util;
