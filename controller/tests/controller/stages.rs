@@ -117,7 +117,7 @@ fn each_plateau_reports_its_own_latency() {
     };
     let (first, second) = (med(1), med(3));
     assert!(
-        first >= 20.0 && first < 100.0,
+        (20.0..100.0).contains(&first),
         "plateau 1 at 20 ms LLM: med {first}"
     );
     assert!(second >= 150.0, "plateau 2 at 150 ms LLM: med {second}");
