@@ -9,6 +9,11 @@
 //! | [`animation`] | [`animation::Animation`]              | the sweep's bars growing tier by tier: GIF, MP4 |
 //! | [`html`]      | `render`                              | the self-contained `report.html`            |
 //! | [`write`]     | [`write_report`]                      | the output folder                            |
+//! | [`k6`]        | [`k6::K6Run`]                         | k6 NDJSON (`--out json`) read back          |
+//! | [`input`]     | [`input::ResultsFile`], [`input::Measured`] | either kind of file; what compare measures |
+//! | [`stats`]     | `welch_ci`, `percentile_diff_ci`      | 95 % intervals: per-interval, bootstrap     |
+//! | [`compare`]   | [`compare::Comparison`], `Budgets`    | regressions between two sets of runs        |
+//! | [`summarize`] | [`summarize::Summarized`]             | the seed's jq recipes                       |
 //!
 //! Data flow: summaries → [`ChartData`] (percentiles from the stored HDR histograms) →
 //! `charts::catalog` (titles, units, values) → SVG in the HTML, PNG files, GIF/MP4 frames.
@@ -16,8 +21,13 @@
 
 pub mod animation;
 pub mod charts;
+pub mod compare;
 pub mod figures;
 pub mod html;
+pub mod input;
+pub mod k6;
+pub mod stats;
+pub mod summarize;
 pub mod write;
 
 pub use figures::{ChartData, RunFigures};
