@@ -15,6 +15,7 @@ use crate::charts::render::rgb;
 use crate::charts::ChartError;
 use crate::figures::ChartData;
 use crate::ReportError;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::io::Write;
 use std::path::Path;
@@ -89,22 +90,36 @@ impl Animation {
         Some(Animation { panels, frames })
     }
 
+    /// Draws frame `i` onto any backend: the four panels, 2 × 2.
+    pub fn draw_frame<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        i: usize,
+    ) -> Result<(), ChartError> {
+        let f = &self.frames[i];
+        area.fill(&WHITE).map_err(ChartError::from)?;
+        let cells = area.split_evenly((2, 2));
+        for (cell, panel) in cells.iter().zip(&self.panels) {
+            bars::draw_progress(cell, panel, f.shown, Some(&f.subtitle))?;
+        }
+        Ok(())
+    }
+
     /// Frame `i` as RGB pixels of [`FRAME_SIZE`].
     pub fn frame_rgb(&self, i: usize) -> Result<Vec<u8>, ChartError> {
-        let f = &self.frames[i];
-        rgb(FRAME_SIZE, |area| {
-            area.fill(&WHITE).map_err(ChartError::from)?;
-            let cells = area.split_evenly((2, 2));
-            for (cell, panel) in cells.iter().zip(&self.panels) {
-                bars::draw_progress(cell, panel, f.shown, Some(&f.subtitle))?;
-            }
-            Ok(())
-        })
+        rgb(FRAME_SIZE, |area| self.draw_frame(area, i))
     }
 
     /// Every frame, drawn.
     pub fn render(&self) -> Result<Vec<Vec<u8>>, ChartError> {
         (0..self.frames.len()).map(|i| self.frame_rgb(i)).collect()
+    }
+
+    /// Frame `i` as a PNG file (the report keeps the last one as a still).
+    pub fn write_png(&self, i: usize, path: &Path) -> Result<(), ChartError> {
+        let area = BitMapBackend::new(path, FRAME_SIZE).into_drawing_area();
+        self.draw_frame(&area, i)?;
+        area.present().map_err(ChartError::from)
     }
 
     /// Writes the animated GIF (looping).

@@ -62,6 +62,10 @@ pub fn write_report(runs: &[(String, Summary)], dir: &Path) -> Result<ReportFile
     let mut gif_bytes = None;
     if let Some(anim) = Animation::of(&data) {
         let frames = anim.render()?;
+        // the last frame (every tier grown) as a static summary picture
+        let still = dir.join("sweep.png");
+        anim.write_png(anim.frames.len() - 1, &still)?;
+        files.pngs.push(still);
         let gif = dir.join("sweep.gif");
         anim.write_gif(&frames, &gif)?;
         gif_bytes = Some(std::fs::read(&gif).map_err(werr(&gif))?);

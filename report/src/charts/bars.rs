@@ -87,7 +87,7 @@ pub fn draw_progress<DB: DrawingBackend>(
     let mut ctx = ChartBuilder::on(&body)
         .caption(title, ("sans-serif", 20).into_font().style(FontStyle::Bold))
         .margin(10)
-        .x_label_area_size(36)
+        .x_label_area_size(48)
         .y_label_area_size(64)
         .build_cartesian_2d(0f64..n as f64, 0f64..top)
         .map_err(ChartError::from)?;
@@ -100,14 +100,20 @@ pub fn draw_progress<DB: DrawingBackend>(
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(ChartError::from)?;
-    // group names under the centre of each group (plotters places float ticks itself)
+    // group names under the centre of each group (plotters places float ticks itself);
+    // many groups alternate between two rows so long names do not overlap
     let base = body.get_base_pixel();
+    let plot_w = body.dim_in_pixel().0;
+    let crowded = chart.groups.len() > 1
+        && plot_w as usize / chart.groups.len()
+            < chart.groups.iter().map(|g| g.len()).max().unwrap_or(0) * 8;
     for (i, g) in chart.groups.iter().enumerate() {
         let (x, y) = ctx.backend_coord(&(i as f64 + 0.5, 0.0));
+        let row = if crowded && i % 2 == 1 { 16 } else { 0 };
         body.draw(&Text::new(
             g.clone(),
-            (x - base.0, y - base.1 + 6),
-            ("sans-serif", 14)
+            (x - base.0, y - base.1 + 6 + row),
+            ("sans-serif", if crowded { 12 } else { 14 })
                 .into_font()
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Top)),
@@ -116,6 +122,8 @@ pub fn draw_progress<DB: DrawingBackend>(
     }
     let k = chart.series.len().max(1) as f64;
     let width = 0.8 / k;
+    // a value above every bar while they have room for it
+    let values_fit = (chart.series.len() * chart.groups.len()) as u32 * 44 <= plot_w;
     for (si, s) in chart.series.iter().enumerate() {
         let c = color(si);
         let mut bars = Vec::new();
@@ -135,7 +143,7 @@ pub fn draw_progress<DB: DrawingBackend>(
             let x0 = gi as f64 + 0.1 + si as f64 * width;
             let x1 = x0 + width * 0.92;
             bars.push(Rectangle::new([(x0, 0.0), (x1, v * grown)], c.filled()));
-            let text = if grown >= 1.0 {
+            let text = if grown >= 1.0 && values_fit {
                 label(v)
             } else {
                 String::new()

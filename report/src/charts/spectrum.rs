@@ -71,6 +71,7 @@ pub fn draw<DB: DrawingBackend>(
             ("sans-serif", 20).into_font().style(FontStyle::Bold),
         )
         .margin(10)
+        .margin_right(36)
         .x_label_area_size(36)
         .y_label_area_size(64)
         .build_cartesian_2d((1f64..X_MAX).log_scale().with_key_points(ticks), 0f64..top)
