@@ -307,7 +307,7 @@ impl Comparison {
         let _ = writeln!(
             s,
             "- a regression is worse than its budget with a 95 % interval excluding zero \
-(intervals: per-interval Welch for rates, seeded bootstrap {} of the histograms for percentiles)\n",
+(intervals: per-interval Welch for rates, seeded bootstrap of the histograms for percentiles, seed {})\n",
             self.seed
         );
         s.push_str(

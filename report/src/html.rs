@@ -4,8 +4,8 @@
 //!
 //! Sections: the runs' metadata (hardware, target, versions, scenario, plan), the figures
 //! table (the numbers the charts show, to 3 decimals, equal to the summaries'), the
-//! per-operation latencies, the thresholds of every run, the animation of a sweep, and
-//! every chart of [`crate::charts::catalog::all`].
+//! thresholds of every run, the animation of a sweep, every chart of
+//! [`crate::charts::catalog::all`], and the per-operation latencies.
 use crate::charts::catalog::NamedChart;
 use crate::figures::ChartData;
 use barrage_core::summary::Summary;
@@ -66,7 +66,6 @@ pub fn render(
     );
     metadata(&mut h, runs);
     figures(&mut h, data);
-    operations(&mut h, data);
     thresholds(&mut h, runs);
     if let Some(gif) = gif {
         let b64 = base64::engine::general_purpose::STANDARD.encode(gif);
@@ -93,6 +92,7 @@ src=\"data:image/gif;base64,{b64}\"><figcaption>Animated: bars grow tier by tier
             esc(c.chart.caption())
         );
     }
+    operations(&mut h, data);
     h.push_str("</body></html>\n");
     h
 }

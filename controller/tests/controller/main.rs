@@ -4,5 +4,6 @@ mod cli;
 mod distributed;
 mod faults;
 mod netns;
+mod report;
 mod run;
 mod util;
