@@ -64,6 +64,8 @@ pub struct Spectrum {
 /// A run over time, one value per interval (`None`: no sample of that kind).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SeriesFigures {
+    /// Interval number of each row (`None` when the summary lacks the column).
+    pub seq: Vec<Option<u64>>,
     /// End of each interval, seconds after the start.
     pub t_s: Vec<f64>,
     pub vus: Vec<Option<f64>>,
@@ -226,6 +228,7 @@ impl SeriesFigures {
         let per_s = |v: Vec<Option<f64>>| v.into_iter().map(|x| x.map(|x| x / dt)).collect();
         let seq = col("seq");
         SeriesFigures {
+            seq: seq.iter().map(|q| q.map(|q| q as u64)).collect(),
             t_s: seq
                 .iter()
                 .enumerate()
@@ -238,6 +241,35 @@ impl SeriesFigures {
             cpu_pct: None,
             rss_mib: None,
         }
+    }
+}
+
+impl RunFigures {
+    /// Adds what the target consumed: requests per CPU-second, and per-interval CPU (% of a
+    /// core) and resident memory (bytes) keyed by interval number (`seq`). Intervals the
+    /// time series lacks are ignored; time-series intervals without a reading are gaps.
+    pub fn set_target(&mut self, requests_per_cpu_s: Option<f64>, points: &[(u64, f64, u64)]) {
+        self.requests_per_cpu_s = requests_per_cpu_s;
+        if points.is_empty() {
+            return;
+        }
+        let by_seq: std::collections::BTreeMap<u64, (f64, u64)> =
+            points.iter().map(|&(q, c, r)| (q, (c, r))).collect();
+        let s = &mut self.series;
+        let seqs: Vec<Option<u64>> = s.seq.clone();
+        s.cpu_pct = Some(
+            seqs.iter()
+                .map(|q| q.and_then(|q| by_seq.get(&q)).map(|p| p.0))
+                .collect(),
+        );
+        s.rss_mib = Some(
+            seqs.iter()
+                .map(|q| {
+                    q.and_then(|q| by_seq.get(&q))
+                        .map(|p| p.1 as f64 / 1_048_576.0)
+                })
+                .collect(),
+        );
     }
 }
 

@@ -202,3 +202,42 @@ fn one_run_report_has_time_series_and_no_animation() {
     let count = runs[0].1.metric("http_reqs").unwrap().count();
     assert_eq!(total, count);
 }
+
+#[test]
+fn target_telemetry_adds_efficiency_and_resource_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = sweep(dir.path());
+    let runs = read_summaries(&paths).unwrap();
+    let mut data = ChartData::from_summaries(&runs).unwrap();
+    assert!(
+        catalog::per_cpu_second(&data).is_none(),
+        "no telemetry, no chart"
+    );
+    for (i, r) in data.runs.iter_mut().enumerate() {
+        let points: Vec<(u64, f64, u64)> = (0..8)
+            .map(|q| (q, 50.0 + q as f64, (100 + q) << 20))
+            .collect();
+        r.set_target(Some(100.0 + i as f64), &points);
+    }
+    let eff = catalog::per_cpu_second(&data).unwrap();
+    assert_eq!(eff.title, "Efficiency by tier (req per CPU-s)");
+    let ti = data.tiers().iter().position(|t| t == "m").unwrap();
+    let want = data.find("python", "m").unwrap().requests_per_cpu_s;
+    assert_eq!(eff.series[1].values[ti], want);
+    let r = &data.runs[0];
+    let charts = catalog::timeseries(r);
+    let (_, cpu) = charts
+        .iter()
+        .find(|(k, _)| k == "cpu")
+        .expect("a CPU chart");
+    let (_, rss) = charts
+        .iter()
+        .find(|(k, _)| k == "rss")
+        .expect("a memory chart");
+    assert_eq!(cpu.title, format!("Target CPU — {} (% of a core)", r.name));
+    // interval seq 3 ends at 4 s: 53 % and 103 MiB
+    assert_eq!(cpu.series[0].points[3], (4.0, Some(53.0)));
+    assert_eq!(rss.series[0].points[3], (4.0, Some(103.0)));
+    let files = barrage_report::charts::catalog::all(&data);
+    assert!(files.iter().any(|c| c.file == "requests-per-cpu-second"));
+}
