@@ -32,7 +32,12 @@ pub const LAST_DELAY_CS: u16 = 300;
 /// Frame size, pixels (even, as H.264 wants).
 pub const FRAME_SIZE: (u32, u32) = (1280, 720);
 /// MP4 frame rate.
-const FPS: u32 = 25;
+pub const FPS: u32 = 25;
+
+/// How many MP4 frames show a frame of `delay_cs` centiseconds (at least one).
+pub fn mp4_repeats(delay_cs: u16) -> u32 {
+    (u32::from(delay_cs) * FPS).div_ceil(100).max(1)
+}
 
 /// One frame: how far the bars have grown and for how long it shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -183,8 +188,7 @@ impl Animation {
         {
             let mut stdin = child.stdin.take().expect("stdin is piped");
             for (spec, px) in self.frames.iter().zip(frames) {
-                let repeat = (u32::from(spec.delay_cs) * FPS).div_ceil(100).max(1);
-                for _ in 0..repeat {
+                for _ in 0..mp4_repeats(spec.delay_cs) {
                     stdin.write_all(px).map_err(werr)?;
                 }
             }

@@ -241,3 +241,58 @@ fn target_telemetry_adds_efficiency_and_resource_charts() {
     let files = barrage_report::charts::catalog::all(&data);
     assert!(files.iter().any(|c| c.file == "requests-per-cpu-second"));
 }
+
+#[test]
+fn sweep_mp4_has_every_frame_for_its_delay() {
+    let ffmpeg = std::process::Command::new("ffprobe")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then_some(());
+    let Some(()) = barrage_testkit::require(
+        "charts::sweep_mp4_has_every_frame_for_its_delay",
+        "ffmpeg and ffprobe",
+        ffmpeg,
+        "apt-get install -y ffmpeg",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let runs = read_summaries(&sweep(dir.path())).unwrap();
+    let files = write_report(&runs, &dir.path().join("out")).unwrap();
+    let mp4 = files.mp4.expect("ffmpeg is installed: an MP4");
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,width,height,codec_name",
+            "-of",
+            "json",
+        ])
+        .arg(&mp4)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["streams"][0];
+    assert_eq!(s["codec_name"], "h264");
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
+    let data = ChartData::from_summaries(&runs).unwrap();
+    let anim = Animation::of(&data).unwrap();
+    let want: u32 = anim
+        .frames
+        .iter()
+        .map(|f| barrage_report::animation::mp4_repeats(f.delay_cs))
+        .sum();
+    assert_eq!(
+        s["nb_read_frames"].as_str(),
+        Some(want.to_string().as_str())
+    );
+}
