@@ -1,5 +1,6 @@
 //! The subcommands end to end: validate everything first (exit 2 before anything starts),
 //! then start what is needed, run, write the results, stop what was started.
+use crate::analyze;
 use crate::cli::{Cli, Command, ControllerArgs, RunArgs, TokenArgs};
 use crate::config::{self, LocalRun, RunConfig, WorkerSide};
 use crate::coordinator::{self, Control};
@@ -24,6 +25,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ReferenceRuntime(a) => barrage_reference_runtime::run(a),
         Command::Run(a) => run_cmd(a),
         Command::Controller(a) => controller_cmd(a),
+        Command::Report(a) => analyze::report_cmd(a),
+        Command::Compare(a) => analyze::compare_cmd(a),
+        Command::Summarize(a) => analyze::summarize_cmd(a),
     }
 }
 

@@ -23,6 +23,14 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Print a mock HS256 JWT, like the seed's create-mock-jwt.sh.
     Token(TokenArgs),
+    /// Charts and a self-contained HTML report from summaries (one run, several runs, or a
+    /// runtime × tier sweep: then an animated GIF, and an MP4 when ffmpeg is installed).
+    Report(ReportArgs),
+    /// Compare a baseline with a current run (or two sets): exit 1 on a regression.
+    Compare(CompareArgs),
+    /// The seed's jq recipes (iterations, flow duration, per-operation latency) from a
+    /// barrage summary or a k6 NDJSON file.
+    Summarize(SummarizeArgs),
     /// Run one worker (spawned by `barrage run`; same flags as `barrage-worker`).
     #[command(hide = true)]
     Worker(barrage_worker::Args),
@@ -251,6 +259,58 @@ pub fn parse_cores(text: &str) -> Result<Cores, String> {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     barrage_core::duration::parse_duration(text)
+}
+
+/// `barrage report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Summaries (`*.summary.json`).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Folder to write report.html, the PNGs and (for a sweep) sweep.gif/sweep.mp4 into.
+    #[arg(long, value_name = "DIR", default_value = "report")]
+    pub out: PathBuf,
+}
+
+/// `barrage compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// BASELINE CURRENT: one results file each (summary or k6 NDJSON).
+    #[arg(value_name = "FILE", num_args = 0..=2, conflicts_with_all = ["baseline", "current"])]
+    pub pair: Vec<PathBuf>,
+    /// The baseline set (runs of one build), instead of BASELINE.
+    #[arg(long, value_name = "FILE", num_args = 1.., requires = "current")]
+    pub baseline: Vec<PathBuf>,
+    /// The current set, instead of CURRENT.
+    #[arg(long, value_name = "FILE", num_args = 1.., requires = "baseline")]
+    pub current: Vec<PathBuf>,
+    /// Override a budget: throughput=10%, p50=5%, p95=15%, p99=20%, error_rate=0.5pp.
+    #[arg(long = "budget", value_name = "KEY=VALUE")]
+    pub budgets: Vec<String>,
+    /// Output on stdout.
+    #[arg(long, value_enum, default_value_t = CompareFormat::Markdown)]
+    pub format: CompareFormat,
+    /// Seed of the percentile bootstrap.
+    #[arg(long, default_value_t = barrage_report::stats::DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+/// Output of `barrage compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Markdown,
+    Json,
+}
+
+/// `barrage summarize`.
+#[derive(Debug, Clone, Args)]
+pub struct SummarizeArgs {
+    /// A barrage summary or a k6 NDJSON file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! | [`results`]       | result names, the folder probe, atomic writes                          |
 //! | [`output`]        | raw-point outputs: k6 NDJSON, k6 CSV                                   |
 //! | `app`             | the subcommands, end to end                                            |
+//! | `analyze`         | `report`, `compare`, `summarize`: read results, write charts/verdicts  |
 //!
 //! # Data flow
 //!
@@ -33,6 +34,7 @@
 // `unsafe` only where `local` talks to the kernel between fork and exec.
 #![deny(unsafe_code)]
 
+mod analyze;
 mod app;
 pub mod cli;
 pub mod config;

@@ -5,6 +5,7 @@ mod distributed;
 mod faults;
 mod modes;
 mod netns;
+mod report;
 mod run;
 mod stages;
 mod util;
