@@ -9,6 +9,7 @@ use crate::ReportError;
 use barrage_core::metrics::{builtin, MetricKind, ValueKind};
 use barrage_core::sink::TrendSink;
 use barrage_core::summary::Summary;
+use barrage_core::timeseries::TimeSeriesDoc;
 use std::collections::BTreeSet;
 
 /// Everything the charts show, for one or more runs.
@@ -222,7 +223,12 @@ impl RunFigures {
 impl SeriesFigures {
     /// The summary's time series as rates per second.
     pub fn from_summary(s: &Summary) -> SeriesFigures {
-        let ts = &s.timeseries;
+        SeriesFigures::from_timeseries(&s.timeseries)
+    }
+
+    /// A time series (a summary's, or a live run's `TimeSeries::to_doc()`) as rates per
+    /// second.
+    pub fn from_timeseries(ts: &TimeSeriesDoc) -> SeriesFigures {
         let dt = f64::from(ts.interval_ms.max(1)) / 1000.0;
         let col = |name: &str| ts.column(name).unwrap_or_else(|| vec![None; ts.rows.len()]);
         let per_s = |v: Vec<Option<f64>>| v.into_iter().map(|x| x.map(|x| x / dt)).collect();
