@@ -1,279 +1,192 @@
-//! Live charts, drawn server-side as SVG from the last intervals of the time series
-//! ([`LiveState::recent`]): VUs, throughput, latency p95 and error rate over time. The page
-//! reloads them when an interval closes; a browser needs no chart library and the page no
-//! network.
-use super::page::ChartRef;
-use super::state::LiveState;
-use crate::timeseries::TimePoint;
-use std::fmt::Write as _;
+//! The live charts: the report's own charts (`barrage_report::charts`), drawn server-side
+//! as SVG from live data instead of a summary, so the dashboard and `barrage report` show
+//! the same charts with the same titles, units and captions. The page reloads them when an
+//! interval closes; a browser needs no chart library and the page no network.
+//!
+//! | chart                              | report function                    | live data                         |
+//! |------------------------------------|------------------------------------|-----------------------------------|
+//! | `vus`, `rps`, `p95`, `errors` (`cpu`, `rss` with telemetry) | `catalog::timeseries` | the last intervals ([`LiveState::recent`]) |
+//! | `operations-p95`                   | `catalog::latency_per_operation`   | merged HDR per operation, run so far |
+//! | `spectrum-http_req_duration`, `spectrum-agent_flow_duration` | `catalog::spectrum` | the merged HDR histograms' spectra |
+use super::state::{LiveState, QUANTILES};
+use barrage_core::metrics::builtin;
+use barrage_report::charts::catalog::{self, Pct};
+use barrage_report::charts::render::Chart;
+use barrage_report::figures::{ChartData, Percentiles, RunFigures, SeriesFigures};
 
-/// The charts the page shows, in order.
-pub const LIST: &[ChartRef] = &[
-    ChartRef {
-        name: "throughput",
-        title: "Throughput (req/s)",
-    },
-    ChartRef {
-        name: "latency",
-        title: "Latency p95 (ms)",
-    },
-    ChartRef {
-        name: "errors",
-        title: "Error rate (%)",
-    },
-    ChartRef {
-        name: "vus",
-        title: "Virtual users",
-    },
-];
+/// Size of a live chart, pixels (smaller than the report's: several sit side by side).
+pub const SIZE: (u32, u32) = (720, 360);
 
-const WIDTH: f64 = 560.0;
-const HEIGHT: f64 = 220.0;
-/// Plot area margins: left (y labels), right, top (title), bottom (x labels).
-const MARGIN: (f64, f64, f64, f64) = (56.0, 12.0, 28.0, 30.0);
-const COLORS: [&str; 3] = ["#2563eb", "#d97706", "#16a34a"];
-
-/// One line: its legend and a value (or a gap) per point.
-struct Line {
-    label: &'static str,
-    values: Vec<Option<f64>>,
-}
-
-fn finite(x: f32) -> Option<f64> {
-    x.is_finite().then_some(x as f64)
-}
-
-/// The chart `name` of `state`, or `None` for an unknown name.
-pub fn render(name: &str, state: &LiveState) -> Option<String> {
-    let chart = LIST.iter().find(|c| c.name == name)?;
-    let pts: &[TimePoint] = &state.recent;
-    let secs = (state.run.interval_ms as f64 / 1000.0).max(1e-3);
-    let lines = match name {
-        "throughput" => vec![
-            Line {
-                label: "requests/s",
-                values: pts.iter().map(|p| Some(p.requests as f64 / secs)).collect(),
-            },
-            Line {
-                label: "iterations/s",
-                values: pts
-                    .iter()
-                    .map(|p| Some(p.iterations as f64 / secs))
-                    .collect(),
-            },
-        ],
-        "latency" => vec![
-            Line {
-                label: "request p95",
-                values: pts.iter().map(|p| finite(p.req_p95_ms)).collect(),
-            },
-            Line {
-                label: "flow p95",
-                values: pts.iter().map(|p| finite(p.flow_p95_ms)).collect(),
-            },
-        ],
-        "errors" => vec![Line {
-            label: "failed requests %",
-            values: pts
-                .iter()
-                .map(|p| Some(p.failures as f64 * 100.0 / (p.requests.max(1) as f64)))
-                .collect(),
-        }],
-        _ => vec![Line {
-            label: "VUs",
-            values: pts.iter().map(|p| Some(p.vus as f64)).collect(),
-        }],
+/// The percentiles the report's charts read, from a live latency.
+fn percentiles(l: &super::Latency) -> Option<Percentiles> {
+    let at = |q: f64| {
+        QUANTILES
+            .iter()
+            .position(|x| *x == q)
+            .and_then(|i| l.quantiles_ms.get(i).copied())
     };
-    let xs: Vec<f64> = pts.iter().map(|p| (p.seq as f64 + 1.0) * secs).collect();
-    Some(draw(chart.title, &xs, &lines))
+    (l.count > 0).then(|| Percentiles {
+        count: l.count,
+        p50: at(0.5).unwrap_or(f64::NAN),
+        p95: at(0.95).unwrap_or(f64::NAN),
+        p99: at(0.99).unwrap_or(f64::NAN),
+    })
 }
 
-/// A round step for about `ticks` divisions of `0..max`.
-fn nice_step(max: f64, ticks: f64) -> f64 {
-    let raw = (max / ticks).max(1e-9);
-    let mag = 10f64.powf(raw.log10().floor());
-    let norm = raw / mag;
-    let nice = if norm <= 1.0 {
-        1.0
-    } else if norm <= 2.0 {
-        2.0
-    } else if norm <= 5.0 {
-        5.0
-    } else {
-        10.0
+/// The run's figures as the report's charts take them, from the live state.
+pub fn figures(s: &LiveState) -> RunFigures {
+    let dt = (s.run.interval_ms as f64 / 1000.0).max(1e-3);
+    let pts = &s.recent;
+    let per_s = |v: u32| Some(v as f64 / dt);
+    let finite = |x: f32| x.is_finite().then_some(x as f64);
+    let is_whole = |name: &str| {
+        [
+            builtin::HTTP_REQ_DURATION,
+            builtin::AGENT_FLOW_DURATION,
+            builtin::ITERATION_DURATION,
+        ]
+        .contains(&name)
     };
-    nice * mag
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn draw(title: &str, xs: &[f64], lines: &[Line]) -> String {
-    let (ml, mr, mt, mb) = MARGIN;
-    let (pw, ph) = (WIDTH - ml - mr, HEIGHT - mt - mb);
-    let ymax_data = lines
+    // the flow's order first, as the report lists operations
+    let mut operations: Vec<(String, Percentiles)> = s
+        .latency
         .iter()
-        .flat_map(|l| l.values.iter().flatten())
-        .fold(0.0f64, |a, b| a.max(*b));
-    let step = nice_step(if ymax_data > 0.0 { ymax_data } else { 1.0 }, 4.0);
-    let ymax = (ymax_data / step).ceil().max(1.0) * step;
-    let (x0, x1) = match (xs.first(), xs.last()) {
-        (Some(a), Some(b)) if b > a => (*a, *b),
-        (Some(a), _) => (*a - 1.0, *a + 1.0),
-        _ => (0.0, 1.0),
-    };
-    let px = |x: f64| ml + (x - x0) / (x1 - x0) * pw;
-    let py = |y: f64| mt + ph - y / ymax * ph;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11"><rect width="100%" height="100%" fill="#fff"/><text x="{ml}" y="17" font-size="13" font-weight="bold">{}</text>"##,
-        esc(title)
-    );
-    let mut y = 0.0;
-    while y <= ymax + step / 2.0 {
-        let yy = py(y);
-        let _ = write!(
-            s,
-            r##"<line x1="{ml}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#e5e7eb"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
-            ml + pw,
-            ml - 4.0,
-            yy + 4.0,
-            fmt_tick(y, step)
-        );
-        y += step;
+        .filter(|l| !is_whole(&l.name))
+        .filter_map(|l| percentiles(l).map(|p| (l.name.clone(), p)))
+        .collect();
+    operations.sort_by_key(|(op, _)| {
+        builtin::OPERATIONS
+            .iter()
+            .position(|o| o == op)
+            .unwrap_or(usize::MAX)
+    });
+    let secs = s.elapsed_s.max(1e-3);
+    RunFigures {
+        name: s.run.name.clone(),
+        runtime: s.run.runtime.clone(),
+        version: s.run.version.clone(),
+        tier: s.run.tier.clone(),
+        hardware: s.run.hardware.clone(),
+        duration_s: s.elapsed_s,
+        requests_per_s: (s.totals.requests > 0).then(|| s.totals.requests as f64 / secs),
+        requests_per_cpu_s: None,
+        error_rate: (s.totals.requests > 0)
+            .then(|| s.totals.failed_requests as f64 / s.totals.requests as f64),
+        requests: s.latency(builtin::HTTP_REQ_DURATION).and_then(percentiles),
+        flow: s
+            .latency(builtin::AGENT_FLOW_DURATION)
+            .and_then(percentiles),
+        operations,
+        series: SeriesFigures {
+            t_s: pts.iter().map(|p| (p.seq as f64 + 1.0) * dt).collect(),
+            vus: pts.iter().map(|p| Some(p.vus as f64)).collect(),
+            requests_per_s: pts.iter().map(|p| per_s(p.requests)).collect(),
+            p95_ms: pts.iter().map(|p| finite(p.req_p95_ms)).collect(),
+            failures_per_s: pts.iter().map(|p| per_s(p.failures)).collect(),
+            cpu_pct: None,
+            rss_mib: None,
+        },
+        spectra: s.spectra.as_ref().clone(),
     }
-    let xstep = nice_step(x1 - x0, 5.0).max(1.0);
-    let mut x = (x0 / xstep).ceil() * xstep;
-    while x <= x1 {
-        let _ = write!(
-            s,
-            r##"<text x="{:.1}" y="{}" text-anchor="middle">{}s</text>"##,
-            px(x),
-            mt + ph + 16.0,
-            x.round()
-        );
-        x += xstep;
-    }
-    let _ = write!(
-        s,
-        r##"<line x1="{ml}" x2="{ml}" y1="{mt}" y2="{}" stroke="#9ca3af"/><line x1="{ml}" x2="{}" y1="{}" y2="{}" stroke="#9ca3af"/>"##,
-        mt + ph,
-        ml + pw,
-        mt + ph,
-        mt + ph
-    );
-    for (i, l) in lines.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        // a gap (no sample in an interval) breaks the line
-        let mut seg = String::new();
-        let flush = |seg: &mut String, s: &mut String| {
-            if !seg.is_empty() {
-                let _ = write!(
-                    s,
-                    r##"<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{}"/>"##,
-                    seg.trim_end()
-                );
-                seg.clear();
-            }
-        };
-        for (x, v) in xs.iter().zip(&l.values) {
-            match v {
-                Some(v) => {
-                    let _ = write!(seg, "{:.1},{:.1} ", px(*x), py(*v));
-                }
-                None => flush(&mut seg, &mut s),
-            }
-        }
-        flush(&mut seg, &mut s);
-        let lx = ml + pw - 130.0 * (lines.len() - i) as f64;
-        let _ = write!(
-            s,
-            r##"<rect x="{lx}" y="8" width="10" height="10" fill="{color}"/><text x="{}" y="17">{}</text>"##,
-            lx + 14.0,
-            esc(l.label)
-        );
-    }
-    if xs.is_empty() {
-        let _ = write!(
-            s,
-            r##"<text x="{}" y="{}" text-anchor="middle" fill="#6b7280">no interval closed yet</text>"##,
-            ml + pw / 2.0,
-            mt + ph / 2.0
-        );
-    }
-    s.push_str("</svg>");
-    s
 }
 
-fn fmt_tick(y: f64, step: f64) -> String {
-    if step >= 1.0 {
-        format!("{y:.0}")
-    } else {
-        let digits = (-step.log10().floor()) as usize;
-        format!("{y:.digits$}")
+/// Every chart of the live state, named as the page asks for them.
+pub fn all(s: &LiveState) -> Vec<(String, Chart)> {
+    let run = figures(s);
+    let mut out: Vec<(String, Chart)> = catalog::timeseries(&run)
+        .into_iter()
+        .map(|(name, c)| (name, Chart::Lines(c)))
+        .collect();
+    let data = ChartData { runs: vec![run] };
+    if !data.operations().is_empty() {
+        out.push((
+            "operations-p95".into(),
+            Chart::Bars(catalog::latency_per_operation(&data, Pct::P95)),
+        ));
     }
+    for metric in [builtin::HTTP_REQ_DURATION, builtin::AGENT_FLOW_DURATION] {
+        if let Some(c) = catalog::spectrum(&data, metric) {
+            out.push((format!("spectrum-{metric}"), Chart::Spectrum(c)));
+        }
+    }
+    out
+}
+
+/// The names of the charts the state can draw now, in page order.
+pub fn names(s: &LiveState) -> Vec<String> {
+    all(s).into_iter().map(|(n, _)| n).collect()
+}
+
+/// The chart `name` of `state` as SVG; `None` for a chart it cannot draw (unknown name,
+/// or no data of that kind yet).
+pub fn render(name: &str, state: &LiveState) -> Option<Result<String, String>> {
+    let (_, chart) = all(state).into_iter().find(|(n, _)| n == name)?;
+    Some(chart.svg(SIZE).map_err(|e| e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::state::{LiveState, RunInfo};
+    use super::super::state::{latencies, tests_support::merged, totals, LiveState, RunInfo};
     use super::*;
-    use barrage_core::timeseries::N_OPS;
+    use crate::timeseries::TimePoint;
     use std::sync::Arc;
 
-    fn point(seq: u32, requests: u32, failures: u32) -> TimePoint {
-        TimePoint {
-            seq,
-            workers: 1,
-            vus: 3,
-            requests,
-            failures,
-            iterations: requests / 10,
-            flow_p50_ms: 10.0,
-            flow_p95_ms: f32::NAN,
-            flow_p99_ms: 30.0,
-            req_p95_ms: 12.5,
-            op_p95_ms: [f32::NAN; N_OPS],
-        }
-    }
-
     #[test]
-    fn every_listed_chart_draws_its_lines_and_breaks_at_gaps() {
+    fn the_report_charts_draw_from_live_data() {
+        let total = merged();
         let mut s = LiveState::new(RunInfo {
+            name: "live".into(),
+            runtime: "ts".into(),
             interval_ms: 1000,
+            hardware: "Test CPU, 2 cores".into(),
             ..RunInfo::default()
         });
-        s.recent = Arc::new(vec![point(0, 100, 0), point(1, 150, 3), point(2, 90, 9)]);
-        for c in LIST {
-            let svg = render(c.name, &s).unwrap();
-            assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{svg}");
-            assert!(svg.contains(&esc(c.title)), "{}", c.name);
-            assert!(svg.contains("<polyline"), "{}: {svg}", c.name);
-        }
-        // throughput: 150 req/s is the top, on a round axis (step 50)
-        let svg = render("throughput", &s).unwrap();
-        assert!(svg.contains(">150<") && svg.contains(">50<"), "{svg}");
-        // flow p95 has no sample at all: only the request line is drawn
+        s.elapsed_s = 3.0;
+        s.totals = totals(&total, 0);
+        s.latency = latencies(&total, None);
+        s.spectra = Arc::new(super::super::state::spectra(&total));
+        s.recent = Arc::new(vec![
+            TimePoint::from_interval(0, &total, 1),
+            TimePoint::from_interval(1, &total, 1),
+        ]);
+        let names = names(&s);
         assert_eq!(
-            render("latency", &s).unwrap().matches("<polyline").count(),
-            1
+            names,
+            [
+                "vus",
+                "rps",
+                "p95",
+                "errors",
+                "operations-p95",
+                "spectrum-http_req_duration"
+            ]
         );
+        let run = figures(&s);
+        // the same figures the page shows: 200 requests over 3 s, 4 failed
+        assert_eq!(run.requests_per_s, Some(200.0 / 3.0));
+        assert_eq!(run.error_rate, Some(0.02));
+        let rw = run
+            .operations
+            .iter()
+            .find(|(o, _)| o == "run_wait")
+            .unwrap();
+        assert_eq!(rw.1.count, 100);
+        assert_eq!(run.series.requests_per_s, vec![Some(200.0), Some(200.0)]);
+        for n in &names {
+            let svg = render(n, &s).unwrap().unwrap();
+            assert!(svg.contains("<svg"), "{n}");
+            assert!(
+                svg.contains("Test CPU, 2 cores"),
+                "{n}: caption with the hardware"
+            );
+        }
         assert!(render("nope", &s).is_none());
-        let empty = LiveState::new(RunInfo::default());
-        assert!(render("vus", &empty)
-            .unwrap()
-            .contains("no interval closed yet"));
     }
 
     #[test]
-    fn ticks_are_round() {
-        assert_eq!(nice_step(150.0, 4.0), 50.0);
-        assert_eq!(nice_step(7.0, 4.0), 2.0);
-        assert_eq!(nice_step(0.3, 4.0), 0.1);
-        assert_eq!(fmt_tick(0.2, 0.1), "0.2");
+    fn before_the_first_interval_only_the_time_series_exist() {
+        let s = LiveState::new(RunInfo::default());
+        assert_eq!(names(&s), ["vus", "rps", "p95", "errors"]);
+        assert!(render("vus", &s).unwrap().is_ok());
     }
 }

@@ -6,13 +6,6 @@ use super::state::LiveState;
 
 const TEMPLATE: &str = include_str!("page.html");
 
-/// One chart the page shows (`/charts/{name}.svg`).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct ChartRef {
-    pub name: &'static str,
-    pub title: &'static str,
-}
-
 /// JSON safe inside a `<script>` element: no `<` at all, so no `</script>` or `<!--`.
 fn script_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v)
@@ -21,10 +14,8 @@ fn script_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// The page with `state` embedded.
-pub fn render(state: &LiveState, charts: &[ChartRef]) -> String {
-    TEMPLATE
-        .replacen("__STATE__", &script_json(state), 1)
-        .replacen("__CHARTS__", &script_json(&charts), 1)
+pub fn render(state: &LiveState) -> String {
+    TEMPLATE.replacen("__STATE__", &script_json(state), 1)
 }
 
 #[cfg(test)]
@@ -38,10 +29,10 @@ mod tests {
             name: "</script><script>alert(1)</script>".into(),
             ..RunInfo::default()
         });
-        let html = render(&s, &[]);
+        let html = render(&s);
         assert_eq!(html.matches("</script>").count(), 2, "{html}");
         assert!(html.contains("\\u003c/script>\\u003cscript>alert(1)"));
-        assert!(!html.contains("__STATE__") && !html.contains("__CHARTS__"));
+        assert!(!html.contains("__STATE__"));
         // self-contained: nothing is fetched from elsewhere
         assert!(!html.contains("http://") && !html.contains("https://"));
     }

@@ -49,7 +49,7 @@ fn now(s: &Shared) -> Arc<LiveState> {
 }
 
 async fn index(State(s): State<Shared>) -> Html<String> {
-    Html(page::render(&now(&s), charts::LIST))
+    Html(page::render(&now(&s)))
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
@@ -80,10 +80,14 @@ async fn chart(State(s): State<Shared>, Path(name): Path<String>) -> Response {
         return (StatusCode::NOT_FOUND, "charts are SVG: /charts/NAME.svg\n").into_response();
     };
     match charts::render(name, &now(&s)) {
-        Some(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
+        Some(Ok(svg)) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
+        Some(Err(e)) => {
+            tracing::warn!(chart = name, error = %e, "live chart failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+        }
         None => (
             StatusCode::NOT_FOUND,
-            format!("no chart {name:?}; see the page for the list\n"),
+            format!("no chart {name:?} (yet): the page lists those it can draw\n"),
         )
             .into_response(),
     }

@@ -11,6 +11,7 @@ use barrage_core::metrics::builtin;
 use barrage_core::sink::TrendSink;
 use barrage_core::summary::{MetricStats, Summary};
 use barrage_core::{Plan, Sink, Snapshot};
+use barrage_report::figures::{spectrum_points, Spectrum};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -83,6 +84,8 @@ pub struct RunInfo {
     /// The plan's duration (stages), seconds; the graceful stop comes on top.
     pub duration_s: f64,
     pub expect_workers: usize,
+    /// `cpu model, N cores` of the controller's host, for the charts' captions.
+    pub hardware: String,
 }
 
 impl RunInfo {
@@ -98,6 +101,10 @@ impl RunInfo {
             interval_ms: plan.interval.as_millis() as u64,
             duration_s: plan.scenario.duration().as_secs_f64(),
             expect_workers,
+            hardware: {
+                let h = barrage_core::summary::host();
+                format!("{}, {} cores", h.cpu_model, h.cores)
+            },
         }
     }
 }
@@ -215,9 +222,14 @@ pub struct LiveState {
     pub workers: Vec<WorkerHealth>,
     pub target: Option<TargetLoad>,
     pub end: Option<EndView>,
+    /// The charts the page can load now (`/charts/{name}.svg`), in order.
+    pub charts: Vec<String>,
     /// The last [`CHART_WINDOW`] intervals, for the charts (not sent to the page as JSON).
     #[serde(skip)]
     pub recent: Arc<Vec<TimePoint>>,
+    /// Percentile spectra of the merged run (`http_req_duration`, `agent_flow_duration`).
+    #[serde(skip)]
+    pub spectra: Arc<Vec<Spectrum>>,
     /// The written summary, served at `/summary.json` once the run is over.
     #[serde(skip)]
     pub summary: Option<Arc<Summary>>,
@@ -237,7 +249,9 @@ impl LiveState {
             workers: Vec::new(),
             target: None,
             end: None,
+            charts: Vec::new(),
             recent: Arc::new(Vec::new()),
+            spectra: Arc::new(Vec::new()),
             summary: None,
         }
     }
@@ -398,6 +412,20 @@ pub fn latencies(total: &Snapshot, last: Option<&TimePoint>) -> Vec<Latency> {
     out
 }
 
+/// The percentile spectra of the merged run, as the report draws them.
+pub fn spectra(total: &Snapshot) -> Vec<Spectrum> {
+    [builtin::HTTP_REQ_DURATION, builtin::AGENT_FLOW_DURATION]
+        .into_iter()
+        .filter_map(|metric| match total.submetric(metric, &[]) {
+            Some(Sink::Trend(t)) if t.count() > 0 => Some(Spectrum {
+                metric: metric.to_string(),
+                points: spectrum_points(&t, 1e-3),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The interval view of one time point.
 pub fn interval_view(p: &TimePoint, interval: Duration) -> IntervalView {
     let secs = interval.as_secs_f64().max(1e-3);
@@ -487,6 +515,8 @@ impl LiveFeed {
             s.latency = latencies(t.total, t.points.last());
             let from = t.points.len().saturating_sub(CHART_WINDOW);
             s.recent = Arc::new(t.points[from..].to_vec());
+            s.spectra = Arc::new(spectra(t.total));
+            s.charts = super::charts::names(&s);
         }
         self.last_publish = Some(Instant::now());
         self.tx.send_replace(Arc::new(s));

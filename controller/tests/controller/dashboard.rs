@@ -349,6 +349,10 @@ fn the_page_and_metrics_follow_a_real_run_in_a_browser() {
     assert!(qs.windows(2).all(|w| w[0].count <= w[1].count), "{qs:?}");
     assert!(qs[0].count > 0.0);
 
+    // the report's throughput chart, drawn from the live run
+    let svg = get(&addr, "/charts/rps.svg").expect("throughput chart");
+    assert!(svg.contains("<svg") && svg.contains("Throughput"), "{svg}");
+
     // a browser that stays until the run ends (its SSE stream ends with the final state)
     let final_dom = dir.path().join("final.html");
     let stays = browser(
@@ -403,12 +407,13 @@ fn the_page_and_metrics_follow_a_real_run_in_a_browser() {
         shot.display()
     );
     eprintln!("dashboard screenshot: {}", shot.display());
-    // the charts the page loads are SVG drawn from the run
-    let svg = get(&addr, "/charts/throughput.svg").expect("throughput chart");
-    assert!(
-        svg.starts_with("<svg") && svg.contains("<polyline"),
-        "{svg}"
-    );
+    // the charts the page loads are the report's, drawn as SVG from the live run
+    for chart in ["rps", "p95", "operations-p95", "spectrum-http_req_duration"] {
+        assert!(
+            dom.contains(&format!("data-chart=\"{chart}\"")),
+            "no {chart} chart on the page"
+        );
+    }
 
     // the end: exit 0, the browser that stayed shows the summary's exact figures
     assert_eq!(
