@@ -8,7 +8,7 @@
 //! | `vus`, `rps`, `p95`, `errors` (`cpu`, `rss` with telemetry) | `catalog::timeseries` | the last intervals ([`LiveState::recent`]) |
 //! | `operations-p95`                   | `catalog::latency_per_operation`   | merged HDR per operation, run so far |
 //! | `spectrum-http_req_duration`, `spectrum-agent_flow_duration` | `catalog::spectrum` | the merged HDR histograms' spectra |
-use super::state::{LiveState, QUANTILES};
+use super::state::{LiveState, TargetLoad, QUANTILES};
 use barrage_core::metrics::builtin;
 use barrage_report::charts::catalog::{self, Pct};
 use barrage_report::charts::render::Chart;
@@ -31,6 +31,17 @@ fn percentiles(l: &super::Latency) -> Option<Percentiles> {
         p95: at(0.95).unwrap_or(f64::NAN),
         p99: at(0.99).unwrap_or(f64::NAN),
     })
+}
+
+/// One figure of the target per interval, when any interval has a reading.
+fn measured(
+    loads: &[Option<TargetLoad>],
+    f: impl Fn(&TargetLoad) -> f64,
+) -> Option<Vec<Option<f64>>> {
+    loads
+        .iter()
+        .any(Option::is_some)
+        .then(|| loads.iter().map(|l| l.as_ref().map(&f)).collect())
 }
 
 /// The run's figures as the report's charts take them, from the live state.
@@ -83,8 +94,8 @@ pub fn figures(s: &LiveState) -> RunFigures {
             requests_per_s: pts.iter().map(|p| per_s(p.requests)).collect(),
             p95_ms: pts.iter().map(|p| finite(p.req_p95_ms)).collect(),
             failures_per_s: pts.iter().map(|p| per_s(p.failures)).collect(),
-            cpu_pct: None,
-            rss_mib: None,
+            cpu_pct: measured(&s.target_recent, |t| t.cpu_pct),
+            rss_mib: measured(&s.target_recent, |t| t.rss_bytes as f64 / (1024.0 * 1024.0)),
         },
         spectra: s.spectra.as_ref().clone(),
     }

@@ -227,6 +227,9 @@ pub struct LiveState {
     /// The last [`CHART_WINDOW`] intervals, for the charts (not sent to the page as JSON).
     #[serde(skip)]
     pub recent: Arc<Vec<TimePoint>>,
+    /// The target's load when each of `recent`'s intervals closed (`None`: not measured).
+    #[serde(skip)]
+    pub target_recent: Arc<Vec<Option<TargetLoad>>>,
     /// Percentile spectra of the merged run (`http_req_duration`, `agent_flow_duration`).
     #[serde(skip)]
     pub spectra: Arc<Vec<Spectrum>>,
@@ -251,6 +254,7 @@ impl LiveState {
             end: None,
             charts: Vec::new(),
             recent: Arc::new(Vec::new()),
+            target_recent: Arc::new(Vec::new()),
             spectra: Arc::new(Vec::new()),
             summary: None,
         }
@@ -483,10 +487,11 @@ impl LiveFeed {
         self.tx.borrow().clone()
     }
 
+    /// Changes the state in place, under the channel's lock: the hub's tick and a
+    /// telemetry sampler (another task, another clone of the feed) never lose each other's
+    /// update.
     fn modify(&self, f: impl FnOnce(&mut LiveState)) {
-        let mut s = LiveState::clone(&self.current());
-        f(&mut s);
-        self.tx.send_replace(Arc::new(s));
+        self.tx.send_modify(|s| f(Arc::make_mut(s)));
     }
 
     /// One tick of the hub. Publishes when an interval closed, the phase or a worker
@@ -501,28 +506,48 @@ impl LiveFeed {
         if !(new_points || due || prev.phase != t.phase || prev.workers != t.workers) {
             return;
         }
-        let mut s = LiveState::clone(&prev);
-        s.phase = t.phase;
-        s.elapsed_s = t.status.elapsed.as_secs_f64();
-        s.stage = t.status.stage.clone();
-        s.workers = t.workers;
-        if new_points {
-            self.seen_points = t.points.len();
-            let interval = Duration::from_millis(s.run.interval_ms);
-            s.intervals = t.points.len() as u64;
-            s.now = t.points.last().map(|p| interval_view(p, interval));
-            s.totals = totals(t.total, t.late_snapshots);
-            s.latency = latencies(t.total, t.points.last());
+        // the merged figures are computed outside the channel's lock, then applied
+        let merged = new_points.then(|| {
+            let interval = Duration::from_millis(prev.run.interval_ms);
             let from = t.points.len().saturating_sub(CHART_WINDOW);
-            s.recent = Arc::new(t.points[from..].to_vec());
-            s.spectra = Arc::new(spectra(t.total));
-            s.charts = super::charts::names(&s);
-        }
+            (
+                t.points.last().map(|p| interval_view(p, interval)),
+                totals(t.total, t.late_snapshots),
+                latencies(t.total, t.points.last()),
+                t.points[from..].to_vec(),
+                spectra(t.total),
+            )
+        });
+        let added = t.points.len().saturating_sub(self.seen_points);
+        self.seen_points = t.points.len();
+        self.modify(|s| {
+            s.phase = t.phase;
+            s.elapsed_s = t.status.elapsed.as_secs_f64();
+            s.stage = t.status.stage.clone();
+            s.workers = t.workers;
+            if let Some((now, totals, latency, recent, spectra)) = merged {
+                s.intervals = t.points.len() as u64;
+                s.now = now;
+                s.totals = totals;
+                s.latency = latency;
+                // the target's load at each interval's close, aligned with `recent`
+                let mut target = s.target_recent.as_ref().clone();
+                target.extend(std::iter::repeat_n(s.target, added));
+                let keep = target.len().saturating_sub(recent.len());
+                target.drain(..keep);
+                target.splice(0..0, std::iter::repeat_n(None, recent.len() - target.len()));
+                s.target_recent = Arc::new(target);
+                s.recent = Arc::new(recent);
+                s.spectra = Arc::new(spectra);
+                s.charts = super::charts::names(s);
+            }
+        });
         self.last_publish = Some(Instant::now());
-        self.tx.send_replace(Arc::new(s));
     }
 
-    /// The target's own load, from a telemetry sampler, shown beside the run's figures.
+    /// The target's own load, from a telemetry sampler (one reading per interval): shown
+    /// beside the run's figures, in `/metrics`, and charted per interval (the reading that
+    /// is the latest when an interval closes).
     pub fn target_load(&self, load: TargetLoad) {
         self.modify(|s| s.target = Some(load));
     }
@@ -705,6 +730,65 @@ mod tests {
         );
         // the cumulative figures stay
         assert_eq!(s.totals.requests, 200);
+    }
+
+    #[test]
+    fn target_load_is_charted_per_interval_from_the_reading_at_its_close() {
+        let (mut feed, rx) = LiveFeed::new(RunInfo {
+            interval_ms: 1000,
+            ..RunInfo::default()
+        });
+        let status = Status {
+            elapsed: Duration::from_secs(1),
+            stage: String::new(),
+            vus: 1,
+            rps: 0.0,
+            flow_p95_ms: f32::NAN,
+            error_rate: 0.0,
+            workers: 1,
+            lost: 0,
+            stopping: false,
+        };
+        let total = merged();
+        let points: Vec<TimePoint> = (0..3)
+            .map(|i| TimePoint::from_interval(i, &total, 1))
+            .collect();
+        let tick = |feed: &mut LiveFeed, n: usize| {
+            feed.tick(Tick {
+                phase: RunPhase::Running,
+                status: &status,
+                total: &total,
+                points: &points[..n],
+                workers: Vec::new(),
+                late_snapshots: 0,
+            })
+        };
+        // interval 0 closes before any reading; 1 and 2 after two readings
+        tick(&mut feed, 1);
+        assert!(!rx.borrow().charts.contains(&"cpu".to_string()));
+        feed.target_load(TargetLoad {
+            cpu_pct: 40.0,
+            rss_bytes: 64 << 20,
+        });
+        tick(&mut feed, 2);
+        feed.target_load(TargetLoad {
+            cpu_pct: 80.0,
+            rss_bytes: 96 << 20,
+        });
+        tick(&mut feed, 3);
+        let s = rx.borrow().clone();
+        let cpu: Vec<Option<f64>> = s
+            .target_recent
+            .iter()
+            .map(|t| t.map(|t| t.cpu_pct))
+            .collect();
+        assert_eq!(cpu, [None, Some(40.0), Some(80.0)]);
+        assert_eq!(s.recent.len(), s.target_recent.len());
+        assert!(s.charts.contains(&"cpu".to_string()) && s.charts.contains(&"rss".to_string()));
+        let run = super::super::charts::figures(&s);
+        assert_eq!(run.series.rss_mib, Some(vec![None, Some(64.0), Some(96.0)]));
+        let text = super::super::prometheus::render(&s);
+        assert!(text.contains("barrage_target_cpu_percent 80\n"), "{text}");
     }
 
     #[test]
