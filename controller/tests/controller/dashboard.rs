@@ -451,3 +451,68 @@ fn the_page_and_metrics_follow_a_real_run_in_a_browser() {
         get(&addr, "/metrics").is_none().then_some(())
     });
 }
+
+/// `barrage controller --dashboard`: workers show up on the dashboard while they join,
+/// before the run starts.
+#[test]
+fn a_controller_dashboard_shows_workers_while_they_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_file(dir.path(), "p.toml", 1, 5, "");
+    let token = crate::util::token_file(dir.path(), "token", "dashboard-test-token");
+    let dash = format!("127.0.0.1:{}", free_port());
+    let mut ctl = Proc::barrage(
+        "controller --dashboard",
+        &[
+            "controller",
+            "--listen",
+            "127.0.0.1:0",
+            "--expect-workers",
+            "2",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--target",
+            "http://127.0.0.1:9",
+            "--token-file",
+            token.to_str().unwrap(),
+            "--results-dir",
+            dir.path().to_str().unwrap(),
+            "--no-progress",
+            "--join-timeout",
+            "60s",
+            "--dashboard",
+            &dash,
+        ],
+    );
+    let addr = ctl.listening();
+    let _worker = Proc::barrage(
+        "worker",
+        &[
+            "worker",
+            "--controller",
+            &format!("http://{addr}"),
+            "--token-file",
+            token.to_str().unwrap(),
+            "--name",
+            "joiner",
+        ],
+    );
+    let s = wait_until(Duration::from_secs(30), Duration::from_millis(100), || {
+        let s = scrape(&dash)?;
+        (value(&s, "barrage_workers", &[("state", "joining")])? == 1.0).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("the worker never showed as joining\n{}", ctl.output()));
+    assert_eq!(
+        value(&s, "barrage_run_phase", &[("phase", "joining")]),
+        Some(1.0)
+    );
+    assert_eq!(value(&s, "barrage_http_reqs_total", &[]), Some(0.0));
+    let state: serde_json::Value =
+        serde_json::from_str(&get(&dash, "/state").expect("/state")).unwrap();
+    assert_eq!(state["workers"][0]["name"], "joiner", "{state}");
+    assert_eq!(state["run"]["expect_workers"], 2);
+    assert_eq!(
+        get(&dash, "/summary.json"),
+        None,
+        "no summary before the end"
+    );
+}
