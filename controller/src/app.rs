@@ -4,6 +4,7 @@ use crate::analyze;
 use crate::cli::{Cli, Command, ControllerArgs, RunArgs, TokenArgs};
 use crate::config::{self, LocalRun, RunConfig, WorkerSide};
 use crate::coordinator::{self, Control};
+use crate::dashboard::{Dashboard, LiveFeed, RunInfo};
 use crate::local::{self, Children};
 use crate::output::{self, Output};
 use crate::report::RunReport;
@@ -97,12 +98,51 @@ fn start_outputs(cfg: &RunConfig) -> anyhow::Result<Vec<Box<dyn Output>>> {
     Ok(outs)
 }
 
-/// Stops the outputs, writes the summary atomically, prints the human summary.
+/// `--dashboard`: its listener, bound before anything starts so a taken port fails early.
+async fn bind_dashboard(cfg: &RunConfig) -> anyhow::Result<Option<TcpListener>> {
+    match cfg.dashboard {
+        Some(addr) => Ok(Some(Dashboard::bind(addr).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Serves the dashboard on `listener` and returns it with the feed the hub publishes to.
+fn serve_dashboard(
+    listener: Option<TcpListener>,
+    cfg: &RunConfig,
+    workers: usize,
+) -> Option<(Dashboard, LiveFeed)> {
+    let (feed, rx) = LiveFeed::new(RunInfo::of(&cfg.plan, workers));
+    let d = Dashboard::serve(listener?, rx);
+    errln!(
+        "barrage: dashboard on {} (Prometheus: {}metrics)",
+        d.url(),
+        d.url()
+    );
+    Some((d, feed))
+}
+
+/// Publishes the end of the run to the dashboard, if any, and stops it.
+async fn close_dashboard(dashboard: Option<(Dashboard, LiveFeed)>, failure: Option<String>) {
+    if let Some((d, feed)) = dashboard {
+        if let Some(why) = failure {
+            feed.failed(&why);
+        }
+        d.shutdown().await;
+    }
+}
+
+/// Stops the outputs, writes the summary atomically, prints the human summary; tells the
+/// dashboard (`live`) where the summary is.
 fn finalize(
     cfg: &RunConfig,
     report: &RunReport,
     outputs: Vec<Box<dyn Output>>,
+    live: Option<&LiveFeed>,
 ) -> anyhow::Result<ExitCode> {
+    if let Some(l) = live {
+        l.writing();
+    }
     let mut failed_outputs = false;
     for o in outputs {
         if let Err(e) = o.stop() {
@@ -122,10 +162,17 @@ fn finalize(
         &bytes,
     )?;
     let text = barrage_core::summary::render_text(&doc, Some(&path));
+    if let Some(l) = live {
+        l.finished(&doc, &path);
+    }
     let mut stdout = barrage_core::logging::stdout();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
     Ok(ExitCode::from(code))
+}
+
+fn live(dashboard: &Option<(Dashboard, LiveFeed)>) -> Option<&LiveFeed> {
+    dashboard.as_ref().map(|d| &d.1)
 }
 
 fn random_token() -> String {
@@ -203,23 +250,26 @@ async fn run_local(local: LocalRun) -> anyhow::Result<ExitCode> {
     } = local;
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     forward_signals(control_tx.clone());
+    let dashboard_listener = bind_dashboard(&cfg).await?;
     let mut servers = Children::new();
     if cfg.embedded_target {
         start_embedded_target(&mut cfg, &mut servers, server_cores).await?;
     }
+    let dashboard = serve_dashboard(dashboard_listener, &cfg, n);
     let token = Secret::new(random_token());
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot bind the controller on 127.0.0.1")?;
     let addr = listener.local_addr()?;
     let outputs = start_outputs(&cfg)?;
-    let coord = cfg.coordinator(WorkerSide {
+    let mut coord = cfg.coordinator(WorkerSide {
         expect_workers: n,
         token: Some(token.clone()),
         tls: None,
         allow_version_mismatch: false,
         join_timeout: config::LOCAL_JOIN_TIMEOUT,
     });
+    coord.live = dashboard.as_ref().map(|d| d.1.clone());
     let run = tokio::spawn(coordinator::run(listener, coord, outputs, control_rx));
     let mut workers = Children::new();
     for (i, core) in local::assign_cores(n, &worker_cores)
@@ -262,9 +312,11 @@ async fn run_local(local: LocalRun) -> anyhow::Result<ExitCode> {
     let _ = stop_watch.send(());
     let mut workers = watcher.await.context("the worker watcher failed")?;
     let result = match outcome {
-        Ok((report, outputs)) => finalize(&cfg, &report, outputs),
+        Ok((report, outputs)) => finalize(&cfg, &report, outputs, live(&dashboard)),
         Err(e) => Err(anyhow::Error::new(e).context("the run failed")),
     };
+    let failure = result.as_ref().err().map(|e| format!("{e:#}"));
+    close_dashboard(dashboard, failure).await;
     workers
         .stop_all(Duration::from_secs(5), Duration::from_secs(5))
         .await;
@@ -295,15 +347,20 @@ fn controller_cmd(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}; pick another --listen"))?;
+        let dashboard = serve_dashboard(bind_dashboard(&cfg).await?, &cfg, workers.expect_workers);
         let addr = listener.local_addr()?;
         outln!("listening on {addr}");
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         forward_signals(control_tx);
         let outputs = start_outputs(&cfg)?;
-        let (report, outputs) =
-            coordinator::run(listener, cfg.coordinator(workers), outputs, control_rx)
-                .await
-                .context("the run failed")?;
-        finalize(&cfg, &report, outputs)
+        let mut coord = cfg.coordinator(workers);
+        coord.live = live(&dashboard).cloned();
+        let result = match coordinator::run(listener, coord, outputs, control_rx).await {
+            Ok((report, outputs)) => finalize(&cfg, &report, outputs, live(&dashboard)),
+            Err(e) => Err(anyhow::Error::new(e).context("the run failed")),
+        };
+        let failure = result.as_ref().err().map(|e| format!("{e:#}"));
+        close_dashboard(dashboard, failure).await;
+        result
     })
 }

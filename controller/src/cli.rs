@@ -93,6 +93,15 @@ pub struct OutputArgs {
     /// summary is never replaced: a second run with the same labels gets `-2`, `-3`…
     #[arg(long)]
     pub overwrite: bool,
+    /// Serve a live dashboard (page, SSE, Prometheus `/metrics`) on this address, e.g.
+    /// 127.0.0.1:7401 (port 0: any free port, printed at start). Loopback only unless
+    /// --dashboard-public.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<SocketAddr>,
+    /// Allow --dashboard on a non-loopback address: anyone who reaches it sees the plan,
+    /// the target and the workers' hosts (it has no authentication).
+    #[arg(long, requires = "dashboard")]
+    pub dashboard_public: bool,
 }
 
 #[derive(Debug, Clone, Args)]

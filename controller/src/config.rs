@@ -75,6 +75,10 @@ pub enum ConfigError {
     },
     #[error("--listen {listen}: secrets ({names}) would cross the network in clear text; add --tls-cert/--tls-key, listen on loopback, or pass --insecure-plaintext to accept that")]
     PlaintextSecrets { listen: SocketAddr, names: String },
+    #[error("--dashboard {addr}: not a loopback address; the dashboard has no authentication and shows the plan, target and workers, so use 127.0.0.1:PORT or [::1]:PORT, or pass --dashboard-public if you mean it")]
+    DashboardPublic { addr: SocketAddr },
+    #[error("--dashboard {addr}: the same address as --listen; give the dashboard another port")]
+    DashboardOnListen { addr: SocketAddr },
 }
 
 /// Everything a run needs, validated.
@@ -90,6 +94,8 @@ pub struct RunConfig {
     pub progress: bool,
     /// Neither `--target` nor the plan file names a target: `barrage run` starts its own.
     pub embedded_target: bool,
+    /// `--dashboard`: where to serve the live dashboard (checked: loopback unless public).
+    pub dashboard: Option<SocketAddr>,
 }
 
 /// The worker-facing side of a coordinator: who may join and how.
@@ -117,6 +123,7 @@ impl RunConfig {
             raw_points: !self.outs.is_empty(),
             join_timeout: workers.join_timeout,
             progress: self.progress,
+            live: None,
         }
     }
 }
@@ -207,6 +214,11 @@ pub fn build(plan_args: &PlanArgs, output: &OutputArgs) -> Result<RunConfig, Con
         results::probe_dir(results::parent_dir(&o.path))?;
     }
     results::probe_dir(&output.results_dir)?;
+    if let Some(addr) = output.dashboard {
+        if !addr.ip().is_loopback() && !output.dashboard_public {
+            return Err(ConfigError::DashboardPublic { addr });
+        }
+    }
     Ok(RunConfig {
         plan,
         thresholds,
@@ -216,6 +228,7 @@ pub fn build(plan_args: &PlanArgs, output: &OutputArgs) -> Result<RunConfig, Con
         on_worker_loss: output.on_worker_loss,
         progress: !output.no_progress,
         embedded_target,
+        dashboard: output.dashboard,
     })
 }
 
@@ -272,6 +285,9 @@ pub fn controller_run(args: &ControllerArgs) -> Result<ControllerRun, ConfigErro
     let cfg = build(&args.plan, &args.output)?;
     if args.expect_workers == 0 {
         return Err(ConfigError::NoExpectedWorkers);
+    }
+    if let Some(addr) = cfg.dashboard.filter(|d| *d == args.listen && d.port() != 0) {
+        return Err(ConfigError::DashboardOnListen { addr });
     }
     let loopback = args.listen.ip().is_loopback();
     let token = match &args.token_file {

@@ -12,6 +12,7 @@
 //! | [`local`]         | child processes of `barrage run`: spawn, pin, read ports, stop         |
 //! | [`merge`]         | exact merging of interval snapshots, interval buckets                  |
 //! | [`progress`]      | live progress: a bar on a terminal, plain lines otherwise              |
+//! | [`dashboard`]     | `--dashboard`: the live web page, SSE, `/metrics` for Prometheus       |
 //! | [`report`]        | `RunReport`: what a run produced, why it ended, its exit code          |
 //! | [`summary`]       | `summary.json` and the human end-of-test summary                       |
 //! | [`results`]       | result names, the folder probe, atomic writes                          |
@@ -39,6 +40,7 @@ mod app;
 pub mod cli;
 pub mod config;
 pub mod coordinator;
+pub mod dashboard;
 pub mod exit_code;
 pub mod local;
 pub mod merge;

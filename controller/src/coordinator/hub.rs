@@ -18,6 +18,8 @@ use barrage_proto::segment_to_pb;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
+mod live;
+
 /// Delay between `Start` and stage time 0, so every worker gets the message in time.
 pub const START_DELAY: Duration = Duration::from_secs(1);
 /// Extra time past the plan's duration and graceful stop before the hub aborts.
@@ -105,6 +107,7 @@ impl Hub {
                         self.on_event(ev)?;
                     }
                     self.on_tick()?;
+                    self.publish_live();
                 }
             }
             if self.finished() {

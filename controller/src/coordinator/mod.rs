@@ -57,6 +57,8 @@ pub struct CoordinatorConfig {
     /// How long to wait for all workers to join and be ready.
     pub join_timeout: Duration,
     pub progress: bool,
+    /// `--dashboard`: the hub publishes its live state here each tick.
+    pub live: Option<crate::dashboard::LiveFeed>,
 }
 
 /// Controls from outside the service: signals and the fate of local worker processes.
@@ -194,6 +196,7 @@ mod tests {
             // without the fix the run waits this long and ends with JoinTimeout instead
             join_timeout: Duration::from_secs(30),
             progress: false,
+            live: None,
         }
     }
 
