@@ -6,6 +6,7 @@ use crate::coordinator::{self, Control};
 use crate::local::{self, Children};
 use crate::output::{self, Output};
 use crate::report::RunReport;
+use crate::target::{TargetSetup, Watch};
 use crate::{exit_code, results, summary, token};
 use anyhow::Context as _;
 use barrage_core::{errln, outln, Secret};
@@ -98,6 +99,7 @@ fn finalize(
     cfg: &RunConfig,
     report: &RunReport,
     outputs: Vec<Box<dyn Output>>,
+    target_telemetry: Option<barrage_core::telemetry::TargetSummary>,
 ) -> anyhow::Result<ExitCode> {
     let mut failed_outputs = false;
     for o in outputs {
@@ -110,7 +112,7 @@ fn finalize(
     if code == exit_code::SUCCESS && failed_outputs {
         code = exit_code::FAILURE;
     }
-    let mut doc = summary::summarize(report);
+    let mut doc = summary::summarize(report, target_telemetry);
     doc.result.exit_code = code;
     let bytes = serde_json::to_vec_pretty(&doc).context("summary does not serialize")?;
     let path = results::write_new(
@@ -134,15 +136,24 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(e) => return Ok(config_error(e)),
     };
-    runtime()?.block_on(run_local(local))
+    let target = match crate::target::setup(
+        &args.target_proc,
+        local.cfg.plan.target.tier.as_deref(),
+        local::cores(),
+    ) {
+        Ok(t) => t,
+        Err(e) => return Ok(config_error(e)),
+    };
+    runtime()?.block_on(run_local(local, target))
 }
 
-/// Starts the mock LLM and the reference runtime and points the plan at them.
+/// Starts the mock LLM and the reference runtime and points the plan at them; returns the
+/// mock LLM's address.
 async fn start_embedded_target(
     cfg: &mut RunConfig,
     servers: &mut Children,
     server_cores: Option<(usize, usize)>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let s = |x: &str| x.to_string();
     let mock = servers
         .spawn_server(
@@ -187,22 +198,41 @@ async fn start_embedded_target(
         "barrage: target {} (reference runtime), mock LLM {mock}",
         cfg.plan.target.url
     );
-    Ok(())
+    Ok(mock)
 }
 
-async fn run_local(local: LocalRun) -> anyhow::Result<ExitCode> {
+async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitCode> {
     let LocalRun {
         mut cfg,
         workers: n,
-        worker_cores,
+        mut worker_cores,
         server_cores,
     } = local;
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     forward_signals(control_tx.clone());
     let mut servers = Children::new();
-    if cfg.embedded_target {
-        start_embedded_target(&mut cfg, &mut servers, server_cores).await?;
-    }
+    let prepared = match &target.watch {
+        Watch::Command(cmd) => {
+            // the load stays off the target's cores
+            if let Some(tc) = &target.cores {
+                worker_cores.retain(|c| !tc.contains(c));
+            }
+            let mock_core = target.cores.as_ref().and(worker_cores.first().copied());
+            Some(
+                crate::target::start_command(cmd, &target, &mut cfg, &mut servers, mock_core)
+                    .await?,
+            )
+        }
+        watch => {
+            let embedded = if cfg.embedded_target {
+                let mock = start_embedded_target(&mut cfg, &mut servers, server_cores).await?;
+                servers.pids().last().map(|pid| (*pid, mock))
+            } else {
+                None
+            };
+            crate::target::watch_existing(watch, embedded)?
+        }
+    };
     let token = Secret::new(random_token());
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -216,6 +246,10 @@ async fn run_local(local: LocalRun) -> anyhow::Result<ExitCode> {
         allow_version_mismatch: false,
         join_timeout: config::LOCAL_JOIN_TIMEOUT,
     });
+    let measuring = match prepared {
+        Some(p) => Some(p.start(target.interval).await),
+        None => None,
+    };
     let run = tokio::spawn(coordinator::run(listener, coord, outputs, control_rx));
     let mut workers = Children::new();
     for (i, core) in local::assign_cores(n, &worker_cores)
@@ -257,10 +291,20 @@ async fn run_local(local: LocalRun) -> anyhow::Result<ExitCode> {
     let outcome = run.await.context("the coordinator task failed")?;
     let _ = stop_watch.send(());
     let mut workers = watcher.await.context("the worker watcher failed")?;
+    let measured = match measuring {
+        Some(m) => Some(m.finish().await?),
+        None => None,
+    };
     let result = match outcome {
-        Ok((report, outputs)) => finalize(&cfg, &report, outputs),
+        Ok((report, outputs)) => {
+            let telemetry = measured.as_ref().map(|m| m.summary(&report.total));
+            finalize(&cfg, &report, outputs, telemetry)
+        }
         Err(e) => Err(anyhow::Error::new(e).context("the run failed")),
     };
+    if let Some(m) = measured {
+        m.stop().await;
+    }
     workers
         .stop_all(Duration::from_secs(5), Duration::from_secs(5))
         .await;
@@ -300,6 +344,6 @@ fn controller_cmd(args: ControllerArgs) -> anyhow::Result<ExitCode> {
             coordinator::run(listener, cfg.coordinator(workers), outputs, control_rx)
                 .await
                 .context("the run failed")?;
-        finalize(&cfg, &report, outputs)
+        finalize(&cfg, &report, outputs, None)
     })
 }

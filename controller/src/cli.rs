@@ -103,6 +103,9 @@ pub struct RunArgs {
     /// Cores to pin workers to, round robin: `0-7`, `0,2,4`, `0-3,6`.
     #[arg(long, value_name = "LIST", value_parser = parse_cores)]
     pub worker_cores: Option<Cores>,
+    /// The target's processes: measured, or started under a tier (`controller/src/target/`).
+    #[command(flatten)]
+    pub target_proc: crate::target::TargetArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -18,6 +18,7 @@
 //! | [`timeseries`]| `TimeSeries`, `TimePoint`                | the compact per-interval time series       |
 //! | [`results`]   | `summary_path`, `write_new`              | result names; atomic, never-overwriting writes |
 //! | [`summary`]   | `Summary`, `assemble`, `render_text`     | the one model of a run's results           |
+//! | [`telemetry`]| `TargetSummary`, `TelemetryRecorder`      | what the target consumed (CPU, RSS, LLM calls) |
 //! | [`auth`]      | [`Secret`], [`mint_hs256`]               | the one place JWTs are minted (wall clock) |
 //! | [`liveness`]  | `SILENT_INTERVALS`, `worker_silence`     | when each side gives the other up          |
 //! | [`logging`]   | `init`, `outln!`, `errln!`               | logs and prints a closed pipe cannot kill  |
@@ -47,6 +48,7 @@ pub mod segment;
 pub mod sink;
 pub mod snapshot;
 pub mod summary;
+pub mod telemetry;
 pub mod threshold;
 pub mod timeseries;
 

@@ -133,6 +133,8 @@ pub struct RunFacts<'a> {
     pub end_reason: String,
     pub exit_code: u8,
     pub late_snapshots: u64,
+    /// What the target consumed (see [`crate::telemetry`]), when measured.
+    pub target_telemetry: Option<crate::telemetry::TargetSummary>,
 }
 
 /// The `vus` gauge as the sum over workers, from the time series: last, min, max.
@@ -232,5 +234,6 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
         thresholds,
         histograms,
         timeseries: f.timeseries.to_doc(),
+        target_telemetry: f.target_telemetry,
     }
 }

@@ -91,6 +91,9 @@ pub struct Summary {
     /// Every Trend series' cumulative HDR histogram, keyed by `metric{tag:value,…}`.
     pub histograms: BTreeMap<String, StoredHistogram>,
     pub timeseries: TimeSeriesDoc,
+    /// What the target consumed, when barrage knew its processes (`core/src/telemetry.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_telemetry: Option<crate::telemetry::TargetSummary>,
 }
 
 /// The target as the plan names it (labels pass `core/src/label.rs`'s rule).
