@@ -226,6 +226,12 @@ impl TelemetryRecorder {
         });
     }
 
+    /// A high-water mark of memory the source kept, read when no full reading can be taken
+    /// (after the target ended: a cgroup still knows how high it went).
+    pub fn peak(&mut self, bytes: u64) {
+        self.rss_peak = self.rss_peak.max(bytes);
+    }
+
     /// Whether [`Self::ended`] was called.
     pub fn has_ended(&self) -> bool {
         self.exit.is_some()

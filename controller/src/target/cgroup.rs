@@ -340,6 +340,11 @@ impl Cgroup {
         }
     }
 
+    /// The group's own high-water mark of memory, when it keeps one.
+    pub fn max_bytes(&self) -> Option<u64> {
+        self.memory().1
+    }
+
     /// Threads in the group.
     fn threads(&self) -> u64 {
         match self {

@@ -95,6 +95,11 @@ impl Sampler {
                     (None, Some(r)) => recorder.push(r),
                     (Some(s), _) => {
                         let oom = source.oom_kills() > oom_before;
+                        if let Source::Group(g) = &source {
+                            if let Some(max) = g.max_bytes() {
+                                recorder.peak(max);
+                            }
+                        }
                         tracing::warn!(status = %s, oom, "the target ended during the run");
                         recorder.ended(now(origin), oom, s.code(), s.signal());
                     }

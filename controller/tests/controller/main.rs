@@ -5,4 +5,6 @@ mod distributed;
 mod faults;
 mod netns;
 mod run;
+mod telemetry;
+mod tiers;
 mod util;
