@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ReferenceRuntime(a) => barrage_reference_runtime::run(a),
         Command::Run(a) => run_cmd(a),
         Command::Controller(a) => controller_cmd(a),
+        Command::Sweep(a) => crate::sweep::run(a),
     }
 }
 

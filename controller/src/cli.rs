@@ -23,6 +23,8 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Print a mock HS256 JWT, like the seed's create-mock-jwt.sh.
     Token(TokenArgs),
+    /// Run every runtime × tier pair, one at a time, each runtime under the tier's limits.
+    Sweep(crate::sweep::SweepArgs),
     /// Run one worker (spawned by `barrage run`; same flags as `barrage-worker`).
     #[command(hide = true)]
     Worker(barrage_worker::Args),

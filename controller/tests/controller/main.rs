@@ -5,6 +5,7 @@ mod distributed;
 mod faults;
 mod netns;
 mod run;
+mod sweep;
 mod telemetry;
 mod tiers;
 mod util;
