@@ -280,6 +280,38 @@ impl TelemetryRecorder {
     }
 }
 
+/// One line for the human summary: CPU, memory, efficiency, LLM calls, the target's end.
+pub fn describe(t: &TargetSummary) -> String {
+    use crate::format::fmt_bytes;
+    let mut parts = vec![format!(
+        "cpu {:.2}s (mean {:.1}%, peak {:.1}% of a core{})",
+        t.cpu_seconds,
+        t.cpu_mean_pct,
+        t.cpu_peak_pct,
+        t.cpu_quota_cores
+            .map(|q| format!("; quota {q} cores"))
+            .unwrap_or_default()
+    )];
+    parts.push(format!(
+        "rss peak {} mean {}",
+        fmt_bytes(t.rss_peak_bytes as f64),
+        fmt_bytes(t.rss_mean_bytes as f64)
+    ));
+    if let Some(r) = t.requests_per_cpu_second {
+        parts.push(format!("{r:.1} req/cpu-s"));
+    }
+    if let Some(l) = &t.llm_calls {
+        parts.push(format!(
+            "llm calls {} (expected {}, extra {}, missing {})",
+            l.observed, l.expected, l.extra, l.missing
+        ));
+    }
+    if let Some(e) = &t.exit {
+        parts.push(format!("ENDED: {} after {:.1}s", e.reason, e.after_s));
+    }
+    parts.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,11 +402,14 @@ mod tests {
         r.ended(0.75, true, None, Some(9));
         let s = r.summary(0.0, 0, Some(0));
         assert_eq!(s.rss_peak_bytes, 900);
-        let exit = s.exit.unwrap();
+        let exit = s.exit.clone().unwrap();
         assert_eq!(exit.reason, "oom-killed");
         assert!(exit.oom_killed);
         assert_eq!(exit.after_s, 0.75);
         assert_eq!(exit.last_rss_bytes, 250);
+        let line = describe(&s);
+        assert!(line.contains("ENDED: oom-killed after 0.8s"), "{line}");
+        assert!(line.contains("llm calls 0 (expected 0"), "{line}");
         let mut r = TelemetryRecorder::new("pid", Limits::default());
         r.ended(1.0, false, Some(3), None);
         assert_eq!(
