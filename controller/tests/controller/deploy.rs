@@ -338,16 +338,16 @@ fn multi_worker_compose_runs_for_real() {
             memory: Some(mem),
             ..
         } => {
-            assert_eq!(read(&cpu, "cpu.cfs_quota_us"), "50000");
-            assert_eq!(read(&cpu, "cpu.cfs_period_us"), "100000");
+            assert_eq!(read(cpu, "cpu.cfs_quota_us"), "50000");
+            assert_eq!(read(cpu, "cpu.cfs_period_us"), "100000");
             assert_eq!(
-                read(&mem, "memory.limit_in_bytes"),
+                read(mem, "memory.limit_in_bytes"),
                 (512u64 << 20).to_string()
             );
         }
         Cgroup::V2 { dir, .. } => {
-            assert_eq!(read(&dir, "cpu.max"), "50000 100000");
-            assert_eq!(read(&dir, "memory.max"), (512u64 << 20).to_string());
+            assert_eq!(read(dir, "cpu.max"), "50000 100000");
+            assert_eq!(read(dir, "memory.max"), (512u64 << 20).to_string());
         }
         other => panic!("the target's cgroup lacks cpu or memory: {other:?}"),
     }
