@@ -40,6 +40,11 @@ pub struct SweepArgs {
     /// Local workers of every run (default: `barrage run`'s).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Docker mode: a compose file with one service per runtime (limits from BENCH_CPUS /
+    /// BENCH_MEMORY) and a `mock-llm` service; each pair recreates only its runtime's
+    /// container. Runtimes then give NAME=URL (`--runtime`) or `url` (sweep file).
+    #[arg(long, value_name = "FILE")]
+    pub compose: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -52,8 +57,15 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub struct RuntimeSpec {
     /// Names result files: `{name}-{tier}.summary.json`.
     pub name: String,
-    /// `sh -c` command that starts it in the foreground.
+    /// `sh -c` command that starts it in the foreground (native mode).
+    #[serde(default)]
     pub cmd: String,
+    /// Compose mode: the URL its service answers on (127.0.0.1).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Compose mode: its service (default: `name`).
+    #[serde(default)]
+    pub service: Option<String>,
     /// Health path (default: the sweep's).
     #[serde(default)]
     pub health: Option<String>,
@@ -68,6 +80,8 @@ pub fn parse_runtime(text: &str) -> Result<RuntimeSpec, String> {
         name: name.trim().to_string(),
         cmd: cmd.to_string(),
         health: None,
+        url: None,
+        service: None,
     })
 }
 
@@ -90,6 +104,8 @@ pub struct SweepFile {
     pub health_timeout: Option<String>,
     #[serde(default)]
     pub workers: Option<usize>,
+    #[serde(default)]
+    pub compose: Option<PathBuf>,
     #[serde(default, rename = "runtime")]
     pub runtimes: Vec<RuntimeSpec>,
     /// User tiers (besides xs/s/m/l), `[[tier]] name cpus memory`.
@@ -109,6 +125,8 @@ pub struct Sweep {
     pub health: String,
     pub health_timeout: Duration,
     pub workers: Option<usize>,
+    /// Docker mode's compose file.
+    pub compose: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,11 +154,20 @@ pub fn load(a: &SweepArgs) -> Result<Sweep, String> {
         }
     };
     let mut errors = Vec::new();
-    let runtimes = if a.runtimes.is_empty() {
+    let compose = a.compose.clone().or(file.compose.as_deref().map(rel));
+    let mut runtimes = if a.runtimes.is_empty() {
         file.runtimes.clone()
     } else {
         a.runtimes.clone()
     };
+    if compose.is_some() {
+        // --runtime NAME=URL in compose mode
+        for r in &mut runtimes {
+            if r.url.is_none() && r.cmd.starts_with("http") {
+                r.url = Some(std::mem::take(&mut r.cmd));
+            }
+        }
+    }
     if runtimes.is_empty() {
         errors.push(
             "runtimes: none given; add --runtime NAME=CMD or [[runtime]] entries to the sweep file"
@@ -151,7 +178,14 @@ pub fn load(a: &SweepArgs) -> Result<Sweep, String> {
         if let Err(e) = barrage_core::label::check_path_label(&r.name) {
             errors.push(format!("runtime[{i}].name: {e}"));
         }
-        if r.cmd.trim().is_empty() {
+        if compose.is_some() {
+            if r.url.is_none() {
+                errors.push(format!(
+                    "runtime[{i}] ({}): compose mode needs its url (--runtime NAME=http://127.0.0.1:PORT)",
+                    r.name
+                ));
+            }
+        } else if r.cmd.trim().is_empty() {
             errors.push(format!(
                 "runtime[{i}] ({}): cmd is empty; give the command that starts it",
                 r.name
@@ -234,6 +268,7 @@ pub fn load(a: &SweepArgs) -> Result<Sweep, String> {
         health,
         health_timeout,
         workers: a.workers.or(file.workers),
+        compose,
     })
 }
 
@@ -266,6 +301,7 @@ mod tests {
             health: None,
             health_timeout: None,
             workers: None,
+            compose: None,
         }
     }
 

@@ -340,6 +340,45 @@ impl Cgroup {
         }
     }
 
+    /// The limits the group runs under (a quota of -1/`max`, or a memory limit beyond any
+    /// machine, is none).
+    pub fn limits(&self) -> Limits {
+        const NO_LIMIT: u64 = 1 << 60;
+        match self {
+            Cgroup::V2 { dir, .. } => {
+                let cpu = std::fs::read_to_string(dir.join("cpu.max"))
+                    .ok()
+                    .and_then(|t| {
+                        let mut f = t.split_whitespace();
+                        let q: f64 = f.next()?.parse().ok()?;
+                        let p: f64 = f.next()?.parse().ok()?;
+                        (p > 0.0).then(|| q / p)
+                    });
+                let mem = read_u64(&dir.join("memory.max")).filter(|m| *m < NO_LIMIT);
+                Limits {
+                    cpu_cores: cpu,
+                    memory_bytes: mem,
+                }
+            }
+            Cgroup::V1 { cpu, memory, .. } => {
+                let cores = cpu.as_ref().and_then(|d| {
+                    let q = std::fs::read_to_string(d.join("cpu.cfs_quota_us")).ok()?;
+                    let q: i64 = q.trim().parse().ok()?;
+                    let p = read_u64(&d.join("cpu.cfs_period_us"))?;
+                    (q > 0 && p > 0).then(|| q as f64 / p as f64)
+                });
+                let mem = memory
+                    .as_ref()
+                    .and_then(|m| read_u64(&m.join("memory.limit_in_bytes")))
+                    .filter(|m| *m < NO_LIMIT);
+                Limits {
+                    cpu_cores: cores,
+                    memory_bytes: mem,
+                }
+            }
+        }
+    }
+
     /// The group's own high-water mark of memory, when it keeps one.
     pub fn max_bytes(&self) -> Option<u64> {
         self.memory().1

@@ -310,9 +310,13 @@ pub fn watch_existing(
         (Watch::Embedded, Some((pid, llm))) => (Source::Tree(pid), Some(llm)),
         (Watch::Embedded, None) | (Watch::Command(_), _) => return Ok(None),
     };
+    let limits = match &source {
+        Source::Group(g) => g.limits(),
+        Source::Tree(_) => Limits::default(),
+    };
     Ok(Some(Prepared {
         source,
-        limits: Limits::default(),
+        limits,
         process: None,
         llm,
     }))

@@ -184,3 +184,90 @@ fn native_sweep_two_runtimes_two_tiers_then_resume() {
     let err = resume.stderr.lock().unwrap().clone();
     assert_eq!(err.matches("skipped (--resume)").count(), 4, "{err}");
 }
+
+/// `docker` with a daemon answering, and `docker-compose`.
+fn docker_ready() -> Option<()> {
+    let ok = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    (ok("docker", &["info"]) && ok("docker-compose", &["version"])).then_some(())
+}
+
+#[test]
+fn docker_sweep_reference_image_two_tiers() {
+    let test = "sweep::docker";
+    if require(
+        test,
+        "docker (daemon running) and docker-compose",
+        docker_ready(),
+        "apt-get install docker.io docker-compose; dockerd --bridge=none --iptables=false &",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let image = format!("barrage-sweep-test:{}", std::process::id());
+    let build = Command::new(repo().join("deploy/image/build.sh"))
+        .args([BARRAGE, &image])
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "build.sh: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_file(dir.path(), "plan.toml", 4, 3, "");
+    let results = dir.path().join("results");
+    let port = barrage_testkit::free_port().to_string();
+    let mut cmd = Command::new(BARRAGE);
+    cmd.args([
+        "sweep",
+        "--compose",
+        repo().join("deploy/compose/sweep.yml").to_str().unwrap(),
+        "--runtime",
+        &format!("reference=http://127.0.0.1:{port}"),
+        "--tiers",
+        "xs,m",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--results-dir",
+        results.to_str().unwrap(),
+        "--workers",
+        "1",
+        "--health-timeout",
+        "60s",
+    ])
+    .env("BARRAGE_IMAGE", &image)
+    .env("REFERENCE_PORT", &port)
+    .env("LLM_PORT", barrage_testkit::free_port().to_string())
+    .env("MOCK_LLM_DELAY_MS", "0")
+    .env("MOCK_LLM_STREAM_DELAY_MS", "0")
+    .env("RUST_LOG", "warn");
+    let mut sweep = Proc::start("barrage sweep --compose", &mut cmd);
+    let code = sweep.exit_code(Duration::from_secs(180));
+    // the sweep took its containers down (mock LLM and runtime)
+    let left = Command::new("docker")
+        .args(["ps", "-a", "-q", "--filter", &format!("ancestor={image}")])
+        .output()
+        .unwrap();
+    let left = String::from_utf8_lossy(&left.stdout).trim().to_string();
+    let _ = Command::new("docker").args(["rmi", "-f", &image]).output();
+    assert_eq!(code, 0, "{}", sweep.output());
+    assert!(left.is_empty(), "containers left: {left}");
+    for (tier, cpus, mem) in [("xs", 0.25, 256u64 << 20), ("m", 1.0, 1 << 30)] {
+        let s = read_json(&results.join(format!("reference-{tier}.summary.json")));
+        assert_eq!(s["target"]["tier"], tier);
+        let t = &s["target_telemetry"];
+        // the limits as the container's own cgroup states them
+        assert!(t["source"].as_str().unwrap().contains("docker"), "{t:#}");
+        assert_eq!(t["cpu_quota_cores"], cpus, "{tier} {t:#}");
+        assert_eq!(t["memory_limit_bytes"], mem, "{tier} {t:#}");
+        assert!(t["cpu_seconds"].as_f64().unwrap() > 0.0, "{t:#}");
+        assert!(stat(&s, "http_reqs", "count") > 0.0);
+        assert!(results.join(format!("reference-{tier}.json")).is_file());
+    }
+}
