@@ -8,6 +8,7 @@ use crate::dashboard::{Dashboard, LiveFeed, RunInfo};
 use crate::local::{self, Children};
 use crate::output::{self, Output};
 use crate::report::RunReport;
+use crate::target::{TargetSetup, Watch};
 use crate::{exit_code, results, summary, token};
 use anyhow::Context as _;
 use barrage_core::{errln, outln, Secret};
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(a) => analyze::report_cmd(a),
         Command::Compare(a) => analyze::compare_cmd(a),
         Command::Summarize(a) => analyze::summarize_cmd(a),
+        Command::Sweep(a) => crate::sweep::run(a),
     }
 }
 
@@ -139,6 +141,7 @@ fn finalize(
     report: &RunReport,
     outputs: Vec<Box<dyn Output>>,
     live: Option<&LiveFeed>,
+    target_telemetry: Option<barrage_core::telemetry::TargetSummary>,
 ) -> anyhow::Result<ExitCode> {
     if let Some(l) = live {
         l.writing();
@@ -154,7 +157,7 @@ fn finalize(
     if code == exit_code::SUCCESS && failed_outputs {
         code = exit_code::FAILURE;
     }
-    let mut doc = summary::summarize(report);
+    let mut doc = summary::summarize(report, target_telemetry);
     doc.result.exit_code = code;
     let bytes = serde_json::to_vec_pretty(&doc).context("summary does not serialize")?;
     let path = results::write_new(
@@ -185,15 +188,24 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(e) => return Ok(config_error(e)),
     };
-    runtime()?.block_on(run_local(local))
+    let target = match crate::target::setup(
+        &args.target_proc,
+        local.cfg.plan.target.tier.as_deref(),
+        local::cores(),
+    ) {
+        Ok(t) => t,
+        Err(e) => return Ok(config_error(e)),
+    };
+    runtime()?.block_on(run_local(local, target))
 }
 
-/// Starts the mock LLM and the reference runtime and points the plan at them.
+/// Starts the mock LLM and the reference runtime and points the plan at them; returns the
+/// mock LLM's address.
 async fn start_embedded_target(
     cfg: &mut RunConfig,
     servers: &mut Children,
     server_cores: Option<(usize, usize)>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let s = |x: &str| x.to_string();
     let mock = servers
         .spawn_server(
@@ -238,23 +250,42 @@ async fn start_embedded_target(
         "barrage: target {} (reference runtime), mock LLM {mock}",
         cfg.plan.target.url
     );
-    Ok(())
+    Ok(mock)
 }
 
-async fn run_local(local: LocalRun) -> anyhow::Result<ExitCode> {
+async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitCode> {
     let LocalRun {
         mut cfg,
         workers: n,
-        worker_cores,
+        mut worker_cores,
         server_cores,
     } = local;
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     forward_signals(control_tx.clone());
     let dashboard_listener = bind_dashboard(&cfg).await?;
     let mut servers = Children::new();
-    if cfg.embedded_target {
-        start_embedded_target(&mut cfg, &mut servers, server_cores).await?;
-    }
+    let prepared = match &target.watch {
+        Watch::Command(cmd) => {
+            // the load stays off the target's cores
+            if let Some(tc) = &target.cores {
+                worker_cores.retain(|c| !tc.contains(c));
+            }
+            let mock_core = target.cores.as_ref().and(worker_cores.first().copied());
+            Some(
+                crate::target::start_command(cmd, &target, &mut cfg, &mut servers, mock_core)
+                    .await?,
+            )
+        }
+        watch => {
+            let embedded = if cfg.embedded_target {
+                let mock = start_embedded_target(&mut cfg, &mut servers, server_cores).await?;
+                servers.pids().last().map(|pid| (*pid, mock))
+            } else {
+                None
+            };
+            crate::target::watch_existing(watch, embedded)?
+        }
+    };
     let dashboard = serve_dashboard(dashboard_listener, &cfg, n);
     let token = Secret::new(random_token());
     let listener = TcpListener::bind("127.0.0.1:0")
@@ -270,6 +301,10 @@ async fn run_local(local: LocalRun) -> anyhow::Result<ExitCode> {
         join_timeout: config::LOCAL_JOIN_TIMEOUT,
     });
     coord.live = dashboard.as_ref().map(|d| d.1.clone());
+    let measuring = match prepared {
+        Some(p) => Some(p.start(target.interval, live(&dashboard).cloned()).await),
+        None => None,
+    };
     let run = tokio::spawn(coordinator::run(listener, coord, outputs, control_rx));
     let mut workers = Children::new();
     for (i, core) in local::assign_cores(n, &worker_cores)
@@ -311,12 +346,22 @@ async fn run_local(local: LocalRun) -> anyhow::Result<ExitCode> {
     let outcome = run.await.context("the coordinator task failed")?;
     let _ = stop_watch.send(());
     let mut workers = watcher.await.context("the worker watcher failed")?;
+    let measured = match measuring {
+        Some(m) => Some(m.finish().await?),
+        None => None,
+    };
     let result = match outcome {
-        Ok((report, outputs)) => finalize(&cfg, &report, outputs, live(&dashboard)),
+        Ok((report, outputs)) => {
+            let telemetry = measured.as_ref().map(|m| m.summary(&report.total));
+            finalize(&cfg, &report, outputs, live(&dashboard), telemetry)
+        }
         Err(e) => Err(anyhow::Error::new(e).context("the run failed")),
     };
     let failure = result.as_ref().err().map(|e| format!("{e:#}"));
     close_dashboard(dashboard, failure).await;
+    if let Some(m) = measured {
+        m.stop().await;
+    }
     workers
         .stop_all(Duration::from_secs(5), Duration::from_secs(5))
         .await;
@@ -356,7 +401,7 @@ fn controller_cmd(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         let mut coord = cfg.coordinator(workers);
         coord.live = live(&dashboard).cloned();
         let result = match coordinator::run(listener, coord, outputs, control_rx).await {
-            Ok((report, outputs)) => finalize(&cfg, &report, outputs, live(&dashboard)),
+            Ok((report, outputs)) => finalize(&cfg, &report, outputs, live(&dashboard), None),
             Err(e) => Err(anyhow::Error::new(e).context("the run failed")),
         };
         let failure = result.as_ref().err().map(|e| format!("{e:#}"));

@@ -31,6 +31,8 @@ pub enum Command {
     /// The seed's jq recipes (iterations, flow duration, per-operation latency) from a
     /// barrage summary or a k6 NDJSON file.
     Summarize(SummarizeArgs),
+    /// Run every runtime × tier pair, one at a time, each runtime under the tier's limits.
+    Sweep(crate::sweep::SweepArgs),
     /// Run one worker (spawned by `barrage run`; same flags as `barrage-worker`).
     #[command(hide = true)]
     Worker(barrage_worker::Args),
@@ -120,6 +122,9 @@ pub struct RunArgs {
     /// Cores to pin workers to, round robin: `0-7`, `0,2,4`, `0-3,6`.
     #[arg(long, value_name = "LIST", value_parser = parse_cores)]
     pub worker_cores: Option<Cores>,
+    /// The target's processes: measured, or started under a tier (`controller/src/target/`).
+    #[command(flatten)]
+    pub target_proc: crate::target::TargetArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -16,6 +16,8 @@
 //! | [`report`]        | `RunReport`: what a run produced, why it ended, its exit code          |
 //! | [`summary`]       | `summary.json` and the human end-of-test summary                       |
 //! | [`results`]       | result names, the folder probe, atomic writes                          |
+//! | [`sweep`]         | `barrage sweep`: runtime × tier pairs, one `barrage run` each, a table |
+//! | [`target`]        | the target's processes: tiers (cgroups), `--target-cmd`, telemetry    |
 //! | [`output`]        | raw-point outputs: k6 NDJSON, k6 CSV                                   |
 //! | `app`             | the subcommands, end to end                                            |
 //! | `analyze`         | `report`, `compare`, `summarize`: read results, write charts/verdicts  |
@@ -50,6 +52,8 @@ pub mod report;
 /// Result names and atomic writes are core's (the standalone worker writes results too).
 pub use barrage_core::results;
 pub mod summary;
+pub mod sweep;
+pub mod target;
 /// The time series is core's (the standalone worker keeps one too).
 pub use barrage_core::timeseries;
 pub mod token;

@@ -3,6 +3,7 @@
 //! `docs/summary.schema.json`.
 use crate::report::{RunReport, WorkerRecord};
 use barrage_core::summary::{self, LostWorker, RunFacts, RunMode, Summary, WorkerSummary};
+use barrage_core::telemetry::TargetSummary;
 use std::time::SystemTime;
 
 fn worker_summary(w: &WorkerRecord, start: SystemTime) -> WorkerSummary {
@@ -29,8 +30,8 @@ fn worker_summary(w: &WorkerRecord, start: SystemTime) -> WorkerSummary {
     }
 }
 
-/// The run's [`Summary`].
-pub fn summarize(r: &RunReport) -> Summary {
+/// The run's [`Summary`], with what the target consumed when it was measured.
+pub fn summarize(r: &RunReport, target_telemetry: Option<TargetSummary>) -> Summary {
     summary::assemble(RunFacts {
         mode: RunMode::Controller,
         plan: &r.plan,
@@ -51,6 +52,7 @@ pub fn summarize(r: &RunReport) -> Summary {
         end_reason: r.end_reason.describe(),
         exit_code: r.exit_code(),
         late_snapshots: r.late_snapshots,
+        target_telemetry,
     })
 }
 
@@ -137,7 +139,7 @@ mod tests {
     #[test]
     fn summary_document() {
         let r = report();
-        let s = summarize(&r);
+        let s = summarize(&r, None);
         let stat = |name: &str, k: &str| s.metric(name).and_then(|m| m.stat(k)).unwrap();
         assert_eq!(stat("http_req_duration", "count"), 200.0);
         assert_eq!(

@@ -19,6 +19,7 @@
 //! | [`results`]   | `summary_path`, `write_new`              | result names; atomic, never-overwriting writes |
 //! | [`stages`]    | `StageSpan`, `StageBook`                 | per-stage (ramp/plateau) merged results    |
 //! | [`summary`]   | `Summary`, `assemble`, `render_text`     | the one model of a run's results           |
+//! | [`telemetry`]| `TargetSummary`, `TelemetryRecorder`      | what the target consumed (CPU, RSS, LLM calls) |
 //! | [`auth`]      | [`Secret`], [`mint_hs256`]               | the one place JWTs are minted (wall clock) |
 //! | [`liveness`]  | `SILENT_INTERVALS`, `worker_silence`     | when each side gives the other up          |
 //! | [`logging`]   | `init`, `outln!`, `errln!`               | logs and prints a closed pipe cannot kill  |
@@ -49,6 +50,7 @@ pub mod sink;
 pub mod snapshot;
 pub mod stages;
 pub mod summary;
+pub mod telemetry;
 pub mod threshold;
 pub mod timeseries;
 

@@ -82,6 +82,7 @@ fn sample() -> Summary {
         total: &total,
         timeseries: &ts,
         stages: Some(&stages),
+        target_telemetry: None,
         workers: Vec::new(),
         verdicts: &verdicts,
         end_reason: "completed".into(),

@@ -188,7 +188,7 @@ impl RunFigures {
             .metric(builtin::HTTP_REQ_FAILED)
             .filter(|m| m.count() > 0.0)
             .and_then(|m| m.stat("rate"));
-        Ok(RunFigures {
+        let mut r = RunFigures {
             name: name.to_string(),
             runtime: s.target.runtime.clone(),
             version: s.target.version.clone(),
@@ -196,7 +196,7 @@ impl RunFigures {
             hardware: format!("{}, {} cores", s.host.cpu_model, s.host.cores),
             duration_s: s.duration_s,
             requests_per_s,
-            // filled from the summary's target telemetry once summaries carry it
+            // filled from the summary's target telemetry below
             requests_per_cpu_s: None,
             error_rate,
             requests: requests_trend
@@ -208,7 +208,16 @@ impl RunFigures {
             operations,
             series: SeriesFigures::from_summary(s),
             spectra,
-        })
+        };
+        if let Some(t) = &s.target_telemetry {
+            let pts: Vec<(u64, f64, u64)> = t
+                .points
+                .iter()
+                .map(|p| (p.seq, p.cpu_pct, p.rss_bytes))
+                .collect();
+            r.set_target(t.requests_per_cpu_second, &pts);
+        }
+        Ok(r)
     }
 
     /// `runtime` or `runtime tier`.

@@ -142,6 +142,7 @@ impl Outcome {
             end_reason: end_reason.to_string(),
             exit_code: self.exit_code(),
             late_snapshots: 0,
+            target_telemetry: None,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! crate's Cargo.toml). Helpers live in `util`.
 mod cli;
 mod dashboard;
+mod deploy;
 mod distributed;
 mod faults;
 mod modes;
@@ -9,4 +10,7 @@ mod netns;
 mod report;
 mod run;
 mod stages;
+mod sweep;
+mod telemetry;
+mod tiers;
 mod util;

@@ -136,6 +136,8 @@ pub struct RunFacts<'a> {
     pub end_reason: String,
     pub exit_code: u8,
     pub late_snapshots: u64,
+    /// What the target consumed (see [`crate::telemetry`]), when measured.
+    pub target_telemetry: Option<crate::telemetry::TargetSummary>,
 }
 
 /// The `vus` gauge as the sum over workers, from the time series: last, min, max.
@@ -294,5 +296,6 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
             .stages
             .map(|b| stage_summaries(b, f.plan.scenario.is_arrival_rate()))
             .unwrap_or_default(),
+        target_telemetry: f.target_telemetry,
     }
 }

@@ -96,6 +96,9 @@ pub struct Summary {
     /// Each stage of the plan on its own (ramps, plateaus, the stop tail), in order.
     #[serde(default)]
     pub stages: Vec<StageSummary>,
+    /// What the target consumed, when barrage knew its processes (`core/src/telemetry.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_telemetry: Option<crate::telemetry::TargetSummary>,
 }
 
 /// One stage's results (`core/src/stages.rs`): its intervals' merged data.

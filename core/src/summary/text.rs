@@ -165,6 +165,14 @@ pub fn render_text(s: &Summary, written_to: Option<&Path>) -> String {
     for (name, m) in shown {
         let _ = writeln!(out, "    {}: {}", dots(name, width), stat_line(m));
     }
+    if let Some(t) = &s.target_telemetry {
+        let _ = writeln!(
+            out,
+            "\n  target ({}): {}",
+            t.source,
+            crate::telemetry::describe(t)
+        );
+    }
     if let Some(p) = written_to {
         let _ = writeln!(out, "\nresults: {}", p.display());
     }

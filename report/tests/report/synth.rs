@@ -139,6 +139,7 @@ impl Synth {
             total: &total,
             timeseries: &ts,
             stages: None,
+            target_telemetry: None,
             workers: Vec::new(),
             verdicts: &verdicts,
             end_reason: "completed".into(),
