@@ -37,6 +37,7 @@ SERVER_CORE="${SERVER_CORE:-1}"
 GEN_CORE="${GEN_CORE:-0}"
 NOFILE="${NOFILE:-1048576}"
 PORT="${PORT:-18511}"
+SECTIONS="${SECTIONS:-1 2 3}"   # which of the three parts to run
 
 mkdir -p "$OUT"
 RAW="$OUT/mock-llm-scale-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -113,6 +114,7 @@ LONG=$(words 2000)
   echo "| build | streams | held at once | errors | late p50 % | late p99 % | late max % | RSS/stream KiB | VmHWM MB | CPU µs/chunk |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 } | tee -a "$RAW"
+[[ " $SECTIONS " == *" 1 "* ]] || COUNTS=""
 for n in $COUNTS; do
   if (( n + 100 > NOFILE_GOT )); then
     echo "| (skipped) | $n | needs $n open files per process; the limit here is $NOFILE_GOT (raising it needs CAP_SYS_RESOURCE) | | | | | | | |" | tee -a "$RAW"
@@ -134,7 +136,7 @@ done
   echo "| build | body | requests | errors | CPU µs/request | ratio to 1 KB | p50 ms | p99 ms |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 } | tee -a "$RAW"
-for build in before after; do
+[[ " $SECTIONS " == *" 2 "* ]] && for build in before after; do
   bin=$AFTER; [[ $build == before ]] && bin=$BEFORE
   small=""
   # CPU is read in 10 ms ticks: small bodies need many requests for a usable figure.
@@ -155,7 +157,7 @@ done
   echo "| build | chunks/stream | frames | errors | CPU µs/chunk | ratio to 42 | late p99 % |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
 } | tee -a "$RAW"
-for build in before after; do
+[[ " $SECTIONS " == *" 3 "* ]] && for build in before after; do
   bin=$AFTER; [[ $build == before ]] && bin=$BEFORE
   start "$bin" --delay-ms 0 --stream-delay-ms 5
   client --streams 50 --repeat 20 --interval-ms 5 --deadline-s 60
