@@ -16,7 +16,7 @@
 //! | [`live`] | `Tunables` (what `/admin/config` may change) in `Live`, copied by each request on arrival |
 //! | [`calls`] | the per-call log (a ring buffer): arrival, service time, prompt size, key → `/stats/calls` |
 //! | `request` | the parts of a chat request the mock reads; counts prompt words while parsing |
-//! | `completion` | preserialized answer pieces (`Template`) → `chat.completion` JSON and stream `Frames` |
+//! | `completion` | preserialized answer pieces (`Template`) → `chat.completion` JSON and stream `Frames` (written per frame when due) |
 //! | `stream` | `SseBody`: sends frames on a fixed schedule (`first + i * interval`), or all at once |
 //! | `body` | `ResponseBody`: full or stream, holding its `Guards` (in flight, slot, call record) |
 //! | `tool` | tool-call arguments filled in from the tool's JSON Schema |

@@ -1,4 +1,4 @@
-//! The SSE stream body: hands out the preserialized [`Frames`] on a fixed schedule.
+//! The SSE stream body: writes the [`Frames`] of an answer on a fixed schedule, each when due.
 //!
 //! Frame i is due at `first + i * interval`, where `first` is when the first byte was due.
 //! Each wait is a `sleep_until` that absolute instant, so lateness in one wake-up does not
