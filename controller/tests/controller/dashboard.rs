@@ -2,13 +2,13 @@
 //! real browser (headless Chromium) shows the controller's own figures live and, at the
 //! end, the summary's; `/metrics` parses as Prometheus text; the Grafana dashboard reads
 //! only metrics that exist.
-use crate::util::{plan_file, read_json, start_target, Proc};
+use crate::util::{chromium, plan_file, read_json, start_target, Proc};
 use barrage_controller::dashboard::{prometheus, LiveState, RunInfo, TargetLoad};
 use barrage_testkit::{free_port, require, wait_for, wait_until};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -85,16 +85,6 @@ fn names(text: &str) -> BTreeSet<String> {
         .filter_map(|l| l.split(['{', ' ']).next())
         .map(str::to_string)
         .collect()
-}
-
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser"].iter().find_map(|name| {
-        std::env::var_os("PATH")?
-            .to_str()?
-            .split(':')
-            .map(|d| Path::new(d).join(name))
-            .find(|p| p.is_file())
-    })
 }
 
 /// Headless Chromium with `args` then `url`, as root needs it; output to a file.

@@ -1,6 +1,6 @@
 //! `deploy/`: every flag the Kubernetes manifests and compose files pass to barrage exists
 //! in that command's `--help`, and the manifests validate against the Kubernetes schemas.
-use crate::util::BARRAGE;
+use crate::util::{docker_ready, BARRAGE};
 use barrage_testkit::require;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -178,15 +178,6 @@ fn k8s_manifests_validate_against_the_schemas() {
 }
 
 /// `docker` with a daemon answering, and `docker-compose`.
-fn docker_ready() -> Option<()> {
-    let ok = |cmd: &str, args: &[&str]| {
-        Command::new(cmd)
-            .args(args)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    (ok("docker", &["info"]) && ok("docker-compose", &["version"])).then_some(())
-}
 
 /// `docker-compose -p PROJECT -f multi-worker.yml down` when dropped.
 struct ComposeDown<'a> {

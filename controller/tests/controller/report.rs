@@ -171,12 +171,7 @@ fn report_compare_and_summarize_real_runs() {
 /// Headless Chromium with every host unresolvable and a dead proxy renders the report: the
 /// page needs nothing from a network.
 fn offline_browser_loads(out: &Path) {
-    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
+    let chromium = crate::util::chromium();
     let Some(chromium) = barrage_testkit::require(
         "report::report_compare_and_summarize_real_runs (browser)",
         "chromium",
@@ -187,7 +182,7 @@ fn offline_browser_loads(out: &Path) {
     };
     let page = format!("file://{}", out.join("report.html").display());
     let shot = out.join("report-screenshot.png");
-    let o = Command::new(chromium)
+    let o = Command::new(&chromium)
         .args([
             "--headless",
             "--no-sandbox",
@@ -203,7 +198,7 @@ fn offline_browser_loads(out: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let o = Command::new(chromium)
+    let o = Command::new(&chromium)
         .args([
             "--headless",
             "--no-sandbox",

@@ -1,6 +1,6 @@
 //! `barrage sweep` for real: the reference runtime and the LangGraph Python server × XS and
 //! M, native tiers (cgroups), short stages; then `--resume`.
-use crate::util::{plan_file, read_json, Proc, BARRAGE};
+use crate::util::{docker_ready, plan_file, read_json, Proc, BARRAGE};
 use barrage_testkit::{is_root, require};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -186,15 +186,6 @@ fn native_sweep_two_runtimes_two_tiers_then_resume() {
 }
 
 /// `docker` with a daemon answering, and `docker-compose`.
-fn docker_ready() -> Option<()> {
-    let ok = |cmd: &str, args: &[&str]| {
-        Command::new(cmd)
-            .args(args)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    (ok("docker", &["info"]) && ok("docker-compose", &["version"])).then_some(())
-}
 
 #[test]
 fn docker_sweep_reference_image_two_tiers() {

@@ -219,3 +219,26 @@ pub fn token_file(dir: &Path, name: &str, token: &str) -> PathBuf {
     std::fs::write(&p, token).unwrap();
     p
 }
+
+/// `docker info` and `docker-compose version` both answer (a daemon runs): the docker tests'
+/// requirement.
+pub fn docker_ready() -> Option<()> {
+    let ok = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    (ok("docker", &["info"]) && ok("docker-compose", &["version"])).then_some(())
+}
+
+/// The Chromium binary on PATH (Debian's `chromium`), for the browser tests.
+pub fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .map(|d| Path::new(d).join(name))
+            .find(|p| p.is_file())
+    })
+}
