@@ -177,7 +177,6 @@ fn k8s_manifests_validate_against_the_schemas() {
     );
 }
 
-
 /// `docker-compose -p PROJECT -f multi-worker.yml down` when dropped.
 struct ComposeDown<'a> {
     args: Vec<String>,

@@ -185,7 +185,6 @@ fn native_sweep_two_runtimes_two_tiers_then_resume() {
     assert_eq!(err.matches("skipped (--resume)").count(), 4, "{err}");
 }
 
-
 #[test]
 fn docker_sweep_reference_image_two_tiers() {
     let test = "sweep::docker";
