@@ -3,6 +3,7 @@
 mod cli;
 mod distributed;
 mod faults;
+mod fleet;
 mod netns;
 mod run;
 mod util;
