@@ -65,8 +65,8 @@ pub struct SimReport {
     pub duration_samples: u64,
     /// When it sent its last snapshot.
     pub last_sent_us: Option<i64>,
-    /// When the first `Reassign` arrived.
-    pub reassigned_us: Option<i64>,
+    /// When each `Reassign` arrived.
+    pub reassigned_us: Vec<i64>,
     /// When its stream from the controller ended (or broke).
     pub ended_us: Option<i64>,
     pub done_sent: bool,
@@ -427,7 +427,7 @@ async fn converse(
                         });
                     }
                     In::Reassign(_) => {
-                        report.reassigned_us.get_or_insert(now_us());
+                        report.reassigned_us.push(now_us());
                     }
                     In::Stop(_) | In::Abort(_) => {
                         if !report.done_sent && !quiet {
