@@ -102,9 +102,9 @@ impl BodySink for Stream {
         let (mut n, mut late) = (0, self.worst_late_us);
         self.parser.feed(bytes, &mut |ev| {
             n += 1;
-            let due = std::str::from_utf8(ev.data)
-                .ok()
-                .and_then(|d| d.rsplit_once("\"due\":"))
+            let due = ev
+                .data
+                .rsplit_once("\"due\":")
                 .and_then(|(_, v)| v.trim_end_matches('}').parse::<i64>().ok());
             if let Some(due) = due {
                 late = late.max(now - due);
