@@ -113,8 +113,11 @@ impl Hub {
                 Some(c) = control.recv() => self.on_control(c)?,
                 _ = tick.tick() => {
                     // what is queued is read before any liveness decision: after a stall
-                    // of the controller itself, the workers' snapshots are waiting here
-                    while let Ok(ev) = events.try_recv() {
+                    // of the controller itself, the workers' snapshots are waiting here.
+                    // Only what was queued at the tick: with a thousand workers sending,
+                    // draining until empty could hold the tick (and liveness) off for long
+                    for _ in 0..events.len() {
+                        let Ok(ev) = events.try_recv() else { break };
                         self.on_event(ev)?;
                     }
                     self.on_tick()?;
