@@ -22,7 +22,9 @@
 //! while running (counted checks, not wall time; queued events are read first), is lost:
 //! its snapshots so far stay merged; by policy its segment is split among the rest
 //! (`Reassign`) or the run fails. While running, the hub pings every worker so that a worker
-//! cut off from it stops its own load first (`barrage_core::liveness`).
+//! cut off from it stops its own load first (`barrage_core::liveness`). A session passes a
+//! worker's pong on only when nothing else came from it for a quarter interval, which is
+//! all liveness needs; at fleet size the pongs would otherwise be most of the hub's events.
 pub mod clock;
 mod finish;
 pub mod hub;
