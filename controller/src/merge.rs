@@ -22,6 +22,7 @@ use barrage_core::metrics::builtin;
 use barrage_core::Snapshot;
 use barrage_proto::{merge_pb_into, pb, WireError};
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 /// How many intervals after its end a bucket waits for stragglers.
 pub const CLOSE_AFTER_INTERVALS: u64 = 2;
@@ -41,12 +42,16 @@ pub struct ClosedInterval {
     pub seq: u64,
     pub snapshot: Snapshot,
     pub workers: usize,
+    /// When its last snapshot was merged (`None`: nobody reported it): how far behind
+    /// the interval's end the slowest worker's figures reached the controller.
+    pub last_report: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
 struct Bucket {
     snapshot: Snapshot,
     reported: BTreeSet<String>,
+    last_report: Option<Instant>,
 }
 
 /// The controller's merged view of the run.
@@ -99,6 +104,7 @@ impl Merger {
             self.late += 1;
         } else if let Some(bucket) = self.open.get_mut(&snap.seq) {
             bucket.reported.insert(worker.to_string());
+            bucket.last_report = Some(Instant::now());
         }
         let counter = |metric: &str| -> f64 {
             snap.series
@@ -149,6 +155,7 @@ impl Merger {
         ClosedInterval {
             seq,
             workers: bucket.reported.len(),
+            last_report: bucket.last_report,
             snapshot: bucket.snapshot,
         }
     }

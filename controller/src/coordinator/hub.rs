@@ -20,8 +20,21 @@ use tokio::sync::mpsc;
 
 mod live;
 
-/// Delay between `Start` and stage time 0, so every worker gets the message in time.
-pub const START_DELAY: Duration = Duration::from_secs(1);
+/// The shortest delay between `Start` and stage time 0 (a few workers on loopback).
+pub const MIN_START_DELAY: Duration = Duration::from_millis(250);
+/// The longest: a fleet whose assignment round took longer than half of this is slow
+/// enough that a later start would not help it.
+pub const MAX_START_DELAY: Duration = Duration::from_secs(5);
+
+/// How long after `Start` is sent stage time 0 is, from what was measured on the way:
+/// `round` is the assignment round (every `Assignment` sent, every `Ready` back), which
+/// `Start` repeats one way (the same fan-out through the same streams), and `max_rtt` is
+/// the slowest worker's measured round trip. Twice both leaves the slowest worker room for
+/// a round as slow again; a fixed guess is either too short for a thousand workers or a
+/// waste for two.
+pub fn start_delay(round: Duration, max_rtt: Duration) -> Duration {
+    (round * 2 + max_rtt * 2).clamp(MIN_START_DELAY, MAX_START_DELAY)
+}
 /// Extra time past the plan's duration and graceful stop before the hub aborts.
 pub const DEADLINE_SLACK: Duration = Duration::from_secs(15);
 /// How long aborted workers get to send `Done`.
@@ -53,6 +66,8 @@ pub(crate) struct Hub {
     joined_deadline: Instant,
     /// When the next liveness check is due (one per interval while running).
     next_check: Instant,
+    /// When the assignments were sent: the start of the round [`start_delay`] measures.
+    assigned_at: Option<Instant>,
 }
 
 impl Hub {
@@ -79,6 +94,7 @@ impl Hub {
             progress,
             joined_deadline,
             next_check: joined_deadline,
+            assigned_at: None,
         }
     }
 
@@ -102,8 +118,11 @@ impl Hub {
                 Some(c) = control.recv() => self.on_control(c)?,
                 _ = tick.tick() => {
                     // what is queued is read before any liveness decision: after a stall
-                    // of the controller itself, the workers' snapshots are waiting here
-                    while let Ok(ev) = events.try_recv() {
+                    // of the controller itself, the workers' snapshots are waiting here.
+                    // Only what was queued at the tick: with a thousand workers sending,
+                    // draining until empty could hold the tick (and liveness) off for long
+                    for _ in 0..events.len() {
+                        let Ok(ev) = events.try_recv() else { break };
                         self.on_event(ev)?;
                     }
                     self.on_tick()?;
@@ -248,28 +267,46 @@ impl Hub {
             }));
         }
         tracing::info!(workers = self.workers.len(), %plan_hash, "assignments sent");
+        self.assigned_at = Some(Instant::now());
         self.phase = Phase::Assigning;
     }
 
     fn start(&mut self) {
-        let at = SystemTime::now() + START_DELAY;
+        let now = Instant::now();
+        let round = self
+            .assigned_at
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let max_rtt = self
+            .workers
+            .values()
+            .filter_map(|w| w.offset.map(|o| Duration::from_micros(o.1.max(0) as u64)))
+            .max()
+            .unwrap_or_default();
+        let delay = start_delay(round, max_rtt);
+        let at = SystemTime::now() + delay;
         let at_us = at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
-        let now = Instant::now();
         for w in self.workers.values_mut() {
             w.send(Out::Start(pb::Start {
                 start_at_unix_us: at_us,
             }));
         }
         self.workers.reset_liveness();
-        self.next_check = now + START_DELAY + self.interval();
-        self.started = Some((now + START_DELAY, at));
+        self.next_check = now + delay + self.interval();
+        self.started = Some((now + delay, at));
         self.timeseries.start_unix_us = at_us;
         self.phase = Phase::Running;
-        let deadline = now + START_DELAY + self.cfg.plan.max_duration() + DEADLINE_SLACK;
+        let deadline = now + delay + self.cfg.plan.max_duration() + DEADLINE_SLACK;
         self.stop_deadline = Some(deadline + ABORT_WAIT);
-        tracing::info!(start_at_unix_us = at_us, "start sent");
+        tracing::info!(
+            start_at_unix_us = at_us,
+            workers = self.workers.len(),
+            assign_round_ms = round.as_millis() as u64,
+            max_rtt_us = max_rtt.as_micros() as u64,
+            delay_ms = delay.as_millis() as u64,
+            "start sent"
+        );
     }
 
     fn on_message(&mut self, id: &str, msg: In) -> Result<(), CoordinatorError> {
@@ -453,6 +490,7 @@ impl Hub {
         let closed = self.merger.close_ready(&expected, self.now_seq());
         if !closed.is_empty() {
             for c in &closed {
+                self.log_closed(c);
                 self.timeseries
                     .push(TimePoint::from_interval(c.seq, &c.snapshot, c.workers));
                 self.stages.add(c.seq, &c.snapshot);
@@ -478,6 +516,24 @@ impl Hub {
             self.abort_all("the plan's duration and graceful stop are over");
         }
         Ok(())
+    }
+
+    /// One line per closed interval (debug): how many workers it merged and the snapshot
+    /// lag, from the interval's end to the merge of its last snapshot (the fleet bench
+    /// reads it).
+    fn log_closed(&self, c: &crate::merge::ClosedInterval) {
+        let Some((t0, _)) = self.started else {
+            return;
+        };
+        let end = t0 + self.interval() * (c.seq as u32 + 1);
+        let lag_ms = c.last_report.map_or(f64::NAN, |at| {
+            if at >= end {
+                at.duration_since(end).as_secs_f64() * 1e3
+            } else {
+                -(end.duration_since(at).as_secs_f64() * 1e3)
+            }
+        });
+        tracing::debug!(seq = c.seq, workers = c.workers, lag_ms, "interval closed");
     }
 
     fn status(&self) -> Status {
@@ -515,5 +571,24 @@ impl Hub {
             end_reason: self.end_reason.take(),
         });
         (report, std::mem::take(&mut self.outputs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_delay_follows_the_measured_round() {
+        let ms = Duration::from_millis;
+        // two workers on loopback: the floor
+        assert_eq!(
+            start_delay(ms(3), Duration::from_micros(200)),
+            MIN_START_DELAY
+        );
+        // a fleet whose assignment round took 700 ms, slowest RTT 40 ms
+        assert_eq!(start_delay(ms(700), ms(40)), ms(1480));
+        // a round slower than the cap allows is capped
+        assert_eq!(start_delay(ms(4000), ms(10)), MAX_START_DELAY);
     }
 }

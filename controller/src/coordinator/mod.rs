@@ -2,28 +2,36 @@
 //! stream ([`session`], clock offsets in [`clock`]), and the hub ([`hub`]) that owns the
 //! run: the start, merging, thresholds, the phases. Who joined, their segments, liveness and
 //! rebalancing are the roster's ([`roster`]); the end-of-run report is assembled in
-//! [`finish`].
+//! [`finish`]. [`simulate`] is the other side: simulated workers for the fleet bench and
+//! tests.
 //!
 //! Phases of the hub:
 //!
 //! | phase     | enters when                      | leaves when                                          |
 //! |-----------|----------------------------------|------------------------------------------------------|
 //! | Joining   | the listener is bound            | N workers joined and were measured → `Assignment`s  |
-//! | Assigning | assignments sent                 | every worker `Ready` → one `Start{now + 1 s}`         |
+//! | Assigning | assignments sent                 | every worker `Ready` → one `Start{now + d}` (d: below) |
 //! | Running   | `Start` sent                     | all workers `Done`; SIGINT → `Stop`; abortOnFail, 2nd SIGINT, deadline → `Abort` |
 //! | Stopping  | `Stop`/`Abort` sent              | all live workers `Done`, or the stop timeout          |
+//!
+//! `d`, the delay to stage time 0, is measured, not guessed ([`hub::start_delay`]): twice the
+//! assignment round (assignments out, every `Ready` back) plus twice the slowest worker's
+//! RTT, within 250 ms..5 s; a thousand workers get more room than two.
 //!
 //! A worker whose stream breaks, or from which nothing arrived in 3 interval checks in a row
 //! while running (counted checks, not wall time; queued events are read first), is lost:
 //! its snapshots so far stay merged; by policy its segment is split among the rest
 //! (`Reassign`) or the run fails. While running, the hub pings every worker so that a worker
-//! cut off from it stops its own load first (`barrage_core::liveness`).
+//! cut off from it stops its own load first (`barrage_core::liveness`). A session passes a
+//! worker's pong on only when nothing else came from it for a quarter interval, which is
+//! all liveness needs; at fleet size the pongs would otherwise be most of the hub's events.
 pub mod clock;
 mod finish;
-mod hub;
+pub mod hub;
 mod roster;
 pub mod server;
 pub mod session;
+pub mod simulate;
 
 use crate::cli::OnWorkerLoss;
 use crate::output::Output;

@@ -8,7 +8,7 @@ use barrage_proto::pb::{
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Status, Streaming};
 
@@ -152,9 +152,21 @@ pub(crate) async fn run(
             return;
         }
     }
+    // A worker answers every heartbeat ping; the hub needs one word per liveness check
+    // (one per interval), so a pong within a quarter interval of the last message passed
+    // on is dropped here: at a thousand workers the pongs were most of the hub's events.
+    let pong_gap = Duration::from_millis(u64::from(shared.interval_ms) / 4);
+    let mut last_passed = Instant::now();
     loop {
         let reason = match inbound.message().await {
             Ok(Some(WorkerMessage { msg: Some(m) })) => {
+                let now = Instant::now();
+                if matches!(m, worker_message::Msg::Pong(_))
+                    && now.duration_since(last_passed) < pong_gap
+                {
+                    continue;
+                }
+                last_passed = now;
                 if events
                     .send(Event::Message {
                         id: id.clone(),

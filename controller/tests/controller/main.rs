@@ -6,6 +6,7 @@ mod deploy;
 mod distributed;
 mod faults;
 mod modes;
+mod fleet;
 mod netns;
 mod report;
 mod run;

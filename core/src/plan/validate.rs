@@ -35,6 +35,7 @@ impl Plan {
                 }
             }
         }
+        self.target.validate_source_addrs(&mut errors);
         self.scenario.validate("scenario", &mut errors);
         if self.flow.graph_id.trim().is_empty() {
             errors.push("flow.graph_id: must not be empty (e.g. \"agent\")".into());

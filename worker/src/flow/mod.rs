@@ -148,7 +148,8 @@ impl AgentFlow {
             }
         };
         let steps = step::compile(defs, &mut table)?;
-        let http = Http::new(crate::http::build_client()?, plan.flow.request_timeout);
+        let http = Http::new(crate::http::build_client()?, plan.flow.request_timeout)
+            .with_sources(&plan.target.source_addrs);
         Ok(AgentFlow {
             agent: plan.flow.request.is_none(),
             http,

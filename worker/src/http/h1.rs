@@ -19,8 +19,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf as _, BytesMut};
+use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::net::{lookup_host, TcpSocket, TcpStream};
 
 use super::exchange::{encode_request, stale_io, BodySink, Request, TooLarge};
 
@@ -181,15 +182,36 @@ fn read_head(resp: &httparse::Response<'_, '_>, head_request: bool) -> io::Resul
     })
 }
 
+/// Connects to the first of `to` in `src`'s address family, from `src` (the kernel picks
+/// the port: each source address has its own ephemeral range).
+async fn connect_from(src: IpAddr, to: impl Iterator<Item = SocketAddr>) -> io::Result<TcpStream> {
+    let mut to = to;
+    let dst = to.find(|a| a.is_ipv4() == src.is_ipv4()).ok_or_else(|| {
+        io::Error::new(
+            ErrorKind::InvalidInput,
+            format!("the target has no address in the family of source address {src}"),
+        )
+    })?;
+    let socket = if src.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(src, 0))?;
+    socket.connect(dst).await
+}
+
 impl Conn {
-    /// Opens a connection to `authority` (`host[:port]`, port 80 by default).
-    pub async fn open(authority: &str) -> io::Result<Conn> {
+    /// Opens a connection to `authority` (`host[:port]`, port 80 by default), from
+    /// `source` when given (the plan's `target.source_addrs`).
+    pub async fn open(authority: &str, source: Option<IpAddr>) -> io::Result<Conn> {
         let has_port = !authority.ends_with(']') && authority.contains(':');
-        let stream = if has_port {
-            TcpStream::connect(authority).await?
-        } else {
-            TcpStream::connect((authority.trim_start_matches('[').trim_end_matches(']'), 80))
-                .await?
+        let host = authority.trim_start_matches('[').trim_end_matches(']');
+        let stream = match (source, has_port) {
+            (None, true) => TcpStream::connect(authority).await?,
+            (None, false) => TcpStream::connect((host, 80)).await?,
+            (Some(src), true) => connect_from(src, lookup_host(authority).await?).await?,
+            (Some(src), false) => connect_from(src, lookup_host((host, 80)).await?).await?,
         };
         stream.set_nodelay(true)?;
         let host = authority.strip_suffix(":80").unwrap_or(authority);

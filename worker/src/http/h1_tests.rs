@@ -36,9 +36,31 @@ async fn serve(replies: Vec<&'static [u8]>, close_after: bool) -> String {
 
 /// A connection to a [`serve`] server.
 async fn connect(replies: Vec<&'static [u8]>, close_after: bool) -> Conn {
-    Conn::open(&serve(replies, close_after).await)
+    Conn::open(&serve(replies, close_after).await, None)
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn connections_leave_from_the_source_addresses_in_turn() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let http = crate::http::Http::new(crate::http::build_client().unwrap(), Duration::from_secs(5))
+        .with_sources(&["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()]);
+    let mut peers = Vec::new();
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        let (open, accepted) = tokio::join!(Conn::open(&addr, http.sources.next()), l.accept());
+        conns.push(open.unwrap());
+        peers.push(accepted.unwrap().1.ip().to_string());
+    }
+    assert_eq!(peers, ["127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"]);
+    // a source of the wrong family is an error naming it, not a silent fallback
+    let err = Conn::open(&addr, Some("::1".parse().unwrap()))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("::1"), "{err}");
 }
 
 /// One exchange of a bodiless `method` request on `conn`.
@@ -227,7 +249,7 @@ mod fuzz {
                 tokio::task::yield_now().await;
             }
         });
-        let mut conn = Conn::open(&addr).await.unwrap();
+        let mut conn = Conn::open(&addr, None).await.unwrap();
         let (r, p, body) = get(&mut conn).await;
         server.abort();
         let kind = match r {

@@ -24,6 +24,9 @@
 //!   keep-alive, and is dropped on any error, timeout or hard stop. The idle stack is a
 //!   `Mutex<Vec<_>>` (uncontended: the worker is one thread) ordered by last use, so the
 //!   ones idle longer than 4 s are cut from its bottom.
+//!
+//!   New connections leave from the plan's `target.source_addrs` round-robin when it
+//!   names any ([`Http::with_sources`]).
 //! - **everything else** (`https://`, upper-case schemes, userinfo, fragments) goes
 //!   through one [`reqwest::Client`] (rustls, [`tls`]), configured the same way. TLS is rarely the
 //!   hot path of a load test against a local runtime; keeping reqwest there keeps its
@@ -76,6 +79,8 @@
 //! channel, want/giver signalling, header maps) was the largest user-space cost, and
 //! reqwest's pool task hops more. The measured figures, with their floors, are in
 //! `bench/RESULTS.md` (`## worker`).
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,6 +89,7 @@ use tokio_util::sync::CancellationToken;
 
 mod exchange;
 mod h1;
+mod limits;
 pub mod sse;
 mod tls;
 
@@ -92,6 +98,7 @@ pub use exchange::{
 };
 
 use h1::{Conn, Failure, Progress};
+pub use limits::raise_fd_limit;
 
 /// Idle pooled connections are closed after this, before the servers' ~5 s.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
@@ -110,6 +117,25 @@ pub struct Http {
     timeout: Duration,
     /// Idle plain-http connections, oldest first (pushed when an exchange completes).
     idle: Arc<Mutex<Vec<Conn>>>,
+    /// Where new plain-http connections leave from (`target.source_addrs`).
+    sources: Arc<Sources>,
+}
+
+/// Local source addresses, taken round-robin by new connections.
+#[derive(Default)]
+struct Sources {
+    addrs: Box<[IpAddr]>,
+    next: AtomicUsize,
+}
+
+impl Sources {
+    fn next(&self) -> Option<IpAddr> {
+        if self.addrs.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.addrs.len();
+        Some(self.addrs[i])
+    }
 }
 
 /// A plain `http://` URL split for the inline path.
@@ -147,7 +173,19 @@ impl Http {
             client,
             timeout,
             idle: Arc::default(),
+            sources: Arc::default(),
         }
+    }
+
+    /// Spreads the new plain-http connections over `addrs`, round-robin (the plan's
+    /// `target.source_addrs`: a source address has about 28,000 ephemeral ports, so tens
+    /// of thousands of open streams to one target need several). Empty: the kernel picks.
+    pub fn with_sources(mut self, addrs: &[IpAddr]) -> Self {
+        self.sources = Arc::new(Sources {
+            addrs: addrs.into(),
+            next: AtomicUsize::new(0),
+        });
+        self
     }
 
     pub fn timeout(&self) -> Duration {
@@ -230,7 +268,7 @@ impl Http {
                     let opened = tokio::select! {
                         biased;
                         () = &mut deadline => return Ok(Exchange::failed(TransportError::Timeout, start, 0, retried)),
-                        c = Conn::open(url.authority) => c,
+                        c = Conn::open(url.authority, self.sources.next()) => c,
                     };
                     match opened {
                         Ok(c) => c,

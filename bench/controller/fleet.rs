@@ -1,0 +1,364 @@
+//! A fleet on one controller: N simulated workers (real gRPC `Join` streams from this one
+//! process, `barrage_controller::coordinator::simulate`) against a real `barrage
+//! controller` process, each sending a realistic 100-series snapshot every interval.
+//!
+//! Per N it reports what a user of a large fleet would check:
+//! - join-to-start: from the last worker's `Welcome` to stage time 0 (the `start_at` the
+//!   controller chose), and whether every worker had its `Start` before it;
+//! - merge CPU: the controller process's CPU (utime + stime from `/proc/<pid>/stat`) over
+//!   the steady part of the run, as % of one core;
+//! - controller RSS early and late in the run (it must not grow with the run's length)
+//!   and its peak, per worker;
+//! - snapshot lag: per interval, from its end to the merge of its last snapshot (the
+//!   controller's `interval closed` debug line), median and max;
+//! - liveness: 1 % of the workers go silent (stream open, nothing sent) and 1 % are killed
+//!   (stream dropped) at the same interval; how many intervals until the silent ones are
+//!   dropped and until the survivors get their `Reassign`.
+//!
+//! Then the worker's side of the same figure: CPU to cut and encode one 100-series
+//! snapshot (`Registry::cut` + `snapshot_to_pb`), median of rounds.
+//!
+//! `cargo bench -p barrage-controller --bench fleet [-- SECONDS N...]` (default 20 s;
+//! 100 300 1000)
+use barrage_controller::coordinator::simulate::{
+    realistic_snapshot, run_worker, Fate, SimConfig, SimReport, Template,
+};
+use barrage_core::{MetricKind, Sink};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BARRAGE: &str = env!("CARGO_BIN_EXE_barrage");
+const TOKEN: &str = "fleet-bench-token";
+
+fn proc_cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // fields after the command's closing parenthesis; utime and stime are the 12th and 13th
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    ticks as f64 / 100.0 // CLK_TCK is 100 on Linux
+}
+
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn now_us() -> i64 {
+    barrage_controller::coordinator::clock::now_us()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+struct Controller {
+    child: Child,
+    lags: Arc<Mutex<Vec<(u64, u64, f64)>>>,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn controller(dir: &std::path::Path, n: usize, seconds: u64) -> (Controller, String) {
+    let plan = dir.join("fleet.toml");
+    std::fs::write(
+        &plan,
+        format!("name = \"fleet\"\ninterval = \"1s\"\ngraceful_stop = \"5s\"\n[scenario]\nexecutor = \"constant-vus\"\nvus = {n}\nduration = \"{seconds}s\"\n"),
+    )
+    .unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let mut child = Command::new(BARRAGE)
+        .args(["controller", "--listen", "127.0.0.1:0", "--no-progress"])
+        .args(["--expect-workers", &n.to_string(), "--join-timeout", "120s"])
+        .arg("--plan")
+        .arg(&plan)
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--results-dir")
+        .arg(dir.join("results"))
+        .env(
+            "RUST_LOG",
+            "warn,barrage_controller::coordinator::hub=debug",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("barrage controller starts");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .trim()
+        .to_string();
+    std::thread::spawn(move || for _ in out.lines() {});
+    let lags = Arc::new(Mutex::new(Vec::new()));
+    let err = BufReader::new(child.stderr.take().unwrap());
+    let l = lags.clone();
+    std::thread::spawn(move || {
+        let field = |line: &str, k: &str| -> Option<String> {
+            let at = line.find(&format!("{k}="))? + k.len() + 1;
+            Some(line[at..].split_whitespace().next()?.to_string())
+        };
+        for line in err.lines().map_while(Result::ok) {
+            if line.contains("interval closed") {
+                let seq = field(&line, "seq").and_then(|x| x.parse().ok());
+                let w = field(&line, "workers").and_then(|x| x.parse().ok());
+                let lag = field(&line, "lag_ms").and_then(|x| x.parse().ok());
+                if let (Some(seq), Some(w), Some(lag)) = (seq, w, lag) {
+                    l.lock().unwrap().push((seq, w, lag));
+                }
+            } else if line.contains("start sent") {
+                eprintln!("  controller: {}", line.trim());
+                if let Some(at) = field(&line, "start_at_unix_us").and_then(|x| x.parse().ok()) {
+                    *START.lock().unwrap() = Some(at);
+                }
+            }
+        }
+    });
+    (Controller { child, lags }, addr)
+}
+
+fn fleet(n: usize, seconds: u64) {
+    *START.lock().unwrap() = None;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ctl, addr) = controller(dir.path(), n, seconds);
+    let pid = ctl.child.id();
+    let cfg = Arc::new(SimConfig {
+        controller: format!("http://{addr}"),
+        token: Some(TOKEN.into()),
+        connect_timeout: Duration::from_secs(60),
+    });
+    let templates: Vec<Arc<Template>> = (0..16)
+        .map(|i| Arc::new(Template::new(&realistic_snapshot(i)).unwrap()))
+        .collect();
+    let lose = (n / 100).max(1);
+    let lose_at = seconds / 3;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cpu_rss = Arc::new(Mutex::new(None));
+    let probe = cpu_rss.clone();
+    let reports: Vec<(Fate, SimReport)> = rt.block_on(async {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let fate = if i < lose {
+                    Fate::Silent { after_seq: lose_at }
+                } else if i < 2 * lose {
+                    Fate::Killed { after_seq: lose_at }
+                } else {
+                    Fate::Normal
+                };
+                let t = templates[i % templates.len()].clone();
+                let cfg = cfg.clone();
+                tokio::spawn(async move {
+                    let r = run_worker(cfg, format!("sim-{i}"), t, fate, Duration::from_secs(300))
+                        .await
+                        .unwrap_or_else(|e| panic!("sim-{i}: {e}"));
+                    (fate, r)
+                })
+            })
+            .collect();
+        // the controller's CPU and memory over the steady part: from 2 s after the start
+        // (every worker is streaming) to 2 s before the end
+        tokio::spawn(async move {
+            let started = loop {
+                if let Some(s) = *START.lock().unwrap() {
+                    break s;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            let at = |s: u64| {
+                let wait = (started + s as i64 * 1_000_000 - now_us()).max(0) as u64;
+                tokio::time::sleep(Duration::from_micros(wait))
+            };
+            at(2).await;
+            let (c0, t0, rss0) = (proc_cpu_s(pid), Instant::now(), proc_kib(pid, "VmRSS:"));
+            at(seconds - 2).await;
+            let (c1, t1, rss1) = (proc_cpu_s(pid), Instant::now(), proc_kib(pid, "VmRSS:"));
+            let hwm = proc_kib(pid, "VmHWM:");
+            *probe.lock().unwrap() = Some(((c1 - c0) / (t1 - t0).as_secs_f64(), rss0, rss1, hwm));
+        });
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    let code = ctl.child.wait().ok().and_then(|s| s.code());
+    let start_at = reports
+        .iter()
+        .find_map(|(_, r)| r.start_at_us)
+        .expect("a start");
+    let last_join = reports
+        .iter()
+        .filter_map(|(_, r)| r.welcomed_us)
+        .max()
+        .unwrap();
+    let before = reports
+        .iter()
+        .filter(|(_, r)| r.start_at_us == Some(start_at) && r.start_received_us < Some(start_at))
+        .count();
+    let latest_start_msg = reports
+        .iter()
+        .filter_map(|(_, r)| r.start_received_us)
+        .max()
+        .unwrap();
+    let (cpu, rss0, rss1, hwm) = cpu_rss.lock().unwrap().unwrap_or_default();
+    let lags = ctl.lags.lock().unwrap().clone();
+    let mut steady: Vec<f64> = lags
+        .iter()
+        .filter(|(seq, _, _)| *seq < lose_at || *seq > lose_at + 4)
+        .map(|x| x.2)
+        .collect();
+    let max_lag = steady.iter().cloned().fold(f64::NAN, f64::max);
+    let full = lags
+        .iter()
+        .filter(|(_, w, _)| *w as usize >= n - 2 * lose)
+        .count();
+    // liveness
+    let last_of = |want: fn(&Fate) -> bool| -> Vec<&SimReport> {
+        reports
+            .iter()
+            .filter(|(f, _)| want(f))
+            .map(|(_, r)| r)
+            .collect()
+    };
+    let silent = last_of(|f| matches!(f, Fate::Silent { .. }));
+    let killed = last_of(|f| matches!(f, Fate::Killed { .. }));
+    let normal = last_of(|f| matches!(f, Fate::Normal));
+    let went_quiet = silent.iter().filter_map(|r| r.last_sent_us).max().unwrap();
+    let killed_at = killed.iter().filter_map(|r| r.ended_us).max().unwrap();
+    let silent_dropped = silent.iter().filter_map(|r| r.ended_us).max().unwrap_or(0);
+    let reassigns: Vec<i64> = normal
+        .iter()
+        .flat_map(|r| r.reassigned_us.iter().copied())
+        .collect();
+    let after_kill = reassigns
+        .iter()
+        .filter(|t| **t >= killed_at)
+        .min()
+        .copied()
+        .unwrap_or(0);
+    let after_silent = reassigns
+        .iter()
+        .filter(|t| **t >= silent_dropped)
+        .max()
+        .copied()
+        .unwrap_or(0);
+    let iv = |us: i64| us as f64 / 1e6;
+    println!(
+        "N={n:>5}  join→start {:.2} s (Start to the last worker {:.2} s before t0; {before}/{n} before t0)  \
+         merge CPU {:.1} % of a core  RSS {:.1}→{:.1} MiB (peak {:.1}, {:.1} KiB/worker)  \
+         snapshot lag median {:.1} ms max {:.1} ms ({full}/{} intervals complete)  \
+         silent dropped after {:.2} iv, rebalanced after {:.2} iv; killed rebalanced after {:.2} iv  exit {code:?}",
+        iv(start_at - last_join),
+        iv(start_at - latest_start_msg),
+        cpu * 100.0,
+        rss0 as f64 / 1024.0,
+        rss1 as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        hwm as f64 / n as f64,
+        median(&mut steady),
+        max_lag,
+        lags.len(),
+        iv(silent_dropped - went_quiet),
+        iv(after_silent - went_quiet),
+        iv(after_kill - killed_at),
+    );
+}
+
+static START: Mutex<Option<i64>> = Mutex::new(None);
+
+/// The worker's CPU to cut and encode one interval of `SERIES` series.
+fn worker_snapshot_cpu() {
+    use barrage_worker::registry::Registry;
+    let template = realistic_snapshot(7);
+    let reg = Registry::new(&Default::default());
+    let mut ids = Vec::new();
+    for (key, sink) in &template.series {
+        let tags: Vec<(&str, &str)> = key
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (kind, values): (MetricKind, Vec<f64>) = match sink {
+            Sink::Counter(c) => (MetricKind::Counter, vec![c.sum]),
+            Sink::Rate(_) => (MetricKind::Rate, vec![1.0; 40]),
+            Sink::Trend(t) => (
+                MetricKind::Trend,
+                t.hist
+                    .iter_recorded()
+                    .flat_map(|v| {
+                        std::iter::repeat_n(
+                            v.value_iterated_to() as f64,
+                            v.count_at_value() as usize,
+                        )
+                    })
+                    .collect(),
+            ),
+            Sink::Gauge(_) => (MetricKind::Gauge, vec![1.0]),
+        };
+        ids.push((reg.intern(&key.metric, kind, &tags), values));
+    }
+    let mut per = Vec::new();
+    let mut bytes = 0;
+    for seq in 0..200u64 {
+        for (id, values) in &ids {
+            for v in values {
+                reg.add(*id, *v);
+            }
+        }
+        // wall time of one CPU-bound call on this thread (schedstat does not tick that finely)
+        let t = Instant::now();
+        let s = reg.cut(seq, now_us(), 1000);
+        let wire = barrage_proto::snapshot_to_pb(&s).unwrap();
+        per.push(t.elapsed().as_secs_f64() * 1e6);
+        bytes = prost::Message::encoded_len(&wire);
+    }
+    println!(
+        "worker: cut + encode of one {}-series snapshot: median {:.0} µs ({} bytes on the wire)",
+        ids.len(),
+        median(&mut per),
+        bytes
+    );
+}
+
+fn main() {
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let seconds = args.first().copied().unwrap_or(20).max(8);
+    let sizes: Vec<usize> = if args.len() > 1 {
+        args[1..].iter().map(|&n| n as usize).collect()
+    } else {
+        vec![100, 300, 1000]
+    };
+    worker_snapshot_cpu();
+    for n in sizes {
+        fleet(n, seconds);
+    }
+}
