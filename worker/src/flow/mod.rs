@@ -80,14 +80,13 @@ use std::sync::Mutex;
 
 use barrage_core::{Plan, Secret};
 use futures_util::future::LocalBoxFuture;
-use reqwest::Method;
 
 use crate::http::Http;
 use crate::sample::{IterationCtx, IterationOutcome, Scenario};
 use auth::{Auth, AuthError};
 
 pub use check::{Check, SseSummary};
-pub use step::{Capture, ResponseKind, Step, StepDef};
+pub use step::{Capture, Compiled, ResponseKind, Schedule, Step};
 pub use template::{Template, VarKind, VarTable};
 
 /// Why a flow cannot be built from a plan; each message names the field and the fix.
@@ -101,6 +100,8 @@ pub enum FlowError {
     Client(#[from] reqwest::Error),
     #[error("flow step {step}: {why}")]
     Step { step: String, why: String },
+    #[error("{0}")]
+    Def(String),
 }
 
 /// The agent flow, shared by the VUs of one worker: one HTTP client (keep-alive pool),
@@ -112,6 +113,8 @@ pub struct AgentFlow {
     /// The target's base URL without a trailing `/`.
     base: String,
     steps: Vec<Step>,
+    /// The main steps' order.
+    schedule: Schedule,
     table: VarTable,
     auth: Auth,
     /// `flow.response_body_limit`: the most of a body kept, the longest SSE line/event.
@@ -140,20 +143,24 @@ impl AgentFlow {
         }
         let auth = Auth::new(&plan.auth, secrets)?;
         let mut table = VarTable::new();
-        let defs = match &plan.flow.request {
-            Some(r) => vec![request_step(r)?],
-            None => {
-                agent::constants(&plan.flow, &mut table);
-                agent::steps(&plan.flow)
-            }
+        agent::constants(&plan.flow, &mut table);
+        let def = match &plan.flow.request {
+            Some(r) => request_flow(r),
+            None => plan.flow_def().ok_or_else(|| {
+                FlowError::Def(format!(
+                    "flow.name: {:?} is neither a [flows.NAME] of the plan nor a built-in flow",
+                    plan.flow.name
+                ))
+            })?,
         };
-        let steps = step::compile(defs, &mut table)?;
+        let Compiled { steps, schedule } = step::compile(&def, &mut table)?;
         let http = Http::new(crate::http::build_client()?, plan.flow.request_timeout);
         Ok(AgentFlow {
-            agent: plan.flow.request.is_none(),
+            agent: plan.flow.request.is_none() && plan.flow.name == "agent",
             http,
             base,
             steps,
+            schedule,
             table,
             auth,
             body_limit: usize::try_from(plan.flow.response_body_limit).unwrap_or(usize::MAX),
@@ -173,25 +180,32 @@ impl Scenario for AgentFlow {
     }
 }
 
-/// The one step of a one-request flow (`flow.request`): a 2xx status passes; the body is
-/// read to its end but not parsed, as `oha` or `wrk` would.
-fn request_step(r: &barrage_core::RequestFlow) -> Result<StepDef, FlowError> {
-    let method = Method::from_bytes(r.method.as_bytes()).map_err(|_| FlowError::Step {
-        step: "request".into(),
-        why: format!("{:?} is not an HTTP method", r.method),
-    })?;
-    Ok(StepDef {
-        operation: "request".into(),
-        trend: "request".into(),
-        method,
-        path: r.path.clone(),
-        body: r.body.clone(),
-        response: ResponseKind::Ignore,
-        checks: vec![Check::Status2xx],
-        captures: Vec::new(),
-        cleanup: false,
-        requires: Vec::new(),
-    })
+/// The one-request flow (`flow.request`): one step, `operation=request`, whose 2xx
+/// status passes; the body is read to its end but not parsed, as `oha` or `wrk` would.
+fn request_flow(r: &barrage_core::RequestFlow) -> barrage_core::plan::FlowDef {
+    barrage_core::plan::FlowDef {
+        description: String::new(),
+        vars: Default::default(),
+        groups: Default::default(),
+        steps: vec![barrage_core::plan::StepSpec {
+            name: "request".into(),
+            method: r.method.clone(),
+            path: r.path.clone(),
+            body: r.body.clone(),
+            kind: ResponseKind::Ignore,
+            checks: Vec::new(),
+            capture: Default::default(),
+            mark: None,
+            metric: None,
+            tags: Default::default(),
+            depends_on: None,
+            group: None,
+            think_time: std::time::Duration::ZERO,
+            retry: None,
+            cleanup: false,
+            requires: Vec::new(),
+        }],
+    }
 }
 
 #[cfg(test)]
