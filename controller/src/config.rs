@@ -167,6 +167,10 @@ pub fn load_plan(args: &PlanArgs) -> Result<Plan, ConfigError> {
         tier: args.tier.clone(),
         jwt_secret_env: args.jwt_secret_env.clone(),
         auth_token_env: args.auth_token_env.clone(),
+        auth_token_env_if_none: args.env_auth_token.then(|| "AUTH_TOKEN".into()),
+        graph_id: args.graph_id.clone(),
+        model_name: args.model_name.clone(),
+        smoke: args.smoke,
     });
     plan.validate()?;
     Ok(plan)
@@ -368,6 +372,10 @@ mod tests {
             tier: None,
             jwt_secret_env: None,
             auth_token_env: None,
+            smoke: false,
+            graph_id: None,
+            model_name: None,
+            env_auth_token: false,
         }
     }
 

@@ -210,12 +210,55 @@ pub const RESERVED_VARS: &[&str] = &[
 ];
 
 /// The built-in flows, by name, as TOML (what `barrage flow show NAME` prints).
-pub const BUILTIN_FLOWS: &[(&str, &str)] = &[("agent", include_str!("flows/agent.toml"))];
+pub const BUILTIN_FLOWS: &[(&str, &str)] = &[
+    ("agent", include_str!("flows/agent.toml")),
+    ("chain", include_str!("flows/chain.toml")),
+    ("fanout", include_str!("flows/fanout.toml")),
+    (
+        "fanout_one_thread",
+        include_str!("flows/fanout_one_thread.toml"),
+    ),
+    ("diamond", include_str!("flows/diamond.toml")),
+    ("recovery", include_str!("flows/recovery.toml")),
+];
 
 /// A built-in flow, parsed.
 pub fn builtin_flow(name: &str) -> Option<FlowDef> {
     let (_, text) = BUILTIN_FLOWS.iter().find(|(n, _)| *n == name)?;
     Some(FlowDef::from_toml_str(text).expect("built-in flows parse"))
+}
+
+/// A built-in flow's TOML as tables of a plan (`[flows.NAME]`, `[[flows.NAME.steps]]`),
+/// with its comments: what `barrage flow show NAME` prints, to paste into a plan.
+pub fn builtin_flow_plan_toml(name: &str) -> Option<String> {
+    let (_, text) = BUILTIN_FLOWS.iter().find(|(n, _)| *n == name)?;
+    let mut out = format!(
+        "# The built-in flow {name:?}. Paste into a plan and change it; the plan's\n\
+         # [flows.{name}] replaces the built-in one (or rename it and set flow.name).\n"
+    );
+    let mut opened = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix("[[") {
+            out.push_str(&format!("[[flows.{name}.{rest}\n"));
+            opened = true;
+            continue;
+        }
+        if let Some(rest) = t.strip_prefix('[').filter(|_| !t.starts_with("[ ")) {
+            if !opened && !rest.starts_with('{') {
+                out.push_str(&format!("[flows.{name}.{rest}\n"));
+                opened = true;
+                continue;
+            }
+        }
+        if !opened && !t.is_empty() && !t.starts_with('#') {
+            out.push_str(&format!("[flows.{name}]\n"));
+            opened = true;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Some(out)
 }
 
 fn is_ident(s: &str) -> bool {
@@ -460,6 +503,20 @@ mod tests {
             assert!(errors.is_empty(), "{name}: {errors:?}");
             assert_eq!(FlowDef::from_toml_str(&f.to_toml()).unwrap(), f, "{name}");
         }
+    }
+
+    #[test]
+    fn a_printed_builtin_flow_pastes_into_a_plan_unchanged() {
+        for (name, _) in BUILTIN_FLOWS {
+            let text = builtin_flow_plan_toml(name).unwrap();
+            let plan = format!(
+                "[scenario]\nexecutor = \"per-vu-iterations\"\nvus = 1\niterations = 1\n\n{text}"
+            );
+            let plan =
+                crate::Plan::from_toml_str(&plan).unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+            assert_eq!(plan.flows.get(*name), builtin_flow(name).as_ref(), "{name}");
+        }
+        assert!(builtin_flow_plan_toml("nope").is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The agent flow: one iteration of a virtual user, as a list of step definitions
-//! ([`agent::steps`]) run by one iteration runner ([`AgentFlow`], `iteration`).
+//! A flow: one iteration of a virtual user, as step definitions (plan data:
+//! [`barrage_core::plan::FlowDef`], the built-in `agent` flow by default) compiled once
+//! ([`step::compile`]) and run by one iteration runner ([`AgentFlow`], `iteration`).
 //!
 //! "Engine" in this crate means the executor runtime that runs VUs and iterations
 //! ([`crate::sample`] is the seam); this module is what one iteration does.
@@ -7,8 +8,10 @@
 //! # One iteration
 //!
 //! ```text
-//! AgentFlow::new(plan, secrets) ─ StepDefs ─ compile (templates, checks) ─► [Step]
-//! iteration: auth header ─► main steps in order ─(first failure stops them)─► cleanup steps
+//! AgentFlow::new(plan, secrets) ─ FlowDef ─ compile (templates, checks, waves) ─► [Step] + Schedule
+//! iteration: auth header ─► main steps, wave by wave ─(first failure stops them)─► cleanup steps
+//!            a wave: one step (on the iteration's buffers), a repeat group (in order),
+//!            or several nodes / a fan-out group's copies at once (each on its own buffers)
 //!            each step: render path/body ─► http::execute (SSE parsed as it arrives)
 //!                       ─► parse JSON (only what checks read: prune) ─► checks ─► captures ─► samples
 //! ```
@@ -20,7 +23,8 @@
 //! Of each answer, `flow.response_body_limit` bytes are kept for checks and captures; the
 //! rest is counted in `data_received` and dropped as it streams. A JSON answer the checks
 //! need that is longer fails its step (saying so); an SSE line or event that is longer
-//! ends the request (`error=body_limit`). A worker's memory is bounded by VUs × limit.
+//! ends the request (`error=body_limit`). A worker's memory is bounded by VUs × the
+//! widest wave or fan-out of the flow × limit.
 //!
 //! A failed step fails the iteration ([`IterationOutcome::Failed`], the first failure's
 //! step and reason); the cleanup steps (delete store item, thread, assistant) still run
@@ -43,8 +47,13 @@
 //! | `stream_first_event` | Trend µs | `operation` | send → first complete SSE event |
 //! | `stream_events` | Trend (count) | `operation` | events in the stream |
 //! | `checks` | Rate | `check` = `{operation}: {description}` | 1 passed, 0 failed |
-//! | `agent_flow_duration` | Trend µs | — | `ctx.intended_start` → end of cleanup |
-//! | `agent_flow_success_rate` | Rate | — | 1 when every step, cleanup included, passed |
+//! | `agent_flow_duration` | Trend µs | — | `ctx.intended_start` → end of cleanup (flow `agent` only) |
+//! | `agent_flow_success_rate` | Rate | — | 1 when every step, cleanup included, passed (flow `agent` only) |
+//! | a step's `metric` | Trend µs | `operation` + the step's `tags` (templates: `depth={turn}`) | its `http_req_duration` |
+//! | `step_retries` | Counter | `operation` | 1 per retry of a step with a `retry` policy |
+//! | `step_attempts` | Trend (count) | `operation` | attempts the step took, the first included |
+//! | `fanout_wall` | Trend µs | `group` | a fan-out group's first send → its last copy's end |
+//! | `parallel_efficiency` | Trend (ratio) | `group` | sum of the copies' times ÷ `fanout_wall` |
 //!
 //! GoTrue's token requests are recorded like a step's http samples with
 //! `operation=auth` ([`auth`]). The executor engine adds the plan's tags and records
