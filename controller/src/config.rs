@@ -29,6 +29,8 @@ pub const LOCAL_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum ConfigError {
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("the plan's flow: {0}")]
+    Flow(#[from] barrage_worker::flow::FlowError),
     #[error(transparent)]
     Results(#[from] ResultsError),
     #[error(transparent)]
@@ -173,6 +175,7 @@ pub fn load_plan(args: &PlanArgs) -> Result<Plan, ConfigError> {
         smoke: args.smoke,
     });
     plan.validate()?;
+    barrage_worker::flow::check_plan_flow(&plan)?;
     Ok(plan)
 }
 

@@ -152,17 +152,7 @@ impl AgentFlow {
         }
         let auth = Auth::new(&plan.auth, secrets)?;
         let mut table = VarTable::new();
-        agent::constants(&plan.flow, &mut table);
-        let def = match &plan.flow.request {
-            Some(r) => request_flow(r),
-            None => plan.flow_def().ok_or_else(|| {
-                FlowError::Def(format!(
-                    "flow.name: {:?} is neither a [flows.NAME] of the plan nor a built-in flow",
-                    plan.flow.name
-                ))
-            })?,
-        };
-        let Compiled { steps, schedule } = step::compile(&def, &mut table)?;
+        let Compiled { steps, schedule } = compile_plan_flow(plan, &mut table)?;
         let http = Http::new(crate::http::build_client()?, plan.flow.request_timeout);
         Ok(AgentFlow {
             agent: plan.flow.request.is_none() && plan.flow.name == "agent",
@@ -187,6 +177,27 @@ impl Scenario for AgentFlow {
     fn iteration<'a>(&'a self, ctx: IterationCtx<'a>) -> LocalBoxFuture<'a, IterationOutcome> {
         Box::pin(self.run_iteration(ctx))
     }
+}
+
+/// Compiles the plan's flow as a worker would, without a client: what only compiling
+/// finds (a template naming no variable, a body that is not JSON) is reported before a
+/// run starts, naming the step and the field.
+pub fn check_plan_flow(plan: &Plan) -> Result<(), FlowError> {
+    compile_plan_flow(plan, &mut VarTable::new()).map(|_| ())
+}
+
+fn compile_plan_flow(plan: &Plan, table: &mut VarTable) -> Result<Compiled, FlowError> {
+    agent::constants(&plan.flow, table);
+    let def = match &plan.flow.request {
+        Some(r) => request_flow(r),
+        None => plan.flow_def().ok_or_else(|| {
+            FlowError::Def(format!(
+                "flow.name: {:?} is neither a [flows.NAME] of the plan nor a built-in flow",
+                plan.flow.name
+            ))
+        })?,
+    };
+    step::compile(&def, table)
 }
 
 /// The one-request flow (`flow.request`): one step, `operation=request`, whose 2xx

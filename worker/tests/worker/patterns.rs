@@ -24,12 +24,13 @@ fn flow_plan(url: &str, name: &str) -> barrage_core::Plan {
 }
 
 async fn stats(url: &str) -> Value {
-    reqwest::get(format!("{url}/stats"))
+    let bytes = reqwest::get(format!("{url}/stats"))
         .await
         .unwrap()
-        .json()
+        .bytes()
         .await
-        .unwrap()
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 fn llm(delay_ms: u64) -> barrage_mock_llm::Config {
