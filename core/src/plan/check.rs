@@ -131,12 +131,12 @@ impl Check {
             }
         }
         match self {
-            Check::Status { statuses } => {
-                if statuses.is_empty() || statuses.iter().any(|s| !(100..=599).contains(s)) {
-                    errors.push(format!(
-                        "{field}.in: {statuses:?} must list HTTP statuses (100..=599), e.g. [200, 201]"
-                    ));
-                }
+            Check::Status { statuses }
+                if statuses.is_empty() || statuses.iter().any(|s| !(100..=599).contains(s)) =>
+            {
+                errors.push(format!(
+                    "{field}.in: {statuses:?} must list HTTP statuses (100..=599), e.g. [200, 201]"
+                ))
             }
             Check::Length {
                 min: Some(a),

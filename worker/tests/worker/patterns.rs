@@ -213,17 +213,17 @@ async fn recovery_retries_what_the_mock_broke() {
     // 5 attempts at 20 % errors: a run is lost with probability 0.2^5
     assert!(ok as f64 / iterations as f64 > 0.95, "{ok}/{iterations}");
     let retries = rec.sum("step_retries", &[("operation", "recover_run")]) as u64;
-    let lost = (iterations - ok) as u64;
+    let lost = iterations - ok;
     // every failed run is retried, except the last attempt of a lost iteration
     assert_eq!(retries, failed_runs - lost, "{s}");
     assert_eq!(
         s["runs"]["started"].as_u64().unwrap(),
-        iterations as u64 + retries,
+        iterations + retries,
         "every attempt reached the runtime: {s}"
     );
     let attempts = rec.find("step_attempts", &[("operation", "recover_run")]);
     assert_eq!(attempts.len(), iterations as usize);
     let total: f64 = attempts.iter().map(|g| g.value).sum();
-    assert_eq!(total as u64, iterations as u64 + retries);
+    assert_eq!(total as u64, iterations + retries);
     stop.cancel();
 }
