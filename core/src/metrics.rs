@@ -103,6 +103,10 @@ pub mod builtin {
     /// A fan-out group's sum of its copies' times ÷ its wall time (tag `group`): N when N
     /// copies ran fully in parallel, 1 when they ran one after the other.
     pub const PARALLEL_EFFICIENCY: &str = "parallel_efficiency";
+    /// The built-in `chain` flow's run per turn (tag `depth`: 0, 1, …).
+    pub const CHAIN_TURN_DURATION: &str = "chain_turn_duration";
+    /// The built-in fan-out flows' runs (one sample per copy).
+    pub const FANOUT_RUN_DURATION: &str = "fanout_run_duration";
 
     /// Operations of the agent flow (and `request`, the one-request flow's); each is also
     /// a Trend of its own.
@@ -143,6 +147,8 @@ pub mod builtin {
         (STEP_ATTEMPTS, Trend, false),
         (FANOUT_WALL, Trend, true),
         (PARALLEL_EFFICIENCY, Trend, false),
+        (CHAIN_TURN_DURATION, Trend, true),
+        (FANOUT_RUN_DURATION, Trend, true),
     ];
 
     /// Whether a Counter counts bytes (k6's `contains: "data"`: `data_sent`,

@@ -506,6 +506,24 @@ mod tests {
     }
 
     #[test]
+    fn thresholds_may_name_the_pattern_figures() {
+        let plan = crate::Plan::from_toml_str(
+            "[scenario]\nexecutor = \"per-vu-iterations\"\nvus = 1\niterations = 1\n\
+             [flow]\nname = \"chain\"\n[thresholds]\n\
+             \"chain_turn_duration{depth:19}\" = [\"p(95)<2000\"]\n\
+             \"parallel_efficiency{group:fan}\" = [\"avg>10\"]\n\
+             step_retries = [\"count<100\"]\n",
+        );
+        assert!(plan.is_ok(), "{plan:?}");
+        let e = crate::Plan::from_toml_str(
+            "[scenario]\nexecutor = \"per-vu-iterations\"\nvus = 1\niterations = 1\n[flow]\nname = \"nope\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("flow.name") && e.contains("chain"), "{e}");
+    }
+
+    #[test]
     fn a_printed_builtin_flow_pastes_into_a_plan_unchanged() {
         for (name, _) in BUILTIN_FLOWS {
             let text = builtin_flow_plan_toml(name).unwrap();
