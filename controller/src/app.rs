@@ -1,7 +1,7 @@
 //! The subcommands end to end: validate everything first (exit 2 before anything starts),
 //! then start what is needed, run, write the results, stop what was started.
 use crate::analyze;
-use crate::cli::{Cli, Command, ControllerArgs, RunArgs, TokenArgs};
+use crate::cli::{Cli, Command, ControllerArgs, FlowCommand, RunArgs, TokenArgs};
 use crate::config::{self, LocalRun, RunConfig, WorkerSide};
 use crate::coordinator::{self, Control};
 use crate::dashboard::{Dashboard, LiveFeed, RunInfo};
@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Token(a) => token_cmd(a),
+        Command::Flow(c) => Ok(flow_cmd(c)),
         Command::Worker(a) => barrage_worker::run(a),
         Command::MockLlm(a) => barrage_mock_llm::run(a),
         Command::ReferenceRuntime(a) => barrage_reference_runtime::run(a),
@@ -52,6 +53,30 @@ fn token_cmd(a: TokenArgs) -> anyhow::Result<ExitCode> {
     }
     outln!("{}", token::mint(&a, &secret)?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn flow_cmd(c: FlowCommand) -> ExitCode {
+    use barrage_core::plan::{builtin_flow, builtin_flow_plan_toml, BUILTIN_FLOWS};
+    match c {
+        FlowCommand::List => {
+            for (name, _) in BUILTIN_FLOWS {
+                let d = builtin_flow(name)
+                    .map(|f| f.description)
+                    .unwrap_or_default();
+                outln!("{name:<12} {d}");
+            }
+            ExitCode::SUCCESS
+        }
+        FlowCommand::Show { name } => match builtin_flow_plan_toml(&name) {
+            Some(text) => {
+                outln!("{}", text.trim_end());
+                ExitCode::SUCCESS
+            }
+            None => config_error(format!(
+                "flow show: no built-in flow is named {name:?}; `barrage flow list` names them"
+            )),
+        },
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -183,7 +208,8 @@ fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn run_cmd(args: RunArgs) -> anyhow::Result<ExitCode> {
+fn run_cmd(mut args: RunArgs) -> anyhow::Result<ExitCode> {
+    args.plan = args.plan.with_env(|k| std::env::var(k).ok());
     let local = match config::local_run(&args, local::cores(), local::taskset_available()) {
         Ok(l) => l,
         Err(e) => return Ok(config_error(e)),
@@ -371,7 +397,8 @@ async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitC
     result
 }
 
-fn controller_cmd(args: ControllerArgs) -> anyhow::Result<ExitCode> {
+fn controller_cmd(mut args: ControllerArgs) -> anyhow::Result<ExitCode> {
+    args.plan = args.plan.with_env(|k| std::env::var(k).ok());
     let run = match config::controller_run(&args) {
         Ok(r) => r,
         Err(e) => return Ok(config_error(e)),

@@ -33,6 +33,10 @@ pub enum Command {
     Summarize(SummarizeArgs),
     /// Run every runtime × tier pair, one at a time, each runtime under the tier's limits.
     Sweep(crate::sweep::SweepArgs),
+    /// The built-in flows: `barrage flow list`, `barrage flow show agent` (prints it as
+    /// plan TOML, to copy into a plan and change).
+    #[command(subcommand)]
+    Flow(FlowCommand),
     /// Run one worker (spawned by `barrage run`; same flags as `barrage-worker`).
     #[command(hide = true)]
     Worker(barrage_worker::Args),
@@ -42,6 +46,17 @@ pub enum Command {
     /// Run the reference runtime (same flags as `barrage-reference-runtime`).
     #[command(hide = true, name = "reference-runtime")]
     ReferenceRuntime(barrage_reference_runtime::Args),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Names and descriptions of the built-in flows.
+    List,
+    /// Print a built-in flow as plan TOML (`[flows.NAME]`).
+    Show {
+        /// The flow's name, e.g. agent.
+        name: String,
+    },
 }
 
 /// What to run: a plan file or a built-in profile, with overrides of its target and auth.
@@ -74,6 +89,57 @@ pub struct PlanArgs {
     /// Authenticate VUs with the fixed bearer token in this env variable.
     #[arg(long, value_name = "VAR")]
     pub auth_token_env: Option<String>,
+    /// One VU, one iteration (the smoke profile's scenario) of the plan's flow.
+    #[arg(long)]
+    pub smoke: bool,
+    /// The graph the flow's assistants use (`flow.graph_id`).
+    #[arg(long, value_name = "ID")]
+    pub graph_id: Option<String>,
+    /// The model name in the assistants' config (`flow.model_name`), provider prefix
+    /// included, e.g. openai:mock-gpt-4o.
+    #[arg(long, value_name = "NAME")]
+    pub model_name: Option<String>,
+    /// Set by [`PlanArgs::with_env`] when `AUTH_TOKEN` is set: a plan without auth then
+    /// sends it as a bearer token.
+    #[arg(skip)]
+    pub env_auth_token: bool,
+}
+
+/// The seed's k6 script's environment variables, each the default of a flag.
+pub const K6_ENV: &[(&str, &str)] = &[
+    ("RUNTIME_URL", "--target"),
+    ("RUNTIME_NAME", "--runtime-name"),
+    ("SMOKE", "--smoke (when 1 or true)"),
+    ("AUTH_TOKEN", "the bearer token of a plan without auth"),
+    ("GRAPH_ID", "--graph-id"),
+    ("MODEL_NAME", "--model-name"),
+];
+
+impl PlanArgs {
+    /// Fills what the command line left unset from the seed's k6 environment variables
+    /// ([`K6_ENV`]), so a user coming from `RUNTIME_URL=… SMOKE=1 k6 run` gets the same
+    /// run. A flag wins over its variable; an empty variable counts as unset.
+    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String>) -> PlanArgs {
+        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        for (field, var) in [
+            (&mut self.target, "RUNTIME_URL"),
+            (&mut self.runtime_name, "RUNTIME_NAME"),
+            (&mut self.graph_id, "GRAPH_ID"),
+            (&mut self.model_name, "MODEL_NAME"),
+        ] {
+            if field.is_none() {
+                *field = get(var);
+            }
+        }
+        if !self.smoke {
+            self.smoke = get("SMOKE")
+                .is_some_and(|v| v.trim() == "1" || v.trim().eq_ignore_ascii_case("true"));
+        }
+        self.env_auth_token = self.auth_token_env.is_none()
+            && self.jwt_secret_env.is_none()
+            && get("AUTH_TOKEN").is_some();
+        self
+    }
 }
 
 /// Where results go and how the run reacts to trouble.
@@ -330,6 +396,51 @@ pub struct SummarizeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_k6_environment_variables_are_the_flags_defaults() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Run(r) => r.plan,
+            _ => unreachable!(),
+        };
+        let env = |k: &str| match k {
+            "RUNTIME_URL" => Some("http://127.0.0.1:3000".to_string()),
+            "RUNTIME_NAME" => Some("python".into()),
+            "SMOKE" => Some("1".into()),
+            "AUTH_TOKEN" => Some("secret".into()),
+            "GRAPH_ID" => Some("g2".into()),
+            "MODEL_NAME" => Some("openai:m2".into()),
+            _ => None,
+        };
+        let a = parse(&["barrage", "run"]).with_env(env);
+        assert_eq!(a.target.as_deref(), Some("http://127.0.0.1:3000"));
+        assert_eq!(a.runtime_name.as_deref(), Some("python"));
+        assert_eq!(a.graph_id.as_deref(), Some("g2"));
+        assert_eq!(a.model_name.as_deref(), Some("openai:m2"));
+        assert!(a.smoke && a.env_auth_token);
+        // flags win; empty or other values count as unset
+        let a = parse(&[
+            "barrage",
+            "run",
+            "--target",
+            "http://127.0.0.1:9",
+            "--graph-id",
+            "mine",
+            "--jwt-secret-env",
+            "S",
+        ])
+        .with_env(|k| match k {
+            "SMOKE" => Some("0".into()),
+            "RUNTIME_NAME" => Some(" ".into()),
+            _ => env(k),
+        });
+        assert_eq!(a.target.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(a.graph_id.as_deref(), Some("mine"));
+        assert_eq!(a.runtime_name, None);
+        assert!(!a.smoke && !a.env_auth_token);
+        let a = parse(&["barrage", "run"]).with_env(|_| None);
+        assert!(a.target.is_none() && !a.smoke && !a.env_auth_token);
+    }
 
     #[test]
     fn worker_cores() {

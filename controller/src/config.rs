@@ -29,6 +29,8 @@ pub const LOCAL_JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum ConfigError {
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("the plan's flow: {0}")]
+    Flow(#[from] barrage_worker::flow::FlowError),
     #[error(transparent)]
     Results(#[from] ResultsError),
     #[error(transparent)]
@@ -174,8 +176,13 @@ pub fn load_plan(args: &PlanArgs) -> Result<Plan, ConfigError> {
         tier: args.tier.clone(),
         jwt_secret_env: args.jwt_secret_env.clone(),
         auth_token_env: args.auth_token_env.clone(),
+        auth_token_env_if_none: args.env_auth_token.then(|| "AUTH_TOKEN".into()),
+        graph_id: args.graph_id.clone(),
+        model_name: args.model_name.clone(),
+        smoke: args.smoke,
     });
     plan.validate()?;
+    barrage_worker::flow::check_plan_flow(&plan)?;
     Ok(plan)
 }
 
@@ -384,6 +391,10 @@ mod tests {
             tier: None,
             jwt_secret_env: None,
             auth_token_env: None,
+            smoke: false,
+            graph_id: None,
+            model_name: None,
+            env_auth_token: false,
         }
     }
 

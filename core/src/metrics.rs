@@ -94,6 +94,19 @@ pub mod builtin {
     pub const AGENT_FLOW_SUCCESS_RATE: &str = "agent_flow_success_rate";
     pub const VUS: &str = "vus";
     pub const VUS_MAX: &str = "vus_max";
+    /// A flow step sent again by its retry policy (tag `operation`), one per retry.
+    pub const STEP_RETRIES: &str = "step_retries";
+    /// Attempts a step with a retry policy took, the first included (tag `operation`).
+    pub const STEP_ATTEMPTS: &str = "step_attempts";
+    /// A fan-out group's wall time, first copy sent to last copy done (tag `group`).
+    pub const FANOUT_WALL: &str = "fanout_wall";
+    /// A fan-out group's sum of its copies' times ÷ its wall time (tag `group`): N when N
+    /// copies ran fully in parallel, 1 when they ran one after the other.
+    pub const PARALLEL_EFFICIENCY: &str = "parallel_efficiency";
+    /// The built-in `chain` flow's run per turn (tag `depth`: 0, 1, …).
+    pub const CHAIN_TURN_DURATION: &str = "chain_turn_duration";
+    /// The built-in fan-out flows' runs (one sample per copy).
+    pub const FANOUT_RUN_DURATION: &str = "fanout_run_duration";
 
     /// Operations of the agent flow (and `request`, the one-request flow's); each is also
     /// a Trend of its own.
@@ -130,6 +143,12 @@ pub mod builtin {
         (AGENT_FLOW_SUCCESS_RATE, Rate, false),
         (VUS, Gauge, false),
         (VUS_MAX, Gauge, false),
+        (STEP_RETRIES, Counter, false),
+        (STEP_ATTEMPTS, Trend, false),
+        (FANOUT_WALL, Trend, true),
+        (PARALLEL_EFFICIENCY, Trend, false),
+        (CHAIN_TURN_DURATION, Trend, true),
+        (FANOUT_RUN_DURATION, Trend, true),
     ];
 
     /// Whether a Counter counts bytes (k6's `contains: "data"`: `data_sent`,

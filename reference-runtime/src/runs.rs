@@ -214,6 +214,8 @@ impl Run {
         if let (Some(thread), None) = (&self.thread, &self.held) {
             self.held = Some(thread.run_lock.clone().lock_owned().await);
         }
+        let state = self.state.clone();
+        let _in_flight = state.stats.run_in_flight();
         // The input checkpoint, as LangGraph writes one before the first node.
         let mut messages = match &self.thread {
             Some(thread) => {

@@ -92,6 +92,19 @@ pub struct Stats {
     pub completion_tokens: AtomicU64,
     /// SSE events written to clients (metadata, values, messages, error, ...).
     pub sse_events: AtomicU64,
+    /// Runs executing now (their thread's lock held, the model being called), and the
+    /// most ever at once: what a fan-out test reads to prove its runs overlapped.
+    pub runs_in_flight: AtomicU64,
+    pub runs_in_flight_peak: AtomicU64,
+}
+
+/// Counts a run in `runs_in_flight` while it lives ([`Stats::run_in_flight`]).
+pub struct InFlight<'a>(&'a Stats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.runs_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Live sizes read at `/stats` time.
@@ -104,6 +117,13 @@ pub struct Live {
 impl Stats {
     pub fn hit(&self, op: Operation) {
         self.requests[op as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One more run executing, until the guard drops; raises the peak.
+    pub fn run_in_flight(&self) -> InFlight<'_> {
+        let now = self.runs_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.runs_in_flight_peak.fetch_max(now, Ordering::Relaxed);
+        InFlight(self)
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -129,6 +149,8 @@ impl Stats {
                 "failed": get(&self.runs_failed),
                 "rejected": get(&self.runs_rejected),
             },
+            "runs_in_flight": get(&self.runs_in_flight),
+            "runs_in_flight_peak": get(&self.runs_in_flight_peak),
             "llm": {
                 "calls": get(&self.llm_calls),
                 "streamed": get(&self.llm_streamed),

@@ -20,6 +20,10 @@ pub const STREAM_MODES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowConfig {
+    /// The flow the VUs run: a `[flows.NAME]` of the plan, else a built-in one
+    /// ([`super::BUILTIN_FLOWS`]: `barrage flow show NAME` prints it).
+    #[serde(default = "default_flow_name")]
+    pub name: String,
     #[serde(default = "default_graph")]
     pub graph_id: String,
     /// Passed in the assistant's `config.configurable.model_name`.
@@ -54,6 +58,9 @@ pub struct FlowConfig {
     pub request: Option<RequestFlow>,
 }
 
+fn default_flow_name() -> String {
+    "agent".into()
+}
 fn default_graph() -> String {
     "agent".into()
 }
@@ -83,6 +90,7 @@ fn default_message() -> String {
 impl Default for FlowConfig {
     fn default() -> Self {
         FlowConfig {
+            name: default_flow_name(),
             graph_id: default_graph(),
             model_name: default_model(),
             stream_mode: default_stream_mode(),

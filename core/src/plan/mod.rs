@@ -33,6 +33,8 @@
 //! | `mod.rs`         | [`Plan`], [`PlanError`], parsing from TOML/JSON, the hash  |
 //! | `target.rs`      | [`TargetConfig`]                                           |
 //! | `flow.rs`        | [`FlowConfig`], [`STREAM_MODES`]                           |
+//! | `flowdef.rs`     | [`FlowDef`] (`[flows.NAME]`), the built-in flows           |
+//! | `check.rs`       | [`Check`]: a step's checks                                 |
 //! | `request.rs`     | [`RequestFlow`], [`REQUEST_METHODS`]                       |
 //! | `auth.rs`        | [`AuthConfig`]                                             |
 //! | `profiles.rs`    | [`Profile`], [`default_thresholds`]                        |
@@ -40,7 +42,9 @@
 //! | `validate.rs`    | [`Plan::validate`]                                         |
 //! | `thresholds.rs`  | threshold resolution, [`Plan::parsed_thresholds`]          |
 mod auth;
+mod check;
 mod flow;
+mod flowdef;
 mod overrides;
 mod profiles;
 mod request;
@@ -51,7 +55,12 @@ mod thresholds;
 mod validate;
 
 pub use auth::AuthConfig;
+pub use check::Check;
 pub use flow::{FlowConfig, DEFAULT_RESPONSE_BODY_LIMIT, RESPONSE_BODY_LIMIT_RANGE, STREAM_MODES};
+pub use flowdef::{
+    builtin_flow, builtin_flow_plan_toml, FlowDef, GroupDef, RetryPolicy, StepKind, StepSpec,
+    BUILTIN_FLOWS, MAX_GROUP_COUNT, RESERVED_VARS, STEP_METHODS,
+};
 pub use overrides::PlanOverrides;
 pub use profiles::{default_thresholds, Profile, UnknownProfile};
 pub use request::{RequestFlow, REQUEST_METHODS};
@@ -89,6 +98,9 @@ pub struct Plan {
     pub scenario: ExecutorConfig,
     #[serde(default)]
     pub flow: FlowConfig,
+    /// Flows defined by the plan, by name (`[flows.NAME]`); `flow.name` picks one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flows: BTreeMap<String, FlowDef>,
     #[serde(default)]
     pub auth: AuthConfig,
     /// Metric (with optional tag filter) → threshold expressions.
@@ -161,6 +173,15 @@ impl Plan {
             h = h.wrapping_mul(0x100000001b3);
         }
         format!("{h:016x}")
+    }
+
+    /// The flow the VUs run (`flow.name`): the plan's `[flows.NAME]`, else the built-in
+    /// one of that name. `None` when neither exists (validation reports it).
+    pub fn flow_def(&self) -> Option<FlowDef> {
+        self.flows
+            .get(&self.flow.name)
+            .cloned()
+            .or_else(|| builtin_flow(&self.flow.name))
     }
 
     /// Scheduled duration plus graceful stop: no worker may run past this.

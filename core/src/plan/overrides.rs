@@ -18,6 +18,14 @@ pub struct PlanOverrides {
     pub jwt_secret_env: Option<String>,
     /// A static bearer token from this env variable.
     pub auth_token_env: Option<String>,
+    /// Like `auth_token_env`, but only for a plan without auth (the k6 script's
+    /// `AUTH_TOKEN`: sent when set).
+    pub auth_token_env_if_none: Option<String>,
+    /// `flow.graph_id`, `flow.model_name`.
+    pub graph_id: Option<String>,
+    pub model_name: Option<String>,
+    /// One VU, one iteration: the smoke profile's scenario replaces the plan's.
+    pub smoke: bool,
 }
 
 impl Plan {
@@ -66,5 +74,58 @@ impl Plan {
                 token_env: var.clone(),
             };
         }
+        if let (Some(var), AuthConfig::None) = (&o.auth_token_env_if_none, &self.auth) {
+            self.auth = AuthConfig::Token {
+                token_env: var.clone(),
+            };
+        }
+        if let Some(g) = &o.graph_id {
+            self.flow.graph_id.clone_from(g);
+        }
+        if let Some(m) = &o.model_name {
+            self.flow.model_name.clone_from(m);
+        }
+        if o.smoke {
+            self.scenario = Plan::profile(super::Profile::Smoke).scenario;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Profile;
+
+    #[test]
+    fn the_k6_variables_overrides_reach_the_plan() {
+        let mut p = Plan::profile(Profile::Default);
+        p.apply(&PlanOverrides {
+            graph_id: Some("g2".into()),
+            model_name: Some("openai:m2".into()),
+            smoke: true,
+            auth_token_env_if_none: Some("AUTH_TOKEN".into()),
+            ..PlanOverrides::default()
+        });
+        assert_eq!(p.flow.graph_id, "g2");
+        assert_eq!(p.flow.model_name, "openai:m2");
+        assert_eq!(p.scenario, Plan::profile(Profile::Smoke).scenario);
+        assert_eq!(
+            p.auth,
+            AuthConfig::Token {
+                token_env: "AUTH_TOKEN".into()
+            }
+        );
+        // a plan with its own auth keeps it
+        let mut p = Plan::profile(Profile::Default);
+        p.apply(&PlanOverrides {
+            jwt_secret_env: Some("S".into()),
+            ..PlanOverrides::default()
+        });
+        let jwt = p.auth.clone();
+        p.apply(&PlanOverrides {
+            auth_token_env_if_none: Some("AUTH_TOKEN".into()),
+            ..PlanOverrides::default()
+        });
+        assert_eq!(p.auth, jwt);
     }
 }

@@ -87,6 +87,7 @@ impl Plan {
             target: TargetConfig::default(),
             scenario,
             flow: FlowConfig::default(),
+            flows: BTreeMap::new(),
             auth: AuthConfig::None,
             thresholds: default_thresholds(),
             interval: default_interval(),

@@ -57,6 +57,18 @@ impl Plan {
         if let Some(r) = &self.flow.request {
             r.validate(&mut errors);
         }
+        for (name, f) in &self.flows {
+            f.validate(&format!("flows.{name}"), &mut errors);
+        }
+        if self.flow.request.is_none() && self.flow_def().is_none() {
+            let mut known: Vec<&str> = self.flows.keys().map(String::as_str).collect();
+            known.extend(super::BUILTIN_FLOWS.iter().map(|(n, _)| *n));
+            errors.push(format!(
+                "flow.name: {:?} is neither a [flows.NAME] of the plan nor a built-in flow; use one of {}",
+                self.flow.name,
+                known.join(", ")
+            ));
+        }
         if self.flow.request_timeout.is_zero() {
             errors.push("flow.request_timeout: must be > 0, e.g. \"60s\"".into());
         }

@@ -1,221 +1,51 @@
-//! The agent flow of the seed's k6 script, as step definitions: create assistant → create
-//! thread → `runs/wait` → `runs/stream` → state → stateless run → store put/get/search →
-//! cleanup (store item, thread, assistant).
+//! The plan's variables every flow's templates may use, and the tests of the built-in
+//! agent flow (`core/src/plan/flows/agent.toml`: the seed's k6 script as flow data).
 //!
-//! Variables: constants `graph_id`, `model_name`, `message` (from [`FlowConfig`]),
-//! per iteration `vu` and `iter`, captured `assistant_id`, `thread_id` and the marker
-//! `store_item`. The store item lives at namespace `["barrage", "vu-{vu}"]`, key `item`
-//! (one per VU, overwritten each iteration, so items left by a failed cleanup never pile
-//! up), and its value names the iteration so `store_get` proves it read this put.
-//!
-//! The assistant's `config.configurable` carries `barrage_tag` (the plan's
-//! `flow.assistant_tag`, by default `vu-{vu}-iter-{iter}`): servers that key assistants by
-//! graph + config answer 409 to a second assistant with an equal config while the first
-//! exists (docs/WIRE.md), so every VU's assistant, and a leftover of a failed cleanup,
-//! must differ in it. The `name` alone does not count on such servers.
+//! Constants `graph_id`, `model_name`, `message` (from [`FlowConfig`]); splices
+//! `stream_mode` (the JSON array) and `assistant_tag_field`: the assistant's
+//! `config.configurable.barrage_tag` field (the plan's `flow.assistant_tag`, by default
+//! `vu-{vu}-iter-{iter}`, its references kept), or nothing when the tag is `""`. Servers
+//! that key assistants by graph + config answer 409 to a second assistant with an equal
+//! config while the first exists (docs/WIRE.md), so every VU's assistant, and a leftover
+//! of a failed cleanup, must differ in it. The `name` alone does not count on such servers.
 use barrage_core::FlowConfig;
-use reqwest::Method;
 
-use super::check::Check;
-use super::step::{Capture, ResponseKind, StepDef};
 use super::template::{VarKind, VarTable};
 
-/// The per-operation Trend the three deletes share; their http samples keep their own
-/// `operation` tags (`store_delete`, `delete_thread`, `delete_assistant`).
+/// The per-operation Trend the agent flow's three deletes share; their http samples keep
+/// their own `operation` tags (`store_delete`, `delete_thread`, `delete_assistant`).
 pub const CLEANUP: &str = "cleanup";
 
-/// The constants the agent flow's templates use.
+/// The plan's variables.
 pub fn constants(flow: &FlowConfig, table: &mut VarTable) {
     table.add("graph_id", VarKind::Const(flow.graph_id.clone()));
     table.add("model_name", VarKind::Const(flow.model_name.clone()));
     table.add("message", VarKind::Const(flow.message.clone()));
-}
-
-fn step(operation: &str, method: Method, path: &str) -> StepDef {
-    StepDef {
-        operation: operation.into(),
-        trend: operation.into(),
-        method,
-        path: path.into(),
-        body: None,
-        response: ResponseKind::Json,
-        checks: vec![Check::Status2xx],
-        captures: Vec::new(),
-        cleanup: false,
-        requires: Vec::new(),
-    }
-}
-
-fn with_body(mut s: StepDef, body: &str) -> StepDef {
-    s.body = Some(body.into());
-    s
-}
-
-fn last_message_ai(pointer: &str, min_messages: usize) -> Check {
-    Check::LastMessageAi {
-        pointer: pointer.into(),
-        min_messages,
-    }
-}
-
-fn cleanup(mut s: StepDef, requires: &str) -> StepDef {
-    s.trend = CLEANUP.into();
-    s.response = ResponseKind::Ignore;
-    s.cleanup = true;
-    s.requires = vec![requires.into()];
-    s
-}
-
-/// The flow's steps, in order.
-pub fn steps(flow: &FlowConfig) -> Vec<StepDef> {
-    let stream_mode = serde_json::to_string(&flow.stream_mode).unwrap_or_else(|_| "[]".into());
-    let run_body = r#"{"assistant_id":"{assistant_id}","input":{"messages":[{"role":"user","content":"{message}"}]}}"#;
-    let store_value = r#"{"note":"barrage","vu":{vu},"iteration":{iter}}"#;
-    let namespace = r#"["barrage","vu-{vu}"]"#;
-
-    // The tag's text goes in as a JSON string; its `{vu}` / `{iter}` stay template references.
+    let modes = serde_json::to_string(&flow.stream_mode).unwrap_or_else(|_| "[]".into());
+    table.add("stream_mode", VarKind::Splice(modes));
+    // The tag's text goes in as a JSON string; its `{vu}` / `{iter}` stay references.
     let tag = match flow.assistant_tag.as_str() {
         "" => String::new(),
         t => format!(r#","barrage_tag":{}"#, serde_json::Value::String(t.into())),
     };
-    let mut create_assistant = with_body(
-        step("create_assistant", Method::POST, "/assistants"),
-        &format!(
-            r#"{{"graph_id":"{{graph_id}}","config":{{"configurable":{{"model_name":"{{model_name}}"{tag}}}}},"name":"barrage-vu-{{vu}}","metadata":{{"source":"barrage"}}}}"#
-        ),
-    );
-    create_assistant.checks.push(Check::NonEmptyString {
-        pointer: "/assistant_id".into(),
-    });
-    create_assistant.captures.push(Capture::Json {
-        var: "assistant_id".into(),
-        pointer: "/assistant_id".into(),
-    });
-
-    let mut create_thread = with_body(
-        step("create_thread", Method::POST, "/threads"),
-        r#"{"metadata":{"source":"barrage"}}"#,
-    );
-    create_thread.checks.push(Check::NonEmptyString {
-        pointer: "/thread_id".into(),
-    });
-    create_thread.captures.push(Capture::Json {
-        var: "thread_id".into(),
-        pointer: "/thread_id".into(),
-    });
-
-    let mut run_wait = with_body(
-        step("run_wait", Method::POST, "/threads/{thread_id}/runs/wait"),
-        run_body,
-    );
-    run_wait.checks.push(Check::NoRunError);
-    run_wait.checks.push(last_message_ai("/messages", 2));
-
-    let mut run_stream = with_body(
-        step(
-            "run_stream",
-            Method::POST,
-            "/threads/{thread_id}/runs/stream",
-        ),
-        &format!(
-            r#"{{"assistant_id":"{{assistant_id}}","input":{{"messages":[{{"role":"user","content":"{{message}}"}}]}},"stream_mode":{stream_mode}}}"#
-        ),
-    );
-    run_stream.response = ResponseKind::Sse;
-    run_stream.checks.extend([
-        Check::SseNoEvent {
-            event: "error".into(),
-        },
-        Check::SseHasEvent {
-            event: "metadata".into(),
-        },
-        Check::SseMinEvents { count: 2 },
-    ]);
-
-    let mut get_state = step("get_state", Method::GET, "/threads/{thread_id}/state");
-    get_state
-        .checks
-        .push(last_message_ai("/values/messages", 4));
-
-    let mut stateless_run = with_body(step("stateless_run", Method::POST, "/runs/wait"), run_body);
-    stateless_run.checks.push(Check::NoRunError);
-    stateless_run.checks.push(last_message_ai("/messages", 1));
-
-    let mut store_put = with_body(
-        step("store_put", Method::PUT, "/store/items"),
-        &format!(r#"{{"namespace":{namespace},"key":"item","value":{store_value}}}"#),
-    );
-    store_put.response = ResponseKind::Ignore;
-    store_put.captures.push(Capture::Created {
-        var: "store_item".into(),
-    });
-
-    let mut store_get = step(
-        "store_get",
-        Method::GET,
-        "/store/items?namespace=barrage.vu-{vu}&key=item",
-    );
-    store_get.checks.push(Check::JsonEquals {
-        pointer: "/value".into(),
-        expected: store_value.into(),
-    });
-
-    let mut store_search = with_body(
-        step("store_search", Method::POST, "/store/items/search"),
-        &format!(r#"{{"namespace_prefix":{namespace},"limit":10,"offset":0}}"#),
-    );
-    store_search.checks.push(Check::ArrayHas {
-        pointer: "/items".into(),
-        field: "key".into(),
-        value: "item".into(),
-    });
-
-    let store_delete = cleanup(
-        with_body(
-            step("store_delete", Method::DELETE, "/store/items"),
-            &format!(r#"{{"namespace":{namespace},"key":"item"}}"#),
-        ),
-        "store_item",
-    );
-    let delete_thread = cleanup(
-        step("delete_thread", Method::DELETE, "/threads/{thread_id}"),
-        "thread_id",
-    );
-    let delete_assistant = cleanup(
-        step(
-            "delete_assistant",
-            Method::DELETE,
-            "/assistants/{assistant_id}",
-        ),
-        "assistant_id",
-    );
-
-    vec![
-        create_assistant,
-        create_thread,
-        run_wait,
-        run_stream,
-        get_state,
-        stateless_run,
-        store_put,
-        store_get,
-        store_search,
-        store_delete,
-        delete_thread,
-        delete_assistant,
-    ]
+    table.add("assistant_tag_field", VarKind::Splice(tag));
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::step::{compile, Body};
+    use super::super::step::{compile, Body, Step};
     use super::*;
+
+    fn steps(flow: &FlowConfig, table: &mut VarTable) -> Vec<Step> {
+        constants(flow, table);
+        let def = barrage_core::plan::builtin_flow("agent").unwrap();
+        compile(&def, table).unwrap().steps
+    }
 
     /// The assistant body of VU `vu`, iteration `iter`, as JSON.
     fn assistant_body(flow: &FlowConfig, vu: &str, iter: &str) -> serde_json::Value {
         let mut table = VarTable::new();
-        constants(flow, &mut table);
-        let steps = compile(steps(flow), &mut table).unwrap();
+        let steps = steps(flow, &mut table);
         let mut vars = table.values();
         vars.set(table.index("vu").unwrap(), vu);
         vars.set(table.index("iter").unwrap(), iter);
@@ -259,9 +89,13 @@ mod tests {
             ..Default::default()
         };
         let mut table = VarTable::new();
-        constants(&flow, &mut table);
-        let steps = compile(steps(&flow), &mut table).unwrap();
+        let steps = steps(&flow, &mut table);
         assert_eq!(steps.len(), 12);
+        assert_eq!(
+            steps.iter().filter(|s| s.trend == CLEANUP).count(),
+            3,
+            "the deletes share the cleanup Trend"
+        );
         assert_eq!(steps.iter().filter(|s| s.cleanup).count(), 3);
         let mut vars = table.values();
         for (name, value) in [

@@ -1,96 +1,26 @@
-//! Checks: what a user verifies in an answer, as data. Each check is recorded in the
-//! `checks` Rate under its name (tag `check`), and a failed one fails its step.
+//! Checks: what a user verifies in an answer ([`Check`], plan data defined in
+//! `barrage_core`), evaluated here. Each check is recorded in the `checks` Rate under its
+//! name (tag `check`), and a failed one fails its step.
 //!
 //! Some checks mean the server itself failed the request although it answered 2xx (a run
 //! that ended in `__error__`, a stream carrying `event: error`): their failure also counts
 //! the request in `http_req_failed` ([`Check::marks_request_failed`]).
+pub use barrage_core::plan::Check;
 use serde_json::Value;
 
 use super::prune::Need;
 use super::template::{Template, UnknownVar, VarTable, Vars};
 use crate::http::Exchange;
 
-/// One check of a step's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Check {
-    /// The status is 2xx (deletes answer 200 or 204; both pass).
-    Status2xx,
-    /// The JSON answer has a non-empty string at `pointer` (RFC 6901, e.g. `/assistant_id`).
-    NonEmptyString { pointer: String },
-    /// The JSON answer is not a failed run (`{"__error__": …}`, sent with status 200).
-    NoRunError,
-    /// The message list at `pointer` has at least `min_messages` messages and ends with an
-    /// AI message with content: jq's `.messages[-1].type == "ai"` and non-empty `.content`.
-    LastMessageAi {
-        pointer: String,
-        min_messages: usize,
-    },
-    /// The value at `pointer` equals the JSON template `expected`.
-    JsonEquals { pointer: String, expected: String },
-    /// The array at `pointer` has an element whose `field` is the string template `value`.
-    ArrayHas {
-        pointer: String,
-        field: String,
-        value: String,
-    },
-    /// The stream has an event named `event`.
-    SseHasEvent { event: String },
-    /// The stream has no event named `event`.
-    SseNoEvent { event: String },
-    /// The stream has at least `count` events.
-    SseMinEvents { count: u64 },
-}
-
-impl Check {
-    /// What of a JSON answer this check reads ([`super::prune`] keeps only that).
-    pub fn json_need(&self) -> Need {
-        match self {
-            Check::Status2xx
-            | Check::SseHasEvent { .. }
-            | Check::SseNoEvent { .. }
-            | Check::SseMinEvents { .. } => Need::Nothing,
-            Check::NoRunError => Need::at("/__error__", Need::All),
-            Check::LastMessageAi { pointer, .. } => Need::last_message(pointer),
-            Check::NonEmptyString { pointer }
-            | Check::JsonEquals { pointer, .. }
-            | Check::ArrayHas { pointer, .. } => Need::at(pointer, Need::All),
-        }
-    }
-
-    /// Short description, the check's name after the operation.
-    pub fn describe(&self) -> String {
-        match self {
-            Check::Status2xx => "status is 2xx".into(),
-            Check::NonEmptyString { pointer } => format!("{pointer} is a non-empty string"),
-            Check::NoRunError => "no __error__".into(),
-            Check::LastMessageAi {
-                pointer,
-                min_messages,
-            } => {
-                format!("{pointer} has >= {min_messages} messages, the last an AI one with content")
-            }
-            Check::JsonEquals { pointer, .. } => format!("{pointer} is the value put"),
-            Check::ArrayHas { pointer, field, .. } => format!("{pointer} has the {field}"),
-            Check::SseHasEvent { event } => format!("has event: {event}"),
-            Check::SseNoEvent { event } => format!("no event: {event}"),
-            Check::SseMinEvents { count } => format!(">= {count} events"),
-        }
-    }
-
-    /// Whether failing it means the server failed the request (counted in `http_req_failed`).
-    pub fn marks_request_failed(&self) -> bool {
-        matches!(self, Check::NoRunError)
-            || matches!(self, Check::SseNoEvent { event } if event == "error")
-    }
-
-    pub fn needs_json(&self) -> bool {
-        !matches!(
-            self,
-            Check::Status2xx
-                | Check::SseHasEvent { .. }
-                | Check::SseNoEvent { .. }
-                | Check::SseMinEvents { .. }
-        )
+/// What of a JSON answer `check` reads ([`super::prune`] keeps only that).
+pub fn json_need(check: &Check) -> Need {
+    match check {
+        Check::NoRunError => Need::at("/__error__", Need::All),
+        Check::LastMessageAi { pointer, .. } => Need::last_message(pointer),
+        c => match c.pointer() {
+            Some(p) => Need::at(p, Need::All),
+            None => Need::Nothing,
+        },
     }
 }
 
@@ -139,7 +69,7 @@ pub struct Answer<'a> {
 impl CompiledCheck {
     pub fn compile(check: Check, operation: &str, table: &VarTable) -> Result<Self, UnknownVar> {
         let expected = match &check {
-            Check::JsonEquals { expected, .. } => Some(Template::parse(expected, table)?),
+            Check::Equals { value, .. } => Some(Template::parse(value, table)?),
             Check::ArrayHas { value, .. } => Some(Template::parse(value, table)?),
             _ => None,
         };
@@ -157,6 +87,29 @@ impl CompiledCheck {
             super::prune::pointer(json()?, p).ok_or_else(|| format!("no {p} in the answer"))
         };
         match &self.check {
+            Check::Status { statuses } => {
+                if a.exchange.error.is_none() && statuses.contains(&a.exchange.status) {
+                    Ok(())
+                } else if let Some(e) = a.exchange.error {
+                    Err(e.as_str().into())
+                } else {
+                    Err(format!("HTTP {}", a.exchange.status))
+                }
+            }
+            Check::Exists { pointer } => at(pointer).map(|_| ()),
+            Check::Length { pointer, min, max } => {
+                let len = match at(pointer)? {
+                    Value::Array(a) => a.len(),
+                    Value::Object(o) => o.len(),
+                    Value::String(s) => s.chars().count(),
+                    other => return Err(format!("{pointer} has no length: {}", short(other))),
+                };
+                if min.is_some_and(|m| len < m) || max.is_some_and(|m| len > m) {
+                    Err(format!("{pointer} has {len} elements"))
+                } else {
+                    Ok(())
+                }
+            }
             Check::Status2xx => {
                 if a.exchange.is_2xx() {
                     Ok(())
@@ -166,7 +119,7 @@ impl CompiledCheck {
                     Err(format!("HTTP {}", a.exchange.status))
                 }
             }
-            Check::NonEmptyString { pointer } => match at(pointer)? {
+            Check::NonEmpty { pointer } => match at(pointer)? {
                 Value::String(s) if !s.is_empty() => Ok(()),
                 other => Err(format!("{pointer} is {}", short(other))),
             },
@@ -198,7 +151,7 @@ impl CompiledCheck {
                     )),
                 }
             }
-            Check::JsonEquals { pointer, .. } => {
+            Check::Equals { pointer, .. } => {
                 let got = at(pointer)?;
                 let mut buf = Vec::new();
                 if let Some(t) = &self.expected {
@@ -236,7 +189,7 @@ impl CompiledCheck {
                     ))
                 }
             }
-            Check::SseHasEvent { event } => {
+            Check::SseEvent { event } => {
                 let s = a.sse.ok_or("not a stream")?;
                 if s.has(event) {
                     Ok(())
@@ -244,7 +197,7 @@ impl CompiledCheck {
                     Err(format!("no `event: {event}` among {:?}", s.names))
                 }
             }
-            Check::SseNoEvent { event } => {
+            Check::NoSseEvent { event } => {
                 let s = a.sse.ok_or("not a stream")?;
                 if !s.has(event) {
                     Ok(())
@@ -257,7 +210,7 @@ impl CompiledCheck {
                     Err(format!("the stream carries `event: {event}`"))
                 }
             }
-            Check::SseMinEvents { count } => {
+            Check::MinEvents { count } => {
                 let s = a.sse.ok_or("not a stream")?;
                 if s.events >= *count {
                     Ok(())
@@ -289,15 +242,23 @@ mod tests {
 
     #[test]
     fn checks_say_what_of_the_answer_they_read() {
-        assert_eq!(Check::Status2xx.json_need(), Need::Nothing);
+        assert_eq!(json_need(&Check::Status2xx), Need::Nothing);
         assert_eq!(
-            Check::NoRunError.json_need(),
+            json_need(&Check::NoRunError),
             Need::Fields(vec![("__error__".into(), Need::All)])
         );
         let last = Check::LastMessageAi {
             pointer: "/messages".into(),
             min_messages: 1,
         };
-        assert_eq!(last.json_need(), Need::last_message("/messages"));
+        assert_eq!(json_need(&last), Need::last_message("/messages"));
+        assert_eq!(
+            json_need(&Check::Length {
+                pointer: "/items".into(),
+                min: Some(1),
+                max: None
+            }),
+            Need::Fields(vec![("items".into(), Need::All)])
+        );
     }
 }

@@ -1,23 +1,26 @@
 //! One iteration of the flow: runs its steps in order, checks and records them, then its
 //! cleanup steps.
 use std::fmt::Write as _;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use barrage_core::metrics::builtin;
+use barrage_core::plan::RetryPolicy;
 use barrage_core::MetricKind;
 use bytes::Bytes;
+use futures_util::future::join_all;
 use reqwest::header::HeaderValue;
 use serde_json::Value;
 
 use super::auth::AuthFailure;
 use super::check::{Answer, SseSummary};
 use super::http_series::{micros, HttpSeries};
-use super::step::{Body, Capture, ResponseKind, Step};
+use super::step::{Body, Capture, GroupMode, Node, ResponseKind, Step, StepTags};
 use super::template::{Vars, ITER, VU};
 use super::AgentFlow;
 use crate::http::sse::{SseEvent, SseParser};
 use crate::http::{BodySink, Cancelled, Exchange, Kept, Request, TooLarge, TransportError};
-use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record};
+use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record, Sample};
 
 /// Buffers of one iteration, reused across iterations through the flow's pool.
 pub(crate) struct IterState {
@@ -238,10 +241,12 @@ impl AgentFlow {
             }
         };
         let mut failure: Option<(String, String)> = None;
-        for (i, step) in self.steps.iter().enumerate().filter(|(_, s)| !s.cleanup) {
-            let end = self.run_step(i, step, st, ctx, auth.as_ref()).await?;
-            if !end.passed {
-                failure = Some((step.operation.clone(), end.reason.unwrap_or_default()));
+        for wave in &self.schedule.waves {
+            failure = match wave.as_slice() {
+                [node] => self.run_node(node, st, ctx, auth.as_ref()).await?,
+                nodes => self.run_wave(nodes, st, ctx, auth.as_ref()).await?,
+            };
+            if failure.is_some() {
                 break;
             }
         }
@@ -260,6 +265,154 @@ impl AgentFlow {
         })
     }
 
+    /// Runs the steps of `range` in order on `st`; the first failure (step, reason).
+    async fn run_steps(
+        &self,
+        range: Range<usize>,
+        st: &mut IterState,
+        ctx: &IterationCtx<'_>,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<(String, String)>, Cancelled> {
+        for i in range {
+            let step = &self.steps[i];
+            let end = self.run_step(i, step, st, ctx, auth).await?;
+            if !end.passed {
+                return Ok(Some((
+                    step.operation.clone(),
+                    end.reason.unwrap_or_default(),
+                )));
+            }
+            if !step.think_time.is_zero() {
+                tokio::time::sleep(step.think_time).await;
+            }
+        }
+        Ok(None)
+    }
+
+    /// A fresh state for a copy of the iteration (a fan-out copy, a step of a wide wave),
+    /// holding `from`'s variables.
+    fn branch(&self, from: &IterState, recorder: &dyn Record) -> IterState {
+        let mut b = self.take_state();
+        b.vars.copy_from(&from.vars);
+        b.series.prepare(&self.steps, recorder);
+        b
+    }
+
+    /// A node of a wave: a step, a repeated group (in order, on `st`) or a fan-out group
+    /// (its copies at once, each on its own state; their captures stay there).
+    async fn run_node(
+        &self,
+        node: &Node,
+        st: &mut IterState,
+        ctx: &IterationCtx<'_>,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<(String, String)>, Cancelled> {
+        let Some(group) = &node.group else {
+            return self.run_steps(node.steps.clone(), st, ctx, auth).await;
+        };
+        let mut digits = itoa::Buffer::new();
+        match group.mode {
+            GroupMode::Repeat(n) => {
+                for k in 0..n {
+                    st.vars.set(group.slot, digits.format(k));
+                    if let Some(f) = self.run_steps(node.steps.clone(), st, ctx, auth).await? {
+                        return Ok(Some(f));
+                    }
+                }
+                Ok(None)
+            }
+            GroupMode::FanOut(n) => {
+                let mut copies: Vec<IterState> = (0..n)
+                    .map(|k| {
+                        let mut b = self.branch(st, ctx.recorder);
+                        b.vars.set(group.slot, itoa::Buffer::new().format(k));
+                        b
+                    })
+                    .collect();
+                let start = Instant::now();
+                let results = join_all(copies.iter_mut().map(|b| {
+                    let range = node.steps.clone();
+                    async move {
+                        let t0 = Instant::now();
+                        let r = self.run_steps(range, b, ctx, auth).await;
+                        (r, t0.elapsed())
+                    }
+                }))
+                .await;
+                let wall = start.elapsed();
+                for b in copies {
+                    self.put_state(b);
+                }
+                let busy: Duration = results.iter().map(|(_, d)| *d).sum();
+                let tags: &[(&str, &str)] = &[("group", &group.name)];
+                ctx.recorder.record(Sample {
+                    metric: builtin::FANOUT_WALL,
+                    kind: MetricKind::Trend,
+                    tags,
+                    value: micros(wall),
+                });
+                if !wall.is_zero() {
+                    ctx.recorder.record(Sample {
+                        metric: builtin::PARALLEL_EFFICIENCY,
+                        kind: MetricKind::Trend,
+                        tags,
+                        value: busy.as_secs_f64() / wall.as_secs_f64(),
+                    });
+                }
+                let mut failure = None;
+                for (r, _) in results {
+                    if let Some(f) = r? {
+                        failure.get_or_insert(f);
+                    }
+                }
+                Ok(failure)
+            }
+        }
+    }
+
+    /// A wave of several nodes, at once, each on a copy of the variables; what they
+    /// capture is merged back into `st` (in node order) for the waves after.
+    async fn run_wave(
+        &self,
+        nodes: &[Node],
+        st: &mut IterState,
+        ctx: &IterationCtx<'_>,
+        auth: Option<&HeaderValue>,
+    ) -> Result<Option<(String, String)>, Cancelled> {
+        let mut copies: Vec<IterState> = nodes
+            .iter()
+            .map(|_| self.branch(st, ctx.recorder))
+            .collect();
+        let results = join_all(
+            nodes
+                .iter()
+                .zip(copies.iter_mut())
+                .map(|(node, b)| self.run_node(node, b, ctx, auth)),
+        )
+        .await;
+        for (node, b) in nodes.iter().zip(&copies) {
+            for i in node.steps.clone() {
+                for (slot, _) in &self.steps[i].captures {
+                    if let Some(v) = b.vars.get(*slot) {
+                        st.vars.set(*slot, v);
+                    }
+                }
+            }
+        }
+        for b in copies {
+            self.put_state(b);
+        }
+        let mut failure = None;
+        for r in results {
+            if let Some(f) = r? {
+                failure.get_or_insert(f);
+            }
+        }
+        Ok(failure)
+    }
+
+    /// One step: sent, then sent again while its retry policy says so (every attempt
+    /// recorded, each retry counted in `step_retries`).
     async fn run_step(
         &self,
         index: usize,
@@ -268,6 +421,49 @@ impl AgentFlow {
         ctx: &IterationCtx<'_>,
         auth: Option<&HeaderValue>,
     ) -> Result<StepEnd, Cancelled> {
+        let Some(policy) = &step.retry else {
+            return Ok(self.attempt(index, step, st, ctx, auth).await?.0);
+        };
+        let op_tag: &[(&str, &str)] = &[("operation", &step.operation)];
+        let mut attempt = 1;
+        loop {
+            let (end, retryable) = self.attempt(index, step, st, ctx, auth).await?;
+            let again = !end.passed
+                && attempt < policy.attempts
+                && match retryable {
+                    Retryable::Status(code) => policy.on_status.contains(&code),
+                    Retryable::Transport => policy.on_error,
+                    Retryable::RunError => policy.on_run_error,
+                    Retryable::No => false,
+                };
+            if !again {
+                ctx.recorder.record(Sample {
+                    metric: builtin::STEP_ATTEMPTS,
+                    kind: MetricKind::Trend,
+                    tags: op_tag,
+                    value: f64::from(attempt),
+                });
+                return Ok(end);
+            }
+            ctx.recorder.record(Sample {
+                metric: builtin::STEP_RETRIES,
+                kind: MetricKind::Counter,
+                tags: op_tag,
+                value: 1.0,
+            });
+            tokio::time::sleep(backoff(policy, attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        index: usize,
+        step: &Step,
+        st: &mut IterState,
+        ctx: &IterationCtx<'_>,
+        auth: Option<&HeaderValue>,
+    ) -> Result<(StepEnd, Retryable), Cancelled> {
         // A cancelled token stops the step in `Http::execute`, before anything is sent.
         st.url.clear();
         st.url.push_str(&self.base);
@@ -351,6 +547,7 @@ impl AgentFlow {
         // An answer cut at the limit explains every check that follows.
         let mut reason: Option<String> = if overflow { bad_body.clone() } else { None };
         let mut request_failed = bad_body.is_some();
+        let mut run_error = false;
         let series = &mut st.series.steps[index];
         for (c, slot) in step.checks.iter().zip(&mut series.checks) {
             let result = c.eval(&answer);
@@ -362,6 +559,7 @@ impl AgentFlow {
                 if result.is_ok() { 1.0 } else { 0.0 },
             );
             if let Err(why) = result {
+                run_error |= c.check.marks_request_failed();
                 request_failed |= c.check.marks_request_failed();
                 if reason.is_none() {
                     reason = Some(format!("check \"{}\" failed: {why}", c.name));
@@ -384,13 +582,51 @@ impl AgentFlow {
             request_failed,
         );
         let op_tag: &[(&str, &str)] = &[("operation", &step.operation)];
-        series.trend.record(
-            ctx.recorder,
-            &step.trend,
-            MetricKind::Trend,
-            op_tag,
-            micros(ex.duration),
-        );
+        match &step.tags {
+            StepTags::None => series.trend.record(
+                ctx.recorder,
+                &step.trend,
+                MetricKind::Trend,
+                op_tag,
+                micros(ex.duration),
+            ),
+            StepTags::Fixed(extra) => {
+                let mut tags: Vec<(&str, &str)> = Vec::with_capacity(extra.len() + 1);
+                tags.push(("operation", &step.operation));
+                tags.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                series.trend.record(
+                    ctx.recorder,
+                    &step.trend,
+                    MetricKind::Trend,
+                    &tags,
+                    micros(ex.duration),
+                );
+            }
+            StepTags::Templated(extra) => {
+                let values: Vec<String> = extra
+                    .iter()
+                    .map(|(_, t)| {
+                        let mut v = String::new();
+                        t.render_raw(&st.vars, &mut v);
+                        v
+                    })
+                    .collect();
+                let mut tags: Vec<(&str, &str)> = Vec::with_capacity(extra.len() + 1);
+                tags.push(("operation", &step.operation));
+                tags.extend(
+                    extra
+                        .iter()
+                        .zip(&values)
+                        .map(|((k, _), v)| (k.as_str(), v.as_str())),
+                );
+                ctx.recorder.record(Sample {
+                    metric: &step.trend,
+                    kind: MetricKind::Trend,
+                    tags: &tags,
+                    value: micros(ex.duration),
+                });
+            }
+        }
         if is_sse && ex.status != 0 {
             if let Some(first) = st.summary.first_event {
                 series.first_event.record(
@@ -435,11 +671,44 @@ impl AgentFlow {
                 }
             }
         }
-        Ok(StepEnd {
-            passed: reason.is_none(),
-            reason,
-        })
+        let retryable = if reason.is_none() {
+            Retryable::No
+        } else if ex.error.is_some() {
+            Retryable::Transport
+        } else if !ex.is_2xx() {
+            Retryable::Status(ex.status)
+        } else if run_error {
+            Retryable::RunError
+        } else {
+            Retryable::No
+        };
+        Ok((
+            StepEnd {
+                passed: reason.is_none(),
+                reason,
+            },
+            retryable,
+        ))
     }
+}
+
+/// Why an attempt failed, as a retry policy sees it.
+#[derive(Debug, Clone, Copy)]
+enum Retryable {
+    No,
+    Status(u16),
+    Transport,
+    RunError,
+}
+
+/// The wait before attempt `attempt + 1`: `backoff` doubled per attempt, capped at
+/// `max_backoff`, its `jitter` fraction drawn at random.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let doubled = policy
+        .backoff
+        .saturating_mul(1u32 << (attempt - 1).min(16))
+        .min(policy.max_backoff);
+    doubled.mul_f64(1.0 - policy.jitter * rand::random::<f64>())
 }
 
 /// Why a request failed: transport error, or the status and the start of the body.

@@ -1,5 +1,6 @@
-//! The agent flow: one iteration of a virtual user, as a list of step definitions
-//! ([`agent::steps`]) run by one iteration runner ([`AgentFlow`], `iteration`).
+//! A flow: one iteration of a virtual user, as step definitions (plan data:
+//! [`barrage_core::plan::FlowDef`], the built-in `agent` flow by default) compiled once
+//! ([`step::compile`]) and run by one iteration runner ([`AgentFlow`], `iteration`).
 //!
 //! "Engine" in this crate means the executor runtime that runs VUs and iterations
 //! ([`crate::sample`] is the seam); this module is what one iteration does.
@@ -7,8 +8,10 @@
 //! # One iteration
 //!
 //! ```text
-//! AgentFlow::new(plan, secrets) ─ StepDefs ─ compile (templates, checks) ─► [Step]
-//! iteration: auth header ─► main steps in order ─(first failure stops them)─► cleanup steps
+//! AgentFlow::new(plan, secrets) ─ FlowDef ─ compile (templates, checks, waves) ─► [Step] + Schedule
+//! iteration: auth header ─► main steps, wave by wave ─(first failure stops them)─► cleanup steps
+//!            a wave: one step (on the iteration's buffers), a repeat group (in order),
+//!            or several nodes / a fan-out group's copies at once (each on its own buffers)
 //!            each step: render path/body ─► http::execute (SSE parsed as it arrives)
 //!                       ─► parse JSON (only what checks read: prune) ─► checks ─► captures ─► samples
 //! ```
@@ -20,7 +23,8 @@
 //! Of each answer, `flow.response_body_limit` bytes are kept for checks and captures; the
 //! rest is counted in `data_received` and dropped as it streams. A JSON answer the checks
 //! need that is longer fails its step (saying so); an SSE line or event that is longer
-//! ends the request (`error=body_limit`). A worker's memory is bounded by VUs × limit.
+//! ends the request (`error=body_limit`). A worker's memory is bounded by VUs × the
+//! widest wave or fan-out of the flow × limit.
 //!
 //! A failed step fails the iteration ([`IterationOutcome::Failed`], the first failure's
 //! step and reason); the cleanup steps (delete store item, thread, assistant) still run
@@ -43,8 +47,13 @@
 //! | `stream_first_event` | Trend µs | `operation` | send → first complete SSE event |
 //! | `stream_events` | Trend (count) | `operation` | events in the stream |
 //! | `checks` | Rate | `check` = `{operation}: {description}` | 1 passed, 0 failed |
-//! | `agent_flow_duration` | Trend µs | — | `ctx.intended_start` → end of cleanup |
-//! | `agent_flow_success_rate` | Rate | — | 1 when every step, cleanup included, passed |
+//! | `agent_flow_duration` | Trend µs | — | `ctx.intended_start` → end of cleanup (flow `agent` only) |
+//! | `agent_flow_success_rate` | Rate | — | 1 when every step, cleanup included, passed (flow `agent` only) |
+//! | a step's `metric` | Trend µs | `operation` + the step's `tags` (templates: `depth={turn}`) | its `http_req_duration` |
+//! | `step_retries` | Counter | `operation` | 1 per retry of a step with a `retry` policy |
+//! | `step_attempts` | Trend (count) | `operation` | attempts the step took, the first included |
+//! | `fanout_wall` | Trend µs | `group` | a fan-out group's first send → its last copy's end |
+//! | `parallel_efficiency` | Trend (ratio) | `group` | sum of the copies' times ÷ `fanout_wall` |
 //!
 //! GoTrue's token requests are recorded like a step's http samples with
 //! `operation=auth` ([`auth`]). The executor engine adds the plan's tags and records
@@ -80,14 +89,13 @@ use std::sync::Mutex;
 
 use barrage_core::{Plan, Secret};
 use futures_util::future::LocalBoxFuture;
-use reqwest::Method;
 
 use crate::http::Http;
 use crate::sample::{IterationCtx, IterationOutcome, Scenario};
 use auth::{Auth, AuthError};
 
 pub use check::{Check, SseSummary};
-pub use step::{Capture, ResponseKind, Step, StepDef};
+pub use step::{Capture, Compiled, ResponseKind, Schedule, Step};
 pub use template::{Template, VarKind, VarTable};
 
 /// Why a flow cannot be built from a plan; each message names the field and the fix.
@@ -101,6 +109,8 @@ pub enum FlowError {
     Client(#[from] reqwest::Error),
     #[error("flow step {step}: {why}")]
     Step { step: String, why: String },
+    #[error("{0}")]
+    Def(String),
 }
 
 /// The agent flow, shared by the VUs of one worker: one HTTP client (keep-alive pool),
@@ -112,6 +122,8 @@ pub struct AgentFlow {
     /// The target's base URL without a trailing `/`.
     base: String,
     steps: Vec<Step>,
+    /// The main steps' order.
+    schedule: Schedule,
     table: VarTable,
     auth: Auth,
     /// `flow.response_body_limit`: the most of a body kept, the longest SSE line/event.
@@ -140,21 +152,15 @@ impl AgentFlow {
         }
         let auth = Auth::new(&plan.auth, secrets)?;
         let mut table = VarTable::new();
-        let defs = match &plan.flow.request {
-            Some(r) => vec![request_step(r)?],
-            None => {
-                agent::constants(&plan.flow, &mut table);
-                agent::steps(&plan.flow)
-            }
-        };
-        let steps = step::compile(defs, &mut table)?;
+        let Compiled { steps, schedule } = compile_plan_flow(plan, &mut table)?;
         let http = Http::new(crate::http::build_client()?, plan.flow.request_timeout)
             .with_sources(&plan.target.source_addrs);
         Ok(AgentFlow {
-            agent: plan.flow.request.is_none(),
+            agent: plan.flow.request.is_none() && plan.flow.name == "agent",
             http,
             base,
             steps,
+            schedule,
             table,
             auth,
             body_limit: usize::try_from(plan.flow.response_body_limit).unwrap_or(usize::MAX),
@@ -174,25 +180,53 @@ impl Scenario for AgentFlow {
     }
 }
 
-/// The one step of a one-request flow (`flow.request`): a 2xx status passes; the body is
-/// read to its end but not parsed, as `oha` or `wrk` would.
-fn request_step(r: &barrage_core::RequestFlow) -> Result<StepDef, FlowError> {
-    let method = Method::from_bytes(r.method.as_bytes()).map_err(|_| FlowError::Step {
-        step: "request".into(),
-        why: format!("{:?} is not an HTTP method", r.method),
-    })?;
-    Ok(StepDef {
-        operation: "request".into(),
-        trend: "request".into(),
-        method,
-        path: r.path.clone(),
-        body: r.body.clone(),
-        response: ResponseKind::Ignore,
-        checks: vec![Check::Status2xx],
-        captures: Vec::new(),
-        cleanup: false,
-        requires: Vec::new(),
-    })
+/// Compiles the plan's flow as a worker would, without a client: what only compiling
+/// finds (a template naming no variable, a body that is not JSON) is reported before a
+/// run starts, naming the step and the field.
+pub fn check_plan_flow(plan: &Plan) -> Result<(), FlowError> {
+    compile_plan_flow(plan, &mut VarTable::new()).map(|_| ())
+}
+
+fn compile_plan_flow(plan: &Plan, table: &mut VarTable) -> Result<Compiled, FlowError> {
+    agent::constants(&plan.flow, table);
+    let def = match &plan.flow.request {
+        Some(r) => request_flow(r),
+        None => plan.flow_def().ok_or_else(|| {
+            FlowError::Def(format!(
+                "flow.name: {:?} is neither a [flows.NAME] of the plan nor a built-in flow",
+                plan.flow.name
+            ))
+        })?,
+    };
+    step::compile(&def, table)
+}
+
+/// The one-request flow (`flow.request`): one step, `operation=request`, whose 2xx
+/// status passes; the body is read to its end but not parsed, as `oha` or `wrk` would.
+fn request_flow(r: &barrage_core::RequestFlow) -> barrage_core::plan::FlowDef {
+    barrage_core::plan::FlowDef {
+        description: String::new(),
+        vars: Default::default(),
+        groups: Default::default(),
+        steps: vec![barrage_core::plan::StepSpec {
+            name: "request".into(),
+            method: r.method.clone(),
+            path: r.path.clone(),
+            body: r.body.clone(),
+            kind: ResponseKind::Ignore,
+            checks: Vec::new(),
+            capture: Default::default(),
+            mark: None,
+            metric: None,
+            tags: Default::default(),
+            depends_on: None,
+            group: None,
+            think_time: std::time::Duration::ZERO,
+            retry: None,
+            cleanup: false,
+            requires: Vec::new(),
+        }],
+    }
 }
 
 #[cfg(test)]

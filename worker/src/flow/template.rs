@@ -18,6 +18,10 @@ pub enum VarKind {
     Iteration,
     /// Captured from a step's answer.
     Captured,
+    /// Template text spliced where it is referenced, as written (not escaped), its own
+    /// references resolved: a JSON fragment from the plan (`stream_mode`'s array, the
+    /// assistant's `,"barrage_tag":"vu-{vu}-…"` field). Expanded once, at parse.
+    Splice(String),
 }
 
 /// The variables a flow knows, by slot.
@@ -69,7 +73,7 @@ impl VarTable {
     }
 
     pub fn is_const(&self, slot: usize) -> bool {
-        matches!(self.vars[slot].1, VarKind::Const(_))
+        matches!(self.vars[slot].1, VarKind::Const(_) | VarKind::Splice(_))
     }
 
     /// Fresh values: constants filled in, the rest unset.
@@ -123,6 +127,15 @@ impl Vars {
         s
     }
 
+    /// Takes `other`'s values (same table), keeping this one's strings' capacity.
+    pub fn copy_from(&mut self, other: &Vars) {
+        for i in 0..self.values.len() {
+            self.values[i].clear();
+            self.values[i].push_str(&other.values[i]);
+            self.set[i] = other.set[i];
+        }
+    }
+
     pub fn get(&self, slot: usize) -> Option<&str> {
         self.set[slot].then(|| self.values[slot].as_str())
     }
@@ -158,6 +171,20 @@ impl Template {
     pub fn parse(text: &str, table: &VarTable) -> Result<Template, UnknownVar> {
         let mut segs = Vec::new();
         let mut lit = String::new();
+        Self::parse_into(text, table, &mut segs, &mut lit, 0)?;
+        if !lit.is_empty() {
+            segs.push(Seg::Lit(lit.into()));
+        }
+        Ok(Template { segs })
+    }
+
+    fn parse_into(
+        text: &str,
+        table: &VarTable,
+        segs: &mut Vec<Seg>,
+        lit: &mut String,
+        depth: usize,
+    ) -> Result<(), UnknownVar> {
         let mut rest = text;
         while let Some(open) = rest.find('{') {
             lit.push_str(&rest[..open]);
@@ -174,21 +201,26 @@ impl Template {
                 let slot = table
                     .index(name)
                     .ok_or_else(|| UnknownVar(name.to_owned()))?;
+                rest = &after[ident_len + 1..];
+                if let VarKind::Splice(text) = &table.vars[slot].1 {
+                    // a splice holding itself (directly or not) would never end
+                    if depth >= 4 {
+                        return Err(UnknownVar(format!("{name} (spliced too deep)")));
+                    }
+                    Self::parse_into(text, table, segs, lit, depth + 1)?;
+                    continue;
+                }
                 if !lit.is_empty() {
-                    segs.push(Seg::Lit(std::mem::take(&mut lit).into()));
+                    segs.push(Seg::Lit(std::mem::take(lit).into()));
                 }
                 segs.push(Seg::Var(slot));
-                rest = &after[ident_len + 1..];
             } else {
                 lit.push('{');
                 rest = after;
             }
         }
         lit.push_str(rest);
-        if !lit.is_empty() {
-            segs.push(Seg::Lit(lit.into()));
-        }
-        Ok(Template { segs })
+        Ok(())
     }
 
     /// The variable slots it uses.
@@ -312,6 +344,21 @@ mod tests {
         let mut json = Vec::new();
         literal.render_json(&t.values(), &mut json);
         assert_eq!(json, b"{Thread} { x} {1} {");
+    }
+
+    #[test]
+    fn splices_are_expanded_as_written_with_their_references() {
+        let mut t = table();
+        t.add("field", VarKind::Splice(r#","tag":"v{vu}""#.into()));
+        t.add("modes", VarKind::Splice(r#"["values"]"#.into()));
+        let tpl = Template::parse(r#"{"a":1{field},"m":{modes}}"#, &t).unwrap();
+        let mut vars = t.values();
+        vars.set(VU, "3");
+        let mut json = Vec::new();
+        tpl.render_json(&vars, &mut json);
+        assert_eq!(json, br#"{"a":1,"tag":"v3","m":["values"]}"#);
+        t.add("me", VarKind::Splice("{me}".into()));
+        assert!(Template::parse("{me}", &t).is_err());
     }
 
     #[test]

@@ -22,15 +22,15 @@ use tokio_util::sync::CancellationToken;
 
 /// A recorded sample, owned.
 #[derive(Debug, Clone)]
-struct Got {
-    metric: String,
-    kind: MetricKind,
-    tags: Vec<(String, String)>,
-    value: f64,
+pub(crate) struct Got {
+    pub(crate) metric: String,
+    pub(crate) kind: MetricKind,
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) value: f64,
 }
 
 /// Keeps every sample, whether recorded by key or by a series id it handed out.
-struct Collector(RefCell<Vec<Got>>, RefCell<Vec<Got>>, u64);
+pub(crate) struct Collector(RefCell<Vec<Got>>, RefCell<Vec<Got>>, u64);
 
 impl Default for Collector {
     fn default() -> Self {
@@ -85,7 +85,7 @@ impl Record for Collector {
 
 impl Collector {
     /// Samples of `metric` whose tags include every pair of `filter`.
-    fn find(&self, metric: &str, filter: &[(&str, &str)]) -> Vec<Got> {
+    pub(crate) fn find(&self, metric: &str, filter: &[(&str, &str)]) -> Vec<Got> {
         self.0
             .borrow()
             .iter()
@@ -98,10 +98,10 @@ impl Collector {
             .cloned()
             .collect()
     }
-    fn count(&self, metric: &str, filter: &[(&str, &str)]) -> usize {
+    pub(crate) fn count(&self, metric: &str, filter: &[(&str, &str)]) -> usize {
         self.find(metric, filter).len()
     }
-    fn sum(&self, metric: &str, filter: &[(&str, &str)]) -> f64 {
+    pub(crate) fn sum(&self, metric: &str, filter: &[(&str, &str)]) -> f64 {
         self.find(metric, filter).iter().map(|g| g.value).sum()
     }
     fn len(&self) -> usize {
@@ -109,14 +109,19 @@ impl Collector {
     }
 }
 
-fn plan(url: &str, timeout: Duration) -> Plan {
+pub(crate) fn plan(url: &str, timeout: Duration) -> Plan {
     let mut p = Plan::profile(Profile::Smoke);
     p.target.url = url.into();
     p.flow.request_timeout = timeout;
     p
 }
 
-async fn run(flow: &AgentFlow, vu: u64, iteration: u64, rec: &Collector) -> IterationOutcome {
+pub(crate) async fn run(
+    flow: &AgentFlow,
+    vu: u64,
+    iteration: u64,
+    rec: &Collector,
+) -> IterationOutcome {
     let cancel = CancellationToken::new();
     run_with(flow, vu, iteration, rec, &cancel).await
 }
@@ -138,7 +143,7 @@ async fn run_with(
     .await
 }
 
-async fn bind() -> (TcpListener, String) {
+pub(crate) async fn bind() -> (TcpListener, String) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     (l, url)
@@ -146,12 +151,21 @@ async fn bind() -> (TcpListener, String) {
 
 /// The mock LLM and the reference runtime, in-process; returns the runtime's URL.
 async fn reference_target(jwt_secret: Option<&str>, stop: &CancellationToken) -> String {
-    let (llm, llm_url) = bind().await;
     let config = barrage_mock_llm::Config {
         delay: Duration::ZERO,
         stream_delay: Duration::from_millis(1),
         ..Default::default()
     };
+    reference_target_with(config, jwt_secret, stop).await
+}
+
+/// [`reference_target`] with this mock LLM configuration.
+pub(crate) async fn reference_target_with(
+    config: barrage_mock_llm::Config,
+    jwt_secret: Option<&str>,
+    stop: &CancellationToken,
+) -> String {
+    let (llm, llm_url) = bind().await;
     tokio::spawn(barrage_mock_llm::serve(
         llm,
         config,
@@ -180,7 +194,7 @@ async fn reference_target(jwt_secret: Option<&str>, stop: &CancellationToken) ->
     rt_url
 }
 
-async fn serve_router(app: Router) -> String {
+pub(crate) async fn serve_router(app: Router) -> String {
     let (l, url) = bind().await;
     tokio::spawn(async move { axum::serve(l, app).await });
     url

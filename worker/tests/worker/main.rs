@@ -7,10 +7,12 @@
 //! | `standalone` | the binary with `--standalone` against the reference runtime           |
 //! | `join`       | the binary against a fake controller (gRPC conversation, exit codes)   |
 //! | `hostile`    | the client and the binary against misbehaving targets (retry, memory)  |
+//! | `patterns`   | the built-in orchestration flows (fan-out, chain, diamond, recovery)   |
 //! | `harness`    | shared: in-process targets, the worker binary, output on failure       |
 mod engine;
 mod flow;
 mod harness;
 mod hostile;
 mod join;
+mod patterns;
 mod standalone;
