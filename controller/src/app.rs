@@ -233,20 +233,7 @@ async fn start_embedded_target(
     server_cores: Option<(usize, usize)>,
 ) -> anyhow::Result<String> {
     let s = |x: &str| x.to_string();
-    let mock = servers
-        .spawn_server(
-            "mock LLM",
-            &[
-                s("mock-llm"),
-                s("--host"),
-                s("127.0.0.1"),
-                s("--port"),
-                s("0"),
-            ],
-            &[],
-            server_cores.map(|c| c.0),
-        )
-        .await?;
+    let mock = servers.spawn_mock_llm(server_cores.map(|c| c.0)).await?;
     let mut env = vec![(s("OPENAI_BASE_URL"), format!("http://{mock}/v1"))];
     if let Some(secret) = cfg.secrets.get(barrage_core::auth::keys::JWT_SECRET) {
         env.push((s("SUPABASE_JWT_SECRET"), secret.expose().to_string()));

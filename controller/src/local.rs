@@ -151,6 +151,16 @@ impl Children {
         Self::default()
     }
 
+    /// Starts barrage's mock LLM on a free loopback port (pinned to `pin`); returns its
+    /// address. The embedded target and a `--target-cmd` target both have one behind them.
+    pub async fn spawn_mock_llm(&mut self, pin: Option<usize>) -> anyhow::Result<String> {
+        let args: Vec<String> = ["mock-llm", "--host", "127.0.0.1", "--port", "0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        self.spawn_server("mock LLM", &args, &[], pin).await
+    }
+
     /// Starts `barrage <args>` and returns what follows `listening on ` on its first
     /// stdout line (e.g. `127.0.0.1:41234` or `http://127.0.0.1:41234`).
     pub async fn spawn_server(

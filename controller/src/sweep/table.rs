@@ -1,6 +1,7 @@
 //! The sweep's closing table: one row per runtime × tier, read from the pairs' summaries.
 use barrage_core::format::{fmt_bytes, fmt_ms};
 use barrage_core::metrics::builtin;
+use barrage_core::stages::StageKind;
 use barrage_core::summary::Summary;
 
 /// One pair's figures.
@@ -12,6 +13,8 @@ pub struct Row {
     pub req_per_cpu_s: Option<f64>,
     /// p95 of the agent flow (of the iteration for a one-request flow), ms.
     pub p95_flow_ms: Option<f64>,
+    /// The same on the plan's last plateau with data (the tier's steady load), ms.
+    pub p95_plateau_ms: Option<f64>,
     /// `http_req_failed` rate, 0..1.
     pub errors: Option<f64>,
     pub peak_rss: Option<u64>,
@@ -28,9 +31,17 @@ impl Row {
             None if s.result.exit_code == 0 => "ok".into(),
             None => format!("exit {}", s.result.exit_code),
         };
+        let plateau = s
+            .stages
+            .iter()
+            .rev()
+            .find(|st| st.kind == StageKind::Plateau && st.intervals > 0);
+        let plateau_p95 = |m: &str| plateau.and_then(|st| st.metrics.get(m)?.stat("p95"));
         Row {
             runtime: runtime.into(),
             tier: tier.into(),
+            p95_plateau_ms: plateau_p95(builtin::AGENT_FLOW_DURATION)
+                .or_else(|| plateau_p95(builtin::ITERATION_DURATION)),
             req_per_s: stat(builtin::HTTP_REQS, "rate"),
             req_per_cpu_s: t.and_then(|t| t.requests_per_cpu_second),
             p95_flow_ms: stat(builtin::AGENT_FLOW_DURATION, "p95")
@@ -48,6 +59,7 @@ impl Row {
             req_per_s: None,
             req_per_cpu_s: None,
             p95_flow_ms: None,
+            p95_plateau_ms: None,
             errors: None,
             peak_rss: None,
             status: why,
@@ -63,12 +75,13 @@ impl Row {
 /// The table, aligned, with a header.
 pub fn render(rows: &[Row]) -> String {
     let dash = || "-".to_string();
-    let mut cells: Vec<[String; 8]> = vec![[
+    let mut cells: Vec<[String; 9]> = vec![[
         "runtime".into(),
         "tier".into(),
         "req/s".into(),
         "req/cpu-s".into(),
         "p95 flow".into(),
+        "p95 plateau".into(),
         "errors".into(),
         "peak rss".into(),
         "status".into(),
@@ -80,12 +93,13 @@ pub fn render(rows: &[Row]) -> String {
             r.req_per_s.map_or_else(dash, |x| format!("{x:.1}")),
             r.req_per_cpu_s.map_or_else(dash, |x| format!("{x:.1}")),
             r.p95_flow_ms.map_or_else(dash, fmt_ms),
+            r.p95_plateau_ms.map_or_else(dash, fmt_ms),
             r.errors.map_or_else(dash, |x| format!("{:.2}%", x * 100.0)),
             r.peak_rss.map_or_else(dash, |b| fmt_bytes(b as f64)),
             r.status.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..9)
         .map(|i| {
             cells
                 .iter()
@@ -120,6 +134,7 @@ mod tests {
                 req_per_s: Some(120.04),
                 req_per_cpu_s: Some(480.0),
                 p95_flow_ms: Some(35.0),
+                p95_plateau_ms: Some(30.0),
                 errors: Some(0.0),
                 peak_rss: Some(12 << 20),
                 status: "ok".into(),
@@ -135,6 +150,7 @@ mod tests {
             "{t}"
         );
         assert!(lines[1].contains("0.00%"), "{t}");
+        assert!(lines[1].contains("30.00ms"), "the plateau p95: {t}");
         assert!(lines[2].contains("no summary"), "{t}");
         assert!(rows[1].failed() && !rows[0].failed());
     }

@@ -228,20 +228,7 @@ pub async fn start_command(
     mock_core: Option<usize>,
 ) -> anyhow::Result<Prepared> {
     let s = |x: &str| x.to_string();
-    let mock = servers
-        .spawn_server(
-            "mock LLM",
-            &[
-                s("mock-llm"),
-                s("--host"),
-                s("127.0.0.1"),
-                s("--port"),
-                s("0"),
-            ],
-            &[],
-            mock_core,
-        )
-        .await?;
+    let mock = servers.spawn_mock_llm(mock_core).await?;
     let mut env = vec![(s("OPENAI_BASE_URL"), format!("http://{mock}/v1"))];
     if cfg.embedded_target {
         let port = free_port()?;

@@ -1,6 +1,6 @@
 //! `barrage report`, `compare` and `summarize` on the results of real runs: a fast and a
 //! slow mock LLM behind the reference runtime, each run writing its summary and k6 NDJSON.
-use crate::util::{plan_file, Proc, BARRAGE};
+use crate::util::{plan_file, start_target_with_delay, Proc, BARRAGE};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -8,28 +8,8 @@ use std::time::Duration;
 /// One run against the reference runtime whose mock LLM waits `delay_ms` per call;
 /// returns the summary and the k6 NDJSON file.
 fn run(dir: &Path, tier: &str, delay_ms: u32) -> (PathBuf, PathBuf) {
-    let delay = delay_ms.to_string();
-    let mut mock = Proc::barrage(
-        "mock-llm",
-        &[
-            "mock-llm",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--delay-ms",
-            &delay,
-            "--stream-delay-ms",
-            "0",
-        ],
-    );
-    let mock_addr = mock.listening();
-    let mut cmd = Command::new(BARRAGE);
-    cmd.args(["reference-runtime", "--host", "127.0.0.1", "--port", "0"])
-        .env("OPENAI_BASE_URL", format!("http://{mock_addr}/v1"))
-        .env_remove("SUPABASE_JWT_SECRET");
-    let mut runtime = Proc::start("reference-runtime", &mut cmd);
-    let url = runtime.listening();
+    let target = start_target_with_delay(u64::from(delay_ms));
+    let url = target.url.clone();
     let plan = plan_file(dir, &format!("{tier}.toml"), 2, 3, "");
     let ndjson = dir.join(format!("ts-{tier}.json"));
     let results = dir.join("results");

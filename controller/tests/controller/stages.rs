@@ -5,7 +5,6 @@
 use crate::util::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn post_json(addr: &str, path: &str, body: &str) -> String {
@@ -41,27 +40,8 @@ stages = [
 
 #[test]
 fn each_plateau_reports_its_own_latency() {
-    let mut mock = Proc::barrage(
-        "mock-llm",
-        &[
-            "mock-llm",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--delay-ms",
-            "20",
-            "--stream-delay-ms",
-            "0",
-        ],
-    );
-    let mock_addr = mock.listening();
-    let mut cmd = Command::new(BARRAGE);
-    cmd.args(["reference-runtime", "--host", "127.0.0.1", "--port", "0"])
-        .env("OPENAI_BASE_URL", format!("http://{mock_addr}/v1"))
-        .env_remove("SUPABASE_JWT_SECRET");
-    let mut runtime = Proc::start("reference-runtime", &mut cmd);
-    let url = runtime.listening();
+    let target = start_target_with_delay(20);
+    let (url, mock_addr) = (target.url.clone(), target.mock_addr.clone());
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.toml");
     std::fs::write(&plan, PLAN).unwrap();
@@ -140,5 +120,4 @@ fn each_plateau_reports_its_own_latency() {
     assert!(!th("http_req_duration{operation:run_wait,stage:3}"));
     let text = run.stdout.lock().unwrap().clone();
     assert!(text.contains("█ STAGES"), "{text}");
-    drop(mock);
 }

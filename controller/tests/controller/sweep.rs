@@ -1,6 +1,6 @@
 //! `barrage sweep` for real: the reference runtime and the LangGraph Python server × XS and
 //! M, native tiers (cgroups), short stages; then `--resume`.
-use crate::util::{docker_ready, plan_file, read_json, Proc, BARRAGE};
+use crate::util::{docker_image, plan_file, read_json, Proc, BARRAGE};
 use barrage_testkit::{is_root, require};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -188,26 +188,10 @@ fn native_sweep_two_runtimes_two_tiers_then_resume() {
 #[test]
 fn docker_sweep_reference_image_two_tiers() {
     let test = "sweep::docker";
-    if require(
-        test,
-        "docker (daemon running) and docker-compose",
-        docker_ready(),
-        "apt-get install docker.io docker-compose; dockerd --bridge=none --iptables=false &",
-    )
-    .is_none()
-    {
+    let Some(image) = docker_image(test, &format!("barrage-sweep-test:{}", std::process::id()))
+    else {
         return;
-    }
-    let image = format!("barrage-sweep-test:{}", std::process::id());
-    let build = Command::new(repo().join("deploy/image/build.sh"))
-        .args([BARRAGE, &image])
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "build.sh: {}",
-        String::from_utf8_lossy(&build.stderr)
-    );
+    };
     let dir = tempfile::tempdir().unwrap();
     let plan = plan_file(dir.path(), "plan.toml", 4, 3, "");
     let results = dir.path().join("results");

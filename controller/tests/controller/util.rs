@@ -146,6 +146,8 @@ pub struct Target {
     #[allow(dead_code)]
     pub runtime: Proc,
     pub url: String,
+    /// The mock LLM's `host:port` (its `/admin/config`, `/stats`).
+    pub mock_addr: String,
 }
 
 /// `barrage mock-llm` on a free loopback port, zero delays: the tests' LLM.
@@ -162,7 +164,17 @@ pub const ZERO_DELAY_MOCK: &[&str] = &[
 ];
 
 pub fn start_target() -> Target {
-    let mut mock = Proc::barrage("mock-llm", ZERO_DELAY_MOCK);
+    start_target_with_delay(0)
+}
+
+/// The mock LLM answering after `delay_ms` (streams without delay) and the reference
+/// runtime pointed at it.
+pub fn start_target_with_delay(delay_ms: u64) -> Target {
+    let delay = delay_ms.to_string();
+    let mut args: Vec<&str> = ZERO_DELAY_MOCK.to_vec();
+    let at = args.iter().position(|a| *a == "--delay-ms").unwrap() + 1;
+    args[at] = &delay;
+    let mut mock = Proc::barrage("mock-llm", &args);
     let mock_addr = mock.listening();
     let mut cmd = Command::new(BARRAGE);
     cmd.args(["reference-runtime", "--host", "127.0.0.1", "--port", "0"])
@@ -170,7 +182,12 @@ pub fn start_target() -> Target {
         .env_remove("SUPABASE_JWT_SECRET");
     let mut runtime = Proc::start("reference-runtime", &mut cmd);
     let url = runtime.listening();
-    Target { mock, runtime, url }
+    Target {
+        mock,
+        runtime,
+        url,
+        mock_addr,
+    }
 }
 
 /// GET `url` (http://host:port/path) and parse the JSON body.
@@ -241,4 +258,24 @@ pub fn chromium() -> Option<PathBuf> {
             .map(|d| Path::new(d).join(name))
             .find(|p| p.is_file())
     })
+}
+
+/// Builds barrage's image (`deploy/image/build.sh`, `FROM scratch` with this `barrage`) as
+/// `tag` when a docker daemon answers; `None` after [`barrage_testkit::require`] recorded
+/// the skip (or failed the test under `.ci/run`).
+pub fn docker_image(test: &str, tag: &str) -> Option<String> {
+    barrage_testkit::require(
+        test,
+        "docker (daemon running) and docker-compose",
+        docker_ready(),
+        "apt-get install docker.io docker-compose; dockerd --bridge=none --iptables=false &",
+    )?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/image/build.sh");
+    let build = Command::new(script).args([BARRAGE, tag]).output().unwrap();
+    assert!(
+        build.status.success(),
+        "build.sh: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    Some(tag.to_string())
 }
