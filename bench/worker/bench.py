@@ -252,8 +252,8 @@ def latency(url, res):
 
 def main():
     if "--no-build" not in sys.argv:
-        subprocess.run(["cargo", "build", "--release", "-p", "worker", "-p", "mock-llm", "-p",
-                        "reference-runtime"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "barrage-worker", "-p",
+                        "barrage-mock-llm", "-p", "barrage-reference-runtime"], cwd=ROOT, check=True)
     llm_port, rt_port = free_port(), free_port()
     start(["taskset", "-c", TARGET_CORE, binary("barrage-mock-llm"), "--port", str(llm_port),
            "--delay-ms", "0", "--stream-delay-ms", "0", "--threads", "1"])
