@@ -35,7 +35,7 @@ pub fn summarize(r: &RunReport, target_telemetry: Option<TargetSummary>) -> Summ
     summary::assemble(RunFacts {
         mode: RunMode::Controller,
         plan: &r.plan,
-        rig: summary::rig(),
+        rig: summary::rig(env!("BARRAGE_GIT_SHA")),
         host: summary::host(),
         start: r.start,
         end: r.end,

@@ -74,7 +74,7 @@ fn sample() -> Summary {
     summary::assemble(RunFacts {
         mode: RunMode::Standalone,
         plan: &plan,
-        rig: summary::rig(),
+        rig: summary::rig("test"),
         host: summary::host(),
         start,
         end: start + elapsed,

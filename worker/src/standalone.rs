@@ -129,7 +129,7 @@ impl Outcome {
         summary::assemble(RunFacts {
             mode: RunMode::Standalone,
             plan,
-            rig: summary::rig(),
+            rig: summary::rig(env!("BARRAGE_GIT_SHA")),
             host,
             start: self.started,
             end: self.ended,

@@ -13,11 +13,12 @@ pub struct RigInfo {
     pub protocol: u32,
 }
 
-/// This build of barrage.
-pub fn rig() -> RigInfo {
+/// This build of barrage; `git_sha` is the binary's `env!("BARRAGE_GIT_SHA")` (set by
+/// `build_sha.rs`, the build script of the crates that write summaries).
+pub fn rig(git_sha: &str) -> RigInfo {
     RigInfo {
         version: crate::VERSION.to_string(),
-        git_sha: env!("BARRAGE_GIT_SHA").to_string(),
+        git_sha: git_sha.to_string(),
         protocol: crate::PROTOCOL,
     }
 }

@@ -124,7 +124,7 @@ impl Synth {
         summary::assemble(RunFacts {
             mode: RunMode::Controller,
             plan: &plan,
-            rig: summary::rig(),
+            rig: summary::rig("synth"),
             host: summary::HostInfo {
                 hostname: "synth".into(),
                 cpu_model: "Synthetic CPU 9000".into(),

@@ -1,5 +1,7 @@
 //! Records the git sha of the build (`git rev-parse --short HEAD`, or "unknown") for the
-//! results' metadata.
+//! results' metadata, as `BARRAGE_GIT_SHA`. The build script of the two crates whose code
+//! writes summaries (`barrage-worker`: standalone runs; `barrage-controller`), not of core:
+//! a commit then rebuilds those two, not every crate that depends on core.
 use std::process::Command;
 
 fn main() {
@@ -15,4 +17,5 @@ fn main() {
     println!("cargo:rustc-env=BARRAGE_GIT_SHA={sha}");
     println!("cargo:rerun-if-changed=../.git/HEAD");
     println!("cargo:rerun-if-changed=../.git/refs/heads");
+    println!("cargo:rerun-if-changed=../build_sha.rs");
 }
