@@ -82,6 +82,15 @@ pub mod builtin {
     pub const AGENT_FLOW_DURATION: &str = "agent_flow_duration";
     pub const STREAM_FIRST_EVENT: &str = "stream_first_event";
     pub const STREAM_EVENTS: &str = "stream_events";
+    /// Share of streams (of 3 events or more) that arrived at once, within
+    /// [`STREAM_BUFFERED_WINDOW_US`], after a first event that took at least
+    /// [`STREAM_BUFFERED_WAIT_US`]: the runtime (or a proxy) held the stream back.
+    pub const STREAM_BUFFERED: &str = "stream_buffered";
+    /// All events of a buffered stream arrive within this window (µs).
+    pub const STREAM_BUFFERED_WINDOW_US: u64 = 5_000;
+    /// A stream counts as buffered only when its first event came this late (µs): a stream
+    /// whose work is that quick has nothing to spread its events over.
+    pub const STREAM_BUFFERED_WAIT_US: u64 = 50_000;
     pub const HTTP_REQS: &str = "http_reqs";
     pub const ITERATIONS: &str = "iterations";
     pub const DROPPED_ITERATIONS: &str = "dropped_iterations";
@@ -132,6 +141,7 @@ pub mod builtin {
         (AGENT_FLOW_DURATION, Trend, true),
         (STREAM_FIRST_EVENT, Trend, true),
         (STREAM_EVENTS, Trend, false),
+        (STREAM_BUFFERED, Rate, false),
         (HTTP_REQS, Counter, false),
         (ITERATIONS, Counter, false),
         (DROPPED_ITERATIONS, Counter, false),

@@ -75,6 +75,11 @@ pub struct Args {
     /// config while the first exists is `409 {"error":"conflict",...}`.
     #[arg(long, env = "ASSISTANT_ID_FROM_CONFIG")]
     pub assistant_id_from_config: bool,
+
+    /// Debug: hold each `runs/stream` answer until the run ends and send it at once, as a
+    /// buffering proxy or runtime does (what the worker's `stream_buffered` detects).
+    #[arg(long)]
+    pub buffer_sse: bool,
 }
 
 /// Validated configuration of one server.
@@ -99,6 +104,8 @@ pub struct Config {
     /// Assistant ids derived from graph + config, 409 on a duplicate
     /// (`--assistant-id-from-config`).
     pub assistant_id_from_config: bool,
+    /// `runs/stream` answers sent whole at the end (`--buffer-sse`).
+    pub buffer_sse: bool,
 }
 
 /// A string that never shows in `Debug` output or logs.
@@ -191,6 +198,7 @@ impl Args {
             llm_timeout: Duration::from_secs(self.llm_timeout_secs),
             max_body_bytes: self.max_body_bytes,
             assistant_id_from_config: self.assistant_id_from_config,
+            buffer_sse: self.buffer_sse,
         })
     }
 
@@ -231,6 +239,7 @@ impl Default for Args {
             llm_timeout_secs: 60,
             max_body_bytes: 2 * 1024 * 1024,
             assistant_id_from_config: false,
+            buffer_sse: false,
         }
     }
 }

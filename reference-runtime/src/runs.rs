@@ -432,12 +432,22 @@ async fn stream(
     let run = prepare(&state, thread_id, body, Sink::Sse(tx), true)?;
     let base = format!("/threads/{}/runs/{}", run.thread_id, run.run_id);
     tokio::spawn(run.execute());
-    let frames = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|frame| (Ok::<_, Infallible>(frame), rx))
-    });
-    let mut response = Response::new(Body::from_stream(frames));
+    let body = if state.config.buffer_sse {
+        // what a buffering proxy does: nothing until the run ends, then all of it
+        let mut rx = rx;
+        let mut all = Vec::new();
+        while let Some(frame) = rx.recv().await {
+            all.extend_from_slice(&frame);
+        }
+        Body::from(all)
+    } else {
+        Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|frame| (Ok::<_, Infallible>(frame), rx))
+        }))
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(

@@ -117,6 +117,16 @@ pub fn render_text(s: &Summary, written_to: Option<&Path>) -> String {
             );
         }
     }
+    // a figure that says the stream timings cannot be trusted comes before them
+    if let Some(MetricStats::Rate { rate, passes, .. }) = s.metrics.get("stream_buffered") {
+        if *passes > 0 {
+            let _ = writeln!(
+                out,
+                "\n  ⚠ stream_buffered: {:.2}% of streams arrived at once after a long wait: the runtime or a proxy buffers SSE, so stream timings measure the buffer",
+                rate * 100.0
+            );
+        }
+    }
     let staged: Vec<_> = s.stages.iter().filter(|st| st.intervals > 0).collect();
     if staged.len() > 1 {
         let _ = writeln!(out, "\n  █ STAGES\n");

@@ -30,6 +30,8 @@ pub struct SseSummary {
     pub events: u64,
     /// From the start of the send to the first complete event.
     pub first_event: Option<std::time::Duration>,
+    /// From the start of the send to the last complete event.
+    pub last_event: Option<std::time::Duration>,
     /// Distinct event names, in order of first appearance (at most 32 kept).
     pub names: Vec<String>,
     /// The data of the first `error` event (cut at 300 bytes).
@@ -40,8 +42,20 @@ impl SseSummary {
     pub fn clear(&mut self) {
         self.events = 0;
         self.first_event = None;
+        self.last_event = None;
         self.names.clear();
         self.error_data = None;
+    }
+
+    /// Whether the stream arrived at once although its first event took long (see
+    /// `builtin::STREAM_BUFFERED`); `None` for a stream of fewer than 3 events.
+    pub fn buffered(&self) -> Option<bool> {
+        use barrage_core::metrics::builtin::{STREAM_BUFFERED_WAIT_US, STREAM_BUFFERED_WINDOW_US};
+        let (first, last) = (self.first_event?, self.last_event?);
+        (self.events >= 3).then(|| {
+            (last - first).as_micros() < u128::from(STREAM_BUFFERED_WINDOW_US)
+                && first.as_micros() >= u128::from(STREAM_BUFFERED_WAIT_US)
+        })
     }
 
     pub fn has(&self, name: &str) -> bool {

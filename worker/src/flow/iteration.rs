@@ -54,6 +54,7 @@ struct StepSeries {
     trend: CachedSeries,
     first_event: CachedSeries,
     events: CachedSeries,
+    buffered: CachedSeries,
     /// One per check, by index.
     checks: Vec<CachedSeries>,
 }
@@ -96,6 +97,7 @@ impl SseSink<'_> {
         move |e| {
             summary.events += 1;
             summary.first_event.get_or_insert(since_start);
+            summary.last_event = Some(since_start);
             if !summary.has(e.event) && summary.names.len() < 32 {
                 summary.names.push(e.event.to_owned());
             }
@@ -644,6 +646,15 @@ impl AgentFlow {
                 op_tag,
                 st.summary.events as f64,
             );
+            if let Some(b) = st.summary.buffered() {
+                series.buffered.record(
+                    ctx.recorder,
+                    builtin::STREAM_BUFFERED,
+                    MetricKind::Rate,
+                    op_tag,
+                    if b { 1.0 } else { 0.0 },
+                );
+            }
         }
 
         // Captures, when the step passed.

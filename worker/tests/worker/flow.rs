@@ -184,6 +184,7 @@ pub(crate) async fn reference_target_with(
         llm_timeout_secs: 10,
         max_body_bytes: 2 * 1024 * 1024,
         assistant_id_from_config: false,
+        buffer_sse: false,
     };
     let config = args.into_config().unwrap();
     tokio::spawn(barrage_reference_runtime::serve(

@@ -30,6 +30,16 @@ impl Target {
     /// Like [`Target::start_slow`]; `assistant_id_from_config` turns on the runtime's
     /// `--assistant-id-from-config` (409 on a second assistant with the same config).
     pub fn start_with(llm_delay: Duration, assistant_id_from_config: bool) -> Target {
+        Target::start_opts(llm_delay, assistant_id_from_config, false)
+    }
+
+    /// Like [`Target::start_with`]; `buffer_sse` turns on the runtime's `--buffer-sse` (each
+    /// stream sent whole when its run ends).
+    pub fn start_opts(
+        llm_delay: Duration,
+        assistant_id_from_config: bool,
+        buffer_sse: bool,
+    ) -> Target {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -63,6 +73,7 @@ impl Target {
                 llm_timeout_secs: 10,
                 max_body_bytes: 2 * 1024 * 1024,
                 assistant_id_from_config,
+                buffer_sse,
             }
             .into_config()
             .unwrap();

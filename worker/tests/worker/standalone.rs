@@ -296,3 +296,30 @@ fn default_ramp_passes_against_a_server_keying_assistants_by_config() {
         out.show()
     );
 }
+
+/// `stream_buffered`: 0 when the reference runtime streams its run as it goes (metadata at
+/// once, values after the 120 ms LLM call), 1 when it holds the stream back (`--buffer-sse`),
+/// and the text warns then.
+#[test]
+fn a_buffered_stream_is_detected() {
+    let llm = Duration::from_millis(120);
+    for (buffer, want) in [(false, 0.0), (true, 1.0)] {
+        let target = Target::start_opts(llm, false, buffer);
+        let out = run_plan(
+            &target.url,
+            "executor = \"per-vu-iterations\"\nvus = 1\niterations = 2",
+            "",
+        );
+        let s = out.summary();
+        let rate = s["metrics"]["stream_buffered"]["rate"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no stream_buffered\n{}", out.show()));
+        assert_eq!(rate, want, "--buffer-sse {buffer}\n{}", out.show());
+        assert_eq!(
+            out.stdout.contains("stream_buffered: "),
+            buffer,
+            "a warning only when streams were held back\n{}",
+            out.show()
+        );
+    }
+}
