@@ -82,6 +82,10 @@ pub mod builtin {
     pub const AGENT_FLOW_DURATION: &str = "agent_flow_duration";
     pub const STREAM_FIRST_EVENT: &str = "stream_first_event";
     pub const STREAM_EVENTS: &str = "stream_events";
+    /// Send → the first event that carries AI content (a non-empty `messages` chunk, an
+    /// `updates` or `values` event with a new AI message): what a user waits for, where
+    /// `stream_first_event` is usually the runtime's `metadata`.
+    pub const STREAM_FIRST_TOKEN: &str = "stream_first_token";
     /// Share of streams (of 3 events or more) that arrived at once, within
     /// [`STREAM_BUFFERED_WINDOW_US`], after a first event that took at least
     /// [`STREAM_BUFFERED_WAIT_US`]: the runtime (or a proxy) held the stream back.
@@ -141,6 +145,7 @@ pub mod builtin {
         (AGENT_FLOW_DURATION, Trend, true),
         (STREAM_FIRST_EVENT, Trend, true),
         (STREAM_EVENTS, Trend, false),
+        (STREAM_FIRST_TOKEN, Trend, true),
         (STREAM_BUFFERED, Rate, false),
         (HTTP_REQS, Counter, false),
         (ITERATIONS, Counter, false),

@@ -24,6 +24,46 @@ pub fn json_need(check: &Check) -> Need {
     }
 }
 
+/// AI messages in a state's JSON: `"type":"ai"` as py writes it, `"type": "ai"` as js does.
+pub fn ai_messages(data: &str) -> usize {
+    memchr::memmem::find_iter(data.as_bytes(), b"\"type\":\"ai\"").count()
+        + memchr::memmem::find_iter(data.as_bytes(), b"\"type\": \"ai\"").count()
+}
+
+/// A message chunk whose `content` is a non-empty string.
+fn has_content(data: &str) -> bool {
+    let bytes = data.as_bytes();
+    [&b"\"content\":\""[..], &b"\"content\": \""[..]]
+        .iter()
+        .any(|pat| {
+            memchr::memmem::find_iter(bytes, pat)
+                .any(|at| bytes.get(at + pat.len()).is_some_and(|c| *c != b'"'))
+        })
+}
+
+/// Whether an event carries AI content (see `builtin::STREAM_FIRST_TOKEN`). `values`
+/// events count when they hold more AI messages than the stream's first (input) state;
+/// `ai_in_input` is set from that first one. No allocation: byte searches only.
+pub fn ai_content(event: &str, data: &str, ai_in_input: &mut Option<usize>) -> bool {
+    match event {
+        "values" => {
+            let n = ai_messages(data);
+            match *ai_in_input {
+                None => {
+                    *ai_in_input = Some(n);
+                    false
+                }
+                Some(before) => n > before,
+            }
+        }
+        "updates" => ai_messages(data) > 0,
+        e if e == "messages" || e.starts_with("messages/") => {
+            e != "messages/metadata" && has_content(data)
+        }
+        _ => false,
+    }
+}
+
 /// What a stream carried, collected while it is read.
 #[derive(Debug, Default, Clone)]
 pub struct SseSummary {
@@ -32,6 +72,10 @@ pub struct SseSummary {
     pub first_event: Option<std::time::Duration>,
     /// From the start of the send to the last complete event.
     pub last_event: Option<std::time::Duration>,
+    /// From the start of the send to the first event with AI content ([`ai_content`]).
+    pub first_token: Option<std::time::Duration>,
+    /// AI messages in the stream's first `values` event (the input state: earlier turns').
+    pub ai_in_input: Option<usize>,
     /// Distinct event names, in order of first appearance (at most 32 kept).
     pub names: Vec<String>,
     /// The data of the first `error` event (cut at 300 bytes).
@@ -43,6 +87,8 @@ impl SseSummary {
         self.events = 0;
         self.first_event = None;
         self.last_event = None;
+        self.first_token = None;
+        self.ai_in_input = None;
         self.names.clear();
         self.error_data = None;
     }
@@ -274,5 +320,62 @@ mod tests {
             }),
             Need::Fields(vec![("items".into(), Need::All)])
         );
+    }
+}
+
+#[cfg(test)]
+mod first_token_tests {
+    use super::*;
+
+    #[test]
+    fn ai_content_as_py_and_js_write_it() {
+        let human = r#"{"messages":[{"content":"hi","type":"human"}]}"#;
+        let both = r#"{"messages":[{"content":"hi","type":"human"},{"content":"yo","type":"ai"}]}"#;
+        let js = "{\n \"messages\": [{\"content\": \"hi\", \"type\": \"human\"}, {\"content\": \"yo\", \"type\": \"ai\"}]}";
+        // values: the input state sets the baseline, a later state with a new AI message counts
+        let mut input = None;
+        assert!(!ai_content("values", human, &mut input));
+        assert_eq!(input, Some(0));
+        assert!(ai_content("values", both, &mut input));
+        let mut input = None;
+        assert!(
+            !ai_content("values", both, &mut input),
+            "an earlier turn's answer"
+        );
+        assert!(!ai_content("values", both, &mut input));
+        let mut input = Some(0);
+        assert!(ai_content("values", js, &mut input));
+        // messages-tuple: the first chunk with content, not an empty role chunk
+        let mut none = None;
+        assert!(!ai_content(
+            "messages",
+            r#"[{"content":"","type":"AIMessageChunk"},{}]"#,
+            &mut none
+        ));
+        assert!(ai_content(
+            "messages",
+            r#"[{"content":"This","type":"AIMessageChunk"},{}]"#,
+            &mut none
+        ));
+        assert!(ai_content(
+            "messages/partial",
+            r#"[{"content": "Th", "type": "ai"}]"#,
+            &mut none
+        ));
+        assert!(!ai_content(
+            "messages/metadata",
+            r#"{"content":"x"}"#,
+            &mut none
+        ));
+        assert!(ai_content(
+            "updates",
+            r#"{"call_model":{"messages":[{"type":"ai"}]}}"#,
+            &mut none
+        ));
+        assert!(!ai_content(
+            "metadata",
+            r#"{"run_id":"x","type":"ai"}"#,
+            &mut none
+        ));
     }
 }

@@ -55,6 +55,7 @@ struct StepSeries {
     first_event: CachedSeries,
     events: CachedSeries,
     buffered: CachedSeries,
+    first_token: CachedSeries,
     /// One per check, by index.
     checks: Vec<CachedSeries>,
 }
@@ -98,6 +99,11 @@ impl SseSink<'_> {
             summary.events += 1;
             summary.first_event.get_or_insert(since_start);
             summary.last_event = Some(since_start);
+            if summary.first_token.is_none()
+                && super::check::ai_content(e.event, e.data, &mut summary.ai_in_input)
+            {
+                summary.first_token = Some(since_start);
+            }
             if !summary.has(e.event) && summary.names.len() < 32 {
                 summary.names.push(e.event.to_owned());
             }
@@ -646,6 +652,15 @@ impl AgentFlow {
                 op_tag,
                 st.summary.events as f64,
             );
+            if let Some(t) = st.summary.first_token {
+                series.first_token.record(
+                    ctx.recorder,
+                    builtin::STREAM_FIRST_TOKEN,
+                    MetricKind::Trend,
+                    op_tag,
+                    micros(t),
+                );
+            }
             if let Some(b) = st.summary.buffered() {
                 series.buffered.record(
                     ctx.recorder,

@@ -826,6 +826,24 @@ async fn flow_against_real_langgraph_targets() {
         }
         assert_eq!(rec.sum("http_req_failed", &[]), 0.0, "{name}");
         assert!(rec.find("checks", &[]).iter().all(|c| c.value == 1.0), "{name}");
+        // values mode: the first token is the state with the new AI message, after the
+        // metadata event
+        assert_eq!(rec.count("stream_first_token", &[]), 3, "{name}");
+        // messages-tuple: the first non-empty AI chunk
+        let mut tuple = plan(&url, Duration::from_secs(60));
+        tuple.flow.stream_mode = vec!["messages-tuple".into()];
+        let flow = AgentFlow::new(&tuple, &BTreeMap::new()).unwrap();
+        let rec2 = Collector::default();
+        let out = run(&flow, 1, 3, &rec2).await;
+        assert_eq!(out, IterationOutcome::Success, "{name} ({url}) messages-tuple");
+        let first = rec2.find("stream_first_event", &[])[0].value;
+        let token = rec2.find("stream_first_token", &[]);
+        assert_eq!(token.len(), 1, "{name}: messages-tuple has a first token");
+        assert!(token[0].value >= first, "{name}: token {} < event {first}", token[0].value);
+        assert!(
+            rec2.find("stream_events", &[])[0].value > 3.0,
+            "{name}: messages-tuple streams chunk by chunk"
+        );
         let ms = |m: &str| rec.find(m, &[]).iter().map(|g| format!("{:.1}", g.value / 1000.0)).collect::<Vec<_>>().join(" ");
         println!(
             "{name}: 3 iterations passed against {url}; ms run_wait [{}] run_stream [{}] first event [{}] events [{}]",

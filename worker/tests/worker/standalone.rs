@@ -323,3 +323,30 @@ fn a_buffered_stream_is_detected() {
         );
     }
 }
+
+/// `stream_first_token` is the first AI content, not the runtime's `metadata` event: behind a
+/// 120 ms LLM, `stream_first_event` stays quick while the first token waits for the LLM, in
+/// `values` mode (a state with the new AI message) and in `messages-tuple` mode (the first
+/// non-empty chunk).
+#[test]
+fn the_first_token_waits_for_the_llm_and_the_first_event_does_not() {
+    let target = Target::start_slow(Duration::from_millis(120));
+    for mode in ["values", "messages-tuple"] {
+        let out = run_plan(
+            &target.url,
+            "executor = \"per-vu-iterations\"\nvus = 1\niterations = 3",
+            &format!("[flow]\nstream_mode = [\"{mode}\"]"),
+        );
+        assert_eq!(out.code(), Some(0), "{mode}\n{}", out.show());
+        let s = out.summary();
+        let med = |m: &str| {
+            s["metrics"][m]["med"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{mode}: no {m}\n{}", out.show()))
+        };
+        let (event, token) = (med("stream_first_event"), med("stream_first_token"));
+        assert!(event < 60.0, "{mode}: first event {event} ms");
+        assert!(token >= 120.0, "{mode}: first token {token} ms");
+        assert_eq!(s["metrics"]["stream_first_token"]["count"], 3, "{mode}");
+    }
+}
