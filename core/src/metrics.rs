@@ -86,6 +86,9 @@ pub mod builtin {
     /// `updates` or `values` event with a new AI message): what a user waits for, where
     /// `stream_first_event` is usually the runtime's `metadata`.
     pub const STREAM_FIRST_TOKEN: &str = "stream_first_token";
+    /// Time between consecutive events of one type in a stream, tagged `event`: how a
+    /// runtime paces its output (token chunks, state updates between tool calls).
+    pub const STREAM_EVENT_GAP: &str = "stream_event_gap";
     /// Share of streams (of 3 events or more) that arrived at once, within
     /// [`STREAM_BUFFERED_WINDOW_US`], after a first event that took at least
     /// [`STREAM_BUFFERED_WAIT_US`]: the runtime (or a proxy) held the stream back.
@@ -146,6 +149,7 @@ pub mod builtin {
         (STREAM_FIRST_EVENT, Trend, true),
         (STREAM_EVENTS, Trend, false),
         (STREAM_FIRST_TOKEN, Trend, true),
+        (STREAM_EVENT_GAP, Trend, true),
         (STREAM_BUFFERED, Rate, false),
         (HTTP_REQS, Counter, false),
         (ITERATIONS, Counter, false),

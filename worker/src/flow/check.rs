@@ -76,6 +76,11 @@ pub struct SseSummary {
     pub first_token: Option<std::time::Duration>,
     /// AI messages in the stream's first `values` event (the input state: earlier turns').
     pub ai_in_input: Option<usize>,
+    /// When the last event of each name in `names` came (same order).
+    pub last_by_name: Vec<std::time::Duration>,
+    /// Gaps between consecutive events of one name: (index in `names`, gap). Reused from
+    /// stream to stream, so an event costs no allocation once the buffers have grown.
+    pub gaps: Vec<(u8, std::time::Duration)>,
     /// Distinct event names, in order of first appearance (at most 32 kept).
     pub names: Vec<String>,
     /// The data of the first `error` event (cut at 300 bytes).
@@ -89,6 +94,8 @@ impl SseSummary {
         self.last_event = None;
         self.first_token = None;
         self.ai_in_input = None;
+        self.last_by_name.clear();
+        self.gaps.clear();
         self.names.clear();
         self.error_data = None;
     }
@@ -102,6 +109,25 @@ impl SseSummary {
             (last - first).as_micros() < u128::from(STREAM_BUFFERED_WINDOW_US)
                 && first.as_micros() >= u128::from(STREAM_BUFFERED_WAIT_US)
         })
+    }
+
+    /// Notes an event named `name` at `at`: a new name is remembered (up to 32), a known
+    /// one adds the gap since its previous event (up to 4,096 gaps per stream).
+    pub fn note_event(&mut self, name: &str, at: std::time::Duration) {
+        match self.names.iter().position(|n| n == name) {
+            Some(i) => {
+                let gap = at.saturating_sub(self.last_by_name[i]);
+                self.last_by_name[i] = at;
+                if self.gaps.len() < 4096 {
+                    self.gaps.push((i as u8, gap));
+                }
+            }
+            None if self.names.len() < 32 => {
+                self.names.push(name.to_owned());
+                self.last_by_name.push(at);
+            }
+            None => {}
+        }
     }
 
     pub fn has(&self, name: &str) -> bool {

@@ -104,9 +104,7 @@ impl SseSink<'_> {
             {
                 summary.first_token = Some(since_start);
             }
-            if !summary.has(e.event) && summary.names.len() < 32 {
-                summary.names.push(e.event.to_owned());
-            }
+            summary.note_event(e.event, since_start);
             if e.event == "error" && summary.error_data.is_none() {
                 let mut cut = e.data.len().min(300);
                 while !e.data.is_char_boundary(cut) {
@@ -660,6 +658,15 @@ impl AgentFlow {
                     op_tag,
                     micros(t),
                 );
+            }
+            for (i, gap) in &st.summary.gaps {
+                let event = st.summary.names[usize::from(*i)].as_str();
+                ctx.recorder.record(Sample {
+                    metric: builtin::STREAM_EVENT_GAP,
+                    kind: MetricKind::Trend,
+                    tags: &[("operation", &step.operation), ("event", event)],
+                    value: micros(*gap),
+                });
             }
             if let Some(b) = st.summary.buffered() {
                 series.buffered.record(

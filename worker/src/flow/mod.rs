@@ -47,6 +47,7 @@
 //! | `stream_first_event` | Trend µs | `operation` | send → first complete SSE event |
 //! | `stream_events` | Trend (count) | `operation` | events in the stream |
 //! | `stream_first_token` | Trend µs | `operation` | send → first event with AI content (`values`/`updates` with a new AI message, a non-empty `messages` chunk) |
+//! | `stream_event_gap` | Trend µs | `operation`, `event` | between consecutive events of one type |
 //! | `stream_buffered` | Rate | `operation` | of streams with ≥ 3 events: all within 5 ms, after a first event ≥ 50 ms late (held back) |
 //! | `checks` | Rate | `check` = `{operation}: {description}` | 1 passed, 0 failed |
 //! | `agent_flow_duration` | Trend µs | — | `ctx.intended_start` → end of cleanup (flow `agent` only) |

@@ -324,7 +324,7 @@ fn a_buffered_stream_is_detected() {
     }
 }
 
-/// `stream_first_token` is the first AI content, not the runtime's `metadata` event: behind a
+/// `stream_first_token` is the first AI content (and `stream_event_gap` paces the events), not the runtime's `metadata` event: behind a
 /// 120 ms LLM, `stream_first_event` stays quick while the first token waits for the LLM, in
 /// `values` mode (a state with the new AI message) and in `messages-tuple` mode (the first
 /// non-empty chunk).
@@ -348,5 +348,11 @@ fn the_first_token_waits_for_the_llm_and_the_first_event_does_not() {
         assert!(event < 60.0, "{mode}: first event {event} ms");
         assert!(token >= 120.0, "{mode}: first token {token} ms");
         assert_eq!(s["metrics"]["stream_first_token"]["count"], 3, "{mode}");
+        if mode == "values" {
+            // the input state at once, the final state after the LLM: one gap per stream
+            let gap = &s["metrics"]["stream_event_gap{event:values}"];
+            assert_eq!(gap["count"], 3, "{}", out.show());
+            assert!(gap["med"].as_f64().unwrap() >= 110.0, "values gap {gap}");
+        }
     }
 }
