@@ -5,7 +5,6 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use barrage_core::metrics::builtin;
-use barrage_core::plan::RetryPolicy;
 use barrage_core::MetricKind;
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -15,11 +14,13 @@ use serde_json::Value;
 use super::auth::AuthFailure;
 use super::check::{Answer, SseSummary};
 use super::http_series::{micros, HttpSeries};
+use super::retry::{backoff, Retryable};
+use super::sse_sink::SseSink;
 use super::step::{Body, Capture, GroupMode, Node, ResponseKind, Step, StepTags};
 use super::template::{Vars, ITER, VU};
 use super::AgentFlow;
-use crate::http::sse::{SseEvent, SseParser};
-use crate::http::{BodySink, Cancelled, Exchange, Kept, Request, TooLarge, TransportError};
+use crate::http::sse::SseParser;
+use crate::http::{Cancelled, Exchange, Kept, Request, TransportError};
 use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record, Sample};
 
 /// Buffers of one iteration, reused across iterations through the flow's pool.
@@ -85,49 +86,6 @@ struct StepEnd {
     passed: bool,
     /// Why it failed (the first failed check, or the transport/status problem).
     reason: Option<String>,
-}
-
-/// Feeds a stream into the SSE parser and sums it up.
-struct SseSink<'a> {
-    parser: &'a mut SseParser,
-    summary: &'a mut SseSummary,
-}
-
-impl SseSink<'_> {
-    fn take(summary: &mut SseSummary, since_start: Duration) -> impl FnMut(SseEvent<'_>) + '_ {
-        move |e| {
-            summary.events += 1;
-            summary.first_event.get_or_insert(since_start);
-            summary.last_event = Some(since_start);
-            if summary.first_token.is_none()
-                && super::check::ai_content(e.event, e.data, &mut summary.ai_in_input)
-            {
-                summary.first_token = Some(since_start);
-            }
-            summary.note_event(e.event, since_start);
-            if e.event == "error" && summary.error_data.is_none() {
-                let mut cut = e.data.len().min(300);
-                while !e.data.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                summary.error_data = Some(e.data[..cut].to_owned());
-            }
-        }
-    }
-}
-
-impl BodySink for SseSink<'_> {
-    fn chunk(&mut self, bytes: &[u8], since_start: Duration) -> Result<(), TooLarge> {
-        self.parser
-            .feed(bytes, &mut Self::take(self.summary, since_start))
-    }
-    fn end(&mut self, since_start: Duration) {
-        // A line over the limit at the very end: the stream's last event is not counted
-        // (the limit is reported for lines cut while streaming).
-        let _ = self
-            .parser
-            .finish(&mut Self::take(self.summary, since_start));
-    }
 }
 
 /// Of a body that is not read, the start kept for a failure's reason.
@@ -723,25 +681,6 @@ impl AgentFlow {
             retryable,
         ))
     }
-}
-
-/// Why an attempt failed, as a retry policy sees it.
-#[derive(Debug, Clone, Copy)]
-enum Retryable {
-    No,
-    Status(u16),
-    Transport,
-    RunError,
-}
-
-/// The wait before attempt `attempt + 1`: `backoff` doubled per attempt, capped at
-/// `max_backoff`, its `jitter` fraction drawn at random.
-fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
-    let doubled = policy
-        .backoff
-        .saturating_mul(1u32 << (attempt - 1).min(16))
-        .min(policy.max_backoff);
-    doubled.mul_f64(1.0 - policy.jitter * rand::random::<f64>())
 }
 
 /// Why a request failed: transport error, or the status and the start of the body.

@@ -84,6 +84,8 @@ pub mod check;
 mod http_series;
 mod iteration;
 pub mod prune;
+mod retry;
+mod sse_sink;
 pub mod step;
 pub mod template;
 
