@@ -2,7 +2,7 @@
 //! (a runtime, a run) in each group, the value written above each bar. The animation draws
 //! the same chart with only the first groups grown ([`draw_progress`]), on a y axis fixed
 //! to the final values so bars grow instead of the axis shrinking.
-use super::{color, fonts, label, ChartError};
+use super::{color, label, ChartError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -64,16 +64,7 @@ pub fn draw_progress<DB: DrawingBackend>(
     shown: f64,
     subtitle: Option<&str>,
 ) -> Result<(), ChartError> {
-    fonts();
-    area.fill(&WHITE).map_err(ChartError::from)?;
-    let (_, h) = area.dim_in_pixel();
-    let (body, foot) = area.split_vertically(h.saturating_sub(22));
-    foot.draw(&Text::new(
-        chart.caption.clone(),
-        (8, 4),
-        ("sans-serif", 13).into_font().color(&RGBColor(80, 80, 80)),
-    ))
-    .map_err(ChartError::from)?;
+    let body = super::framed(area, &chart.caption)?;
     let title = match subtitle {
         Some(s) => format!("{} — {s}", chart.title),
         None => chart.title.clone(),
@@ -163,12 +154,6 @@ pub fn draw_progress<DB: DrawingBackend>(
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], c.filled()));
         ctx.draw_series(texts).map_err(ChartError::from)?;
     }
-    ctx.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(ChartError::from)?;
+    super::legend(&mut ctx, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }

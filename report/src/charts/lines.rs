@@ -1,7 +1,7 @@
 //! Line charts over time: one run's VUs, req/s, p95 or errors per interval (and the
 //! target's CPU and memory when measured). A gap (`None`) breaks the line: an interval
 //! without a sample of that kind is not drawn as zero.
-use super::{color, fonts, label, ChartError};
+use super::{color, label, ChartError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::series::LineSeries as Polyline;
@@ -72,16 +72,7 @@ pub fn draw<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     chart: &LineChart,
 ) -> Result<(), ChartError> {
-    fonts();
-    area.fill(&WHITE).map_err(ChartError::from)?;
-    let (_, h) = area.dim_in_pixel();
-    let (body, foot) = area.split_vertically(h.saturating_sub(22));
-    foot.draw(&Text::new(
-        chart.caption.clone(),
-        (8, 4),
-        ("sans-serif", 13).into_font().color(&RGBColor(80, 80, 80)),
-    ))
-    .map_err(ChartError::from)?;
+    let body = super::framed(area, &chart.caption)?;
     let (x0, x1) = chart.x_range();
     let top = match chart.y_max() {
         m if m > 0.0 => m * 1.1,
@@ -125,13 +116,7 @@ pub fn draw<DB: DrawingBackend>(
         }
     }
     if chart.series.len() > 1 || chart.series.iter().any(|s| !s.name.is_empty()) {
-        ctx.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(ChartError::from)?;
+        super::legend(&mut ctx, SeriesLabelPosition::UpperRight)?;
     }
     Ok(())
 }

@@ -26,7 +26,10 @@ pub use bars::BarChart;
 pub use lines::{LineChart, LineSeries};
 pub use spectrum::{SpectrumChart, SpectrumSeries};
 
-use plotters::style::RGBColor;
+use plotters::chart::{ChartContext, SeriesLabelPosition};
+use plotters::coord::{CoordTranslate, Shift};
+use plotters::prelude::{DrawingArea, DrawingBackend, IntoFont, Text};
+use plotters::style::{Color, RGBColor, BLACK, WHITE};
 use std::sync::Once;
 
 /// A drawing error of any backend, as text (plotters' error is generic over the backend).
@@ -49,6 +52,39 @@ pub fn fonts() {
         let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
         let _ = register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
     });
+}
+
+/// Every chart's frame: the fonts, a white background and the caption (hardware, tier) along
+/// the bottom; returns the area above the caption, where the chart draws.
+pub fn framed<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    caption: &str,
+) -> Result<DrawingArea<DB, Shift>, ChartError> {
+    fonts();
+    area.fill(&WHITE).map_err(ChartError::from)?;
+    let (_, h) = area.dim_in_pixel();
+    let (body, foot) = area.split_vertically(h.saturating_sub(22));
+    foot.draw(&Text::new(
+        caption.to_string(),
+        (8, 4),
+        ("sans-serif", 13).into_font().color(&RGBColor(80, 80, 80)),
+    ))
+    .map_err(ChartError::from)?;
+    Ok(body)
+}
+
+/// Every chart's legend, at `position`.
+pub fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    ctx: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), ChartError> {
+    ctx.configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(ChartError::from)
 }
 
 /// Series colours, in order (colour-blind-safe Okabe–Ito palette).

@@ -2,7 +2,7 @@
 //! percentile axis stretched logarithmically towards 100 % (x = 1 / (1 − p)), so the tail
 //! (99 %, 99.9 %, …) gets as much room as the median. The points come from the stored
 //! histograms ([`crate::figures`]), never from a few rounded percentiles.
-use super::{color, fonts, label, ChartError};
+use super::{color, label, ChartError};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -48,16 +48,7 @@ pub fn draw<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     chart: &SpectrumChart,
 ) -> Result<(), ChartError> {
-    fonts();
-    area.fill(&WHITE).map_err(ChartError::from)?;
-    let (_, h) = area.dim_in_pixel();
-    let (body, foot) = area.split_vertically(h.saturating_sub(22));
-    foot.draw(&Text::new(
-        chart.caption.clone(),
-        (8, 4),
-        ("sans-serif", 13).into_font().color(&RGBColor(80, 80, 80)),
-    ))
-    .map_err(ChartError::from)?;
+    let body = super::framed(area, &chart.caption)?;
     let top = chart
         .series
         .iter()
@@ -92,13 +83,7 @@ pub fn draw<DB: DrawingBackend>(
             .label(s.name.clone())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], c.stroke_width(2)));
     }
-    ctx.configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 13))
-        .draw()
-        .map_err(ChartError::from)?;
+    super::legend(&mut ctx, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 
