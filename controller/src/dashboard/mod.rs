@@ -4,6 +4,7 @@
 //! | file            | holds                                                              |
 //! |-----------------|--------------------------------------------------------------------|
 //! | `state.rs`      | [`LiveState`] (what is shown) and [`LiveFeed`] (the hub's publisher) |
+//! | `views.rs`      | the figures from merged data: totals, latencies (HDR), spectra      |
 //! | `server.rs`     | the axum routes: page, SSE, `/metrics`, `/state`, `/summary.json`, charts |
 //! | `page.rs`       | the page (`page.html`, self-contained) with the state embedded      |
 //! | `prometheus.rs` | the Prometheus text format, and the metrics' error bound            |
@@ -29,6 +30,7 @@ pub mod page;
 pub mod prometheus;
 mod server;
 pub mod state;
+mod views;
 
 pub use state::{
     Latency, LiveFeed, LiveState, RunInfo, RunPhase, TargetLoad, Tick, Totals, WorkerHealth,
