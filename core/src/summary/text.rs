@@ -118,11 +118,25 @@ pub fn render_text(s: &Summary, written_to: Option<&Path>) -> String {
         }
     }
     // a figure that says the stream timings cannot be trusted comes before them
-    if let Some(MetricStats::Rate { rate, passes, .. }) = s.metrics.get("stream_buffered") {
+    if let Some(MetricStats::Rate {
+        rate,
+        passes,
+        fails,
+        ..
+    }) = s.metrics.get("stream_buffered")
+    {
         if *passes > 0 {
+            // a buffering runtime or proxy holds back most streams; a few that arrive at once
+            // are more likely the generator's own stalls (bytes read late, all together)
+            let why = if *rate >= 0.5 {
+                "the runtime or a proxy buffers SSE: stream timings measure the buffer"
+            } else {
+                "a few: more likely the load generator stalled than a buffering runtime"
+            };
             let _ = writeln!(
                 out,
-                "\n  ⚠ stream_buffered: {:.2}% of streams arrived at once after a long wait: the runtime or a proxy buffers SSE, so stream timings measure the buffer",
+                "\n  ⚠ stream_buffered: {passes} of {} streams ({:.2}%) arrived at once after a long wait; {why}",
+                passes + fails,
                 rate * 100.0
             );
         }

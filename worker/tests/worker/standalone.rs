@@ -321,6 +321,9 @@ fn a_buffered_stream_is_detected() {
             "a warning only when streams were held back\n{}",
             out.show()
         );
+        if buffer {
+            assert!(out.stdout.contains("buffers SSE"), "{}", out.show());
+        }
     }
 }
 
