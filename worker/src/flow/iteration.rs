@@ -57,6 +57,8 @@ struct StepSeries {
     events: CachedSeries,
     buffered: CachedSeries,
     first_token: CachedSeries,
+    /// `stream_event_gap{event}` per event name seen on this step's streams.
+    gaps: Vec<(String, CachedSeries)>,
     /// One per check, by index.
     checks: Vec<CachedSeries>,
 }
@@ -619,12 +621,23 @@ impl AgentFlow {
             }
             for (i, gap) in &st.summary.gaps {
                 let event = st.summary.names[usize::from(*i)].as_str();
-                ctx.recorder.record(Sample {
-                    metric: builtin::STREAM_EVENT_GAP,
-                    kind: MetricKind::Trend,
-                    tags: &[("operation", &step.operation), ("event", event)],
-                    value: micros(*gap),
-                });
+                // resolved once per step and event name, then recorded by id
+                let at = match series.gaps.iter().position(|(n, _)| n == event) {
+                    Some(at) => at,
+                    None => {
+                        series
+                            .gaps
+                            .push((event.to_owned(), CachedSeries::default()));
+                        series.gaps.len() - 1
+                    }
+                };
+                series.gaps[at].1.record(
+                    ctx.recorder,
+                    builtin::STREAM_EVENT_GAP,
+                    MetricKind::Trend,
+                    &[("operation", &step.operation), ("event", event)],
+                    micros(*gap),
+                );
             }
             if let Some(b) = st.summary.buffered() {
                 series.buffered.record(
