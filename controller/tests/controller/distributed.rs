@@ -1,46 +1,12 @@
 //! `barrage controller` with external `barrage worker` processes: a killed worker is
 //! rebalanced, a killed controller stops its workers, a stalled controller loses nothing, a
 //! wrong token is refused.
-use crate::util::{get_json, plan_file, read_json, start_target, token_file, Proc};
+use crate::util::{
+    controller, controller_with, get_json, plan_file, read_json, start_target, token_file, Proc,
+};
 use barrage_testkit::{require, wait_for};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn controller(plan: &Path, workers: usize, token: &Path, results: &Path) -> (Proc, String) {
-    controller_with(plan, workers, token, results, &[])
-}
-
-/// `barrage controller` on a free loopback port with `extra` flags; its address.
-fn controller_with(
-    plan: &Path,
-    workers: usize,
-    token: &Path,
-    results: &Path,
-    extra: &[&str],
-) -> (Proc, String) {
-    let workers = workers.to_string();
-    let mut args = vec![
-        "controller",
-        "--listen",
-        "127.0.0.1:0",
-        "--expect-workers",
-        &workers,
-        "--plan",
-        plan.to_str().unwrap(),
-        "--token-file",
-        token.to_str().unwrap(),
-        "--results-dir",
-        results.to_str().unwrap(),
-        "--no-progress",
-    ];
-    if !extra.contains(&"--join-timeout") {
-        args.extend_from_slice(&["--join-timeout", "60s"]);
-    }
-    args.extend_from_slice(extra);
-    let mut c = Proc::barrage("controller", &args);
-    let addr = c.listening();
-    (c, addr)
-}
 
 fn worker(name: &str, addr: &str, token: &Path) -> Proc {
     Proc::barrage(

@@ -1,7 +1,7 @@
 //! A fleet on one controller: 200 simulated workers (real gRPC `Join` streams from this
 //! process, `barrage_controller::coordinator::simulate`) against a real `barrage
 //! controller`. The fleet bench (`bench/controller/fleet.rs`) does the same at 1,000.
-use crate::util::{plan_file, read_json, token_file, Proc};
+use crate::util::{controller, plan_file, read_json, token_file};
 use barrage_controller::coordinator::simulate::{
     realistic_snapshot, run_worker, Fate, SimConfig, Template,
 };
@@ -17,27 +17,7 @@ fn two_hundred_workers_join_start_together_and_merge_exactly() {
     let results = dir.path().join("results");
     let plan = plan_file(dir.path(), "fleet.toml", WORKERS as u64, SECONDS, "");
     let token = token_file(dir.path(), "token", "fleet-token");
-    let workers = WORKERS.to_string();
-    let mut ctl = Proc::barrage(
-        "controller",
-        &[
-            "controller",
-            "--listen",
-            "127.0.0.1:0",
-            "--expect-workers",
-            &workers,
-            "--plan",
-            plan.to_str().unwrap(),
-            "--token-file",
-            token.to_str().unwrap(),
-            "--results-dir",
-            results.to_str().unwrap(),
-            "--no-progress",
-            "--join-timeout",
-            "60s",
-        ],
-    );
-    let addr = ctl.listening();
+    let (mut ctl, addr) = controller(&plan, WORKERS, &token, &results);
     let cfg = Arc::new(SimConfig {
         controller: format!("http://{addr}"),
         token: Some("fleet-token".into()),

@@ -6,15 +6,8 @@ use crate::util::{plan_file, read_json, Proc};
 use barrage_testkit::{is_root, require};
 use std::time::Duration;
 
-/// An HTTP target answering `GET /ok`, with a thread that spins on the CPU.
-const SPINNER: &str = r#"
-import os, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-def spin():
-    x = 0
-    while True:
-        x += 1
-threading.Thread(target=spin, daemon=True).start()
+/// The HTTP side of both targets: `GET /ok` answers 200 (the health check), on `$PORT`.
+const OK_SERVER: &str = r#"
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
@@ -25,6 +18,17 @@ class H(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// An HTTP target answering `GET /ok`, with a thread that spins on the CPU.
+const SPINNER: &str = r#"
+import os, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+def spin():
+    x = 0
+    while True:
+        x += 1
+threading.Thread(target=spin, daemon=True).start()
 "#;
 
 /// An HTTP target answering `GET /ok` that, half a second after it starts, allocates (and
@@ -39,16 +43,6 @@ def eat():
         hoard.append(b"x" * (8 << 20))
         time.sleep(0.02)
 threading.Thread(target=eat, daemon=True).start()
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
 fn run_tier(test: &str, script: &str, extra: &[&str], secs: u64) -> Option<serde_json::Value> {
@@ -59,7 +53,7 @@ fn run_tier(test: &str, script: &str, extra: &[&str], secs: u64) -> Option<serde
         "run as root",
     )?;
     let dir = tempfile::tempdir().unwrap();
-    let script = write_script(dir.path(), "target.py", script);
+    let script = write_script(dir.path(), "target.py", &format!("{script}{OK_SERVER}"));
     let plan = plan_file(
         dir.path(),
         "plan.toml",

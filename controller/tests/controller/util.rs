@@ -279,3 +279,40 @@ pub fn docker_image(test: &str, tag: &str) -> Option<String> {
     );
     Some(tag.to_string())
 }
+
+/// `barrage controller` on a free loopback port expecting `workers`; it and its address.
+pub fn controller(plan: &Path, workers: usize, token: &Path, results: &Path) -> (Proc, String) {
+    controller_with(plan, workers, token, results, &[])
+}
+
+/// [`controller`] with `extra` flags (`--join-timeout` defaults to 60 s).
+pub fn controller_with(
+    plan: &Path,
+    workers: usize,
+    token: &Path,
+    results: &Path,
+    extra: &[&str],
+) -> (Proc, String) {
+    let workers = workers.to_string();
+    let mut args = vec![
+        "controller",
+        "--listen",
+        "127.0.0.1:0",
+        "--expect-workers",
+        &workers,
+        "--plan",
+        plan.to_str().unwrap(),
+        "--token-file",
+        token.to_str().unwrap(),
+        "--results-dir",
+        results.to_str().unwrap(),
+        "--no-progress",
+    ];
+    if !extra.contains(&"--join-timeout") {
+        args.extend_from_slice(&["--join-timeout", "60s"]);
+    }
+    args.extend_from_slice(extra);
+    let mut c = Proc::barrage("controller", &args);
+    let addr = c.listening();
+    (c, addr)
+}
