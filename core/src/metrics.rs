@@ -123,6 +123,11 @@ pub mod builtin {
     pub const CHAIN_TURN_DURATION: &str = "chain_turn_duration";
     /// The built-in fan-out flows' runs (one sample per copy).
     pub const FANOUT_RUN_DURATION: &str = "fanout_run_duration";
+    /// Share of flows that were good: every check passed and every step met its
+    /// service-level objective (the plan's `[slo]`).
+    pub const FLOW_GOODPUT: &str = "flow_goodput";
+    /// Open model: an iteration's actual start minus its scheduled start.
+    pub const SCHEDULE_LAG: &str = "schedule_lag";
 
     /// Operations of the agent flow (and `request`, the one-request flow's); each is also
     /// a Trend of its own.
@@ -168,6 +173,8 @@ pub mod builtin {
         (PARALLEL_EFFICIENCY, Trend, false),
         (CHAIN_TURN_DURATION, Trend, true),
         (FANOUT_RUN_DURATION, Trend, true),
+        (FLOW_GOODPUT, Rate, false),
+        (SCHEDULE_LAG, Trend, true),
     ];
 
     /// Whether a Counter counts bytes (k6's `contains: "data"`: `data_sent`,
