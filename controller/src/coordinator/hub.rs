@@ -35,6 +35,22 @@ pub const MAX_START_DELAY: Duration = Duration::from_secs(5);
 pub fn start_delay(round: Duration, max_rtt: Duration) -> Duration {
     (round * 2 + max_rtt * 2).clamp(MIN_START_DELAY, MAX_START_DELAY)
 }
+/// The hub's tick: it drains what is queued, checks liveness and sends the heartbeat, so
+/// it is at least as frequent as [`liveness::heartbeat`].
+pub fn tick_period(interval: Duration) -> Duration {
+    Duration::from_millis(200).min(liveness::heartbeat(interval))
+}
+
+/// Silent ticks in a row that make a worker lost: enough that at least
+/// [`SILENT_INTERVALS`] intervals passed since its last word (ticks are at least a period
+/// apart), so it is dropped between 3 and 3 intervals + one tick after going silent,
+/// instead of up to a whole interval later when liveness was checked once per interval.
+pub fn silent_ticks(interval: Duration, period: Duration) -> u32 {
+    let need = liveness::controller_gives_up(interval).as_micros();
+    let per = period.as_micros().max(1);
+    need.div_ceil(per) as u32
+}
+
 /// Extra time past the plan's duration and graceful stop before the hub aborts.
 pub const DEADLINE_SLACK: Duration = Duration::from_secs(15);
 /// How long aborted workers get to send `Done`.
@@ -64,8 +80,11 @@ pub(crate) struct Hub {
     interrupts: u32,
     progress: Progress,
     joined_deadline: Instant,
-    /// When the next liveness check is due (one per interval while running).
+    /// When liveness checks begin (one interval after stage time 0); then one per tick.
     next_check: Instant,
+    /// Silent ticks in a row after which a running worker is lost: [`SILENT_INTERVALS`]
+    /// intervals' worth of ticks.
+    silent_ticks: u32,
     /// When the assignments were sent: the start of the round [`start_delay`] measures.
     assigned_at: Option<Instant>,
 }
@@ -75,6 +94,7 @@ impl Hub {
         let total = cfg.plan.scenario.duration();
         let progress = Progress::new(cfg.progress, total);
         let joined_deadline = Instant::now() + cfg.join_timeout;
+        let silent_ticks = silent_ticks(cfg.plan.interval, tick_period(cfg.plan.interval));
         Hub {
             timeseries: TimeSeries {
                 interval_ms: cfg.plan.interval.as_millis() as u32,
@@ -94,6 +114,7 @@ impl Hub {
             progress,
             joined_deadline,
             next_check: joined_deadline,
+            silent_ticks,
             assigned_at: None,
         }
     }
@@ -107,8 +128,7 @@ impl Hub {
         mut events: mpsc::Receiver<Event>,
         mut control: mpsc::UnboundedReceiver<Control>,
     ) -> Result<(RunReport, Vec<Box<dyn Output>>), CoordinatorError> {
-        // the tick also carries the heartbeat, so it is at least as frequent
-        let period = Duration::from_millis(200).min(liveness::heartbeat(self.interval()));
+        let period = tick_period(self.interval());
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(expect = self.cfg.expect_workers, plan = %self.cfg.plan.scenario.describe(), "waiting for workers");
@@ -477,9 +497,7 @@ impl Hub {
             controller_time_us: super::clock::now_us(),
         }));
         if now >= self.next_check {
-            // counted from now, not from the missed due time: a stall is one interval
-            self.next_check = now + self.interval();
-            for id in self.workers.check_liveness() {
+            for id in self.workers.check_liveness(self.silent_ticks) {
                 self.lose(
                     &id,
                     format!("sent nothing for {SILENT_INTERVALS} intervals"),
@@ -590,5 +608,20 @@ mod tests {
         assert_eq!(start_delay(ms(700), ms(40)), ms(1480));
         // a round slower than the cap allows is capped
         assert_eq!(start_delay(ms(4000), ms(10)), MAX_START_DELAY);
+    }
+
+    #[test]
+    fn a_silent_worker_is_dropped_within_one_tick_of_three_intervals() {
+        for ms in [100u64, 250, 333, 1000, 1500, 5000, 60_000] {
+            let interval = Duration::from_millis(ms);
+            let period = tick_period(interval);
+            let ticks = silent_ticks(interval, period);
+            let after = period * ticks;
+            let floor = liveness::controller_gives_up(interval);
+            // never before the worker itself has given up (barrage_core::liveness) ...
+            assert!(after >= floor, "interval {ms} ms: {after:?} < {floor:?}");
+            // ... and no more than one tick later
+            assert!(after < floor + period, "interval {ms} ms: {after:?}");
+        }
     }
 }

@@ -4,7 +4,6 @@
 //! The roster never talks to the network itself: it answers through each worker's
 //! outbound channel, and a full or closed channel is left to liveness.
 use crate::report::Lost;
-use barrage_core::liveness::SILENT_INTERVALS;
 use barrage_core::Segment;
 use barrage_proto::pb::{self, controller_message::Msg as Out};
 use barrage_proto::segment_to_pb;
@@ -34,7 +33,7 @@ pub(crate) struct Worker {
     pub lost: Option<Lost>,
     /// Something arrived from it since the last liveness check.
     pub heard: bool,
-    /// Consecutive liveness checks (one per interval) that found nothing new from it.
+    /// Consecutive liveness checks (one per hub tick) that found nothing new from it.
     pub silent: u32,
 }
 
@@ -143,18 +142,19 @@ impl Roster {
         }
     }
 
-    /// One interval's liveness check: counts, per running worker, an interval in which
-    /// nothing arrived; returns those silent for [`SILENT_INTERVALS`] checks in a row.
-    /// It counts checks, not wall time, so a stall of the controller itself (its checks
-    /// do not run either) costs a worker one interval at most.
-    pub fn check_liveness(&mut self) -> Vec<String> {
+    /// One tick's liveness check: counts, per running worker, a tick in which nothing
+    /// arrived; returns those silent for `limit` checks in a row (the hub passes the ticks
+    /// that make [`SILENT_INTERVALS`] intervals). It counts checks, not wall time, so a
+    /// stall of the controller itself (its ticks do not run either, and what the workers
+    /// sent meanwhile is read before the next check) costs a worker one tick at most.
+    pub fn check_liveness(&mut self, limit: u32) -> Vec<String> {
         let mut silent = Vec::new();
         for (id, w) in self.workers.iter_mut().filter(|(_, w)| w.running()) {
             if std::mem::take(&mut w.heard) {
                 w.silent = 0;
             } else {
                 w.silent += 1;
-                if w.silent >= SILENT_INTERVALS {
+                if w.silent >= limit {
                     silent.push(id.clone());
                 }
             }
@@ -222,32 +222,32 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_is_lost_after_three_silent_checks_in_a_row() {
+    fn a_worker_is_lost_after_limit_silent_checks_in_a_row() {
         let (mut r, _rx) = roster(2);
         // w1 speaks every interval, w2 once, then nothing
         r.heard("w1");
         r.heard("w2");
-        assert!(r.check_liveness().is_empty());
+        assert!(r.check_liveness(3).is_empty());
         r.heard("w1");
-        assert!(r.check_liveness().is_empty());
+        assert!(r.check_liveness(3).is_empty());
         r.heard("w1");
-        assert!(r.check_liveness().is_empty());
+        assert!(r.check_liveness(3).is_empty());
         r.heard("w1");
-        assert_eq!(r.check_liveness(), vec!["w2".to_string()]);
+        assert_eq!(r.check_liveness(3), vec!["w2".to_string()]);
     }
 
     #[test]
     fn anything_heard_before_a_check_resets_the_count() {
         let (mut r, _rx) = roster(1);
-        assert!(r.check_liveness().is_empty());
-        assert!(r.check_liveness().is_empty());
+        assert!(r.check_liveness(3).is_empty());
+        assert!(r.check_liveness(3).is_empty());
         // a stall of the controller: many intervals of wall time, but what the worker sent
         // meanwhile is read before the next check
         r.heard("w1");
-        assert!(r.check_liveness().is_empty());
-        assert!(r.check_liveness().is_empty());
-        assert!(r.check_liveness().is_empty());
-        assert_eq!(r.check_liveness(), vec!["w1".to_string()]);
+        assert!(r.check_liveness(3).is_empty());
+        assert!(r.check_liveness(3).is_empty());
+        assert!(r.check_liveness(3).is_empty());
+        assert_eq!(r.check_liveness(3), vec!["w1".to_string()]);
     }
 
     #[test]
@@ -270,6 +270,6 @@ mod tests {
         }
         assert!(rx[1].try_recv().is_err(), "a lost worker gets nothing");
         // a lost worker is not checked any more
-        assert!(r.check_liveness().iter().all(|id| id != "w2"));
+        assert!(r.check_liveness(3).iter().all(|id| id != "w2"));
     }
 }
