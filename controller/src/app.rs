@@ -289,14 +289,14 @@ async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitC
                     .await?,
             )
         }
-        watch => {
+        _ => {
             let embedded = if cfg.embedded_target {
                 let mock = start_embedded_target(&mut cfg, &mut servers, server_cores).await?;
                 servers.pids().last().map(|pid| (*pid, mock))
             } else {
                 None
             };
-            crate::target::watch_existing(watch, embedded)?
+            crate::target::watch_existing(&target, embedded)?
         }
     };
     let dashboard = serve_dashboard(dashboard_listener, &cfg, n);

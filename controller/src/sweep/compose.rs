@@ -101,3 +101,13 @@ fn get_status(authority: &str, path: &str) -> std::io::Result<u16> {
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| std::io::Error::other("not an HTTP answer"))
 }
+
+/// Where the compose file's `mock-llm` service listens: `127.0.0.1:$LLM_PORT` (the
+/// variable the compose file reads), 11434 by default.
+pub fn llm_addr() -> String {
+    let port = std::env::var("LLM_PORT")
+        .ok()
+        .filter(|p| p.parse::<u16>().is_ok())
+        .unwrap_or_else(|| "11434".into());
+    format!("127.0.0.1:{port}")
+}

@@ -65,6 +65,8 @@ pub fn run_args(
             rt.url.clone().unwrap_or_default(),
             "--target-container".into(),
             id.to_string(),
+            "--target-llm".into(),
+            compose::llm_addr(),
         ]),
         None => a.extend([
             "--target-cmd".into(),

@@ -77,6 +77,11 @@ pub struct TargetArgs {
     /// How often the target is sampled.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub target_sample_interval: Duration,
+    /// The mock LLM behind a target barrage did not start (`--target-pid`, `-cgroup`,
+    /// `-container`), as HOST:PORT: its `/stats` count of calls is reconciled with what the
+    /// flow expects, as for a target barrage starts.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "target_cmd")]
+    pub target_llm: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -105,6 +110,8 @@ pub struct TargetSetup {
     /// Cores of a target command.
     pub cores: Option<Vec<usize>>,
     pub interval: Duration,
+    /// `--target-llm`: the mock LLM behind a target barrage did not start.
+    pub llm: Option<String>,
 }
 
 /// Validates the target flags; `tier` is the run's `--tier` label, `cores` this machine's.
@@ -131,6 +138,24 @@ pub fn setup(a: &TargetArgs, tier: Option<&str>, cores: usize) -> Result<TargetS
     }
     if a.target_sample_interval < Duration::from_millis(50) {
         return Err("--target-sample-interval: at least 50ms".into());
+    }
+    if let Some(llm) = &a.target_llm {
+        if !matches!(
+            watch,
+            Watch::Pid(_) | Watch::Cgroup(_) | Watch::Container(_)
+        ) {
+            return Err(format!(
+                "--target-llm {llm}: only with --target-pid, --target-cgroup or --target-container (barrage starts and reads its own mock LLM otherwise)"
+            ));
+        }
+        let ok = llm.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !ok {
+            return Err(format!(
+                "--target-llm {llm:?}: give the mock LLM as HOST:PORT, e.g. 127.0.0.1:11434"
+            ));
+        }
     }
     let mut limits = None;
     let mut pin = None;
@@ -189,6 +214,7 @@ pub fn setup(a: &TargetArgs, tier: Option<&str>, cores: usize) -> Result<TargetS
         health_timeout: a.target_health_timeout,
         cores: pin,
         interval: a.target_sample_interval,
+        llm: a.target_llm.clone(),
     })
 }
 
@@ -278,22 +304,24 @@ pub async fn start_command(
     })
 }
 
-/// A target barrage did not start: `--target-pid`, `--target-cgroup`, `--target-container`,
-/// or the embedded reference runtime (`pid`, with its mock LLM at `llm`).
+/// A target barrage did not start: `--target-pid`, `--target-cgroup`, `--target-container`
+/// (with the mock LLM behind it at `--target-llm`, if given), or the embedded reference
+/// runtime (`pid`, with its mock LLM at `llm`).
 pub fn watch_existing(
-    watch: &Watch,
+    setup: &TargetSetup,
     embedded: Option<(u32, String)>,
 ) -> anyhow::Result<Option<Prepared>> {
-    let (source, llm) = match (watch, embedded) {
+    let given = setup.llm.clone();
+    let (source, llm) = match (&setup.watch, embedded) {
         (Watch::Pid(p), _) => {
             anyhow::ensure!(
                 procfs::alive(*p),
                 "--target-pid {p}: no such process; give the pid of the running target"
             );
-            (Source::Tree(*p), None)
+            (Source::Tree(*p), given)
         }
-        (Watch::Cgroup(path), _) => (Source::Group(Cgroup::open(path)?), None),
-        (Watch::Container(name), _) => (Source::Group(docker::container_cgroup(name)?), None),
+        (Watch::Cgroup(path), _) => (Source::Group(Cgroup::open(path)?), given),
+        (Watch::Container(name), _) => (Source::Group(docker::container_cgroup(name)?), given),
         (Watch::Embedded, Some((pid, llm))) => (Source::Tree(pid), Some(llm)),
         (Watch::Embedded, None) | (Watch::Command(_), _) => return Ok(None),
     };
@@ -444,5 +472,37 @@ mod tests {
         assert!(setup(&bad, None, 2)
             .unwrap_err()
             .contains("starting with /"));
+    }
+
+    #[test]
+    fn the_llm_behind_a_watched_target() {
+        let a = TargetArgs {
+            target_container: Some("rt".into()),
+            target_llm: Some("127.0.0.1:11434".into()),
+            ..args()
+        };
+        assert_eq!(
+            setup(&a, None, 2).unwrap().llm.as_deref(),
+            Some("127.0.0.1:11434")
+        );
+        for bad in ["11434", "127.0.0.1:", ":80", "127.0.0.1:0", "host:99999"] {
+            let b = TargetArgs {
+                target_llm: Some(bad.into()),
+                ..a.clone()
+            };
+            let e = setup(&b, None, 2).unwrap_err();
+            assert!(e.contains("HOST:PORT"), "{bad}: {e}");
+        }
+        // the embedded target's mock is barrage's own
+        let e = setup(
+            &TargetArgs {
+                target_llm: Some("127.0.0.1:1".into()),
+                ..args()
+            },
+            None,
+            2,
+        )
+        .unwrap_err();
+        assert!(e.contains("only with --target-pid"), "{e}");
     }
 }

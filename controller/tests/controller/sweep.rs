@@ -242,5 +242,10 @@ fn docker_sweep_reference_image_two_tiers() {
         assert!(t["cpu_seconds"].as_f64().unwrap() > 0.0, "{t:#}");
         assert!(stat(&s, "http_reqs", "count") > 0.0);
         assert!(results.join(format!("reference-{tier}.json")).is_file());
+        // the mock LLM's own container counted every call the flows made (--target-llm)
+        let llm = &t["llm_calls"];
+        assert!(llm["expected"].as_u64().unwrap() >= 3, "{tier} {llm}");
+        assert_eq!(llm["missing"], 0, "{tier} {llm}");
+        assert_eq!(llm["extra"], 0, "{tier} {llm}");
     }
 }
