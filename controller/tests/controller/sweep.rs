@@ -147,6 +147,27 @@ fn native_sweep_two_runtimes_two_tiers_then_resume() {
         rps("py-xs"),
         sweep.output()
     );
+    // the reference runtime: M serves more whenever XS held it to its quota (a mean of
+    // 90 % of the quota or more); a runtime the load did not saturate under XS gains
+    // nothing from M, and the test says which case it saw
+    let ref_xs = &summaries["reference-xs"]["target_telemetry"];
+    let ref_xs_pct = ref_xs["cpu_mean_pct_of_quota"].as_f64().unwrap();
+    let bound = ref_xs_pct >= 90.0;
+    eprintln!(
+        "reference: XS {:.0} req/s at {:.0} % of its quota (CPU-bound: {bound}), M {:.0} req/s",
+        rps("reference-xs"),
+        ref_xs_pct,
+        rps("reference-m")
+    );
+    if bound {
+        assert!(
+            rps("reference-m") > rps("reference-xs"),
+            "reference: M {} req/s, XS {} req/s (XS CPU-bound)\n{}",
+            rps("reference-m"),
+            rps("reference-xs"),
+            sweep.output()
+        );
+    }
     let out = sweep.stdout.lock().unwrap().clone();
     let header = out
         .lines()
