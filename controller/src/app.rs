@@ -32,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare(a) => analyze::compare_cmd(a),
         Command::Summarize(a) => analyze::summarize_cmd(a),
         Command::Sweep(a) => crate::sweep::run(a),
+        Command::Characterize(a) => crate::characterize::run(a),
     }
 }
 

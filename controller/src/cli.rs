@@ -33,6 +33,9 @@ pub enum Command {
     Summarize(SummarizeArgs),
     /// Run every runtime × tier pair, one at a time, each runtime under the tier's limits.
     Sweep(crate::sweep::SweepArgs),
+    /// Step the load up in plateaus until the target breaks its SLO or saturates, bisect to
+    /// the limit: capacity under SLO, max sustainable throughput, the knee, the curve.
+    Characterize(crate::characterize::CharacterizeArgs),
     /// The built-in flows: `barrage flow list`, `barrage flow show agent` (prints it as
     /// plan TOML, to copy into a plan and change).
     #[command(subcommand)]

@@ -151,7 +151,7 @@ pub struct ControllerRun {
 }
 
 /// Whether a plan file sets `target.url` (a plan's defaults do not name a target).
-fn file_names_target(path: &Path) -> Result<bool, ConfigError> {
+pub fn file_names_target(path: &Path) -> Result<bool, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::PlanRead {
         path: path.to_path_buf(),
         source,

@@ -17,6 +17,8 @@
 //! | [`summary`]       | `summary.json` and the human end-of-test summary                       |
 //! | [`results`]       | result names, the folder probe, atomic writes                          |
 //! | [`sweep`]         | `barrage sweep`: runtime × tier pairs, one `barrage run` each, a table |
+//! | [`characterize`]  | `barrage characterize`: plateaus up to the limit, bisection, the curve |
+//! | `child_run`       | one child `barrage run` and its summary (sweep's pairs, plateaus)      |
 //! | [`target`]        | the target's processes: tiers (cgroups), `--target-cmd`, telemetry    |
 //! | [`output`]        | raw-point outputs: k6 NDJSON, k6 CSV                                   |
 //! | `app`             | the subcommands, end to end                                            |
@@ -39,6 +41,8 @@
 
 mod analyze;
 mod app;
+pub mod characterize;
+mod child_run;
 pub mod cli;
 pub mod config;
 pub mod coordinator;

@@ -14,12 +14,14 @@
 //! | [`stats`]     | `welch_ci`, `percentile_diff_ci`      | 95 % intervals: per-interval, bootstrap     |
 //! | [`compare`]   | [`compare::Comparison`], `Budgets`    | regressions between two sets of runs        |
 //! | [`summarize`] | [`summarize::Summarized`]             | the seed's jq recipes                       |
+//! | [`capacity`]  | [`capacity::CapacityCurve`]           | `barrage characterize`'s load curve chart   |
 //!
 //! Data flow: summaries → [`ChartData`] (percentiles from the stored HDR histograms) →
 //! `charts::catalog` (titles, units, values) → SVG in the HTML, PNG files, GIF/MP4 frames.
 #![forbid(unsafe_code)]
 
 pub mod animation;
+pub mod capacity;
 pub mod charts;
 pub mod compare;
 pub mod figures;

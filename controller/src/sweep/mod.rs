@@ -2,10 +2,9 @@
 //! own with the runtime started by `--target-cmd` under the tier's limits (native: a cgroup
 //! with the tier's CPU quota and memory limit, pinned to cores the load does not get).
 //!
-//! Why a child `barrage run` per pair: a pair is then exactly what a user gets by running it
-//! alone (same flags, same summary, same target telemetry), a crashed or OOM-killed target
-//! ends only its own pair, and the sweep itself keeps no state but the result files, which
-//! is what `--resume` reads.
+//! Why a child `barrage run` per pair (`crate::child_run`): a pair is then exactly what a
+//! user gets by running it alone, a crashed or OOM-killed target ends only its own pair, and
+//! the sweep itself keeps no state but the result files, which is what `--resume` reads.
 //!
 //! Per pair, in `--results-dir`: `{runtime}-{tier}.summary.json` (tier in `target.tier`,
 //! the target's consumption in `target_telemetry`), `{runtime}-{tier}.json` (k6 NDJSON of
@@ -18,13 +17,13 @@ mod table;
 
 pub use config::SweepArgs;
 
+use crate::child_run::{self, ChildExit};
 use crate::exit_code;
 use anyhow::Context as _;
-use barrage_core::summary::Summary;
 use barrage_core::{errln, outln};
 use config::{PlanChoice, RuntimeSpec, Sweep};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use table::Row;
 
 /// The result files of one pair.
@@ -188,19 +187,15 @@ fn pairs(
                 }
                 None => None,
             };
-            let out = std::fs::File::create(&log)
-                .with_context(|| format!("cannot create {}", log.display()))?;
-            let status = Command::new(exe)
-                .args(run_args(s, rt, t, container.as_ref().map(|c| c.1.as_str())))
-                .stdin(Stdio::null())
-                .stdout(out)
-                .status()
-                .context("cannot start `barrage run`")?;
+            let exit = child_run::run(
+                exe,
+                &run_args(s, rt, t, container.as_ref().map(|c| c.1.as_str())),
+                &log,
+            )?;
             if let (Some(d), Some((service, _))) = (docker, &container) {
                 d.stop(service)?;
             }
-            let code = status.code();
-            if code == Some(i32::from(exit_code::CONFIG)) {
+            if exit.refused_flags() {
                 errln!(
                     "barrage sweep: the run of {} × {} refused its flags (see above); stopping",
                     rt.name,
@@ -208,7 +203,7 @@ fn pairs(
                 );
                 return Ok(Err(ExitCode::from(exit_code::CONFIG)));
             }
-            rows.push(row_of(&rt.name, &t.name, &summary, code));
+            rows.push(row_of(&rt.name, &t.name, &summary, Some(exit)));
         }
     }
     Ok(Ok(rows))
@@ -236,16 +231,9 @@ fn start_service(
     d.container(service)
 }
 
-fn row_of(runtime: &str, tier: &str, summary: &Path, code: Option<i32>) -> Row {
-    match Summary::read(summary) {
+fn row_of(runtime: &str, tier: &str, summary: &Path, exit: Option<ChildExit>) -> Row {
+    match child_run::read_summary(summary, exit) {
         Ok(s) => Row::of(runtime, tier, &s),
-        Err(e) => Row::missing(
-            runtime,
-            tier,
-            match code {
-                Some(c) => format!("no summary (barrage run exited {c}): {e}"),
-                None => format!("no summary (barrage run killed by a signal): {e}"),
-            },
-        ),
+        Err(e) => Row::missing(runtime, tier, e),
     }
 }
