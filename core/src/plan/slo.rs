@@ -331,7 +331,9 @@ mod tests {
     /// Each message names the entry and says how to fix it.
     #[test]
     fn every_bad_entry_is_named_with_its_fix() {
-        let cases: &[(&[(&str, &str)], &str, &[&str])] = &[
+        // ([slo] entries, extra plan TOML, what the message must say)
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a [&'a str]);
+        let cases: &[Case] = &[
             (
                 &[("run_wiat", "5s")],
                 "",
