@@ -157,7 +157,8 @@ fn parse_value(name: &str, value: &str) -> Result<Option<Duration>, String> {
             "slo.{name}: {value:?} is zero, which no request can meet; {fix}"
         )),
         Ok(d) => Ok(Some(d)),
-        Err(e) => Err(format!("slo.{name}: {e}; {fix}")),
+        // `e` says what to write already
+        Err(e) => Err(format!("slo.{name}: {e}, or \"off\" for no objective")),
     }
 }
 
@@ -347,7 +348,11 @@ mod tests {
             (
                 &[("run_wait", "5 seconds")],
                 "",
-                &["slo.run_wait:", "\"500ms\"", "\"off\""],
+                &[
+                    "slo.run_wait:",
+                    "unknown unit",
+                    "use ms, s, m or h, or \"off\"",
+                ],
             ),
             (
                 &[("run_wait", "0ms")],
@@ -357,7 +362,11 @@ mod tests {
             (
                 &[("create_thread", "fast")],
                 "",
-                &["slo.create_thread:", "\"fast\"", "\"5s\""],
+                &[
+                    "slo.create_thread:",
+                    "\"fast\" is malformed",
+                    "250ms, or \"off\"",
+                ],
             ),
             (
                 &[("agent_flow_duration", "8s")],
