@@ -7,6 +7,7 @@ mod deploy;
 mod distributed;
 mod faults;
 mod fleet;
+mod goodput;
 mod modes;
 mod netns;
 mod report;

@@ -41,6 +41,7 @@
 //! | `overrides.rs`   | [`PlanOverrides`], [`Plan::apply`]                         |
 //! | `validate.rs`    | [`Plan::validate`]                                         |
 //! | `thresholds.rs`  | threshold resolution, [`Plan::parsed_thresholds`]          |
+//! | `slo.rs`         | [`SloConfig`] (`[slo]`), [`Plan::slo_objectives`]          |
 mod auth;
 mod check;
 mod flow;
@@ -48,6 +49,7 @@ mod flowdef;
 mod overrides;
 mod profiles;
 mod request;
+mod slo;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -64,6 +66,7 @@ pub use flowdef::{
 pub use overrides::PlanOverrides;
 pub use profiles::{default_thresholds, Profile, UnknownProfile};
 pub use request::{RequestFlow, REQUEST_METHODS};
+pub use slo::{Objective, SloConfig, SloScope, DEFAULT_SLO, SLO_OFF};
 pub use target::TargetConfig;
 
 use crate::duration::serde_str;
@@ -106,6 +109,10 @@ pub struct Plan {
     /// Metric (with optional tag filter) → threshold expressions.
     #[serde(default)]
     pub thresholds: BTreeMap<String, Vec<ThresholdSpec>>,
+    /// Service-level objectives per step or metric (`[slo]`), for `flow_goodput`; the
+    /// seed's thresholds when empty ([`DEFAULT_SLO`]).
+    #[serde(default, skip_serializing_if = "SloConfig::is_empty")]
+    pub slo: SloConfig,
     /// Snapshot interval.
     #[serde(default = "default_interval", with = "serde_str")]
     pub interval: Duration,

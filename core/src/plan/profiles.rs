@@ -90,6 +90,7 @@ impl Plan {
             flows: BTreeMap::new(),
             auth: AuthConfig::None,
             thresholds: default_thresholds(),
+            slo: Default::default(),
             interval: default_interval(),
             graceful_stop: default_graceful_stop(),
             tags: BTreeMap::new(),

@@ -129,6 +129,7 @@ impl Plan {
             }
             _ => {}
         }
+        self.validate_slo(&mut errors);
         for (key, specs) in &self.thresholds {
             match self.resolve_threshold(key, specs) {
                 Ok(_) => {}

@@ -297,5 +297,11 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
             .map(|b| stage_summaries(b, f.plan.scenario.is_arrival_rate()))
             .unwrap_or_default(),
         target_telemetry: f.target_telemetry,
+        slo: f
+            .plan
+            .slo_objectives()
+            .into_iter()
+            .map(|o| (o.name, r3(o.within.as_secs_f64() * 1000.0)))
+            .collect(),
     }
 }

@@ -99,6 +99,10 @@ pub struct Summary {
     /// What the target consumed, when barrage knew its processes (`core/src/telemetry.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_telemetry: Option<crate::telemetry::TargetSummary>,
+    /// The service-level objectives `flow_goodput` judged flows by (the plan's `[slo]`, or
+    /// the seed's defaults): step or metric name → objective, ms.
+    #[serde(default)]
+    pub slo: BTreeMap<String, f64>,
 }
 
 /// One stage's results (`core/src/stages.rs`): its intervals' merged data.

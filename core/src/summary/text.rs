@@ -95,6 +95,9 @@ pub fn render_text(s: &Summary, written_to: Option<&Path>) -> String {
             let _ = writeln!(out, "    lost {} after {}s: {}", w.id, l.after_s, l.reason);
         }
     }
+    if let Some(line) = goodput_line(s) {
+        let _ = writeln!(out, "  goodput:  {line}");
+    }
     if !s.thresholds.is_empty() {
         let _ = writeln!(out, "\n  █ THRESHOLDS\n");
         let width = s
@@ -201,4 +204,35 @@ pub fn render_text(s: &Summary, written_to: Option<&Path>) -> String {
         let _ = writeln!(out, "\nresults: {}", p.display());
     }
     out
+}
+
+/// `97.30% of 1204 flows (SLO: run_wait 5s, …)`: the share of flows that passed every check
+/// and met every objective; `None` when no flow was judged.
+fn goodput_line(s: &Summary) -> Option<String> {
+    let Some(MetricStats::Rate {
+        rate,
+        passes,
+        fails,
+        ..
+    }) = s.metrics.get(crate::metrics::builtin::FLOW_GOODPUT)
+    else {
+        return None;
+    };
+    let slo = if s.slo.is_empty() {
+        "checks only".to_string()
+    } else {
+        s.slo
+            .iter()
+            .map(|(name, ms)| {
+                let d = std::time::Duration::from_secs_f64(ms / 1000.0);
+                format!("{name} {}", crate::duration::format_duration(d))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(format!(
+        "{:.2}% of {} flows (SLO: {slo})",
+        rate * 100.0,
+        fmt_num((passes + fails) as f64)
+    ))
 }

@@ -35,6 +35,8 @@ pub(crate) struct IterState {
     /// The step whose request is in flight and when it started: recorded as interrupted
     /// when a hard stop drops it.
     in_flight: Option<(usize, Instant)>,
+    /// Every attempt so far passed and met its objectives (`flow_goodput`).
+    good: bool,
 }
 
 /// The series this iteration state records into, resolved once per recorder
@@ -45,6 +47,7 @@ struct SeriesCache {
     instance: u64,
     flow_duration: CachedSeries,
     flow_success: CachedSeries,
+    flow_goodput: CachedSeries,
     /// One per step, by index.
     steps: Vec<StepSeries>,
 }
@@ -105,6 +108,7 @@ impl AgentFlow {
             summary: SseSummary::default(),
             series: SeriesCache::default(),
             in_flight: None,
+            good: true,
         })
     }
 
@@ -115,6 +119,7 @@ impl AgentFlow {
         st.answer.clear();
         st.answer.shrink_to(self.body_limit);
         st.sse.reset();
+        st.good = true;
         self.pool.lock().unwrap_or_else(|p| p.into_inner()).push(st);
     }
 
@@ -151,13 +156,14 @@ impl AgentFlow {
                 return IterationOutcome::Interrupted;
             }
         };
+        let took = ctx.intended_start.elapsed();
         if self.agent {
             st.series.flow_duration.record(
                 ctx.recorder,
                 builtin::AGENT_FLOW_DURATION,
                 MetricKind::Trend,
                 &[],
-                micros(ctx.intended_start.elapsed()),
+                micros(took),
             );
             let ok = outcome == IterationOutcome::Success;
             st.series.flow_success.record(
@@ -168,6 +174,14 @@ impl AgentFlow {
                 if ok { 1.0 } else { 0.0 },
             );
         }
+        let good = outcome == IterationOutcome::Success && st.good && self.slo.flow_met(took);
+        st.series.flow_goodput.record(
+            ctx.recorder,
+            builtin::FLOW_GOODPUT,
+            MetricKind::Rate,
+            &[],
+            if good { 1.0 } else { 0.0 },
+        );
         self.put_state(st);
         if let IterationOutcome::Failed { step, reason } = &outcome {
             tracing::debug!(
@@ -307,6 +321,7 @@ impl AgentFlow {
                 .await;
                 let wall = start.elapsed();
                 for b in copies {
+                    st.good &= b.good;
                     self.put_state(b);
                 }
                 let busy: Duration = results.iter().map(|(_, d)| *d).sum();
@@ -366,6 +381,7 @@ impl AgentFlow {
             }
         }
         for b in copies {
+            st.good &= b.good;
             self.put_state(b);
         }
         let mut failure = None;
@@ -675,6 +691,7 @@ impl AgentFlow {
                 }
             }
         }
+        st.good &= reason.is_none() && self.slo.request_met(index, &ex, &st.summary);
         let retryable = if reason.is_none() {
             Retryable::No
         } else if ex.error.is_some() {

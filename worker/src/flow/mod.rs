@@ -52,6 +52,7 @@
 //! | `checks` | Rate | `check` = `{operation}: {description}` | 1 passed, 0 failed |
 //! | `agent_flow_duration` | Trend µs | — | `ctx.intended_start` → end of cleanup (flow `agent` only) |
 //! | `agent_flow_success_rate` | Rate | — | 1 when every step, cleanup included, passed (flow `agent` only) |
+//! | `flow_goodput` | Rate | — | 1 when every check of every attempt passed and every request, stream and the flow met its objective (`[slo]`, [`goodput`]); every flow |
 //! | a step's `metric` | Trend µs | `operation` + the step's `tags` (templates: `depth={turn}`) | its `http_req_duration` |
 //! | `step_retries` | Counter | `operation` | 1 per retry of a step with a `retry` policy |
 //! | `step_attempts` | Trend (count) | `operation` | attempts the step took, the first included |
@@ -81,6 +82,7 @@
 pub mod agent;
 pub mod auth;
 pub mod check;
+mod goodput;
 mod http_series;
 mod iteration;
 pub mod prune;
@@ -131,6 +133,8 @@ pub struct AgentFlow {
     schedule: Schedule,
     table: VarTable,
     auth: Auth,
+    /// The plan's service-level objectives, by step index (`flow_goodput`).
+    slo: goodput::Objectives,
     /// `flow.response_body_limit`: the most of a body kept, the longest SSE line/event.
     body_limit: usize,
     /// Buffers of finished iterations, reused by the next ones (no per-VU map needed).
@@ -158,6 +162,7 @@ impl AgentFlow {
         let auth = Auth::new(&plan.auth, secrets)?;
         let mut table = VarTable::new();
         let Compiled { steps, schedule } = compile_plan_flow(plan, &mut table)?;
+        let slo = goodput::Objectives::compile(&plan.slo_objectives(), &steps);
         let http = Http::new(crate::http::build_client()?, plan.flow.request_timeout)
             .with_sources(&plan.target.source_addrs);
         Ok(AgentFlow {
@@ -168,6 +173,7 @@ impl AgentFlow {
             schedule,
             table,
             auth,
+            slo,
             body_limit: usize::try_from(plan.flow.response_body_limit).unwrap_or(usize::MAX),
             pool: Mutex::new(Vec::new()),
         })

@@ -8,9 +8,11 @@
 //! | `join`       | the binary against a fake controller (gRPC conversation, exit codes)   |
 //! | `hostile`    | the client and the binary against misbehaving targets (retry, memory)  |
 //! | `patterns`   | the built-in orchestration flows (fan-out, chain, diamond, recovery)   |
+//! | `goodput`    | `flow_goodput` against `[slo]` objectives the mock LLM meets or not    |
 //! | `harness`    | shared: in-process targets, the worker binary, output on failure       |
 mod engine;
 mod flow;
+mod goodput;
 mod harness;
 mod hostile;
 mod join;
