@@ -8,6 +8,7 @@
 //! | `join`       | the binary against a fake controller (gRPC conversation, exit codes)   |
 //! | `hostile`    | the client and the binary against misbehaving targets (retry, memory)  |
 //! | `patterns`   | the built-in orchestration flows (fan-out, chain, diamond, recovery)   |
+//! | `scenarios`  | `[scenarios.NAME]`: runtimes side by side, start times, the tag        |
 //! | `harness`    | shared: in-process targets, the worker binary, output on failure       |
 mod engine;
 mod flow;
@@ -15,4 +16,5 @@ mod harness;
 mod hostile;
 mod join;
 mod patterns;
+mod scenarios;
 mod standalone;
