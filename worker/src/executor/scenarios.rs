@@ -6,12 +6,19 @@
 //! `scenario=NAME` and the snapshot's VU counts are the sums. A stop reaches every
 //! runtime at once; a scenario that has not started yet then never starts.
 //!
-//! A `[scenario]` plan has one engine, recording straight into the worker's registry:
-//! nothing about it changes.
+//! VU numbers are unique across scenarios, as k6's `__VU` is (a flow keys store items and
+//! assistant tags by it): each runtime numbers its VUs as a one-scenario run does
+//! (`1..=vus_max`, the rare extra VU of a segment above, see the executor docs), and
+//! [`Numbered`] shifts them past the scenarios before it (by name): the regular ones by
+//! their `vus_max`, the extra ones above every scenario's regular ones.
+//!
+//! A `[scenario]` plan has one engine, recording straight into the worker's registry, its
+//! VU numbers unshifted: nothing about it changes.
 use super::{run, Controls, RunTotals};
 use crate::registry::Registry;
-use crate::sample::Scenario;
+use crate::sample::{IterationCtx, IterationOutcome, Scenario};
 use barrage_core::Plan;
+use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use tokio::time::{Duration, Instant};
 
@@ -27,6 +34,66 @@ pub struct ScenarioEngine<S> {
     /// Records through a scoped view of the registry (a `[scenarios]` plan), rather than
     /// into the registry itself.
     pub scoped: bool,
+    /// How its VU numbers are shifted ([`Numbered`]).
+    pub numbers: VuNumbers,
+}
+
+/// Where a scenario's VU numbers land among all scenarios'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VuNumbers {
+    /// The scenario's `vus_max`: its runtime numbers regular VUs `1..=vmax`.
+    pub vmax: u64,
+    /// Added to a regular number: the `vus_max` of the scenarios before it.
+    pub offset: u64,
+    /// An extra VU's number is `extra_base + (n − vmax)`.
+    pub extra_base: u64,
+}
+
+/// The most an extra VU's number exceeds `vus_max` (`crate::executor::vu_number`: the
+/// segment start's slot, below 2^20, plus one).
+const EXTRA_SPAN: u64 = (1 << 20) + 1;
+
+impl VuNumbers {
+    /// Numbers for each of `vmaxes` (the scenarios in order).
+    pub fn assign(vmaxes: &[u64]) -> Vec<VuNumbers> {
+        let total: u64 = vmaxes.iter().sum();
+        let mut offset = 0;
+        vmaxes
+            .iter()
+            .enumerate()
+            .map(|(k, &vmax)| {
+                let n = VuNumbers {
+                    vmax,
+                    offset,
+                    extra_base: total + k as u64 * EXTRA_SPAN,
+                };
+                offset += vmax;
+                n
+            })
+            .collect()
+    }
+
+    /// The global number of the runtime's VU `n`.
+    pub fn map(&self, n: u64) -> u64 {
+        if n <= self.vmax {
+            self.offset + n
+        } else {
+            self.extra_base + (n - self.vmax)
+        }
+    }
+}
+
+/// A scenario's flow, its VU numbers shifted ([`VuNumbers`]).
+pub struct Numbered<S> {
+    pub flow: Rc<S>,
+    pub numbers: VuNumbers,
+}
+
+impl<S: Scenario> Scenario for Numbered<S> {
+    fn iteration<'a>(&'a self, mut ctx: IterationCtx<'a>) -> LocalBoxFuture<'a, IterationOutcome> {
+        ctx.vu = self.numbers.map(ctx.vu);
+        self.flow.iteration(ctx)
+    }
 }
 
 impl<S> Clone for ScenarioEngine<S> {
@@ -37,6 +104,7 @@ impl<S> Clone for ScenarioEngine<S> {
             plan: self.plan.clone(),
             flow: self.flow.clone(),
             scoped: self.scoped,
+            numbers: self.numbers,
         }
     }
 }
@@ -48,9 +116,16 @@ pub fn engines<S, E>(
     mut make: impl FnMut(&Plan) -> Result<S, E>,
 ) -> Result<Vec<ScenarioEngine<S>>, (String, E)> {
     let scoped = plan.has_named_scenarios();
-    plan.scenario_runs()
-        .into_iter()
-        .map(|r| {
+    let runs = plan.scenario_runs();
+    let numbers = VuNumbers::assign(
+        &runs
+            .iter()
+            .map(|r| r.plan.scenario.max_vus())
+            .collect::<Vec<_>>(),
+    );
+    runs.into_iter()
+        .zip(numbers)
+        .map(|(r, numbers)| {
             let flow = make(&r.plan).map_err(|e| (r.name.clone(), e))?;
             Ok(ScenarioEngine {
                 name: r.name,
@@ -58,6 +133,7 @@ pub fn engines<S, E>(
                 plan: Rc::new(r.plan),
                 flow: Rc::new(flow),
                 scoped,
+                numbers,
             })
         })
         .collect()
@@ -67,14 +143,22 @@ pub fn engines<S, E>(
 /// reads nothing of the plan).
 pub fn engines_sharing<S>(plan: &Plan, flow: Rc<S>) -> Vec<ScenarioEngine<S>> {
     let scoped = plan.has_named_scenarios();
-    plan.scenario_runs()
-        .into_iter()
-        .map(|r| ScenarioEngine {
+    let runs = plan.scenario_runs();
+    let numbers = VuNumbers::assign(
+        &runs
+            .iter()
+            .map(|r| r.plan.scenario.max_vus())
+            .collect::<Vec<_>>(),
+    );
+    runs.into_iter()
+        .zip(numbers)
+        .map(|(r, numbers)| ScenarioEngine {
             name: r.name,
             start_time: r.start_time,
             plan: Rc::new(r.plan),
             flow: flow.clone(),
             scoped,
+            numbers,
         })
         .collect()
 }
@@ -99,7 +183,11 @@ pub async fn run_all<S: Scenario + 'static>(
             hard: controls.hard.clone(),
         };
         let name = e.name.clone();
-        let (plan, flow, at) = (e.plan.clone(), e.flow.clone(), start + e.start_time);
+        let flow = Rc::new(Numbered {
+            flow: e.flow.clone(),
+            numbers: e.numbers,
+        });
+        let (plan, at) = (e.plan.clone(), start + e.start_time);
         async move {
             if !e.start_time.is_zero() {
                 tracing::info!(scenario = %name, start_time_ms = e.start_time.as_millis() as u64, "scenario scheduled");
@@ -117,4 +205,37 @@ pub async fn run_all<S: Scenario + 'static>(
             dropped: a.dropped + t.dropped,
             interrupted: a.interrupted + t.interrupted,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::{pool_size, vu_number};
+    use barrage_core::Segment;
+    use std::collections::HashSet;
+
+    /// Every VU number any worker can give, over several scenarios, is unique; a lone
+    /// scenario's numbers are left as they are.
+    #[test]
+    fn vu_numbers_are_unique_across_scenarios_and_workers() {
+        let vmaxes = [5u64, 0, 3, 17];
+        let numbers = VuNumbers::assign(&vmaxes);
+        for n in [1usize, 2, 3, 7] {
+            let mut seen = HashSet::new();
+            for (vmax, num) in vmaxes.iter().zip(&numbers) {
+                for seg in Segment::split_even(n) {
+                    for i in 0..pool_size(&seg, *vmax) {
+                        let g = num.map(vu_number(&seg, *vmax, i));
+                        assert!(seen.insert(g), "workers={n}: {g} twice");
+                    }
+                }
+            }
+            // the regular numbers are exactly 1..=the sum of vus_max
+            assert!((1..=25).all(|v| seen.contains(&v)), "workers={n}");
+        }
+        let one = VuNumbers::assign(&[4])[0];
+        for v in [1, 4, 5, 9, 1 << 19] {
+            assert_eq!(one.map(v), v);
+        }
+    }
 }

@@ -18,12 +18,14 @@ use tokio_util::sync::CancellationToken;
 struct Flow {
     took: Duration,
     starts: RefCell<Vec<std::time::Instant>>,
+    vus: RefCell<std::collections::BTreeSet<u64>>,
 }
 
 impl Scenario for Flow {
     fn iteration<'a>(&'a self, ctx: IterationCtx<'a>) -> LocalBoxFuture<'a, IterationOutcome> {
         Box::pin(async move {
             self.starts.borrow_mut().push(ctx.intended_start);
+            self.vus.borrow_mut().insert(ctx.vu);
             ctx.recorder.record(Sample {
                 metric: "hits",
                 kind: MetricKind::Counter,
@@ -81,6 +83,7 @@ async fn two_scenarios_run_side_by_side_each_counted_under_its_tag_from_its_star
                         Ok::<_, ()>(Flow {
                             took: Duration::from_millis(150),
                             starts: RefCell::default(),
+                            vus: RefCell::default(),
                         })
                     })
                     .unwrap();
@@ -152,6 +155,24 @@ async fn two_scenarios_run_side_by_side_each_counted_under_its_tag_from_its_star
                     matches!(kind, Some(Sink::Counter(c)) if c.sum == 8.0),
                     "{kind:?}"
                 );
+                // VU numbers are unique across scenarios (k6's __VU): by name, late's come
+                // first (its vus_max is 2), then main's
+                let numbers = |name: &str| -> Vec<u64> {
+                    let mut v: Vec<u64> = flows
+                        .iter()
+                        .filter(|(n, _)| n == name)
+                        .flat_map(|(_, f)| f.vus.borrow().clone())
+                        .collect();
+                    v.sort();
+                    v
+                };
+                // late runs one 150 ms iteration every 250 ms: one VU of its pool does
+                let late_vus = numbers("late");
+                assert_eq!(numbers("main"), [3, 4], "workers={workers}");
+                assert!(
+                    !late_vus.is_empty() && late_vus.iter().all(|v| (1..=2).contains(v)),
+                    "workers={workers}: {late_vus:?}"
+                );
                 // main starts with the run, late no earlier than its start time, on schedule
                 let t0 = start.into_std();
                 assert_eq!(main[0], t0);
@@ -176,6 +197,7 @@ async fn a_stop_before_a_scenarios_start_time_means_it_never_starts() {
                 Ok::<_, ()>(Flow {
                     took: Duration::from_millis(150),
                     starts: RefCell::default(),
+                    vus: RefCell::default(),
                 })
             })
             .unwrap();
