@@ -29,7 +29,7 @@ pub fn base_name(plan: &Plan) -> String {
             t.runtime,
             t.version.trim_start_matches('v'),
             t.llm,
-            plan.scenario.max_vus()
+            plan.max_vus()
         ),
     }
 }

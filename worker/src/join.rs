@@ -22,7 +22,7 @@
 //! noticed at once.
 use crate::cli::JoinArgs;
 use crate::clock::{unix_now_us, Clock};
-use crate::executor::Controls;
+use crate::executor::{Controls, ScenarioEngine};
 use crate::interval::Tick;
 use crate::registry::Registry;
 use crate::sample::Scenario;
@@ -68,7 +68,8 @@ struct Exit(u8);
 /// One assignment, validated.
 struct Assigned<S> {
     plan: Rc<Plan>,
-    scenario: Rc<S>,
+    /// One per scenario of the plan, each with its flow.
+    scenarios: Vec<ScenarioEngine<S>>,
     segment: Segment,
     clock: Clock,
     raw_points: bool,
@@ -270,10 +271,18 @@ fn validate<S>(a: &pb::Assignment, make: &MakeScenario<S>) -> Result<Assigned<S>
         .iter()
         .map(|(k, v)| (k.clone(), Secret::new(v.clone())))
         .collect();
-    let scenario = make(&plan, &secrets).map_err(AssignmentError::Flow)?;
+    let named = plan.has_named_scenarios();
+    let scenarios =
+        crate::executor::engines(&plan, |p| make(p, &secrets)).map_err(|(name, e)| {
+            AssignmentError::Flow(if named {
+                format!("scenario {name}: {e}")
+            } else {
+                e
+            })
+        })?;
     Ok(Assigned {
         plan: Rc::new(plan),
-        scenario: Rc::new(scenario),
+        scenarios,
         segment,
         clock: Clock::new(a.clock_offset_us),
         raw_points: a.raw_points,
@@ -294,7 +303,7 @@ fn start_run<S: Scenario + 'static>(
     let hard = root.child_token();
     let spec = RunSpec {
         plan: a.plan.clone(),
-        scenario: a.scenario.clone(),
+        scenarios: a.scenarios.clone(),
         registry,
         clock: a.clock,
         start,

@@ -14,7 +14,9 @@
 //!   asked for; they are handed out in batches of [`POINT_BATCH`].
 //!
 //! One registry per worker, shared by its VUs on one thread (`RefCell`, never held across
-//! an `.await`).
+//! an `.await`). A plan with several scenarios records through one [`Registry::scoped`]
+//! view per scenario: the same series and sinks, its own tags (`scenario=NAME`) and its
+//! own VU counts, which the cut sums.
 use crate::clock::Clock;
 pub use crate::sample::SeriesId;
 use crate::sample::{Record, Sample};
@@ -54,6 +56,9 @@ struct Inner {
     /// hash of (metric, sorted tags) → candidate ids (collisions are compared exactly).
     index: HashMap<u64, Vec<u32>, BuildHasherDefault<FxHasher>>,
     raw: Option<RawPoints>,
+    /// Active and allocated VUs of each view ([`Registry::scoped`]); the root is 0.
+    scopes: Vec<(u64, u64)>,
+    /// Their sums.
     vus: u64,
     vus_max: u64,
     /// Most VUs active / allocated at once since the last cut: what the snapshot carries,
@@ -66,7 +71,10 @@ struct Inner {
 
 /// The worker's metrics registry (see the module docs).
 pub struct Registry {
-    inner: RefCell<Inner>,
+    /// Shared by the root and its scoped views.
+    inner: Rc<RefCell<Inner>>,
+    /// This view's entry in `Inner::scopes`.
+    scope: usize,
     /// The plan's tags, sorted: added to every sample (a sample's own tag wins).
     plan_tags: Vec<(String, String)>,
     hasher: BuildHasherDefault<FxHasher>,
@@ -129,12 +137,35 @@ impl Hasher for FxHasher {
 
 impl Registry {
     pub fn new(plan_tags: &BTreeMap<String, String>) -> Registry {
+        let inner = Inner {
+            scopes: vec![(0, 0)],
+            ..Inner::default()
+        };
         Registry {
-            inner: RefCell::new(Inner::default()),
+            inner: Rc::new(RefCell::new(inner)),
+            scope: 0,
             plan_tags: plan_tags
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            hasher: BuildHasherDefault::default(),
+            instance: crate::sample::next_instance(),
+        }
+    }
+
+    /// A view recording into the same series with `tags` in place of the plan's tags and
+    /// VU counts of its own (the snapshot carries the sum over the views): one per
+    /// scenario of a plan with several. Its [`Record::instance`] is its own.
+    pub fn scoped(&self, tags: &BTreeMap<String, String>) -> Registry {
+        let scope = {
+            let mut inner = self.inner.borrow_mut();
+            inner.scopes.push((0, 0));
+            inner.scopes.len() - 1
+        };
+        Registry {
+            inner: self.inner.clone(),
+            scope,
+            plan_tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             hasher: BuildHasherDefault::default(),
             instance: crate::sample::next_instance(),
         }
@@ -169,15 +200,27 @@ impl Registry {
 
     /// Active and allocated VUs now; each snapshot carries the most of each since the last
     /// cut (the run's `vus` gauge is built from those, not from a series).
+    /// With scoped views, each sets its own and the snapshot carries their sums.
     pub fn set_vus(&self, vus: u64, vus_max: u64) {
-        let mut inner = self.inner.borrow_mut();
+        let inner = &mut *self.inner.borrow_mut();
+        inner.scopes[self.scope] = (vus, vus_max);
+        let (vus, vus_max) = inner
+            .scopes
+            .iter()
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
         inner.vus = vus;
         inner.vus_max = vus_max;
         inner.vus_peak = inner.vus_peak.max(vus);
         inner.vus_max_peak = inner.vus_max_peak.max(vus_max);
     }
 
+    /// This view's active and allocated VUs (the whole worker's without scoped views).
     pub fn vus(&self) -> (u64, u64) {
+        self.inner.borrow().scopes[self.scope]
+    }
+
+    /// The whole worker's: the sums over every view.
+    pub fn vus_total(&self) -> (u64, u64) {
         let inner = self.inner.borrow();
         (inner.vus, inner.vus_max)
     }
@@ -485,6 +528,52 @@ mod tests {
         assert_eq!((ramp.vus, ramp.vus_max), (3, 4));
         let steady = reg.cut(3, 3_000_000, 1000);
         assert_eq!((steady.vus, steady.vus_max), (2, 4));
+    }
+
+    /// Several scenarios on one worker: each view tags its samples with its own tags,
+    /// keeps its own VU counts, and the cut carries one set of series and the VU sums.
+    #[test]
+    fn scoped_views_share_the_series_and_sum_their_vus() {
+        let root = Registry::new(&BTreeMap::from([("runtime".to_string(), "ts".to_string())]));
+        let tags = |name: &str| {
+            BTreeMap::from([
+                ("runtime".to_string(), "ts".to_string()),
+                ("scenario".to_string(), name.to_string()),
+            ])
+        };
+        let (main, probe) = (root.scoped(&tags("main")), root.scoped(&tags("probe")));
+        assert_ne!(main.instance(), probe.instance());
+        main.record(trend(
+            "http_req_duration",
+            &[("operation", "run_wait")],
+            5.0,
+        ));
+        let id = probe
+            .series(
+                "http_req_duration",
+                MetricKind::Trend,
+                &[("operation", "ok")],
+            )
+            .unwrap();
+        probe.record_series(id, 1.0);
+        probe.record_series(id, 2.0);
+        main.set_vus(4, 5);
+        probe.set_vus(1, 2);
+        assert_eq!(main.vus(), (4, 5));
+        assert_eq!(probe.vus(), (1, 2));
+        assert_eq!(root.vus_total(), (5, 7));
+        main.set_vus(0, 5);
+        let snap = root.cut(0, 0, 1000);
+        assert_eq!((snap.vus, snap.vus_max), (5, 7));
+        let count = |scenario: &str| match snap
+            .submetric("http_req_duration", &[("scenario".into(), scenario.into())])
+        {
+            Some(Sink::Trend(t)) => t.count(),
+            other => panic!("{scenario}: {other:?}"),
+        };
+        assert_eq!((count("main"), count("probe")), (1, 2));
+        let next = root.cut(1, 1_000_000, 1000);
+        assert_eq!((next.vus, next.vus_max), (1, 7));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! One run of a plan on this worker, shared by the standalone and the joined modes: the
-//! executor runtime and the snapshot ticker side by side on the current `LocalSet`, then
-//! the final (partial) interval cut when the engine is done.
+//! executor runtimes (one per scenario) and the snapshot ticker side by side on the
+//! current `LocalSet`, then the final (partial) interval cut when the engines are done.
 use crate::clock::Clock;
-use crate::executor::{self, Controls, RunTotals};
+use crate::executor::{self, Controls, RunTotals, ScenarioEngine};
 use crate::interval::{self, Intervals, Tick};
 use crate::registry::Registry;
 use crate::sample::Scenario;
@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 /// Everything a run needs.
 pub struct RunSpec<S> {
     pub plan: Rc<Plan>,
-    pub scenario: Rc<S>,
+    /// One per scenario ([`executor::engines`]).
+    pub scenarios: Vec<ScenarioEngine<S>>,
     pub registry: Rc<Registry>,
     /// Converts instants to the controller's clock (offset 0 standalone).
     pub clock: Clock,
@@ -46,14 +47,8 @@ pub async fn execute<S: Scenario + 'static>(
     };
     let ticker_stop = CancellationToken::new();
     let engine = async {
-        let totals = executor::run(
-            spec.plan.clone(),
-            spec.scenario.clone(),
-            spec.registry.clone(),
-            spec.start,
-            spec.controls,
-        )
-        .await;
+        let totals =
+            executor::run_all(&spec.scenarios, &spec.registry, spec.start, spec.controls).await;
         ticker_stop.cancel();
         totals
     };

@@ -147,11 +147,12 @@ impl Outcome {
     }
 }
 
-/// Runs `plan` with `scenario` on the full segment, merging every interval into one
-/// total; `stop`/`hard` steer it (Ctrl-C in the binary). Call inside a `LocalSet`.
+/// Runs `plan`'s scenarios (`engines`, from [`crate::executor::engines`]) on the full
+/// segment, merging every interval into one total; `stop`/`hard` steer it (Ctrl-C in the
+/// binary). Call inside a `LocalSet`.
 pub async fn run_plan<S: Scenario + 'static>(
     plan: Rc<Plan>,
-    scenario: Rc<S>,
+    engines: Vec<crate::executor::ScenarioEngine<S>>,
     stop: watch::Receiver<Option<Duration>>,
     hard: CancellationToken,
     progress: bool,
@@ -172,7 +173,7 @@ pub async fn run_plan<S: Scenario + 'static>(
     let mut stages = barrage_core::stages::StageBook::new(&plan.scenario, plan.interval);
     let spec = RunSpec {
         plan: plan.clone(),
-        scenario,
+        scenarios: engines,
         registry: registry.clone(),
         clock: Clock::new(0),
         start,
@@ -246,17 +247,23 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     }
     let (runtime, local) = pin::vu_runtime(args.core)?;
     local.block_on(&runtime, async move {
-        let flow = match crate::flow::AgentFlow::new(&plan, &secrets) {
-            Ok(f) => f,
-            Err(e) => {
-                barrage_core::errln!("barrage-worker: {e}");
-                return Ok(exit_code::code(exit_code::CONFIG));
-            }
-        };
+        let named = plan.has_named_scenarios();
+        let engines =
+            match crate::executor::engines(&plan, |p| crate::flow::AgentFlow::new(p, &secrets)) {
+                Ok(e) => e,
+                Err((name, e)) if named => {
+                    barrage_core::errln!("barrage-worker: scenario {name}: {e}");
+                    return Ok(exit_code::code(exit_code::CONFIG));
+                }
+                Err((_, e)) => {
+                    barrage_core::errln!("barrage-worker: {e}");
+                    return Ok(exit_code::code(exit_code::CONFIG));
+                }
+            };
         tracing::info!(
             plan = %plan.name,
             target = %plan.target.url,
-            scenario = %plan.scenario.describe(),
+            scenario = %plan.describe_scenarios(),
             "standalone run starting"
         );
         let (stop_tx, stop) = watch::channel(None);
@@ -279,7 +286,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             }
         });
         let plan = Rc::new(plan);
-        let outcome = run_plan(plan.clone(), Rc::new(flow), stop, hard, true).await;
+        let outcome = run_plan(plan.clone(), engines, stop, hard, true).await;
         // the same words as the controller's end reasons
         let end_reason = match interrupts.get() {
             0 => "completed",

@@ -91,7 +91,7 @@ pub(crate) struct Hub {
 
 impl Hub {
     pub(crate) fn new(cfg: CoordinatorConfig, outputs: Vec<Box<dyn Output>>) -> Self {
-        let total = cfg.plan.scenario.duration();
+        let total = cfg.plan.duration();
         let progress = Progress::new(cfg.progress, total);
         let joined_deadline = Instant::now() + cfg.join_timeout;
         let silent_ticks = silent_ticks(cfg.plan.interval, tick_period(cfg.plan.interval));
@@ -131,7 +131,7 @@ impl Hub {
         let period = tick_period(self.interval());
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tracing::info!(expect = self.cfg.expect_workers, plan = %self.cfg.plan.scenario.describe(), "waiting for workers");
+        tracing::info!(expect = self.cfg.expect_workers, plan = %self.cfg.plan.describe_scenarios(), "waiting for workers");
         loop {
             tokio::select! {
                 Some(ev) = events.recv() => self.on_event(ev)?,

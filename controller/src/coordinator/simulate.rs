@@ -416,7 +416,7 @@ async fn converse(
                         })?;
                         report.start_at_us = Some(s.start_at_unix_us);
                         report.start_received_us = Some(now_us());
-                        let intervals = (p.scenario.duration().as_micros()
+                        let intervals = (p.duration().as_micros()
                             / p.interval.as_micros().max(1))
                             as u64;
                         run = Some(Schedule {

@@ -91,14 +91,14 @@ impl RunInfo {
     pub fn of(plan: &Plan, expect_workers: usize) -> RunInfo {
         RunInfo {
             name: plan.name.clone(),
-            scenario: plan.scenario.describe(),
+            scenario: plan.describe_scenarios(),
             target_url: plan.target.url.clone(),
             runtime: plan.target.runtime.clone(),
             version: plan.target.version.clone(),
             llm: plan.target.llm.clone(),
             tier: plan.target.tier.clone(),
             interval_ms: plan.interval.as_millis() as u64,
-            duration_s: plan.scenario.duration().as_secs_f64(),
+            duration_s: plan.duration().as_secs_f64(),
             expect_workers,
             hardware: {
                 let h = barrage_core::summary::host();

@@ -12,6 +12,7 @@ mod modes;
 mod netns;
 mod report;
 mod run;
+mod scenarios;
 mod stages;
 mod sweep;
 mod telemetry;

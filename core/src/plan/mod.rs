@@ -31,6 +31,8 @@
 //! | file             | what it holds                                              |
 //! |------------------|------------------------------------------------------------|
 //! | `mod.rs`         | [`Plan`], [`PlanError`], parsing from TOML/JSON, the hash  |
+//! | `file.rs`        | `PlanFile`: the file and wire form serde goes through      |
+//! | `scenarios.rs`   | [`ScenarioConfig`] (`[scenarios.NAME]`), [`ScenarioRun`]   |
 //! | `target.rs`      | [`TargetConfig`]                                           |
 //! | `flow.rs`        | [`FlowConfig`], [`STREAM_MODES`]                           |
 //! | `flowdef.rs`     | [`FlowDef`] (`[flows.NAME]`), the built-in flows           |
@@ -44,11 +46,13 @@
 //! | `slo.rs`         | [`SloConfig`] (`[slo]`), [`Plan::slo_objectives`]          |
 mod auth;
 mod check;
+mod file;
 mod flow;
 mod flowdef;
 mod overrides;
 mod profiles;
 mod request;
+mod scenarios;
 mod slo;
 mod target;
 #[cfg(test)]
@@ -66,10 +70,12 @@ pub use flowdef::{
 pub use overrides::PlanOverrides;
 pub use profiles::{default_thresholds, Profile, UnknownProfile};
 pub use request::{RequestFlow, REQUEST_METHODS};
+pub use scenarios::{
+    leading_scenario, ScenarioConfig, ScenarioRun, DEFAULT_SCENARIO, MAX_START_TIME, SCENARIO_TAG,
+};
 pub use slo::{Objective, SloConfig, SloScope, DEFAULT_SLO, SLO_OFF};
 pub use target::TargetConfig;
 
-use crate::duration::serde_str;
 use crate::executor::ExecutorConfig;
 use crate::threshold::ThresholdSpec;
 use serde::{Deserialize, Serialize};
@@ -91,46 +97,42 @@ impl fmt::Display for PlanError {
     }
 }
 
+/// A validated run description. Its file and wire form is [`file::PlanFile`] (serde goes
+/// through it), where `[scenario]` and `[scenarios]` are alternatives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "file::PlanFile", into = "file::PlanFile")]
 pub struct Plan {
-    #[serde(default = "default_name")]
     pub name: String,
-    #[serde(default)]
     pub target: TargetConfig,
+    /// The executor: `[scenario]`'s, or with `[scenarios]` the leading scenario's
+    /// ([`leading_scenario`]), whose stages per-stage results follow.
     pub scenario: ExecutorConfig,
-    #[serde(default)]
+    /// The named scenarios (`[scenarios.NAME]`); empty for a `[scenario]` plan.
+    pub scenarios: BTreeMap<String, ScenarioConfig>,
     pub flow: FlowConfig,
     /// Flows defined by the plan, by name (`[flows.NAME]`); `flow.name` picks one.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub flows: BTreeMap<String, FlowDef>,
-    #[serde(default)]
     pub auth: AuthConfig,
     /// Metric (with optional tag filter) → threshold expressions.
-    #[serde(default)]
     pub thresholds: BTreeMap<String, Vec<ThresholdSpec>>,
     /// Service-level objectives per step or metric (`[slo]`), for `flow_goodput`; the
     /// seed's thresholds when empty ([`DEFAULT_SLO`]).
-    #[serde(default, skip_serializing_if = "SloConfig::is_empty")]
     pub slo: SloConfig,
     /// Snapshot interval.
-    #[serde(default = "default_interval", with = "serde_str")]
     pub interval: Duration,
     /// After the scenario's end, how long running iterations may take to finish.
-    #[serde(default = "default_graceful_stop", with = "serde_str")]
     pub graceful_stop: Duration,
     /// Tags added to every sample.
-    #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
 
-fn default_name() -> String {
+pub(crate) fn default_name() -> String {
     "agent-flow".into()
 }
-fn default_interval() -> Duration {
+pub(crate) fn default_interval() -> Duration {
     Duration::from_secs(1)
 }
-fn default_graceful_stop() -> Duration {
+pub(crate) fn default_graceful_stop() -> Duration {
     Duration::from_secs(30)
 }
 
@@ -191,8 +193,9 @@ impl Plan {
             .or_else(|| builtin_flow(&self.flow.name))
     }
 
-    /// Scheduled duration plus graceful stop: no worker may run past this.
+    /// Scheduled duration (the latest scenario end) plus graceful stop: no worker may run
+    /// past this.
     pub fn max_duration(&self) -> Duration {
-        self.scenario.duration() + self.graceful_stop
+        self.duration() + self.graceful_stop
     }
 }

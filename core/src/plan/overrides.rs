@@ -24,7 +24,8 @@ pub struct PlanOverrides {
     /// `flow.graph_id`, `flow.model_name`.
     pub graph_id: Option<String>,
     pub model_name: Option<String>,
-    /// One VU, one iteration: the smoke profile's scenario replaces the plan's.
+    /// One VU, one iteration: the smoke profile's scenario replaces the plan's (every
+    /// scenario's executor with `[scenarios]`, each then starting at 0 s).
     pub smoke: bool,
 }
 
@@ -86,7 +87,12 @@ impl Plan {
             self.flow.model_name.clone_from(m);
         }
         if o.smoke {
-            self.scenario = Plan::profile(super::Profile::Smoke).scenario;
+            let smoke = Plan::profile(super::Profile::Smoke).scenario;
+            for s in self.scenarios.values_mut() {
+                s.executor = smoke.clone();
+                s.start_time = std::time::Duration::ZERO;
+            }
+            self.scenario = smoke;
         }
     }
 }

@@ -86,6 +86,7 @@ impl Plan {
             name: p.name().to_string(),
             target: TargetConfig::default(),
             scenario,
+            scenarios: BTreeMap::new(),
             flow: FlowConfig::default(),
             flows: BTreeMap::new(),
             auth: AuthConfig::None,

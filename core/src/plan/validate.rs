@@ -36,7 +36,10 @@ impl Plan {
             }
         }
         self.target.validate_source_addrs(&mut errors);
-        self.scenario.validate("scenario", &mut errors);
+        if self.scenarios.is_empty() {
+            self.scenario.validate("scenario", &mut errors);
+        }
+        self.validate_scenarios(&mut errors);
         if self.flow.graph_id.trim().is_empty() {
             errors.push("flow.graph_id: must not be empty (e.g. \"agent\")".into());
         }
@@ -132,7 +135,7 @@ impl Plan {
         self.validate_slo(&mut errors);
         for (key, specs) in &self.thresholds {
             match self.resolve_threshold(key, specs) {
-                Ok(_) => {}
+                Ok(_) => self.check_threshold_scenario(key, &mut errors),
                 Err(mut e) => errors.append(&mut e),
             }
         }

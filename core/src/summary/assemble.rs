@@ -223,7 +223,7 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
         metrics.insert(entry, sink_stats(&metric, &sink, f.elapsed));
     }
     metrics.insert(builtin::VUS.into(), vus_stats(f.timeseries));
-    let max_vus = f.plan.scenario.max_vus() as f64;
+    let max_vus = f.plan.max_vus() as f64;
     metrics.insert(
         builtin::VUS_MAX.into(),
         MetricStats::Gauge {
@@ -275,7 +275,7 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
             llm: t.llm.clone(),
             tier: t.tier.clone(),
         },
-        scenario: f.plan.scenario.describe(),
+        scenario: f.plan.describe_scenarios(),
         plan,
         plan_hash: f.plan.hash(),
         start: rfc3339(f.start),

@@ -8,6 +8,8 @@
 //! | [`closed`]       | `ramping-vus`, `constant-vus`, `per-vu-iterations` | how many VUs are active   |
 //! | [`arrival_rate`] | `constant-arrival-rate`, `ramping-arrival-rate`    | when each iteration starts|
 //!
+//! A plan with `[scenarios]` runs one runtime per scenario side by side ([`scenarios`]).
+//!
 //! # A VU's lifecycle
 //!
 //! | event                         | closed model                                              | open model (arrival rate)                          |
@@ -27,6 +29,9 @@
 //! `vus_max + 1 + floor(a·2^20)`, unique for segments whose starts differ by ≥ 2^-20.
 pub mod arrival_rate;
 pub mod closed;
+pub mod scenarios;
+
+pub use scenarios::{engines, engines_sharing, run_all, ScenarioEngine};
 
 use crate::registry::Registry;
 use crate::sample::Scenario;

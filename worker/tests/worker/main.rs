@@ -9,6 +9,7 @@
 //! | `hostile`    | the client and the binary against misbehaving targets (retry, memory)  |
 //! | `patterns`   | the built-in orchestration flows (fan-out, chain, diamond, recovery)   |
 //! | `goodput`    | `flow_goodput` against `[slo]` objectives the mock LLM meets or not    |
+//! | `scenarios`  | `[scenarios.NAME]`: runtimes side by side, start times, the tag        |
 //! | `harness`    | shared: in-process targets, the worker binary, output on failure       |
 mod engine;
 mod flow;
@@ -17,4 +18,5 @@ mod harness;
 mod hostile;
 mod join;
 mod patterns;
+mod scenarios;
 mod standalone;
