@@ -27,6 +27,7 @@
 //! `vus_max + 1 + floor(a·2^20)`, unique for segments whose starts differ by ≥ 2^-20.
 pub mod arrival_rate;
 pub mod closed;
+pub mod pacer;
 
 use crate::registry::Registry;
 use crate::sample::Scenario;

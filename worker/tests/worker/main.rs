@@ -8,7 +8,9 @@
 //! | `join`       | the binary against a fake controller (gRPC conversation, exit codes)   |
 //! | `hostile`    | the client and the binary against misbehaving targets (retry, memory)  |
 //! | `patterns`   | the built-in orchestration flows (fan-out, chain, diamond, recovery)   |
+//! | `arrivals`   | Poisson/gamma arrivals and `schedule_lag`: real runs, segment merging  |
 //! | `harness`    | shared: in-process targets, the worker binary, output on failure       |
+mod arrivals;
 mod engine;
 mod flow;
 mod harness;
