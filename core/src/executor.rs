@@ -11,6 +11,7 @@
 //!
 //! The VU count at time `t` is the linear interpolation rounded to the nearest integer
 //! (halves up); the workers' segments then split that integer exactly.
+use crate::arrivals::{Arrivals, Schedule};
 use crate::duration::{format_duration, serde_str};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -71,6 +72,9 @@ pub enum ExecutorConfig {
         pre_allocated_vus: u64,
         #[serde(default)]
         max_vus: u64,
+        /// `arrival`, `burstiness`, `seed`: how arrivals are spaced around the rate.
+        #[serde(flatten)]
+        arrivals: Arrivals,
     },
     RampingArrivalRate {
         #[serde(default)]
@@ -81,6 +85,9 @@ pub enum ExecutorConfig {
         pre_allocated_vus: u64,
         #[serde(default)]
         max_vus: u64,
+        /// `arrival`, `burstiness`, `seed`: how arrivals are spaced around the rate.
+        #[serde(flatten)]
+        arrivals: Arrivals,
     },
 }
 
@@ -172,6 +179,7 @@ impl ExecutorConfig {
                 duration,
                 pre_allocated_vus,
                 max_vus,
+                arrivals,
             } => {
                 if *rate == 0 {
                     errors.push(format!(
@@ -185,6 +193,7 @@ impl ExecutorConfig {
                     errors.push(format!("{prefix}.duration: must be > 0, e.g. \"30s\""));
                 }
                 check_pool(prefix, *pre_allocated_vus, *max_vus, errors);
+                arrivals.validate(prefix, errors);
             }
             ExecutorConfig::RampingArrivalRate {
                 start_rate,
@@ -192,6 +201,7 @@ impl ExecutorConfig {
                 stages,
                 pre_allocated_vus,
                 max_vus,
+                arrivals,
             } => {
                 check_stages(stages, "iterations per time_unit");
                 if *start_rate == 0 && stages.iter().all(|s| s.target == 0) {
@@ -201,6 +211,7 @@ impl ExecutorConfig {
                     errors.push(format!("{prefix}.time_unit: must be > 0, e.g. \"1s\""));
                 }
                 check_pool(prefix, *pre_allocated_vus, *max_vus, errors);
+                arrivals.validate(prefix, errors);
             }
         }
     }
@@ -290,10 +301,36 @@ impl ExecutorConfig {
         }
     }
 
+    /// The arrival settings of the arrival-rate executors; `None` for the closed-model ones.
+    pub fn arrivals(&self) -> Option<Arrivals> {
+        match self {
+            ExecutorConfig::ConstantArrivalRate { arrivals, .. }
+            | ExecutorConfig::RampingArrivalRate { arrivals, .. } => Some(*arrivals),
+            _ => None,
+        }
+    }
+
     /// When global iteration `i` (0-based) of an arrival-rate schedule is due, or `None`
     /// when it falls after the schedule's end (or the executor is not arrival-rate).
+    /// Random arrivals are walked from iteration 0, so this costs `O(i)` for them: a
+    /// runtime walks a [`Schedule`] instead.
     pub fn iteration_start(&self, i: u64) -> Option<Duration> {
-        let target = i as f64;
+        let arrivals = self.arrivals()?;
+        if arrivals.shape().is_none() {
+            return self.time_at_count(i as f64);
+        }
+        let mut schedule = Schedule::new(self)?;
+        while schedule.index() < i {
+            schedule.due()?;
+            schedule.advance();
+        }
+        schedule.due()
+    }
+
+    /// `Λ⁻¹(target)`: when the expected number of arrivals since stage time 0 reaches
+    /// `target` (`target = i` is evenly spaced iteration `i`; see [`crate::arrivals`]), or
+    /// `None` when that is after the schedule's end (or the executor is not arrival-rate).
+    pub fn time_at_count(&self, target: f64) -> Option<Duration> {
         match self {
             ExecutorConfig::ConstantArrivalRate {
                 rate,
@@ -354,18 +391,20 @@ impl ExecutorConfig {
             ExecutorConfig::PerVuIterations { vus, iterations, max_duration } => {
                 format!("per-vu-iterations: {vus} VUs × {iterations} iterations (max {})", format_duration(*max_duration))
             }
-            ExecutorConfig::ConstantArrivalRate { rate, time_unit, duration, pre_allocated_vus, max_vus } => format!(
-                "constant-arrival-rate: {rate}/{} for {} ({pre_allocated_vus} pre-allocated VUs, max {})",
+            ExecutorConfig::ConstantArrivalRate { rate, time_unit, duration, pre_allocated_vus, max_vus, arrivals } => format!(
+                "constant-arrival-rate: {rate}/{} for {} ({pre_allocated_vus} pre-allocated VUs, max {}){}",
                 format_duration(*time_unit),
                 format_duration(*duration),
-                (*max_vus).max(*pre_allocated_vus)
+                (*max_vus).max(*pre_allocated_vus),
+                arrivals.describe()
             ),
-            ExecutorConfig::RampingArrivalRate { start_rate, time_unit, stages, pre_allocated_vus, max_vus } => {
+            ExecutorConfig::RampingArrivalRate { start_rate, time_unit, stages, pre_allocated_vus, max_vus, arrivals } => {
                 let mut s = format!("ramping-arrival-rate: {start_rate}/{}", format_duration(*time_unit));
                 for st in stages {
                     s.push_str(&format!(" →{}→ {}", format_duration(st.duration), st.target));
                 }
                 s.push_str(&format!(" ({pre_allocated_vus} pre-allocated VUs, max {})", (*max_vus).max(*pre_allocated_vus)));
+                s.push_str(&arrivals.describe());
                 s
             }
         }
@@ -446,6 +485,7 @@ mod tests {
             duration: Duration::from_secs(2),
             pre_allocated_vus: 2,
             max_vus: 0,
+            arrivals: Default::default(),
         };
         assert_eq!(e.iteration_start(0), Some(Duration::ZERO));
         assert_eq!(e.iteration_start(5), Some(Duration::from_millis(500)));
@@ -462,6 +502,7 @@ mod tests {
             stages: vec![Stage::new(10, 10), Stage::new(5, 10)],
             pre_allocated_vus: 5,
             max_vus: 10,
+            arrivals: Default::default(),
         };
         let count = (0..1000)
             .take_while(|i| e.iteration_start(*i).is_some())
@@ -486,6 +527,7 @@ mod tests {
             duration: Duration::ZERO,
             pre_allocated_vus: 0,
             max_vus: 0,
+            arrivals: Default::default(),
         };
         let mut errs = vec![];
         bad.validate("executor", &mut errs);
@@ -521,6 +563,7 @@ mod tests {
                 stages: targets.iter().map(|t| Stage::new(10, *t)).collect(),
                 pre_allocated_vus: 1,
                 max_vus: 2,
+                arrivals: Default::default(),
             }
             .validate("scenario", &mut errs);
             errs

@@ -7,6 +7,7 @@
 //! | [`duration`]  | `parse_duration`, `serde` helpers        | k6 durations: `10s`, `1m30s`, `250ms`      |
 //! | [`segment`]   | [`Fraction`], [`Segment`]                | exact shares of the VU space per worker    |
 //! | [`executor`]  | [`ExecutorConfig`], [`Stage`]            | k6 executors as data: VU and rate curves   |
+//! | [`arrivals`]  | `Arrivals`, `Schedule`                   | uniform, Poisson, gamma arrivals; seeded   |
 //! | [`plan`]      | [`Plan`], [`FlowConfig`], [`AuthConfig`] | the one validated description of a run     |
 //! | [`label`]     | `check_path_label`                       | the one rule for labels that name files    |
 //! | [`metrics`]   | [`MetricKind`], [`SeriesKey`], `builtin` | k6's metric vocabulary                     |
@@ -33,6 +34,7 @@
 //! interval into the run (`accumulate`) and evaluates `Threshold`s on the merged sinks.
 #![forbid(unsafe_code)]
 
+pub mod arrivals;
 pub mod auth;
 pub mod duration;
 pub mod executor;

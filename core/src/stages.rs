@@ -268,6 +268,7 @@ mod tests {
             duration: Duration::from_secs(5),
             pre_allocated_vus: 1,
             max_vus: 0,
+            arrivals: Default::default(),
         };
         let spans = StageSpan::of(&rate);
         assert_eq!(spans.len(), 2);

@@ -107,6 +107,7 @@ pub fn scenario(s: &Settings, load: f64) -> ExecutorConfig {
                 stages: stages(per_min),
                 pre_allocated_vus: pre,
                 max_vus: per_min.clamp(pre, MAX_VUS),
+                arrivals: Default::default(),
             }
         }
     }
@@ -244,6 +245,7 @@ mod tests {
                 stages,
                 pre_allocated_vus,
                 max_vus,
+                ..
             } => {
                 assert_eq!((start_rate, time_unit), (653, Duration::from_secs(60)));
                 assert_eq!(stages, [Stage::new(1, 653), Stage::new(3, 653)]);

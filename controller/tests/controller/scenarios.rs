@@ -181,6 +181,7 @@ fn the_probe_example_runs_beside_a_slow_agent_load() {
                 time_unit,
                 pre_allocated_vus,
                 max_vus,
+                arrivals,
                 ..
             } => ExecutorConfig::ConstantArrivalRate {
                 rate,
@@ -188,6 +189,7 @@ fn the_probe_example_runs_beside_a_slow_agent_load() {
                 duration: secs,
                 pre_allocated_vus,
                 max_vus,
+                arrivals,
             },
             other => panic!("the example changed: {other:?}"),
         };

@@ -139,8 +139,20 @@ pub(crate) fn default_graceful_stop() -> Duration {
 impl Plan {
     /// Parses a TOML plan and validates it.
     pub fn from_toml_str(text: &str) -> Result<Plan, PlanError> {
-        let plan: Plan = toml::from_str(text)
-            .map_err(|e| PlanError(vec![format!("plan file: {}", e.to_string().trim())]))?;
+        let plan: Plan = toml::from_str(text).map_err(|e| {
+            // serde says "unknown field"; name the executors that take arrival keys instead
+            let misuse = text
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|t| t.get("scenario").and_then(|s| s.as_table()).cloned())
+                .map(|s| crate::arrivals::closed_model_misuse(&s))
+                .unwrap_or_default();
+            if misuse.is_empty() {
+                PlanError(vec![format!("plan file: {}", e.to_string().trim())])
+            } else {
+                PlanError(misuse)
+            }
+        })?;
         plan.validate()?;
         Ok(plan)
     }

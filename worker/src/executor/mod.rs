@@ -32,6 +32,7 @@ pub mod closed;
 pub mod scenarios;
 
 pub use scenarios::{engines, engines_sharing, run_all, ScenarioEngine};
+pub mod pacer;
 
 use crate::registry::Registry;
 use crate::sample::Scenario;

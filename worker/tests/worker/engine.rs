@@ -307,6 +307,7 @@ fn car(rate: u64, secs: u64, pre: u64, max: u64) -> ExecutorConfig {
         duration: Duration::from_secs(secs),
         pre_allocated_vus: pre,
         max_vus: max,
+        arrivals: Default::default(),
     }
 }
 

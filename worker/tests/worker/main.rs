@@ -10,7 +10,9 @@
 //! | `patterns`   | the built-in orchestration flows (fan-out, chain, diamond, recovery)   |
 //! | `goodput`    | `flow_goodput` against `[slo]` objectives the mock LLM meets or not    |
 //! | `scenarios`  | `[scenarios.NAME]`: runtimes side by side, start times, the tag        |
+//! | `arrivals`   | Poisson/gamma arrivals and `schedule_lag`: real runs, segment merging  |
 //! | `harness`    | shared: in-process targets, the worker binary, output on failure       |
+mod arrivals;
 mod engine;
 mod flow;
 mod goodput;
