@@ -8,6 +8,7 @@ mod faults;
 mod fleet;
 mod modes;
 mod netns;
+mod patterns;
 mod report;
 mod run;
 mod stages;
