@@ -68,7 +68,8 @@ pub struct PlanArgs {
     /// Plan file (TOML); default: the built-in --profile.
     #[arg(long, value_name = "FILE", conflicts_with = "profile")]
     pub plan: Option<PathBuf>,
-    /// Built-in profile: default (the seed's 90 s ramp 0→5 VUs), smoke (1 VU × 1), tier.
+    /// Built-in profile: default (the seed's 90 s ramp 0→5 VUs), smoke (1 VU × 1), tier,
+    /// scaling (10 VUs, then 100: summary.patterns.scaling).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// Base URL of an external runtime (else the plan's; `barrage run` starts its own).

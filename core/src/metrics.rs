@@ -128,6 +128,14 @@ pub mod builtin {
     pub const FLOW_GOODPUT: &str = "flow_goodput";
     /// Open model: an iteration's actual start minus its scheduled start.
     pub const SCHEDULE_LAG: &str = "schedule_lag";
+    /// A step with `llm_calls`: the mock LLM's own service time summed over the calls it
+    /// served for that run (tag `operation`).
+    pub const LLM_SERVICE_TIME: &str = "llm_service_time";
+    /// A step with `llm_calls`: the calls the mock served for that run (tag `operation`).
+    pub const LLM_CALLS: &str = "llm_calls";
+    /// A step with `llm_calls`: the run's latency minus [`LLM_SERVICE_TIME`], what the
+    /// runtime itself added (tag `operation`; seed 001's framework overhead).
+    pub const RUNTIME_OVERHEAD: &str = "runtime_overhead";
 
     /// Operations of the agent flow (and `request`, the one-request flow's); each is also
     /// a Trend of its own.
@@ -175,6 +183,9 @@ pub mod builtin {
         (FANOUT_RUN_DURATION, Trend, true),
         (FLOW_GOODPUT, Rate, false),
         (SCHEDULE_LAG, Trend, true),
+        (LLM_SERVICE_TIME, Trend, true),
+        (LLM_CALLS, Trend, false),
+        (RUNTIME_OVERHEAD, Trend, true),
     ];
 
     /// Whether a Counter counts bytes (k6's `contains: "data"`: `data_sent`,

@@ -9,8 +9,10 @@
 //!
 //! A call is matched to a run by its key: the `x-barrage-key` request header if the runtime
 //! forwards one, else the request body's `user` field (OpenAI's end-user id, which agent
-//! frameworks can set per run), else none. Without a key, calls are matched by time:
-//! `received_unix_us` against the run's own start and end.
+//! frameworks can set per run), else the last `[barrage-key:KEY]` marker in the prompt
+//! ([`prompt_key`]: a flow writes it into its message, and every runtime passes the
+//! conversation on; the last one is the newest turn's), else none. Without a key, calls
+//! are matched by time: `received_unix_us` against the run's own start and end.
 //!
 //! A record is written when the answer ends (completed, cut, or dropped by the client), so
 //! the log is in completion order; `seq` numbers records in that order and
@@ -197,6 +199,25 @@ pub fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// The marker a prompt carries its key in: `[barrage-key:KEY]`.
+pub const PROMPT_KEY_MARKER: &[u8] = b"[barrage-key:";
+
+/// The key of the last `[barrage-key:KEY]` marker in a request body (KEY: up to
+/// [`MAX_KEY_BYTES`] of letters, digits, `.`, `-`, `_`), if any.
+pub fn prompt_key(body: &[u8]) -> Option<Box<str>> {
+    let m = PROMPT_KEY_MARKER;
+    let at = body.windows(m.len()).rposition(|w| w == m)? + m.len();
+    let rest = &body[at..body.len().min(at + MAX_KEY_BYTES + 1)];
+    let end = rest.iter().position(|&b| b == b']')?;
+    let key = &rest[..end];
+    let ok = !key.is_empty()
+        && key
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    ok.then(|| std::str::from_utf8(key).ok().map(Box::from))
+        .flatten()
+}
+
 /// A key as given, cut to [`MAX_KEY_BYTES`]; empty or control-character keys are none.
 pub fn clean_key(raw: &str) -> Option<Box<str>> {
     let raw = raw.trim();
@@ -346,6 +367,32 @@ mod tests {
             let name = bad.split('=').next().unwrap();
             assert!(err.contains(name), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn prompt_keys_are_the_last_marker() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                r#"{"messages":[{"role":"user","content":"[barrage-key:1.0.3] hi"}]}"#,
+                Some("1.0.3"),
+            ),
+            (
+                r#"{"messages":[{"content":"[barrage-key:a] x"},{"content":"ok"},{"content":"[barrage-key:b-2_c] y"}]}"#,
+                Some("b-2_c"),
+            ),
+            (r#"{"messages":[{"content":"hi"}]}"#, None),
+            (r#"{"messages":[{"content":"[barrage-key:] x"}]}"#, None),
+            (r#"{"messages":[{"content":"[barrage-key:a b] x"}]}"#, None),
+            (
+                r#"{"messages":[{"content":"[barrage-key:unclosed"}]}"#,
+                None,
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(prompt_key(body.as_bytes()).as_deref(), *want, "{body}");
+        }
+        let long = format!("[barrage-key:{}]", "k".repeat(MAX_KEY_BYTES + 1));
+        assert_eq!(prompt_key(long.as_bytes()), None, "longer than a key");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use rand::Rng;
 use tokio::time::{Duration, Instant};
 
 use crate::body::{Guards, Recorder, ResponseBody};
-use crate::calls::{clean_key, micros, CallLog, Query};
+use crate::calls::{clean_key, micros, prompt_key, CallLog, Query};
 use crate::completion::{unix_now, Frames, Ids, Meta, Template, ToolCall};
 use crate::config::{Config, Mode};
 use crate::error::ApiError;
@@ -389,7 +389,11 @@ impl App {
             r.call.messages = req.message_count();
             r.call.prompt_tokens = req.prompt_tokens();
             if !has_header_key {
-                r.call.key = req.user.as_deref().and_then(clean_key);
+                r.call.key = req
+                    .user
+                    .as_deref()
+                    .and_then(clean_key)
+                    .or_else(|| prompt_key(body));
             }
         }
         if chance(live.error_rate) {

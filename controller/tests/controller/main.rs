@@ -10,6 +10,7 @@ mod fleet;
 mod goodput;
 mod modes;
 mod netns;
+mod patterns;
 mod report;
 mod run;
 mod scenarios;

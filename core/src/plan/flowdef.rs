@@ -52,7 +52,9 @@
 //! Consecutive steps with the same `group` form one unit: `repeat = N` runs them N times
 //! in order (a multi-turn conversation on one thread), `fan_out = N` runs N copies at
 //! once (their captures stay in their copy). The group's name is a variable holding the
-//! turn or copy index (0-based).
+//! turn or copy index (0-based). A `cleanup` step in a group (after its main steps) runs
+//! at the end of each turn or copy, on that copy's variables, even after a failure: a
+//! fan-out copy that fails still deletes the thread it created.
 use super::check::Check;
 use crate::duration::serde_str;
 use serde::{Deserialize, Serialize};
@@ -175,6 +177,13 @@ pub struct StepSpec {
     pub cleanup: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
+    /// Runtime overhead: the URL (a template) of the mock LLM's call log for this step's
+    /// run, e.g. `"{llm_url}/stats/calls?key={vu}.{iter}"`, its key written into the
+    /// step's prompt as `[barrage-key:{vu}.{iter}]`. After the step passes, the calls
+    /// the mock served for it give `llm_service_time` and `runtime_overhead` (the run's
+    /// latency minus that time), per operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_calls: Option<String>,
 }
 
 fn default_method() -> String {
@@ -220,6 +229,7 @@ pub const BUILTIN_FLOWS: &[(&str, &str)] = &[
     ),
     ("diamond", include_str!("flows/diamond.toml")),
     ("recovery", include_str!("flows/recovery.toml")),
+    ("overhead", include_str!("flows/overhead.toml")),
 ];
 
 /// A built-in flow, parsed.
@@ -318,8 +328,10 @@ impl FlowDef {
             let members: Vec<usize> = (0..self.steps.len())
                 .filter(|&i| self.steps[i].group.as_deref() == Some(name))
                 .collect();
-            if members.is_empty() {
-                errors.push(format!("{field}: no step has group = {name:?}"));
+            if members.iter().all(|&i| self.steps[i].cleanup) {
+                errors.push(format!(
+                    "{field}: no main (not cleanup) step has group = {name:?}"
+                ));
             } else if members.last().unwrap() - members[0] + 1 != members.len() {
                 errors.push(format!(
                     "{field}: its steps must be consecutive in the step list"
@@ -435,9 +447,18 @@ impl FlowDef {
                 }
             }
             if s.cleanup {
-                if s.group.is_some() || s.depends_on.is_some() || s.retry.is_some() {
+                if s.depends_on.is_some() || s.retry.is_some() {
                     errors.push(format!(
-                        "{field}: a cleanup step takes no group, depends_on or retry"
+                        "{field}: a cleanup step takes no depends_on or retry"
+                    ));
+                }
+                let main_after = s.group.is_some()
+                    && self.steps[i + 1..]
+                        .iter()
+                        .any(|o| o.group == s.group && !o.cleanup);
+                if main_after {
+                    errors.push(format!(
+                        "{field}.group: a group's cleanup steps come after its main steps; move it to the end of the group"
                     ));
                 }
                 if s.requires.is_empty() {
@@ -472,6 +493,20 @@ impl FlowDef {
                     errors.push(format!(
                         "{field}.retry.on_status: {:?} must list HTTP statuses (100..=599)",
                         r.on_status
+                    ));
+                }
+            }
+            if let Some(u) = &s.llm_calls {
+                let base =
+                    u.starts_with("http://") || u.starts_with("https://") || u.starts_with('{');
+                if !base || !u.contains("/stats/calls?") || !u.contains("key=") {
+                    errors.push(format!(
+                        "{field}.llm_calls: {u:?} must be the mock LLM's call log with this run's key, e.g. \"{{llm_url}}/stats/calls?key={{vu}}.{{iter}}\""
+                    ));
+                }
+                if s.cleanup {
+                    errors.push(format!(
+                        "{field}.llm_calls: a cleanup step calls no LLM; put llm_calls on the run step"
                     ));
                 }
             }
@@ -640,6 +675,22 @@ mod tests {
             (
                 "vars = { vu = \"1\" }\n[[steps]]\nname = \"a\"\npath = \"/x\"",
                 "flows.x.vars.vu",
+            ),
+            (
+                "groups = { g = { fan_out = 2 } }\n[[steps]]\nname = \"d\"\ngroup = \"g\"\npath = \"/x\"\ncleanup = true\nrequires = [\"t\"]\n[[steps]]\nname = \"a\"\ngroup = \"g\"\npath = \"/x\"",
+                "flows.x.steps[0] (d).group: a group's cleanup steps come after its main steps",
+            ),
+            (
+                "groups = { g = { fan_out = 2 } }\n[[steps]]\nname = \"a\"\npath = \"/x\"\n[[steps]]\nname = \"d\"\ngroup = \"g\"\npath = \"/x\"\ncleanup = true\nrequires = [\"t\"]",
+                "flows.x.groups.g: no main (not cleanup) step",
+            ),
+            (
+                "[[steps]]\nname = \"a\"\npath = \"/x\"\nllm_calls = \"http://llm/stats\"",
+                "flows.x.steps[0] (a).llm_calls: \"http://llm/stats\" must be the mock LLM's call log",
+            ),
+            (
+                "[[steps]]\nname = \"a\"\npath = \"/x\"\n[[steps]]\nname = \"d\"\npath = \"/x\"\ncleanup = true\nrequires = [\"t\"]\nllm_calls = \"http://l/stats/calls?key=1\"",
+                "flows.x.steps[1] (d).llm_calls: a cleanup step calls no LLM",
             ),
         ];
         for (text, needle) in cases {

@@ -15,6 +15,9 @@ pub enum Profile {
     Smoke,
     /// The tier sweep's ramp 1→5→10 over 90 s.
     Tier,
+    /// Seed 001's horizontal scaling: a plateau at 10 VUs, a ramp, a plateau at 100 VUs;
+    /// the summary's `patterns.scaling` compares the two plateaus.
+    Scaling,
 }
 
 /// A `--profile` name that is not a built-in profile.
@@ -23,13 +26,14 @@ pub enum Profile {
 pub struct UnknownProfile(pub String);
 
 impl Profile {
-    pub const NAMES: &'static str = "default, smoke, tier";
+    pub const NAMES: &'static str = "default, smoke, tier, scaling";
 
     pub fn parse(name: &str) -> Result<Self, UnknownProfile> {
         match name {
             "default" => Ok(Profile::Default),
             "smoke" => Ok(Profile::Smoke),
             "tier" => Ok(Profile::Tier),
+            "scaling" => Ok(Profile::Scaling),
             other => Err(UnknownProfile(other.to_string())),
         }
     }
@@ -39,6 +43,7 @@ impl Profile {
             Profile::Default => "default",
             Profile::Smoke => "smoke",
             Profile::Tier => "tier",
+            Profile::Scaling => "scaling",
         }
     }
 }
@@ -79,6 +84,11 @@ impl Plan {
             Profile::Tier => ExecutorConfig::RampingVus {
                 start_vus: 1,
                 stages: vec![Stage::new(30, 5), Stage::new(30, 10), Stage::new(30, 10)],
+                graceful_ramp_down: Duration::from_secs(30),
+            },
+            Profile::Scaling => ExecutorConfig::RampingVus {
+                start_vus: 10,
+                stages: vec![Stage::new(30, 10), Stage::new(15, 100), Stage::new(30, 100)],
                 graceful_ramp_down: Duration::from_secs(30),
             },
         };

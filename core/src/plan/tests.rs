@@ -2,7 +2,12 @@ use super::*;
 
 #[test]
 fn profiles_validate() {
-    for p in [Profile::Default, Profile::Smoke, Profile::Tier] {
+    for p in [
+        Profile::Default,
+        Profile::Smoke,
+        Profile::Tier,
+        Profile::Scaling,
+    ] {
         Plan::profile(p).validate().unwrap();
     }
     let d = Plan::profile(Profile::Default);
@@ -10,6 +15,19 @@ fn profiles_validate() {
     assert_eq!(d.scenario.max_vus(), 5);
     assert_eq!(Plan::profile(Profile::Tier).scenario.max_vus(), 10);
     assert_eq!(d.parsed_thresholds().unwrap().len(), 6);
+    let scaling = Plan::profile(Profile::Scaling);
+    assert_eq!(Profile::parse("scaling"), Ok(Profile::Scaling));
+    assert_eq!(scaling.scenario.max_vus(), 100);
+    let plateaus: Vec<f64> = crate::stages::StageSpan::of(&scaling.scenario)
+        .iter()
+        .filter(|s| s.kind == crate::stages::StageKind::Plateau)
+        .map(|s| s.from)
+        .collect();
+    assert_eq!(
+        plateaus,
+        [10.0, 100.0],
+        "the two plateaus the scaling figures compare"
+    );
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! controller calls it with every worker's merged snapshot, a standalone worker with its own;
 //! nothing else builds a summary.
 use super::{
-    HostInfo, MetricStats, RigInfo, RunMode, RunResult, StageSummary, StoredHistogram, Summary,
-    TargetInfo, ThresholdResult, WorkerSummary, SCHEMA_VERSION,
+    HostInfo, MetricStats, Patterns, RigInfo, RunMode, RunResult, StageSummary, StoredHistogram,
+    Summary, TargetInfo, ThresholdResult, WorkerSummary, SCHEMA_VERSION,
 };
 use crate::metrics::{builtin, MetricKind, ValueKind};
 use crate::plan::Plan;
@@ -263,6 +263,11 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
         .collect();
     let plan = serde_json::from_str(&f.plan.to_json()).unwrap_or(serde_json::Value::Null);
     let t = &f.plan.target;
+    let stages = f
+        .stages
+        .map(|b| stage_summaries(b, f.plan.scenario.is_arrival_rate()))
+        .unwrap_or_default();
+    let patterns = Patterns::of(&stages, &metrics);
     Summary {
         schema_version: SCHEMA_VERSION,
         mode: f.mode,
@@ -292,10 +297,8 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
         thresholds,
         histograms,
         timeseries: f.timeseries.to_doc(),
-        stages: f
-            .stages
-            .map(|b| stage_summaries(b, f.plan.scenario.is_arrival_rate()))
-            .unwrap_or_default(),
+        stages,
+        patterns,
         target_telemetry: f.target_telemetry,
         slo: f
             .plan

@@ -8,6 +8,7 @@
 //! | `assemble.rs` | [`assemble`]: merged data → `Summary`, the only constructor     |
 //! | `text.rs`     | [`render_text`]: the human summary                              |
 //! | `meta.rs`     | [`RigInfo`], [`HostInfo`]: who measured, on what                |
+//! | `patterns.rs` | [`Patterns`]: figures that compare parts of a run (scaling, overhead) |
 //!
 //! Why one typed model: the controller and the standalone worker used to build two
 //! different documents (one untyped and read back by string key), and evaluated thresholds
@@ -32,10 +33,12 @@
 //! recomputed exactly later.
 mod assemble;
 mod meta;
+mod patterns;
 mod text;
 
 pub use assemble::{assemble, metric_entries, rfc3339, sink_stats, RunFacts};
 pub use meta::{cpu_model, host, mem_total, os_name, rig, HostInfo, RigInfo};
+pub use patterns::{Overhead, Patterns, Scaling, ScalingLevel};
 pub use text::render_text;
 
 use crate::metrics::ValueKind;
@@ -96,6 +99,10 @@ pub struct Summary {
     /// Each stage of the plan on its own (ramps, plateaus, the stop tail), in order.
     #[serde(default)]
     pub stages: Vec<StageSummary>,
+    /// The orchestration patterns' figures derived from the stages (scaling), when the
+    /// plan allows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patterns: Option<Patterns>,
     /// What the target consumed, when barrage knew its processes (`core/src/telemetry.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_telemetry: Option<crate::telemetry::TargetSummary>,

@@ -176,6 +176,10 @@ pub fn render_text(s: &Summary, written_to: Option<&Path>) -> String {
             );
         }
     }
+    if let Some(p) = &s.patterns {
+        let _ = writeln!(out, "\n  █ PATTERNS\n");
+        out.push_str(&p.text());
+    }
     let _ = writeln!(out, "\n  █ METRICS\n");
     // metrics, plus the submetrics thresholds name (summary.json has every submetric)
     let named: BTreeSet<&str> = s.thresholds.iter().map(|t| t.metric.as_str()).collect();

@@ -1,5 +1,7 @@
 //! One iteration of the flow: runs its steps in order, checks and records them, then its
 //! cleanup steps.
+mod cleanup;
+
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -230,22 +232,19 @@ impl AgentFlow {
                 break;
             }
         }
-        for (i, step) in self.steps.iter().enumerate().filter(|(_, s)| s.cleanup) {
-            if !step.requires.iter().all(|&v| st.vars.is_set(v)) {
-                continue;
-            }
-            let end = self.run_step(i, step, st, ctx, auth.as_ref()).await?;
-            if !end.passed && failure.is_none() {
-                failure = Some((step.operation.clone(), end.reason.unwrap_or_default()));
-            }
-        }
+        let flow_cleanup = 0..self.steps.len();
+        let cleanup_failure = self
+            .run_cleanup(flow_cleanup, false, st, ctx, auth.as_ref())
+            .await?;
+        failure = failure.or(cleanup_failure);
         Ok(match failure {
             None => IterationOutcome::Success,
             Some((step, reason)) => IterationOutcome::Failed { step, reason },
         })
     }
 
-    /// Runs the steps of `range` in order on `st`; the first failure (step, reason).
+    /// Runs the main steps of `range` in order on `st` (cleanup steps are skipped); the
+    /// first failure (step, reason).
     async fn run_steps(
         &self,
         range: Range<usize>,
@@ -255,6 +254,9 @@ impl AgentFlow {
     ) -> Result<Option<(String, String)>, Cancelled> {
         for i in range {
             let step = &self.steps[i];
+            if step.cleanup {
+                continue;
+            }
             let end = self.run_step(i, step, st, ctx, auth).await?;
             if !end.passed {
                 return Ok(Some((
@@ -295,7 +297,10 @@ impl AgentFlow {
             GroupMode::Repeat(n) => {
                 for k in 0..n {
                     st.vars.set(group.slot, digits.format(k));
-                    if let Some(f) = self.run_steps(node.steps.clone(), st, ctx, auth).await? {
+                    if let Some(f) = self
+                        .run_group_body(node.steps.clone(), st, ctx, auth)
+                        .await?
+                    {
                         return Ok(Some(f));
                     }
                 }
@@ -314,7 +319,7 @@ impl AgentFlow {
                     let range = node.steps.clone();
                     async move {
                         let t0 = Instant::now();
-                        let r = self.run_steps(range, b, ctx, auth).await;
+                        let r = self.run_group_body(range, b, ctx, auth).await;
                         (r, t0.elapsed())
                     }
                 }))
@@ -470,6 +475,10 @@ impl AgentFlow {
         st.answer.clear();
         st.summary.clear();
         st.in_flight = Some((index, Instant::now()));
+        let sent_unix_us = step
+            .llm_calls
+            .as_ref()
+            .map(|_| super::overhead::unix_us_now());
         let mut overflow = false;
         let ex = if step.response == ResponseKind::Sse {
             st.sse.reset();
@@ -692,6 +701,10 @@ impl AgentFlow {
             }
         }
         st.good &= reason.is_none() && self.slo.request_met(index, &ex, &st.summary);
+        if let (None, Some(sent)) = (&reason, sent_unix_us) {
+            self.record_overhead(step, &st.vars, sent, ex.duration, ctx)
+                .await?;
+        }
         let retryable = if reason.is_none() {
             Retryable::No
         } else if ex.error.is_some() {

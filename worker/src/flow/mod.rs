@@ -58,6 +58,7 @@
 //! | `step_attempts` | Trend (count) | `operation` | attempts the step took, the first included |
 //! | `fanout_wall` | Trend µs | `group` | a fan-out group's first send → its last copy's end |
 //! | `parallel_efficiency` | Trend (ratio) | `group` | sum of the copies' times ÷ `fanout_wall` |
+//! | `llm_calls`, `llm_service_time`, `runtime_overhead` | Trend (count, µs, µs) | `operation` | a passed step with `llm_calls`: the mock LLM's calls for its run, their summed service time, its latency minus that ([`overhead`]) |
 //!
 //! GoTrue's token requests are recorded like a step's http samples with
 //! `operation=auth` ([`auth`]). The executor engine adds the plan's tags and records
@@ -85,6 +86,7 @@ pub mod check;
 mod goodput;
 mod http_series;
 mod iteration;
+mod overhead;
 pub mod prune;
 mod retry;
 mod sse_sink;
@@ -236,6 +238,7 @@ fn request_flow(r: &barrage_core::RequestFlow) -> barrage_core::plan::FlowDef {
             retry: None,
             cleanup: false,
             requires: Vec::new(),
+            llm_calls: None,
         }],
     }
 }

@@ -64,6 +64,8 @@ pub struct Step {
     /// (slot, how).
     pub captures: Vec<(usize, Capture)>,
     pub cleanup: bool,
+    /// In a group: a cleanup step then runs at the end of each turn or copy of it.
+    pub grouped: bool,
     pub requires: Vec<usize>,
     /// The answer is parsed as JSON only when a check or capture reads it.
     pub needs_json: bool,
@@ -71,6 +73,8 @@ pub struct Step {
     pub json_need: super::prune::Need,
     pub retry: Option<RetryPolicy>,
     pub think_time: Duration,
+    /// The mock LLM's call log URL for this step's run (runtime overhead, [`super::overhead`]).
+    pub llm_calls: Option<Template>,
 }
 
 /// How a group's steps run.
@@ -258,6 +262,11 @@ fn compile_step(d: &barrage_core::plan::StepSpec, table: &VarTable) -> Result<St
             StepTags::Templated(parsed)
         }
     };
+    let llm_calls = d
+        .llm_calls
+        .as_deref()
+        .map(|u| Template::parse(u, table).map_err(|e| bad("llm_calls", e.to_string())))
+        .transpose()?;
     let needs_json =
         d.kind == StepKind::Json && (defs.iter().any(Check::needs_json) || !d.capture.is_empty());
     let pointers: Vec<&str> = d.capture.values().map(String::as_str).collect();
@@ -273,11 +282,13 @@ fn compile_step(d: &barrage_core::plan::StepSpec, table: &VarTable) -> Result<St
         checks,
         captures,
         cleanup: d.cleanup,
+        grouped: d.group.is_some(),
         requires,
         needs_json,
         json_need,
         retry: d.retry.clone(),
         think_time: d.think_time,
+        llm_calls,
     })
 }
 

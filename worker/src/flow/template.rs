@@ -136,6 +136,14 @@ impl Vars {
         }
     }
 
+    /// Unsets a value (a group's cleanup deleted its resource).
+    pub fn unset(&mut self, slot: usize) {
+        if !self.constant[slot] {
+            self.values[slot].clear();
+            self.set[slot] = false;
+        }
+    }
+
     pub fn get(&self, slot: usize) -> Option<&str> {
         self.set[slot].then(|| self.values[slot].as_str())
     }

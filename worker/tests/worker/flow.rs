@@ -165,6 +165,15 @@ pub(crate) async fn reference_target_with(
     jwt_secret: Option<&str>,
     stop: &CancellationToken,
 ) -> String {
+    reference_target_and_llm(config, jwt_secret, stop).await.0
+}
+
+/// [`reference_target_with`], also returning the mock LLM's base URL (its `/stats/calls`).
+pub(crate) async fn reference_target_and_llm(
+    config: barrage_mock_llm::Config,
+    jwt_secret: Option<&str>,
+    stop: &CancellationToken,
+) -> (String, String) {
     let (llm, llm_url) = bind().await;
     tokio::spawn(barrage_mock_llm::serve(
         llm,
@@ -192,7 +201,7 @@ pub(crate) async fn reference_target_with(
         config,
         stop.clone().cancelled_owned(),
     ));
-    rt_url
+    (rt_url, llm_url)
 }
 
 pub(crate) async fn serve_router(app: Router) -> String {

@@ -14,7 +14,9 @@ use barrage_worker::sample::IterationOutcome;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::flow::{plan, reference_target_with, run, serve_router, Collector};
+use crate::flow::{
+    plan, reference_target_and_llm, reference_target_with, run, serve_router, Collector,
+};
 
 fn flow_plan(url: &str, name: &str) -> barrage_core::Plan {
     let mut p = plan(url, Duration::from_secs(30));
@@ -67,6 +69,50 @@ async fn fanout_has_its_50_runs_in_flight_at_once() {
     stop.cancel();
 }
 
+/// A fan-out copy whose run fails still deletes the thread it created (it used to stop at
+/// the failed run and leak the thread: the runtime's `/stats` kept counting it).
+#[tokio::test]
+async fn fanout_copy_that_fails_still_deletes_its_thread() {
+    let stop = CancellationToken::new();
+    let url = reference_target_with(
+        barrage_mock_llm::Config {
+            error_rate: 0.3,
+            ..llm(20)
+        },
+        None,
+        &stop,
+    )
+    .await;
+    let flow = AgentFlow::new(&flow_plan(&url, "fanout"), &Default::default()).unwrap();
+    let rec = Collector::default();
+    // 51 runs at 30 % errors: all passing has probability 0.7^51 (about 1e-8); the
+    // producer failing ends the iteration before any copy, so try a few iterations
+    let mut failed_copies = false;
+    for i in 0..5 {
+        if let IterationOutcome::Failed { step, .. } = run(&flow, 1, i, &rec).await {
+            if step == "fan_run" {
+                failed_copies = true;
+                break;
+            }
+        }
+    }
+    assert!(failed_copies, "no fan-out copy failed in 5 iterations");
+    let s = stats(&url).await;
+    assert!(s["runs"]["failed"].as_u64().unwrap() > 0, "{s}");
+    let created = rec.count("fan_thread", &[]);
+    assert!(created >= 50, "{created}");
+    assert_eq!(
+        rec.count("cleanup", &[("operation", "fan_delete_thread")]),
+        created,
+        "one delete per thread created"
+    );
+    assert_eq!(
+        s["threads"], 0,
+        "every copy, failed or not, deleted its thread: {s}"
+    );
+    stop.cancel();
+}
+
 #[tokio::test]
 async fn fanout_on_one_thread_is_run_one_at_a_time_by_the_reference_runtime() {
     let stop = CancellationToken::new();
@@ -111,6 +157,76 @@ async fn chain_makes_20_dependent_runs_in_order_on_one_growing_thread() {
     // Without a growing history the 20 prompts would hold ~100 words.
     let prompt = s["llm"]["prompt_tokens"].as_u64().unwrap();
     assert!(prompt >= 5 * (1..=20).sum::<u64>(), "{s}");
+    stop.cancel();
+}
+
+/// Runtime overhead: each of the 5 turns' latency splits into the mock's own time for its
+/// call (the known delay) and the rest, the runtime's; the mock's call log agrees.
+#[tokio::test]
+async fn overhead_is_run_latency_minus_the_mock_time_of_its_calls() {
+    let stop = CancellationToken::new();
+    let (url, llm_url) = reference_target_and_llm(llm(100), None, &stop).await;
+    let mut p = plan(&url, Duration::from_secs(30));
+    p.flow.name = "overhead".into();
+    let mut def = barrage_core::plan::builtin_flow("overhead").unwrap();
+    def.vars.insert("llm_url".into(), llm_url.clone());
+    p.flows.insert("overhead".into(), def);
+    p.validate().unwrap();
+    let flow = AgentFlow::new(&p, &Default::default()).unwrap();
+    let rec = Collector::default();
+    assert_eq!(run(&flow, 7, 3, &rec).await, IterationOutcome::Success);
+    let op = &[("operation", "overhead_run")];
+    let runs = rec.find("overhead_run", op);
+    let calls = rec.find("llm_calls", op);
+    let service = rec.find("llm_service_time", op);
+    let overhead = rec.find("runtime_overhead", op);
+    assert_eq!(
+        (runs.len(), calls.len(), service.len(), overhead.len()),
+        (5, 5, 5, 5)
+    );
+    for i in 0..5 {
+        assert_eq!(calls[i].value, 1.0, "one LLM call per run");
+        // the mock's 100 ms delay (service time: request head to last byte)
+        let s = service[i].value;
+        assert!(
+            (100_000.0..200_000.0).contains(&s),
+            "turn {i}: service {s} µs"
+        );
+        let (latency, o) = (runs[i].value, overhead[i].value);
+        assert!(
+            o >= 0.0 && o < latency,
+            "turn {i}: overhead {o} of {latency}"
+        );
+        assert!(
+            (latency - o - s).abs() <= 1.0,
+            "latency − overhead is the mock's time: {latency} − {o} vs {s}"
+        );
+    }
+    // the mock logged the 5 calls under the flow's keys, with these service times
+    let log: Value = serde_json::from_slice(
+        &reqwest::get(format!("{llm_url}/stats/calls"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let keys: Vec<&str> = log["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(keys, ["7.3.0", "7.3.1", "7.3.2", "7.3.3", "7.3.4"], "{log}");
+    let logged: f64 = log["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["service_us"].as_f64().unwrap())
+        .sum();
+    let recorded: f64 = service.iter().map(|g| g.value).sum();
+    assert!((logged - recorded).abs() <= 5.0, "{logged} vs {recorded}");
     stop.cancel();
 }
 
@@ -226,4 +342,91 @@ async fn recovery_retries_what_the_mock_broke() {
     let total: f64 = attempts.iter().map(|g| g.value).sum();
     assert_eq!(total as u64, iterations + retries);
     stop.cancel();
+}
+
+/// The patterns against the real LangGraph servers (Python `langgraph dev`, LangGraph.js)
+/// started by `.ci/run` behind its mock LLM (`BARRAGE_TARGET_PY_URL`,
+/// `BARRAGE_TARGET_JS_URL`; each one not set is a skip, a failure under `.ci/run`), so no
+/// pattern depends on the reference runtime's quirks. The shared mock LLM answers
+/// without errors, so recovery shows only that its retried step passes as is there.
+#[tokio::test]
+async fn patterns_against_real_langgraph_targets() {
+    const TEST: &str = "patterns::patterns_against_real_langgraph_targets";
+    let how = "run .ci/run, which starts both from deploy/targets/, or start one (deploy/targets/README.md) and export its URL";
+    let targets: Vec<(&str, String)> = [
+        ("py", "BARRAGE_TARGET_PY_URL"),
+        ("js", "BARRAGE_TARGET_JS_URL"),
+    ]
+    .into_iter()
+    .filter_map(|(name, var)| barrage_testkit::require_env(TEST, var, how).map(|u| (name, u)))
+    .collect();
+    let runs = targets.into_iter().map(|(name, url)| async move {
+        let flow_of = |pattern: &str| {
+            let mut p = plan(&url, Duration::from_secs(120));
+            p.flow.name = pattern.into();
+            p.validate().unwrap();
+            AgentFlow::new(&p, &Default::default()).unwrap()
+        };
+        let all_passed = |rec: &Collector, what: &str| {
+            assert_eq!(rec.sum("http_req_failed", &[]), 0.0, "{name}: {what}");
+            let checks = rec.find("checks", &[]);
+            assert!(!checks.is_empty() && checks.iter().all(|c| c.value == 1.0), "{name}: {what}: {checks:?}");
+        };
+
+        // chain: 20 turns on one thread, in depth order
+        let rec = Collector::default();
+        let out = run(&flow_of("chain"), 1, 0, &rec).await;
+        assert_eq!(out, IterationOutcome::Success, "{name} ({url}): chain");
+        let depths: Vec<String> = rec
+            .find("chain_turn_duration", &[])
+            .iter()
+            .filter_map(|g| g.tags.iter().find(|(k, _)| k == "depth").map(|(_, v)| v.clone()))
+            .collect();
+        let want: Vec<String> = (0..20).map(|d| d.to_string()).collect();
+        assert_eq!(depths, want, "{name}: one turn per depth, in order");
+        assert_eq!(rec.count("cleanup", &[("operation", "delete_thread")]), 1, "{name}");
+        all_passed(&rec, "chain");
+        let chain_ms = rec.sum("chain_turn_duration", &[]) / 1000.0;
+
+        // fan-out: 50 runs on 50 threads, all finished, each thread deleted
+        let rec = Collector::default();
+        let out = run(&flow_of("fanout"), 1, 1, &rec).await;
+        assert_eq!(out, IterationOutcome::Success, "{name} ({url}): fanout");
+        assert_eq!(rec.count("fanout_run_duration", &[]), 50, "{name}");
+        assert_eq!(rec.count("cleanup", &[("operation", "fan_delete_thread")]), 50, "{name}");
+        all_passed(&rec, "fanout");
+        let wall = rec.find("fanout_wall", &[("group", "fan")]);
+        let eff = rec.find("parallel_efficiency", &[("group", "fan")]);
+        assert_eq!((wall.len(), eff.len()), (1, 1), "{name}");
+        // the copies overlapped at least somewhat: the servers run runs concurrently
+        assert!(eff[0].value > 1.5, "{name}: parallel efficiency {}", eff[0].value);
+
+        // diamond: B and C read A's answer, D reads both
+        let rec = Collector::default();
+        let out = run(&flow_of("diamond"), 1, 2, &rec).await;
+        assert_eq!(out, IterationOutcome::Success, "{name} ({url}): diamond");
+        for op in ["dag_a", "dag_b", "dag_c", "dag_d"] {
+            assert_eq!(rec.count("http_reqs", &[("operation", op)]), 1, "{name}: {op}");
+        }
+        all_passed(&rec, "diamond");
+
+        // recovery: its retried run passes at the first attempt behind a healthy LLM
+        let rec = Collector::default();
+        let flow = flow_of("recovery");
+        for i in 0..3 {
+            let out = run(&flow, 1, 3 + i, &rec).await;
+            assert_eq!(out, IterationOutcome::Success, "{name} ({url}): recovery {i}");
+        }
+        let attempts = rec.find("step_attempts", &[("operation", "recover_run")]);
+        assert_eq!(attempts.len(), 3, "{name}");
+        assert!(attempts.iter().all(|a| a.value == 1.0), "{name}: {attempts:?}");
+        assert_eq!(rec.count("step_retries", &[]), 0, "{name}");
+        all_passed(&rec, "recovery");
+        println!(
+            "{name}: chain 20 turns {chain_ms:.0} ms; fan-out of 50 wall {:.0} ms, parallel efficiency {:.1}",
+            wall[0].value / 1000.0,
+            eff[0].value
+        );
+    });
+    futures_util::future::join_all(runs).await;
 }
