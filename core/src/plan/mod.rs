@@ -115,6 +115,12 @@ pub struct Plan {
     /// Tags added to every sample.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// What a valid run must deliver (`[validity]`, `core/src/validity/`).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::validity::ValidityConfig::is_default"
+    )]
+    pub validity: crate::validity::ValidityConfig,
 }
 
 fn default_name() -> String {

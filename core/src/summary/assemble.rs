@@ -138,6 +138,8 @@ pub struct RunFacts<'a> {
     pub late_snapshots: u64,
     /// What the target consumed (see [`crate::telemetry`]), when measured.
     pub target_telemetry: Option<crate::telemetry::TargetSummary>,
+    /// The verdict of [`crate::validity::check`], when the program kept health figures.
+    pub validity: Option<crate::validity::Validity>,
 }
 
 /// The `vus` gauge as the sum over workers, from the time series: last, min, max.
@@ -297,5 +299,6 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
             .map(|b| stage_summaries(b, f.plan.scenario.is_arrival_rate()))
             .unwrap_or_default(),
         target_telemetry: f.target_telemetry,
+        validity: f.validity,
     }
 }
