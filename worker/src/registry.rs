@@ -18,6 +18,7 @@
 use crate::clock::Clock;
 pub use crate::sample::SeriesId;
 use crate::sample::{Record, Sample};
+use barrage_core::validity::VuSample;
 use barrage_core::{MetricKind, Point, SeriesKey, Sink, Snapshot};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -62,6 +63,11 @@ struct Inner {
     vus_max_peak: u64,
     /// Samples whose kind disagreed with their series' kind (dropped).
     kind_clashes: u64,
+    /// Closed model: planned against running VUs at the executor's ticks since the last
+    /// cut (`None`: no tick), for the worker's health (`crate::health`).
+    vu_plan: Option<VuSample>,
+    /// Iterations started since the last cut.
+    started: u64,
 }
 
 /// The worker's metrics registry (see the module docs).
@@ -175,6 +181,31 @@ impl Registry {
         inner.vus_max = vus_max;
         inner.vus_peak = inner.vus_peak.max(vus);
         inner.vus_max_peak = inner.vus_max_peak.max(vus_max);
+    }
+
+    /// Closed model, at each executor tick: the VUs the plan wants of this worker and how
+    /// many of them run (see `crate::health`).
+    pub fn set_vus_plan(&self, planned: u64, active: u64) {
+        let mut inner = self.inner.borrow_mut();
+        let first = inner.vu_plan.is_none();
+        inner.vu_plan = Some(
+            inner
+                .vu_plan
+                .unwrap_or_default()
+                .with(first, planned, active),
+        );
+    }
+
+    /// A VU starts an iteration.
+    pub fn iteration_started(&self) {
+        self.inner.borrow_mut().started += 1;
+    }
+
+    /// The engine's counts since the last call (called at each cut, right after
+    /// [`Registry::cut`]): the VU plan samples and the iterations started.
+    pub fn take_engine_counts(&self) -> (Option<VuSample>, u64) {
+        let mut inner = self.inner.borrow_mut();
+        (inner.vu_plan.take(), std::mem::take(&mut inner.started))
     }
 
     pub fn vus(&self) -> (u64, u64) {

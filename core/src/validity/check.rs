@@ -40,7 +40,10 @@ pub fn check(book: &HealthBook, stages: &StageBook, cfg: &ValidityConfig) -> Val
             } else {
                 0.0
             };
-            if cpu > cfg.max_worker_cpu {
+            // a stage seen for less than half an interval (the run's last, partial cut:
+            // a few ms of draining) is too short to judge a CPU share on
+            let judged = s.wall_us >= interval_s * 0.5e6;
+            if judged && cpu > cfg.max_worker_cpu {
                 problems.push(problem(
                     ProblemKind::WorkerCpu,
                     cpu * 100.0,

@@ -196,6 +196,27 @@ fn cpu_is_judged_on_the_stage_mean_not_a_spike() {
         &["a"],
     );
     assert!(tail.valid, "{tail:?}");
+    // ... nor when it is the stop tail's only interval
+    let only = run(
+        &closed_plan(),
+        |_, seq| {
+            Some(match seq {
+                15 => WorkerHealth {
+                    cpu: 1.0,
+                    cpu_wall_us: 12_000,
+                    ..closed((0, 0), (0, 0))
+                },
+                16 => WorkerHealth {
+                    cpu: 0.0,
+                    cpu_wall_us: 0,
+                    ..closed((0, 0), (0, 0))
+                },
+                _ => closed((5, 5), (5, 5)),
+            })
+        },
+        &["a"],
+    );
+    assert!(only.valid, "{only:?}");
     let saturated = run(
         &closed_plan(),
         |w, seq| {
