@@ -15,3 +15,4 @@ mod sweep;
 mod telemetry;
 mod tiers;
 mod util;
+mod validity;
