@@ -179,12 +179,16 @@ fn finalize(
             failed_outputs = true;
         }
     }
-    let mut code = report.exit_code();
+    let valid = report.validity.as_ref().is_none_or(|v| v.valid);
+    let mut code = exit_code::with_validity(report.exit_code(), valid, cfg.allow_invalid);
     if code == exit_code::SUCCESS && failed_outputs {
         code = exit_code::FAILURE;
     }
     let mut doc = summary::summarize(report, target_telemetry);
     doc.result.exit_code = code;
+    if let Some(v) = doc.validity.as_mut() {
+        v.allow_invalid = cfg.allow_invalid;
+    }
     let bytes = serde_json::to_vec_pretty(&doc).context("summary does not serialize")?;
     let path = results::write_new(
         &results::summary_path(&cfg.results_dir, &report.plan),

@@ -174,6 +174,11 @@ pub struct OutputArgs {
     /// the target and the workers' hosts (it has no authentication).
     #[arg(long, requires = "dashboard")]
     pub dashboard_public: bool,
+    /// Exit as if valid when the load generator did not deliver the plan (a worker
+    /// saturated, iterations not started on time): the summary still says INVALID.
+    /// Without it such a run exits 97.
+    #[arg(long)]
+    pub allow_invalid: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -98,6 +98,8 @@ pub struct RunConfig {
     pub embedded_target: bool,
     /// `--dashboard`: where to serve the live dashboard (checked: loopback unless public).
     pub dashboard: Option<SocketAddr>,
+    /// `--allow-invalid`: an invalid run keeps the exit code a valid one would get.
+    pub allow_invalid: bool,
 }
 
 /// The worker-facing side of a coordinator: who may join and how.
@@ -236,6 +238,7 @@ pub fn build(plan_args: &PlanArgs, output: &OutputArgs) -> Result<RunConfig, Con
         progress: !output.no_progress,
         embedded_target,
         dashboard: output.dashboard,
+        allow_invalid: output.allow_invalid,
     })
 }
 

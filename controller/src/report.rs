@@ -65,6 +65,8 @@ pub struct WorkerRecord {
     /// What its `Done` reported, when it sent one.
     pub done_iterations: Option<u64>,
     pub lost: Option<Lost>,
+    /// What it measured of itself (`barrage_core::validity`), when it reported it.
+    pub health: Option<barrage_core::validity::WorkerHealthSummary>,
 }
 
 /// Everything the summary needs.
@@ -84,6 +86,8 @@ pub struct RunReport {
     pub end_reason: EndReason,
     /// Snapshots that arrived after their interval closed.
     pub late_snapshots: u64,
+    /// Whether the workers delivered the plan (`None`: not checked).
+    pub validity: Option<barrage_core::validity::Validity>,
 }
 
 impl RunReport {
@@ -91,7 +95,8 @@ impl RunReport {
         self.thresholds.iter().any(|o| !o.ok)
     }
 
-    /// The process exit code this run deserves (see [`crate::exit_code`]).
+    /// The process exit code this run deserves before its validity is weighed (see
+    /// [`crate::exit_code`]; `app::finalize` applies [`exit_code::with_validity`]).
     pub fn exit_code(&self) -> u8 {
         match &self.end_reason {
             EndReason::Aborted => exit_code::INTERRUPTED,

@@ -20,6 +20,7 @@ fn worker_summary(w: &WorkerRecord, start: SystemTime) -> WorkerSummary {
         requests: w.requests,
         snapshots: w.snapshots,
         done_iterations: w.done_iterations,
+        health: w.health.clone(),
         lost: w.lost.as_ref().map(|l| LostWorker {
             at: summary::rfc3339(l.at),
             after_s: (l.at.duration_since(start).unwrap_or_default().as_secs_f64() * 1000.0)
@@ -53,6 +54,7 @@ pub fn summarize(r: &RunReport, target_telemetry: Option<TargetSummary>) -> Summ
         exit_code: r.exit_code(),
         late_snapshots: r.late_snapshots,
         target_telemetry,
+        validity: r.validity.clone(),
     })
 }
 
@@ -125,6 +127,7 @@ mod tests {
                 requests: 200,
                 snapshots: 10,
                 done_iterations: None,
+                health: None,
                 lost: Some(Lost {
                     at: start + Duration::from_secs(4),
                     reason: "stream broke".into(),
@@ -133,6 +136,7 @@ mod tests {
             thresholds,
             end_reason: EndReason::Completed,
             late_snapshots: 0,
+            validity: None,
         }
     }
 

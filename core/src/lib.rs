@@ -21,6 +21,7 @@
 //! | [`stages`]    | `StageSpan`, `StageBook`                 | per-stage (ramp/plateau) merged results    |
 //! | [`summary`]   | `Summary`, `assemble`, `render_text`     | the one model of a run's results           |
 //! | [`telemetry`]| `TargetSummary`, `TelemetryRecorder`      | what the target consumed (CPU, RSS, LLM calls) |
+//! | [`validity`]  | `WorkerHealth`, `HealthBook`, `check`     | whether the run delivered its plan (exit 97) |
 //! | [`auth`]      | [`Secret`], [`mint_hs256`]               | the one place JWTs are minted (wall clock) |
 //! | [`liveness`]  | `SILENT_INTERVALS`, `worker_silence`     | when each side gives the other up          |
 //! | [`logging`]   | `init`, `outln!`, `errln!`               | logs and prints a closed pipe cannot kill  |
@@ -55,6 +56,7 @@ pub mod summary;
 pub mod telemetry;
 pub mod threshold;
 pub mod timeseries;
+pub mod validity;
 
 pub use auth::{mint_hs256, JwtClaims, Secret};
 pub use executor::{ExecutorConfig, Stage};

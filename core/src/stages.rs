@@ -130,6 +130,15 @@ impl StageSpan {
     }
 }
 
+/// The stage of `spans` holding interval `seq`'s midpoint (the last one past the end).
+pub fn stage_of_interval(spans: &[StageSpan], interval: Duration, seq: u64) -> usize {
+    let mid = interval.mul_f64(seq as f64 + 0.5);
+    spans
+        .iter()
+        .position(|s| s.holds(mid))
+        .unwrap_or(spans.len().saturating_sub(1))
+}
+
 /// Whether a threshold's `stage` filter value names this stage.
 pub fn stage_matches(value: &str, index: usize, kind: StageKind) -> bool {
     match value {
@@ -187,11 +196,7 @@ impl StageBook {
 
     /// The stage holding interval `seq`'s midpoint.
     pub fn stage_of(&self, seq: u64) -> usize {
-        let mid = self.interval.mul_f64(seq as f64 + 0.5);
-        self.spans
-            .iter()
-            .position(|s| s.holds(mid))
-            .unwrap_or(self.spans.len() - 1)
+        stage_of_interval(&self.spans, self.interval, seq)
     }
 
     /// Adds closed interval `seq` (merged over the workers).

@@ -70,6 +70,38 @@ fn sample() -> Summary {
     ts.push(TimePoint::from_interval(0, &total, 1));
     let mut stages = barrage_core::stages::StageBook::new(&plan.scenario, plan.interval);
     stages.add(0, &total);
+    // a worker that saturated its core: the validity section and its health figures
+    let mut health = barrage_core::validity::HealthBook::new(&plan.scenario, plan.interval);
+    health.add(
+        "w1",
+        0,
+        Some(&barrage_core::validity::WorkerHealth {
+            cpu: 0.99,
+            cpu_wall_us: 1_000_000,
+            loop_lag_max_us: 40_000,
+            loop_lag_p99_us: 30_000,
+            iterations_started: 1,
+            ..Default::default()
+        }),
+    );
+    let validity = barrage_core::validity::check(&health, &stages, &plan.validity);
+    assert!(!validity.valid);
+    let worker = summary::WorkerSummary {
+        id: "w1".into(),
+        host: "h".into(),
+        pid: 1,
+        core: 0,
+        version: "0.1.0".into(),
+        segment: Some("[0, 1)".into()),
+        clock_offset_us: 0,
+        rtt_us: 10,
+        iterations: 1,
+        requests: 100,
+        snapshots: 1,
+        done_iterations: Some(1),
+        lost: None,
+        health: health.worker("w1"),
+    };
     let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     summary::assemble(RunFacts {
         mode: RunMode::Standalone,
@@ -83,11 +115,12 @@ fn sample() -> Summary {
         timeseries: &ts,
         stages: Some(&stages),
         target_telemetry: None,
-        workers: Vec::new(),
+        workers: vec![worker],
         verdicts: &verdicts,
         end_reason: "completed".into(),
-        exit_code: 99,
+        exit_code: 97,
         late_snapshots: 0,
+        validity: Some(validity),
     })
 }
 
@@ -125,6 +158,17 @@ fn a_summary_matches_the_schema_and_reads_back() {
     assert_eq!(th("agent_flow_duration").observed, None);
     assert!(!th("agent_flow_duration").ok);
     let text = summary::render_text(&s, None);
+    // an invalid run says so before any figure, naming the worker and the stage
+    let invalid = text.find("INVALID RUN").unwrap_or_else(|| panic!("{text}"));
+    assert!(invalid < text.find("target:").unwrap(), "{text}");
+    assert!(
+        text.contains(
+            "✗ worker w1, stage 0 (plateau): worker_cpu 99 % of a core, bound 90 % of a core"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("(exit code 97)"), "{text}");
+    assert_eq!(s.workers[0].health.as_ref().unwrap().cpu_max_pct, 99.0);
     assert!(text.contains("✗ agent_flow_duration"), "{text}");
     assert!(text.contains("observed=no data"), "{text}");
     assert!(text.contains("data_received"), "{text}");

@@ -10,10 +10,12 @@
 //! | `SeriesSnapshot`   | `(SeriesKey, Sink)`          | inside the snapshot conversions    |
 //! | `MetricKind`       | [`barrage_core::MetricKind`] | [`kind_to_pb`] / [`kind_from_pb`]  |
 //! | `Point`            | [`barrage_core::Point`]      | [`point_to_pb`] / [`point_from_pb`] |
+//! | `WorkerHealth`     | [`barrage_core::validity::WorkerHealth`] | [`health_to_pb`] / [`health_from_pb`] |
 #![forbid(unsafe_code)]
 
 use barrage_core::sink::{CounterSink, GaugeSink, RateSink, TrendSink};
 use barrage_core::snapshot::SeriesPart;
+use barrage_core::validity::{VuSample, WorkerHealth};
 use barrage_core::{Fraction, MetricKind, Point, Segment, SeriesKey, Sink, Snapshot};
 
 /// The generated code of `barrage.proto`.
@@ -194,7 +196,86 @@ pub fn snapshot_to_pb(s: &Snapshot) -> Result<pb::Snapshot, WireError> {
         series,
         vus: s.vus.min(u32::MAX as u64) as u32,
         vus_max: s.vus_max.min(u32::MAX as u64) as u32,
+        health: None,
     })
+}
+
+/// Encodes a worker's own figures of one interval (`Snapshot.health`).
+pub fn health_to_pb(h: &WorkerHealth) -> pb::WorkerHealth {
+    pb::WorkerHealth {
+        cpu: h.cpu,
+        cpu_wall_us: h.cpu_wall_us,
+        loop_lag_max_us: h.loop_lag_max_us,
+        loop_lag_p99_us: h.loop_lag_p99_us,
+        vus: h.vus.map(|v| pb::VuSample {
+            planned_min: v.planned_min,
+            planned_max: v.planned_max,
+            active_min: v.active_min,
+            active_max: v.active_max,
+        }),
+        iterations_started: h.iterations_started,
+        iterations_due: h.iterations_due,
+        iterations_dropped: h.iterations_dropped,
+        schedule_changed: h.schedule_changed,
+    }
+}
+
+/// Most CPU a worker's figures may claim, in cores: a thread uses at most one, plus the
+/// jitter of reading its clock; beyond this the figure is garbage, not a busy worker.
+pub const MAX_HEALTH_CPU: f64 = 64.0;
+
+/// Decodes and validates a snapshot's health (`None`: the worker sent none): a finite CPU
+/// in 0..=[`MAX_HEALTH_CPU`], lag p99 ≤ max, VU minima ≤ maxima.
+pub fn health_from_pb(p: &pb::Snapshot) -> Result<Option<WorkerHealth>, WireError> {
+    let Some(h) = &p.health else {
+        return Ok(None);
+    };
+    if !(h.cpu.is_finite() && (0.0..=MAX_HEALTH_CPU).contains(&h.cpu)) {
+        return Err(invalid(
+            "snapshot.health.cpu",
+            format!("{} is not a CPU share (0..={MAX_HEALTH_CPU} cores)", h.cpu),
+        ));
+    }
+    if h.loop_lag_p99_us > h.loop_lag_max_us {
+        return Err(invalid(
+            "snapshot.health.loop_lag_p99_us",
+            format!(
+                "{} is above loop_lag_max_us {}",
+                h.loop_lag_p99_us, h.loop_lag_max_us
+            ),
+        ));
+    }
+    let vus = match &h.vus {
+        None => None,
+        Some(v) if v.planned_min <= v.planned_max && v.active_min <= v.active_max => {
+            Some(VuSample {
+                planned_min: v.planned_min,
+                planned_max: v.planned_max,
+                active_min: v.active_min,
+                active_max: v.active_max,
+            })
+        }
+        Some(v) => {
+            return Err(invalid(
+                "snapshot.health.vus",
+                format!(
+                    "minima above maxima (planned {}..{}, active {}..{})",
+                    v.planned_min, v.planned_max, v.active_min, v.active_max
+                ),
+            ))
+        }
+    };
+    Ok(Some(WorkerHealth {
+        cpu: h.cpu,
+        cpu_wall_us: h.cpu_wall_us,
+        loop_lag_max_us: h.loop_lag_max_us,
+        loop_lag_p99_us: h.loop_lag_p99_us,
+        vus,
+        iterations_started: h.iterations_started,
+        iterations_due: h.iterations_due,
+        iterations_dropped: h.iterations_dropped,
+        schedule_changed: h.schedule_changed,
+    }))
 }
 
 /// One wire series, validated: a ready sink, or the histogram bytes still to decode.

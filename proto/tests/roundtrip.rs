@@ -275,3 +275,64 @@ fn points_convert_both_ways_and_bad_ones_name_the_field() {
     let e = barrage_proto::point_from_pb(bad).unwrap_err().to_string();
     assert!(e.contains("point.metric"), "{e}");
 }
+
+/// Issue 12 §4: a worker's own figures ride its snapshot, and figures no worker could have
+/// measured are refused naming the field.
+#[test]
+fn worker_health_round_trips_and_is_validated() {
+    use barrage_core::validity::{VuSample, WorkerHealth};
+    let h = WorkerHealth {
+        cpu: 0.42,
+        cpu_wall_us: 1_000_000,
+        loop_lag_max_us: 3100,
+        loop_lag_p99_us: 1200,
+        vus: Some(VuSample {
+            planned_min: 4,
+            planned_max: 5,
+            active_min: 4,
+            active_max: 5,
+        }),
+        iterations_started: 97,
+        iterations_due: Some(100),
+        iterations_dropped: 3,
+        schedule_changed: true,
+    };
+    let mut snap = snapshot_to_pb(&sample_snapshot()).unwrap();
+    assert_eq!(
+        health_from_pb(&snap),
+        Ok(None),
+        "no health: a simulated worker"
+    );
+    snap.health = Some(health_to_pb(&h));
+    roundtrip(snap.clone());
+    assert_eq!(health_from_pb(&snap), Ok(Some(h)));
+    let closed = WorkerHealth {
+        iterations_due: None,
+        vus: None,
+        ..h
+    };
+    snap.health = Some(health_to_pb(&closed));
+    assert_eq!(health_from_pb(&snap), Ok(Some(closed)));
+    // (mutation, field named in the error)
+    type Mutation = fn(&mut pb::WorkerHealth);
+    let cases: [(Mutation, &str); 4] = [
+        (|h| h.cpu = f64::NAN, "snapshot.health.cpu"),
+        (|h| h.cpu = -0.1, "snapshot.health.cpu"),
+        (
+            |h| h.loop_lag_p99_us = h.loop_lag_max_us + 1,
+            "snapshot.health.loop_lag_p99_us",
+        ),
+        (
+            |h| h.vus.as_mut().unwrap().active_min = 9,
+            "snapshot.health.vus",
+        ),
+    ];
+    for (mutate, field) in cases {
+        let mut bad = snapshot_to_pb(&sample_snapshot()).unwrap();
+        let mut hp = health_to_pb(&h);
+        mutate(&mut hp);
+        bad.health = Some(hp);
+        let err = health_from_pb(&bad).unwrap_err();
+        assert!(err.to_string().starts_with(field), "{err}");
+    }
+}

@@ -64,6 +64,11 @@ pub struct Args {
     /// Standalone: folder for `{name}.summary.json` (the same file `barrage run` writes).
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
+
+    /// Standalone: exit as if valid when the run did not deliver its plan (the summary
+    /// still says INVALID); otherwise such a run exits 97.
+    #[arg(long)]
+    pub allow_invalid: bool,
 }
 
 /// Where the plan of a standalone run comes from.
@@ -83,6 +88,8 @@ pub struct StandaloneArgs {
     pub core: Option<usize>,
     /// Where the summary goes (default `results`).
     pub results_dir: PathBuf,
+    /// `--allow-invalid`: an invalid run keeps the exit code it would have had.
+    pub allow_invalid: bool,
 }
 
 /// Validated flags of a controller-joined worker.
@@ -174,6 +181,7 @@ impl Args {
                         .results_dir
                         .clone()
                         .unwrap_or_else(|| PathBuf::from("results")),
+                    allow_invalid: self.allow_invalid,
                 })
             })
         } else {
@@ -184,6 +192,7 @@ impl Args {
                 ("--runtime-name", self.runtime_name.is_some()),
                 ("--jwt-secret-env", self.jwt_secret_env.is_some()),
                 ("--results-dir", self.results_dir.is_some()),
+                ("--allow-invalid", self.allow_invalid),
             ] {
                 if set {
                     errors.push(format!(

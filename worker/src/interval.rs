@@ -1,9 +1,12 @@
 //! The snapshot ticker: every `interval`, aligned to the run's start, it cuts the
 //! registry's interval sinks into a [`Snapshot`] (interval `k` starts at
-//! `start + k·interval`, stamped in the controller's clock) and hands it out; raw point
-//! batches go out when full and at every cut.
+//! `start + k·interval`, stamped in the controller's clock) with the worker's health over
+//! it ([`crate::health`]) and hands them out; raw point batches go out when full and at
+//! every cut.
 use crate::clock::Clock;
+use crate::health::Monitor;
 use crate::registry::Registry;
+use barrage_core::validity::WorkerHealth;
 use barrage_core::{Point, Snapshot};
 use std::rc::Rc;
 use tokio::sync::Notify;
@@ -12,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 /// What the ticker hands out.
 pub enum Tick {
-    Snapshot(Snapshot),
+    /// One interval's figures and the worker's health over it.
+    Snapshot(Snapshot, WorkerHealth),
     Points(Vec<Point>),
 }
 
@@ -39,6 +43,7 @@ impl Intervals {
 /// interval, which the caller cuts when the run ends.
 pub async fn run_ticker(
     registry: &Registry,
+    monitor: &Monitor,
     clock: &Clock,
     iv: Intervals,
     points_ready: Option<Rc<Notify>>,
@@ -58,7 +63,8 @@ pub async fn run_ticker(
             biased;
             _ = until.cancelled() => return seq,
             _ = tokio::time::sleep_until(boundary) => {
-                emit(Tick::Snapshot(cut(registry, clock, iv, seq)));
+                let (snapshot, health) = cut(registry, monitor, clock, iv, seq);
+                emit(Tick::Snapshot(snapshot, health));
                 for batch in registry.take_points() {
                     emit(Tick::Points(batch));
                 }
@@ -73,7 +79,15 @@ pub async fn run_ticker(
     }
 }
 
-/// Cuts interval `seq`.
-pub fn cut(registry: &Registry, clock: &Clock, iv: Intervals, seq: u64) -> Snapshot {
-    registry.cut(seq, clock.controller_us(iv.start_of(seq)), iv.every_ms())
+/// Cuts interval `seq`: its figures and the worker's health over it.
+pub fn cut(
+    registry: &Registry,
+    monitor: &Monitor,
+    clock: &Clock,
+    iv: Intervals,
+    seq: u64,
+) -> (Snapshot, WorkerHealth) {
+    let snapshot = registry.cut(seq, clock.controller_us(iv.start_of(seq)), iv.every_ms());
+    let health = monitor.cut(seq, &snapshot, registry);
+    (snapshot, health)
 }

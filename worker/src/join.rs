@@ -28,9 +28,12 @@ use crate::registry::Registry;
 use crate::sample::Scenario;
 use crate::session::{self, RunEnd, RunSpec};
 use crate::{exit_code, pin};
+use barrage_core::validity::WorkerHealth;
 use barrage_core::{liveness, Plan, Secret, Segment, Snapshot};
 use barrage_proto::pb::{self, controller_message::Msg as In, worker_message::Msg as Out};
-use barrage_proto::{segment_from_pb, snapshot_to_pb, ControllerClient, MAX_MESSAGE_BYTES};
+use barrage_proto::{
+    health_to_pb, segment_from_pb, snapshot_to_pb, ControllerClient, MAX_MESSAGE_BYTES,
+};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -227,9 +230,21 @@ async fn fatal(
     Exit(exit_code::CONFIG)
 }
 
-fn done_msg(last: &Snapshot, iterations: u64, dropped: u64, error: String) -> Out {
-    let last = match snapshot_to_pb(last) {
-        Ok(s) => Some(s),
+/// A wire snapshot carrying the worker's health over its interval.
+fn with_health(mut p: pb::Snapshot, health: &WorkerHealth) -> pb::Snapshot {
+    p.health = Some(health_to_pb(health));
+    p
+}
+
+/// `Done` with the run's last figures; `None`: stopped before any run.
+fn done_msg(end: Option<&RunEnd>, error: String) -> Out {
+    let (iterations, dropped) = end.map_or((0, 0), |e| (e.totals.iterations, e.totals.dropped));
+    let empty = Snapshot::default();
+    let last = match snapshot_to_pb(end.map_or(&empty, |e| &e.last)) {
+        Ok(s) => Some(match end {
+            Some(e) => with_health(s, &e.last_health),
+            None => s,
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "the last snapshot does not encode; sending Done without it");
             None
@@ -324,8 +339,8 @@ fn start_run<S: Scenario + 'static>(
     tokio::task::spawn_local(async move {
         let end = session::execute(spec, |tick| {
             let m = match tick {
-                Tick::Snapshot(s) => match snapshot_to_pb(&s) {
-                    Ok(p) => Out::Snapshot(p),
+                Tick::Snapshot(s, health) => match snapshot_to_pb(&s) {
+                    Ok(p) => Out::Snapshot(with_health(p, &health)),
                     Err(e) => {
                         tracing::warn!(error = %e, seq = s.seq, "snapshot does not encode; skipped");
                         return;
@@ -383,7 +398,7 @@ async fn converse_inner<S: Scenario + 'static>(
             end = next => {
                 let end = end.ok_or(Exit(exit_code::FAILURE))?;
                 tracing::info!(iterations = end.totals.iterations, dropped = end.totals.dropped, "run over; sending Done");
-                send(&tx, done_msg(&end.last, end.totals.iterations, end.totals.dropped, String::new())).await?;
+                send(&tx, done_msg(Some(&end), String::new())).await?;
                 return Ok(finish(tx, inbound, stop_asked).await);
             }
             m = inbound.message() => {
@@ -442,7 +457,7 @@ async fn converse_inner<S: Scenario + 'static>(
                         match &running {
                             Some(run) => { let _ = run.stop.send(Some(if s.graceful { run.grace } else { Duration::ZERO })); }
                             None => {
-                                send(&tx, done_msg(&Snapshot::default(), 0, 0, String::new())).await?;
+                                send(&tx, done_msg(None, String::new())).await?;
                                 return Ok(finish(tx, inbound, true).await);
                             }
                         }
@@ -453,7 +468,7 @@ async fn converse_inner<S: Scenario + 'static>(
                         match &running {
                             Some(run) => { let _ = run.stop.send(Some(Duration::ZERO)); run.hard.cancel(); }
                             None => {
-                                send(&tx, done_msg(&Snapshot::default(), 0, 0, String::new())).await?;
+                                send(&tx, done_msg(None, String::new())).await?;
                                 return Ok(finish(tx, inbound, true).await);
                             }
                         }
@@ -524,7 +539,7 @@ async fn lost(
         root.cancel();
         if let Some(end) = end {
             let error = format!("lost the controller ({why}); load stopped early");
-            let done = done_msg(&end.last, end.totals.iterations, end.totals.dropped, error);
+            let done = done_msg(Some(&end), error);
             if tx.try_send(msg(done)).is_ok() {
                 // half-close, then give the message a bounded chance to leave
                 drop(tx);

@@ -14,6 +14,7 @@
 //! | [`vu`]        | the one VU loop, its feeds (closed, open) and slots                     |
 //! | [`registry`]  | metrics registry: interned series, interval sinks, snapshot cuts        |
 //! | [`interval`]  | the snapshot ticker, aligned to the run's start                         |
+//! | [`health`]    | the worker measuring itself: CPU, loop lag, iterations due (validity)   |
 //! | [`clock`]     | instants ↔ controller wall clock                                        |
 //! | [`pin`]       | pinning the worker thread to a core                                     |
 //! | [`sample`]    | the seam: `Scenario` (a flow), `Record` (the registry), `Sample`        |
@@ -43,6 +44,7 @@ pub mod cli;
 pub mod clock;
 pub mod executor;
 pub mod exit_code;
+pub mod health;
 pub mod interval;
 pub mod join;
 pub mod pin;

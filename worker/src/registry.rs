@@ -20,6 +20,7 @@
 use crate::clock::Clock;
 pub use crate::sample::SeriesId;
 use crate::sample::{Record, Sample};
+use barrage_core::validity::VuSample;
 use barrage_core::{MetricKind, Point, SeriesKey, Sink, Snapshot};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -67,6 +68,12 @@ struct Inner {
     vus_max_peak: u64,
     /// Samples whose kind disagreed with their series' kind (dropped).
     kind_clashes: u64,
+    /// Closed model: planned against running VUs at the executor's ticks since the last
+    /// cut, per view (`None`: no tick), for the worker's health (`crate::health`). Per
+    /// view, so that two scenarios' different counts do not read as a ramp.
+    vu_plan: Vec<Option<VuSample>>,
+    /// Iterations started since the last cut.
+    started: u64,
 }
 
 /// The worker's metrics registry (see the module docs).
@@ -212,6 +219,43 @@ impl Registry {
         inner.vus_max = vus_max;
         inner.vus_peak = inner.vus_peak.max(vus);
         inner.vus_max_peak = inner.vus_max_peak.max(vus_max);
+    }
+
+    /// Closed model, at each executor tick: the VUs the plan wants of this worker and how
+    /// many of them run (see `crate::health`).
+    pub fn set_vus_plan(&self, planned: u64, active: u64) {
+        let inner = &mut *self.inner.borrow_mut();
+        if inner.vu_plan.len() <= self.scope {
+            inner.vu_plan.resize(self.scope + 1, None);
+        }
+        let slot = &mut inner.vu_plan[self.scope];
+        *slot = Some(
+            slot.unwrap_or_default()
+                .with(slot.is_none(), planned, active),
+        );
+    }
+
+    /// A VU starts an iteration.
+    pub fn iteration_started(&self) {
+        self.inner.borrow_mut().started += 1;
+    }
+
+    /// The engine's counts since the last call (called at each cut, right after
+    /// [`Registry::cut`]): the VU plan samples (the views' summed) and the iterations
+    /// started.
+    pub fn take_engine_counts(&self) -> (Option<VuSample>, u64) {
+        let mut inner = self.inner.borrow_mut();
+        let sum = inner
+            .vu_plan
+            .iter_mut()
+            .filter_map(Option::take)
+            .reduce(|a, b| VuSample {
+                planned_min: a.planned_min + b.planned_min,
+                planned_max: a.planned_max + b.planned_max,
+                active_min: a.active_min + b.active_min,
+                active_max: a.active_max + b.active_max,
+            });
+        (sum, std::mem::take(&mut inner.started))
     }
 
     /// This view's active and allocated VUs (the whole worker's without scoped views).

@@ -3,9 +3,11 @@
 //! current `LocalSet`, then the final (partial) interval cut when the engines are done.
 use crate::clock::Clock;
 use crate::executor::{self, Controls, RunTotals, ScenarioEngine};
+use crate::health::{Monitor, Watched};
 use crate::interval::{self, Intervals, Tick};
 use crate::registry::Registry;
 use crate::sample::Scenario;
+use barrage_core::validity::WorkerHealth;
 use barrage_core::{Plan, Snapshot};
 use std::rc::Rc;
 use tokio::sync::Notify;
@@ -30,8 +32,9 @@ pub struct RunSpec<S> {
 /// How a run ended.
 pub struct RunEnd {
     pub totals: RunTotals,
-    /// What was measured since the last emitted snapshot.
+    /// What was measured since the last emitted snapshot, and the worker's health over it.
     pub last: Snapshot,
+    pub last_health: WorkerHealth,
     pub ended_at: Instant,
 }
 
@@ -45,6 +48,14 @@ pub async fn execute<S: Scenario + 'static>(
         start: spec.start,
         every: spec.plan.interval,
     };
+    let monitor = Monitor::new(Watched {
+        plan: spec.plan.clone(),
+        segment: spec.controls.segment.clone(),
+        stop: spec.controls.stop.clone(),
+        hard: spec.controls.hard.clone(),
+        start: spec.start,
+        every: spec.plan.interval,
+    });
     let ticker_stop = CancellationToken::new();
     let engine = async {
         let totals =
@@ -54,14 +65,15 @@ pub async fn execute<S: Scenario + 'static>(
     };
     let ticker = interval::run_ticker(
         &spec.registry,
+        &monitor,
         &spec.clock,
         iv,
         spec.points_ready.clone(),
         &ticker_stop,
         &mut emit,
     );
-    let (totals, next_seq) = tokio::join!(engine, ticker);
-    let last = interval::cut(&spec.registry, &spec.clock, iv, next_seq);
+    let (totals, next_seq, ()) = tokio::join!(engine, ticker, monitor.probe(&ticker_stop));
+    let (last, last_health) = interval::cut(&spec.registry, &monitor, &spec.clock, iv, next_seq);
     // raw points of the last, partial interval go out before `Done` (the caller sends
     // `Done` after this returns), so NDJSON holds every sample the summary counts
     for batch in spec.registry.take_points() {
@@ -70,6 +82,7 @@ pub async fn execute<S: Scenario + 'static>(
     RunEnd {
         totals,
         last,
+        last_health,
         ended_at: Instant::now(),
     }
 }

@@ -1,8 +1,10 @@
 //! Standalone mode: `barrage-worker --standalone (--plan FILE | --profile NAME)` runs the
 //! plan on the full segment with no controller, writes the same `summary.json` and prints
 //! the same k6-like text as `barrage run` (core's one summary model), and exits with 99
-//! when a threshold failed. Ctrl-C once: graceful stop (`plan.graceful_stop`); twice: at
-//! once.
+//! when a threshold failed, 97 when the run did not deliver its plan (the same validity
+//! check as the controller's, on this worker's own health figures; `--allow-invalid` keeps
+//! the code a valid run would get). Ctrl-C once: graceful stop (`plan.graceful_stop`);
+//! twice: at once.
 use crate::cli::{PlanSource, StandaloneArgs};
 use crate::clock::Clock;
 use crate::executor::{Controls, RunTotals};
@@ -14,7 +16,11 @@ use crate::{exit_code, pin};
 use anyhow::Context;
 use barrage_core::summary::{self, RunFacts, RunMode, Summary, WorkerSummary};
 use barrage_core::timeseries::{TimePoint, TimeSeries};
+use barrage_core::validity::{HealthBook, Validity, WorkerHealthSummary};
 use barrage_core::{Plan, PlanOverrides, Secret, Segment, Snapshot, ThresholdSet, Verdict};
+
+/// The standalone worker's id in the summary and its health figures.
+const ME: &str = "standalone";
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -78,6 +84,10 @@ pub struct Outcome {
     pub stages: barrage_core::stages::StageBook,
     pub snapshots: u64,
     pub thresholds: Vec<Verdict>,
+    /// Whether the run delivered its plan, from this worker's health figures.
+    pub validity: Validity,
+    /// This worker's own figures over the run.
+    pub health: Option<WorkerHealthSummary>,
 }
 
 impl Outcome {
@@ -85,17 +95,24 @@ impl Outcome {
         self.thresholds.iter().all(|r| r.ok)
     }
 
-    /// The exit code this run deserves.
-    pub fn exit_code(&self) -> u8 {
-        if self.thresholds_passed() {
+    /// The exit code this run deserves (see [`exit_code::with_validity`]).
+    pub fn exit_code(&self, allow_invalid: bool) -> u8 {
+        let code = if self.thresholds_passed() {
             exit_code::SUCCESS
         } else {
             exit_code::THRESHOLDS_FAILED
-        }
+        };
+        exit_code::with_validity(code, self.validity.valid, allow_invalid)
     }
 
     /// The run's summary: the same model `barrage run` writes.
-    pub fn summary(&self, plan: &Plan, core: Option<usize>, end_reason: &str) -> Summary {
+    pub fn summary(
+        &self,
+        plan: &Plan,
+        core: Option<usize>,
+        end_reason: &str,
+        allow_invalid: bool,
+    ) -> Summary {
         let requests = match self
             .total
             .submetric(barrage_core::metrics::builtin::HTTP_REQS, &[])
@@ -112,7 +129,7 @@ impl Outcome {
         };
         let host = summary::host();
         let me = WorkerSummary {
-            id: "standalone".into(),
+            id: ME.into(),
             host: host.hostname.clone(),
             pid: std::process::id(),
             core: core.map_or(-1, |c| c as i32),
@@ -125,6 +142,7 @@ impl Outcome {
             snapshots: self.snapshots,
             done_iterations: Some(iterations),
             lost: None,
+            health: self.health.clone(),
         };
         summary::assemble(RunFacts {
             mode: RunMode::Standalone,
@@ -140,9 +158,13 @@ impl Outcome {
             workers: vec![me],
             verdicts: &self.thresholds,
             end_reason: end_reason.to_string(),
-            exit_code: self.exit_code(),
+            exit_code: self.exit_code(allow_invalid),
             late_snapshots: 0,
             target_telemetry: None,
+            validity: Some(Validity {
+                allow_invalid,
+                ..self.validity.clone()
+            }),
         })
     }
 }
@@ -171,6 +193,7 @@ pub async fn run_plan<S: Scenario + 'static>(
     };
     let mut seq = 0u64;
     let mut stages = barrage_core::stages::StageBook::new(&plan.scenario, plan.interval);
+    let mut health = HealthBook::new(&plan.scenario, plan.interval);
     let spec = RunSpec {
         plan: plan.clone(),
         scenarios: engines,
@@ -186,7 +209,8 @@ pub async fn run_plan<S: Scenario + 'static>(
     };
     let mut iterations = 0.0;
     let end = session::execute(spec, |tick| {
-        if let Tick::Snapshot(snap) = tick {
+        if let Tick::Snapshot(snap, h) = tick {
+            health.add(ME, seq, Some(&h));
             if progress {
                 if let Some(barrage_core::Sink::Counter(c)) = snap.submetric("iterations", &[]) {
                     iterations += c.sum;
@@ -206,6 +230,8 @@ pub async fn run_plan<S: Scenario + 'static>(
         }
     })
     .await;
+    // the last, partial interval's health counts even without samples (its iterations due)
+    health.add(ME, seq, Some(&end.last_health));
     if !end.last.is_empty() {
         timeseries.push(TimePoint::from_interval(seq, &end.last, 1));
         stages.add(seq, &end.last);
@@ -217,7 +243,10 @@ pub async fn run_plan<S: Scenario + 'static>(
     let thresholds = ThresholdSet::from_plan(&plan)
         .map(|set| set.evaluate_staged(&total, Some(&stages), elapsed))
         .unwrap_or_default();
+    let validity = barrage_core::validity::check(&health, &stages, &plan.validity);
     Outcome {
+        health: health.worker(ME),
+        validity,
         total,
         totals: end.totals,
         elapsed,
@@ -293,7 +322,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             1 => "interrupted (SIGINT): stopped gracefully",
             _ => "interrupted twice (SIGINT): aborted",
         };
-        let doc = outcome.summary(&plan, args.core, end_reason);
+        let doc = outcome.summary(&plan, args.core, end_reason, args.allow_invalid);
         let bytes = serde_json::to_vec_pretty(&doc).context("summary does not serialize")?;
         let path = barrage_core::results::write_new(
             &barrage_core::results::summary_path(&args.results_dir, &plan),
@@ -306,6 +335,11 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         if !outcome.thresholds_passed() {
             barrage_core::errln!("barrage-worker: some thresholds have failed");
         }
-        Ok(exit_code::code(outcome.exit_code()))
+        if !outcome.validity.valid {
+            barrage_core::errln!(
+                "barrage-worker: the run is INVALID: it did not deliver its plan (see the summary)"
+            );
+        }
+        Ok(exit_code::code(outcome.exit_code(args.allow_invalid)))
     })
 }

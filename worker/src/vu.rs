@@ -137,6 +137,7 @@ pub async fn run_vu<S: Scenario, F: Feed>(env: &Env<S>, slot: &Slot, feed: F) {
         };
         first = false;
         let Some(job) = job else { break };
+        env.registry.iteration_started();
         let iteration = slot.iterations.get();
         slot.iterations.set(iteration + 1);
         let ctx = IterationCtx {

@@ -17,6 +17,8 @@ pub(crate) struct Ending<'a> {
     pub merger: &'a mut Merger,
     pub timeseries: TimeSeries,
     pub stages: barrage_core::stages::StageBook,
+    /// Each worker's health figures (the run's validity).
+    pub health: &'a barrage_core::validity::HealthBook,
     /// Stage time 0 (monotonic and wall clock), if the run started.
     pub started: Option<(Instant, SystemTime)>,
     pub end_reason: Option<EndReason>,
@@ -31,6 +33,7 @@ pub(crate) fn assemble(e: Ending<'_>) -> RunReport {
         merger,
         mut timeseries,
         mut stages,
+        health,
         started,
         end_reason,
     } = e;
@@ -68,7 +71,15 @@ pub(crate) fn assemble(e: Ending<'_>) -> RunReport {
             snapshots: tally.snapshots,
             done_iterations: w.done,
             lost,
+            health: health.worker(id),
         });
+    }
+    let validity = barrage_core::validity::check(health, &stages, &plan.validity);
+    if !validity.valid {
+        tracing::warn!(
+            problems = validity.problems.len(),
+            "the run is invalid: the workers did not deliver the plan"
+        );
     }
     let total = merger.total().clone();
     RunReport {
@@ -83,5 +94,6 @@ pub(crate) fn assemble(e: Ending<'_>) -> RunReport {
         thresholds: outcomes,
         end_reason: end_reason.unwrap_or(EndReason::Completed),
         late_snapshots: merger.late,
+        validity: Some(validity),
     }
 }

@@ -73,6 +73,8 @@ pub(crate) struct Hub {
     timeseries: TimeSeries,
     /// Per-stage merged data (ramps, plateaus).
     stages: barrage_core::stages::StageBook,
+    /// Each worker's own health figures per stage (the run's validity).
+    health: barrage_core::validity::HealthBook,
     outcomes: Vec<Verdict>,
     end_reason: Option<EndReason>,
     started: Option<(Instant, SystemTime)>,
@@ -101,6 +103,7 @@ impl Hub {
                 ..Default::default()
             },
             stages: barrage_core::stages::StageBook::new(&cfg.plan.scenario, cfg.plan.interval),
+            health: barrage_core::validity::HealthBook::new(&cfg.plan.scenario, cfg.plan.interval),
             cfg,
             outputs,
             workers: Roster::default(),
@@ -404,7 +407,14 @@ impl Hub {
 
     fn merge(&mut self, id: &str, s: &pb::Snapshot) {
         if let Err(e) = self.merger.add_wire(id, s) {
-            tracing::warn!(worker = %id, seq = s.seq, error = %e, "snapshot dropped: it does not decode or clashes with the merged run")
+            tracing::warn!(worker = %id, seq = s.seq, error = %e, "snapshot dropped: it does not decode or clashes with the merged run");
+            return;
+        }
+        match barrage_proto::health_from_pb(s) {
+            Ok(h) => self.health.add(id, s.seq, h.as_ref()),
+            Err(e) => {
+                tracing::warn!(worker = %id, seq = s.seq, error = %e, "health figures dropped: they do not validate")
+            }
         }
     }
 
@@ -585,6 +595,7 @@ impl Hub {
             merger: &mut self.merger,
             timeseries: std::mem::take(&mut self.timeseries),
             stages: self.stages,
+            health: &self.health,
             started: self.started,
             end_reason: self.end_reason.take(),
         });

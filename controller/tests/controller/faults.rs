@@ -739,6 +739,7 @@ fn report_exit_codes() {
         thresholds: Vec::new(),
         end_reason: EndReason::Completed,
         late_snapshots: 0,
+        validity: None,
     };
     // (end reason, thresholds passed?, exit code)
     let cases = [

@@ -19,3 +19,4 @@ mod sweep;
 mod telemetry;
 mod tiers;
 mod util;
+mod validity;

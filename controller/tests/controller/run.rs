@@ -98,6 +98,19 @@ fn merged_counts_match_the_workers_and_the_runtime() {
     assert!(s["timeseries"]["rows"].as_array().unwrap().len() >= 3);
     assert_eq!(s["barrage"]["version"], env!("CARGO_PKG_VERSION"));
     assert!(s["host"]["cores"].as_u64().unwrap() >= 1);
+    // issue 12 §4: a healthy run proves the load it delivered: valid, with each worker's
+    // own figures (closed model: its planned VUs ran at every steady interval)
+    assert_eq!(s["validity"]["valid"], true, "{}", s["validity"]);
+    for w in s["workers"].as_array().unwrap() {
+        let h = &w["health"];
+        assert!(h["intervals"].as_u64().unwrap() >= 3, "{w}");
+        let cpu = h["cpu_mean_pct"].as_f64().unwrap();
+        assert!(cpu > 0.0 && cpu < 90.0, "{w}");
+        assert!(
+            h["iterations_started"].as_u64().unwrap() >= w["iterations"].as_u64().unwrap(),
+            "{w}"
+        );
+    }
 
     // the seed's jq recipes on the NDJSON give the summary's answers
     let text = std::fs::read_to_string(&ndjson).unwrap();

@@ -36,6 +36,11 @@ pub struct PlanFile {
     pub thresholds: BTreeMap<String, Vec<ThresholdSpec>>,
     #[serde(default, skip_serializing_if = "SloConfig::is_empty")]
     pub slo: SloConfig,
+    #[serde(
+        default,
+        skip_serializing_if = "crate::validity::ValidityConfig::is_default"
+    )]
+    pub validity: crate::validity::ValidityConfig,
     #[serde(default = "default_interval", with = "serde_str")]
     pub interval: Duration,
     #[serde(default = "default_graceful_stop", with = "serde_str")]
@@ -78,6 +83,7 @@ impl TryFrom<PlanFile> for Plan {
             auth: f.auth,
             thresholds: f.thresholds,
             slo: f.slo,
+            validity: f.validity,
             interval: f.interval,
             graceful_stop: f.graceful_stop,
             tags: f.tags,
@@ -98,6 +104,7 @@ impl From<Plan> for PlanFile {
             auth: p.auth,
             thresholds: p.thresholds,
             slo: p.slo,
+            validity: p.validity,
             interval: p.interval,
             graceful_stop: p.graceful_stop,
             tags: p.tags,

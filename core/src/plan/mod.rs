@@ -124,6 +124,8 @@ pub struct Plan {
     pub graceful_stop: Duration,
     /// Tags added to every sample.
     pub tags: BTreeMap<String, String>,
+    /// What a valid run must deliver (`[validity]`, `core/src/validity/`).
+    pub validity: crate::validity::ValidityConfig,
 }
 
 pub(crate) fn default_name() -> String {

@@ -105,6 +105,7 @@ impl Plan {
             interval: default_interval(),
             graceful_stop: default_graceful_stop(),
             tags: BTreeMap::new(),
+            validity: Default::default(),
         }
     }
 }

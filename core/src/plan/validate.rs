@@ -97,6 +97,7 @@ impl Plan {
                 RESPONSE_BODY_LIMIT_RANGE.end()
             ));
         }
+        self.validity.validate(&mut errors);
         if self.interval < Duration::from_millis(100) || self.interval > Duration::from_secs(60) {
             errors.push(format!(
                 "interval: {:?} must be between 100ms and 60s",

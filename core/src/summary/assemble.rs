@@ -138,6 +138,8 @@ pub struct RunFacts<'a> {
     pub late_snapshots: u64,
     /// What the target consumed (see [`crate::telemetry`]), when measured.
     pub target_telemetry: Option<crate::telemetry::TargetSummary>,
+    /// The verdict of [`crate::validity::check`], when the program kept health figures.
+    pub validity: Option<crate::validity::Validity>,
 }
 
 /// The `vus` gauge as the sum over workers, from the time series: last, min, max.
@@ -306,5 +308,6 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
             .into_iter()
             .map(|o| (o.name, r3(o.within.as_secs_f64() * 1000.0)))
             .collect(),
+        validity: f.validity,
     }
 }

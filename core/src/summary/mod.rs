@@ -110,6 +110,10 @@ pub struct Summary {
     /// the seed's defaults): step or metric name → objective, ms.
     #[serde(default)]
     pub slo: BTreeMap<String, f64>,
+    /// Whether the load generator delivered the plan (`core/src/validity/`): every problem
+    /// with its worker and stage. `None` in summaries written before the check existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<crate::validity::Validity>,
 }
 
 /// One stage's results (`core/src/stages.rs`): its intervals' merged data.
@@ -190,6 +194,9 @@ pub struct WorkerSummary {
     /// What its `Done` reported, when it sent one.
     pub done_iterations: Option<u64>,
     pub lost: Option<LostWorker>,
+    /// What it measured of itself (CPU, loop lag, iterations started), when it reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::validity::WorkerHealthSummary>,
 }
 
 /// When and why a worker was lost.

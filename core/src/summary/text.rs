@@ -65,10 +65,46 @@ fn dots(name: &str, width: usize) -> String {
     format!("{name}{}", ".".repeat(width.saturating_sub(n) + 2))
 }
 
+/// The INVALID block: every problem with its worker and stage, and what the exit code says.
+fn invalid_block(out: &mut String, v: &crate::validity::Validity, exit_code: u8) {
+    let _ = writeln!(
+        out,
+        "  ✗ INVALID RUN: the load generator did not deliver the plan; the figures below measure it as much as the target\n"
+    );
+    for p in &v.problems {
+        let who = p
+            .worker
+            .as_deref()
+            .map_or_else(|| "all workers".to_string(), |w| format!("worker {w}"));
+        let _ = writeln!(
+            out,
+            "    ✗ {who}, stage {} ({}): {} {} {}, bound {} {}: {}",
+            p.stage,
+            p.stage_kind.as_str(),
+            p.what.as_str(),
+            fmt_num(p.observed),
+            p.unit,
+            fmt_num(p.bound),
+            p.unit,
+            p.detail
+        );
+    }
+    let why = if v.allow_invalid {
+        "--allow-invalid: the exit code ignores it"
+    } else {
+        "exit code 97 unless --allow-invalid"
+    };
+    let _ = writeln!(out, "\n    {why} (exit code {exit_code})");
+}
+
 /// The human summary; ends with `results: <path>` when the summary was written to a file.
 pub fn render_text(s: &Summary, written_to: Option<&Path>) -> String {
     let mut out = String::new();
     let _ = writeln!(out);
+    // a run that did not deliver its plan says so before any figure
+    if let Some(v) = s.validity.as_ref().filter(|v| !v.valid) {
+        invalid_block(&mut out, v, s.result.exit_code);
+    }
     let t = &s.target;
     let tier = t
         .tier

@@ -145,6 +145,7 @@ impl Synth {
             end_reason: "completed".into(),
             exit_code: 0,
             late_snapshots: 0,
+            validity: None,
         })
     }
 

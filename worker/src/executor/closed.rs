@@ -92,6 +92,17 @@ pub(crate) async fn run<S: Scenario + 'static>(
         }
         let running = slots.iter().filter(|s| s.running.get()).count() as u64;
         env.registry.set_vus(running, slots.len() as u64);
+        // the worker's health: the VUs the plan wants now (less those done with their
+        // iterations) against those of them running
+        let (mut planned, mut active) = (0u64, 0u64);
+        for s in slots.iter().take(want) {
+            if cap.is_some_and(|c| s.iterations.get() >= c) && !s.running.get() {
+                continue;
+            }
+            planned += 1;
+            active += u64::from(s.active.get() && s.running.get());
+        }
+        env.registry.set_vus_plan(planned, active);
         if let Some(c) = cap {
             let finished = slots
                 .iter()

@@ -116,8 +116,16 @@ fn arrival_rate_runs_the_scheduled_iterations() {
         "{}",
         out.show()
     );
+    // issue 12 §4: it started what its schedule had due, so the run is valid
+    let s = out.summary();
+    assert_eq!(s["validity"]["valid"], true, "{}", out.show());
+    let h = &s["workers"][0]["health"];
+    assert_eq!(h["iterations_due"], 60, "{h}");
+    assert_eq!(h["iterations_started"], 60, "{h}");
 }
 
+/// Dropped iterations are load the plan asked for and the run did not deliver: the run is
+/// invalid (issue 12 §4), exit 97, the summary names the stage and the drops.
 #[test]
 fn arrival_rate_counts_dropped_iterations_against_a_slow_target() {
     let target = Target::start_slow(Duration::from_millis(400));
@@ -126,7 +134,15 @@ fn arrival_rate_counts_dropped_iterations_against_a_slow_target() {
             "executor = \"constant-arrival-rate\"\nrate = 20\nduration = \"2s\"\npre_allocated_vus = 1\nmax_vus = 2",
             "",
     );
-    assert_eq!(out.code(), Some(0), "{}", out.show());
+    assert_eq!(out.code(), Some(97), "{}", out.show());
+    let s = out.summary();
+    assert_eq!(s["result"]["exit_code"], 97);
+    let p = &s["validity"]["problems"][0];
+    assert_eq!(p["worker"], "standalone", "{}", s["validity"]);
+    assert_eq!(p["what"], "iteration_rate", "{}", s["validity"]);
+    assert_eq!(p["stage"], 0);
+    assert!(p["detail"].as_str().unwrap().contains("dropped"), "{p}");
+    assert!(out.stdout.contains("INVALID RUN"), "{}", out.show());
     let done = summary_count(&out.stdout, "iterations").unwrap_or(0.0);
     let dropped = summary_count(&out.stdout, "dropped_iterations")
         .unwrap_or_else(|| panic!("{}", out.show()));
@@ -136,6 +152,25 @@ fn arrival_rate_counts_dropped_iterations_against_a_slow_target() {
         "2 VUs of >1 s iterations cannot run 20/s\n{}",
         out.show()
     );
+    // --allow-invalid: the exit code of a valid run; the summary still says invalid
+    let plan = temp_file(
+        &plan_toml(
+            &target.url,
+            "executor = \"constant-arrival-rate\"\nrate = 20\nduration = \"1s\"\npre_allocated_vus = 1\nmax_vus = 1",
+            "",
+        ),
+        ".toml",
+    );
+    let out = Worker::spawn(
+        &["--standalone", "--plan", plan.as_str(), "--allow-invalid"],
+        &[],
+    )
+    .wait(LIMIT);
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    let s = out.summary();
+    assert_eq!(s["validity"]["valid"], false, "{}", out.show());
+    assert_eq!(s["validity"]["allow_invalid"], true);
+    assert!(out.stdout.contains("--allow-invalid"), "{}", out.show());
 }
 
 #[test]
