@@ -4,6 +4,10 @@ use crate::metrics::builtin;
 use crate::sink::Sink;
 use crate::stages::{StageBook, StageKind};
 
+/// Fewest `schedule_lag` samples in a stage for its p99 to be judged: below 100, a p99 is
+/// the stage's maximum, and one late wake-up of a shared machine would decide it.
+pub const MIN_LAG_SAMPLES: u64 = 100;
+
 fn r3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -99,6 +103,7 @@ pub fn check(book: &HealthBook, stages: &StageBook, cfg: &ValidityConfig) -> Val
         }
     }
     let bound_us = cfg.schedule_lag_p99.as_secs_f64() * 1e6;
+    // a p99 of fewer samples is their maximum: one late wake-up would judge the stage
     let mut lag_seen = false;
     for (i, (span, d)) in stages.spans.iter().zip(&stages.data).enumerate() {
         let Some(Sink::Trend(t)) = d.snapshot.submetric(builtin::SCHEDULE_LAG, &[]) else {
@@ -108,6 +113,14 @@ pub fn check(book: &HealthBook, stages: &StageBook, cfg: &ValidityConfig) -> Val
             continue;
         }
         lag_seen = true;
+        if t.count() < MIN_LAG_SAMPLES {
+            unchecked.push(format!(
+                "stage {i}: {} of {} iterations, too few for a schedule lag p99 ({MIN_LAG_SAMPLES} needed)",
+                builtin::SCHEDULE_LAG,
+                t.count()
+            ));
+            continue;
+        }
         let p99 = t.percentile(99.0);
         if p99 > bound_us {
             problems.push(ValidityProblem {

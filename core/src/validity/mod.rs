@@ -11,7 +11,7 @@
 //! |----------------------------|--------|-------------------------------------------------------------------|
 //! | iterations started         | open   | a worker started more than `rate_tolerance` (1 %) fewer or more iterations than its share of the schedule had due (dropped iterations are not started) |
 //! | VUs                        | closed | a worker ran other than the planned VUs at a tick of an interval whose plan was steady (an interval where the ramp changes the count is not judged) |
-//! | schedule lag p99           | open   | the merged `schedule_lag` p99 is above `schedule_lag_p99` (1 ms); checked when the metric has data |
+//! | schedule lag p99           | open   | the merged `schedule_lag` p99 is above `schedule_lag_p99` (1 ms); checked when the stage has ≥ 100 samples |
 //! | worker CPU                 | both   | a worker's CPU over the stage (its thread's CPU time ÷ wall time, the mean of its intervals, not a single spike; a stage seen for under half an interval is not judged) is above `max_worker_cpu` (90 % of one core) |
 //!
 //! Why per worker: the worker that could not keep up is named, and a worker's own share is
@@ -27,7 +27,7 @@ mod check;
 mod tests;
 
 pub use book::HealthBook;
-pub use check::check;
+pub use check::{check, MIN_LAG_SAMPLES};
 
 use crate::duration::serde_str;
 use crate::stages::StageKind;

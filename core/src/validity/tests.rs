@@ -365,3 +365,26 @@ fn config_validation_names_the_field() {
     assert_eq!(plan.rate_tolerance, 0.01);
     assert!(toml::from_str::<ValidityConfig>("max_cpu = 0.8").is_err());
 }
+
+#[test]
+fn a_schedule_lag_p99_of_too_few_samples_is_not_judged_but_said() {
+    let exec = open_plan();
+    let mut stages = StageBook::new(&exec, SEC);
+    let mut s = Snapshot::default();
+    for _ in 0..(super::MIN_LAG_SAMPLES - 1) {
+        s.add(
+            SeriesKey::new(builtin::SCHEDULE_LAG),
+            MetricKind::Trend,
+            50_000.0,
+        );
+    }
+    stages.add(6, &s);
+    let book = HealthBook::new(&exec, SEC);
+    let v = check(&book, &stages, &ValidityConfig::default());
+    assert!(v.valid, "{v:?}");
+    assert!(
+        v.unchecked.iter().any(|u| u.contains("too few")),
+        "{:?}",
+        v.unchecked
+    );
+}
