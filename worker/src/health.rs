@@ -49,8 +49,8 @@ struct State {
     wall_at: Instant,
     /// This interval's probe lateness, µs.
     lag_us: Vec<u64>,
-    /// Open model: the first global iteration not yet counted as due.
-    cursor: u64,
+    /// Open model: per open scenario, the first global iteration not yet counted as due.
+    cursors: Vec<u64>,
     /// The segment at the last cut.
     segment: Segment,
     /// A stop was seen at an earlier cut: nothing more is due.
@@ -60,6 +60,9 @@ struct State {
 /// The worker's self-measurement over a run (see the module docs).
 pub struct Monitor {
     w: Watched,
+    /// The open-model scenarios (start time, executor): a plan's one `[scenario]`, or
+    /// those of its `[scenarios]` that are arrival-rate ones.
+    open: Vec<(Duration, ExecutorConfig)>,
     state: RefCell<State>,
 }
 
@@ -118,15 +121,23 @@ fn p99(v: &mut [u64]) -> u64 {
 impl Monitor {
     pub fn new(w: Watched) -> Rc<Monitor> {
         let segment = *w.segment.borrow();
+        let open: Vec<(Duration, ExecutorConfig)> = w
+            .plan
+            .scenario_runs()
+            .into_iter()
+            .filter(|r| r.plan.scenario.is_arrival_rate())
+            .map(|r| (r.start_time, r.plan.scenario))
+            .collect();
         Rc::new(Monitor {
             state: RefCell::new(State {
                 cpu_at: thread_cpu(),
                 wall_at: w.start,
                 lag_us: Vec::new(),
-                cursor: 0,
+                cursors: vec![0; open.len()],
                 segment,
                 stopped: false,
             }),
+            open,
             w,
         })
     }
@@ -187,15 +198,21 @@ impl Monitor {
         let stopping = self.w.stop.borrow().is_some() || self.w.hard.is_cancelled();
         let mut changed = segment != st.segment || (stopping && !st.stopped);
         st.segment = segment;
-        let exec = &self.w.plan.scenario;
-        let iterations_due = exec.is_arrival_rate().then(|| {
+        let iterations_due = (!self.open.is_empty()).then(|| {
             if st.stopped {
                 return 0;
             }
             let end = self.w.every * (seq as u32 + 1);
-            let to = first_not_before(exec, st.cursor, end);
-            let n = owned(&segment, st.cursor, to);
-            st.cursor = to;
+            let mut n = 0;
+            for ((at, exec), cursor) in self.open.iter().zip(st.cursors.iter_mut()) {
+                // a scenario's schedule runs from its start time
+                let Some(local) = end.checked_sub(*at) else {
+                    continue;
+                };
+                let to = first_not_before(exec, *cursor, local);
+                n += owned(&segment, *cursor, to);
+                *cursor = to;
+            }
             n
         });
         if stopping {

@@ -87,6 +87,9 @@ pub struct Registry {
     hasher: BuildHasherDefault<FxHasher>,
     /// [`Record::instance`].
     instance: u64,
+    /// Its iterations count as started for the open model's due-against-started check
+    /// (`crate::health`): false for a closed-model scenario's view beside open ones.
+    counts_starts: bool,
 }
 
 /// rustc's FxHash: one rotate-xor-multiply per 8 bytes, several times faster than the
@@ -157,6 +160,7 @@ impl Registry {
                 .collect(),
             hasher: BuildHasherDefault::default(),
             instance: crate::sample::next_instance(),
+            counts_starts: true,
         }
     }
 
@@ -175,7 +179,14 @@ impl Registry {
             plan_tags: tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             hasher: BuildHasherDefault::default(),
             instance: crate::sample::next_instance(),
+            counts_starts: true,
         }
+    }
+
+    /// The same view, its started iterations counted or not (see `counts_starts`).
+    pub fn counting_starts(mut self, counts: bool) -> Registry {
+        self.counts_starts = counts;
+        self
     }
 
     /// Also turn every sample into a raw point stamped with `clock`'s controller time.
@@ -237,7 +248,9 @@ impl Registry {
 
     /// A VU starts an iteration.
     pub fn iteration_started(&self) {
-        self.inner.borrow_mut().started += 1;
+        if self.counts_starts {
+            self.inner.borrow_mut().started += 1;
+        }
     }
 
     /// The engine's counts since the last call (called at each cut, right after

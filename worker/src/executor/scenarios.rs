@@ -173,7 +173,11 @@ pub async fn run_all<S: Scenario + 'static>(
 ) -> RunTotals {
     let runs = engines.iter().map(|e| {
         let registry = if e.scoped {
-            Rc::new(registry.scoped(&e.plan.tags))
+            Rc::new(
+                registry
+                    .scoped(&e.plan.tags)
+                    .counting_starts(e.plan.scenario.is_arrival_rate()),
+            )
         } else {
             registry.clone()
         };
