@@ -2,7 +2,9 @@
 //! SIGKILL/SIGHUP/SIGTERM of `barrage run`, results never overwritten, the plan's own
 //! target, `--workers` bounds (under a pids cgroup), TLS and plaintext checks, a target that
 //! never answers, and the exit codes 98, 99 (`abortOnFail`) and 130.
-use crate::util::{plan_file, read_json, start_target, token_file, Proc, BARRAGE};
+use crate::util::{
+    plan_file, read_json, start_target, start_target_with_delay, token_file, Proc, BARRAGE,
+};
 use barrage_testkit::{free_port, wait_for, wait_until};
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -621,7 +623,9 @@ fn a_lost_worker_with_on_worker_loss_fail_exits_98() {
 
 #[test]
 fn two_sigints_exit_130_with_partial_results() {
-    let target = start_target();
+    // a mock LLM slow enough that the graceful stop is still waiting on iterations when the
+    // second SIGINT comes
+    let target = start_target_with_delay(1500);
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let plan = plan_file(dir.path(), "long.toml", 2, 60, "");
@@ -640,8 +644,15 @@ fn two_sigints_exit_130_with_partial_results() {
             results.to_str().unwrap(),
         ],
     );
-    wait_requests(&target.url, 20);
+    wait_requests(&target.url, 4);
     run.signal("INT");
+    // two signals sent back to back may reach the process as one (the kernel does not
+    // queue a pending standard signal): the second goes once the first was taken
+    wait_for(
+        "the first SIGINT to be taken",
+        Duration::from_secs(10),
+        || run.output().contains("again to abort").then_some(()),
+    );
     run.signal("INT");
     assert_eq!(
         run.exit_code(Duration::from_secs(30)),
