@@ -297,5 +297,6 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
             .map(|b| stage_summaries(b, f.plan.scenario.is_arrival_rate()))
             .unwrap_or_default(),
         target_telemetry: f.target_telemetry,
+        trends: None,
     }
 }

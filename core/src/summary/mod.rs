@@ -99,6 +99,10 @@ pub struct Summary {
     /// What the target consumed, when barrage knew its processes (`core/src/telemetry.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_telemetry: Option<crate::telemetry::TargetSummary>,
+    /// Soak runs: slopes of latency, errors and the target's resources after warm-up, with
+    /// 95 % intervals (`core/src/trend.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trends: Option<crate::trend::Trends>,
 }
 
 /// One stage's results (`core/src/stages.rs`): its intervals' merged data.
