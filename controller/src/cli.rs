@@ -170,6 +170,8 @@ pub struct OutputArgs {
     /// the target and the workers' hosts (it has no authentication).
     #[arg(long, requires = "dashboard")]
     pub dashboard_public: bool,
+    #[command(flatten)]
+    pub soak: crate::soak::SoakArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -17,6 +17,7 @@
 //! | [`summary`]       | `summary.json` and the human end-of-test summary                       |
 //! | [`results`]       | result names, the folder probe, atomic writes                          |
 //! | [`sweep`]         | `barrage sweep`: runtime × tier pairs, one `barrage run` each, a table |
+//! | [`soak`]          | `--soak`: trends, checkpoints, `--resume`, the target's resources back to baseline |
 //! | [`target`]        | the target's processes: tiers (cgroups), `--target-cmd`, telemetry    |
 //! | [`output`]        | raw-point outputs: k6 NDJSON, k6 CSV                                   |
 //! | `app`             | the subcommands, end to end                                            |
@@ -49,6 +50,7 @@ pub mod merge;
 pub mod output;
 pub mod progress;
 pub mod report;
+pub mod soak;
 /// Result names and atomic writes are core's (the standalone worker writes results too).
 pub use barrage_core::results;
 pub mod summary;

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 mod live;
+mod soak;
+
+pub use soak::{load as load_checkpoint, Resumed};
 
 /// The shortest delay between `Start` and stage time 0 (a few workers on loopback).
 pub const MIN_START_DELAY: Duration = Duration::from_millis(250);
@@ -68,6 +71,8 @@ pub(crate) struct Hub {
     next_check: Instant,
     /// When the assignments were sent: the start of the round [`start_delay`] measures.
     assigned_at: Option<Instant>,
+    /// `--soak`: checkpoints, a resumed run, rejoining workers ([`soak`]).
+    soak: soak::SoakHub,
 }
 
 impl Hub {
@@ -95,6 +100,7 @@ impl Hub {
             joined_deadline,
             next_check: joined_deadline,
             assigned_at: None,
+            soak: soak::SoakHub::default(),
         }
     }
 
@@ -111,7 +117,11 @@ impl Hub {
         let period = Duration::from_millis(200).min(liveness::heartbeat(self.interval()));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tracing::info!(expect = self.cfg.expect_workers, plan = %self.cfg.plan.scenario.describe(), "waiting for workers");
+        if let Some(r) = self.cfg.resume.take() {
+            self.resume(r);
+        } else {
+            tracing::info!(expect = self.cfg.expect_workers, plan = %self.cfg.plan.scenario.describe(), "waiting for workers");
+        }
         loop {
             tokio::select! {
                 Some(ev) = events.recv() => self.on_event(ev)?,
@@ -203,6 +213,9 @@ impl Hub {
     fn on_event(&mut self, ev: Event) -> Result<(), CoordinatorError> {
         match ev {
             Event::Hello {
+                hello, out, reply, ..
+            } if hello.rejoin.is_some() => self.on_rejoin(hello, out, reply),
+            Event::Hello {
                 hello,
                 peer,
                 out,
@@ -255,6 +268,7 @@ impl Hub {
             .map(|(k, v)| (k.clone(), v.expose().to_string()))
             .collect();
         let segments = Segment::split_even(self.workers.len());
+        let (rejoin_grace_ms, rejoin_keep_snapshots) = self.rejoin_terms();
         for (w, seg) in self.workers.values_mut().zip(segments) {
             w.segment = Some(seg);
             w.send(Out::Assignment(pb::Assignment {
@@ -264,6 +278,8 @@ impl Hub {
                 clock_offset_us: w.offset.map_or(0, |o| o.0),
                 raw_points: self.cfg.raw_points,
                 secrets: secrets.clone(),
+                rejoin_grace_ms,
+                rejoin_keep_snapshots,
             }));
         }
         tracing::info!(workers = self.workers.len(), %plan_hash, "assignments sent");
@@ -295,6 +311,7 @@ impl Hub {
         self.workers.reset_liveness();
         self.next_check = now + delay + self.interval();
         self.started = Some((now + delay, at));
+        self.soak_started(now + delay);
         self.timeseries.start_unix_us = at_us;
         self.phase = Phase::Running;
         let deadline = now + delay + self.cfg.plan.max_duration() + DEADLINE_SLACK;
@@ -383,6 +400,9 @@ impl Hub {
     }
 
     fn merge(&mut self, id: &str, s: &pb::Snapshot) {
+        if !self.is_new(id, s.seq) {
+            return; // a rejoined worker's resend of what is merged already
+        }
         if let Err(e) = self.merger.add_wire(id, s) {
             tracing::warn!(worker = %id, seq = s.seq, error = %e, "snapshot dropped: it does not decode or clashes with the merged run")
         }
@@ -476,6 +496,9 @@ impl Hub {
             seq: 0,
             controller_time_us: super::clock::now_us(),
         }));
+        if self.rejoin_tick(now) {
+            return Ok(());
+        }
         if now >= self.next_check {
             // counted from now, not from the missed due time: a stall is one interval
             self.next_check = now + self.interval();
@@ -509,6 +532,7 @@ impl Hub {
                 }
             }
         }
+        self.maybe_checkpoint(now);
         self.progress.update(&self.status());
         if self.phase == Phase::Running && self.stop_deadline.is_some_and(|d| now + ABORT_WAIT >= d)
         {

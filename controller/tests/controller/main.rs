@@ -10,6 +10,7 @@ mod modes;
 mod netns;
 mod report;
 mod run;
+mod soak;
 mod stages;
 mod sweep;
 mod telemetry;
