@@ -270,6 +270,45 @@ mod tests {
         ids.iter().map(|s| s.to_string()).collect()
     }
 
+    /// A checkpoint holds the closed intervals only, each worker's share of exactly those;
+    /// a merger restored from it and fed the rest ends with the same totals.
+    #[test]
+    fn settled_is_the_closed_part_and_restores() {
+        let mut m = Merger::new();
+        for seq in 0..4 {
+            add(&mut m, "a", &snap(seq, 10.0)).unwrap();
+        }
+        add(&mut m, "b", &snap(0, 5.0)).unwrap();
+        // 0 closes (both reported); 1..3 stay open
+        let closed = m.close_ready(&live(&["a", "b"]), 1);
+        assert_eq!(closed.len(), 1);
+        let s = m.settled();
+        assert_eq!(s.closed_through, Some(0));
+        assert_eq!(counter(&s.total, builtin::HTTP_REQS), 15.0);
+        assert_eq!(
+            s.workers["a"].requests, 10.0,
+            "open intervals are not settled"
+        );
+        assert_eq!(s.workers["a"].last_seq, Some(0));
+        assert_eq!(
+            m.worker("a").unwrap().requests,
+            40.0,
+            "arrivals still count live"
+        );
+        let mut r = Merger::restore(s);
+        for seq in 1..4 {
+            add(&mut r, "a", &snap(seq, 10.0)).unwrap();
+        }
+        r.close_all();
+        m.close_all();
+        assert_eq!(
+            counter(r.total(), builtin::HTTP_REQS),
+            counter(m.total(), builtin::HTTP_REQS)
+        );
+        assert_eq!(r.worker("a").unwrap().requests, 40.0);
+        assert_eq!(r.settled().workers["a"], m.settled().workers["a"]);
+    }
+
     #[test]
     fn interval_bucketing() {
         // (worker, seq) arrivals, then close_ready(live, now_seq) → closed seqs

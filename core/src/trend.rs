@@ -239,7 +239,8 @@ fn result(name: &str, unit: &str, points: &[(f64, f64)]) -> Option<TrendResult> 
 
 /// The trends of a run after `warmup`: latency and errors from the time series, and with
 /// target telemetry the target's memory, fds and CPU per request. Telemetry points are
-/// taken every interval from the first reading, so point `k` is placed at `k` intervals.
+/// taken at a steady period from the first reading (its wall time over its readings), so
+/// point `k` is placed at `k` periods.
 pub fn compute(ts: &TimeSeries, target: Option<&TargetSummary>, warmup: Duration) -> Trends {
     let interval_h = f64::from(ts.interval_ms.max(1)) / 3_600_000.0;
     let from = warmup.as_secs_f64() / 3600.0;
@@ -267,6 +268,13 @@ pub fn compute(ts: &TimeSeries, target: Option<&TargetSummary>, warmup: Duration
     .flatten()
     .collect();
     if let Some(t) = target {
+        // the sampler's own period, which need not be the plan's interval
+        let period_h = if t.samples > 1 {
+            t.wall_s / (t.samples - 1) as f64 / 3600.0
+        } else {
+            interval_h
+        };
+        let mid = |seq: u64, span: u64| (seq as f64 + span as f64 / 2.0) * period_h;
         let pts: Vec<_> = t
             .points
             .iter()
@@ -287,19 +295,31 @@ pub fn compute(ts: &TimeSeries, target: Option<&TargetSummary>, warmup: Duration
             .iter()
             .filter(|p| p.requests > 0)
             .filter_map(|p| {
-                let (lo, hi) = (u64::from(p.seq), p.end_seq());
+                let (lo, hi) = (
+                    u64::from(p.seq) as f64 * interval_h,
+                    p.end_seq() as f64 * interval_h,
+                );
                 let inside: Vec<_> = t
                     .points
                     .iter()
-                    .filter(|q| q.seq >= lo && q.seq + q.span <= hi)
+                    .filter(|q| {
+                        let at = mid(q.seq, q.span);
+                        at >= lo && at < hi
+                    })
                     .collect();
                 if inside.is_empty() {
                     return None;
                 }
+                // CPU seconds of those readings, scaled to the row's length
+                let covered_s: f64 = inside
+                    .iter()
+                    .map(|q| q.span as f64 * period_h * 3600.0)
+                    .sum();
                 let cpu_s: f64 = inside
                     .iter()
-                    .map(|q| q.cpu_pct / 100.0 * interval_s * q.span as f64)
-                    .sum();
+                    .map(|q| q.cpu_pct / 100.0 * q.span as f64 * period_h * 3600.0)
+                    .sum::<f64>()
+                    * (p.span as f64 * interval_s / covered_s);
                 Some((at(p), cpu_s / f64::from(p.requests)))
             })
             .collect();

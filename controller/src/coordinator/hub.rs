@@ -10,7 +10,7 @@ use crate::output::Output;
 use crate::progress::{Progress, Status};
 use crate::report::{EndReason, RunReport};
 use crate::timeseries::{TimePoint, TimeSeries};
-use barrage_core::liveness::{self, SILENT_INTERVALS};
+use barrage_core::liveness;
 use barrage_core::threshold::{abort_reason, Verdict};
 use barrage_core::Segment;
 use barrage_proto::pb::{self, controller_message::Msg as Out, worker_message::Msg as In};
@@ -502,11 +502,9 @@ impl Hub {
         if now >= self.next_check {
             // counted from now, not from the missed due time: a stall is one interval
             self.next_check = now + self.interval();
-            for id in self.workers.check_liveness() {
-                self.lose(
-                    &id,
-                    format!("sent nothing for {SILENT_INTERVALS} intervals"),
-                );
+            let checks = self.silent_checks();
+            for id in self.workers.check_liveness_after(checks) {
+                self.lose(&id, format!("sent nothing for {checks} intervals"));
             }
         }
         let expected = self.workers.running_ids();

@@ -186,13 +186,19 @@ impl Roster {
     /// It counts checks, not wall time, so a stall of the controller itself (its checks
     /// do not run either) costs a worker one interval at most.
     pub fn check_liveness(&mut self) -> Vec<String> {
+        self.check_liveness_after(SILENT_INTERVALS)
+    }
+
+    /// [`Roster::check_liveness`] with another count of silent checks (a soak's workers
+    /// keep running for their rejoin grace, so the controller waits as long).
+    pub fn check_liveness_after(&mut self, checks: u32) -> Vec<String> {
         let mut silent = Vec::new();
         for (id, w) in self.workers.iter_mut().filter(|(_, w)| w.running()) {
             if std::mem::take(&mut w.heard) {
                 w.silent = 0;
             } else {
                 w.silent += 1;
-                if w.silent >= SILENT_INTERVALS {
+                if w.silent >= checks {
                     silent.push(id.clone());
                 }
             }

@@ -13,6 +13,7 @@ use super::{Hub, Phase, ABORT_WAIT, DEADLINE_SLACK};
 use crate::merge::Merger;
 use crate::report::{EndReason, Lost, RunReport, WorkerRecord};
 use crate::soak::checkpoint::{segment_b64, segment_from_b64, State, WorkerState};
+use barrage_core::liveness::SILENT_INTERVALS;
 use barrage_proto::pb;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -52,6 +53,21 @@ impl Hub {
             s.rejoin_grace.as_millis().min(u32::MAX as u128) as u32,
             keep.min(100_000) as u32,
         )
+    }
+
+    /// Silent interval checks before a worker is lost: [`SILENT_INTERVALS`], or with
+    /// `--soak` at least the rejoin grace (its workers keep their load up that long without
+    /// a controller, so their share must not go to the others before).
+    pub(super) fn silent_checks(&self) -> u32 {
+        let grace = self
+            .cfg
+            .soak
+            .as_ref()
+            .map_or(Duration::ZERO, |s| s.rejoin_grace);
+        let n = grace
+            .as_millis()
+            .div_ceil(self.interval().as_millis().max(1));
+        SILENT_INTERVALS.max(n.min(u32::MAX as u128) as u32)
     }
 
     /// Starts the checkpoint clock (at the run's start).
