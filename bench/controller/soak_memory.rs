@@ -39,7 +39,7 @@ fn worker_snapshot(seed: u64) -> Snapshot {
         vus_max: 3,
         ..Default::default()
     };
-    for op in builtin::OPERATIONS {
+    for &op in builtin::OPERATIONS {
         for _ in 0..50 {
             x ^= x << 13;
             x ^= x >> 7;

@@ -4,7 +4,6 @@
 //! The roster never talks to the network itself: it answers through each worker's
 //! outbound channel, and a full or closed channel is left to liveness.
 use crate::report::Lost;
-use barrage_core::liveness::SILENT_INTERVALS;
 use barrage_core::Segment;
 use barrage_proto::pb::{self, controller_message::Msg as Out};
 use barrage_proto::segment_to_pb;
@@ -182,11 +181,12 @@ impl Roster {
     }
 
     /// One interval's liveness check: counts, per running worker, an interval in which
-    /// nothing arrived; returns those silent for [`SILENT_INTERVALS`] checks in a row.
+    /// nothing arrived; returns those silent for `liveness::SILENT_INTERVALS` checks in a row.
     /// It counts checks, not wall time, so a stall of the controller itself (its checks
     /// do not run either) costs a worker one interval at most.
+    #[cfg(test)]
     pub fn check_liveness(&mut self) -> Vec<String> {
-        self.check_liveness_after(SILENT_INTERVALS)
+        self.check_liveness_after(barrage_core::liveness::SILENT_INTERVALS)
     }
 
     /// [`Roster::check_liveness`] with another count of silent checks (a soak's workers
