@@ -8,6 +8,7 @@ use crate::dashboard::{Dashboard, LiveFeed, RunInfo};
 use crate::local::{self, Children};
 use crate::output::{self, Output};
 use crate::report::RunReport;
+use crate::soak::SoakRun;
 use crate::target::{TargetSetup, Watch};
 use crate::{exit_code, results, summary, token};
 use anyhow::Context as _;
@@ -168,6 +169,7 @@ fn finalize(
     outputs: Vec<Box<dyn Output>>,
     live: Option<&LiveFeed>,
     target_telemetry: Option<barrage_core::telemetry::TargetSummary>,
+    soak: Option<(&SoakRun, Option<barrage_core::trend::ResourceCheck>)>,
 ) -> anyhow::Result<ExitCode> {
     if let Some(l) = live {
         l.writing();
@@ -179,6 +181,29 @@ fn finalize(
             failed_outputs = true;
         }
     }
+    // soak trends, and the slope thresholds judged on them (at the end, once)
+    let trends = match soak {
+        Some((s, resources)) => {
+            Some(s.trends(&report.timeseries, target_telemetry.as_ref(), resources))
+        }
+        None if cfg.thresholds.has_slopes() => Some(barrage_core::trend::compute(
+            &report.timeseries,
+            target_telemetry.as_ref(),
+            report.plan.scenario.duration() / 10,
+        )),
+        None => None,
+    };
+    let slope_verdicts = cfg.thresholds.evaluate_trends(trends.as_ref());
+    let with_slopes;
+    let report = if slope_verdicts.is_empty() {
+        report
+    } else {
+        with_slopes = RunReport {
+            thresholds: [report.thresholds.clone(), slope_verdicts].concat(),
+            ..report.clone()
+        };
+        &with_slopes
+    };
     let valid = report.validity.as_ref().is_none_or(|v| v.valid);
     let mut code = exit_code::with_validity(report.exit_code(), valid, cfg.allow_invalid);
     if code == exit_code::SUCCESS && failed_outputs {
@@ -189,6 +214,7 @@ fn finalize(
     if let Some(v) = doc.validity.as_mut() {
         v.allow_invalid = cfg.allow_invalid;
     }
+    doc.trends = trends;
     let bytes = serde_json::to_vec_pretty(&doc).context("summary does not serialize")?;
     let path = results::write_new(
         &results::summary_path(&cfg.results_dir, &report.plan),
@@ -319,6 +345,11 @@ async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitC
         join_timeout: config::LOCAL_JOIN_TIMEOUT,
     });
     coord.live = dashboard.as_ref().map(|d| d.1.clone());
+    let soak = match SoakRun::prepare(&cfg, &mut coord).await {
+        Ok(s) => s,
+        Err(e @ crate::soak::SoakStartError::Checkpoint(_)) => return Ok(config_error(e)),
+        Err(e) => return Err(e.into()),
+    };
     let measuring = match prepared {
         Some(p) => Some(p.start(target.interval, live(&dashboard).cloned()).await),
         None => None,
@@ -371,12 +402,27 @@ async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitC
     let result = match outcome {
         Ok((report, outputs)) => {
             let telemetry = measured.as_ref().map(|m| m.summary(&report.total));
-            finalize(&cfg, &report, outputs, live(&dashboard), telemetry)
+            let resources = match &soak {
+                Some(s) => s.resources().await,
+                None => None,
+            };
+            let soak_end = soak.as_ref().map(|s| (s, resources));
+            finalize(
+                &cfg,
+                &report,
+                outputs,
+                live(&dashboard),
+                telemetry,
+                soak_end,
+            )
         }
         Err(e) => Err(anyhow::Error::new(e).context("the run failed")),
     };
     let failure = result.as_ref().err().map(|e| format!("{e:#}"));
     close_dashboard(dashboard, failure).await;
+    if let (Some(s), true) = (soak, result.is_ok()) {
+        s.close().await;
+    }
     if let Some(m) = measured {
         m.stop().await;
     }
@@ -419,12 +465,27 @@ fn controller_cmd(mut args: ControllerArgs) -> anyhow::Result<ExitCode> {
         let outputs = start_outputs(&cfg)?;
         let mut coord = cfg.coordinator(workers);
         coord.live = live(&dashboard).cloned();
+        let soak = match SoakRun::prepare(&cfg, &mut coord).await {
+            Ok(s) => s,
+            Err(e @ crate::soak::SoakStartError::Checkpoint(_)) => return Ok(config_error(e)),
+            Err(e) => return Err(e.into()),
+        };
         let result = match coordinator::run(listener, coord, outputs, control_rx).await {
-            Ok((report, outputs)) => finalize(&cfg, &report, outputs, live(&dashboard), None),
+            Ok((report, outputs)) => {
+                let resources = match &soak {
+                    Some(s) => s.resources().await,
+                    None => None,
+                };
+                let soak_end = soak.as_ref().map(|s| (s, resources));
+                finalize(&cfg, &report, outputs, live(&dashboard), None, soak_end)
+            }
             Err(e) => Err(anyhow::Error::new(e).context("the run failed")),
         };
         let failure = result.as_ref().err().map(|e| format!("{e:#}"));
         close_dashboard(dashboard, failure).await;
+        if let (Some(s), true) = (soak, result.is_ok()) {
+            s.close().await;
+        }
         result
     })
 }

@@ -179,6 +179,8 @@ pub struct OutputArgs {
     /// Without it such a run exits 97.
     #[arg(long)]
     pub allow_invalid: bool,
+    #[command(flatten)]
+    pub soak: crate::soak::SoakArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -35,6 +35,10 @@ pub enum ConfigError {
     Results(#[from] ResultsError),
     #[error(transparent)]
     Secrets(#[from] AuthError),
+    #[error(transparent)]
+    Soak(#[from] crate::soak::SoakError),
+    #[error("--resume: only `barrage controller` can resume (its workers outlive it); `barrage run`'s workers die with it")]
+    ResumeLocal,
     #[error("--profile: {0}")]
     Profile(barrage_core::plan::UnknownProfile),
     #[error("--plan {path}: {source}; give a readable plan file")]
@@ -100,6 +104,8 @@ pub struct RunConfig {
     pub dashboard: Option<SocketAddr>,
     /// `--allow-invalid`: an invalid run keeps the exit code a valid one would get.
     pub allow_invalid: bool,
+    /// `--soak` and its flags, checked against the plan.
+    pub soak: Option<crate::soak::SoakConfig>,
 }
 
 /// The worker-facing side of a coordinator: who may join and how.
@@ -128,6 +134,9 @@ impl RunConfig {
             join_timeout: workers.join_timeout,
             progress: self.progress,
             live: None,
+            soak: self.soak.clone(),
+            checkpoints: None,
+            resume: None,
         }
     }
 }
@@ -206,6 +215,7 @@ pub fn build(plan_args: &PlanArgs, output: &OutputArgs) -> Result<RunConfig, Con
         };
     let thresholds = ThresholdSet::from_plan(&plan)?;
     let secrets = read_secrets(&plan, |k| std::env::var(k).ok())?;
+    let soak = output.soak.validate(&plan)?;
     let mut seen = Vec::new();
     for o in &output.outs {
         if seen.contains(&&o.path) {
@@ -239,6 +249,7 @@ pub fn build(plan_args: &PlanArgs, output: &OutputArgs) -> Result<RunConfig, Con
         embedded_target,
         dashboard: output.dashboard,
         allow_invalid: output.allow_invalid,
+        soak,
     })
 }
 
@@ -266,6 +277,9 @@ pub fn worker_count(
 /// `barrage run`'s flags, validated; `cores` and `taskset` describe this machine.
 pub fn local_run(args: &RunArgs, cores: usize, taskset: bool) -> Result<LocalRun, ConfigError> {
     let cfg = build(&args.plan, &args.output)?;
+    if args.output.soak.resume.is_some() {
+        return Err(ConfigError::ResumeLocal);
+    }
     let workers = worker_count(
         args.workers,
         args.worker_cores.as_ref().map(|c| c.0.len()),

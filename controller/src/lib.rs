@@ -19,6 +19,7 @@
 //! | [`sweep`]         | `barrage sweep`: runtime × tier pairs, one `barrage run` each, a table |
 //! | [`characterize`]  | `barrage characterize`: plateaus up to the limit, bisection, the curve |
 //! | `child_run`       | one child `barrage run` and its summary (sweep's pairs, plateaus)      |
+//! | [`soak`]          | `--soak`: trends, checkpoints, `--resume`, the target's resources back to baseline |
 //! | [`target`]        | the target's processes: tiers (cgroups), `--target-cmd`, telemetry    |
 //! | [`output`]        | raw-point outputs: k6 NDJSON, k6 CSV                                   |
 //! | `app`             | the subcommands, end to end                                            |
@@ -53,6 +54,7 @@ pub mod merge;
 pub mod output;
 pub mod progress;
 pub mod report;
+pub mod soak;
 /// Result names and atomic writes are core's (the standalone worker writes results too).
 pub use barrage_core::results;
 pub mod summary;

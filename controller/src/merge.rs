@@ -47,11 +47,32 @@ pub struct ClosedInterval {
     pub last_report: Option<Instant>,
 }
 
+impl WorkerTally {
+    fn add(&mut self, o: &WorkerTally) {
+        self.snapshots += o.snapshots;
+        self.last_seq = self.last_seq.max(o.last_seq);
+        self.iterations += o.iterations;
+        self.requests += o.requests;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Bucket {
     snapshot: Snapshot,
     reported: BTreeSet<String>,
     last_report: Option<Instant>,
+    /// What each worker sent into this bucket, settled when it closes.
+    pending: BTreeMap<String, WorkerTally>,
+}
+
+/// The closed part of a run, what a checkpoint keeps (`crate::soak::checkpoint`): the
+/// cumulative sinks, how far intervals are closed, and each worker's share of exactly that.
+#[derive(Debug, Clone, Default)]
+pub struct Settled {
+    pub total: Snapshot,
+    pub closed_through: Option<u64>,
+    pub late: u64,
+    pub workers: BTreeMap<String, WorkerTally>,
 }
 
 /// The controller's merged view of the run.
@@ -65,8 +86,10 @@ pub struct Merger {
     closed_through: Option<u64>,
     /// Snapshots that arrived after their interval closed.
     pub late: u64,
-    /// Per worker id.
+    /// Per worker id, as snapshots arrive.
     workers: BTreeMap<String, WorkerTally>,
+    /// Per worker id, of the closed intervals and late snapshots only (in `total`).
+    settled: BTreeMap<String, WorkerTally>,
     /// Reused inflate state for [`Merger::add_wire`].
     decoder: SparseDecoder,
 }
@@ -116,11 +139,21 @@ impl Merger {
                 })
                 .sum()
         };
-        let tally = self.workers.entry(worker.to_string()).or_default();
-        tally.snapshots += 1;
-        tally.last_seq = Some(tally.last_seq.map_or(snap.seq, |s| s.max(snap.seq)));
-        tally.iterations += counter(builtin::ITERATIONS);
-        tally.requests += counter(builtin::HTTP_REQS);
+        let delta = WorkerTally {
+            snapshots: 1,
+            last_seq: Some(snap.seq),
+            iterations: counter(builtin::ITERATIONS),
+            requests: counter(builtin::HTTP_REQS),
+        };
+        self.workers
+            .entry(worker.to_string())
+            .or_default()
+            .add(&delta);
+        let settled = match self.open.get_mut(&snap.seq) {
+            Some(bucket) if !is_late => bucket.pending.entry(worker.to_string()).or_default(),
+            _ => self.settled.entry(worker.to_string()).or_default(),
+        };
+        settled.add(&delta);
         Ok(())
     }
 
@@ -152,6 +185,9 @@ impl Merger {
             tracing::debug!(seq, error = %e, "series of clashing kinds in the cumulative view");
         }
         self.closed_through = Some(self.closed_through.map_or(seq, |c| c.max(seq)));
+        for (w, t) in &bucket.pending {
+            self.settled.entry(w.clone()).or_default().add(t);
+        }
         ClosedInterval {
             seq,
             workers: bucket.reported.len(),
@@ -172,6 +208,29 @@ impl Merger {
 
     pub fn open_buckets(&self) -> usize {
         self.open.len()
+    }
+
+    /// The closed part of the run (a copy), for a checkpoint.
+    pub fn settled(&self) -> Settled {
+        Settled {
+            total: self.total.clone(),
+            closed_through: self.closed_through,
+            late: self.late,
+            workers: self.settled.clone(),
+        }
+    }
+
+    /// A merger that continues from a checkpoint: what workers resend for intervals after
+    /// `closed_through` is merged as if it came the first time.
+    pub fn restore(s: Settled) -> Merger {
+        Merger {
+            total: s.total,
+            closed_through: s.closed_through,
+            late: s.late,
+            workers: s.workers.clone(),
+            settled: s.workers,
+            ..Default::default()
+        }
     }
 }
 
@@ -209,6 +268,45 @@ mod tests {
 
     fn live(ids: &[&str]) -> BTreeSet<String> {
         ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A checkpoint holds the closed intervals only, each worker's share of exactly those;
+    /// a merger restored from it and fed the rest ends with the same totals.
+    #[test]
+    fn settled_is_the_closed_part_and_restores() {
+        let mut m = Merger::new();
+        for seq in 0..4 {
+            add(&mut m, "a", &snap(seq, 10.0)).unwrap();
+        }
+        add(&mut m, "b", &snap(0, 5.0)).unwrap();
+        // 0 closes (both reported); 1..3 stay open
+        let closed = m.close_ready(&live(&["a", "b"]), 1);
+        assert_eq!(closed.len(), 1);
+        let s = m.settled();
+        assert_eq!(s.closed_through, Some(0));
+        assert_eq!(counter(&s.total, builtin::HTTP_REQS), 15.0);
+        assert_eq!(
+            s.workers["a"].requests, 10.0,
+            "open intervals are not settled"
+        );
+        assert_eq!(s.workers["a"].last_seq, Some(0));
+        assert_eq!(
+            m.worker("a").unwrap().requests,
+            40.0,
+            "arrivals still count live"
+        );
+        let mut r = Merger::restore(s);
+        for seq in 1..4 {
+            add(&mut r, "a", &snap(seq, 10.0)).unwrap();
+        }
+        r.close_all();
+        m.close_all();
+        assert_eq!(
+            counter(r.total(), builtin::HTTP_REQS),
+            counter(m.total(), builtin::HTTP_REQS)
+        );
+        assert_eq!(r.worker("a").unwrap().requests, 40.0);
+        assert_eq!(r.settled().workers["a"], m.settled().workers["a"]);
     }
 
     #[test]

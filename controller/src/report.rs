@@ -21,6 +21,8 @@ pub enum EndReason {
     WorkersLost(String),
     /// The plan's duration plus graceful stop plus slack passed without every worker done.
     Deadline,
+    /// A checkpoint of a run still going (`--soak`): what its partial summary says.
+    Partial(String),
 }
 
 impl EndReason {
@@ -34,6 +36,7 @@ impl EndReason {
             EndReason::Deadline => {
                 "aborted: workers still running past the plan's duration and graceful stop".into()
             }
+            EndReason::Partial(what) => format!("partial: {what}"),
         }
     }
 }

@@ -16,7 +16,8 @@
 //! | [`hdr`]       | `SparseDecoder`, `add_pairs`             | HDR V2 wire histograms decoded sparsely    |
 //! | [`point`]     | [`Point`]                                | a raw sample, for `--out` formats          |
 //! | [`threshold`] | [`Threshold`], [`ThresholdSet`], [`Verdict`] | k6 threshold syntax; the one evaluator |
-//! | [`timeseries`]| `TimeSeries`, `TimePoint`                | the compact per-interval time series       |
+//! | [`timeseries`]| `TimeSeries`, `TimePoint`, `downsample`  | the compact, bounded per-interval series   |
+//! | [`trend`]     | `fit`, `Trends`                          | soak trend verdicts: slopes with 95 % CIs  |
 //! | [`results`]   | `summary_path`, `write_new`              | result names; atomic, never-overwriting writes |
 //! | [`stages`]    | `StageSpan`, `StageBook`                 | per-stage (ramp/plateau) merged results    |
 //! | [`summary`]   | `Summary`, `assemble`, `render_text`     | the one model of a run's results           |
@@ -56,6 +57,7 @@ pub mod summary;
 pub mod telemetry;
 pub mod threshold;
 pub mod timeseries;
+pub mod trend;
 pub mod validity;
 
 pub use auth::{mint_hs256, JwtClaims, Secret};

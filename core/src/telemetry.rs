@@ -59,19 +59,60 @@ pub struct TargetSummary {
     pub llm_calls: Option<LlmCalls>,
     /// Set when the target ended during the run (crash, OOM kill).
     pub exit: Option<TargetExit>,
-    /// One point per interval.
+    /// One point per interval; a long run's older points are downsampled like the time
+    /// series (`core/src/timeseries.rs`), so `span` says how many intervals a point covers.
     pub points: Vec<TargetPoint>,
 }
 
-/// One interval of the target.
+/// One interval of the target (or, downsampled, `span` intervals).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TargetPoint {
     /// Interval number, 0 = the first interval after the first reading.
     pub seq: u64,
-    /// CPU over the interval, % of one core.
+    /// Intervals the point covers (1 at full resolution).
+    #[serde(default = "one")]
+    pub span: u64,
+    /// CPU over the interval, % of one core (a merged point: the mean).
     pub cpu_pct: f64,
-    /// Resident memory at the end of the interval, bytes.
+    /// Resident memory at the end of the interval, bytes (a merged point: the mean).
     pub rss_bytes: u64,
+    /// Open file descriptors at the end of the interval (a merged point: the mean).
+    #[serde(default)]
+    pub fds: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl crate::timeseries::Row for TargetPoint {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn span(&self) -> u64 {
+        self.span.max(1)
+    }
+    /// Means weighted by the points' spans: a merged point stands for its intervals.
+    fn merge(rows: &[Self], seq: u64, span: u64) -> Self {
+        let w: f64 = rows
+            .iter()
+            .map(|p| p.span.max(1) as f64)
+            .sum::<f64>()
+            .max(1.0);
+        let mean = |f: fn(&TargetPoint) -> f64| {
+            rows.iter()
+                .map(|p| f(p) * p.span.max(1) as f64)
+                .sum::<f64>()
+                / w
+        };
+        TargetPoint {
+            seq,
+            span,
+            cpu_pct: r3(mean(|p| p.cpu_pct)),
+            rss_bytes: mean(|p| p.rss_bytes as f64).round() as u64,
+            fds: mean(|p| p.fds as f64).round() as u64,
+        }
+    }
 }
 
 /// The mock LLM's `/stats` chat count over the run against [`LLM_CALLS_PER_FLOW`] per
@@ -149,6 +190,10 @@ pub struct TelemetryRecorder {
     threads_peak: u64,
     fds_peak: u64,
     points: Vec<TargetPoint>,
+    /// Points made so far (the next point's `seq`; `points` is downsampled).
+    intervals: u64,
+    /// The reading interval, from the first two readings: what downsampling counts in.
+    interval_ms: Option<u32>,
     exit: Option<TargetExit>,
 }
 
@@ -173,6 +218,8 @@ impl TelemetryRecorder {
             threads_peak: 0,
             fds_peak: 0,
             points: Vec::new(),
+            intervals: 0,
+            interval_ms: None,
             exit: None,
         }
     }
@@ -190,10 +237,17 @@ impl TelemetryRecorder {
             let cpu = (r.cpu_s - prev.cpu_s).max(0.0);
             let pct = if dt > 0.0 { cpu / dt * 100.0 } else { 0.0 };
             self.points.push(TargetPoint {
-                seq: self.points.len() as u64,
+                seq: self.intervals,
+                span: 1,
                 cpu_pct: r3(pct),
                 rss_bytes: r.rss_bytes,
+                fds: r.fds,
             });
+            self.intervals += 1;
+            let interval_ms = *self
+                .interval_ms
+                .get_or_insert(((dt * 1000.0).round() as u32).max(1));
+            crate::timeseries::downsample(&mut self.points, interval_ms);
         }
         if self.first.is_none() {
             self.first = Some(r);
@@ -361,13 +415,17 @@ mod tests {
             vec![
                 TargetPoint {
                     seq: 0,
+                    span: 1,
                     cpu_pct: 25.0,
-                    rss_bytes: 300
+                    rss_bytes: 300,
+                    fds: 10
                 },
                 TargetPoint {
                     seq: 1,
+                    span: 1,
                     cpu_pct: 50.0,
-                    rss_bytes: 200
+                    rss_bytes: 200,
+                    fds: 10
                 },
             ]
         );

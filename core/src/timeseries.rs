@@ -1,6 +1,6 @@
 //! The run's time series: one compact [`TimePoint`] per closed interval, a fixed small set
-//! of numbers (no histograms), so memory grows by **84 bytes per interval**: a 24-hour
-//! run at 1 s intervals keeps 86 400 points = 7.3 MB.
+//! of numbers (no histograms). A soak runs for days, so the series is bounded: it keeps the
+//! last hour at full resolution and downsamples what is older (see [Resolution](#resolution)).
 //!
 //! | column             | from the interval's merged snapshot                          |
 //! |--------------------|--------------------------------------------------------------|
@@ -11,10 +11,35 @@
 //! | `flow_p50/95/99`   | `agent_flow_duration` percentiles, ms                        |
 //! | `req_p95`          | `http_req_duration` p95 over all operations, ms              |
 //! | `<op>_p95`         | `http_req_duration{operation:<op>}` p95, ms, per operation   |
+//! | `span`             | intervals the row covers (1 at full resolution)              |
+//! | `req_p99`          | `http_req_duration` p99 over all operations, ms              |
+//!
+//! # Resolution
+//!
+//! | age of a row (from the newest interval) | one row per                          |
+//! |-----------------------------------------|--------------------------------------|
+//! | under [`FULL_RESOLUTION`] (1 h)         | interval                             |
+//! | under [`MID_RESOLUTION_AGE`] (6 h)      | 10 s (aligned buckets of intervals)  |
+//! | older                                   | 1 min; past [`MAX_COARSE_ROWS`] such rows, neighbours merge in pairs (2 min, 4 min…) |
+//!
+//! So the row count is bounded whatever the run's length: at 1 s intervals, at most
+//! 3600 + 1800 + [`MAX_COARSE_ROWS`] rows, however many days. Merging rows (no histograms are kept per
+//! interval, on purpose): counts add, `vus` is the maximum, `workers` the minimum;
+//! percentiles are an **approximation**, the mean of the rows' percentiles weighted by
+//! their sample counts (`requests` for request latencies, `iterations` for the flow's).
+//! The run's exact percentiles stay in the summary's cumulative histograms.
 use crate::metrics::builtin;
 use crate::{Sink, Snapshot};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How far back the series keeps one row per interval.
+pub const FULL_RESOLUTION: Duration = Duration::from_secs(3600);
+/// Rows older than [`FULL_RESOLUTION`] and younger than this are 10 s rows; older, 1 min.
+pub const MID_RESOLUTION_AGE: Duration = Duration::from_secs(6 * 3600);
+/// The oldest tier's row budget: beyond it, its rows merge in pairs (6 h of 1 min rows).
+pub const MAX_COARSE_ROWS: usize = 360;
 
 /// Number of per-operation columns (`builtin::OPERATIONS`).
 pub const N_OPS: usize = builtin::OPERATIONS.len();
@@ -22,8 +47,10 @@ pub const N_OPS: usize = builtin::OPERATIONS.len();
 /// One closed interval. Percentiles are `NaN` when the interval had no such sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimePoint {
-    /// Interval number (0 = the first interval after start).
+    /// Interval number (0 = the first interval after start); a merged row's first interval.
     pub seq: u32,
+    /// Intervals the row covers: 1 at full resolution, more once downsampled.
+    pub span: u32,
     /// Workers whose snapshot of this interval arrived before it closed.
     pub workers: u16,
     pub vus: u32,
@@ -34,6 +61,8 @@ pub struct TimePoint {
     pub flow_p95_ms: f32,
     pub flow_p99_ms: f32,
     pub req_p95_ms: f32,
+    /// `http_req_duration` p99 over all operations (the soak's latency trend).
+    pub req_p99_ms: f32,
     /// p95 of `http_req_duration{operation:…}`, in `builtin::OPERATIONS` order.
     pub op_p95_ms: [f32; N_OPS],
 }
@@ -66,7 +95,8 @@ impl TimePoint {
         };
         let [flow_p50_ms, flow_p95_ms, flow_p99_ms] =
             percentiles_ms(snap, builtin::AGENT_FLOW_DURATION, &[], [50.0, 95.0, 99.0]);
-        let [req_p95_ms] = percentiles_ms(snap, builtin::HTTP_REQ_DURATION, &[], [95.0]);
+        let [req_p95_ms, req_p99_ms] =
+            percentiles_ms(snap, builtin::HTTP_REQ_DURATION, &[], [95.0, 99.0]);
         let mut op_p95_ms = [f32::NAN; N_OPS];
         for (i, op) in builtin::OPERATIONS.iter().enumerate() {
             let filter = [("operation".to_string(), op.to_string())];
@@ -74,6 +104,7 @@ impl TimePoint {
         }
         TimePoint {
             seq: seq.min(u32::MAX as u64) as u32,
+            span: 1,
             workers: workers.min(u16::MAX as usize) as u16,
             vus: snap.vus.min(u32::MAX as u64) as u32,
             requests: counter(snap, builtin::HTTP_REQS),
@@ -83,8 +114,173 @@ impl TimePoint {
             flow_p95_ms,
             flow_p99_ms,
             req_p95_ms,
+            req_p99_ms,
             op_p95_ms,
         }
+    }
+
+    /// The interval after the row's last one.
+    pub fn end_seq(&self) -> u64 {
+        u64::from(self.seq) + u64::from(self.span.max(1))
+    }
+
+    /// One row for `rows` (in order, not empty), covering `span` intervals from `seq`:
+    /// counts add, `vus` max, `workers` min, percentiles weighted by their sample counts
+    /// (the documented approximation, see the module docs).
+    pub fn merged(rows: &[TimePoint], seq: u64, span: u64) -> TimePoint {
+        let sum =
+            |f: fn(&TimePoint) -> u32| rows.iter().fold(0u32, |acc, p| acc.saturating_add(f(p)));
+        let req_w: Vec<f64> = rows.iter().map(|p| f64::from(p.requests)).collect();
+        let iter_w: Vec<f64> = rows.iter().map(|p| f64::from(p.iterations)).collect();
+        let mean = |w: &[f64], f: &dyn Fn(&TimePoint) -> f32| weighted_mean(rows, w, f);
+        let mut op_p95_ms = [f32::NAN; N_OPS];
+        for (i, v) in op_p95_ms.iter_mut().enumerate() {
+            *v = mean(&req_w, &|p| p.op_p95_ms[i]);
+        }
+        TimePoint {
+            seq: seq.min(u32::MAX as u64) as u32,
+            span: span.clamp(1, u32::MAX as u64) as u32,
+            workers: rows.iter().map(|p| p.workers).min().unwrap_or(0),
+            vus: rows.iter().map(|p| p.vus).max().unwrap_or(0),
+            requests: sum(|p| p.requests),
+            failures: sum(|p| p.failures),
+            iterations: sum(|p| p.iterations),
+            flow_p50_ms: mean(&iter_w, &|p| p.flow_p50_ms),
+            flow_p95_ms: mean(&iter_w, &|p| p.flow_p95_ms),
+            flow_p99_ms: mean(&iter_w, &|p| p.flow_p99_ms),
+            req_p95_ms: mean(&req_w, &|p| p.req_p95_ms),
+            req_p99_ms: mean(&req_w, &|p| p.req_p99_ms),
+            op_p95_ms,
+        }
+    }
+}
+
+/// The mean of the finite values of `f` over `rows`, weighted by `w` (equal weights when
+/// the rows that have a value all weigh nothing); `NaN` when no row has a value.
+fn weighted_mean(rows: &[TimePoint], w: &[f64], f: &dyn Fn(&TimePoint) -> f32) -> f32 {
+    let (mut num, mut den, mut plain, mut n) = (0.0f64, 0.0f64, 0.0f64, 0u32);
+    for (p, &w) in rows.iter().zip(w) {
+        let v = f(p);
+        if v.is_finite() {
+            num += f64::from(v) * w;
+            den += w;
+            plain += f64::from(v);
+            n += 1;
+        }
+    }
+    if n == 0 {
+        f32::NAN
+    } else if den > 0.0 {
+        (num / den) as f32
+    } else {
+        (plain / f64::from(n)) as f32
+    }
+}
+
+/// The tiers of [the module docs](self#resolution) in intervals of `interval_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tiers {
+    /// Rows younger than this many intervals stay as they are.
+    full: u64,
+    /// The 10 s bucket, in intervals (1: the interval is 10 s or more, no such tier).
+    mid_span: u64,
+    /// Rows older than this many intervals go into 1 min buckets.
+    mid_age: u64,
+    /// The 1 min bucket, a whole number of 10 s buckets so that they nest.
+    coarse_span: u64,
+}
+
+impl Tiers {
+    fn of(interval_ms: u32) -> Tiers {
+        let i = u64::from(interval_ms.max(1));
+        let full = (FULL_RESOLUTION.as_millis() as u64 / i).max(1);
+        let mid_span = (10_000 / i).max(1);
+        Tiers {
+            full,
+            mid_span,
+            mid_age: (MID_RESOLUTION_AGE.as_millis() as u64 / i).max(full),
+            coarse_span: mid_span * (60_000 / (mid_span * i)).max(1),
+        }
+    }
+}
+
+/// A row of a per-interval series that can be downsampled: the time series' [`TimePoint`]
+/// and target telemetry's points share the tiers of [the module docs](self#resolution).
+pub trait Row: Sized {
+    /// First interval the row covers.
+    fn seq(&self) -> u64;
+    /// Intervals it covers.
+    fn span(&self) -> u64;
+    /// One row for `rows` (in order, not empty) covering `span` intervals from `seq`.
+    fn merge(rows: &[Self], seq: u64, span: u64) -> Self;
+}
+
+impl Row for TimePoint {
+    fn seq(&self) -> u64 {
+        u64::from(self.seq)
+    }
+    fn span(&self) -> u64 {
+        u64::from(self.span.max(1))
+    }
+    fn merge(rows: &[Self], seq: u64, span: u64) -> Self {
+        TimePoint::merged(rows, seq, span)
+    }
+}
+
+/// Downsamples `rows` (in order, one interval = `interval_ms`) after a row was added: what
+/// has aged out of full resolution goes into 10 s buckets, then 1 min buckets, and the
+/// oldest tier merges in pairs past [`MAX_COARSE_ROWS`]. Rows are never dropped, so every
+/// count stays in the series.
+pub fn downsample<R: Row>(rows: &mut Vec<R>, interval_ms: u32) {
+    let Some(end) = rows.last().map(|r| r.seq() + r.span()) else {
+        return;
+    };
+    let t = Tiers::of(interval_ms);
+    if t.mid_span > 1 {
+        merge_buckets(rows, t.mid_span, end.saturating_sub(t.full));
+    }
+    let coarse_before = end.saturating_sub(t.mid_age);
+    merge_buckets(rows, t.coarse_span, coarse_before);
+    let coarse = rows
+        .iter()
+        .take_while(|r| r.seq() + r.span() <= coarse_before)
+        .count();
+    if coarse > MAX_COARSE_ROWS {
+        let pairs: Vec<R> = rows[..coarse]
+            .chunks(2)
+            .map(|c| {
+                let last = &c[c.len() - 1];
+                R::merge(c, c[0].seq(), last.seq() + last.span() - c[0].seq())
+            })
+            .collect();
+        rows.splice(..coarse, pairs);
+    }
+    // a series that shrank gives the memory back once it is mostly unused
+    if rows.capacity() > 64 && rows.len() * 4 < rows.capacity() {
+        rows.shrink_to(rows.len() * 2);
+    }
+}
+
+/// Merges the rows narrower than `span` into `span`-aligned buckets, for the buckets that
+/// ended at or before interval `before`.
+fn merge_buckets<R: Row>(rows: &mut Vec<R>, span: u64, before: u64) {
+    let Some(mut i) = rows.iter().position(|r| r.span() < span) else {
+        return;
+    };
+    while i < rows.len() {
+        let bucket = rows[i].seq() / span;
+        let (lo, hi) = (bucket * span, (bucket + 1) * span);
+        if hi > before {
+            break;
+        }
+        let n = rows[i..]
+            .iter()
+            .take_while(|r| r.seq() < hi && r.span() < span)
+            .count()
+            .max(1);
+        let row = R::merge(&rows[i..i + n], lo, span);
+        rows.splice(i..i + n, [row]);
+        i += 1;
     }
 }
 
@@ -159,8 +355,25 @@ impl TimeSeriesDoc {
 }
 
 impl TimeSeries {
+    /// Adds the next closed interval (intervals come in order) and downsamples what has
+    /// aged out of full resolution (the module's resolution table).
     pub fn push(&mut self, p: TimePoint) {
         self.points.push(p);
+        self.compact();
+    }
+
+    /// Rows kept (bounded: see the module docs), not intervals closed.
+    pub fn rows(&self) -> usize {
+        self.points.len()
+    }
+
+    /// The bytes the rows hold (capacity included): what a soak's flat memory is checked on.
+    pub fn heap_bytes(&self) -> usize {
+        self.points.capacity() * std::mem::size_of::<TimePoint>()
+    }
+
+    fn compact(&mut self) {
+        downsample(&mut self.points, self.interval_ms);
     }
 
     pub fn last(&self) -> Option<&TimePoint> {
@@ -185,7 +398,50 @@ impl TimeSeries {
         .map(|s| s.to_string())
         .collect();
         c.extend(builtin::OPERATIONS.iter().map(|op| format!("{op}_p95_ms")));
+        c.push("span".into());
+        c.push("req_p99_ms".into());
         c
+    }
+
+    /// The series back from its stored form (a checkpoint, a summary): columns are read
+    /// by name, so a file from before a column existed reads with that column missing
+    /// (`NaN`, or 1 for `span`).
+    pub fn from_doc(doc: &TimeSeriesDoc) -> TimeSeries {
+        let col = |name: &str| doc.columns.iter().position(|c| c == name);
+        let idx: Vec<Option<usize>> = Self::columns().iter().map(|c| col(c)).collect();
+        let points = doc
+            .rows
+            .iter()
+            .map(|row| {
+                let get = |i: usize| idx[i].and_then(|j| row.get(j).copied().flatten());
+                let count = |i: usize| get(i).map_or(0, |v| v.clamp(0.0, u32::MAX as f64) as u32);
+                let ms = |i: usize| get(i).map_or(f32::NAN, |v| v as f32);
+                let mut op_p95_ms = [f32::NAN; N_OPS];
+                for (k, v) in op_p95_ms.iter_mut().enumerate() {
+                    *v = ms(10 + k);
+                }
+                TimePoint {
+                    seq: count(0),
+                    span: count(10 + N_OPS).max(1),
+                    workers: get(1).map_or(0, |v| v.clamp(0.0, u16::MAX as f64) as u16),
+                    vus: count(2),
+                    requests: count(3),
+                    failures: count(4),
+                    iterations: count(5),
+                    flow_p50_ms: ms(6),
+                    flow_p95_ms: ms(7),
+                    flow_p99_ms: ms(8),
+                    req_p95_ms: ms(9),
+                    req_p99_ms: ms(11 + N_OPS),
+                    op_p95_ms,
+                }
+            })
+            .collect();
+        TimeSeries {
+            interval_ms: doc.interval_ms,
+            start_unix_us: doc.start_unix_us,
+            points,
+        }
     }
 
     /// The stored form: `{interval_ms, start_unix_us, columns, rows}`.
@@ -207,6 +463,8 @@ impl TimeSeries {
                     num(p.req_p95_ms),
                 ];
                 row.extend(p.op_p95_ms.iter().map(|x| num(*x)));
+                row.push(Some(f64::from(p.span)));
+                row.push(num(p.req_p99_ms));
                 row
             })
             .collect();
@@ -225,8 +483,94 @@ mod tests {
     use crate::{MetricKind, SeriesKey};
 
     #[test]
-    fn a_point_is_84_bytes() {
-        assert_eq!(std::mem::size_of::<TimePoint>(), 84);
+    fn a_point_is_92_bytes() {
+        assert_eq!(std::mem::size_of::<TimePoint>(), 92);
+    }
+
+    fn row(seq: u64, requests: u32, p99: f32) -> TimePoint {
+        TimePoint {
+            seq: seq as u32,
+            span: 1,
+            workers: 2,
+            vus: (seq % 7) as u32,
+            requests,
+            failures: requests / 10,
+            iterations: 1,
+            flow_p50_ms: f32::NAN,
+            flow_p95_ms: 10.0,
+            flow_p99_ms: 20.0,
+            req_p95_ms: p99 / 2.0,
+            req_p99_ms: p99,
+            op_p95_ms: [f32::NAN; N_OPS],
+        }
+    }
+
+    #[test]
+    fn merging_rows_adds_counts_and_weights_percentiles() {
+        let rows = [row(10, 100, 10.0), row(11, 300, 30.0), row(12, 0, f32::NAN)];
+        let m = TimePoint::merged(&rows, 10, 3);
+        assert_eq!((m.seq, m.span, m.end_seq()), (10, 3, 13));
+        assert_eq!((m.requests, m.failures, m.iterations), (400, 40, 3));
+        assert_eq!(
+            (m.vus, m.workers),
+            (5, 2),
+            "vus is the max, workers the min"
+        );
+        // weighted by requests: (100·10 + 300·30) / 400
+        assert_eq!(m.req_p99_ms, 25.0);
+        assert!(m.flow_p50_ms.is_nan() && m.op_p95_ms[0].is_nan());
+        assert_eq!(m.flow_p95_ms, 10.0);
+    }
+
+    /// A day of 1 s intervals: every request and every second is still in the series,
+    /// the recent hour is exact, and the rows (and the bytes they hold) stop growing
+    /// once the oldest tier fills (issue 13 §2).
+    #[test]
+    fn a_day_of_intervals_is_bounded_and_loses_no_count() {
+        let mut ts = TimeSeries {
+            interval_ms: 1000,
+            ..Default::default()
+        };
+        let day = 86_400u64;
+        let mut bytes_by_hour = Vec::new();
+        for seq in 0..day {
+            ts.push(row(seq, (seq % 50) as u32, (seq / 3600) as f32));
+            if (seq + 1) % 3600 == 0 {
+                bytes_by_hour.push(ts.heap_bytes());
+            }
+        }
+        let bound = 3600 + 1800 + MAX_COARSE_ROWS;
+        assert!(ts.rows() <= bound, "{} rows", ts.rows());
+        let requests: u64 = ts.points.iter().map(|p| u64::from(p.requests)).sum();
+        assert_eq!(requests, (0..day).map(|s| s % 50).sum::<u64>());
+        // rows tile the run without gap or overlap
+        let mut next = 0;
+        for p in &ts.points {
+            assert_eq!(u64::from(p.seq), next, "{p:?}");
+            next = p.end_seq();
+        }
+        assert_eq!(next, day);
+        // the last hour at full resolution, then 10 s rows, then coarser
+        let n = ts.rows();
+        assert!(ts.points[n - 3600..].iter().all(|p| p.span == 1));
+        assert_eq!(ts.points[n - 3601].span, 10);
+        assert!(ts.points[0].span >= 60);
+        // memory after warm-up (the tiers filled at 6 h) is flat: it never exceeds what
+        // it was at 7 h by more than the oldest tier's budget
+        let warm = bytes_by_hour[6];
+        let slack = MAX_COARSE_ROWS * std::mem::size_of::<TimePoint>() * 2;
+        for (h, b) in bytes_by_hour.iter().enumerate().skip(6) {
+            assert!(
+                *b <= warm + slack,
+                "hour {}: {b} bytes, at 7 h {warm}",
+                h + 1
+            );
+        }
+        let full = day as usize * std::mem::size_of::<TimePoint>();
+        assert!(ts.heap_bytes() * 5 < full, "{} vs {full}", ts.heap_bytes());
+        // a 1 min row's percentile is its rows' request-weighted mean (hour 7: value 7)
+        let old = ts.points.iter().find(|p| p.seq >= 7 * 3600 + 60).unwrap();
+        assert!((old.req_p99_ms - 7.0).abs() < 1e-3, "{old:?}");
     }
 
     #[test]
@@ -286,5 +630,10 @@ mod tests {
         );
         let back: TimeSeriesDoc = serde_json::from_value(json).unwrap();
         assert_eq!(back, d);
+        assert_eq!(
+            TimeSeries::from_doc(&back).to_doc(),
+            d,
+            "read back as it was"
+        );
     }
 }

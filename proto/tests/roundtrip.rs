@@ -48,6 +48,11 @@ fn every_message_round_trips() {
             core: 1,
             pid: 42,
             name: "w".into(),
+            rejoin: Some(pb::Rejoin {
+                worker_id: "w3".into(),
+                plan_hash: "abc".into(),
+                start_at_unix_us: 123,
+            }),
         }),
         worker_message::Msg::Pong(pb::Pong {
             seq: 1,
@@ -104,6 +109,8 @@ fn every_message_round_trips() {
             clock_offset_us: -12,
             raw_points: true,
             secrets: [("jwt_secret".to_string(), "s".to_string())].into(),
+            rejoin_grace_ms: 60_000,
+            rejoin_keep_snapshots: 120,
         }),
         controller_message::Msg::Start(pb::Start {
             start_at_unix_us: 123,

@@ -80,6 +80,11 @@ pub struct Args {
     /// buffering proxy or runtime does (what the worker's `stream_buffered` detects).
     #[arg(long)]
     pub buffer_sse: bool,
+
+    /// Debug: keep every finished run's values in memory forever, a leak on purpose
+    /// (what barrage's soak trend `target_rss` must detect); `/stats` counts them.
+    #[arg(long)]
+    pub leak_runs: bool,
 }
 
 /// Validated configuration of one server.
@@ -106,6 +111,8 @@ pub struct Config {
     pub assistant_id_from_config: bool,
     /// `runs/stream` answers sent whole at the end (`--buffer-sse`).
     pub buffer_sse: bool,
+    /// Every finished run kept in memory forever (`--leak-runs`).
+    pub leak_runs: bool,
 }
 
 /// A string that never shows in `Debug` output or logs.
@@ -199,6 +206,7 @@ impl Args {
             max_body_bytes: self.max_body_bytes,
             assistant_id_from_config: self.assistant_id_from_config,
             buffer_sse: self.buffer_sse,
+            leak_runs: self.leak_runs,
         })
     }
 
@@ -240,6 +248,7 @@ impl Default for Args {
             max_body_bytes: 2 * 1024 * 1024,
             assistant_id_from_config: false,
             buffer_sse: false,
+            leak_runs: false,
         }
     }
 }

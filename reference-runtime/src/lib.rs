@@ -18,6 +18,7 @@
 //! | `store` | `/store/items` put, get, search, delete |
 //! | `auth` | HS256 JWT check (`SUPABASE_JWT_SECRET`) |
 //! | `stats` | `GET /stats`: the server's own counters |
+//! | `leak` | `--leak-runs`: finished runs kept forever, a leak on purpose for soak tests |
 //! | `error` | `ApiError` → `{"detail":...}`, body parsing (422, 413) |
 //!
 //! # Data flow of a run
@@ -39,6 +40,7 @@ pub mod config;
 mod assistants;
 mod auth;
 mod error;
+mod leak;
 mod llm;
 mod messages;
 mod runs;
@@ -244,11 +246,13 @@ async fn info(State(state): State<AppState>) -> Json<Value> {
 
 /// `GET /stats`
 async fn stats(State(state): State<AppState>) -> Json<Value> {
-    Json(
-        state
-            .stats
-            .to_json(state.live(), state.started.elapsed().as_secs_f64()),
-    )
+    let mut v = state
+        .stats
+        .to_json(state.live(), state.started.elapsed().as_secs_f64());
+    if let Value::Object(m) = &mut v {
+        m.insert("leaked_runs".into(), state.leaked.to_json());
+    }
+    Json(v)
 }
 
 async fn not_found() -> ApiError {

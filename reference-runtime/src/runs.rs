@@ -249,6 +249,9 @@ impl Run {
                     self.emit("values", || values.clone()).await;
                 }
                 Stats::add(&stats.runs_succeeded, 1);
+                if self.state.config.leak_runs {
+                    self.state.leaked.keep(&self.run_id, &values);
+                }
                 Ok(values)
             }
             Err(err) => {

@@ -26,6 +26,8 @@ pub struct Inner {
     pub threads: Threads,
     pub store: Store,
     pub stats: Stats,
+    /// Finished runs kept forever under `--leak-runs` (`crate::leak`).
+    pub leaked: crate::leak::LeakedRuns,
     /// `None` when no JWT secret is configured (no auth).
     pub verifier: Option<Verifier>,
     /// For `uptime_s` in `/stats`.
@@ -41,6 +43,7 @@ impl AppState {
             threads: Threads::default(),
             store: Store::default(),
             stats: Stats::default(),
+            leaked: Default::default(),
             started: Instant::now(),
             config,
         })))

@@ -25,6 +25,7 @@ use crate::clock::{unix_now_us, Clock};
 use crate::executor::{Controls, ScenarioEngine};
 use crate::interval::Tick;
 use crate::registry::Registry;
+use crate::rejoin::{rejoin_hello, Relay};
 use crate::sample::Scenario;
 use crate::session::{self, RunEnd, RunSpec};
 use crate::{exit_code, pin};
@@ -76,6 +77,10 @@ struct Assigned<S> {
     segment: Segment,
     clock: Clock,
     raw_points: bool,
+    plan_hash: String,
+    /// Soak runs: how long the load keeps running without the controller (0: it stops).
+    rejoin_grace: Duration,
+    rejoin_keep: usize,
 }
 
 /// A run in progress.
@@ -89,6 +94,9 @@ struct Running {
     silence: Duration,
     /// A lost controller: running iterations get this long, then are cancelled.
     stop_bound: Duration,
+    /// Soak runs: how long the load keeps running without the controller.
+    rejoin_grace: Duration,
+    start_at_us: i64,
 }
 
 /// Talks to the controller until the run is over; returns the exit code.
@@ -108,7 +116,21 @@ async fn connect(
     ),
     Exit,
 > {
-    let deadline = Instant::now() + args.connect_timeout;
+    connect_until(args, hello, Instant::now() + args.connect_timeout).await
+}
+
+/// [`connect`], retrying until `deadline` (a rejoin dials until its grace is over).
+async fn connect_until(
+    args: &JoinArgs,
+    hello: pb::WorkerMessage,
+    deadline: Instant,
+) -> Result<
+    (
+        mpsc::Sender<pb::WorkerMessage>,
+        tonic::Streaming<pb::ControllerMessage>,
+    ),
+    Exit,
+> {
     let mut endpoint = Endpoint::from_shared(args.controller.clone()).map_err(|e| {
         barrage_core::errln!("barrage-worker: --controller {}: {e}", args.controller);
         Exit(exit_code::CONFIG)
@@ -191,6 +213,7 @@ fn hello(args: &JoinArgs) -> pb::WorkerMessage {
         core: args.core.map_or(-1, |c| c as i32),
         pid: std::process::id(),
         name: args.name.clone(),
+        rejoin: None,
     }))
 }
 
@@ -301,6 +324,9 @@ fn validate<S>(a: &pb::Assignment, make: &MakeScenario<S>) -> Result<Assigned<S>
         segment,
         clock: Clock::new(a.clock_offset_us),
         raw_points: a.raw_points,
+        plan_hash: a.plan_hash.clone(),
+        rejoin_grace: Duration::from_millis(u64::from(a.rejoin_grace_ms)),
+        rejoin_keep: a.rejoin_keep_snapshots as usize,
     })
 }
 
@@ -363,8 +389,12 @@ fn start_run<S: Scenario + 'static>(
         hard,
         done,
         grace: a.plan.graceful_stop,
-        silence: liveness::worker_silence(a.plan.interval),
+        // a soak's worker waits for its controller as long as the grace (it dials again
+        // as soon as its stream breaks; silence alone ends the wait only at the grace)
+        silence: liveness::worker_silence(a.plan.interval).max(a.rejoin_grace),
         stop_bound: liveness::stop_bound(a.plan.interval),
+        rejoin_grace: a.rejoin_grace,
+        start_at_us,
     }
 }
 
@@ -372,7 +402,10 @@ async fn converse_inner<S: Scenario + 'static>(
     args: JoinArgs,
     make: &MakeScenario<S>,
 ) -> Result<u8, Exit> {
-    let (tx, mut inbound) = connect(&args, hello(&args)).await?;
+    let (mut tx, mut inbound) = connect(&args, hello(&args)).await?;
+    // the run task's snapshots go through the relay to whichever stream is current
+    let (relay_tx, mut relay) = Relay::new(OUT_QUEUE);
+    let mut worker_id = String::new();
     let root = CancellationToken::new();
     let mut assigned: Option<Assigned<S>> = None;
     let mut running: Option<Running> = None;
@@ -397,6 +430,10 @@ async fn converse_inner<S: Scenario + 'static>(
             biased;
             end = next => {
                 let end = end.ok_or(Exit(exit_code::FAILURE))?;
+                // the run's last snapshots go out before its Done
+                while let Some(m) = relay.try_recv() {
+                    let _ = tx.try_send(relay.remember(m));
+                }
                 tracing::info!(iterations = end.totals.iterations, dropped = end.totals.dropped, "run over; sending Done");
                 send(&tx, done_msg(Some(&end), String::new())).await?;
                 return Ok(finish(tx, inbound, stop_asked).await);
@@ -407,6 +444,35 @@ async fn converse_inner<S: Scenario + 'static>(
                     Ok(Some(_)) => { last_word = Instant::now(); continue } // an empty oneof
                     Ok(None) | Err(_) => {
                         let why = match m { Err(s) => s.to_string(), _ => "end of stream".into() };
+                        let grace = running.as_ref().map_or(Duration::ZERO, |r| r.rejoin_grace);
+                        if let (Some(r), Some(a)) = (running.as_ref().filter(|_| grace > Duration::ZERO), assigned.as_ref()) {
+                            tracing::warn!(reason = %why, grace_ms = grace.as_millis() as u64, "lost the controller; the load goes on while dialling it again");
+                            let again = rejoin_hello(hello(&args), pb::Rejoin {
+                                worker_id: worker_id.clone(),
+                                plan_hash: a.plan_hash.clone(),
+                                start_at_unix_us: r.start_at_us,
+                            });
+                            let dial = connect_until(&args, again, last_word + grace);
+                            tokio::pin!(dial);
+                            let back = loop {
+                                tokio::select! {
+                                    back = &mut dial => break back,
+                                    Some(m) = relay.recv() => { relay.remember(m); }
+                                }
+                            };
+                            if let Ok((t, i)) = back {
+                                (tx, inbound) = (t, i);
+                                last_word = Instant::now();
+                                let kept: Vec<_> = relay.kept().cloned().collect();
+                                tracing::info!(resent = kept.len(), "rejoined the controller");
+                                for m in kept {
+                                    if timeout(Duration::from_secs(5), tx.send(m)).await.is_err() {
+                                        break;
+                                    }
+                                }
+                                continue;
+                            }
+                        }
                         return Err(lost(&why, running.take(), &root, tx, None).await);
                     }
                 };
@@ -414,6 +480,7 @@ async fn converse_inner<S: Scenario + 'static>(
                 match m {
                     In::Welcome(w) => {
                         tracing::info!(worker = %w.worker_id, interval_ms = w.interval_ms, controller = %w.controller_version, "welcomed");
+                        worker_id = w.worker_id;
                     }
                     In::Reject(r) => {
                         barrage_core::errln!("barrage-worker: rejected by the controller: {}", r.reason);
@@ -429,6 +496,7 @@ async fn converse_inner<S: Scenario + 'static>(
                         match validate(&a, make) {
                             Ok(x) => {
                                 tracing::info!(plan = %x.plan.name, hash = %a.plan_hash, segment = %x.segment, offset_us = a.clock_offset_us, "assignment accepted");
+                                relay.keep(x.rejoin_keep);
                                 send(&tx, Out::Ready(pb::Ready { plan_hash: a.plan_hash.clone() })).await?;
                                 assigned = Some(x);
                             }
@@ -440,7 +508,7 @@ async fn converse_inner<S: Scenario + 'static>(
                             return Err(fatal(tx, inbound, "protocol: Start arrived before an Assignment".into()).await);
                         };
                         if running.is_none() {
-                            running = Some(start_run(a, s.start_at_unix_us, &tx, &root));
+                            running = Some(start_run(a, s.start_at_unix_us, &relay_tx, &root));
                         }
                     }
                     In::Reassign(r) => match segment_from_pb(r.segment.as_ref()) {
@@ -473,6 +541,12 @@ async fn converse_inner<S: Scenario + 'static>(
                             }
                         }
                     }
+                }
+            }
+            Some(m) = relay.recv() => {
+                let m = relay.remember(m);
+                if let Err(e) = tx.try_send(m) {
+                    tracing::warn!(error = %e, "the controller is not reading; a snapshot was dropped");
                 }
             }
             _ = silent => {

@@ -8,6 +8,7 @@
 //! | [`cli`]       | [`Args`] (flags, `clap::Args`) → validated [`cli::Mode`]                |
 //! | [`exit_code`] | every exit code                                                         |
 //! | [`join`]      | the gRPC conversation with the controller (Hello … Done)               |
+//! | [`rejoin`]    | soak runs: the load goes on while a lost controller is dialled again    |
 //! | [`standalone`]| `--standalone`: plan from file/profile, run, k6-like summary            |
 //! | [`session`]   | one run: executor runtime + snapshot ticker + final cut                 |
 //! | [`executor`]  | executor runtimes (closed VU curve, arrival rate); VU lifecycle table   |
@@ -49,6 +50,7 @@ pub mod interval;
 pub mod join;
 pub mod pin;
 pub mod registry;
+pub mod rejoin;
 pub mod session;
 pub mod standalone;
 pub mod vu;

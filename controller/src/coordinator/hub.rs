@@ -19,6 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 mod live;
+mod soak;
+
+pub use soak::{load as load_checkpoint, Resumed};
 
 /// The shortest delay between `Start` and stage time 0 (a few workers on loopback).
 pub const MIN_START_DELAY: Duration = Duration::from_millis(250);
@@ -46,9 +49,13 @@ pub fn tick_period(interval: Duration) -> Duration {
 /// apart), so it is dropped between 3 and 3 intervals + one tick after going silent,
 /// instead of up to a whole interval later when liveness was checked once per interval.
 pub fn silent_ticks(interval: Duration, period: Duration) -> u32 {
-    let need = liveness::controller_gives_up(interval).as_micros();
+    ticks_for(liveness::controller_gives_up(interval), period)
+}
+
+/// Ticks of `period` that cover at least `span`.
+pub fn ticks_for(span: Duration, period: Duration) -> u32 {
     let per = period.as_micros().max(1);
-    need.div_ceil(per) as u32
+    span.as_micros().div_ceil(per).min(u32::MAX as u128) as u32
 }
 
 /// Extra time past the plan's duration and graceful stop before the hub aborts.
@@ -89,6 +96,8 @@ pub(crate) struct Hub {
     silent_ticks: u32,
     /// When the assignments were sent: the start of the round [`start_delay`] measures.
     assigned_at: Option<Instant>,
+    /// `--soak`: checkpoints, a resumed run, rejoining workers ([`soak`]).
+    soak: soak::SoakHub,
 }
 
 impl Hub {
@@ -119,6 +128,7 @@ impl Hub {
             next_check: joined_deadline,
             silent_ticks,
             assigned_at: None,
+            soak: soak::SoakHub::default(),
         }
     }
 
@@ -134,7 +144,11 @@ impl Hub {
         let period = tick_period(self.interval());
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tracing::info!(expect = self.cfg.expect_workers, plan = %self.cfg.plan.describe_scenarios(), "waiting for workers");
+        if let Some(r) = self.cfg.resume.take() {
+            self.resume(r);
+        } else {
+            tracing::info!(expect = self.cfg.expect_workers, plan = %self.cfg.plan.describe_scenarios(), "waiting for workers");
+        }
         loop {
             tokio::select! {
                 Some(ev) = events.recv() => self.on_event(ev)?,
@@ -226,6 +240,9 @@ impl Hub {
     fn on_event(&mut self, ev: Event) -> Result<(), CoordinatorError> {
         match ev {
             Event::Hello {
+                hello, out, reply, ..
+            } if hello.rejoin.is_some() => self.on_rejoin(hello, out, reply),
+            Event::Hello {
                 hello,
                 peer,
                 out,
@@ -278,6 +295,7 @@ impl Hub {
             .map(|(k, v)| (k.clone(), v.expose().to_string()))
             .collect();
         let segments = Segment::split_even(self.workers.len());
+        let (rejoin_grace_ms, rejoin_keep_snapshots) = self.rejoin_terms();
         for (w, seg) in self.workers.values_mut().zip(segments) {
             w.segment = Some(seg);
             w.send(Out::Assignment(pb::Assignment {
@@ -287,6 +305,8 @@ impl Hub {
                 clock_offset_us: w.offset.map_or(0, |o| o.0),
                 raw_points: self.cfg.raw_points,
                 secrets: secrets.clone(),
+                rejoin_grace_ms,
+                rejoin_keep_snapshots,
             }));
         }
         tracing::info!(workers = self.workers.len(), %plan_hash, "assignments sent");
@@ -318,6 +338,7 @@ impl Hub {
         self.workers.reset_liveness();
         self.next_check = now + delay + self.interval();
         self.started = Some((now + delay, at));
+        self.soak_started(now + delay);
         self.timeseries.start_unix_us = at_us;
         self.phase = Phase::Running;
         let deadline = now + delay + self.cfg.plan.max_duration() + DEADLINE_SLACK;
@@ -406,6 +427,9 @@ impl Hub {
     }
 
     fn merge(&mut self, id: &str, s: &pb::Snapshot) {
+        if !self.is_new(id, s.seq) {
+            return; // a rejoined worker's resend of what is merged already
+        }
         if let Err(e) = self.merger.add_wire(id, s) {
             tracing::warn!(worker = %id, seq = s.seq, error = %e, "snapshot dropped: it does not decode or clashes with the merged run");
             return;
@@ -506,12 +530,18 @@ impl Hub {
             seq: 0,
             controller_time_us: super::clock::now_us(),
         }));
+        if self.rejoin_tick(now) {
+            return Ok(());
+        }
         if now >= self.next_check {
-            for id in self.workers.check_liveness(self.silent_ticks) {
-                self.lose(
-                    &id,
-                    format!("sent nothing for {SILENT_INTERVALS} intervals"),
-                );
+            let checks = self.silent_checks();
+            let ticks = if checks == SILENT_INTERVALS {
+                self.silent_ticks
+            } else {
+                ticks_for(self.interval() * checks, tick_period(self.interval()))
+            };
+            for id in self.workers.check_liveness(ticks) {
+                self.lose(&id, format!("sent nothing for {checks} intervals"));
             }
         }
         let expected = self.workers.running_ids();
@@ -537,6 +567,7 @@ impl Hub {
                 }
             }
         }
+        self.maybe_checkpoint(now);
         self.progress.update(&self.status());
         if self.phase == Phase::Running && self.stop_deadline.is_some_and(|d| now + ABORT_WAIT >= d)
         {

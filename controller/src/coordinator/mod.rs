@@ -67,6 +67,12 @@ pub struct CoordinatorConfig {
     pub progress: bool,
     /// `--dashboard`: the hub publishes its live state here each tick.
     pub live: Option<crate::dashboard::LiveFeed>,
+    /// `--soak`: trends, checkpoints, rejoin terms for the workers.
+    pub soak: Option<crate::soak::SoakConfig>,
+    /// Where checkpoints go (with `--soak`).
+    pub checkpoints: Option<crate::soak::checkpoint::Writer>,
+    /// `--resume`: the checkpointed run to continue.
+    pub resume: Option<hub::Resumed>,
 }
 
 /// Controls from outside the service: signals and the fate of local worker processes.
@@ -205,6 +211,9 @@ mod tests {
             join_timeout: Duration::from_secs(30),
             progress: false,
             live: None,
+            soak: None,
+            checkpoints: None,
+            resume: None,
         }
     }
 

@@ -53,6 +53,14 @@ impl Worker {
     }
 }
 
+/// What a checkpoint knew of a worker (see [`Roster::restore`]).
+pub(crate) struct Restored {
+    pub offset: (i64, i64),
+    pub segment: Option<Segment>,
+    pub done: Option<u64>,
+    pub lost: Option<Lost>,
+}
+
 /// What happened when a worker was lost.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Loss {
@@ -89,6 +97,36 @@ impl Roster {
             },
         );
         id
+    }
+
+    /// Takes back a worker of a checkpointed run (`--resume`) under its old id; it has no
+    /// stream until it rejoins ([`Roster::attach`]).
+    pub fn restore(&mut self, id: String, hello: pb::Hello, w: Restored) {
+        let n: u64 = id.trim_start_matches('w').parse().unwrap_or(0);
+        self.next_id = self.next_id.max(n);
+        self.workers.insert(
+            id,
+            Worker {
+                hello,
+                out: None,
+                offset: Some(w.offset),
+                segment: w.segment,
+                ready: true,
+                done: w.done,
+                lost: w.lost,
+                heard: false,
+                silent: 0,
+            },
+        );
+    }
+
+    /// A worker rejoined: its new stream.
+    pub fn attach(&mut self, id: &str, out: Outbound) {
+        if let Some(w) = self.workers.get_mut(id) {
+            w.out = Some(out);
+            w.heard = true;
+            w.silent = 0;
+        }
     }
 
     pub fn len(&self) -> usize {

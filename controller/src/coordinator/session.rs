@@ -131,6 +131,13 @@ pub(crate) async fn run(
             .await;
         return;
     }
+    // a worker that rejoins (soak runs) was measured when it first joined, and is
+    // already resending what it kept: its messages go to the hub from the start
+    if hello.rejoin.is_some() {
+        drop(out);
+        forward(inbound, id, events, &shared).await;
+        return;
+    }
     match measure(&mut inbound, &out).await {
         Ok(o) => {
             drop(out);
@@ -152,6 +159,16 @@ pub(crate) async fn run(
             return;
         }
     }
+    forward(inbound, id, events, &shared).await;
+}
+
+/// Every message of the worker to the hub, until its stream ends.
+async fn forward(
+    mut inbound: Streaming<WorkerMessage>,
+    id: String,
+    events: mpsc::Sender<Event>,
+    shared: &SessionShared,
+) {
     // A worker answers every heartbeat ping; the hub needs one word per liveness check
     // (one per interval), so a pong within a quarter interval of the last message passed
     // on is dropped here: at a thousand workers the pongs were most of the hub's events.

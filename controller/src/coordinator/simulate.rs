@@ -361,6 +361,7 @@ async fn converse(
         core: -1,
         pid: std::process::id(),
         name,
+        rejoin: None,
     }));
     let (tx, mut inbound) = connect(cfg, hello).await?;
     let send = |m: Out| {

@@ -14,6 +14,7 @@ mod patterns;
 mod report;
 mod run;
 mod scenarios;
+mod soak;
 mod stages;
 mod sweep;
 mod telemetry;

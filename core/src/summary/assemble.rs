@@ -309,5 +309,6 @@ pub fn assemble(f: RunFacts<'_>) -> Summary {
             .map(|o| (o.name, r3(o.within.as_secs_f64() * 1000.0)))
             .collect(),
         validity: f.validity,
+        trends: None,
     }
 }

@@ -114,6 +114,10 @@ pub struct Summary {
     /// with its worker and stage. `None` in summaries written before the check existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<crate::validity::Validity>,
+    /// Soak runs: slopes of latency, errors and the target's resources after warm-up, with
+    /// 95 % intervals (`core/src/trend.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trends: Option<crate::trend::Trends>,
 }
 
 /// One stage's results (`core/src/stages.rs`): its intervals' merged data.

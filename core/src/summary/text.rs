@@ -240,6 +240,12 @@ pub fn render_text(s: &Summary, written_to: Option<&Path>) -> String {
             crate::telemetry::describe(t)
         );
     }
+    if let Some(t) = &s.trends {
+        let _ = writeln!(out, "\n  █ TRENDS (after {}s of warm-up)", t.warmup_s);
+        for line in crate::trend::describe(t) {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
     if let Some(p) = written_to {
         let _ = writeln!(out, "\nresults: {}", p.display());
     }

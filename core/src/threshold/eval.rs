@@ -60,12 +60,19 @@ impl ThresholdSet {
                 check_stage_filter(v, stages)
                     .map_err(|e| PlanError(vec![format!("thresholds.{mref}: {e}")]))?;
             }
-            let (kind, _) = builtin::lookup(&mref.metric).ok_or_else(|| {
-                PlanError(vec![format!(
-                    "thresholds: unknown metric {:?}",
-                    mref.metric
-                )])
-            })?;
+            let slopes_only = thresholds
+                .iter()
+                .all(|t| matches!(t.aggregation, super::Aggregation::Slope(_)));
+            // the target_* trends are no metric of the samples (their keys hold slopes only,
+            // checked with the plan)
+            let (kind, _) = builtin::lookup(&mref.metric)
+                .or_else(|| slopes_only.then_some((MetricKind::Gauge, false)))
+                .ok_or_else(|| {
+                    PlanError(vec![format!(
+                        "thresholds: unknown metric {:?}",
+                        mref.metric
+                    )])
+                })?;
             entries.push(ThresholdEntry {
                 value_kind: ValueKind::of(&mref.metric, kind),
                 mref,
@@ -117,7 +124,7 @@ impl ThresholdSet {
             let sink = sink.or_else(|| {
                 (e.kind == MetricKind::Counter).then(|| Sink::new(MetricKind::Counter))
             });
-            for t in &e.thresholds {
+            for t in e.thresholds.iter().filter(|t| t.slope.is_none()) {
                 let observed = sink
                     .as_ref()
                     .and_then(|s| t.observed(s, secs, e.value_kind == ValueKind::Time));
@@ -127,6 +134,34 @@ impl ThresholdSet {
                     observed,
                     ok: observed.is_some_and(|v| t.passes(v)),
                     abort_on_fail: t.abort_on_fail,
+                    delay_abort_eval: t.delay_abort_eval,
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether any threshold is on a slope (the run then needs its trends).
+    pub fn has_slopes(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.thresholds.iter().any(|t| t.slope.is_some()))
+    }
+
+    /// The verdicts of the slope thresholds, on a run's trends (computed at its end; no
+    /// trends, or no such trend: no data, which fails). [`Self::evaluate_staged`] leaves
+    /// them out.
+    pub fn evaluate_trends(&self, trends: Option<&crate::trend::Trends>) -> Vec<Verdict> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            for t in e.thresholds.iter().filter(|t| t.slope.is_some()) {
+                let observed = trends.and_then(|tr| t.observed_slope(&e.mref.metric, tr));
+                out.push(Verdict {
+                    metric: e.mref.to_string(),
+                    source: t.source.clone(),
+                    observed,
+                    ok: observed.is_some_and(|v| t.passes(v)),
+                    abort_on_fail: false,
                     delay_abort_eval: t.delay_abort_eval,
                 });
             }
@@ -216,6 +251,58 @@ mod tests {
         );
         a += &b;
         a
+    }
+
+    #[test]
+    fn slope_thresholds_are_judged_on_the_trends_only() {
+        let mut p = plan_with(&[
+            ("target_rss", e("slope<5MB/h")),
+            ("http_req_duration", e("p99_slope<2%/h")),
+        ]);
+        let set = ThresholdSet::from_plan(&p).unwrap();
+        assert!(set.has_slopes());
+        assert!(set.evaluate(&merged(), Duration::from_secs(1)).is_empty());
+        let none = set.evaluate_trends(None);
+        assert!(
+            none.iter().all(|v| !v.ok && v.observed.is_none()),
+            "{none:?}"
+        );
+        let item = |name: &str, slope: f64, pct: f64| crate::trend::TrendResult {
+            name: name.into(),
+            unit: "u".into(),
+            points: 100,
+            mean: 1.0,
+            slope_per_h: slope,
+            ci95_low_per_h: slope,
+            ci95_high_per_h: slope,
+            slope_pct_per_h: Some(pct),
+            direction: crate::trend::Direction::Rising,
+        };
+        let trends = crate::trend::Trends {
+            warmup_s: 0.0,
+            items: vec![
+                item("target_rss", 9e6, 1.0),
+                item("http_req_duration:p99", 0.5, 1.5),
+            ],
+            resources: None,
+        };
+        let v = set.evaluate_trends(Some(&trends));
+        let by = |m: &str| v.iter().find(|x| x.metric == m).unwrap();
+        assert_eq!(
+            (by("target_rss").ok, by("target_rss").observed),
+            (false, Some(9e6))
+        );
+        assert_eq!(
+            (by("http_req_duration").ok, by("http_req_duration").observed),
+            (true, Some(1.5))
+        );
+        // a slope on a metric without a trend, or mixed with a plain threshold, is refused
+        p.thresholds
+            .insert("target_rss".into(), vec![e("slope<5MB/h"), e("p(95)<3")]);
+        let err = p.parsed_thresholds().unwrap_err().to_string();
+        assert!(err.contains("takes slopes only"), "{err}");
+        let q = plan_with(&[("iterations", e("slope<1/h"))]);
+        assert!(q.parsed_thresholds().is_err());
     }
 
     #[test]

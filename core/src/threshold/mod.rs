@@ -16,6 +16,19 @@
 //!
 //! In a plan: `"http_req_duration{operation:run_wait}" = ["p(95)<5000"]`, or with k6's
 //! object form `{ threshold = "rate<0.05", abortOnFail = true, delayAbortEval = "10s" }`.
+//!
+//! Soak runs add thresholds on **slopes** (the trends of `crate::trend`, after warm-up):
+//!
+//! ```text
+//! slope_threshold := ( "slope" | "p99_slope" | "rate_slope" ) operator number [ unit ] "/h"
+//! unit            := "%" | "KB" | "MB" | "GB" | "ms" | "s"
+//! ```
+//! `target_rss = ["slope<5MB/h"]` (bytes; KB/MB/GB are powers of 1000),
+//! `http_req_duration = ["p99_slope<2%/h"]` (% of the trend's mean per hour),
+//! `http_req_failed = ["rate_slope<0.01/h"]`. The metrics: `http_req_duration` (`p99_slope`),
+//! `http_req_failed` (`rate_slope`), `target_rss`, `target_cpu_per_request` (s),
+//! `target_fds` (`slope`). They compare the slope's estimate, are evaluated once at the end
+//! of a run ([`ThresholdSet::evaluate_trends`]), and fail without a trend (no data).
 mod eval;
 
 pub use eval::{abort_reason, ThresholdEntry, ThresholdSet, Verdict};
@@ -105,6 +118,18 @@ pub enum Aggregation {
     Rate,
     Value,
     Percentile(f64),
+    /// The slope per hour of the trend named by the metric and this (`None`: the metric's
+    /// own trend, `Some("p99")`: `metric:p99`); see the module docs.
+    Slope(Option<&'static str>),
+}
+
+/// What a slope threshold's number is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlopeUnit {
+    /// The trend's own unit (bytes, ms, share, s, fds) per hour.
+    PerHour,
+    /// % of the trend's mean per hour.
+    PercentPerHour,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +165,47 @@ pub struct Threshold {
     pub value: f64,
     pub abort_on_fail: bool,
     pub delay_abort_eval: Duration,
+    /// For a slope: what `value` is in (converted to the trend's base unit per hour).
+    pub slope: Option<SlopeUnit>,
+}
+
+/// The trend a slope threshold on `metric` reads, and the unit suffixes it accepts: `None`
+/// when the metric has no trend of that aggregation.
+pub fn slope_trend(metric: &str, agg: Option<&str>) -> Option<String> {
+    match (metric, agg) {
+        ("http_req_duration", Some("p99")) | ("http_req_failed", Some("rate")) => {
+            Some(format!("{metric}:{}", agg.unwrap_or_default()))
+        }
+        ("target_rss" | "target_cpu_per_request" | "target_fds", None) => Some(metric.into()),
+        _ => None,
+    }
+}
+
+/// `5MB/h` → (5e6, PerHour); `2%/h` → (2, PercentPerHour).
+fn slope_value(expr: &str, text: &str) -> Result<(f64, SlopeUnit), String> {
+    let num = text.strip_suffix("/h").ok_or_else(|| {
+        format!("threshold {expr:?}: a slope is per hour; end it with /h, e.g. slope<5MB/h")
+    })?;
+    let (num, scale, unit) = [
+        ("%", 1.0, SlopeUnit::PercentPerHour),
+        ("KB", 1e3, SlopeUnit::PerHour),
+        ("MB", 1e6, SlopeUnit::PerHour),
+        ("GB", 1e9, SlopeUnit::PerHour),
+        ("ms", 1.0, SlopeUnit::PerHour),
+        ("s", 1.0, SlopeUnit::PerHour),
+    ]
+    .iter()
+    .find_map(|(suffix, scale, unit)| num.strip_suffix(suffix).map(|n| (n, *scale, *unit)))
+    .unwrap_or((num, 1.0, SlopeUnit::PerHour));
+    let v: f64 = num.parse().map_err(|_| {
+        format!(
+            "threshold {expr:?}: {num:?} is not a number; write e.g. slope<5MB/h or p99_slope<2%/h"
+        )
+    })?;
+    if !v.is_finite() {
+        return Err(format!("threshold {expr:?}: the number must be finite"));
+    }
+    Ok((v * scale, unit))
 }
 
 /// How a threshold appears in a plan: k6's string or object form. The object form accepts
@@ -256,6 +322,24 @@ impl Threshold {
         .iter()
         .find_map(|(tok, op)| rest.strip_prefix(tok).map(|r| (*op, r)))
         .ok_or_else(bad)?;
+        let slope_agg = match agg_text {
+            "slope" => Some(None),
+            "p99_slope" => Some(Some("p99")),
+            "rate_slope" => Some(Some("rate")),
+            _ => None,
+        };
+        if let Some(agg) = slope_agg {
+            let (value, unit) = slope_value(expr, num_text)?;
+            return Ok(Threshold {
+                source: expr.trim().to_string(),
+                aggregation: Aggregation::Slope(agg),
+                operator,
+                value,
+                abort_on_fail: false,
+                delay_abort_eval: Duration::ZERO,
+                slope: Some(unit),
+            });
+        }
         let value: f64 = num_text
             .parse()
             .map_err(|_| format!("threshold {expr:?}: {num_text:?} is not a number"))?;
@@ -279,7 +363,7 @@ impl Threshold {
             }
             other => {
                 return Err(format!(
-                    "threshold {expr:?}: unknown aggregation {other:?}; use avg, min, max, med, p(N), count, rate or value"
+                    "threshold {expr:?}: unknown aggregation {other:?}; use avg, min, max, med, p(N), count, rate, value, or on soak trends slope, p99_slope, rate_slope"
                 ))
             }
         };
@@ -290,7 +374,20 @@ impl Threshold {
             value,
             abort_on_fail: false,
             delay_abort_eval: Duration::ZERO,
+            slope: None,
         })
+    }
+
+    /// The slope this threshold compares, from a run's trends (`None`: no such trend).
+    pub fn observed_slope(&self, metric: &str, trends: &crate::trend::Trends) -> Option<f64> {
+        let Aggregation::Slope(agg) = self.aggregation else {
+            return None;
+        };
+        let t = trends.get(&slope_trend(metric, agg)?)?;
+        match self.slope? {
+            SlopeUnit::PerHour => Some(t.slope_per_h),
+            SlopeUnit::PercentPerHour => t.slope_pct_per_h,
+        }
     }
 
     /// Whether the aggregation applies to a metric of `kind`.
@@ -433,6 +530,42 @@ mod tests {
             r.add(if i < 10 { 1.0 } else { 0.0 });
         }
         assert!(!rate.passes(rate.observed(&r, Duration::from_secs(1), false).unwrap()));
+    }
+
+    #[test]
+    fn slope_thresholds() {
+        let cases: &[(&str, Option<&str>, f64, SlopeUnit)] = &[
+            ("slope<5MB/h", None, 5e6, SlopeUnit::PerHour),
+            (
+                "p99_slope<2%/h",
+                Some("p99"),
+                2.0,
+                SlopeUnit::PercentPerHour,
+            ),
+            ("rate_slope<=0.01/h", Some("rate"), 0.01, SlopeUnit::PerHour),
+            ("slope < 300 KB/h", None, 3e5, SlopeUnit::PerHour),
+            ("p99_slope<50ms/h", Some("p99"), 50.0, SlopeUnit::PerHour),
+        ];
+        for (text, agg, v, unit) in cases {
+            let t = Threshold::parse(text).unwrap();
+            assert_eq!(
+                (t.aggregation, t.value, t.slope),
+                (Aggregation::Slope(*agg), *v, Some(*unit)),
+                "{text}"
+            );
+        }
+        let e = Threshold::parse("slope<5MB").unwrap_err();
+        assert!(e.contains("end it with /h"), "{e}");
+        assert!(Threshold::parse("slope<lots/h").is_err());
+        assert_eq!(
+            slope_trend("http_req_duration", Some("p99")).as_deref(),
+            Some("http_req_duration:p99")
+        );
+        assert_eq!(
+            slope_trend("target_rss", None).as_deref(),
+            Some("target_rss")
+        );
+        assert_eq!(slope_trend("http_req_duration", None), None);
     }
 
     #[test]

@@ -194,6 +194,7 @@ pub(crate) async fn reference_target_and_llm(
         max_body_bytes: 2 * 1024 * 1024,
         assistant_id_from_config: false,
         buffer_sse: false,
+        leak_runs: false,
     };
     let config = args.into_config().unwrap();
     tokio::spawn(barrage_reference_runtime::serve(

@@ -74,6 +74,7 @@ impl Target {
                 max_body_bytes: 2 * 1024 * 1024,
                 assistant_id_from_config,
                 buffer_sse,
+                leak_runs: false,
             }
             .into_config()
             .unwrap();

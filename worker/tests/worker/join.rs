@@ -122,6 +122,7 @@ impl Controller for Fake {
                 clock_offset_us: 0,
                 raw_points: false,
                 secrets: Default::default(),
+                ..Default::default()
             };
             let _ = tx.send(cm(C::Assignment(assignment))).await;
             match next!() {

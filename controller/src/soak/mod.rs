@@ -1,0 +1,292 @@
+//! Soak runs: runs that last hours or days, where what matters is drift, not a p95.
+//!
+//! | file            | what                                                               |
+//! |-----------------|--------------------------------------------------------------------|
+//! | `mod.rs`        | [`SoakArgs`] (flags) → [`SoakConfig`]; trends for the summary      |
+//! | `checkpoint.rs` | the run's merged state on disk every `--checkpoint-every`, atomically, and a partial summary beside it; `--resume` reads it back |
+//! | `resources.rs`  | the target's threads / assistants / store items before and after   |
+//!
+//! Why each piece: a long run must keep the controller's memory flat (the time series is
+//! downsampled: `barrage_core::timeseries`), must survive the controller's own crash (a
+//! checkpoint, and workers that wait for it: `barrage_core::liveness::REJOIN_GRACE`), and
+//! must say whether the target drifts (`barrage_core::trend`: slopes with 95 % intervals
+//! after warm-up) and whether it gave back what the run created (`resources`).
+pub mod checkpoint;
+pub mod resources;
+
+use barrage_core::telemetry::TargetSummary;
+use barrage_core::timeseries::TimeSeries;
+use barrage_core::trend::{self, Trends};
+use barrage_core::Plan;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The checkpoint period of `--soak` when `--checkpoint-every` is not given.
+pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
+/// How long workers keep their load running while their controller is gone, with `--soak`.
+pub const DEFAULT_REJOIN_GRACE: Duration = Duration::from_secs(60);
+
+/// Flags of a soak run (`barrage run` and `barrage controller`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SoakArgs {
+    /// A long run: trend verdicts in the summary (slopes of p99 latency, error rate and,
+    /// with target telemetry, the target's RSS, CPU per request and fds), checkpoints every
+    /// minute, workers that wait 60 s for a restarted controller, and a check that the
+    /// target's threads/assistants/store items returned to their count at the start.
+    #[arg(long)]
+    pub soak: bool,
+    /// Write the run's merged state (and a partial summary) to the results folder this
+    /// often (default 1m with --soak, none without), e.g. 30s, 5m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub checkpoint_every: Option<Duration>,
+    /// Time from the start left out of the trends (default: a tenth of the plan's
+    /// duration).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub soak_warmup: Option<Duration>,
+    /// How long workers keep running without their controller, waiting for it to come
+    /// back (default 60s with --soak; without --soak workers stop their load as soon as
+    /// they lose the controller).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub rejoin_grace: Option<Duration>,
+    /// Continue the run checkpointed in DIR (a `*.checkpoint` folder of the results
+    /// folder) after this controller was killed: its workers rejoin, and the figures so
+    /// far are loaded. Give the same plan flags as the first time.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    barrage_core::duration::parse_duration(text)
+}
+
+/// A bad soak flag, named with its fix.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SoakError {
+    #[error("--checkpoint-every {given:?}: shorter than the plan's interval ({interval:?}); checkpoint at most once per interval")]
+    CheckpointTooOften { given: Duration, interval: Duration },
+    #[error("--soak-warmup {given:?}: not shorter than the plan ({plan:?}); nothing would be left to fit a trend on, so shorten the warm-up")]
+    WarmupTooLong { given: Duration, plan: Duration },
+    #[error("--{flag}: only with --soak; add --soak")]
+    NeedsSoak { flag: &'static str },
+    #[error("--rejoin-grace {given:?}: shorter than the plan's interval ({interval:?}); give the workers at least an interval")]
+    GraceTooShort { given: Duration, interval: Duration },
+}
+
+/// The soak settings of a run, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoakConfig {
+    /// Left out of the trends.
+    pub warmup: Duration,
+    /// Checkpoint period (`None`: no checkpoints).
+    pub checkpoint_every: Option<Duration>,
+    /// Sent to the workers in the assignment: how long they wait for a lost controller.
+    pub rejoin_grace: Duration,
+    /// Check the target's resources before and after.
+    pub resources: bool,
+    /// `--resume DIR`.
+    pub resume: Option<PathBuf>,
+}
+
+impl SoakArgs {
+    /// The run's soak settings (`None`: an ordinary run), every flag checked against the
+    /// plan.
+    pub fn validate(&self, plan: &Plan) -> Result<Option<SoakConfig>, SoakError> {
+        let interval = plan.interval;
+        if !self.soak {
+            for (given, flag) in [
+                (self.soak_warmup.is_some(), "soak-warmup"),
+                (self.rejoin_grace.is_some(), "rejoin-grace"),
+                (self.resume.is_some(), "resume"),
+                (self.checkpoint_every.is_some(), "checkpoint-every"),
+            ] {
+                if given {
+                    return Err(SoakError::NeedsSoak { flag });
+                }
+            }
+            return Ok(None);
+        }
+        let every = self.checkpoint_every.unwrap_or(DEFAULT_CHECKPOINT_EVERY);
+        if every < interval {
+            return Err(SoakError::CheckpointTooOften {
+                given: every,
+                interval,
+            });
+        }
+        let length = plan.scenario.duration();
+        let warmup = self.soak_warmup.unwrap_or(length / 10);
+        if warmup >= length {
+            return Err(SoakError::WarmupTooLong {
+                given: warmup,
+                plan: length,
+            });
+        }
+        let grace = self.rejoin_grace.unwrap_or(DEFAULT_REJOIN_GRACE);
+        if grace < interval {
+            return Err(SoakError::GraceTooShort {
+                given: grace,
+                interval,
+            });
+        }
+        Ok(Some(SoakConfig {
+            warmup,
+            checkpoint_every: Some(every),
+            rejoin_grace: grace,
+            resources: true,
+            resume: self.resume.clone(),
+        }))
+    }
+}
+
+/// Why a soak run cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SoakStartError {
+    /// `--resume DIR` does not hold a checkpoint of this plan (exit 2).
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error("cannot create the checkpoint folder in {}: {source}; check --results-dir", dir.display())]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A soak run under way, on the command's side: its checkpoint folder and the target's
+/// resource counts at the start.
+pub struct SoakRun {
+    cfg: SoakConfig,
+    /// The checkpoint folder (the resumed one with `--resume`).
+    pub dir: PathBuf,
+    writer: checkpoint::Writer,
+    counter: resources::Counter,
+    start: Option<(String, barrage_core::trend::ResourceCounts)>,
+}
+
+impl SoakRun {
+    /// For a run with `--soak`: loads the checkpoint to resume or creates the folder of
+    /// new ones, gives the coordinator its writer, and counts the target's resources.
+    /// Call it once the target is up (its URL is in the plan).
+    pub async fn prepare(
+        cfg: &crate::config::RunConfig,
+        coord: &mut crate::coordinator::CoordinatorConfig,
+    ) -> Result<Option<SoakRun>, SoakStartError> {
+        let Some(soak) = cfg.soak.clone() else {
+            return Ok(None);
+        };
+        let dir = match &soak.resume {
+            Some(dir) => {
+                coord.resume = Some(crate::coordinator::hub::load_checkpoint(dir, &cfg.plan)?);
+                dir.clone()
+            }
+            None => checkpoint::new_dir(&cfg.results_dir, &cfg.plan).map_err(|source| {
+                SoakStartError::Dir {
+                    dir: cfg.results_dir.clone(),
+                    source,
+                }
+            })?,
+        };
+        let writer = checkpoint::Writer::start(dir.clone());
+        coord.checkpoints = Some(writer.clone());
+        barrage_core::errln!(
+            "barrage: soak run; checkpoints every {:?} in {} (resume with --resume {})",
+            soak.checkpoint_every.unwrap_or_default(),
+            dir.display(),
+            dir.display()
+        );
+        let bearer = cfg
+            .secrets
+            .get(barrage_core::auth::keys::TOKEN)
+            .map(|s| s.expose().to_string());
+        let counter = resources::Counter::new(&cfg.plan.target.url, bearer);
+        // a resumed run's start counts went with the first controller
+        let start = if soak.resources && soak.resume.is_none() {
+            counter.count().await
+        } else {
+            None
+        };
+        Ok(Some(SoakRun {
+            cfg: soak,
+            dir,
+            writer,
+            counter,
+            start,
+        }))
+    }
+
+    /// The target's resources against the start (`None`: it exposes no counts).
+    pub async fn resources(&self) -> Option<barrage_core::trend::ResourceCheck> {
+        resources::check(&self.counter, self.start.clone()).await
+    }
+
+    /// The `trends` section of the run's summary.
+    pub fn trends(
+        &self,
+        ts: &TimeSeries,
+        target: Option<&TargetSummary>,
+        resources: Option<barrage_core::trend::ResourceCheck>,
+    ) -> Trends {
+        let mut t = trends(ts, target, &self.cfg);
+        t.resources = resources;
+        t
+    }
+
+    /// The run's summary is written: its checkpoint folder is obsolete.
+    pub async fn close(self) {
+        self.writer.flush(Duration::from_secs(5)).await;
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "checkpoint folder not removed");
+        }
+    }
+}
+
+/// The summary's `trends` section of a soak run.
+pub fn trends(ts: &TimeSeries, target: Option<&TargetSummary>, cfg: &SoakConfig) -> Trends {
+    trend::compute(ts, target, cfg.warmup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use barrage_core::Profile;
+
+    #[test]
+    fn soak_flags_are_checked_against_the_plan() {
+        let plan = Plan::profile(Profile::Default); // 90 s, 1 s interval
+        let s = |f: fn(&mut SoakArgs)| {
+            let mut a = SoakArgs {
+                soak: true,
+                ..Default::default()
+            };
+            f(&mut a);
+            a.validate(&plan)
+        };
+        let ok = s(|_| {}).unwrap().unwrap();
+        assert_eq!(ok.checkpoint_every, Some(DEFAULT_CHECKPOINT_EVERY));
+        assert_eq!(ok.rejoin_grace, DEFAULT_REJOIN_GRACE);
+        assert_eq!(ok.warmup, plan.scenario.duration() / 10);
+        assert_eq!(
+            s(|a| a.checkpoint_every = Some(Duration::from_millis(100))),
+            Err(SoakError::CheckpointTooOften {
+                given: Duration::from_millis(100),
+                interval: Duration::from_secs(1)
+            })
+        );
+        let long = s(|a| a.soak_warmup = Some(Duration::from_secs(600))).unwrap_err();
+        assert!(long.to_string().contains("shorten the warm-up"), "{long}");
+        assert!(matches!(
+            s(|a| a.rejoin_grace = Some(Duration::from_millis(10))),
+            Err(SoakError::GraceTooShort { .. })
+        ));
+        let off = SoakArgs::default();
+        assert_eq!(off.validate(&plan), Ok(None));
+        let alone = SoakArgs {
+            checkpoint_every: Some(Duration::from_secs(5)),
+            ..Default::default()
+        };
+        assert_eq!(
+            alone.validate(&plan).unwrap_err().to_string(),
+            "--checkpoint-every: only with --soak; add --soak"
+        );
+    }
+}
