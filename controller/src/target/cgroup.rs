@@ -522,4 +522,57 @@ mod tests {
         assert_eq!(keyed(&f, "oom_kill"), Some(2));
         assert_eq!(keyed(&f, "missing"), None);
     }
+
+    /// This machine has cgroup v1 only: the v2 readings are checked on a directory laid out
+    /// as the kernel's v2 files are (Documentation/admin-guide/cgroup-v2.rst formats).
+    #[test]
+    fn a_v2_group_reads_its_limits_cpu_memory_and_oom_kills() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let files = [
+            ("cgroup.controllers", "cpuset cpu io memory pids\n"),
+            ("cgroup.procs", &format!("{}\n", std::process::id())),
+            ("cgroup.threads", "11\n12\n13\n"),
+            ("cpu.max", "25000 100000\n"),
+            (
+                "cpu.stat",
+                "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 40\n",
+            ),
+            ("memory.max", "268435456\n"),
+            ("memory.current", "104857600\n"),
+            ("memory.peak", "209715200\n"),
+            (
+                "memory.stat",
+                "anon 90000000\nfile 14857600\ninactive_file 4857600\n",
+            ),
+            (
+                "memory.events",
+                "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+            ),
+        ];
+        for (name, text) in files {
+            std::fs::write(d.join(name), text).unwrap();
+        }
+        let cg = Cgroup::open(d).unwrap();
+        assert!(matches!(cg, Cgroup::V2 { .. }), "{}", cg.describe());
+        assert_eq!(
+            cg.limits(),
+            Limits {
+                cpu_cores: Some(0.25),
+                memory_bytes: Some(256 << 20)
+            }
+        );
+        assert_eq!(cg.cpu_seconds(), Some(2.5));
+        assert_eq!(cg.oom_kills(), 1);
+        assert_eq!(cg.pids(), vec![std::process::id()]);
+        let r = cg.read(1.0);
+        // resident: usage less the inactive page cache (memory.current − inactive_file)
+        assert_eq!(r.rss_bytes, 104_857_600 - 4_857_600);
+        assert_eq!(r.rss_max_bytes, Some(200 << 20));
+        assert_eq!(r.threads, 3);
+        // no limits: `max` and the kernel's huge memory figure are none
+        std::fs::write(d.join("cpu.max"), "max 100000\n").unwrap();
+        std::fs::write(d.join("memory.max"), "max\n").unwrap();
+        assert_eq!(cg.limits(), Limits::default());
+    }
 }
