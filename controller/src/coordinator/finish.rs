@@ -3,7 +3,7 @@
 //! neither said `Done` nor were lost are reported as lost ("did not finish").
 use super::roster::Roster;
 use crate::merge::Merger;
-use crate::report::{EndReason, Lost, RunReport, WorkerRecord};
+use crate::report::{EndReason, Lost, RunReport};
 use crate::timeseries::{TimePoint, TimeSeries};
 use barrage_core::threshold::ThresholdSet;
 use barrage_core::Plan;
@@ -57,22 +57,7 @@ pub(crate) fn assemble(e: Ending<'_>) -> RunReport {
                 reason: "did not finish before the run ended".into(),
             })
         });
-        workers.push(WorkerRecord {
-            id: id.clone(),
-            host: w.hello.host.clone(),
-            pid: w.hello.pid,
-            core: w.hello.core,
-            version: w.hello.version.clone(),
-            segment: w.segment,
-            clock_offset_us: w.offset.map_or(0, |o| o.0),
-            rtt_us: w.offset.map_or(0, |o| o.1),
-            iterations: tally.iterations.max(0.0) as u64,
-            requests: tally.requests.max(0.0) as u64,
-            snapshots: tally.snapshots,
-            done_iterations: w.done,
-            lost,
-            health: health.worker(id),
-        });
+        workers.push(w.record(id, &tally, lost, health.worker(id)));
     }
     let validity = barrage_core::validity::check(health, &stages, &plan.validity);
     if !validity.valid {

@@ -38,6 +38,32 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// The summary's record of this worker (`id`), from what it shipped (`tally`).
+    pub fn record(
+        &self,
+        id: &str,
+        tally: &crate::merge::WorkerTally,
+        lost: Option<Lost>,
+        health: Option<barrage_core::validity::WorkerHealthSummary>,
+    ) -> crate::report::WorkerRecord {
+        crate::report::WorkerRecord {
+            id: id.to_string(),
+            host: self.hello.host.clone(),
+            pid: self.hello.pid,
+            core: self.hello.core,
+            version: self.hello.version.clone(),
+            segment: self.segment,
+            clock_offset_us: self.offset.map_or(0, |o| o.0),
+            rtt_us: self.offset.map_or(0, |o| o.1),
+            iterations: tally.iterations.max(0.0) as u64,
+            requests: tally.requests.max(0.0) as u64,
+            snapshots: tally.snapshots,
+            done_iterations: self.done,
+            lost,
+            health,
+        }
+    }
+
     pub fn live(&self) -> bool {
         self.lost.is_none()
     }

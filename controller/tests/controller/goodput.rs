@@ -21,24 +21,7 @@ run_wait = "1ms"
 #[test]
 fn a_plateau_goodput_threshold_judges_the_objectives() {
     let target = start_target_with_delay(20);
-    let dir = tempfile::tempdir().unwrap();
-    let plan = dir.path().join("plan.toml");
-    std::fs::write(&plan, PLAN).unwrap();
-    let results = dir.path().join("results");
-    let mut run = Proc::barrage(
-        "run",
-        &[
-            "run",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--target",
-            &target.url,
-            "--workers",
-            "1",
-            "--results-dir",
-            results.to_str().unwrap(),
-        ],
-    );
+    let (_dir, results, mut run) = run_plan_text(&target.url, PLAN);
     assert_eq!(
         run.exit_code(Duration::from_secs(60)),
         99,

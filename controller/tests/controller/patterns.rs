@@ -24,24 +24,7 @@ stages = [
 #[test]
 fn scaling_compares_the_10_and_100_vu_plateaus() {
     let target = start_target_with_delay(200);
-    let dir = tempfile::tempdir().unwrap();
-    let plan = dir.path().join("plan.toml");
-    std::fs::write(&plan, PLAN).unwrap();
-    let results = dir.path().join("results");
-    let mut run = Proc::barrage(
-        "run",
-        &[
-            "run",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--target",
-            &target.url,
-            "--workers",
-            "1",
-            "--results-dir",
-            results.to_str().unwrap(),
-        ],
-    );
+    let (_dir, results, mut run) = run_plan_text(&target.url, PLAN);
     assert_eq!(
         run.exit_code(Duration::from_secs(90)),
         0,

@@ -222,6 +222,31 @@ pub fn plan_file(dir: &Path, name: &str, vus: u64, secs: u64, extra: &str) -> Pa
     p
 }
 
+/// A one-worker `barrage run` of `plan` (TOML text) against `target`, its results in a
+/// temporary directory: the directory (kept alive by the caller), the results folder and
+/// the running process.
+pub fn run_plan_text(target: &str, plan: &str) -> (tempfile::TempDir, PathBuf, Proc) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, plan).unwrap();
+    let results = dir.path().join("results");
+    let run = Proc::barrage(
+        "barrage run",
+        &[
+            "run",
+            "--plan",
+            path.to_str().unwrap(),
+            "--target",
+            target,
+            "--workers",
+            "1",
+            "--results-dir",
+            results.to_str().unwrap(),
+        ],
+    );
+    (dir, results, run)
+}
+
 /// Reads a JSON file; a `*.summary.json` is also checked against `docs/summary.schema.json`.
 pub fn read_json(path: &Path) -> serde_json::Value {
     if path.to_string_lossy().ends_with(".summary.json") {

@@ -11,7 +11,7 @@
 use super::super::roster::Restored;
 use super::{Hub, Phase, ABORT_WAIT, DEADLINE_SLACK};
 use crate::merge::Merger;
-use crate::report::{EndReason, Lost, RunReport, WorkerRecord};
+use crate::report::{EndReason, Lost, RunReport};
 use crate::soak::checkpoint::{segment_b64, segment_from_b64, State, WorkerState};
 use barrage_core::liveness::SILENT_INTERVALS;
 use barrage_proto::pb;
@@ -125,22 +125,7 @@ impl Hub {
                 done: w.done,
                 lost: w.lost.as_ref().map(|l| l.reason.clone()),
             });
-            records.push(WorkerRecord {
-                id: id.clone(),
-                host: w.hello.host.clone(),
-                pid: w.hello.pid,
-                core: w.hello.core,
-                version: w.hello.version.clone(),
-                segment: w.segment,
-                clock_offset_us: w.offset.map_or(0, |o| o.0),
-                rtt_us: w.offset.map_or(0, |o| o.1),
-                iterations: t.iterations.max(0.0) as u64,
-                requests: t.requests.max(0.0) as u64,
-                snapshots: t.snapshots,
-                done_iterations: w.done,
-                lost: w.lost.clone(),
-                health: self.health.worker(id),
-            });
+            records.push(w.record(id, &t, w.lost.clone(), self.health.worker(id)));
         }
         let state = State::capture(
             self.cfg.plan.hash(),
