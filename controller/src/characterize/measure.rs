@@ -100,6 +100,20 @@ pub fn invalid_reason(summary: &Summary, stage: &StageSummary) -> Option<String>
             "{dropped:.0} iterations dropped (no free VU): the generator was the limit; raise the VU pool or lower the load"
         ));
     }
+    // the run's own verdict on its load (issue 12 §4), for the measured stage
+    if let Some(p) = summary
+        .validity
+        .iter()
+        .flat_map(|v| &v.problems)
+        .find(|p| p.stage == stage.index)
+    {
+        let who = p.worker.as_deref().unwrap_or("all workers");
+        return Some(format!(
+            "invalid: {} ({who}): {}; the generator, not the target, was the limit",
+            p.what.as_str(),
+            p.detail
+        ));
+    }
     if let Some(w) = summary.workers.iter().find(|w| w.lost.is_some()) {
         let why = w.lost.as_ref().map_or("", |l| l.reason.as_str());
         return Some(format!("worker {} was lost ({why})", w.id));
