@@ -105,11 +105,14 @@ pub fn fit(points: &[(f64, f64)]) -> Option<Fit> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
-    /// The interval excludes zero on the rising side: a leak for memory, fds, latency.
+    /// The interval excludes zero on the rising side, and the fitted drift over the window
+    /// is at least [`MIN_DRIFT`] of the mean: a leak for memory, fds, latency.
     Rising,
-    /// The interval excludes zero on the falling side.
+    /// The interval excludes zero on the falling side (and the drift is as large).
     Falling,
-    /// The interval holds zero: no drift that the data can tell from noise.
+    /// The interval holds zero, or the drift over the window is under [`MIN_DRIFT`] of the
+    /// mean: nothing the data can tell from noise, or too small to matter (a process
+    /// settling its allocator while it warms up).
     Flat,
 }
 
@@ -215,11 +218,22 @@ fn sig(x: f64) -> f64 {
     (x * scale).round() / scale
 }
 
+/// The least drift over the fitted window, as a share of the mean, for a trend to count as
+/// rising or falling (besides its interval excluding zero).
+pub const MIN_DRIFT: f64 = 0.01;
+
 fn result(name: &str, unit: &str, points: &[(f64, f64)]) -> Option<TrendResult> {
     let f = fit(points)?;
-    let direction = if f.low > 0.0 {
+    let (t0, t1) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.0), b.max(p.0))
+        });
+    let drift = (f.slope * (t1 - t0)).abs();
+    let matters = drift >= MIN_DRIFT * f.mean.abs();
+    let direction = if f.low > 0.0 && matters {
         Direction::Rising
-    } else if f.high < 0.0 {
+    } else if f.high < 0.0 && matters {
         Direction::Falling
     } else {
         Direction::Flat
@@ -411,6 +425,25 @@ mod tests {
         let f = fit(&pts).unwrap();
         assert!((f.slope - 2.0).abs() < 1e-9 && (f.intercept - 3.0).abs() < 1e-6);
         assert!(f.low > 1.99 && f.high < 2.01, "{f:?}");
+    }
+
+    #[test]
+    fn a_sure_but_tiny_drift_is_flat() {
+        // a warming process: +0.5 % of its memory over the window, no noise at all
+        let pts: Vec<(f64, f64)> = (0..30)
+            .map(|i| (i as f64 / 3600.0, 36e6 * (1.0 + 0.005 * i as f64 / 29.0)))
+            .collect();
+        let r = result("target_rss", "bytes", &pts).unwrap();
+        assert!(r.ci95_low_per_h > 0.0, "{r:?}");
+        assert_eq!(r.direction, Direction::Flat, "{r:?}");
+        // +2 % over the same window is a rise
+        let pts: Vec<(f64, f64)> = (0..30)
+            .map(|i| (i as f64 / 3600.0, 36e6 * (1.0 + 0.02 * i as f64 / 29.0)))
+            .collect();
+        assert_eq!(
+            result("target_rss", "bytes", &pts).unwrap().direction,
+            Direction::Rising
+        );
     }
 
     #[test]

@@ -118,6 +118,7 @@ fn a_soak_finds_the_leak_and_only_the_leak() {
 
     let (clean, ctl_rss) = soak_run(false);
     let rss_clean = trend(&clean, "target_rss");
+    eprintln!("target_rss trend, leaky: {rss}\nclean: {rss_clean}");
     assert_ne!(rss_clean["direction"], "rising", "{rss_clean}");
     assert!(
         rss_clean["slope_per_h"].as_f64().unwrap() < rss["slope_per_h"].as_f64().unwrap() / 4.0,
