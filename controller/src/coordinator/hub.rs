@@ -10,7 +10,7 @@ use crate::output::Output;
 use crate::progress::{Progress, Status};
 use crate::report::{EndReason, RunReport};
 use crate::timeseries::{TimePoint, TimeSeries};
-use barrage_core::liveness::{self, SILENT_INTERVALS};
+use barrage_core::liveness;
 use barrage_core::threshold::{abort_reason, Verdict};
 use barrage_core::Segment;
 use barrage_proto::pb::{self, controller_message::Msg as Out, worker_message::Msg as In};
@@ -45,7 +45,7 @@ pub fn tick_period(interval: Duration) -> Duration {
 }
 
 /// Silent ticks in a row that make a worker lost: enough that at least
-/// [`SILENT_INTERVALS`] intervals passed since its last word (ticks are at least a period
+/// [`SILENT_INTERVALS`](liveness::SILENT_INTERVALS) intervals passed since its last word (ticks are at least a period
 /// apart), so it is dropped between 3 and 3 intervals + one tick after going silent,
 /// instead of up to a whole interval later when liveness was checked once per interval.
 pub fn silent_ticks(interval: Duration, period: Duration) -> u32 {
@@ -91,9 +91,6 @@ pub(crate) struct Hub {
     joined_deadline: Instant,
     /// When liveness checks begin (one interval after stage time 0); then one per tick.
     next_check: Instant,
-    /// Silent ticks in a row after which a running worker is lost: [`SILENT_INTERVALS`]
-    /// intervals' worth of ticks.
-    silent_ticks: u32,
     /// When the assignments were sent: the start of the round [`start_delay`] measures.
     assigned_at: Option<Instant>,
     /// `--soak`: checkpoints, a resumed run, rejoining workers ([`soak`]).
@@ -105,7 +102,6 @@ impl Hub {
         let total = cfg.plan.duration();
         let progress = Progress::new(cfg.progress, total);
         let joined_deadline = Instant::now() + cfg.join_timeout;
-        let silent_ticks = silent_ticks(cfg.plan.interval, tick_period(cfg.plan.interval));
         Hub {
             timeseries: TimeSeries {
                 interval_ms: cfg.plan.interval.as_millis() as u32,
@@ -126,7 +122,6 @@ impl Hub {
             progress,
             joined_deadline,
             next_check: joined_deadline,
-            silent_ticks,
             assigned_at: None,
             soak: soak::SoakHub::default(),
         }
@@ -534,12 +529,9 @@ impl Hub {
             return Ok(());
         }
         if now >= self.next_check {
+            // SILENT_INTERVALS intervals' worth of ticks (more with --soak's rejoin grace)
             let checks = self.silent_checks();
-            let ticks = if checks == SILENT_INTERVALS {
-                self.silent_ticks
-            } else {
-                ticks_for(self.interval() * checks, tick_period(self.interval()))
-            };
+            let ticks = ticks_for(self.interval() * checks, tick_period(self.interval()));
             for id in self.workers.check_liveness(ticks) {
                 self.lose(&id, format!("sent nothing for {checks} intervals"));
             }

@@ -1,6 +1,7 @@
 //! One iteration of the flow: runs its steps in order, checks and records them, then its
 //! cleanup steps.
 mod cleanup;
+mod series;
 
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -15,7 +16,7 @@ use serde_json::Value;
 
 use super::auth::AuthFailure;
 use super::check::{Answer, SseSummary};
-use super::http_series::{micros, HttpSeries};
+use super::http_series::micros;
 use super::retry::{backoff, Retryable};
 use super::sse_sink::SseSink;
 use super::step::{Body, Capture, GroupMode, Node, ResponseKind, Step, StepTags};
@@ -24,6 +25,7 @@ use super::AgentFlow;
 use crate::http::sse::SseParser;
 use crate::http::{Cancelled, Exchange, Kept, Request, TransportError};
 use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record, Sample};
+use series::SeriesCache;
 
 /// Buffers of one iteration, reused across iterations through the flow's pool.
 pub(crate) struct IterState {
@@ -39,53 +41,6 @@ pub(crate) struct IterState {
     in_flight: Option<(usize, Instant)>,
     /// Every attempt so far passed and met its objectives (`flow_goodput`).
     good: bool,
-}
-
-/// The series this iteration state records into, resolved once per recorder
-/// ([`crate::sample::CachedSeries`]): a step records ~10 samples per request.
-#[derive(Default)]
-struct SeriesCache {
-    /// The [`Record::instance`] the ids belong to.
-    instance: u64,
-    flow_duration: CachedSeries,
-    flow_success: CachedSeries,
-    flow_goodput: CachedSeries,
-    /// One per step, by index.
-    steps: Vec<StepSeries>,
-}
-
-#[derive(Default, Clone)]
-struct StepSeries {
-    http: HttpSeries,
-    trend: CachedSeries,
-    first_event: CachedSeries,
-    events: CachedSeries,
-    buffered: CachedSeries,
-    first_token: CachedSeries,
-    /// `stream_event_gap{event}` per event name seen on this step's streams.
-    gaps: Vec<(String, CachedSeries)>,
-    /// One per check, by index.
-    checks: Vec<CachedSeries>,
-}
-
-impl SeriesCache {
-    /// Makes the cache fit `steps` and `recorder`, forgetting ids of another recorder.
-    fn prepare(&mut self, steps: &[Step], recorder: &dyn Record) {
-        let instance = recorder.instance();
-        if self.instance != instance || self.steps.len() != steps.len() {
-            *self = SeriesCache {
-                instance,
-                steps: steps
-                    .iter()
-                    .map(|s| StepSeries {
-                        checks: vec![CachedSeries::default(); s.checks.len()],
-                        ..StepSeries::default()
-                    })
-                    .collect(),
-                ..SeriesCache::default()
-            };
-        }
-    }
 }
 
 /// How a step ended.
