@@ -28,6 +28,14 @@
 //! percentiles are an **approximation**, the mean of the rows' percentiles weighted by
 //! their sample counts (`requests` for request latencies, `iterations` for the flow's).
 //! The run's exact percentiles stay in the summary's cumulative histograms.
+//!
+//! # Reading rows
+//!
+//! A row covers `span` intervals from `seq`: it starts at [`TimePoint::start_s`] and ends
+//! at [`TimePoint::end_s`], and its counts are per [`TimePoint::duration_s`], so a rate
+//! is [`TimePoint::per_s`]. Every reader (the report's charts, the dashboard, `compare`)
+//! goes through these helpers instead of assuming one row per interval; the number of
+//! intervals closed is [`TimeSeries::intervals`], not the row count.
 use crate::metrics::builtin;
 use crate::{Sink, Snapshot};
 use schemars::JsonSchema;
@@ -124,6 +132,27 @@ impl TimePoint {
         u64::from(self.seq) + u64::from(self.span.max(1))
     }
 
+    /// When the row starts: its first interval's start, seconds after interval 0's.
+    pub fn start_s(&self, interval_ms: u32) -> f64 {
+        f64::from(self.seq) * interval_s(interval_ms)
+    }
+
+    /// When the row ends: its last interval's end, seconds after interval 0's start.
+    pub fn end_s(&self, interval_ms: u32) -> f64 {
+        self.end_seq() as f64 * interval_s(interval_ms)
+    }
+
+    /// The time the row covers, seconds: `span` intervals.
+    pub fn duration_s(&self, interval_ms: u32) -> f64 {
+        f64::from(self.span.max(1)) * interval_s(interval_ms)
+    }
+
+    /// `count` (one of the row's counts) per second of the time the row covers: the
+    /// only right rate of a merged row, whose counts add its intervals'.
+    pub fn per_s(&self, count: u32, interval_ms: u32) -> f64 {
+        f64::from(count) / self.duration_s(interval_ms)
+    }
+
     /// One row for `rows` (in order, not empty), covering `span` intervals from `seq`:
     /// counts add, `vus` max, `workers` min, percentiles weighted by their sample counts
     /// (the documented approximation, see the module docs).
@@ -175,6 +204,11 @@ fn weighted_mean(rows: &[TimePoint], w: &[f64], f: &dyn Fn(&TimePoint) -> f32) -
     } else {
         (plain / f64::from(n)) as f32
     }
+}
+
+/// One interval of `interval_ms`, in seconds (at least 1 ms, so rates stay finite).
+pub fn interval_s(interval_ms: u32) -> f64 {
+    f64::from(interval_ms.max(1)) / 1000.0
 }
 
 /// The tiers of [the module docs](self#resolution) in intervals of `interval_ms`.
@@ -284,6 +318,11 @@ fn merge_buckets<R: Row>(rows: &mut Vec<R>, span: u64, before: u64) {
     }
 }
 
+/// Intervals covered by `rows` (in order): the end of the last one, 0 without rows.
+pub fn intervals_of(rows: &[TimePoint]) -> u64 {
+    rows.last().map_or(0, TimePoint::end_seq)
+}
+
 /// All closed intervals, in order.
 #[derive(Debug, Clone, Default)]
 pub struct TimeSeries {
@@ -365,6 +404,12 @@ impl TimeSeries {
     /// Rows kept (bounded: see the module docs), not intervals closed.
     pub fn rows(&self) -> usize {
         self.points.len()
+    }
+
+    /// Intervals closed: the end of the last row (rows and intervals differ once rows
+    /// merge).
+    pub fn intervals(&self) -> u64 {
+        intervals_of(&self.points)
     }
 
     /// The bytes the rows hold (capacity included): what a soak's flat memory is checked on.
@@ -571,6 +616,27 @@ mod tests {
         // a 1 min row's percentile is its rows' request-weighted mean (hour 7: value 7)
         let old = ts.points.iter().find(|p| p.seq >= 7 * 3600 + 60).unwrap();
         assert!((old.req_p99_ms - 7.0).abs() < 1e-3, "{old:?}");
+    }
+
+    /// A merged row's time and rates come from its span, not from one interval.
+    #[test]
+    fn a_rows_time_and_rates_cover_its_span() {
+        let rows: Vec<TimePoint> = (60..120).map(|s| row(s, 30, 1.0)).collect();
+        let m = TimePoint::merged(&rows, 60, 60);
+        // 500 ms intervals: the row is seconds 30..60, 1800 requests in 30 s
+        assert_eq!(
+            (m.start_s(500), m.end_s(500), m.duration_s(500)),
+            (30.0, 60.0, 30.0)
+        );
+        assert_eq!(m.per_s(m.requests, 500), 60.0);
+        assert_eq!(rows[0].per_s(rows[0].requests, 500), 60.0);
+        let ts = TimeSeries {
+            interval_ms: 500,
+            start_unix_us: 0,
+            points: vec![TimePoint::merged(&rows[..10], 0, 60), m, row(120, 1, 1.0)],
+        };
+        assert_eq!((ts.rows(), ts.intervals()), (3, 121));
+        assert_eq!(intervals_of(&[]), 0);
     }
 
     #[test]
