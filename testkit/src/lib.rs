@@ -6,6 +6,7 @@
 //! | [`require`]       | a test that needs something the machine may lack (root, a real target) |
 //! | [`wait_until`]    | the one way a test waits: on a condition it can observe, with a limit   |
 //! | [`free_port`]     | a loopback port nobody listens on, for a child that must be told one    |
+//! | [`chromium`]      | the headless browser the report and dashboard tests render pages with   |
 //! | [`fuzz_config`], [`corpus`] | the property tests' configuration and their committed seed inputs |
 //! | [`hostile`]       | a loopback HTTP target that misbehaves on purpose and counts requests   |
 //! | [`summary`]       | every produced `summary.json` checked against `docs/summary.schema.json` |
@@ -43,6 +44,17 @@ pub fn skip_log() -> PathBuf {
     std::env::var_os(SKIP_LOG)
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("barrage-skipped.txt"))
+}
+
+/// The Chromium binary on PATH (Debian's `chromium`), for the browser tests.
+pub fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .map(|d| std::path::Path::new(d).join(name))
+            .find(|p| p.is_file())
+    })
 }
 
 /// Whether missing requirements fail (true under `.ci/run`).

@@ -274,16 +274,8 @@ pub fn docker_ready() -> Option<()> {
     (ok("docker", &["info"]) && ok("docker-compose", &["version"])).then_some(())
 }
 
-/// The Chromium binary on PATH (Debian's `chromium`), for the browser tests.
-pub fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser"].iter().find_map(|name| {
-        std::env::var_os("PATH")?
-            .to_str()?
-            .split(':')
-            .map(|d| Path::new(d).join(name))
-            .find(|p| p.is_file())
-    })
-}
+/// The Chromium binary on PATH, for the browser tests (shared with the report's tests).
+pub use barrage_testkit::chromium;
 
 /// Builds barrage's image (`deploy/image/build.sh`, `FROM scratch` with this `barrage`) as
 /// `tag` when a docker daemon answers; `None` after [`barrage_testkit::require`] recorded
