@@ -9,7 +9,8 @@ use crate::ReportError;
 use barrage_core::metrics::{builtin, MetricKind, ValueKind};
 use barrage_core::sink::TrendSink;
 use barrage_core::summary::Summary;
-use barrage_core::timeseries::TimeSeriesDoc;
+use barrage_core::telemetry::TargetPoint;
+use barrage_core::timeseries::{TimePoint, TimeSeries, TimeSeriesDoc};
 use std::collections::BTreeSet;
 
 /// Everything the charts show, for one or more runs.
@@ -62,22 +63,43 @@ pub struct Spectrum {
     pub points: Vec<(f64, f64)>,
 }
 
-/// A run over time, one value per interval (`None`: no sample of that kind).
+/// A run over time, one value per time-series row (`None`: no sample of that kind). A row
+/// covers one interval, or `span` of them once a long run's older rows were merged (see
+/// `barrage_core::timeseries`): each value holds over its row's [`RowTime`], and the
+/// charts draw it as a step from the row's start to its end.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SeriesFigures {
-    /// Interval number of each row (`None` when the summary lacks the column).
-    pub seq: Vec<Option<u64>>,
-    /// End of each interval, seconds after the start.
-    pub t_s: Vec<f64>,
+    /// When each row starts and ends.
+    pub rows: Vec<RowTime>,
+    /// Active VUs (a merged row: the most of its intervals).
     pub vus: Vec<Option<f64>>,
+    /// Requests of the row per second of the time it covers.
     pub requests_per_s: Vec<Option<f64>>,
-    /// `http_req_duration` p95 of the interval, ms.
+    /// `http_req_duration` p95 of the row, ms (a merged row: the request-weighted mean
+    /// of its intervals' p95s, the series' documented approximation).
     pub p95_ms: Vec<Option<f64>>,
     pub failures_per_s: Vec<Option<f64>>,
     /// The target's CPU, % of one core, when measured.
     pub cpu_pct: Option<Vec<Option<f64>>>,
     /// The target's resident memory, MiB, when measured.
     pub rss_mib: Option<Vec<Option<f64>>>,
+}
+
+/// The time one row covers: intervals `seq..end_seq`, seconds `start_s..end_s` after the
+/// start of interval 0 (from `TimePoint::start_s`/`end_s`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RowTime {
+    pub seq: u64,
+    pub end_seq: u64,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+impl RowTime {
+    /// Seconds the row covers.
+    pub fn duration_s(&self) -> f64 {
+        self.end_s - self.start_s
+    }
 }
 
 fn r3(x: f64) -> f64 {
@@ -210,12 +232,7 @@ impl RunFigures {
             spectra,
         };
         if let Some(t) = &s.target_telemetry {
-            let pts: Vec<(u64, f64, u64)> = t
-                .points
-                .iter()
-                .map(|p| (p.seq, p.cpu_pct, p.rss_bytes))
-                .collect();
-            r.set_target(t.requests_per_cpu_second, &pts);
+            r.set_target(t.requests_per_cpu_second, &t.points);
         }
         Ok(r)
     }
@@ -235,24 +252,47 @@ impl SeriesFigures {
         SeriesFigures::from_timeseries(&s.timeseries)
     }
 
-    /// A time series (a summary's, or a live run's `TimeSeries::to_doc()`) as rates per
-    /// second.
-    pub fn from_timeseries(ts: &TimeSeriesDoc) -> SeriesFigures {
-        let dt = f64::from(ts.interval_ms.max(1)) / 1000.0;
-        let col = |name: &str| ts.column(name).unwrap_or_else(|| vec![None; ts.rows.len()]);
-        let per_s = |v: Vec<Option<f64>>| v.into_iter().map(|x| x.map(|x| x / dt)).collect();
-        let seq = col("seq");
+    /// A stored time series (a summary's, a checkpoint's) as rates per second: read back
+    /// into rows (`TimeSeries::from_doc`, which knows the columns), then
+    /// [`SeriesFigures::from_points`]. A file without a `seq` column lays its rows end to
+    /// end from interval 0.
+    pub fn from_timeseries(doc: &TimeSeriesDoc) -> SeriesFigures {
+        let mut ts = TimeSeries::from_doc(doc);
+        if !doc.columns.iter().any(|c| c == "seq") {
+            let mut next = 0u32;
+            for p in &mut ts.points {
+                p.seq = next;
+                next = next.saturating_add(p.span.max(1));
+            }
+        }
+        SeriesFigures::from_points(&ts.points, ts.interval_ms)
+    }
+
+    /// Rows of a time series (a summary's, or a live run's) with intervals of
+    /// `interval_ms`: each row's time and its counts per second of that time.
+    pub fn from_points(points: &[TimePoint], interval_ms: u32) -> SeriesFigures {
+        // 3 decimals, as the summary stores them (below HDR's precision anyway)
+        let finite = |x: f32| x.is_finite().then(|| r3(f64::from(x)));
         SeriesFigures {
-            seq: seq.iter().map(|q| q.map(|q| q as u64)).collect(),
-            t_s: seq
+            rows: points
                 .iter()
-                .enumerate()
-                .map(|(i, q)| (q.unwrap_or(i as f64) + 1.0) * dt)
+                .map(|p| RowTime {
+                    seq: u64::from(p.seq),
+                    end_seq: p.end_seq(),
+                    start_s: p.start_s(interval_ms),
+                    end_s: p.end_s(interval_ms),
+                })
                 .collect(),
-            vus: col("vus"),
-            requests_per_s: per_s(col("requests")),
-            p95_ms: col("req_p95_ms"),
-            failures_per_s: per_s(col("failures")),
+            vus: points.iter().map(|p| Some(f64::from(p.vus))).collect(),
+            requests_per_s: points
+                .iter()
+                .map(|p| Some(p.per_s(p.requests, interval_ms)))
+                .collect(),
+            p95_ms: points.iter().map(|p| finite(p.req_p95_ms)).collect(),
+            failures_per_s: points
+                .iter()
+                .map(|p| Some(p.per_s(p.failures, interval_ms)))
+                .collect(),
             cpu_pct: None,
             rss_mib: None,
         }
@@ -260,29 +300,39 @@ impl SeriesFigures {
 }
 
 impl RunFigures {
-    /// Adds what the target consumed: requests per CPU-second, and per-interval CPU (% of a
-    /// core) and resident memory (bytes) keyed by interval number (`seq`). Intervals the
-    /// time series lacks are ignored; time-series intervals without a reading are gaps.
-    pub fn set_target(&mut self, requests_per_cpu_s: Option<f64>, points: &[(u64, f64, u64)]) {
+    /// Adds what the target consumed: requests per CPU-second, and its CPU (% of a core)
+    /// and resident memory per time-series row. The target's points are downsampled on
+    /// their own (same tiers, not always at the same moment), so a row's figure is the
+    /// mean of the points that overlap it, weighted by the intervals they share; a row no
+    /// point overlaps is a gap.
+    pub fn set_target(&mut self, requests_per_cpu_s: Option<f64>, points: &[TargetPoint]) {
         self.requests_per_cpu_s = requests_per_cpu_s;
         if points.is_empty() {
             return;
         }
-        let by_seq: std::collections::BTreeMap<u64, (f64, u64)> =
-            points.iter().map(|&(q, c, r)| (q, (c, r))).collect();
-        let s = &mut self.series;
-        let seqs: Vec<Option<u64>> = s.seq.clone();
-        s.cpu_pct = Some(
-            seqs.iter()
-                .map(|q| q.and_then(|q| by_seq.get(&q)).map(|p| p.0))
+        let mut sorted: Vec<&TargetPoint> = points.iter().collect();
+        sorted.sort_by_key(|p| p.seq);
+        let overlap_mean = |row: &RowTime, f: &dyn Fn(&TargetPoint) -> f64| -> Option<f64> {
+            // the first point that ends after the row starts, then those that start before
+            // it ends
+            let from = sorted.partition_point(|p| p.seq + p.span.max(1) <= row.seq);
+            let (mut num, mut den) = (0.0, 0.0);
+            for p in sorted[from..].iter().take_while(|p| p.seq < row.end_seq) {
+                let shared = (p.seq + p.span.max(1)).min(row.end_seq) - p.seq.max(row.seq);
+                num += f(p) * shared as f64;
+                den += shared as f64;
+            }
+            (den > 0.0).then(|| num / den)
+        };
+        let rows = &self.series.rows;
+        self.series.cpu_pct = Some(
+            rows.iter()
+                .map(|r| overlap_mean(r, &|p| p.cpu_pct))
                 .collect(),
         );
-        s.rss_mib = Some(
-            seqs.iter()
-                .map(|q| {
-                    q.and_then(|q| by_seq.get(&q))
-                        .map(|p| p.1 as f64 / 1_048_576.0)
-                })
+        self.series.rss_mib = Some(
+            rows.iter()
+                .map(|r| overlap_mean(r, &|p| p.rss_bytes as f64 / 1_048_576.0))
                 .collect(),
         );
     }

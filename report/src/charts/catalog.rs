@@ -1,10 +1,11 @@
 //! The report's charts, built from [`ChartData`]: which charts exist, their titles (with
 //! units) and the values they show. A sweep (every run has a tier, two tiers or more) is
-//! drawn by tier with one bar per runtime; other run sets with one bar per run.
+//! drawn by tier with one bar per runtime; other run sets with one bar per run. A run over
+//! time is drawn as steps, one per time-series row ([`steps`]).
 use super::{BarChart, LineChart, LineSeries, SpectrumChart, SpectrumSeries};
 use crate::charts::bars::BarSeries;
 use crate::charts::render::Chart;
-use crate::figures::{ChartData, Percentiles, RunFigures};
+use crate::figures::{ChartData, Percentiles, RowTime, RunFigures};
 
 /// A latency percentile as charts name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +157,32 @@ fn run_caption(r: &RunFigures) -> String {
     format!("{} · {} v{}{tier}", r.hardware, r.runtime, r.version)
 }
 
-/// One run over time: VUs, req/s, p95, failures; the target's CPU and memory when measured.
+/// A series of row values as a step line: each value held from its row's start to its
+/// end (a merged row of a long run covers many intervals, and its value is theirs as a
+/// whole), rows meeting end to start joined by a vertical, a missing value or missing
+/// intervals between rows (`seq` not following on) a gap.
+pub fn steps(rows: &[RowTime], ys: &[Option<f64>]) -> Vec<(f64, Option<f64>)> {
+    let mut out = Vec::with_capacity(rows.len() * 2);
+    let mut prev_end: Option<u64> = None;
+    for (row, y) in rows.iter().zip(ys) {
+        if prev_end.is_some_and(|e| e != row.seq) {
+            out.push((row.start_s, None));
+        }
+        match y {
+            Some(y) => {
+                out.push((row.start_s, Some(*y)));
+                out.push((row.end_s, Some(*y)));
+            }
+            None => out.push((row.start_s, None)),
+        }
+        prev_end = Some(row.end_seq);
+    }
+    out
+}
+
+/// One run over time: VUs, req/s, p95, failures; the target's CPU and memory when
+/// measured. Each time-series row is a step over the time it covers ([`steps`]), so the
+/// time axis runs from the start of the first row to the end of the last.
 pub fn timeseries(r: &RunFigures) -> Vec<(String, LineChart)> {
     let s = &r.series;
     let line = |title: &str, unit: &str, ys: &[Option<f64>]| LineChart {
@@ -166,7 +192,7 @@ pub fn timeseries(r: &RunFigures) -> Vec<(String, LineChart)> {
         caption: run_caption(r),
         series: vec![LineSeries {
             name: String::new(),
-            points: s.t_s.iter().copied().zip(ys.iter().copied()).collect(),
+            points: steps(&s.rows, ys),
         }],
     };
     let mut out = vec![

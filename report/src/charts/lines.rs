@@ -1,4 +1,4 @@
-//! Line charts over time: one run's VUs, req/s, p95 or errors per interval (and the
+//! Line charts over time: one run's VUs, req/s, p95 or errors per time-series row (and the
 //! target's CPU and memory when measured). A gap (`None`) breaks the line: an interval
 //! without a sample of that kind is not drawn as zero.
 use super::{color, label, ChartError};

@@ -1,6 +1,7 @@
 //! The report of a sweep and of one run: the figures behind the charts equal the
 //! summaries', the HTML is self-contained, the GIF has one held frame per tier step.
 use crate::synth::Synth;
+use barrage_core::telemetry::TargetPoint;
 use barrage_report::animation::{Animation, GROWTH_FRAMES, STEP_DELAY_CS};
 use barrage_report::charts::catalog::{self, Pct};
 use barrage_report::write::read_summaries;
@@ -20,6 +21,7 @@ fn sweep(dir: &std::path::Path) -> Vec<PathBuf> {
                 flows_per_interval: 10 * (ti as u32 + 1),
                 latency_factor: 1.0 + ri as f64,
                 fail_share: 0.01 * ri as f64,
+                flows_at: None,
             };
             paths.push(s.write(dir, &format!("{runtime}-{tier}")));
         }
@@ -197,8 +199,14 @@ fn one_run_report_has_time_series_and_no_animation() {
     let series = catalog::timeseries(&data.runs[0]);
     let (_, rps) = series.iter().find(|(k, _)| k == "rps").unwrap();
     assert_eq!(rps.title, "Throughput — ts-v0.1.0-mock-5vu (req/s)");
-    // per-interval req/s times the interval add up to the run's requests
-    let total: f64 = rps.series[0].points.iter().filter_map(|p| p.1).sum();
+    // each interval a step over its second; req/s times the time add up to the requests
+    let pts = &rps.series[0].points;
+    assert_eq!(pts.len(), 2 * 30);
+    assert_eq!((pts[0].0, pts[59].0), (0.0, 30.0));
+    let total: f64 = pts
+        .chunks(2)
+        .map(|s| s[0].1.unwrap() * (s[1].0 - s[0].0))
+        .sum();
     let count = runs[0].1.metric("http_reqs").unwrap().count();
     assert_eq!(total, count);
 }
@@ -214,8 +222,14 @@ fn target_telemetry_adds_efficiency_and_resource_charts() {
         "no telemetry, no chart"
     );
     for (i, r) in data.runs.iter_mut().enumerate() {
-        let points: Vec<(u64, f64, u64)> = (0..8)
-            .map(|q| (q, 50.0 + q as f64, (100 + q) << 20))
+        let points: Vec<TargetPoint> = (0..8)
+            .map(|q| TargetPoint {
+                seq: q,
+                span: 1,
+                cpu_pct: 50.0 + q as f64,
+                rss_bytes: (100 + q) << 20,
+                fds: 10,
+            })
             .collect();
         r.set_target(Some(100.0 + i as f64), &points);
     }
@@ -235,9 +249,52 @@ fn target_telemetry_adds_efficiency_and_resource_charts() {
         .find(|(k, _)| k == "rss")
         .expect("a memory chart");
     assert_eq!(cpu.title, format!("Target CPU — {} (% of a core)", r.name));
-    // interval seq 3 ends at 4 s: 53 % and 103 MiB
-    assert_eq!(cpu.series[0].points[3], (4.0, Some(53.0)));
-    assert_eq!(rss.series[0].points[3], (4.0, Some(103.0)));
+    // interval seq 3 is the step from 3 s to 4 s: 53 % and 103 MiB
+    assert_eq!(
+        cpu.series[0].points[6..8],
+        [(3.0, Some(53.0)), (4.0, Some(53.0))]
+    );
+    assert_eq!(rss.series[0].points[7], (4.0, Some(103.0)));
+    // the target's points merged apart from the time series' rows: a row reads the mean
+    // of what overlaps it, weighted by the intervals they share
+    let mut r = data.runs[0].clone();
+    let merged = [
+        TargetPoint {
+            seq: 0,
+            span: 4,
+            cpu_pct: 10.0,
+            rss_bytes: 4 << 20,
+            fds: 1,
+        },
+        TargetPoint {
+            seq: 4,
+            span: 2,
+            cpu_pct: 40.0,
+            rss_bytes: 8 << 20,
+            fds: 1,
+        },
+    ];
+    r.set_target(None, &merged);
+    let cpu = r.series.cpu_pct.clone().unwrap();
+    assert_eq!(
+        cpu[..6],
+        [
+            Some(10.0),
+            Some(10.0),
+            Some(10.0),
+            Some(10.0),
+            Some(40.0),
+            Some(40.0)
+        ]
+    );
+    assert_eq!(
+        cpu[6..],
+        [None, None],
+        "intervals without a reading are gaps"
+    );
+    r.series.rows[1].end_seq = 6; // one row over intervals 1..6: (3 × 10 + 2 × 40) / 5
+    r.set_target(None, &merged);
+    assert_eq!(r.series.cpu_pct.unwrap()[1], Some(22.0));
     let files = barrage_report::charts::catalog::all(&data);
     assert!(files.iter().any(|c| c.file == "requests-per-cpu-second"));
 }

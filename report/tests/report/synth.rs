@@ -27,8 +27,10 @@ pub struct Synth {
     pub tier: Option<&'static str>,
     pub seed: u64,
     pub intervals: u64,
-    /// Flows per interval (each makes one request per operation of [`OPS`]).
+    /// Flows per interval (each makes one request per operation of [`OPS`]), ±10 %.
     pub flows_per_interval: u32,
+    /// Flows in interval `seq`, exactly: replaces `flows_per_interval` and its jitter.
+    pub flows_at: Option<fn(u64) -> u32>,
     /// Every latency multiplied by this.
     pub latency_factor: f64,
     /// Share of failed requests, 0..1.
@@ -43,6 +45,7 @@ impl Default for Synth {
             seed: 1,
             intervals: 30,
             flows_per_interval: 40,
+            flows_at: None,
             latency_factor: 1.0,
             fail_share: 0.0,
         }
@@ -78,7 +81,10 @@ impl Synth {
             };
             // ±10 % flows per interval
             let jitter = 1.0 + 0.1 * (rng.random::<f64>() * 2.0 - 1.0);
-            let flows = (f64::from(self.flows_per_interval) * jitter).round() as u32;
+            let flows = match self.flows_at {
+                Some(f) => f(seq),
+                None => (f64::from(self.flows_per_interval) * jitter).round() as u32,
+            };
             for _ in 0..flows {
                 let mut flow_ms = 0.0;
                 for (op, base) in OPS {
