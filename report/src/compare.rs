@@ -183,18 +183,20 @@ fn pct_of(x: f64, base: f64) -> f64 {
 /// Compares `current` against `baseline`.
 pub fn compare(base: &Measured, cur: &Measured, budgets: &Budgets, seed: u64) -> Comparison {
     let mut changes = Vec::new();
-    // throughput: req/s per interval
-    let rate = |m: &Measured| -> Vec<f64> {
+    // throughput: req/s per interval (or per merged row), each weighing the seconds it
+    // covers, so the mean is requests over time
+    let rate = |m: &Measured| -> Vec<(f64, f64)> {
         m.intervals
             .iter()
-            .map(|i| i.requests / i.seconds.max(1e-9))
+            .filter(|i| i.seconds > 0.0)
+            .map(|i| (i.requests / i.seconds, i.seconds))
             .collect()
     };
     let (ra, rb) = (rate(base), rate(cur));
     if !ra.is_empty() && !rb.is_empty() {
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let (ma, mb) = (mean(&ra), mean(&rb));
-        let ci = stats::welch_ci(&ra, &rb).map(|(lo, hi)| (pct_of(lo, ma), pct_of(hi, ma)));
+        let (ma, mb) = (stats::weighted_mean(&ra), stats::weighted_mean(&rb));
+        let ci =
+            stats::welch_ci_weighted(&ra, &rb).map(|(lo, hi)| (pct_of(lo, ma), pct_of(hi, ma)));
         let change = pct_of(mb - ma, ma);
         changes.push(Change {
             metric: "http_reqs".into(),
@@ -210,12 +212,12 @@ pub fn compare(base: &Measured, cur: &Measured, budgets: &Budgets, seed: u64) ->
         });
     }
     // error rate: pooled share, interval from the per-interval shares
-    let shares = |m: &Measured| -> (Vec<f64>, f64) {
-        let v: Vec<f64> = m
+    let shares = |m: &Measured| -> (Vec<(f64, f64)>, f64) {
+        let v: Vec<(f64, f64)> = m
             .intervals
             .iter()
-            .filter(|i| i.requests > 0.0)
-            .map(|i| 100.0 * i.failures / i.requests)
+            .filter(|i| i.requests > 0.0 && i.seconds > 0.0)
+            .map(|i| (100.0 * i.failures / i.requests, i.seconds))
             .collect();
         let req: f64 = m.intervals.iter().map(|i| i.requests).sum();
         let fail: f64 = m.intervals.iter().map(|i| i.failures).sum();
@@ -224,7 +226,7 @@ pub fn compare(base: &Measured, cur: &Measured, budgets: &Budgets, seed: u64) ->
     let ((sa, pa), (sb, pb)) = (shares(base), shares(cur));
     if !sa.is_empty() && !sb.is_empty() {
         let change = pb - pa;
-        let ci = stats::welch_ci(&sa, &sb);
+        let ci = stats::welch_ci_weighted(&sa, &sb);
         changes.push(Change {
             metric: "http_req_failed".into(),
             stat: "share".into(),

@@ -8,6 +8,7 @@ use crate::ReportError;
 use barrage_core::metrics::builtin;
 use barrage_core::sink::TrendSink;
 use barrage_core::summary::Summary;
+use barrage_core::timeseries::TimeSeries;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -63,7 +64,8 @@ pub struct Measured {
     pub intervals: Vec<Interval>,
 }
 
-/// One interval of a run.
+/// One interval of a run, or of a summary's time series one row, which covers several
+/// intervals once a long run's older rows were merged: `seconds` is the time it covers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Interval {
     pub seconds: f64,
@@ -137,15 +139,13 @@ impl Measured {
                 )?;
             }
         }
-        let ts = &s.timeseries;
-        let secs = f64::from(ts.interval_ms.max(1)) / 1000.0;
-        let req = ts.column("requests").unwrap_or_default();
-        let fail = ts.column("failures").unwrap_or_default();
-        for (i, r) in req.iter().enumerate() {
+        // one entry per row: a long run's merged rows cover many intervals, and say so
+        let ts = TimeSeries::from_doc(&s.timeseries);
+        for p in &ts.points {
             self.intervals.push(Interval {
-                seconds: secs,
-                requests: r.unwrap_or(0.0),
-                failures: fail.get(i).copied().flatten().unwrap_or(0.0),
+                seconds: p.duration_s(ts.interval_ms),
+                requests: f64::from(p.requests),
+                failures: f64::from(p.failures),
             });
         }
         Ok(())

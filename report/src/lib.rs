@@ -11,7 +11,7 @@
 //! | [`write`]     | [`write_report`]                      | the output folder                            |
 //! | [`k6`]        | [`k6::K6Run`]                         | k6 NDJSON (`--out json`) read back          |
 //! | [`input`]     | [`input::ResultsFile`], [`input::Measured`] | either kind of file; what compare measures |
-//! | [`stats`]     | `welch_ci`, `percentile_diff_ci`      | 95 % intervals: per-interval, bootstrap     |
+//! | [`stats`]     | `welch_ci_weighted`, `percentile_diff_ci` | 95 % intervals: per-interval, bootstrap     |
 //! | [`compare`]   | [`compare::Comparison`], `Budgets`    | regressions between two sets of runs        |
 //! | [`summarize`] | [`summarize::Summarized`]             | the seed's jq recipes                       |
 //! | [`capacity`]  | [`capacity::CapacityCurve`]           | `barrage characterize`'s load curve chart   |

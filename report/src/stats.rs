@@ -3,7 +3,8 @@
 //! - Rates and throughput: the per-interval values of both sides, a 95 % interval for the
 //!   difference of their means from Welch's standard error (normal quantile 1.96; the
 //!   intervals of a run are taken as independent, which a ramp makes optimistic, so budgets
-//!   stay the first gate).
+//!   stay the first gate). A summary's merged time-series rows (a long run's older rows
+//!   cover several intervals) weigh the seconds they cover ([`welch_ci_weighted`]).
 //! - Percentiles: bootstrap from the histograms, seeded. Resampling `n` values from a
 //!   histogram and taking the `k`-th smallest is the same as drawing `U ~ Beta(k, n−k+1)`
 //!   and reading the histogram's quantile at `U` (the `k`-th order statistic of `n`
@@ -20,22 +21,43 @@ pub const REPLICATES: usize = 2000;
 pub const DEFAULT_SEED: u64 = 0x5eed_ba77;
 const Z95: f64 = 1.959_963_984_540_054;
 
-/// Mean and variance (n − 1) of `xs`.
-fn mean_var(xs: &[f64]) -> (f64, f64) {
+/// The weighted mean of `(value, weight)` pairs, and the variance of one unit of weight
+/// around it: `Σ w (x − m)² / (n − 1)`. A value that averages `w` units (a time-series row
+/// of `w` seconds) varies as `σ² / w`, so this estimates `σ²`, and the mean's variance is
+/// `σ² / Σw`; with equal weights it is the textbook sample variance times the weight.
+fn mean_var(xs: &[(f64, f64)]) -> (f64, f64, f64) {
     let n = xs.len() as f64;
-    let m = xs.iter().sum::<f64>() / n;
-    let v = xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, v)
+    let w: f64 = xs.iter().map(|p| p.1).sum();
+    let m = xs.iter().map(|(x, w)| x * w).sum::<f64>() / w;
+    let v = xs.iter().map(|(x, w)| w * (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0);
+    (m, v, w)
+}
+
+/// The mean of `(value, weight)` pairs weighted by their weights (`NaN` without weight).
+pub fn weighted_mean(xs: &[(f64, f64)]) -> f64 {
+    xs.iter().map(|(x, w)| x * w).sum::<f64>() / xs.iter().map(|p| p.1).sum::<f64>()
 }
 
 /// 95 % interval of `mean(b) − mean(a)` (Welch); `None` with fewer than 2 values a side.
 pub fn welch_ci(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+    let ones = |v: &[f64]| v.iter().map(|x| (*x, 1.0)).collect::<Vec<_>>();
+    welch_ci_weighted(&ones(a), &ones(b))
+}
+
+/// [`welch_ci`] of `(value, weight)` pairs: the difference of the weighted means, each
+/// value standing for `weight` units (a row of a time series that covers several intervals
+/// weighs its seconds, see [`mean_var`]); `None` with fewer than 2 values a side or a side
+/// without weight.
+pub fn welch_ci_weighted(a: &[(f64, f64)], b: &[(f64, f64)]) -> Option<(f64, f64)> {
     if a.len() < 2 || b.len() < 2 {
         return None;
     }
-    let (ma, va) = mean_var(a);
-    let (mb, vb) = mean_var(b);
-    let se = (va / a.len() as f64 + vb / b.len() as f64).sqrt();
+    let (ma, va, wa) = mean_var(a);
+    let (mb, vb, wb) = mean_var(b);
+    if wa <= 0.0 || wb <= 0.0 {
+        return None;
+    }
+    let se = (va / wa + vb / wb).sqrt();
     let d = mb - ma;
     Some((d - Z95 * se, d + Z95 * se))
 }
@@ -109,6 +131,26 @@ mod tests {
             t.record(v);
         }
         t
+    }
+
+    /// A merged row stands for its intervals: one row of 10 s at the mean of ten 1 s rows
+    /// gives the same mean as those rows, and a narrower interval than 10 rows of 1 s.
+    #[test]
+    fn weighted_rows_count_for_their_time() {
+        let fine: Vec<(f64, f64)> = (0..20).map(|i| (100.0 + (i % 5) as f64, 1.0)).collect();
+        let mut coarse: Vec<(f64, f64)> = fine[..10].to_vec();
+        coarse.push((weighted_mean(&fine[10..]), 10.0));
+        assert_eq!(weighted_mean(&fine), weighted_mean(&coarse));
+        let other: Vec<(f64, f64)> = fine.iter().map(|(x, w)| (x + 5.0, *w)).collect();
+        let (lo, hi) = welch_ci_weighted(&fine, &other).unwrap();
+        assert!(lo < 5.0 && 5.0 < hi, "({lo}, {hi})");
+        let (lo2, hi2) = welch_ci_weighted(&coarse, &other).unwrap();
+        assert!(lo2 < 5.0 && 5.0 < hi2, "({lo2}, {hi2})");
+        // equal weights are the plain Welch interval
+        let plain: Vec<f64> = fine.iter().map(|p| p.0).collect();
+        let shifted: Vec<f64> = other.iter().map(|p| p.0).collect();
+        assert_eq!(welch_ci(&plain, &shifted), Some((lo, hi)));
+        assert_eq!(welch_ci_weighted(&[(1.0, 0.0), (2.0, 0.0)], &fine), None);
     }
 
     #[test]
