@@ -4,5 +4,6 @@
 mod charts;
 mod compare;
 mod k6file;
+mod long_run;
 mod summarize;
 mod synth;
