@@ -5,7 +5,7 @@
 //!
 //! | chart                              | report function                    | live data                         |
 //! |------------------------------------|------------------------------------|-----------------------------------|
-//! | `vus`, `rps`, `p95`, `errors` (`cpu`, `rss` with telemetry) | `catalog::timeseries` | the last intervals ([`LiveState::recent`]) |
+//! | `vus`, `rps`, `p95`, `errors` (`cpu`, `rss` with telemetry) | `catalog::timeseries` | the last rows of the time series ([`LiveState::recent`]), each a step over its span |
 //! | `operations-p95`                   | `catalog::latency_per_operation`   | merged HDR per operation, run so far |
 //! | `spectrum-http_req_duration`, `spectrum-agent_flow_duration` | `catalog::spectrum` | the merged HDR histograms' spectra |
 use super::state::{LiveState, TargetLoad, QUANTILES};
@@ -33,7 +33,7 @@ fn percentiles(l: &super::Latency) -> Option<Percentiles> {
     })
 }
 
-/// One figure of the target per interval, when any interval has a reading.
+/// One figure of the target per row, when any row has a reading.
 fn measured(
     loads: &[Option<TargetLoad>],
     f: impl Fn(&TargetLoad) -> f64,
@@ -46,10 +46,7 @@ fn measured(
 
 /// The run's figures as the report's charts take them, from the live state.
 pub fn figures(s: &LiveState) -> RunFigures {
-    let dt = (s.run.interval_ms as f64 / 1000.0).max(1e-3);
-    let pts = &s.recent;
-    let per_s = |v: u32| Some(v as f64 / dt);
-    let finite = |x: f32| x.is_finite().then_some(x as f64);
+    let interval_ms = s.run.interval_ms.min(u64::from(u32::MAX)) as u32;
     let is_whole = |name: &str| {
         [
             builtin::HTTP_REQ_DURATION,
@@ -88,15 +85,11 @@ pub fn figures(s: &LiveState) -> RunFigures {
             .latency(builtin::AGENT_FLOW_DURATION)
             .and_then(percentiles),
         operations,
+        // the report's own reading of rows: times and rates over each row's span
         series: SeriesFigures {
-            seq: pts.iter().map(|p| Some(p.seq as u64)).collect(),
-            t_s: pts.iter().map(|p| (p.seq as f64 + 1.0) * dt).collect(),
-            vus: pts.iter().map(|p| Some(p.vus as f64)).collect(),
-            requests_per_s: pts.iter().map(|p| per_s(p.requests)).collect(),
-            p95_ms: pts.iter().map(|p| finite(p.req_p95_ms)).collect(),
-            failures_per_s: pts.iter().map(|p| per_s(p.failures)).collect(),
             cpu_pct: measured(&s.target_recent, |t| t.cpu_pct),
             rss_mib: measured(&s.target_recent, |t| t.rss_bytes as f64 / (1024.0 * 1024.0)),
+            ..SeriesFigures::from_points(&s.recent, interval_ms)
         },
         spectra: s.spectra.as_ref().clone(),
     }

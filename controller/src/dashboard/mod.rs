@@ -9,6 +9,7 @@
 //! | `page.rs`       | the page (`page.html`, self-contained) with the state embedded      |
 //! | `prometheus.rs` | the Prometheus text format, and the metrics' error bound            |
 //! | `charts.rs`     | the live charts as SVG                                              |
+//! | `long_run.rs`   | (tests) a long run's merged time-series rows, shown over their span  |
 //!
 //! # Data flow
 //!
@@ -26,6 +27,8 @@
 //! Why loopback by default: the page shows the plan, the target and the workers' hosts, and
 //! has no authentication; `--dashboard-public` opens it to other hosts on purpose.
 pub mod charts;
+#[cfg(test)]
+mod long_run;
 pub mod page;
 pub mod prometheus;
 mod server;

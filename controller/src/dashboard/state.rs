@@ -6,7 +6,7 @@
 //! Work per tick is small: the cumulative percentiles are recomputed only when an interval
 //! closed (once per interval), and nothing is computed at all without `--dashboard`.
 use crate::progress::Status;
-use crate::timeseries::TimePoint;
+use crate::timeseries::{intervals_of, TimePoint};
 use barrage_core::summary::Summary;
 use barrage_core::{Plan, Snapshot};
 use barrage_report::figures::Spectrum;
@@ -21,7 +21,8 @@ pub use super::views::{interval_view, latencies, spectra, summary_totals, totals
 /// Quantiles of every latency the dashboard and `/metrics` give (`1.0` is the maximum).
 pub const QUANTILES: [f64; 5] = [0.5, 0.9, 0.95, 0.99, 1.0];
 
-/// How many recent intervals the live charts show.
+/// How many recent time-series rows the live charts show (the last hour is one row per
+/// interval; older rows of a long run cover several, see `barrage_core::timeseries`).
 pub const CHART_WINDOW: usize = 600;
 
 /// Where the run is.
@@ -108,10 +109,14 @@ impl RunInfo {
     }
 }
 
-/// The last closed interval (the same figures as the progress line).
+/// The last closed interval (the same figures as the progress line): the newest row of the
+/// time series, whose rates are per second of the time it covers.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IntervalView {
     pub seq: u64,
+    /// Intervals the row covers (1: the newest row is always at full resolution, but the
+    /// rates divide by its span whatever it is).
+    pub span: u64,
     pub vus: u64,
     pub requests_per_s: f64,
     /// Failed requests / requests in the interval, 0..1.
@@ -211,7 +216,8 @@ pub struct LiveState {
     pub elapsed_s: f64,
     /// `stage 2/5 →3`, `graceful stop`, …
     pub stage: String,
-    /// Intervals closed so far.
+    /// Intervals closed so far (the end of the time series' last row: rows and intervals
+    /// differ once a long run's older rows merge).
     pub intervals: u64,
     pub now: Option<IntervalView>,
     pub totals: Totals,
@@ -223,10 +229,12 @@ pub struct LiveState {
     pub end: Option<EndView>,
     /// The charts the page can load now (`/charts/{name}.svg`), in order.
     pub charts: Vec<String>,
-    /// The last [`CHART_WINDOW`] intervals, for the charts (not sent to the page as JSON).
+    /// The last [`CHART_WINDOW`] rows of the time series, for the charts (not sent to the
+    /// page as JSON); a row covers `span` intervals.
     #[serde(skip)]
     pub recent: Arc<Vec<TimePoint>>,
-    /// The target's load when each of `recent`'s intervals closed (`None`: not measured).
+    /// The target's load over each of `recent`'s rows (`None`: not measured): the reading
+    /// at an interval's close, and for a merged row the mean of its intervals' readings.
     #[serde(skip)]
     pub target_recent: Arc<Vec<Option<TargetLoad>>>,
     /// Percentile spectra of the merged run (`http_req_duration`, `agent_flow_duration`).
@@ -272,7 +280,7 @@ pub struct Tick<'a> {
     pub status: &'a Status,
     /// The merged run so far.
     pub total: &'a Snapshot,
-    /// Every closed interval so far, in order.
+    /// The time series so far: its rows, in order (see [`LiveState::recent`]).
     pub points: &'a [TimePoint],
     pub workers: Vec<WorkerHealth>,
     pub late_snapshots: u64,
@@ -283,15 +291,43 @@ pub struct Tick<'a> {
 #[derive(Clone)]
 pub struct LiveFeed {
     tx: Arc<watch::Sender<Arc<LiveState>>>,
-    /// Time points seen so far; the cumulative figures are recomputed when it grows.
-    seen_points: usize,
+    /// Intervals closed at the last recomputation; the cumulative figures are recomputed
+    /// when it grows (counted in intervals: the row count can stay put while rows merge).
+    seen_intervals: u64,
     last_publish: Option<Instant>,
 }
 
 /// How often the feed publishes while nothing but the clock changes.
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
-/// A time-series figure as shown: `None` for no sample, 3 decimals (below HDR's precision).
+/// The target's load over each of `rows`, from `readings` (`(first interval, end,
+/// load)`, in order, each within one row: rows only ever merge whole rows): the mean of the
+/// readings inside the row weighted by the intervals they cover, `None` without any.
+fn target_over_rows(
+    rows: &[TimePoint],
+    readings: &[(u64, u64, Option<TargetLoad>)],
+) -> Vec<Option<TargetLoad>> {
+    rows.iter()
+        .map(|row| {
+            let (lo, hi) = (u64::from(row.seq), row.end_seq());
+            let from = readings.partition_point(|r| r.0 < lo);
+            let (mut w, mut cpu, mut rss) = (0.0f64, 0.0f64, 0.0f64);
+            for (a, b, l) in readings[from..].iter().take_while(|r| r.1 <= hi) {
+                if let Some(l) = l {
+                    let k = (b - a) as f64;
+                    w += k;
+                    cpu += l.cpu_pct * k;
+                    rss += l.rss_bytes as f64 * k;
+                }
+            }
+            (w > 0.0).then(|| TargetLoad {
+                cpu_pct: cpu / w,
+                rss_bytes: (rss / w).round() as u64,
+            })
+        })
+        .collect()
+}
+
 /// The folder `barrage report` is suggested to write into: beside the summary, named after it.
 fn report_dir(summary: &Path) -> String {
     let name = summary
@@ -312,7 +348,7 @@ impl LiveFeed {
         (
             LiveFeed {
                 tx: Arc::new(tx),
-                seen_points: 0,
+                seen_intervals: 0,
                 last_publish: None,
             },
             rx,
@@ -341,7 +377,8 @@ impl LiveFeed {
     /// when an interval closed.
     pub fn tick(&mut self, t: Tick<'_>) {
         let prev = self.current();
-        let new_points = t.points.len() != self.seen_points;
+        let intervals = intervals_of(t.points);
+        let new_points = intervals != self.seen_intervals;
         let due = self
             .last_publish
             .is_none_or(|l| l.elapsed() >= PUBLISH_EVERY);
@@ -350,35 +387,38 @@ impl LiveFeed {
         }
         // the merged figures are computed outside the channel's lock, then applied
         let merged = new_points.then(|| {
-            let interval = Duration::from_millis(prev.run.interval_ms);
+            let interval_ms = prev.run.interval_ms.min(u64::from(u32::MAX)) as u32;
             let from = t.points.len().saturating_sub(CHART_WINDOW);
             (
-                t.points.last().map(|p| interval_view(p, interval)),
+                t.points.last().map(|p| interval_view(p, interval_ms)),
                 totals(t.total, t.late_snapshots),
                 latencies(t.total, t.points.last()),
                 t.points[from..].to_vec(),
                 spectra(t.total),
             )
         });
-        let added = t.points.len().saturating_sub(self.seen_points);
-        self.seen_points = t.points.len();
+        let seen = self.seen_intervals;
+        self.seen_intervals = intervals;
         self.modify(|s| {
             s.phase = t.phase;
             s.elapsed_s = t.status.elapsed.as_secs_f64();
             s.stage = t.status.stage.clone();
             s.workers = t.workers;
             if let Some((now, totals, latency, recent, spectra)) = merged {
-                s.intervals = t.points.len() as u64;
+                s.intervals = intervals;
                 s.now = now;
                 s.totals = totals;
                 s.latency = latency;
-                // the target's load at each interval's close, aligned with `recent`
-                let mut target = s.target_recent.as_ref().clone();
-                target.extend(std::iter::repeat_n(s.target, added));
-                let keep = target.len().saturating_sub(recent.len());
-                target.drain(..keep);
-                target.splice(0..0, std::iter::repeat_n(None, recent.len() - target.len()));
-                s.target_recent = Arc::new(target);
+                // the readings so far, over the rows they were taken for, then the reading
+                // now over each interval that closed since
+                let mut readings: Vec<(u64, u64, Option<TargetLoad>)> = s
+                    .recent
+                    .iter()
+                    .zip(s.target_recent.iter())
+                    .map(|(p, l)| (u64::from(p.seq), p.end_seq(), *l))
+                    .collect();
+                readings.extend((seen..intervals).map(|q| (q, q + 1, s.target)));
+                s.target_recent = Arc::new(target_over_rows(&recent, &readings));
                 s.recent = Arc::new(recent);
                 s.spectra = Arc::new(spectra);
                 s.charts = super::charts::names(s);

@@ -10,7 +10,6 @@ use barrage_core::summary::{MetricStats, Summary};
 use barrage_core::{Sink, Snapshot};
 use barrage_report::figures::{spectrum_points, Spectrum};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 fn opt(x: f32) -> Option<f64> {
     x.is_finite().then(|| (x as f64 * 1000.0).round() / 1000.0)
@@ -149,19 +148,19 @@ pub fn spectra(total: &Snapshot) -> Vec<Spectrum> {
         .collect()
 }
 
-/// The interval view of one time point.
-pub fn interval_view(p: &TimePoint, interval: Duration) -> IntervalView {
-    let secs = interval.as_secs_f64().max(1e-3);
+/// The interval view of one time-series row, whose counts are per the time it covers.
+pub fn interval_view(p: &TimePoint, interval_ms: u32) -> IntervalView {
     IntervalView {
         seq: p.seq as u64,
+        span: u64::from(p.span.max(1)),
         vus: p.vus as u64,
-        requests_per_s: p.requests as f64 / secs,
+        requests_per_s: p.per_s(p.requests, interval_ms),
         error_rate: if p.requests == 0 {
             0.0
         } else {
             p.failures as f64 / p.requests as f64
         },
-        iterations_per_s: p.iterations as f64 / secs,
+        iterations_per_s: p.per_s(p.iterations, interval_ms),
         flow_p50_ms: opt(p.flow_p50_ms),
         flow_p95_ms: opt(p.flow_p95_ms),
         flow_p99_ms: opt(p.flow_p99_ms),
