@@ -28,6 +28,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+mod resources;
+pub use resources::{ResourceCheck, ResourceCounts};
+
 /// Trends need at least this many points after warm-up (fewer: no verdict).
 pub const MIN_POINTS: usize = 8;
 
@@ -150,56 +153,6 @@ pub struct Trends {
     /// The target's agent resources at the start and the end, when it exposes counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceCheck>,
-}
-
-/// Agent resources the target holds: what a run creates and its cleanup deletes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceCounts {
-    pub threads: Option<u64>,
-    pub assistants: Option<u64>,
-    pub store_items: Option<u64>,
-}
-
-/// Did the target return to its baseline? (Agent servers are known to leave runs pending
-/// and threads undeleted.)
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceCheck {
-    /// Where the counts came from: `GET /stats`, or the Agent Protocol search endpoints.
-    pub source: String,
-    pub start: ResourceCounts,
-    pub end: ResourceCounts,
-    /// What was left beyond the start's count, e.g. `threads: 12 more than at the start`;
-    /// empty when everything returned to baseline.
-    pub left: Vec<String>,
-}
-
-impl ResourceCheck {
-    /// Compares the counts at the start and the end.
-    pub fn compare(source: impl Into<String>, start: ResourceCounts, end: ResourceCounts) -> Self {
-        let mut left = Vec::new();
-        for (name, a, b) in [
-            ("threads", start.threads, end.threads),
-            ("assistants", start.assistants, end.assistants),
-            ("store_items", start.store_items, end.store_items),
-        ] {
-            if let (Some(a), Some(b)) = (a, b) {
-                if b > a {
-                    left.push(format!(
-                        "{name}: {} more than at the start ({a} → {b})",
-                        b - a
-                    ));
-                }
-            }
-        }
-        ResourceCheck {
-            source: source.into(),
-            start,
-            end,
-            left,
-        }
-    }
 }
 
 impl Trends {
@@ -356,13 +309,7 @@ pub fn compute(ts: &TimeSeries, target: Option<&TargetSummary>, warmup: Duration
 
 /// One line per trend (and one for the resources) for the human summary.
 pub fn describe(t: &Trends) -> Vec<String> {
-    let resources = t.resources.as_ref().map(|r| {
-        if r.left.is_empty() {
-            format!("resources ({}): back to their start counts", r.source)
-        } else {
-            format!("resources ({}): LEFT {}", r.source, r.left.join(", "))
-        }
-    });
+    let resources = t.resources.iter().flat_map(resources::describe);
     t.items
         .iter()
         .map(|r| {
@@ -474,20 +421,6 @@ mod tests {
             flat_rising < 5,
             "{flat_rising} of 40 flat runs called rising"
         );
-    }
-
-    #[test]
-    fn resources_left_behind_are_named() {
-        let c = |t, a| ResourceCounts {
-            threads: Some(t),
-            assistants: Some(a),
-            store_items: None,
-        };
-        let r = ResourceCheck::compare("GET /stats", c(2, 1), c(14, 1));
-        assert_eq!(r.left, vec!["threads: 12 more than at the start (2 → 14)"]);
-        assert!(ResourceCheck::compare("x", c(2, 1), c(2, 0))
-            .left
-            .is_empty());
     }
 
     #[test]

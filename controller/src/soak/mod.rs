@@ -4,7 +4,8 @@
 //! |-----------------|--------------------------------------------------------------------|
 //! | `mod.rs`        | [`SoakArgs`] (flags) → [`SoakConfig`]; trends for the summary      |
 //! | `checkpoint.rs` | the run's merged state on disk every `--checkpoint-every`, atomically, and a partial summary beside it; `--resume` reads it back |
-//! | `resources.rs`  | the target's threads / assistants / store items before and after   |
+//! | `resources.rs`  | the target's threads / assistants / store items / active runs before and after, and the verdict's inputs |
+//! | `paging.rs`     | the Agent Protocol counts and searches behind it, bounded by pages and time |
 //!
 //! Why each piece: a long run must keep the controller's memory flat (the time series is
 //! downsampled: `barrage_core::timeseries`), must survive the controller's own crash (a
@@ -12,6 +13,7 @@
 //! must say whether the target drifts (`barrage_core::trend`: slopes with 95 % intervals
 //! after warm-up) and whether it gave back what the run created (`resources`).
 pub mod checkpoint;
+pub mod paging;
 pub mod resources;
 
 use barrage_core::telemetry::TargetSummary;
@@ -194,11 +196,7 @@ impl SoakRun {
             dir.display(),
             dir.display()
         );
-        let bearer = cfg
-            .secrets
-            .get(barrage_core::auth::keys::TOKEN)
-            .map(|s| s.expose().to_string());
-        let counter = resources::Counter::new(&cfg.plan.target.url, bearer);
+        let counter = resources::Counter::for_plan(&cfg.plan, &cfg.secrets);
         // a resumed run's start counts went with the first controller
         let start = if soak.resources && soak.resume.is_none() {
             counter.count().await

@@ -1,120 +1,347 @@
 //! The target's agent resources before and after a soak: a run's cleanup deletes what its
 //! iteration created, so at the end the target should hold no more threads, assistants or
-//! store items than at the start. Agent servers are known to fail here (runs left pending,
-//! threads never deleted), and a soak is where it adds up.
+//! store items than at the start, and no more runs pending or running. Agent servers are
+//! known to fail here (runs left pending, threads never deleted), and a soak is where it
+//! adds up.
 //!
 //! Counts come from the reference runtime's `GET /stats` when the target has it, else from
-//! the Agent Protocol search endpoints (`POST /threads/search`, `/assistants/search`,
-//! `/store/items/search`) paged to the end. A target that answers neither has no check.
-//! The plan's bearer token (when its auth is a fixed token) goes with the requests.
+//! the Agent Protocol endpoints any LangGraph-compatible server has ([`super::paging`]:
+//! counts, searches paged to the end within a page limit and a time budget). A target that
+//! answers neither has no check. The requests carry the run's auth: its fixed token, or a
+//! JWT minted for the plan's `sub` (with `per_vu_sub` each VU is its own user on a
+//! multi-tenant server, and these counts see only `sub`'s resources); GoTrue tokens are
+//! the workers' own, so with `auth.kind = "gotrue"` the counts go without one.
+//!
+//! Store items are counted under the namespace prefix the flow writes to (the literal
+//! leading labels of its `PUT /store/items` bodies, `["barrage"]` for the agent flow), so
+//! other tenants of a shared store do not blur the check; a flow without one counts every
+//! top-level namespace the target lists.
+use super::paging::{Limits, Session, Tally};
+use barrage_core::auth::keys;
+use barrage_core::plan::{AuthConfig, FlowDef};
 use barrage_core::trend::{ResourceCheck, ResourceCounts};
-use serde_json::{json, Value};
-use std::time::Duration;
+use barrage_core::{mint_hs256, JwtClaims, Plan, Secret};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
-/// Items asked per search page.
-const PAGE: u64 = 1000;
-/// Pages read at most per kind (a target with more than this is counted as this many).
-const MAX_PAGES: u64 = 100;
+/// The source of counts read from the reference runtime.
+pub const STATS: &str = "GET /stats";
+
+/// The `Authorization` the counts carry, from the plan's auth and its secrets.
+#[derive(Debug, Clone, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    /// `auth.kind = "token"`.
+    Bearer(Secret),
+    /// `auth.kind = "jwt"`: minted for each count (a soak may outlast a token's `ttl`).
+    Jwt {
+        secret: Secret,
+        sub: String,
+        ttl: Duration,
+    },
+}
+
+impl Auth {
+    /// The auth of a run of `auth` with `secrets` (by [`keys`]).
+    pub fn from_plan(auth: &AuthConfig, secrets: &BTreeMap<String, Secret>) -> Auth {
+        match auth {
+            AuthConfig::None => Auth::None,
+            AuthConfig::Token { .. } => secrets
+                .get(keys::TOKEN)
+                .map(|t| Auth::Bearer(t.clone()))
+                .unwrap_or_default(),
+            AuthConfig::Jwt { sub, ttl, .. } => secrets
+                .get(keys::JWT_SECRET)
+                .map(|s| Auth::Jwt {
+                    secret: s.clone(),
+                    sub: sub.clone(),
+                    ttl: *ttl,
+                })
+                .unwrap_or_default(),
+            AuthConfig::Gotrue { .. } => {
+                tracing::warn!("auth.kind = gotrue: the target's resources are counted without a token (GoTrue tokens are the workers'); a target that requires one has no resource check");
+                Auth::None
+            }
+        }
+    }
+
+    fn header(&self) -> Option<String> {
+        match self {
+            Auth::None => None,
+            Auth::Bearer(t) => Some(format!("Bearer {}", t.expose())),
+            Auth::Jwt { secret, sub, ttl } => {
+                match mint_hs256(secret, &JwtClaims::new(sub.clone(), *ttl)) {
+                    Ok(t) => Some(format!("Bearer {t}")),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "resource count: cannot mint a JWT; counting without one");
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The namespace prefixes a flow writes store items under: per `PUT /store/items` step,
+/// the labels of its body's `"namespace"` up to the first templated one. Empty when the
+/// flow writes none, or one whose first label is templated (then every namespace counts).
+pub fn store_prefixes(flow: &FlowDef) -> Vec<Vec<String>> {
+    let mut prefixes: Vec<Vec<String>> = Vec::new();
+    for step in &flow.steps {
+        let path = step.path.split('?').next().unwrap_or_default();
+        if !step.method.eq_ignore_ascii_case("PUT") || path.trim_end_matches('/') != "/store/items"
+        {
+            continue;
+        }
+        let prefix = step
+            .body
+            .as_deref()
+            .map(literal_namespace)
+            .unwrap_or_default();
+        if prefix.is_empty() {
+            return Vec::new();
+        }
+        prefixes.push(prefix);
+    }
+    // a prefix under another one is counted by it
+    prefixes.sort();
+    prefixes.dedup();
+    let all = prefixes.clone();
+    prefixes.retain(|p| !all.iter().any(|q| q != p && p.starts_with(q)));
+    prefixes
+}
+
+/// The leading labels of a body template's `"namespace":[…]` that hold no `{template}`.
+fn literal_namespace(body: &str) -> Vec<String> {
+    let Some(at) = body.find("\"namespace\"") else {
+        return Vec::new();
+    };
+    let rest = body[at + "\"namespace\"".len()..].trim_start();
+    let Some(rest) = rest.strip_prefix(':').map(str::trim_start) else {
+        return Vec::new();
+    };
+    let Some(mut rest) = rest.strip_prefix('[') else {
+        return Vec::new();
+    };
+    let mut labels = Vec::new();
+    while let Some(r) = rest.trim_start().strip_prefix('"') {
+        let Some(end) = r.find('"') else { break };
+        let label = &r[..end];
+        if label.contains(['{', '\\']) {
+            break;
+        }
+        labels.push(label.to_string());
+        match r[end + 1..].trim_start().strip_prefix(',') {
+            Some(next) => rest = next,
+            None => break,
+        }
+    }
+    labels
+}
 
 /// Reads a target's resource counts.
 #[derive(Debug, Clone)]
 pub struct Counter {
     base: String,
     client: reqwest::Client,
-    bearer: Option<String>,
+    auth: Auth,
+    limits: Limits,
+    store_prefixes: Vec<Vec<String>>,
 }
 
 impl Counter {
-    /// For the target at `base` (`http://host:port`).
-    pub fn new(base: &str, bearer: Option<String>) -> Counter {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+    /// For the target at `base` (`http://host:port`), default limits, every store
+    /// namespace.
+    pub fn new(base: &str, auth: Auth) -> Counter {
         Counter {
             base: base.trim_end_matches('/').to_string(),
-            client,
-            bearer,
+            // idle connections dropped before the servers' own 5 s (`docs/WIRE.md`): the
+            // end's count may come hours after the start's
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
+            auth,
+            limits: Limits::default(),
+            store_prefixes: Vec::new(),
         }
     }
 
-    async fn call(&self, req: reqwest::RequestBuilder) -> Option<Value> {
-        let req = match &self.bearer {
-            Some(t) => req.bearer_auth(t),
-            None => req,
+    /// For a run of `plan`: its target, its auth, its flow's store prefixes.
+    pub fn for_plan(plan: &Plan, secrets: &BTreeMap<String, Secret>) -> Counter {
+        let prefixes = match (&plan.flow.request, plan.flow_def()) {
+            (None, Some(flow)) => store_prefixes(&flow),
+            _ => Vec::new(),
         };
-        let resp = req.send().await.ok()?;
-        if !resp.status().is_success() {
-            return None;
+        Counter::new(&plan.target.url, Auth::from_plan(&plan.auth, secrets))
+            .with_store_prefixes(prefixes)
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Counter {
+        self.limits = limits;
+        self
+    }
+
+    /// Count store items under these prefixes only (empty: every namespace).
+    pub fn with_store_prefixes(mut self, prefixes: Vec<Vec<String>>) -> Counter {
+        self.store_prefixes = prefixes;
+        self
+    }
+
+    fn session<'a>(&'a self, auth: Option<&'a str>) -> Session<'a> {
+        Session {
+            base: &self.base,
+            client: &self.client,
+            auth,
+            limits: self.limits,
+            deadline: Instant::now() + self.limits.budget,
         }
-        serde_json::from_slice(&resp.bytes().await.ok()?).ok()
     }
 
     /// `(source, counts)`, or `None` when the target exposes no counts.
     pub async fn count(&self) -> Option<(String, ResourceCounts)> {
-        let stats = self
-            .call(self.client.get(format!("{}/stats", self.base)))
-            .await;
-        if let Some(v) = stats.filter(|v| v.get("threads").is_some_and(Value::is_u64)) {
-            let n = |k: &str| v.get(k).and_then(Value::as_u64);
-            return Some((
-                "GET /stats".into(),
-                ResourceCounts {
-                    threads: n("threads"),
-                    assistants: n("assistants"),
-                    store_items: n("store_items"),
-                },
-            ));
+        let auth = self.auth.header();
+        let s = self.session(auth.as_deref());
+        if let Some(counts) = stats(&s).await {
+            return Some((STATS.into(), counts));
         }
-        let counts = ResourceCounts {
-            threads: self.search("/threads/search", json!({}), None).await,
-            assistants: self.search("/assistants/search", json!({}), None).await,
-            store_items: self
-                .search(
-                    "/store/items/search",
-                    json!({"namespace_prefix": []}),
-                    Some("items"),
-                )
-                .await,
+        let mut counts = ResourceCounts::default();
+        let mut put = |kind: &str, slot: &mut Option<u64>, t: Option<Tally>| {
+            if let Some(t) = t {
+                *slot = Some(t.n);
+                if t.capped {
+                    tracing::warn!(
+                        kind,
+                        count = t.n,
+                        "resource count capped by its page or time limit: a lower bound"
+                    );
+                    counts.capped.push(kind.to_string());
+                }
+            }
         };
-        (counts != ResourceCounts::default()).then(|| ("search endpoints".into(), counts))
+        // the cheap ones first, so the time budget goes to what is long to page
+        let (mut threads, mut assistants, mut runs, mut store) = (None, None, None, None);
+        put("threads", &mut threads, s.count("threads").await);
+        put("assistants", &mut assistants, s.count("assistants").await);
+        put("runs_active", &mut runs, s.runs_active().await);
+        put(
+            "store_items",
+            &mut store,
+            s.store_items(&self.store_prefixes).await,
+        );
+        counts.threads = threads;
+        counts.assistants = assistants;
+        counts.runs_active = runs;
+        counts.store_items = store;
+        if counts.is_empty() {
+            return None;
+        }
+        let under = if self.store_prefixes.is_empty() {
+            "every namespace".to_string()
+        } else {
+            serde_json::to_string(&self.store_prefixes).unwrap_or_default()
+        };
+        Some((
+            format!("search endpoints (store items under {under})"),
+            counts,
+        ))
     }
 
-    /// Items a search endpoint lists, paged with `limit`/`offset`; the answer is an array,
-    /// or an object holding it under `field`.
-    async fn search(&self, path: &str, body: Value, field: Option<&str>) -> Option<u64> {
-        let mut total = 0;
-        for page in 0..MAX_PAGES {
-            let mut b = body.clone();
-            b["limit"] = json!(PAGE);
-            b["offset"] = json!(page * PAGE);
-            let v = self
-                .call(
-                    self.client
-                        .post(format!("{}{path}", self.base))
-                        .header("content-type", "application/json")
-                        .body(b.to_string()),
-                )
-                .await?;
-            let items = match field {
-                Some(f) => v.get(f)?.as_array()?.len() as u64,
-                None => v.as_array()?.len() as u64,
-            };
-            total += items;
-            if items < PAGE {
-                break;
-            }
+    /// Runs pending or running, counted again (`source` as the count's).
+    async fn runs_active(&self, source: &str) -> Option<Tally> {
+        let auth = self.auth.header();
+        let s = self.session(auth.as_deref());
+        if source == STATS {
+            return stats(&s)
+                .await
+                .and_then(|c| c.runs_active.map(|n| Tally { n, capped: false }));
         }
-        Some(total)
+        s.runs_active().await
     }
 }
 
-/// The check at the end of a run, from the counts taken at its start.
+/// The reference runtime's own counts, when `GET /stats` has them.
+async fn stats(s: &Session<'_>) -> Option<ResourceCounts> {
+    let v = s.get("/stats").await?;
+    v.get("threads").filter(|t| t.is_u64())?;
+    let n = |k: &str| v.get(k).and_then(Value::as_u64);
+    Some(ResourceCounts {
+        threads: n("threads"),
+        assistants: n("assistants"),
+        store_items: n("store_items"),
+        runs_active: n("runs_in_flight"),
+        capped: Vec::new(),
+    })
+}
+
+/// The check at the end of a run, from the counts taken at its start. Runs still active
+/// beyond the start's count get the counter's `settle` time to finish first.
 pub async fn check(
     counter: &Counter,
     start: Option<(String, ResourceCounts)>,
 ) -> Option<ResourceCheck> {
     let (source, start) = start?;
-    let (_, end) = counter.count().await?;
+    let (_, mut end) = counter.count().await?;
+    if let Some(base) = start.runs_active {
+        let until = Instant::now() + counter.limits.settle;
+        while end.runs_active.is_some_and(|n| n > base) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let Some(t) = counter.runs_active(&source).await else {
+                break;
+            };
+            end.runs_active = Some(t.n);
+            end.capped.retain(|k| k != "runs_active");
+            if t.capped {
+                end.capped.push("runs_active".into());
+            }
+        }
+    }
     Some(ResourceCheck::compare(source, start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flows_store_prefix_is_its_literal_leading_labels() {
+        let agent = barrage_core::plan::builtin_flow("agent").unwrap();
+        assert_eq!(store_prefixes(&agent), vec![vec!["barrage".to_string()]]);
+        let chain = barrage_core::plan::builtin_flow("chain").unwrap();
+        assert!(store_prefixes(&chain).is_empty());
+        assert_eq!(
+            literal_namespace(r#"{"namespace" : [ "a", "b" ,"vu-{vu}", "c"],"key":"k"}"#),
+            vec!["a", "b"]
+        );
+        assert!(literal_namespace(r#"{"namespace":["{tenant}","x"]}"#).is_empty());
+        assert!(literal_namespace(r#"{"key":"k"}"#).is_empty());
+        let flow = |bodies: &[&str]| {
+            let steps: String = bodies
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    format!(
+                        "[[steps]]\nname = \"put{i}\"\nmethod = \"put\"\npath = \"/store/items\"\nbody = '{b}'\n"
+                    )
+                })
+                .collect();
+            FlowDef::from_toml_str(&steps).unwrap()
+        };
+        let nested = flow(&[
+            r#"{"namespace":["a","b"],"key":"k","value":{}}"#,
+            r#"{"namespace":["a"],"key":"k","value":{}}"#,
+            r#"{"namespace":["z","{vu}"],"key":"k","value":{}}"#,
+        ]);
+        assert_eq!(
+            store_prefixes(&nested),
+            vec![vec!["a".to_string()], vec!["z".to_string()]]
+        );
+        let templated = flow(&[
+            r#"{"namespace":["a"],"key":"k","value":{}}"#,
+            r#"{"namespace":["{vu}"],"key":"k","value":{}}"#,
+        ]);
+        assert!(store_prefixes(&templated).is_empty());
+    }
 }

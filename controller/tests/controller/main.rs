@@ -1,5 +1,6 @@
 //! Integration tests of `barrage`: real processes on loopback (one test binary, see the
 //! crate's Cargo.toml). Helpers live in `util`.
+mod baseline;
 mod characterize;
 mod cli;
 mod dashboard;
