@@ -8,8 +8,9 @@ use crate::dashboard::{Dashboard, LiveFeed, RunInfo};
 use crate::local::{self, Children};
 use crate::output::{self, Output};
 use crate::report::RunReport;
+use crate::soak::local::{RunRecord, Takeover, TargetRecord};
 use crate::soak::SoakRun;
-use crate::target::{TargetSetup, Watch};
+use crate::target::{Prepared, TargetSetup, Watch};
 use crate::{exit_code, results, summary, token};
 use anyhow::Context as _;
 use barrage_core::{errln, outln, Secret};
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(a) => barrage_worker::run(a),
         Command::MockLlm(a) => barrage_mock_llm::run(a),
         Command::ReferenceRuntime(a) => barrage_reference_runtime::run(a),
+        Command::SoakKeeper(a) => crate::soak::keeper::run(a),
         Command::Run(a) => run_cmd(a),
         Command::Controller(a) => controller_cmd(a),
         Command::Report(a) => analyze::report_cmd(a),
@@ -240,6 +242,17 @@ fn random_token() -> String {
 }
 
 fn run_cmd(mut args: RunArgs) -> anyhow::Result<ExitCode> {
+    // `--resume DIR`: the first run's flags, from DIR (crate::soak::local)
+    let mut record = None;
+    if let Some(dir) = args.output.soak.resume.clone() {
+        match crate::soak::local::resume_run(&dir) {
+            Ok((first, r)) => {
+                args = first;
+                record = Some(r);
+            }
+            Err(e) => return Ok(config_error(e)),
+        }
+    }
     args.plan = args.plan.with_env(|k| std::env::var(k).ok());
     let local = match config::local_run(&args, local::cores(), local::taskset_available()) {
         Ok(l) => l,
@@ -253,7 +266,7 @@ fn run_cmd(mut args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(t) => t,
         Err(e) => return Ok(config_error(e)),
     };
-    runtime()?.block_on(run_local(local, target))
+    runtime()?.block_on(run_local(local, target, record))
 }
 
 /// Starts the mock LLM and the reference runtime and points the plan at them; returns the
@@ -297,7 +310,89 @@ async fn start_embedded_target(
     Ok(mock)
 }
 
-async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitCode> {
+/// Starts the target barrage starts (`--target-cmd`, or the embedded one) or watches the
+/// one it is told of.
+async fn start_target(
+    cfg: &mut RunConfig,
+    target: &TargetSetup,
+    servers: &mut Children,
+    worker_cores: &mut Vec<usize>,
+    server_cores: Option<(usize, usize)>,
+) -> anyhow::Result<(Option<Prepared>, Option<u32>)> {
+    Ok(match &target.watch {
+        Watch::Command(cmd) => {
+            // the load stays off the target's cores
+            if let Some(tc) = &target.cores {
+                worker_cores.retain(|c| !tc.contains(c));
+            }
+            let mock_core = target.cores.as_ref().and(worker_cores.first().copied());
+            let p = crate::target::start_command(cmd, target, cfg, servers, mock_core).await?;
+            (Some(p), None)
+        }
+        _ => {
+            let embedded = if cfg.embedded_target {
+                let mock = start_embedded_target(cfg, servers, server_cores).await?;
+                servers.pids().last().map(|pid| (*pid, mock))
+            } else {
+                None
+            };
+            let pid = embedded.as_ref().map(|e| e.0);
+            (crate::target::watch_existing(target, embedded)?, pid)
+        }
+    })
+}
+
+/// Why a resume did not start: bad input (exit 2, nothing touched) or a run that cannot go on.
+enum ResumeFail {
+    Config(String),
+    Run(anyhow::Error),
+}
+
+/// `--resume`: points the plan where the first run did, checks the checkpoint is of it,
+/// then takes the children over and watches the target again.
+fn resume_target(
+    cfg: &mut RunConfig,
+    rec: &RunRecord,
+    target: &TargetSetup,
+) -> Result<(Option<Prepared>, Takeover), ResumeFail> {
+    let t = &rec.target;
+    cfg.plan.target.url = t.url.clone();
+    cfg.plan.target.runtime = t.runtime.clone();
+    cfg.plan.target.version = t.version.clone();
+    cfg.plan.target.llm = t.llm.clone();
+    let dir = cfg.soak.as_ref().and_then(|s| s.resume.clone());
+    let dir = dir.ok_or_else(|| ResumeFail::Config("--resume: needs --soak".into()))?;
+    let config = |e: &dyn std::fmt::Display| ResumeFail::Config(e.to_string());
+    cfg.plan.validate().map_err(|e| config(&e))?;
+    let state =
+        crate::soak::checkpoint::State::load(&dir, &cfg.plan.hash()).map_err(|e| config(&e))?;
+    let takeover = match crate::soak::local::take_over(rec, &dir, &state) {
+        Ok(t) => t,
+        Err(e @ crate::soak::local::ResumeError::StillRunning { .. }) => return Err(config(&e)),
+        Err(e) => return Err(ResumeFail::Run(e.into())),
+    };
+    let prepared = match (&target.watch, &t.command) {
+        (Watch::Command(_), Some(c)) => {
+            crate::target::watch_adopted(c.pid, t.cgroup.as_deref(), t.mock_llm.clone()).map(Some)
+        }
+        _ => crate::target::watch_existing(target, t.embedded_pid.zip(t.mock_llm.clone())),
+    }
+    .map_err(ResumeFail::Run)?;
+    errln!(
+        "barrage: resuming {}: took over {} workers, target {}; workers rejoin at {}",
+        dir.display(),
+        takeover.workers.records().len(),
+        t.url,
+        rec.listen
+    );
+    Ok((prepared, takeover))
+}
+
+async fn run_local(
+    local: LocalRun,
+    target: TargetSetup,
+    record: Option<RunRecord>,
+) -> anyhow::Result<ExitCode> {
     let LocalRun {
         mut cfg,
         workers: n,
@@ -307,34 +402,44 @@ async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitC
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     forward_signals(control_tx.clone());
     let dashboard_listener = bind_dashboard(&cfg).await?;
-    let mut servers = Children::new();
-    let prepared = match &target.watch {
-        Watch::Command(cmd) => {
-            // the load stays off the target's cores
-            if let Some(tc) = &target.cores {
-                worker_cores.retain(|c| !tc.contains(c));
-            }
-            let mock_core = target.cores.as_ref().and(worker_cores.first().copied());
-            Some(
-                crate::target::start_command(cmd, &target, &mut cfg, &mut servers, mock_core)
-                    .await?,
+    // a soak run's children outlive it, so that `--resume` can take them back
+    let children = || match cfg.soak {
+        Some(_) => Children::surviving(),
+        None => Children::new(),
+    };
+    let mut servers = children();
+    let mut workers = children();
+    let (prepared, embedded_pid, mut takeover) = match &record {
+        Some(rec) => match resume_target(&mut cfg, rec, &target) {
+            Ok((p, t)) => (p, rec.target.embedded_pid, Some(t)),
+            Err(ResumeFail::Config(e)) => return Ok(config_error(e)),
+            Err(ResumeFail::Run(e)) => return Err(e),
+        },
+        None => {
+            let (p, pid) = start_target(
+                &mut cfg,
+                &target,
+                &mut servers,
+                &mut worker_cores,
+                server_cores,
             )
-        }
-        _ => {
-            let embedded = if cfg.embedded_target {
-                let mock = start_embedded_target(&mut cfg, &mut servers, server_cores).await?;
-                servers.pids().last().map(|pid| (*pid, mock))
-            } else {
-                None
-            };
-            crate::target::watch_existing(&target, embedded)?
+            .await?;
+            (p, pid, None)
         }
     };
     let dashboard = serve_dashboard(dashboard_listener, &cfg, n);
-    let token = Secret::new(random_token());
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let token = match &takeover {
+        Some(t) => t.token.clone(),
+        None => Secret::new(random_token()),
+    };
+    let bind = record
+        .as_ref()
+        .map_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |r| {
+            r.listen
+        });
+    let listener = TcpListener::bind(bind)
         .await
-        .context("cannot bind the controller on 127.0.0.1")?;
+        .with_context(|| format!("cannot bind the controller on {bind}"))?;
     let addr = listener.local_addr()?;
     let outputs = start_outputs(&cfg)?;
     let mut coord = cfg.coordinator(WorkerSide {
@@ -350,15 +455,21 @@ async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitC
         Err(e @ crate::soak::SoakStartError::Checkpoint(_)) => return Ok(config_error(e)),
         Err(e) => return Err(e.into()),
     };
+    // a resumed run measures its target from the resume on: its figures per request too
+    let base = coord.resume.as_ref().map(|r| r.settled.total.clone());
+    let target_record = match &record {
+        Some(r) => r.target.clone(),
+        None => TargetRecord::of(&cfg.plan.target, prepared.as_ref(), embedded_pid),
+    };
     let measuring = match prepared {
         Some(p) => Some(p.start(target.interval, live(&dashboard).cloned()).await),
         None => None,
     };
     let run = tokio::spawn(coordinator::run(listener, coord, outputs, control_rx));
-    let mut workers = Children::new();
     for (i, core) in local::assign_cores(n, &worker_cores)
         .into_iter()
         .enumerate()
+        .filter(|_| takeover.is_none())
     {
         let mut a = vec![
             "worker".to_string(),
@@ -374,6 +485,22 @@ async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitC
             a.push(c.to_string());
         }
         workers.spawn(&format!("worker {}", i + 1), &a, None, Some(&token))?;
+    }
+    // the children and where they rejoin, for `--resume`, and a keeper for them
+    let mut keeper = Children::surviving();
+    if let (Some(s), Some(soak_cfg)) = (&soak, &cfg.soak) {
+        let mut rec = RunRecord::new(record.as_ref(), addr, target_record)?;
+        match &takeover {
+            Some(t) => {
+                rec.workers = t.workers.records().to_vec();
+                rec.servers = t.servers.records().to_vec();
+            }
+            None => {
+                rec.workers = crate::soak::local::records(&workers);
+                rec.servers = crate::soak::local::records(&servers);
+            }
+        }
+        crate::soak::local::keep(&mut rec, &s.dir, soak_cfg.rejoin_grace, &mut keeper)?;
     }
     // a worker process that dies before joining must not leave the run waiting
     let (stop_watch, mut watch_rx) = tokio::sync::oneshot::channel::<()>();
@@ -401,7 +528,9 @@ async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitC
     };
     let result = match outcome {
         Ok((report, outputs)) => {
-            let telemetry = measured.as_ref().map(|m| m.summary(&report.total));
+            let telemetry = measured
+                .as_ref()
+                .map(|m| m.summary(&report.total, base.as_ref()));
             let resources = match &soak {
                 Some(s) => s.resources().await,
                 None => None,
@@ -423,14 +552,29 @@ async fn run_local(local: LocalRun, target: TargetSetup) -> anyhow::Result<ExitC
     if let (Some(s), true) = (soak, result.is_ok()) {
         s.close().await;
     }
+    let (wait, grace) = (Duration::from_secs(5), Duration::from_secs(5));
+    if let Some(t) = takeover.as_mut() {
+        t.target
+            .stop_all(Duration::ZERO, Duration::from_secs(10))
+            .await;
+    }
     if let Some(m) = measured {
         m.stop().await;
     }
-    workers
-        .stop_all(Duration::from_secs(5), Duration::from_secs(5))
-        .await;
+    workers.stop_all(wait, grace).await;
+    if let Some(t) = takeover.as_mut() {
+        t.workers.stop_all(wait, grace).await;
+    }
     servers
         .stop_all(Duration::ZERO, Duration::from_secs(12))
+        .await;
+    if let Some(t) = takeover.as_mut() {
+        t.servers
+            .stop_all(Duration::ZERO, Duration::from_secs(12))
+            .await;
+    }
+    keeper
+        .stop_all(Duration::ZERO, Duration::from_secs(2))
         .await;
     result
 }

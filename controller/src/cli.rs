@@ -49,6 +49,10 @@ pub enum Command {
     /// Run the reference runtime (same flags as `barrage-reference-runtime`).
     #[command(hide = true, name = "reference-runtime")]
     ReferenceRuntime(barrage_reference_runtime::Args),
+    /// Stop a soak run's children if its `barrage run` died and was not resumed (started
+    /// by `barrage run --soak`).
+    #[command(hide = true, name = "soak-keeper")]
+    SoakKeeper(crate::soak::keeper::KeeperArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -37,8 +37,6 @@ pub enum ConfigError {
     Secrets(#[from] AuthError),
     #[error(transparent)]
     Soak(#[from] crate::soak::SoakError),
-    #[error("--resume: only `barrage controller` can resume (its workers outlive it); `barrage run`'s workers die with it")]
-    ResumeLocal,
     #[error("--profile: {0}")]
     Profile(barrage_core::plan::UnknownProfile),
     #[error("--plan {path}: {source}; give a readable plan file")]
@@ -276,10 +274,8 @@ pub fn worker_count(
 
 /// `barrage run`'s flags, validated; `cores` and `taskset` describe this machine.
 pub fn local_run(args: &RunArgs, cores: usize, taskset: bool) -> Result<LocalRun, ConfigError> {
+    // `--resume` of `barrage run`: the first run's flags, rebuilt by `crate::soak::local`
     let cfg = build(&args.plan, &args.output)?;
-    if args.output.soak.resume.is_some() {
-        return Err(ConfigError::ResumeLocal);
-    }
     let workers = worker_count(
         args.workers,
         args.worker_cores.as_ref().map(|c| c.0.len()),

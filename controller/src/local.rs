@@ -7,6 +7,14 @@
 //! leaves no orphan. Workers get the run's token through a pipe inherited as fd 3
 //! (`--token-file /dev/fd/3`): it is never written to a file that could be left behind.
 //!
+//! A soak run's children ([`Children::surviving`]) are the exception: they must outlive a
+//! `barrage run` killed mid-soak so that `barrage run --resume` can take them back
+//! (`crate::soak::local`). They get a session of their own (no terminal's hangup reaches
+//! them) and no death signal; a keeper process (`crate::soak::keeper`) stops them if nobody
+//! resumes within the rejoin grace. A surviving worker also carries the token in its
+//! environment ([`TOKEN_ENV`]), readable only by its user and root, where a resumed run
+//! finds it.
+//!
 //! Servers print `listening on ADDR` as their first stdout line;
 //! [`Children::spawn_server`] reads it (the rest of their stdout is drained). Pinning:
 //! `taskset -c K` when available. Stopping: SIGTERM (through `kill -TERM`), then SIGKILL
@@ -42,6 +50,8 @@ pub fn cores() -> usize {
 struct Proc {
     name: String,
     pid: u32,
+    /// `barrage`'s arguments it was started with (its command line ends with them).
+    args: Vec<String>,
     child: Child,
 }
 
@@ -49,10 +59,16 @@ struct Proc {
 #[derive(Default)]
 pub struct Children {
     procs: Vec<Proc>,
+    /// Started to outlive `barrage` (a soak run's): own session, no death signal.
+    survive: bool,
 }
 
 /// The fd a worker reads its token from (`--token-file /dev/fd/3`).
 pub const TOKEN_FD: i32 = 3;
+
+/// The environment variable a surviving worker keeps the run's token in, for a resumed
+/// run to read back from `/proc/PID/environ` (the worker itself reads fd [`TOKEN_FD`]).
+pub const TOKEN_ENV: &str = "BARRAGE_RUN_TOKEN";
 
 /// A pipe holding `token` and already closed for writing: the read end, for one child.
 fn token_pipe(token: &Secret) -> anyhow::Result<OwnedFd> {
@@ -73,19 +89,25 @@ fn token_pipe(token: &Secret) -> anyhow::Result<OwnedFd> {
     Ok(read)
 }
 
-/// In the child, between fork and exec: die with the parent; `token` becomes fd 3.
+/// In the child, between fork and exec: die with the parent, or with `survive` leave its
+/// session instead; `token` becomes fd 3.
 ///
 /// The kernel sends the signal when the *thread* that forked exits, not only the process:
 /// spawn from the main thread or a runtime worker thread (both live as long as `barrage`),
 /// never from a short-lived blocking thread.
 #[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command, token: Option<i32>) {
+fn child_setup(cmd: &mut Command, token: Option<i32>, survive: bool) {
     let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure only calls async-signal-safe functions (prctl, getppid, dup2) and
-    // allocates nothing.
+    // SAFETY: the closure only calls async-signal-safe functions (setsid, prctl, getppid,
+    // dup2) and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(
+            if survive {
+                // a session (and process group) of its own: no terminal signal reaches it
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 libc::SIGKILL as libc::c_ulong,
                 0,
@@ -96,7 +118,7 @@ fn die_with_parent(cmd: &mut Command, token: Option<i32>) {
                 return Err(std::io::Error::last_os_error());
             }
             // the parent died before prctl took effect: nobody will stop this child
-            if libc::getppid() != parent {
+            if !survive && libc::getppid() != parent {
                 return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
             }
             // dup2 clears close-on-exec on the copy, so the child inherits it
@@ -114,6 +136,7 @@ fn command(
     args: &[String],
     env: &[(String, String)],
     pin: Option<usize>,
+    survive: bool,
 ) -> anyhow::Result<Command> {
     let exe = std::env::current_exe().context("cannot find barrage's own executable")?;
     let mut cmd = match pin {
@@ -124,10 +147,11 @@ fn command(
         }
         None => Command::new(exe),
     };
-    cmd.args(args)
-        .process_group(0)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    // a surviving child calls setsid, which a group leader may not
+    if !survive {
+        cmd.process_group(0);
+    }
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "warn");
     }
@@ -151,6 +175,27 @@ impl Children {
         Self::default()
     }
 
+    /// Children that outlive `barrage` (a soak run's; see the module's doc).
+    pub fn surviving() -> Self {
+        Children {
+            procs: Vec::new(),
+            survive: true,
+        }
+    }
+
+    /// Whether these children outlive `barrage` ([`Children::surviving`]).
+    pub fn survives(&self) -> bool {
+        self.survive
+    }
+
+    /// Each child's name, pid and `barrage` arguments, to record for a resume.
+    pub fn started(&self) -> Vec<(String, u32, Vec<String>)> {
+        self.procs
+            .iter()
+            .map(|p| (p.name.clone(), p.pid, p.args.clone()))
+            .collect()
+    }
+
     /// Starts barrage's mock LLM on a free loopback port (pinned to `pin`); returns its
     /// address. The embedded target and a `--target-cmd` target both have one behind them.
     pub async fn spawn_mock_llm(&mut self, pin: Option<usize>) -> anyhow::Result<String> {
@@ -170,8 +215,8 @@ impl Children {
         env: &[(String, String)],
         pin: Option<usize>,
     ) -> anyhow::Result<String> {
-        let mut cmd = command(args, env, pin)?;
-        die_with_parent(&mut cmd, None);
+        let mut cmd = command(args, env, pin, self.survive)?;
+        child_setup(&mut cmd, None, self.survive);
         cmd.stdout(Stdio::piped());
         let mut child = cmd
             .spawn()
@@ -181,6 +226,7 @@ impl Children {
         self.procs.push(Proc {
             name: name.into(),
             pid,
+            args: args.to_vec(),
             child,
         });
         let mut lines = BufReader::new(stdout).lines();
@@ -212,8 +258,12 @@ impl Children {
         token: Option<&Secret>,
     ) -> anyhow::Result<u32> {
         let pipe = token.map(token_pipe).transpose()?;
-        let mut cmd = command(args, &[], pin)?;
-        die_with_parent(&mut cmd, pipe.as_ref().map(|p| p.as_raw_fd()));
+        let env: Vec<(String, String)> = match token {
+            Some(t) if self.survive => vec![(TOKEN_ENV.into(), t.expose().to_string())],
+            _ => Vec::new(),
+        };
+        let mut cmd = command(args, &env, pin, self.survive)?;
+        child_setup(&mut cmd, pipe.as_ref().map(|p| p.as_raw_fd()), self.survive);
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start {name}"))?;
@@ -224,6 +274,7 @@ impl Children {
         self.procs.push(Proc {
             name: name.into(),
             pid,
+            args: args.to_vec(),
             child,
         });
         Ok(pid)

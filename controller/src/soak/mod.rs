@@ -6,6 +6,8 @@
 //! | `checkpoint.rs` | the run's merged state on disk every `--checkpoint-every`, atomically, and a partial summary beside it; `--resume` reads it back |
 //! | `resources.rs`  | the target's threads / assistants / store items / active runs before and after, and the verdict's inputs |
 //! | `paging.rs`     | the Agent Protocol counts and searches behind it, bounded by pages and time |
+//! | `local.rs`      | `barrage run --resume`: `local.json` (children, address, flags), taking the children over |
+//! | `keeper.rs`     | `barrage soak-keeper`: stops a dead `barrage run`'s children if nobody resumes |
 //!
 //! Why each piece: a long run must keep the controller's memory flat (the time series is
 //! downsampled: `barrage_core::timeseries`), must survive the controller's own crash (a
@@ -13,6 +15,8 @@
 //! must say whether the target drifts (`barrage_core::trend`: slopes with 95 % intervals
 //! after warm-up) and whether it gave back what the run created (`resources`).
 pub mod checkpoint;
+pub mod keeper;
+pub mod local;
 pub mod paging;
 pub mod resources;
 
@@ -53,7 +57,8 @@ pub struct SoakArgs {
     pub rejoin_grace: Option<Duration>,
     /// Continue the run checkpointed in DIR (a `*.checkpoint` folder of the results
     /// folder) after this controller was killed: its workers rejoin, and the figures so
-    /// far are loaded. Give the same plan flags as the first time.
+    /// far are loaded. `barrage controller`: give the same plan flags as the first time.
+    /// `barrage run`: give it alone; the first run's flags and children are in DIR.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
 }

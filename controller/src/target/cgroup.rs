@@ -237,6 +237,27 @@ impl Cgroup {
         })
     }
 
+    /// This group's folder (v1: the memory controller's, else the first there is).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Cgroup::V2 { dir, .. } => Some(dir),
+            Cgroup::V1 {
+                cpu,
+                cpuacct,
+                memory,
+                ..
+            } => memory.as_deref().or(cpu.as_deref()).or(cpuacct.as_deref()),
+        }
+    }
+
+    /// The same group, removed on drop as if created here (a resumed run's target's).
+    pub fn owned(mut self) -> Cgroup {
+        match &mut self {
+            Cgroup::V2 { created, .. } | Cgroup::V1 { created, .. } => *created = true,
+        }
+        self
+    }
+
     /// The `cgroup.procs` files a process must be written to, to join the group.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         match self {

@@ -4,7 +4,9 @@
 //! process it started (a start script, its server, the server's workers): SIGTERM to the
 //! group, SIGKILL after a grace period. Between fork and exec the child joins the tier's
 //! cgroup (before it can start anything, so no descendant escapes the limits), is pinned to
-//! its cores, and asks for SIGKILL should barrage die.
+//! its cores, and asks for SIGKILL should barrage die. A soak run's target must outlive a
+//! killed `barrage run` instead (`--resume` takes it back): it gets a session of its own
+//! (its process group all the same) and no death signal.
 //!
 //! It is told where to listen and which LLM to call through the environment the
 //! `deploy/targets/*/start.sh` scripts and barrage's reference runtime read: `PORT`,
@@ -58,12 +60,14 @@ pub struct TargetProcess {
 }
 
 /// Starts `sh -c cmd` in its own process group with `env`; with `cgroup_procs` it joins
-/// those `cgroup.procs` files, with `cores` it is pinned to them.
+/// those `cgroup.procs` files, with `cores` it is pinned to them; with `survive` it leads a
+/// session of its own and outlives barrage.
 pub fn spawn(
     cmd: &str,
     env: &[(String, String)],
     cgroup_procs: &[std::path::PathBuf],
     cores: Option<&[usize]>,
+    survive: bool,
 ) -> Result<TargetProcess, CommandError> {
     let files: Vec<OwnedFd> = cgroup_procs
         .iter()
@@ -81,11 +85,11 @@ pub fn spawn(
     let raw: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
     let cores: Vec<usize> = cores.map(<[usize]>::to_vec).unwrap_or_default();
     let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg(cmd)
-        .process_group(0)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    c.arg("-c").arg(cmd).stdin(Stdio::null()).kill_on_drop(true);
+    // setsid (below) makes a surviving command its group's leader; a leader cannot call it
+    if !survive {
+        c.process_group(0);
+    }
     if let Ok(exe) = std::env::current_exe() {
         c.env("BARRAGE", exe);
     }
@@ -94,12 +98,16 @@ pub fn spawn(
     }
     let parent = std::process::id() as libc::pid_t;
     let zero = CString::new("0").expect("no NUL");
-    // SAFETY: the closure calls only async-signal-safe functions (prctl, getppid, write,
-    // sched_setaffinity) on memory prepared before the fork, and allocates nothing.
+    // SAFETY: the closure calls only async-signal-safe functions (setsid, prctl, getppid,
+    // write, sched_setaffinity) on memory prepared before the fork, and allocates nothing.
     #[allow(unsafe_code)]
     unsafe {
         c.pre_exec(move || {
-            if libc::prctl(
+            if survive {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::prctl(
                 libc::PR_SET_PDEATHSIG,
                 libc::SIGKILL as libc::c_ulong,
                 0,

@@ -272,7 +272,13 @@ pub async fn start_command(
         None => None,
     };
     let procs = group.as_ref().map(Cgroup::procs_files).unwrap_or_default();
-    let mut process = command::spawn(cmd, &env, &procs, setup.cores.as_deref())?;
+    let mut process = command::spawn(
+        cmd,
+        &env,
+        &procs,
+        setup.cores.as_deref(),
+        servers.survives(),
+    )?;
     let url = cfg.plan.target.url.clone();
     if let Err(e) = process
         .wait_healthy(&url, &setup.health, setup.health_timeout)
@@ -335,6 +341,47 @@ pub fn watch_existing(
         process: None,
         llm,
     }))
+}
+
+/// A target command a resumed soak run took over from the `barrage run` that started it
+/// (`crate::soak::local`): its process tree, or the tier's cgroup (removed at the end, as
+/// the first run would have), and the mock LLM behind it.
+pub fn watch_adopted(
+    pid: u32,
+    cgroup: Option<&std::path::Path>,
+    llm: Option<String>,
+) -> anyhow::Result<Prepared> {
+    let source = match cgroup {
+        Some(path) => Source::Group(Cgroup::open(path)?.owned()),
+        None => Source::Tree(pid),
+    };
+    let limits = match &source {
+        Source::Group(g) => g.limits(),
+        Source::Tree(_) => Limits::default(),
+    };
+    Ok(Prepared {
+        source,
+        limits,
+        process: None,
+        llm,
+    })
+}
+
+impl Prepared {
+    /// What a resume needs of a target barrage started: the command's pid (its group's
+    /// leader) and its cgroup's folder, if any.
+    pub fn started(&self) -> (Option<u32>, Option<PathBuf>) {
+        let cgroup = match &self.source {
+            Source::Group(g) => g.path().map(std::path::Path::to_path_buf),
+            Source::Tree(_) => None,
+        };
+        (self.process.as_ref().map(|p| p.pid), cgroup)
+    }
+
+    /// The mock LLM behind the target, if barrage knows it.
+    pub fn llm(&self) -> Option<&str> {
+        self.llm.as_deref()
+    }
 }
 
 /// Sampling under way.
@@ -403,10 +450,14 @@ fn counter(total: &Snapshot, metric: &str) -> f64 {
 }
 
 impl Measured {
-    /// The summary's `target_telemetry`, with the run's requests and completed iterations.
-    pub fn summary(&self, total: &Snapshot) -> TargetSummary {
-        let requests = counter(total, builtin::HTTP_REQS);
-        let flows = counter(total, builtin::ITERATIONS) as u64;
+    /// The summary's `target_telemetry`, with the run's requests and completed iterations
+    /// since `base` (a resumed run measures its target from the resume on, so its
+    /// per-request figures take the requests since then: the checkpoint's totals).
+    pub fn summary(&self, total: &Snapshot, base: Option<&Snapshot>) -> TargetSummary {
+        let since =
+            |metric: &str| counter(total, metric) - base.map_or(0.0, |b| counter(b, metric));
+        let requests = since(builtin::HTTP_REQS).max(0.0);
+        let flows = since(builtin::ITERATIONS).max(0.0) as u64;
         self.finished
             .recorder
             .summary(requests, flows, self.llm_calls)
