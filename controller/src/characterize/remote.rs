@@ -83,8 +83,10 @@ impl RemoteArgs {
     pub fn check(&self) -> Result<Option<(SocketAddr, usize)>, Vec<String>> {
         let mut errors = Vec::new();
         let Some(listen) = self.listen else {
+            if self.expect_workers.is_some() {
+                errors.push("--expect-workers needs --listen ADDR (where the remote workers join, e.g. 0.0.0.0:7400); without --listen the plateaus run local workers (`-- --workers N`)".into());
+            }
             for (flag, set) in [
-                ("--expect-workers", self.expect_workers.is_some()),
                 ("--token-file", self.token_file.is_some()),
                 ("--tls-cert", self.tls_cert.is_some()),
                 ("--tls-key", self.tls_key.is_some()),
@@ -267,10 +269,7 @@ mod tests {
     fn remote_flags_need_listen_and_expect_workers() {
         assert_eq!(remote(None, None).check(), Ok(None));
         let e = remote(None, Some(2)).check().unwrap_err().join("\n");
-        assert!(
-            e.contains("--expect-workers is for remote workers: add --listen"),
-            "{e}"
-        );
+        assert!(e.contains("--expect-workers needs --listen ADDR"), "{e}");
         let mut r = remote(None, None);
         r.token_file = Some("t".into());
         r.join_timeout = Some(Duration::from_secs(5));
