@@ -18,7 +18,7 @@
 //! | [`results`]       | result names, the folder probe, atomic writes                          |
 //! | [`sweep`]         | `barrage sweep`: runtime × tier pairs, one `barrage run` each, a table |
 //! | [`characterize`]  | `barrage characterize`: plateaus up to the limit, bisection, the curve |
-//! | `child_run`       | one child `barrage run` and its summary (sweep's pairs, plateaus)      |
+//! | `child_run`       | one child `barrage run`/`controller` and its summary (pairs, plateaus) |
 //! | [`soak`]          | `--soak`: trends, checkpoints, `--resume`, the target's resources back to baseline |
 //! | [`target`]        | the target's processes: tiers (cgroups), `--target-cmd`, telemetry    |
 //! | [`output`]        | raw-point outputs: k6 NDJSON, k6 CSV                                   |

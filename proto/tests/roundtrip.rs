@@ -96,7 +96,8 @@ fn every_message_round_trips() {
             controller_version: "0.1.0".into(),
         }),
         controller_message::Msg::Reject(pb::Reject {
-            reason: "wrong token".into(),
+            reason: "run already started".into(),
+            retry: true,
         }),
         controller_message::Msg::Ping(pb::Ping {
             seq: 3,

@@ -37,6 +37,16 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
 
+    /// Serve run after run: when a run ends, dial --controller again and join the next
+    /// run (the next controller on that address, e.g. each plateau of `barrage
+    /// characterize --listen`); exit 0 once none has taken the worker for --idle-timeout.
+    #[arg(long)]
+    pub serve: bool,
+
+    /// With --serve: how long to wait for the next run before exiting [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
     /// Run a plan alone, with no controller, and print a summary at the end.
     #[arg(long)]
     pub standalone: bool,
@@ -103,7 +113,14 @@ pub struct JoinArgs {
     /// PEM bytes of `--tls-ca`.
     pub tls_ca: Option<Vec<u8>>,
     pub connect_timeout: Duration,
+    /// `--serve`: join run after run; the value is `--idle-timeout`, how long to wait for
+    /// the next run. `None`: one run, then exit.
+    pub serve: Option<Duration>,
 }
+
+/// `--idle-timeout`'s default: long enough for a controller between two runs (a
+/// characterization's next plateau, an operator starting the next plan).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What the flags ask for.
 #[derive(Debug, Clone)]
@@ -137,6 +154,8 @@ impl Args {
                 ("--token-file", self.token_file.is_some()),
                 ("--tls-ca", self.tls_ca.is_some()),
                 ("--name", self.name.is_some()),
+                ("--serve", self.serve),
+                ("--idle-timeout", self.idle_timeout.is_some()),
             ] {
                 if set {
                     errors.push(format!(
@@ -267,6 +286,15 @@ impl Args {
             if self.connect_timeout.is_zero() {
                 errors.push("--connect-timeout must be > 0, e.g. 30s".into());
             }
+            match (self.serve, self.idle_timeout) {
+                (false, Some(_)) => errors.push(
+                    "--idle-timeout only applies with --serve (a worker without it exits after one run); add --serve or drop it".into(),
+                ),
+                (true, Some(d)) if d.is_zero() => {
+                    errors.push("--idle-timeout must be > 0, e.g. 5m".into())
+                }
+                _ => {}
+            }
             let name = self.name.clone().unwrap_or_default();
             if name.chars().any(char::is_control) || name.len() > 128 {
                 errors.push("--name: use up to 128 printable characters".into());
@@ -279,12 +307,68 @@ impl Args {
                     name,
                     tls_ca,
                     connect_timeout: self.connect_timeout,
+                    serve: self
+                        .serve
+                        .then(|| self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT)),
                 })
             })
         };
         match mode {
             Some(mode) if errors.is_empty() => Ok(mode),
             _ => Err(ArgsError(errors.join("\n"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn validate(argv: &[&str]) -> Result<Mode, String> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("barrage-worker").chain(argv.iter().copied()))
+                .map_err(|e| e.to_string())?;
+        cli.args.validate().map_err(|e| e.0)
+    }
+
+    #[test]
+    fn serve_and_idle_timeout_are_checked() {
+        let url = "http://127.0.0.1:7400";
+        match validate(&["--controller", url, "--serve"]) {
+            Ok(Mode::Join(j)) => assert_eq!(j.serve, Some(DEFAULT_IDLE_TIMEOUT)),
+            other => panic!("{:?}", other.err()),
+        }
+        match validate(&["--controller", url, "--serve", "--idle-timeout", "20s"]) {
+            Ok(Mode::Join(j)) => assert_eq!(j.serve, Some(Duration::from_secs(20))),
+            other => panic!("{:?}", other.err()),
+        }
+        match validate(&["--controller", url]) {
+            Ok(Mode::Join(j)) => assert_eq!(j.serve, None),
+            other => panic!("{:?}", other.err()),
+        }
+        for (argv, needle) in [
+            (
+                &["--controller", url, "--idle-timeout", "20s"][..],
+                "--idle-timeout only applies with --serve",
+            ),
+            (
+                &["--controller", url, "--serve", "--idle-timeout", "0s"][..],
+                "--idle-timeout must be > 0",
+            ),
+            (
+                &["--standalone", "--profile", "smoke", "--serve"][..],
+                "--serve is for joining a controller",
+            ),
+        ] {
+            let e = validate(argv).err().unwrap_or_default();
+            assert!(e.contains(needle), "{argv:?}: {e}");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The worker's side of `Controller.Join` (see proto/barrage.proto's header comment):
 //!
 //! ```text
-//! connect (retry ≤ --connect-timeout) ─► Hello ─► Welcome | Reject (exit 3)
+//! connect (retry ≤ --connect-timeout, crate::dial) ─► Hello ─► Welcome | Reject (exit 3)
 //! Ping ─► Pong (always)     Assignment ─► validate, build flow ─► Ready | WorkerError (exit 2)
 //! Start ─► run at start_at + clock_offset ─► Snapshot / PointBatch every interval
 //! Reassign ─► follow the new segment       Stop{graceful} / Abort ─► stop ─► Done ─► exit 0
@@ -17,11 +17,16 @@
 //! tries to deliver its last figures (`Done` with an `error`), so a controller that was only
 //! stalled loses nothing.
 //!
+//! "exit N" above is how one conversation ends ([`Ended`]); a worker with `--serve`
+//! (`crate::serve`) goes on to the next run after a 0, and after a `Reject` that says
+//! `retry` (the controller's run started without it, or is full).
+//!
 //! The outgoing half is an `mpsc` channel read by tonic through a `ReceiverStream`; the
 //! incoming half is read in one `select!` with the run's end, so a broken stream is
 //! noticed at once.
 use crate::cli::JoinArgs;
 use crate::clock::{unix_now_us, Clock};
+use crate::dial::{connect_until, error_chain, hello, DialError, OUT_QUEUE};
 use crate::executor::{Controls, ScenarioEngine};
 use crate::interval::Tick;
 use crate::registry::Registry;
@@ -32,17 +37,13 @@ use crate::{exit_code, pin};
 use barrage_core::validity::WorkerHealth;
 use barrage_core::{liveness, Plan, Secret, Segment, Snapshot};
 use barrage_proto::pb::{self, controller_message::Msg as In, worker_message::Msg as Out};
-use barrage_proto::{
-    health_to_pb, segment_from_pb, snapshot_to_pb, ControllerClient, MAX_MESSAGE_BYTES,
-};
+use barrage_proto::{health_to_pb, segment_from_pb, snapshot_to_pb};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::rc::Rc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, Duration, Instant};
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 /// After the schedule ended by itself and Done went out: how long to wait for the
 /// controller's Stop or end of stream.
@@ -50,8 +51,6 @@ pub const AFTER_DONE_WAIT: Duration = Duration::from_secs(10);
 /// A lost controller, load stopped: how long the run's end may take to come in after the
 /// hard cancel, and then how long the last figures get to leave before the process exits.
 pub const LOST_FLUSH: Duration = Duration::from_secs(1);
-/// Outgoing messages queued at most (snapshots beyond it are dropped with a warning).
-const OUT_QUEUE: usize = 256;
 
 /// Builds the flow of an assignment; an `Err` is sent as a fatal `WorkerError`.
 pub type MakeScenario<S> = dyn Fn(&Plan, &BTreeMap<String, Secret>) -> Result<S, String>;
@@ -62,12 +61,27 @@ pub fn run(args: JoinArgs) -> anyhow::Result<ExitCode> {
     let make: Box<MakeScenario<crate::flow::AgentFlow>> = Box::new(|plan, secrets| {
         crate::flow::AgentFlow::new(plan, secrets).map_err(|e| e.to_string())
     });
-    let code = local.block_on(&runtime, converse(args, &*make));
+    let code = match args.serve {
+        Some(idle) => local.block_on(&runtime, crate::serve::serve(args, idle, &*make)),
+        None => local.block_on(&runtime, converse(args, &*make)),
+    };
     Ok(exit_code::code(code))
 }
 
 /// A failure that ends the conversation with an exit code.
 struct Exit(u8);
+
+/// How one conversation with a controller ended.
+pub enum Ended {
+    /// Exit with this code (0: the run is over).
+    Code(u8),
+    /// No controller answered at the address by the dial deadline.
+    Unreachable { attempts: u32, failure: String },
+    /// The controller did not take this worker into its run: a `Reject.retry` (the run
+    /// started already, or is full), or, serving, a stream closed before any assignment
+    /// (a finished run's controller shutting down); another run may.
+    NotNow(String),
+}
 
 /// One assignment, validated.
 struct Assigned<S> {
@@ -99,122 +113,36 @@ struct Running {
     start_at_us: i64,
 }
 
-/// Talks to the controller until the run is over; returns the exit code.
+/// Talks to the controller (dialling it for `--connect-timeout`) until the run is over;
+/// returns the exit code.
 pub async fn converse<S: Scenario + 'static>(args: JoinArgs, make: &MakeScenario<S>) -> u8 {
-    match converse_inner(args, make).await {
-        Ok(code) | Err(Exit(code)) => code,
-    }
-}
-
-async fn connect(
-    args: &JoinArgs,
-    hello: pb::WorkerMessage,
-) -> Result<
-    (
-        mpsc::Sender<pb::WorkerMessage>,
-        tonic::Streaming<pb::ControllerMessage>,
-    ),
-    Exit,
-> {
-    connect_until(args, hello, Instant::now() + args.connect_timeout).await
-}
-
-/// [`connect`], retrying until `deadline` (a rejoin dials until its grace is over).
-async fn connect_until(
-    args: &JoinArgs,
-    hello: pb::WorkerMessage,
-    deadline: Instant,
-) -> Result<
-    (
-        mpsc::Sender<pb::WorkerMessage>,
-        tonic::Streaming<pb::ControllerMessage>,
-    ),
-    Exit,
-> {
-    let mut endpoint = Endpoint::from_shared(args.controller.clone()).map_err(|e| {
-        barrage_core::errln!("barrage-worker: --controller {}: {e}", args.controller);
-        Exit(exit_code::CONFIG)
-    })?;
-    endpoint = endpoint
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(20));
-    if let Some(pem) = &args.tls_ca {
-        endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
-            .map_err(|e| {
-                barrage_core::errln!("barrage-worker: --tls-ca: {e}");
-                Exit(exit_code::CONFIG)
-            })?;
-    }
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let failure = match endpoint.connect().await {
-            Ok(channel) => {
-                let mut client = ControllerClient::new(channel)
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES);
-                let (tx, rx) = mpsc::channel(OUT_QUEUE);
-                // Hello is queued before the call: a controller may read it before answering
-                let _ = tx.send(hello.clone()).await;
-                let mut request = tonic::Request::new(ReceiverStream::new(rx));
-                if let Some(token) = &args.token {
-                    let value = format!("Bearer {}", token.expose()).parse().map_err(|_| {
-                        barrage_core::errln!(
-                            "barrage-worker: --token-file: the token is not a valid header value"
-                        );
-                        Exit(exit_code::CONFIG)
-                    })?;
-                    request
-                        .metadata_mut()
-                        .insert(barrage_proto::AUTH_METADATA, value);
-                }
-                match client.join(request).await {
-                    Ok(response) => return Ok((tx, response.into_inner())),
-                    Err(status)
-                        if status.code() == tonic::Code::Unauthenticated
-                            || status.code() == tonic::Code::PermissionDenied =>
-                    {
-                        barrage_core::errln!(
-                            "barrage-worker: rejected by the controller: {}",
-                            status.message()
-                        );
-                        return Err(Exit(exit_code::REJECTED));
-                    }
-                    Err(status) => format!("join: {status}"),
-                }
-            }
-            Err(e) => format!("connect: {}", error_chain(&e)),
-        };
-        if Instant::now() >= deadline {
+    match conversation(&args, make, Instant::now() + args.connect_timeout).await {
+        Ended::Code(code) => code,
+        Ended::Unreachable { attempts, failure } => {
             barrage_core::errln!(
-                "barrage-worker: cannot reach the controller at {} after {attempt} attempts ({failure}); check the address or raise --connect-timeout",
+                "barrage-worker: cannot reach the controller at {} after {attempts} attempts ({failure}); check the address or raise --connect-timeout",
                 args.controller
             );
-            return Err(Exit(exit_code::LOST_CONTROLLER));
+            exit_code::LOST_CONTROLLER
         }
-        tracing::debug!(attempt, %failure, "controller not reachable yet; retrying");
-        tokio::time::sleep(Duration::from_millis(250).min(deadline - Instant::now())).await;
+        Ended::NotNow(reason) => {
+            barrage_core::errln!("barrage-worker: rejected by the controller: {reason}");
+            exit_code::REJECTED
+        }
     }
 }
 
-fn hello(args: &JoinArgs) -> pb::WorkerMessage {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    msg(Out::Hello(pb::Hello {
-        version: barrage_core::VERSION.into(),
-        protocol: barrage_core::PROTOCOL,
-        host,
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-        core: args.core.map_or(-1, |c| c as i32),
-        pid: std::process::id(),
-        name: args.name.clone(),
-        rejoin: None,
-    }))
+/// One conversation: dials the controller until `dial_deadline`, then takes part in its
+/// run to the end.
+pub async fn conversation<S: Scenario + 'static>(
+    args: &JoinArgs,
+    make: &MakeScenario<S>,
+    dial_deadline: Instant,
+) -> Ended {
+    match converse_inner(args, make, dial_deadline).await {
+        Ok(ended) => ended,
+        Err(Exit(code)) => Ended::Code(code),
+    }
 }
 
 fn msg(m: Out) -> pb::WorkerMessage {
@@ -399,10 +327,17 @@ fn start_run<S: Scenario + 'static>(
 }
 
 async fn converse_inner<S: Scenario + 'static>(
-    args: JoinArgs,
+    args: &JoinArgs,
     make: &MakeScenario<S>,
-) -> Result<u8, Exit> {
-    let (mut tx, mut inbound) = connect(&args, hello(&args)).await?;
+    dial_deadline: Instant,
+) -> Result<Ended, Exit> {
+    let (mut tx, mut inbound) = match connect_until(args, hello(args), dial_deadline).await {
+        Ok(c) => c,
+        Err(DialError::Fatal(code)) => return Err(Exit(code)),
+        Err(DialError::Unreachable { attempts, failure }) => {
+            return Ok(Ended::Unreachable { attempts, failure })
+        }
+    };
     // the run task's snapshots go through the relay to whichever stream is current
     let (relay_tx, mut relay) = Relay::new(OUT_QUEUE);
     let mut worker_id = String::new();
@@ -436,7 +371,7 @@ async fn converse_inner<S: Scenario + 'static>(
                 }
                 tracing::info!(iterations = end.totals.iterations, dropped = end.totals.dropped, "run over; sending Done");
                 send(&tx, done_msg(Some(&end), String::new())).await?;
-                return Ok(finish(tx, inbound, stop_asked).await);
+                return Ok(Ended::Code(finish(tx, inbound, stop_asked).await));
             }
             m = inbound.message() => {
                 let m = match m {
@@ -447,12 +382,12 @@ async fn converse_inner<S: Scenario + 'static>(
                         let grace = running.as_ref().map_or(Duration::ZERO, |r| r.rejoin_grace);
                         if let (Some(r), Some(a)) = (running.as_ref().filter(|_| grace > Duration::ZERO), assigned.as_ref()) {
                             tracing::warn!(reason = %why, grace_ms = grace.as_millis() as u64, "lost the controller; the load goes on while dialling it again");
-                            let again = rejoin_hello(hello(&args), pb::Rejoin {
+                            let again = rejoin_hello(hello(args), pb::Rejoin {
                                 worker_id: worker_id.clone(),
                                 plan_hash: a.plan_hash.clone(),
                                 start_at_unix_us: r.start_at_us,
                             });
-                            let dial = connect_until(&args, again, last_word + grace);
+                            let dial = connect_until(args, again, last_word + grace);
                             tokio::pin!(dial);
                             let back = loop {
                                 tokio::select! {
@@ -473,6 +408,10 @@ async fn converse_inner<S: Scenario + 'static>(
                                 continue;
                             }
                         }
+                        if args.serve.is_some() && assigned.is_none() {
+                            // nothing ran: a finished run's controller shutting down
+                            return Ok(Ended::NotNow(format!("the controller closed the stream before assigning a share ({why})")));
+                        }
                         return Err(lost(&why, running.take(), &root, tx, None).await);
                     }
                 };
@@ -482,6 +421,7 @@ async fn converse_inner<S: Scenario + 'static>(
                         tracing::info!(worker = %w.worker_id, interval_ms = w.interval_ms, controller = %w.controller_version, "welcomed");
                         worker_id = w.worker_id;
                     }
+                    In::Reject(r) if r.retry && assigned.is_none() => return Ok(Ended::NotNow(r.reason)),
                     In::Reject(r) => {
                         barrage_core::errln!("barrage-worker: rejected by the controller: {}", r.reason);
                         return Err(Exit(exit_code::REJECTED));
@@ -526,7 +466,7 @@ async fn converse_inner<S: Scenario + 'static>(
                             Some(run) => { let _ = run.stop.send(Some(if s.graceful { run.grace } else { Duration::ZERO })); }
                             None => {
                                 send(&tx, done_msg(None, String::new())).await?;
-                                return Ok(finish(tx, inbound, true).await);
+                                return Ok(Ended::Code(finish(tx, inbound, true).await));
                             }
                         }
                     }
@@ -537,7 +477,7 @@ async fn converse_inner<S: Scenario + 'static>(
                             Some(run) => { let _ = run.stop.send(Some(Duration::ZERO)); run.hard.cancel(); }
                             None => {
                                 send(&tx, done_msg(None, String::new())).await?;
-                                return Ok(finish(tx, inbound, true).await);
+                                return Ok(Ended::Code(finish(tx, inbound, true).await));
                             }
                         }
                     }
@@ -626,22 +566,6 @@ async fn lost(
     }
     root.cancel();
     Exit(exit_code::LOST_CONTROLLER)
-}
-
-/// An error with its sources (`transport error: … invalid peer certificate: UnknownIssuer`),
-/// so a TLS or DNS problem is named instead of a bare "transport error".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

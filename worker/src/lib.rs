@@ -8,7 +8,9 @@
 //! | [`cli`]       | [`Args`] (flags, `clap::Args`) → validated [`cli::Mode`]                |
 //! | [`exit_code`] | every exit code                                                         |
 //! | [`join`]      | the gRPC conversation with the controller (Hello … Done)               |
+//! | `dial`        | dialling the controller: TLS, token, `Hello`, retries to a deadline     |
 //! | [`rejoin`]    | soak runs: the load goes on while a lost controller is dialled again    |
+//! | [`serve`]     | `--serve`: run after run, redialling the controller between runs        |
 //! | [`standalone`]| `--standalone`: plan from file/profile, run, k6-like summary            |
 //! | [`session`]   | one run: executor runtime + snapshot ticker + final cut                 |
 //! | [`executor`]  | executor runtimes (closed VU curve, arrival rate); VU lifecycle table   |
@@ -43,6 +45,7 @@ pub mod sample;
 
 pub mod cli;
 pub mod clock;
+mod dial;
 pub mod executor;
 pub mod exit_code;
 pub mod health;
@@ -51,6 +54,7 @@ pub mod join;
 pub mod pin;
 pub mod registry;
 pub mod rejoin;
+pub mod serve;
 pub mod session;
 pub mod standalone;
 pub mod vu;

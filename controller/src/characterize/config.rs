@@ -16,6 +16,10 @@ pub struct CharacterizeArgs {
     /// plateaus).
     #[command(flatten)]
     pub plan: PlanArgs,
+    /// Remote workers: `--listen ADDR --expect-workers N` and `barrage controller`'s other
+    /// worker-facing flags.
+    #[command(flatten)]
+    pub remote: super::remote::RemoteArgs,
     /// What to step: vus (closed model, constant VUs) or rate (open model, iterations/s).
     #[arg(long, value_enum, default_value_t = By::Vus)]
     pub by: By,
@@ -65,7 +69,8 @@ pub struct CharacterizeArgs {
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results_dir: PathBuf,
     /// Flags passed to every plateau's `barrage run` (after `--`), e.g. `-- --workers 2
-    /// --target-cmd "…"`; plan and output flags go before `--`.
+    /// --target-cmd "…"`, or with --listen its `barrage controller`'s; plan, output and
+    /// remote-worker flags go before `--`.
     #[arg(last = true, value_name = "RUN_FLAGS")]
     pub run_flags: Vec<String>,
 }
@@ -321,7 +326,7 @@ impl Settings {
         }
         for f in &a.run_flags {
             let name = f.split('=').next().unwrap_or(f);
-            if OWNED_RUN_FLAGS.contains(&name) {
+            if OWNED_RUN_FLAGS.contains(&name) || super::remote::CONTROLLER_FLAGS.contains(&name) {
                 errors.push(format!(
                     "{name} after `--`: characterize sets it itself or takes it before `--`; move it before `--` (or drop it)"
                 ));

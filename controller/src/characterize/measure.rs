@@ -56,6 +56,8 @@ pub struct Measured {
     /// Target CPU (% of one core) and RSS over the plateau, when telemetry exists.
     pub target_cpu_pct: Option<f64>,
     pub target_rss_bytes: Option<u64>,
+    /// Workers that took part in the plateau's run (the summary's `workers`).
+    pub workers: usize,
     /// Why the run cannot be trusted (the generator or the rig was the limit), if so.
     pub invalid: Option<String>,
     /// The plateau run's `summary.json`, where every other figure of it is.
@@ -197,7 +199,146 @@ pub fn measure(
             .map_or(0.0, |m| m.count()),
         target_cpu_pct,
         target_rss_bytes,
+        workers: summary.workers.len(),
         invalid: invalid_reason(summary, st),
         summary: String::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::By;
+    use super::super::plateau::{plateau_stage, scenario};
+    use super::super::search::{search, tests::settings};
+    use super::*;
+    use barrage_core::stages::StageBook;
+    use barrage_core::summary::{assemble, host, rig, RunFacts, RunMode};
+    use barrage_core::timeseries::{TimePoint, TimeSeries};
+    use barrage_core::validity::{ProblemKind, Validity, ValidityBounds, ValidityProblem};
+    use barrage_core::{MetricKind, Plan, Profile, SeriesKey, Snapshot};
+    use std::time::{Duration, SystemTime};
+
+    /// The summary of a plateau run at `load` VUs (1 s warm-up + 3 s plateau), each VU
+    /// completing one good 400 ms flow a second; `saturated_in`: the run's own validity
+    /// verdict found its worker's CPU saturated in that stage (`None`: a valid run).
+    fn plateau_summary(load: f64, saturated_in: Option<u32>) -> Summary {
+        let s = settings(By::Vus, Some(1000.0));
+        let mut plan = Plan::profile(Profile::Smoke);
+        plan.scenario = scenario(&s, load);
+        plan.thresholds.clear();
+        let mut stages = StageBook::new(&plan.scenario, plan.interval);
+        let mut total = Snapshot::default();
+        let mut ts = TimeSeries {
+            interval_ms: 1000,
+            ..TimeSeries::default()
+        };
+        for seq in 0..4 {
+            let mut snap = Snapshot {
+                vus: load as u64,
+                ..Snapshot::default()
+            };
+            for _ in 0..load as u64 {
+                let mut add = |m: &str, kind, v| snap.add(SeriesKey::new(m), kind, v);
+                add(builtin::AGENT_FLOW_DURATION, MetricKind::Trend, 400_000.0);
+                add(builtin::ITERATIONS, MetricKind::Counter, 1.0);
+                add(builtin::HTTP_REQS, MetricKind::Counter, 8.0);
+                add(builtin::HTTP_REQ_FAILED, MetricKind::Rate, 0.0);
+                add(builtin::AGENT_FLOW_SUCCESS_RATE, MetricKind::Rate, 1.0);
+            }
+            stages.add(seq, &snap);
+            ts.push(TimePoint::from_interval(seq, &snap, 1));
+            total.merge(&snap).unwrap();
+        }
+        let validity = Validity {
+            valid: saturated_in.is_none(),
+            problems: saturated_in
+                .map(|stage| ValidityProblem {
+                    worker: Some("w-1".into()),
+                    stage,
+                    stage_kind: barrage_core::stages::StageKind::Plateau,
+                    what: ProblemKind::WorkerCpu,
+                    observed: 99.0,
+                    bound: 90.0,
+                    unit: "% of a core".into(),
+                    detail: "the worker's CPU was 99.0 % of a core".into(),
+                })
+                .into_iter()
+                .collect(),
+            bounds: ValidityBounds::from(&plan.validity),
+            unchecked: vec![],
+            allow_invalid: false,
+        };
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let elapsed = Duration::from_secs(4);
+        assemble(RunFacts {
+            mode: RunMode::Controller,
+            plan: &plan,
+            rig: rig("test"),
+            host: host(),
+            start,
+            end: start + elapsed,
+            elapsed,
+            total: &total,
+            timeseries: &ts,
+            stages: Some(&stages),
+            target_telemetry: None,
+            workers: vec![],
+            verdicts: &[],
+            end_reason: "completed".into(),
+            exit_code: if saturated_in.is_some() { 97 } else { 0 },
+            late_snapshots: 0,
+            validity: Some(validity),
+        })
+    }
+
+    fn measured(load: f64, saturated_in: Option<u32>) -> Measured {
+        let s = settings(By::Vus, Some(1000.0));
+        measure(
+            &plateau_summary(load, saturated_in),
+            plateau_stage(&s),
+            load,
+            builtin::AGENT_FLOW_DURATION,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_runs_validity_verdict_on_the_plateau_stage_makes_it_invalid() {
+        let valid = measured(4.0, None);
+        assert_eq!(valid.invalid, None);
+        assert_eq!(valid.p95_ms.map(f64::round), Some(400.0), "{valid:?}");
+        assert_eq!(valid.throughput, 4.0, "{valid:?}");
+        let invalid = measured(4.0, Some(1)).invalid.expect("invalid");
+        for part in [
+            "worker_cpu",
+            "w-1",
+            "99.0 %",
+            "the generator, not the target",
+        ] {
+            assert!(invalid.contains(part), "{part}: {invalid}");
+        }
+        // a problem in the warm-up stage alone does not touch the measured plateau
+        assert_eq!(measured(4.0, Some(0)).invalid, None);
+    }
+
+    #[test]
+    fn an_invalid_plateau_stops_the_step_up_as_the_generators_limit() {
+        // every plateau keeps the SLO and grows; from 6 VUs on, the generator saturates
+        let s = settings(By::Vus, Some(1000.0));
+        let (r, err) = search(&s, |_, load| {
+            Ok::<_, ()>(measured(load, (load >= 6.0).then_some(1)))
+        });
+        assert!(err.is_none());
+        let loads: Vec<f64> = r.plateaus.iter().map(|p| p.measured.load).collect();
+        assert_eq!(loads, [1.0, 2.0, 4.0, 8.0, 6.0, 5.0], "{}", r.stop);
+        assert_eq!((r.last_good, r.first_bad), (Some(5.0), Some(6.0)));
+        let bad = r.plateaus.iter().find(|p| p.measured.load == 8.0).unwrap();
+        assert!(bad.verdict.slo_ok && bad.verdict.growth_ok && !bad.verdict.valid);
+        assert!(
+            bad.verdict.reasons[0].contains("invalid run")
+                && bad.verdict.reasons[0].contains("the generator, not the target, was the limit"),
+            "{:?}",
+            bad.verdict
+        );
+    }
 }

@@ -6,7 +6,8 @@
 //! | file         | holds                                                                  |
 //! |--------------|------------------------------------------------------------------------|
 //! | `config.rs`  | [`CharacterizeArgs`] (flags) → `Settings` (validated), the banner      |
-//! | `plateau.rs` | one plateau: its plan, a child `barrage run`, its figures              |
+//! | `remote.rs`  | `--listen`/`--expect-workers`: plateaus on remote (serving) workers    |
+//! | `plateau.rs` | one plateau: its plan, a child `barrage run`/`controller`, its figures |
 //! | `measure.rs` | a plateau's figures from its summary's plateau stage; run validity     |
 //! | `search.rs`  | the verdict of a plateau, step-up then bisection (pure)                |
 //! | `curve.rs`   | `Report` (`characterize.json`): capacity, throughput, knee, the table  |
@@ -15,7 +16,9 @@
 //! then exactly the run a user gets with that plan, with its own `summary.json` to look
 //! into, and a target that dies ends only its plateau. The warm-up is a stage of the same
 //! run, so it warms the same target processes and is left out by taking only the plateau
-//! stage's section of the summary.
+//! stage's section of the summary. With `--listen ADDR --expect-workers N` each plateau is
+//! a child `barrage controller` on that address instead, and the workers, started once with
+//! `barrage worker --controller URL --serve`, join one plateau after the other.
 //!
 //! Output, in `--results-dir`: `characterize.json`, `characterize.txt` (the table),
 //! `characterize.png`/`.svg` (the chart), and `characterize/pNN-LOAD/` per plateau (its
@@ -24,6 +27,7 @@ pub mod config;
 mod curve;
 mod measure;
 mod plateau;
+mod remote;
 mod search;
 
 pub use config::CharacterizeArgs;
@@ -69,6 +73,14 @@ pub fn run(args: CharacterizeArgs) -> anyhow::Result<ExitCode> {
             },
             None => true,
         };
+    let remote =
+        match args
+            .remote
+            .validate(&plan_args, embedded, &args.run_flags, &args.results_dir)
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(refuse(e)),
+        };
     let dir = &args.results_dir;
     let json_path = dir.join("characterize.json");
     let plateaus_dir = dir.join("characterize");
@@ -88,15 +100,20 @@ pub fn run(args: CharacterizeArgs) -> anyhow::Result<ExitCode> {
         settings: settings.clone(),
         dir: plateaus_dir,
         run_flags: args.run_flags.clone(),
+        remote,
     };
     errln!(
-        "barrage characterize: {} ({})\n{settings}",
+        "barrage characterize: {} ({})\n{}\n{settings}",
         if embedded {
             "the embedded reference runtime and mock LLM".to_string()
         } else {
             runner.base.target.url.clone()
         },
-        runner.base.target.runtime
+        runner.base.target.runtime,
+        match &runner.remote {
+            Some(r) => r.to_string(),
+            None => "workers: local (each plateau is a `barrage run`)".to_string(),
+        }
     );
     let (found, error) = search::search(&settings, |n, load| {
         errln!(
@@ -125,7 +142,7 @@ pub fn run(args: CharacterizeArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(match error {
         None => ExitCode::SUCCESS,
-        Some(PlateauError::Refused) => refuse(PlateauError::Refused),
+        Some(e @ PlateauError::Refused(_)) => refuse(e),
         Some(e) => {
             errln!("barrage characterize: stopped: {e}");
             ExitCode::from(exit_code::FAILURE)

@@ -1,6 +1,7 @@
 //! One plateau: its plan (the user's flow, target and auth with the plateau's scenario), a
-//! child `barrage run` of it (`crate::child_run`, as `barrage sweep` runs its pairs), and
-//! the plateau's figures read back from the run's summary.
+//! child `barrage run` of it (`crate::child_run`, as `barrage sweep` runs its pairs), or
+//! with remote workers a child `barrage controller` (`super::remote`), and the plateau's
+//! figures read back from the run's summary.
 //!
 //! The scenario holds the load for warm-up + plateau as two stages, so the run's summary
 //! has the plateau on its own (`stages[1]`; `stages[0]` with no warm-up):
@@ -38,8 +39,8 @@ pub enum PlateauError {
     },
     #[error("the plateau's plan does not serialize: {0}")]
     Plan(String),
-    #[error("`barrage run` refused the plateau's flags or plan (see its message above); fix the flags after `--`")]
-    Refused,
+    #[error("`barrage {0}` refused the plateau's flags or plan (see its message above); fix the flags after `--`")]
+    Refused(&'static str),
     #[error("cannot run the plateau: {0:#}")]
     Spawn(anyhow::Error),
     #[error("plateau {n} ({load}): {why}; see {log}")]
@@ -64,8 +65,10 @@ pub struct Runner {
     pub settings: Settings,
     /// `{results_dir}/characterize/`: one folder per plateau.
     pub dir: PathBuf,
-    /// Passed to every `barrage run` as given.
+    /// Passed to every `barrage run` (`barrage controller`) as given.
     pub run_flags: Vec<String>,
+    /// Remote workers: each plateau is a `barrage controller` with these flags.
+    pub remote: Option<super::remote::Remote>,
 }
 
 /// Iterations per minute for a rate in iterations/s.
@@ -164,19 +167,12 @@ impl Runner {
         let plan_path = dir.join("plan.toml");
         let plan = self.plan(load);
         std::fs::write(&plan_path, self.plan_toml(&plan)?).map_err(io(&plan_path))?;
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "--no-progress".into(),
-            "--plan".into(),
-            plan_path.display().to_string(),
-            "--results-dir".into(),
-            dir.display().to_string(),
-        ];
+        let mut args = self.child_args(&plan_path, &dir);
         args.extend(self.run_flags.iter().cloned());
         let log = dir.join("run.log");
         let exit = child_run::run(&self.exe, &args, &log).map_err(PlateauError::Spawn)?;
         if exit.refused_flags() {
-            return Err(PlateauError::Refused);
+            return Err(PlateauError::Refused(exit.1));
         }
         let no_figures = |why: String| PlateauError::NoFigures {
             n,
@@ -205,6 +201,27 @@ impl Runner {
         }
         m.summary = path.display().to_string();
         Ok(m)
+    }
+
+    /// The child's subcommand and flags before the user's (those after `--`).
+    fn child_args(&self, plan: &Path, dir: &Path) -> Vec<String> {
+        let command = if self.remote.is_some() {
+            "controller"
+        } else {
+            "run"
+        };
+        let mut args: Vec<String> = vec![
+            command.into(),
+            "--no-progress".into(),
+            "--plan".into(),
+            plan.display().to_string(),
+            "--results-dir".into(),
+            dir.display().to_string(),
+        ];
+        if let Some(r) = &self.remote {
+            args.extend(r.controller_flags.iter().cloned());
+        }
+        args
     }
 }
 
@@ -269,6 +286,7 @@ mod tests {
             settings: settings(By::Rate, None),
             dir: PathBuf::from("results"),
             run_flags: vec![],
+            remote: None,
         };
         let plan = r.plan(4.0);
         assert!(plan.thresholds.is_empty());

@@ -303,6 +303,7 @@ pub(crate) mod tests {
             dropped_iterations: 0.0,
             target_cpu_pct: None,
             target_rss_bytes: None,
+            workers: 1,
             invalid: None,
             summary: String::new(),
         }

@@ -53,11 +53,12 @@ async fn next(inbound: &mut Streaming<WorkerMessage>) -> Result<worker_message::
     }
 }
 
-/// A `Reject` message.
-pub(crate) fn reject(reason: impl Into<String>) -> ControllerMessage {
+/// A `Reject` message; `retry`: the refusal is about this run only (see the proto).
+pub(crate) fn reject(reason: impl Into<String>, retry: bool) -> ControllerMessage {
     ControllerMessage {
         msg: Some(controller_message::Msg::Reject(pb::Reject {
             reason: reason.into(),
+            retry,
         })),
     }
 }
@@ -91,7 +92,7 @@ pub(crate) async fn run(
     };
     if let Err(reason) = check_hello(&hello, shared.allow_version_mismatch) {
         tracing::warn!(?peer, host = %hello.host, %reason, "worker refused");
-        let _ = out.send(Ok(reject(reason))).await;
+        let _ = out.send(Ok(reject(reason, false))).await;
         return;
     }
     let (reply_tx, reply_rx) = oneshot::channel();
@@ -106,9 +107,11 @@ pub(crate) async fn run(
     }
     let id = match reply_rx.await {
         Ok(Ok(id)) => id,
+        // the hub refuses a worker for its run's sake only (started, full, not the one
+        // that left): a serving worker may take part in the next run
         Ok(Err(reason)) => {
             tracing::warn!(?peer, host = %hello.host, %reason, "worker refused");
-            let _ = out.send(Ok(reject(reason))).await;
+            let _ = out.send(Ok(reject(reason, true))).await;
             return;
         }
         Err(_) => return,

@@ -16,13 +16,11 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 enum Script {
-    Reject(String),
+    /// `Reject{reason, retry}` to every Hello.
+    Reject(String, bool),
     /// Welcome, Ping, Assignment (hash tampered when asked), Start in 300 ms, then a Ping
     /// every `liveness::heartbeat` while the heartbeat is on.
-    Run {
-        plan: Box<Plan>,
-        bad_hash: bool,
-    },
+    Run { plan: Box<Plan>, bad_hash: bool },
 }
 
 /// The fake controller's sending half toward the worker, once the worker joined.
@@ -88,8 +86,8 @@ impl Controller for Fake {
             }
             let Some(W::Hello(_)) = next!() else { return };
             let plan = match script {
-                Script::Reject(reason) => {
-                    let _ = tx.send(cm(C::Reject(pb::Reject { reason }))).await;
+                Script::Reject(reason, retry) => {
+                    let _ = tx.send(cm(C::Reject(pb::Reject { reason, retry }))).await;
                     return;
                 }
                 Script::Run { plan, bad_hash } => (*plan, bad_hash),
@@ -369,7 +367,10 @@ fn snapshots_every_interval_then_stop_done_and_exit_0() {
 
 #[test]
 fn rejected_or_unauthenticated_exits_3() {
-    let ctl = FakeController::start(Script::Reject("version mismatch: controller 9.9".into()));
+    let ctl = FakeController::start(Script::Reject(
+        "version mismatch: controller 9.9".into(),
+        false,
+    ));
     let (w, _tf) = spawn_worker(&ctl, TOKEN);
     let out = w.wait(LIMIT);
     assert_eq!(out.code(), Some(3), "{}", out.show());
@@ -388,6 +389,51 @@ fn rejected_or_unauthenticated_exits_3() {
     let out = w.wait(LIMIT);
     assert_eq!(out.code(), Some(3), "{}", out.show());
     assert!(!out.stderr.contains("wrong-token"), "{}", out.show());
+}
+
+fn hellos(ctl: &FakeController) -> usize {
+    let log = ctl.log.lock().unwrap();
+    log.got
+        .iter()
+        .filter(|(_, m)| matches!(m, W::Hello(_)))
+        .count()
+}
+
+/// `--serve` waits out a `Reject{retry}` (the run started without it: the next may take
+/// it), dialling again until its deadline; a `Reject` without `retry` ends it at once.
+#[test]
+fn a_serving_worker_dials_again_after_a_retry_reject_only() {
+    let token = temp_file(&format!("{TOKEN}\n"), ".token");
+    let serve = |ctl: &FakeController| {
+        Worker::spawn(
+            &[
+                "--controller",
+                &ctl.url,
+                "--token-file",
+                token.as_str(),
+                "--serve",
+                "--connect-timeout",
+                "2s",
+            ],
+            &[],
+        )
+        .wait(LIMIT)
+    };
+    let ctl = FakeController::start(Script::Reject("the run has already started".into(), true));
+    let out = serve(&ctl);
+    assert_eq!(out.code(), Some(3), "{}", out.show());
+    assert!(out.took >= Duration::from_secs(2), "{}", out.show());
+    assert!(hellos(&ctl) >= 3, "{} Hellos\n{}", hellos(&ctl), out.show());
+    assert!(
+        out.stderr
+            .contains("rejected by the controller: the run has already started"),
+        "{}",
+        out.show()
+    );
+    let ctl = FakeController::start(Script::Reject("protocol mismatch".into(), false));
+    let out = serve(&ctl);
+    assert_eq!(out.code(), Some(3), "{}", out.show());
+    assert_eq!(hellos(&ctl), 1, "{}", out.show());
 }
 
 #[test]
