@@ -279,6 +279,12 @@ async fn start_embedded_target(
     let s = |x: &str| x.to_string();
     let mock = servers.spawn_mock_llm(server_cores.map(|c| c.0)).await?;
     let mut env = vec![(s("OPENAI_BASE_URL"), format!("http://{mock}/v1"))];
+    // The LLM leg over HTTP/2: every concurrent call a stream of one connection, so the
+    // runtime's descriptors go to its clients (the mock speaks h2c). OPENAI_HTTP2 in
+    // barrage's own environment, inherited by the child, wins.
+    if std::env::var_os("OPENAI_HTTP2").is_none() {
+        env.push((s("OPENAI_HTTP2"), s("1")));
+    }
     if let Some(secret) = cfg.secrets.get(barrage_core::auth::keys::JWT_SECRET) {
         env.push((s("SUPABASE_JWT_SECRET"), secret.expose().to_string()));
     }

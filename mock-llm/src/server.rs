@@ -1,11 +1,19 @@
-//! The HTTP/1.1 server: accept loop, one task per connection, graceful shutdown.
+//! The HTTP server: accept loop, one task per connection, graceful shutdown.
+//!
+//! Each connection speaks HTTP/1.1 or HTTP/2 with prior knowledge (h2c), whichever its first
+//! bytes announce, on the same port. HTTP/2 is there for runtimes that multiplex their LLM
+//! calls, as real ones do against providers: thousands of concurrent streams then share a
+//! few connections instead of holding one descriptor each. An h2 connection takes up to
+//! [`H2_MAX_STREAMS`] streams at once; each stream is its own task (hyper spawns it), its
+//! frames handed to the connection as they come due, so chunks are not held back over h2
+//! either.
 //!
 //! Shutdown, once the `shutdown` future completes:
 //!
 //! | step | what happens |
 //! | --- | --- |
 //! | 1 | the listener is dropped: no new connections |
-//! | 2 | every connection is told to finish: idle keep-alive connections close, requests in flight (streams too) run to their end |
+//! | 2 | every connection is told to finish: idle keep-alive connections close, requests in flight (streams too) run to their end; an h2 connection gets a GOAWAY and its open streams run to their end |
 //! | 3 | wait up to `Config::grace` for all connections to end; log either way |
 //! | 4 | connections still open after the grace period are dropped |
 
@@ -14,9 +22,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,6 +32,14 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::routes::App;
+
+/// Concurrent streams one HTTP/2 connection may carry: above the stream counts barrage
+/// drives through one runtime (tens of thousands), so a client multiplexing its calls is
+/// never queued by the mock. hyper's default (200) would queue it.
+pub const H2_MAX_STREAMS: u32 = 100_000;
+
+/// HTTP/1.1 or HTTP/2 (prior knowledge), chosen per connection by its first bytes.
+type Http = auto::Builder<TokioExecutor>;
 
 /// Serves the mock LLM on `listener` until `shutdown` completes, then drains connections
 /// for at most `config.grace`. Returns once every connection has ended or been dropped.
@@ -34,9 +50,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = config.grace;
     let app = Arc::new(App::new(config));
-    let mut http = http1::Builder::new();
-    // No timer is configured, so hyper arms none per request (no header-read timeout).
-    http.keep_alive(true);
+    let mut http = Http::new(TokioExecutor::new());
+    // No timer is configured, so hyper arms none per request (no header-read timeout, no
+    // h2 keep-alive ping).
+    http.http1().keep_alive(true);
+    http.http2().max_concurrent_streams(H2_MAX_STREAMS);
     let http = Arc::new(http);
     let finish = CancellationToken::new();
     let abort = CancellationToken::new();
@@ -87,7 +105,7 @@ pub async fn serve(
 async fn connection(
     stream: TcpStream,
     app: Arc<App>,
-    http: Arc<http1::Builder>,
+    http: Arc<Http>,
     finish: CancellationToken,
     abort: CancellationToken,
 ) {

@@ -10,6 +10,8 @@ mod calls_admin;
 mod endpoints;
 #[path = "mock_llm/faults.rs"]
 mod faults;
+#[path = "mock_llm/h2c.rs"]
+mod h2c;
 #[path = "mock_llm/model_mode.rs"]
 mod model_mode;
 #[path = "mock_llm/openai_sdk.rs"]

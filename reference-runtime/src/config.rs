@@ -3,7 +3,10 @@
 //!
 //! The environment variables are the seed runtimes' (`PORT`, `OPENAI_BASE_URL`,
 //! `OPENAI_API_KEY`, `MODEL_NAME`, `SUPABASE_JWT_SECRET`), so a shell that starts the
-//! Python or TypeScript runtime starts this one too. [`Args::into_config`] reports
+//! Python or TypeScript runtime starts this one too. `OPENAI_HTTP2` is this runtime's own:
+//! HTTP/1.1 holds one connection (one descriptor) per concurrent LLM call, so thousands of
+//! streaming runs need thousands of descriptors on the LLM leg besides their clients'; over
+//! HTTP/2 they share one connection. [`Args::into_config`] reports
 //! the first problem as a [`ConfigError`] whose message names the variable or flag
 //! and says how to fix it.
 
@@ -61,6 +64,20 @@ pub struct Args {
     #[arg(long)]
     pub threads: Option<usize>,
 
+    /// Talk HTTP/2 to the LLM without negotiation (h2c on http://, h2 on https://): every
+    /// concurrent call is a stream of one shared connection instead of a connection of its
+    /// own. The LLM must speak HTTP/2 (barrage's mock LLM does). `--llm-http2` alone means
+    /// on; values 1/0, true/false, yes/no, on/off; empty means off.
+    #[arg(
+        long,
+        env = "OPENAI_HTTP2",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "1"
+    )]
+    pub llm_http2: Option<String>,
+
     /// Timeout of one LLM request, whole answer included, in seconds.
     #[arg(long, default_value_t = 60)]
     pub llm_timeout_secs: u64,
@@ -102,6 +119,8 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
     /// Tokio worker threads for [`crate::run`].
     pub threads: usize,
+    /// HTTP/2 with prior knowledge to the LLM (`OPENAI_HTTP2`).
+    pub llm_http2: bool,
     /// Timeout of one whole LLM request.
     pub llm_timeout: Duration,
     /// Body size limit (413 above it).
@@ -162,6 +181,8 @@ pub enum ConfigError {
     EmptySecretFile(PathBuf),
     #[error("--threads must be at least 1 (got 0); omit it to use every core")]
     Threads,
+    #[error("OPENAI_HTTP2 (or --llm-http2=) {0:?} is not a yes/no value; use 1 or 0 (true/false, yes/no, on/off), or leave it empty for HTTP/1.1")]
+    LlmHttp2(String),
     #[error("--llm-timeout-secs must be at least 1 (got 0)")]
     LlmTimeout,
     #[error("--max-body-bytes must be at least 1024 (got {0})")]
@@ -189,6 +210,8 @@ impl Args {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        let llm_http2 = parse_switch(self.llm_http2.as_deref())
+            .ok_or_else(|| ConfigError::LlmHttp2(self.llm_http2.clone().unwrap_or_default()))?;
         if self.llm_timeout_secs == 0 {
             return Err(ConfigError::LlmTimeout);
         }
@@ -202,6 +225,7 @@ impl Args {
             default_model,
             jwt_secret,
             threads,
+            llm_http2,
             llm_timeout: Duration::from_secs(self.llm_timeout_secs),
             max_body_bytes: self.max_body_bytes,
             assistant_id_from_config: self.assistant_id_from_config,
@@ -244,12 +268,25 @@ impl Default for Args {
             jwt_secret: None,
             jwt_secret_file: None,
             threads: None,
+            llm_http2: None,
             llm_timeout_secs: 60,
             max_body_bytes: 2 * 1024 * 1024,
             assistant_id_from_config: false,
             buffer_sse: false,
             leak_runs: false,
         }
+    }
+}
+
+/// A yes/no setting: unset or empty is no; `None` when the text is neither.
+fn parse_switch(value: Option<&str>) -> Option<bool> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Some(false);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 
@@ -347,6 +384,13 @@ mod tests {
             ),
             (
                 Args {
+                    llm_http2: Some("maybe".into()),
+                    ..Args::default()
+                },
+                "OPENAI_HTTP2",
+            ),
+            (
+                Args {
                     jwt_secret: Some("s".into()),
                     jwt_secret_file: Some("/nonexistent".into()),
                     ..Args::default()
@@ -383,6 +427,27 @@ mod tests {
         .into_config()
         .unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn llm_http2_switch() {
+        for (value, want) in [
+            (None, false),
+            (Some(""), false),
+            (Some("1"), true),
+            (Some("ON"), true),
+            (Some(" yes "), true),
+            (Some("false"), false),
+            (Some("0"), false),
+        ] {
+            let config = Args {
+                llm_http2: value.map(Into::into),
+                ..Args::default()
+            }
+            .into_config()
+            .unwrap();
+            assert_eq!(config.llm_http2, want, "{value:?}");
+        }
     }
 
     #[test]

@@ -146,6 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             version = env!("CARGO_PKG_VERSION"),
             %addr,
             llm = %config.chat_completions_url,
+            llm_http2 = config.llm_http2,
             model = %config.default_model,
             auth = config.jwt_secret.is_some(),
             threads = config.threads,

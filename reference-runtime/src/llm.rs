@@ -4,7 +4,11 @@
 //!
 //! One shared `reqwest::Client` pools connections; idle ones are dropped after
 //! [`POOL_IDLE_TIMEOUT`], below the 5 s after which uvicorn and Node servers close
-//! them, so a pooled connection is never reused just as the LLM closes it.
+//! them, so a pooled connection is never reused just as the LLM closes it. Over HTTP/1.1
+//! (the default) each call in flight holds a connection of its own; with
+//! `Config::llm_http2` every call is a stream of one shared HTTP/2 connection, as
+//! runtimes talk to LLM providers, so the LLM leg costs a handful of descriptors however
+//! many runs stream at once.
 //! Failures become [`LlmError`], whose [`LlmError::name`] is the exception name the
 //! Python server reports in `__error__` / `event: error`.
 
@@ -138,6 +142,9 @@ impl LlmClient {
             .timeout(config.llm_timeout)
             .connect_timeout(config.llm_timeout.min(Duration::from_secs(10)))
             .tcp_nodelay(true);
+        if config.llm_http2 {
+            builder = builder.http2_prior_knowledge();
+        }
         if is_loopback(&config.chat_completions_url) {
             // A proxy from HTTP_PROXY would sit between a benchmark and its mock LLM.
             builder = builder.no_proxy();

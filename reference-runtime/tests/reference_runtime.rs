@@ -9,6 +9,9 @@
 
 mod support;
 
+#[path = "reference_runtime/llm_http2.rs"]
+mod llm_http2;
+
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

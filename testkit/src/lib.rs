@@ -9,6 +9,7 @@
 //! | [`chromium`]      | the headless browser the report and dashboard tests render pages with   |
 //! | [`fuzz_config`], [`corpus`] | the property tests' configuration and their committed seed inputs |
 //! | [`hostile`]       | a loopback HTTP target that misbehaves on purpose and counts requests   |
+//! | [`net`]           | established TCP connections on a port, as the kernel lists them        |
 //! | [`summary`]       | every produced `summary.json` checked against `docs/summary.schema.json` |
 //!
 //! # Requirements and skips
@@ -27,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod hostile;
+pub mod net;
 pub mod summary;
 
 use std::io::Write;

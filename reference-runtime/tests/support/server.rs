@@ -25,6 +25,7 @@ const CLEARED_ENV: &[&str] = &[
     "MODEL_NAME",
     "SUPABASE_JWT_SECRET",
     "ASSISTANT_ID_FROM_CONFIG",
+    "OPENAI_HTTP2",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",

@@ -190,6 +190,7 @@ pub(crate) async fn reference_target_and_llm(
         jwt_secret: jwt_secret.map(Into::into),
         jwt_secret_file: None,
         threads: Some(1),
+        llm_http2: None,
         llm_timeout_secs: 10,
         max_body_bytes: 2 * 1024 * 1024,
         assistant_id_from_config: false,

@@ -70,6 +70,7 @@ impl Target {
                 jwt_secret: None,
                 jwt_secret_file: None,
                 threads: Some(1),
+                llm_http2: None,
                 llm_timeout_secs: 10,
                 max_body_bytes: 2 * 1024 * 1024,
                 assistant_id_from_config,
