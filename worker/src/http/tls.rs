@@ -53,8 +53,10 @@ pub(super) async fn execute(
     for (name, value) in req.extra {
         builder = builder.header(*name, (*value).clone());
     }
-    if let Some(body) = &req.body {
-        builder = builder.header(CONTENT_TYPE, JSON).body(body.clone());
+    if !req.body.is_none() {
+        // this path is not the load path: one buffer, built per request
+        let body = req.body.pieces().concat();
+        builder = builder.header(CONTENT_TYPE, JSON).body(body);
     }
     let answer = tokio::select! {
         biased;
@@ -136,8 +138,8 @@ fn request_bytes(req: &Request<'_>, url: &Url) -> u64 {
         None => host.to_owned(),
     };
     let mut wire = Vec::new();
-    encode_request(&mut wire, req, &target, &host);
-    wire.len() as u64
+    let whole = encode_request(&mut wire, req, &target, &host);
+    (wire.len() + if whole { 0 } else { req.body.len() }) as u64
 }
 
 /// Status line + headers.
@@ -153,8 +155,8 @@ fn head_bytes(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap)
 
 #[cfg(test)]
 mod tests {
+    use super::super::ReqBody;
     use super::*;
-    use bytes::Bytes;
     use reqwest::Method;
 
     #[test]
@@ -163,7 +165,7 @@ mod tests {
         let req = Request {
             method: &Method::POST,
             url: "http://127.0.0.1:9001/threads?x=1",
-            body: Some(Bytes::from_static(b"{}")),
+            body: ReqBody::One(b"{}"),
             auth: Some(&auth),
             accept: None,
             extra: &[],
@@ -196,7 +198,7 @@ mod tests {
         let get = Request {
             method: &Method::GET,
             url: "http://h:65535",
-            body: None,
+            body: ReqBody::None,
             ..req
         };
         let want = "GET / HTTP/1.1\r\n".len()

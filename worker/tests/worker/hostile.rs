@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use barrage_testkit::hostile::{Hostile, Mode};
 use barrage_worker::http::{build_client, Http, Kept, Request, TransportError};
-use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::{summary_count, temp_file, Finished, WORKER};
@@ -23,7 +22,7 @@ async fn a_post_on_a_fresh_connection_is_sent_once_when_the_target_closes_withou
         let req = Request {
             method: &reqwest::Method::POST,
             url: &url,
-            body: Some(Bytes::from_static(b"{}")),
+            body: barrage_worker::http::ReqBody::One(b"{}"),
             auth: None,
             accept: None,
             extra: &[],
@@ -54,7 +53,7 @@ async fn every_hostile_answer_is_a_failed_exchange_of_its_kind() {
         let req = Request {
             method: &reqwest::Method::GET,
             url: &url,
-            body: None,
+            body: barrage_worker::http::ReqBody::None,
             auth: None,
             accept: None,
             extra: &[],
@@ -94,7 +93,7 @@ async fn a_refused_connection_is_not_tried_again() {
     let req = Request {
         method: &reqwest::Method::GET,
         url: &url,
-        body: None,
+        body: barrage_worker::http::ReqBody::None,
         auth: None,
         accept: None,
         extra: &[],
