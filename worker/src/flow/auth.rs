@@ -321,7 +321,7 @@ impl Gotrue {
         let req = Request {
             method: &Method::POST,
             url,
-            body: ReqBody::One(body),
+            body: Some(ReqBody::One(body)),
             auth: None,
             accept: None,
             extra: &[("apikey", &self.apikey)],

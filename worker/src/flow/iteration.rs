@@ -413,16 +413,16 @@ impl AgentFlow {
         // one from the iteration's buffer, a large one's fixed text from the step.
         let pieces: Vec<&[u8]>;
         let body = match &step.body {
-            Body::None => ReqBody::None,
-            Body::Fixed(b) => ReqBody::One(b),
+            Body::None => None,
+            Body::Fixed(b) => Some(ReqBody::One(b)),
             Body::Template(t) => {
                 st.body.clear();
                 t.render_json(&st.vars, &mut st.body);
-                ReqBody::One(&st.body)
+                Some(ReqBody::One(&st.body))
             }
             Body::Pieces(p) => {
                 pieces = render_pieces(p, &st.vars, &mut st.body);
-                ReqBody::Pieces(&pieces)
+                Some(ReqBody::Pieces(&pieces))
             }
         };
         let req = Request {

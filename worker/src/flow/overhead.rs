@@ -30,7 +30,7 @@ use super::http_series::micros;
 use super::step::Step;
 use super::template::Vars;
 use super::AgentFlow;
-use crate::http::{Cancelled, ReqBody, Request};
+use crate::http::{Cancelled, Request};
 use crate::sample::{IterationCtx, Sample};
 
 /// Calls that arrived this long before the run was sent still count: the mock's clock is
@@ -93,7 +93,7 @@ impl AgentFlow {
             let req = Request {
                 method: &Method::GET,
                 url: &url,
-                body: ReqBody::None,
+                body: None,
                 auth: None,
                 accept: None,
                 extra: &[],

@@ -15,7 +15,7 @@ pub struct Request<'a> {
     /// Absolute URL, already percent-encoded.
     pub url: &'a str,
     /// JSON body (sent with `content-type: application/json`).
-    pub body: ReqBody<'a>,
+    pub body: Option<ReqBody<'a>>,
     /// `Authorization` header value (`Bearer …`).
     pub auth: Option<&'a HeaderValue>,
     /// `Accept` header; reqwest sends `*/*` when `None`.
@@ -27,17 +27,16 @@ pub struct Request<'a> {
 /// A request's body, borrowed from where it was made: one buffer, or pieces sent in order
 /// as one body (a flow's large fixed text and the values rendered between its parts), each
 /// from where it is.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub enum ReqBody<'a> {
-    #[default]
-    None,
     One(&'a [u8]),
     Pieces(&'a [&'a [u8]]),
 }
 
 impl<'a> ReqBody<'a> {
-    pub fn is_none(&self) -> bool {
-        matches!(self, ReqBody::None)
+    /// No bytes (still sent, with `content-length: 0`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Its length in bytes.
@@ -48,7 +47,6 @@ impl<'a> ReqBody<'a> {
     /// Its buffers, in order.
     pub fn pieces(&self) -> &[&'a [u8]] {
         match self {
-            ReqBody::None => &[],
             ReqBody::One(b) => std::slice::from_ref(b),
             ReqBody::Pieces(p) => p,
         }
@@ -270,18 +268,18 @@ pub(crate) fn encode_request(w: &mut Vec<u8>, req: &Request<'_>, target: &str, h
         w.extend_from_slice(value.as_bytes());
         w.extend_from_slice(b"\r\n");
     }
-    if req.body.is_none() {
+    let Some(body) = &req.body else {
         w.extend_from_slice(b"\r\n");
         return true;
-    }
-    let len = req.body.len();
+    };
+    let len = body.len();
     w.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
     w.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
     w.extend_from_slice(b"\r\n\r\n");
     if len > INLINE_BODY_MAX {
         return false;
     }
-    for piece in req.body.pieces() {
+    for piece in body.pieces() {
         w.extend_from_slice(piece);
     }
     true

@@ -252,7 +252,10 @@ impl Conn {
     /// Prepares `req` for [`Conn::exchange`] ([`encode_request`]).
     pub fn write_request(&mut self, req: &Request<'_>, target: &str) {
         let whole = encode_request(&mut self.wbuf, req, target, &self.host);
-        self.body_after = if whole { 0 } else { req.body.len() };
+        self.body_after = match (&req.body, whole) {
+            (Some(body), false) => body.len(),
+            _ => 0,
+        };
     }
 
     /// Bytes of the request [`Conn::write_request`] prepared.
@@ -262,10 +265,10 @@ impl Conn {
 
     /// Writes the prepared request: `wbuf`, then `body`'s pieces when they were not
     /// copied into it, with vectored writes (no copy of a large body in user space).
-    async fn send(&mut self, body: &ReqBody<'_>) -> io::Result<()> {
-        if self.body_after == 0 {
+    async fn send(&mut self, body: Option<&ReqBody<'_>>) -> io::Result<()> {
+        let Some(body) = body.filter(|_| self.body_after > 0) else {
             return self.stream.write_all(&self.wbuf).await;
-        }
+        };
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(1 + body.pieces().len());
         slices.push(IoSlice::new(&self.wbuf));
         slices.extend(body.pieces().iter().map(|p| IoSlice::new(p)));
@@ -295,7 +298,7 @@ impl Conn {
     /// goes. `Ok(true)` when the connection may carry another exchange.
     pub async fn exchange(
         &mut self,
-        body: &ReqBody<'_>,
+        body: Option<&ReqBody<'_>>,
         head_request: bool,
         start: Instant,
         p: &mut Progress,

@@ -72,7 +72,7 @@ async fn run(
     let req = Request {
         method: &method,
         url: "",
-        body: ReqBody::None,
+        body: None,
         auth: None,
         accept: None,
         extra: &[],
@@ -82,7 +82,13 @@ async fn run(
     let mut body = Vec::new();
     let head_request = method == reqwest::Method::HEAD;
     let r = conn
-        .exchange(&req.body, head_request, Instant::now(), &mut p, &mut body)
+        .exchange(
+            req.body.as_ref(),
+            head_request,
+            Instant::now(),
+            &mut p,
+            &mut body,
+        )
         .await;
     (r, p, body)
 }
@@ -136,11 +142,11 @@ async fn bodies_small_and_large_arrive_whole_and_are_counted() {
         let addr = l.local_addr().unwrap().to_string();
         let server = tokio::spawn(take_one_body(l));
         let mut conn = Conn::open(&addr, None).await.unwrap();
-        let body = if pieces.len() == 1 {
+        let body = Some(if pieces.len() == 1 {
             ReqBody::One(pieces[0])
         } else {
             ReqBody::Pieces(&pieces)
-        };
+        });
         let req = Request {
             method: &reqwest::Method::POST,
             url: "",
@@ -160,7 +166,13 @@ async fn bodies_small_and_large_arrive_whole_and_are_counted() {
         assert_eq!(conn.request_len(), (head + whole.len()) as u64);
         let mut p = Progress::default();
         let r = conn
-            .exchange(&req.body, false, Instant::now(), &mut p, &mut Vec::new())
+            .exchange(
+                req.body.as_ref(),
+                false,
+                Instant::now(),
+                &mut p,
+                &mut Vec::new(),
+            )
             .await;
         assert!(r.unwrap(), "reusable after a 204");
         assert_eq!(p.status, 204);

@@ -291,7 +291,7 @@ impl Http {
             let outcome = tokio::select! {
                 biased;
                 () = &mut deadline => None,
-                r = conn.exchange(&req.body, head_request, start, &mut progress, sink) => Some(r),
+                r = conn.exchange(req.body.as_ref(), head_request, start, &mut progress, sink) => Some(r),
             };
             let error = match outcome {
                 None => Some(TransportError::Timeout),

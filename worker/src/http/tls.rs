@@ -53,9 +53,9 @@ pub(super) async fn execute(
     for (name, value) in req.extra {
         builder = builder.header(*name, (*value).clone());
     }
-    if !req.body.is_none() {
+    if let Some(body) = &req.body {
         // this path is not the load path: one buffer, built per request
-        let body = req.body.pieces().concat();
+        let body = body.pieces().concat();
         builder = builder.header(CONTENT_TYPE, JSON).body(body);
     }
     let answer = tokio::select! {
@@ -139,7 +139,11 @@ fn request_bytes(req: &Request<'_>, url: &Url) -> u64 {
     };
     let mut wire = Vec::new();
     let whole = encode_request(&mut wire, req, &target, &host);
-    (wire.len() + if whole { 0 } else { req.body.len() }) as u64
+    let after = match (&req.body, whole) {
+        (Some(body), false) => body.len(),
+        _ => 0,
+    };
+    (wire.len() + after) as u64
 }
 
 /// Status line + headers.
@@ -165,7 +169,7 @@ mod tests {
         let req = Request {
             method: &Method::POST,
             url: "http://127.0.0.1:9001/threads?x=1",
-            body: ReqBody::One(b"{}"),
+            body: Some(ReqBody::One(b"{}")),
             auth: Some(&auth),
             accept: None,
             extra: &[],
@@ -198,7 +202,7 @@ mod tests {
         let get = Request {
             method: &Method::GET,
             url: "http://h:65535",
-            body: ReqBody::None,
+            body: None,
             ..req
         };
         let want = "GET / HTTP/1.1\r\n".len()

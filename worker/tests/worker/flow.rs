@@ -787,7 +787,7 @@ async fn a_request_on_a_connection_closed_by_the_server_is_sent_again() {
     let req = barrage_worker::http::Request {
         method: &reqwest::Method::GET,
         url: &full,
-        body: barrage_worker::http::ReqBody::None,
+        body: None,
         auth: None,
         accept: None,
         extra: &[],

@@ -22,7 +22,7 @@ async fn a_post_on_a_fresh_connection_is_sent_once_when_the_target_closes_withou
         let req = Request {
             method: &reqwest::Method::POST,
             url: &url,
-            body: barrage_worker::http::ReqBody::One(b"{}"),
+            body: Some(barrage_worker::http::ReqBody::One(b"{}")),
             auth: None,
             accept: None,
             extra: &[],
@@ -53,7 +53,7 @@ async fn every_hostile_answer_is_a_failed_exchange_of_its_kind() {
         let req = Request {
             method: &reqwest::Method::GET,
             url: &url,
-            body: barrage_worker::http::ReqBody::None,
+            body: None,
             auth: None,
             accept: None,
             extra: &[],
@@ -93,7 +93,7 @@ async fn a_refused_connection_is_not_tried_again() {
     let req = Request {
         method: &reqwest::Method::GET,
         url: &url,
-        body: barrage_worker::http::ReqBody::None,
+        body: None,
         auth: None,
         accept: None,
         extra: &[],
