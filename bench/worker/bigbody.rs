@@ -11,8 +11,8 @@
 //! the very same plan in the same rounds.
 //!
 //! Per case, per round, over a window after a warm-up: the worker's CPU (utime + stime of
-//! `/proc/PID/stat`) and the bytes it wrote and read (`/proc/PID/io`), the target's
-//! requests and SSE events (its `/stats`). Rounds alternate the cases and builds; the
+//! `/proc/PID/stat`), the target's requests and SSE events (its `/stats`); and the bytes
+//! sent and received per request (the run's summary). Rounds alternate the cases and builds; the
 //! figures are medians. Beside them, **the floor**: one thread (core 0) writing the same
 //! bytes per request to a loopback TCP socket and reading the same answer bytes back from
 //! a thread on core 1 that does nothing else: the kernel's cost of moving those bytes,
@@ -34,8 +34,9 @@ struct Round {
     cpu_s: f64,
     requests: f64,
     events: f64,
-    wrote: f64,
-    read: f64,
+    /// Bytes per request, sent and received (the whole run's average).
+    sent: f64,
+    received: f64,
 }
 
 impl Round {
@@ -188,16 +189,22 @@ fn proc_cpu(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// (bytes written, bytes read) by a process's system calls.
-fn proc_io(pid: u32) -> (f64, f64) {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
-    let field = |name: &str| {
-        io.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (field("wchar:"), field("rchar:"))
+/// (bytes sent, bytes received) per request over the whole run, from the worker's
+/// summary (`data_sent`, `data_received`, `http_reqs`).
+fn bytes_per_request(results: &Path) -> (f64, f64) {
+    let file = std::fs::read_dir(results)
+        .ok()
+        .and_then(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with(".summary.json"))
+        })
+        .unwrap_or_else(|| panic!("no summary in {}", results.display()));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).expect("a summary");
+    let count = |m: &str| s["metrics"][m]["count"].as_f64().unwrap_or(0.0);
+    let n = count("http_reqs").max(1.0);
+    (count("data_sent") / n, count("data_received") / n)
 }
 
 struct Worker {
@@ -243,9 +250,9 @@ fn run_case(exe: &Path, url: &str, case: &Case, secs: u64, vus: u64, tag: &str) 
     let mut w = spawn_worker(exe, &plan, tag);
     let pid = w.child.id();
     std::thread::sleep(Duration::from_secs(warm));
-    let (c0, (wr0, rd0), (q0, e0)) = (proc_cpu(pid), proc_io(pid), target_counts(url));
+    let (c0, (q0, e0)) = (proc_cpu(pid), target_counts(url));
     std::thread::sleep(Duration::from_secs(secs));
-    let (c1, (wr1, rd1), (q1, e1)) = (proc_cpu(pid), proc_io(pid), target_counts(url));
+    let (c1, (q1, e1)) = (proc_cpu(pid), target_counts(url));
     assert!(
         w.child.try_wait().ok().flatten().is_none(),
         "the worker ended before its window did: see {}",
@@ -255,12 +262,13 @@ fn run_case(exe: &Path, url: &str, case: &Case, secs: u64, vus: u64, tag: &str) 
     while w.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
+    let (sent, received) = bytes_per_request(&w.dir.join("results"));
     Round {
         cpu_s: c1 - c0,
         requests: q1 - q0,
         events: e1 - e0,
-        wrote: wr1 - wr0,
-        read: rd1 - rd0,
+        sent,
+        received,
     }
 }
 
@@ -381,8 +389,8 @@ fn main() {
         let small = m(0, Round::us_per_request);
         for (c, case) in CASES.iter().enumerate() {
             let us = m(c, Round::us_per_request);
-            let sent = m(c, |r| r.wrote / r.requests.max(1.0));
-            let received = m(c, |r| r.read / r.requests.max(1.0));
+            let sent = m(c, |r| r.sent);
+            let received = m(c, |r| r.received);
             let floor = floor_us(sent as usize, received as usize, 2.0);
             println!(
                 "| {name} | {} | {us:.1} | {:.2} | {:.1} | {:.1} | {floor:.1} | {:.1} | {:.2} | {:.0} |",
