@@ -52,12 +52,24 @@ pub struct FlowConfig {
     /// LangGraph passes `configurable` through untouched. `""` sends no tag.
     #[serde(default = "default_assistant_tag")]
     pub assistant_tag: String,
+    /// Bytes of conversation history each run's input carries before the user message:
+    /// `{history}` in a flow's body (the built-in `agent` flow's three runs have it)
+    /// becomes this many bytes of JSON messages (a system prompt, then user and assistant
+    /// turns), as an agent's prompt carries tens of thousands of tokens. 0: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_bytes: u64,
     /// Instead of the agent flow, this one request per iteration (what `oha`/`wrk` do on
     /// one URL, or a k6 script with one `http.get`): `request = { path = "/ok" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RequestFlow>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+/// The accepted range of a non-zero `flow.history_bytes`: room for one message, at most
+/// 16 MiB (a prompt far beyond any model's context).
+pub const HISTORY_BYTES_RANGE: std::ops::RangeInclusive<u64> = 256..=(16 << 20);
 fn default_flow_name() -> String {
     "agent".into()
 }
@@ -99,6 +111,7 @@ impl Default for FlowConfig {
             message: default_message(),
             response_body_limit: DEFAULT_RESPONSE_BODY_LIMIT,
             assistant_tag: default_assistant_tag(),
+            history_bytes: 0,
             request: None,
         }
     }

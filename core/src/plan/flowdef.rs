@@ -36,8 +36,10 @@
 //! # Templates
 //! `path`, `body`, `equals`/`array_has` values and tag values hold `{name}` references:
 //! `vu`, `iter` (per iteration), the plan's `graph_id`, `model_name`, `message`,
-//! `stream_mode` (a JSON array, spliced as written) and `assistant_tag_field` (`,
-//! "barrage_tag":"…"` or nothing, spliced), the flow's `vars`, every `capture`d and
+//! `stream_mode` (a JSON array, spliced as written), `assistant_tag_field` (`,
+//! "barrage_tag":"…"` or nothing, spliced), `history` (the plan's `flow.history_bytes` of
+//! JSON messages, each followed by a comma, or nothing: spliced first in a messages
+//! array, `"messages":[{history}{"role":"user",…}]`), the flow's `vars`, every `capture`d and
 //! `mark`ed variable, and a group's index (`{turn}` above). Values are JSON-escaped in
 //! bodies and percent-encoded in paths. An unknown name is an error naming the step.
 //!
@@ -216,6 +218,7 @@ pub const RESERVED_VARS: &[&str] = &[
     "message",
     "stream_mode",
     "assistant_tag_field",
+    "history",
 ];
 
 /// The built-in flows, by name, as TOML (what `barrage flow show NAME` prints).
@@ -289,6 +292,19 @@ impl FlowDef {
     /// The TOML form.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a flow always serializes")
+    }
+
+    /// How many times one iteration sends `{history}` (the plan's `flow.history_bytes`):
+    /// each step whose body holds it, times its group's turns or copies.
+    pub fn history_sends(&self) -> u64 {
+        self.steps
+            .iter()
+            .filter(|s| !s.cleanup && s.body.as_deref().is_some_and(|b| b.contains("{history}")))
+            .map(|s| {
+                let group = s.group.as_ref().and_then(|g| self.groups.get(g));
+                u64::from(group.map_or(1, |g| g.repeat.or(g.fan_out).unwrap_or(1)))
+            })
+            .sum()
     }
 
     /// Problems, each naming `at` (e.g. `flows.chat`) + the step and the field.

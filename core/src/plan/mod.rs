@@ -62,7 +62,10 @@ mod validate;
 
 pub use auth::AuthConfig;
 pub use check::Check;
-pub use flow::{FlowConfig, DEFAULT_RESPONSE_BODY_LIMIT, RESPONSE_BODY_LIMIT_RANGE, STREAM_MODES};
+pub use flow::{
+    FlowConfig, DEFAULT_RESPONSE_BODY_LIMIT, HISTORY_BYTES_RANGE, RESPONSE_BODY_LIMIT_RANGE,
+    STREAM_MODES,
+};
 pub use flowdef::{
     builtin_flow, builtin_flow_plan_toml, FlowDef, GroupDef, RetryPolicy, StepKind, StepSpec,
     BUILTIN_FLOWS, MAX_GROUP_COUNT, RESERVED_VARS, STEP_METHODS,

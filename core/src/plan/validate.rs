@@ -1,6 +1,8 @@
 //! [`Plan::validate`]: every problem at once, each naming the field, the value and the
 //! accepted form.
-use super::{AuthConfig, Plan, PlanError, RESPONSE_BODY_LIMIT_RANGE, STREAM_MODES};
+use super::{
+    AuthConfig, Plan, PlanError, HISTORY_BYTES_RANGE, RESPONSE_BODY_LIMIT_RANGE, STREAM_MODES,
+};
 use crate::label::check_path_label;
 use std::time::Duration;
 
@@ -97,6 +99,7 @@ impl Plan {
                 RESPONSE_BODY_LIMIT_RANGE.end()
             ));
         }
+        self.validate_history(&mut errors);
         self.validity.validate(&mut errors);
         if self.interval < Duration::from_millis(100) || self.interval > Duration::from_secs(60) {
             errors.push(format!(
@@ -147,3 +150,55 @@ impl Plan {
         }
     }
 }
+
+impl Plan {
+    /// `flow.history_bytes`: in range, sent by the flow(s) the VUs run, and within what
+    /// the worker keeps of an answer once the runtime echoes it (a thread's state, a
+    /// `runs/wait` answer and a `values` event hold every message sent to the thread).
+    fn validate_history(&self, errors: &mut Vec<String>) {
+        let bytes = self.flow.history_bytes;
+        if bytes == 0 {
+            return;
+        }
+        if !HISTORY_BYTES_RANGE.contains(&bytes) {
+            errors.push(format!(
+                "flow.history_bytes: {bytes} is outside {}..={}; use e.g. 102400 (100 KB of messages), or 0 for none",
+                HISTORY_BYTES_RANGE.start(),
+                HISTORY_BYTES_RANGE.end()
+            ));
+            return;
+        }
+        for run in self.scenario_runs() {
+            let Some(def) = run
+                .plan
+                .flow_def()
+                .filter(|_| run.plan.flow.request.is_none())
+            else {
+                if run.plan.flow.request.is_some() {
+                    errors.push(
+                        "flow.history_bytes: a one-request flow (flow.request) sends no {history}; give the history in its body or drop history_bytes".into(),
+                    );
+                }
+                continue;
+            };
+            let sends = def.history_sends();
+            let name = &run.plan.flow.name;
+            if sends == 0 {
+                errors.push(format!(
+                    "flow.history_bytes: flow {name:?} sends no {{history}}; put it first in a run's messages array, e.g. \"messages\":[{{history}}{{\"role\":\"user\",\"content\":\"{{message}}\"}}]"
+                ));
+                continue;
+            }
+            let need = sends.saturating_mul(bytes) + HISTORY_ANSWER_MARGIN;
+            if self.flow.response_body_limit < need {
+                errors.push(format!(
+                    "flow.response_body_limit: {} bytes is too small for flow.history_bytes = {bytes}: flow {name:?} sends the history {sends} times per iteration, and an answer echoing the thread (its state, a runs/wait answer, a values event) can hold it that many times; raise response_body_limit to at least {need}",
+                    self.flow.response_body_limit
+                ));
+            }
+        }
+    }
+}
+
+/// Room above the history in an answer: the AI messages and the state's other fields.
+const HISTORY_ANSWER_MARGIN: u64 = 64 << 10;

@@ -2,7 +2,8 @@
 //! agent flow (`core/src/plan/flows/agent.toml`: the seed's k6 script as flow data).
 //!
 //! Constants `graph_id`, `model_name`, `message` (from [`FlowConfig`]); splices
-//! `stream_mode` (the JSON array) and `assistant_tag_field`: the assistant's
+//! `stream_mode` (the JSON array), `history` (`flow.history_bytes` of earlier messages,
+//! [`super::history`]) and `assistant_tag_field`: the assistant's
 //! `config.configurable.barrage_tag` field (the plan's `flow.assistant_tag`, by default
 //! `vu-{vu}-iter-{iter}`, its references kept), or nothing when the tag is `""`. Servers
 //! that key assistants by graph + config answer 409 to a second assistant with an equal
@@ -29,6 +30,11 @@ pub fn constants(flow: &FlowConfig, table: &mut VarTable) {
         t => format!(r#","barrage_tag":{}"#, serde_json::Value::String(t.into())),
     };
     table.add("assistant_tag_field", VarKind::Splice(tag));
+    let history = usize::try_from(flow.history_bytes).unwrap_or(usize::MAX);
+    table.add(
+        "history",
+        VarKind::Splice(super::history::generate(history)),
+    );
 }
 
 #[cfg(test)]
@@ -82,6 +88,41 @@ mod tests {
     }
 
     #[test]
+    fn a_history_goes_before_each_runs_user_message_and_is_sent_in_pieces() {
+        let flow = FlowConfig {
+            history_bytes: 102_400,
+            ..Default::default()
+        };
+        let mut table = VarTable::new();
+        let steps = steps(&flow, &mut table);
+        let mut vars = table.values();
+        for (name, value) in [("vu", "3"), ("iter", "7"), ("assistant_id", "a-\"1")] {
+            vars.set(table.index(name).unwrap(), value);
+        }
+        let history_len = super::super::history::generate(102_400).len();
+        let mut runs = 0;
+        for s in &steps {
+            let Body::Pieces(pieces) = &s.body else {
+                continue;
+            };
+            runs += 1;
+            let mut buf = Vec::new();
+            let sent = super::super::template::render_pieces(pieces, &vars, &mut buf).concat();
+            assert!(sent.len() > history_len, "{}", s.operation);
+            let b: serde_json::Value = serde_json::from_slice(&sent).unwrap();
+            assert_eq!(b["assistant_id"], "a-\"1");
+            let messages = b["input"]["messages"].as_array().unwrap();
+            assert_eq!(messages[0]["role"], "system");
+            assert_eq!(messages.last().unwrap()["content"], flow.message.as_str());
+            assert!(messages.len() > 40, "{}", messages.len());
+        }
+        assert_eq!(
+            runs, 3,
+            "run_wait, run_stream and stateless_run carry the history"
+        );
+    }
+
+    #[test]
     fn every_body_renders_to_json_and_every_path_to_a_url() {
         let flow = FlowConfig {
             message: "quote \" backslash \\ newline \n braces {vu} {\"x\"}".into(),
@@ -120,6 +161,7 @@ mod tests {
                         panic!("{}: {e}: {}", s.operation, String::from_utf8_lossy(&buf))
                     }))
                 }
+                Body::Pieces(_) => panic!("{}: no history, no pieces", s.operation),
             };
             match s.operation.as_str() {
                 "create_assistant" => {

@@ -21,7 +21,7 @@ use reqwest::Method;
 use tokio_util::sync::CancellationToken;
 
 use super::http_series::record_http;
-use crate::http::{Cancelled, Http, Kept, Request};
+use crate::http::{Cancelled, Http, Kept, ReqBody, Request};
 use crate::sample::Record;
 
 /// Secret keys of the assignment's secrets map (defined once, in core).
@@ -272,7 +272,7 @@ impl Gotrue {
                 serde_json::to_vec(&serde_json::json!({ "refresh_token": refresh.expose() }))
                     .unwrap_or_default();
             match self
-                .grant(&self.refresh_url, Bytes::from(body), http, cancel, recorder)
+                .grant(&self.refresh_url, &body, http, cancel, recorder)
                 .await
             {
                 Ok(a) => answer = Some(a),
@@ -287,7 +287,7 @@ impl Gotrue {
             None => {
                 self.grant(
                     &self.password_url,
-                    self.password_body.clone(),
+                    &self.password_body,
                     http,
                     cancel,
                     recorder,
@@ -311,7 +311,7 @@ impl Gotrue {
     async fn grant(
         &self,
         url: &str,
-        body: Bytes,
+        body: &[u8],
         http: &Http,
         cancel: &CancellationToken,
         recorder: &dyn Record,
@@ -321,7 +321,7 @@ impl Gotrue {
         let req = Request {
             method: &Method::POST,
             url,
-            body: Some(body),
+            body: Some(ReqBody::One(body)),
             auth: None,
             accept: None,
             extra: &[("apikey", &self.apikey)],

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use barrage_core::metrics::builtin;
 use barrage_core::MetricKind;
-use bytes::Bytes;
 use futures_util::future::join_all;
 use reqwest::header::HeaderValue;
 use serde_json::Value;
@@ -20,10 +19,10 @@ use super::http_series::micros;
 use super::retry::{backoff, Retryable};
 use super::sse_sink::SseSink;
 use super::step::{Body, Capture, GroupMode, Node, ResponseKind, Step, StepTags};
-use super::template::{Vars, ITER, VU};
+use super::template::{render_pieces, Vars, ITER, VU};
 use super::AgentFlow;
 use crate::http::sse::SseParser;
-use crate::http::{Cancelled, Exchange, Kept, Request, TransportError};
+use crate::http::{Cancelled, Exchange, Kept, ReqBody, Request, TransportError};
 use crate::sample::{CachedSeries, IterationCtx, IterationOutcome, Record, Sample};
 use series::SeriesCache;
 
@@ -410,13 +409,20 @@ impl AgentFlow {
         st.url.clear();
         st.url.push_str(&self.base);
         step.path.render_path(&st.vars, &mut st.url);
+        // Bodies are sent from where they are: a fixed one from the step, a templated
+        // one from the iteration's buffer, a large one's fixed text from the step.
+        let pieces: Vec<&[u8]>;
         let body = match &step.body {
             Body::None => None,
-            Body::Fixed(b) => Some(b.clone()),
+            Body::Fixed(b) => Some(ReqBody::One(b)),
             Body::Template(t) => {
                 st.body.clear();
                 t.render_json(&st.vars, &mut st.body);
-                Some(Bytes::copy_from_slice(&st.body))
+                Some(ReqBody::One(&st.body))
+            }
+            Body::Pieces(p) => {
+                pieces = render_pieces(p, &st.vars, &mut st.body);
+                Some(ReqBody::Pieces(&pieces))
             }
         };
         let req = Request {

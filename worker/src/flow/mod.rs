@@ -84,6 +84,7 @@ pub mod agent;
 pub mod auth;
 pub mod check;
 mod goodput;
+pub mod history;
 mod http_series;
 mod iteration;
 mod overhead;

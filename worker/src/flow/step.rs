@@ -10,7 +10,7 @@ use bytes::Bytes;
 use reqwest::Method;
 
 use super::check::{json_need, CompiledCheck};
-use super::template::{Template, VarKind, VarTable};
+use super::template::{Piece, Template, VarKind, VarTable};
 use super::FlowError;
 
 /// What the answer's body is read as: JSON (whatever the content type says, after any
@@ -34,7 +34,16 @@ pub enum Body {
     /// Rendered once (no per-iteration variable): cloning it is a reference count.
     Fixed(Bytes),
     Template(Template),
+    /// A template with at least [`PIECES_MIN`] bytes of fixed text (a `{history}`): sent
+    /// as pieces, its fixed text from where it is (no copy per request), only its
+    /// variables rendered per request.
+    Pieces(Vec<Piece>),
 }
+
+/// Fixed text from which a templated body is sent as [`Body::Pieces`]: above it, a copy
+/// per request costs more than a write of several buffers (the HTTP client's limit for
+/// copying a body next to its head is the same, so such a body is never copied there).
+pub const PIECES_MIN: usize = crate::http::INLINE_BODY_MAX;
 
 /// Extra tags of a step's Trend sample.
 #[derive(Debug, Clone, Default)]
@@ -189,7 +198,19 @@ fn compile_step(d: &barrage_core::plan::StepSpec, table: &VarTable) -> Result<St
             if t.is_constant(table) {
                 Body::Fixed(Bytes::from(buf))
             } else {
-                Body::Template(t)
+                let pieces = t.json_pieces(table);
+                let fixed: usize = pieces
+                    .iter()
+                    .map(|p| match p {
+                        Piece::Text(b) => b.len(),
+                        Piece::Var(_) => 0,
+                    })
+                    .sum();
+                if fixed >= PIECES_MIN {
+                    Body::Pieces(pieces)
+                } else {
+                    Body::Template(t)
+                }
             }
         }
     };

@@ -9,6 +9,8 @@
 //! Values are percent-encoded in paths and JSON-escaped in bodies.
 use std::fmt;
 
+use bytes::Bytes;
+
 /// Where a variable's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VarKind {
@@ -275,6 +277,72 @@ impl Template {
     }
 }
 
+/// A piece of a body sent without being copied per request ([`Template::json_pieces`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Text fixed for the run (literals and constants, JSON-escaped), shared.
+    Text(Bytes),
+    /// A per-iteration or captured variable, JSON-escaped per request.
+    Var(usize),
+}
+
+impl Template {
+    /// The template as [`Piece`]s: literal text and the constants' values (escaped) merged
+    /// into fixed pieces, so that only what changes per iteration is rendered per request
+    /// and a large fixed part (a `{history}`) goes to the socket from where it is.
+    pub fn json_pieces(&self, table: &VarTable) -> Vec<Piece> {
+        let constants = table.values();
+        let mut pieces = Vec::new();
+        let mut text: Vec<u8> = Vec::new();
+        for seg in &self.segs {
+            match seg {
+                Seg::Lit(s) => text.extend_from_slice(s.as_bytes()),
+                Seg::Var(v) if table.is_const(*v) => {
+                    json_escape(constants.get(*v).unwrap_or(""), &mut text)
+                }
+                Seg::Var(v) => {
+                    if !text.is_empty() {
+                        pieces.push(Piece::Text(Bytes::from(std::mem::take(&mut text))));
+                    }
+                    pieces.push(Piece::Var(*v));
+                }
+            }
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::Text(Bytes::from(text)));
+        }
+        pieces
+    }
+}
+
+/// Renders the variables of `pieces` into `buf` (cleared first) and gives the body's
+/// slices in order: the fixed pieces where they are, the variables from `buf`.
+pub fn render_pieces<'a>(pieces: &'a [Piece], vars: &Vars, buf: &'a mut Vec<u8>) -> Vec<&'a [u8]> {
+    buf.clear();
+    let mut ends = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        if let Piece::Var(v) = p {
+            json_escape(vars.get(*v).unwrap_or(""), buf);
+            ends.push(buf.len());
+        }
+    }
+    let buf: &'a Vec<u8> = buf;
+    let mut start = 0;
+    let mut ends = ends.into_iter();
+    pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Text(t) => &t[..],
+            Piece::Var(_) => {
+                let end = ends.next().unwrap_or(start);
+                let s = &buf[start..end];
+                start = end;
+                s
+            }
+        })
+        .collect()
+}
+
 fn percent_encode(value: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in value.as_bytes() {
@@ -367,6 +435,33 @@ mod tests {
         assert_eq!(json, br#"{"a":1,"tag":"v3","m":["values"]}"#);
         t.add("me", VarKind::Splice("{me}".into()));
         assert!(Template::parse("{me}", &t).is_err());
+    }
+
+    #[test]
+    fn pieces_send_what_the_template_renders() {
+        let mut t = table();
+        t.add("big", VarKind::Splice("x".repeat(1000)));
+        let tpl = Template::parse(
+            r#"{"t":"{thread_id}","m":"{message}","b":"{big}","v":{vu},"i":{iter}}"#,
+            &t,
+        )
+        .unwrap();
+        let pieces = tpl.json_pieces(&t);
+        // literals and constants merged: text, thread_id, text, vu, text, iter, text
+        assert_eq!(pieces.len(), 7, "{pieces:?}");
+        let mut vars = t.values();
+        for (slot, value) in [(VU, "12"), (ITER, "3")] {
+            vars.set(slot, value);
+        }
+        vars.set(t.index("thread_id").unwrap(), "a\"b");
+        let mut whole = Vec::new();
+        tpl.render_json(&vars, &mut whole);
+        let mut buf = vec![b'?'; 7];
+        let sent: Vec<u8> = render_pieces(&pieces, &vars, &mut buf).concat();
+        assert_eq!(
+            String::from_utf8(sent).unwrap(),
+            String::from_utf8(whole).unwrap()
+        );
     }
 
     #[test]

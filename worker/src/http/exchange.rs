@@ -3,7 +3,6 @@
 //! form on the wire ([`encode_request`]), which both paths count the same way.
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use reqwest::Method;
 
@@ -16,7 +15,7 @@ pub struct Request<'a> {
     /// Absolute URL, already percent-encoded.
     pub url: &'a str,
     /// JSON body (sent with `content-type: application/json`).
-    pub body: Option<Bytes>,
+    pub body: Option<ReqBody<'a>>,
     /// `Authorization` header value (`Bearer …`).
     pub auth: Option<&'a HeaderValue>,
     /// `Accept` header; reqwest sends `*/*` when `None`.
@@ -24,6 +23,40 @@ pub struct Request<'a> {
     /// Further headers (GoTrue's `apikey`).
     pub extra: &'a [(&'static str, &'a HeaderValue)],
 }
+
+/// A request's body, borrowed from where it was made: one buffer, or pieces sent in order
+/// as one body (a flow's large fixed text and the values rendered between its parts), each
+/// from where it is.
+#[derive(Debug, Clone, Copy)]
+pub enum ReqBody<'a> {
+    One(&'a [u8]),
+    Pieces(&'a [&'a [u8]]),
+}
+
+impl<'a> ReqBody<'a> {
+    /// No bytes (still sent, with `content-length: 0`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.pieces().iter().map(|p| p.len()).sum()
+    }
+
+    /// Its buffers, in order.
+    pub fn pieces(&self) -> &[&'a [u8]] {
+        match self {
+            ReqBody::One(b) => std::slice::from_ref(b),
+            ReqBody::Pieces(p) => p,
+        }
+    }
+}
+
+/// A body up to this size is copied after the request's head and sent with it in one
+/// `write`; a larger one is sent from where it is, after the head (a vectored write):
+/// copying a 100 KB prompt per request would cost what sending it does.
+pub const INLINE_BODY_MAX: usize = 16 * 1024;
 
 /// A sink refused more of the body (an SSE line or event over the limit): the exchange
 /// ends there, as [`TransportError::BodyLimit`], and its connection is dropped.
@@ -209,8 +242,10 @@ pub(crate) fn stale_io(kind: std::io::ErrorKind) -> bool {
 }
 
 /// The request as it goes on the wire, into `w`: the same headers, in the same order and
-/// spelling, as the reqwest path sends (`super::tls` counts them with it).
-pub(crate) fn encode_request(w: &mut Vec<u8>, req: &Request<'_>, target: &str, host: &str) {
+/// spelling, as the reqwest path sends (`super::tls` counts them with it). `true` when `w`
+/// holds the whole request; `false` when the body ([`INLINE_BODY_MAX`] and longer) is to
+/// be sent after `w`, from where it is.
+pub(crate) fn encode_request(w: &mut Vec<u8>, req: &Request<'_>, target: &str, host: &str) -> bool {
     w.clear();
     w.extend_from_slice(req.method.as_str().as_bytes());
     w.push(b' ');
@@ -233,14 +268,21 @@ pub(crate) fn encode_request(w: &mut Vec<u8>, req: &Request<'_>, target: &str, h
         w.extend_from_slice(value.as_bytes());
         w.extend_from_slice(b"\r\n");
     }
-    if let Some(body) = &req.body {
-        w.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
-        w.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
-        w.extend_from_slice(b"\r\n\r\n");
-        w.extend_from_slice(body);
-    } else {
+    let Some(body) = &req.body else {
         w.extend_from_slice(b"\r\n");
+        return true;
+    };
+    let len = body.len();
+    w.extend_from_slice(b"content-type: application/json\r\ncontent-length: ");
+    w.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+    w.extend_from_slice(b"\r\n\r\n");
+    if len > INLINE_BODY_MAX {
+        return false;
     }
+    for piece in body.pieces() {
+        w.extend_from_slice(piece);
+    }
+    true
 }
 
 /// `200` → `"200"` without allocating: the three digits of a status (0 → `"0"`).

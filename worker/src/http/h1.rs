@@ -2,7 +2,8 @@
 //! path (see [`super`] for the client's behaviour, its measurements and retry rule).
 //!
 //! A VU is sequential, so a connection carries one exchange at a time and is driven by
-//! the VU's own task: the request is written with one `write`, the response head is
+//! the VU's own task: the request is written with one `write` (a body over
+//! [`super::INLINE_BODY_MAX`] follows its head in vectored writes, not copied), the response head is
 //! parsed with `httparse` (the parser hyper uses) straight from the connection's read
 //! buffer, and the body (`content-length`, `chunked`, or until close) is handed to the
 //! [`BodySink`] as it arrives, de-chunked. No connection task, no channel, no header map
@@ -14,7 +15,7 @@
 //! would return `EAGAIN`: an exchange on a warm connection is one `write` and usually one
 //! `recvfrom`. [`Conn::still_open`] asks tokio for the readiness it already has (no system
 //! call) to notice a close that arrived while the connection was idle.
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, IoSlice};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{lookup_host, TcpSocket, TcpStream};
 
-use super::exchange::{encode_request, stale_io, BodySink, Request, TooLarge};
+use super::exchange::{encode_request, stale_io, BodySink, ReqBody, Request, TooLarge};
 
 /// A response head larger than this is refused (hyper's default limit is ~400 KiB of
 /// buffer; Agent Protocol heads are a few hundred bytes).
@@ -44,8 +45,10 @@ pub(crate) struct Conn {
     stream: TcpStream,
     /// Received and not yet consumed.
     rbuf: BytesMut,
-    /// The request being sent (reused).
+    /// The request being sent (reused): its head, and its body unless that is large.
     wbuf: Vec<u8>,
+    /// The body is to be sent after `wbuf`, from where it is ([`encode_request`]).
+    body_after: usize,
     /// When it went back to the idle stack.
     pub idle_since: Instant,
 }
@@ -221,6 +224,7 @@ impl Conn {
             stream,
             rbuf: BytesMut::with_capacity(16 * 1024),
             wbuf: Vec::with_capacity(1024),
+            body_after: 0,
             idle_since: Instant::now(),
         })
     }
@@ -247,12 +251,37 @@ impl Conn {
 
     /// Prepares `req` for [`Conn::exchange`] ([`encode_request`]).
     pub fn write_request(&mut self, req: &Request<'_>, target: &str) {
-        encode_request(&mut self.wbuf, req, target, &self.host);
+        let whole = encode_request(&mut self.wbuf, req, target, &self.host);
+        self.body_after = match (&req.body, whole) {
+            (Some(body), false) => body.len(),
+            _ => 0,
+        };
     }
 
     /// Bytes of the request [`Conn::write_request`] prepared.
     pub fn request_len(&self) -> u64 {
-        self.wbuf.len() as u64
+        (self.wbuf.len() + self.body_after) as u64
+    }
+
+    /// Writes the prepared request: `wbuf`, then `body`'s pieces when they were not
+    /// copied into it, with vectored writes (no copy of a large body in user space).
+    async fn send(&mut self, body: Option<&ReqBody<'_>>) -> io::Result<()> {
+        let Some(body) = body.filter(|_| self.body_after > 0) else {
+            return self.stream.write_all(&self.wbuf).await;
+        };
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(1 + body.pieces().len());
+        slices.push(IoSlice::new(&self.wbuf));
+        slices.extend(body.pieces().iter().map(|p| IoSlice::new(p)));
+        let mut rest = &mut slices[..];
+        IoSlice::advance_slices(&mut rest, 0);
+        while !rest.is_empty() {
+            let n = self.stream.write_vectored(rest).await?;
+            if n == 0 {
+                return Err(ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+        }
+        Ok(())
     }
 
     /// Reads more into the buffer; `Ok(0)` at EOF. Sets `p.at`.
@@ -269,12 +298,13 @@ impl Conn {
     /// goes. `Ok(true)` when the connection may carry another exchange.
     pub async fn exchange(
         &mut self,
+        body: Option<&ReqBody<'_>>,
         head_request: bool,
         start: Instant,
         p: &mut Progress,
         sink: &mut dyn BodySink,
     ) -> Result<bool, Failure> {
-        if let Err(e) = self.stream.write_all(&self.wbuf).await {
+        if let Err(e) = self.send(body).await {
             return Err(if stale_io(e.kind()) {
                 Failure::Stale(e)
             } else {

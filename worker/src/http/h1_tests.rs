@@ -1,6 +1,7 @@
 //! Tests of the HTTP/1.1 connection (`h1.rs`): framing, keep-alive, stale connections,
 //! malformed answers, and its fuzzers. Kept apart so the connection reads as one room.
 use super::*;
+use crate::http::INLINE_BODY_MAX;
 use tokio::net::TcpListener;
 
 /// A server that answers each request (read up to the blank line; no request bodies
@@ -81,9 +82,104 @@ async fn run(
     let mut body = Vec::new();
     let head_request = method == reqwest::Method::HEAD;
     let r = conn
-        .exchange(head_request, Instant::now(), &mut p, &mut body)
+        .exchange(
+            req.body.as_ref(),
+            head_request,
+            Instant::now(),
+            &mut p,
+            &mut body,
+        )
         .await;
     (r, p, body)
+}
+
+/// Reads one request with a `content-length` body, answers 204, and hands back the body.
+async fn take_one_body(l: TcpListener) -> Vec<u8> {
+    let (mut s, _) = l.accept().await.unwrap();
+    let mut got = Vec::new();
+    let mut b = vec![0u8; 64 * 1024];
+    loop {
+        let n = s.read(&mut b).await.unwrap();
+        assert!(n > 0, "the request ended early: {} bytes", got.len());
+        got.extend_from_slice(&b[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut req = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head)) = req.parse(&got) {
+            let len: usize = req
+                .headers
+                .iter()
+                .find(|h| h.name == "content-length")
+                .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
+                .unwrap();
+            if got.len() >= head + len {
+                assert_eq!(got.len(), head + len, "nothing after the body");
+                s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    .await
+                    .unwrap();
+                return got.split_off(head);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn bodies_small_and_large_arrive_whole_and_are_counted() {
+    let big_a = vec![b'a'; 300_000];
+    let big_b = vec![b'b'; 200_000];
+    let cases: [Vec<&[u8]>; 3] = [
+        vec![b"{\"small\":1}"],
+        vec![
+            b"{\"h\":\"",
+            &big_a,
+            b"\",\"id\":\"x\",\"t\":\"",
+            &big_b,
+            b"\"}",
+        ],
+        vec![&big_a],
+    ];
+    for pieces in cases {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let server = tokio::spawn(take_one_body(l));
+        let mut conn = Conn::open(&addr, None).await.unwrap();
+        let body = Some(if pieces.len() == 1 {
+            ReqBody::One(pieces[0])
+        } else {
+            ReqBody::Pieces(&pieces)
+        });
+        let req = Request {
+            method: &reqwest::Method::POST,
+            url: "",
+            body,
+            auth: None,
+            accept: None,
+            extra: &[],
+        };
+        conn.write_request(&req, "/runs/wait");
+        let whole = pieces.concat();
+        let head = conn.wbuf.len()
+            - if whole.len() <= INLINE_BODY_MAX {
+                whole.len()
+            } else {
+                0
+            };
+        assert_eq!(conn.request_len(), (head + whole.len()) as u64);
+        let mut p = Progress::default();
+        let r = conn
+            .exchange(
+                req.body.as_ref(),
+                false,
+                Instant::now(),
+                &mut p,
+                &mut Vec::new(),
+            )
+            .await;
+        assert!(r.unwrap(), "reusable after a 204");
+        assert_eq!(p.status, 204);
+        let got = server.await.unwrap();
+        assert_eq!(got.len(), whole.len());
+        assert!(got == whole, "the body arrived as sent");
+    }
 }
 
 async fn get(conn: &mut Conn) -> (Result<bool, Failure>, Progress, Vec<u8>) {

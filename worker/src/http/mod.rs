@@ -94,7 +94,8 @@ pub mod sse;
 mod tls;
 
 pub use exchange::{
-    status_str, BodySink, Cancelled, Exchange, Kept, Request, TooLarge, TransportError, USER_AGENT,
+    status_str, BodySink, Cancelled, Exchange, Kept, ReqBody, Request, TooLarge, TransportError,
+    INLINE_BODY_MAX, USER_AGENT,
 };
 
 use h1::{Conn, Failure, Progress};
@@ -290,7 +291,7 @@ impl Http {
             let outcome = tokio::select! {
                 biased;
                 () = &mut deadline => None,
-                r = conn.exchange(head_request, start, &mut progress, sink) => Some(r),
+                r = conn.exchange(req.body.as_ref(), head_request, start, &mut progress, sink) => Some(r),
             };
             let error = match outcome {
                 None => Some(TransportError::Timeout),

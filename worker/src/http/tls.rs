@@ -54,7 +54,9 @@ pub(super) async fn execute(
         builder = builder.header(*name, (*value).clone());
     }
     if let Some(body) = &req.body {
-        builder = builder.header(CONTENT_TYPE, JSON).body(body.clone());
+        // this path is not the load path: one buffer, built per request
+        let body = body.pieces().concat();
+        builder = builder.header(CONTENT_TYPE, JSON).body(body);
     }
     let answer = tokio::select! {
         biased;
@@ -136,8 +138,12 @@ fn request_bytes(req: &Request<'_>, url: &Url) -> u64 {
         None => host.to_owned(),
     };
     let mut wire = Vec::new();
-    encode_request(&mut wire, req, &target, &host);
-    wire.len() as u64
+    let whole = encode_request(&mut wire, req, &target, &host);
+    let after = match (&req.body, whole) {
+        (Some(body), false) => body.len(),
+        _ => 0,
+    };
+    (wire.len() + after) as u64
 }
 
 /// Status line + headers.
@@ -153,8 +159,8 @@ fn head_bytes(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap)
 
 #[cfg(test)]
 mod tests {
+    use super::super::ReqBody;
     use super::*;
-    use bytes::Bytes;
     use reqwest::Method;
 
     #[test]
@@ -163,7 +169,7 @@ mod tests {
         let req = Request {
             method: &Method::POST,
             url: "http://127.0.0.1:9001/threads?x=1",
-            body: Some(Bytes::from_static(b"{}")),
+            body: Some(ReqBody::One(b"{}")),
             auth: Some(&auth),
             accept: None,
             extra: &[],

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use barrage_testkit::hostile::{Hostile, Mode};
 use barrage_worker::http::{build_client, Http, Kept, Request, TransportError};
-use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::{summary_count, temp_file, Finished, WORKER};
@@ -23,7 +22,7 @@ async fn a_post_on_a_fresh_connection_is_sent_once_when_the_target_closes_withou
         let req = Request {
             method: &reqwest::Method::POST,
             url: &url,
-            body: Some(Bytes::from_static(b"{}")),
+            body: Some(barrage_worker::http::ReqBody::One(b"{}")),
             auth: None,
             accept: None,
             extra: &[],

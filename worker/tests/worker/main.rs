@@ -11,8 +11,10 @@
 //! | `goodput`    | `flow_goodput` against `[slo]` objectives the mock LLM meets or not    |
 //! | `scenarios`  | `[scenarios.NAME]`: runtimes side by side, start times, the tag        |
 //! | `arrivals`   | Poisson/gamma arrivals and `schedule_lag`: real runs, segment merging  |
+//! | `bigbody`    | `flow.history_bytes`: a 500 KB history reaches the model; validation  |
 //! | `harness`    | shared: in-process targets, the worker binary, output on failure       |
 mod arrivals;
+mod bigbody;
 mod engine;
 mod flow;
 mod goodput;
