@@ -55,7 +55,7 @@ impl Hub {
         )
     }
 
-    /// Silent interval checks before a worker is lost: [`SILENT_INTERVALS`], or with
+    /// Silent intervals before a worker is lost: [`SILENT_INTERVALS`], or with
     /// `--soak` at least the rejoin grace (its workers keep their load up that long without
     /// a controller, so their share must not go to the others before).
     pub(super) fn silent_checks(&self) -> u32 {
@@ -237,6 +237,7 @@ impl Hub {
         &mut self,
         hello: pb::Hello,
         out: mpsc::Sender<Result<pb::ControllerMessage, Status>>,
+        heard: std::sync::Arc<super::super::heard::Heard>,
         reply: oneshot::Sender<Result<String, String>>,
     ) {
         let Some(r) = hello.rejoin.clone() else {
@@ -266,7 +267,7 @@ impl Hub {
             if let Some(f) = floor {
                 self.soak.floors.insert(id.clone(), f);
             }
-            self.workers.attach(id, out);
+            self.workers.attach(id, out, heard);
             tracing::info!(worker = %id, floor = ?floor, "worker rejoined");
         } else if let Err(why) = &answer {
             tracing::warn!(worker = %r.worker_id, %why, "rejoin refused");
@@ -295,8 +296,8 @@ impl Hub {
             return true;
         }
         self.soak.rejoining = None;
-        self.workers.reset_liveness();
-        self.next_check = now + self.interval();
+        self.workers.reset_liveness(now);
+        self.liveness_due = Some(now + self.silence_limit());
         for id in missing {
             self.lose(&id, "did not rejoin the resumed controller in time".into());
         }
