@@ -7,8 +7,10 @@
 //!   controller chose), and whether every worker had its `Start` before it;
 //! - merge CPU: the controller process's CPU (utime + stime from `/proc/<pid>/stat`) over
 //!   the steady part of the run, as % of one core;
-//! - controller RSS early and late in the run (it must not grow with the run's length)
-//!   and its peak, per worker;
+//! - controller RSS: sampled every second; after a warm-up (the first [`WARMUP_S`] s of
+//!   stage time) its level per worker and its least-squares slope with the 95 % interval,
+//!   judged by the rig's own trend rule (`barrage_core::trend`): a controller whose memory
+//!   grows with the run's length shows as rising; and its peak;
 //! - snapshot lag: per interval, from its end to the merge of its last snapshot (the
 //!   controller's `interval closed` debug line), median and max;
 //! - liveness: 1 % of the workers go silent (stream open, nothing sent) and 1 % are killed
@@ -18,7 +20,7 @@
 //! Then the worker's side of the same figure: CPU to cut and encode one 100-series
 //! snapshot (`Registry::cut` + `snapshot_to_pb`), median of rounds.
 //!
-//! `cargo bench -p barrage-controller --bench fleet [-- SECONDS N...]` (default 20 s;
+//! `cargo bench -p barrage-controller --bench fleet [-- SECONDS N...]` (default 60 s;
 //! 100 300 1000)
 use barrage_controller::coordinator::simulate::{
     realistic_snapshot, run_worker, Fate, SimConfig, SimReport, Template,
@@ -31,6 +33,9 @@ use std::time::{Duration, Instant};
 
 const BARRAGE: &str = env!("CARGO_BIN_EXE_barrage");
 const TOKEN: &str = "fleet-bench-token";
+/// Stage time left out of the RSS slope: joins, the first intervals, buffers reaching
+/// their working size.
+const WARMUP_S: u64 = 10;
 
 fn proc_cpu_s(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -128,6 +133,11 @@ fn controller(dir: &std::path::Path, n: usize, seconds: u64) -> (Controller, Str
                 if let (Some(seq), Some(w), Some(lag)) = (seq, w, lag) {
                     l.lock().unwrap().push((seq, w, lag));
                 }
+            } else if line.contains("worker lost") || line.contains("stalled") {
+                // losses and the controller's own stalls, as they happen
+                if LOST_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 12 {
+                    eprintln!("  controller: {}", line.trim());
+                }
             } else if line.contains("start sent") {
                 eprintln!("  controller: {}", line.trim());
                 if let Some(at) = field(&line, "start_at_unix_us").and_then(|x| x.parse().ok()) {
@@ -195,11 +205,17 @@ fn fleet(n: usize, seconds: u64) {
                 tokio::time::sleep(Duration::from_micros(wait))
             };
             at(2).await;
-            let (c0, t0, rss0) = (proc_cpu_s(pid), Instant::now(), proc_kib(pid, "VmRSS:"));
+            let (c0, t0) = (proc_cpu_s(pid), Instant::now());
+            // RSS once a second over the steady part: (stage time s, KiB)
+            let mut rss = Vec::new();
+            for s in 2..seconds - 2 {
+                at(s).await;
+                rss.push((s as f64, proc_kib(pid, "VmRSS:") as f64));
+            }
             at(seconds - 2).await;
-            let (c1, t1, rss1) = (proc_cpu_s(pid), Instant::now(), proc_kib(pid, "VmRSS:"));
+            let (c1, t1) = (proc_cpu_s(pid), Instant::now());
             let hwm = proc_kib(pid, "VmHWM:");
-            *probe.lock().unwrap() = Some(((c1 - c0) / (t1 - t0).as_secs_f64(), rss0, rss1, hwm));
+            *probe.lock().unwrap() = Some(((c1 - c0) / (t1 - t0).as_secs_f64(), rss, hwm));
         });
         let mut out = Vec::new();
         for t in tasks {
@@ -226,7 +242,8 @@ fn fleet(n: usize, seconds: u64) {
         .filter_map(|(_, r)| r.start_received_us)
         .max()
         .unwrap();
-    let (cpu, rss0, rss1, hwm) = cpu_rss.lock().unwrap().unwrap_or_default();
+    let (cpu, rss, hwm) = cpu_rss.lock().unwrap().take().unwrap_or_default();
+    let memory = rss_after_warmup(&rss, n);
     let lags = ctl.lags.lock().unwrap().clone();
     let mut steady: Vec<f64> = lags
         .iter()
@@ -271,16 +288,13 @@ fn fleet(n: usize, seconds: u64) {
     let iv = |us: i64| us as f64 / 1e6;
     println!(
         "N={n:>5}  join→start {:.2} s (Start to the last worker {:.2} s before t0; {before}/{n} before t0)  \
-         merge CPU {:.1} % of a core  RSS {:.1}→{:.1} MiB (peak {:.1}, {:.1} KiB/worker)  \
+         merge CPU {:.1} % of a core  RSS {memory} (peak {:.1} MiB)  \
          snapshot lag median {:.1} ms max {:.1} ms ({full}/{} intervals complete)  \
          silent dropped after {:.2} iv, rebalanced after {:.2} iv; killed rebalanced after {:.2} iv  exit {code:?}",
         iv(start_at - last_join),
         iv(start_at - latest_start_msg),
         cpu * 100.0,
-        rss0 as f64 / 1024.0,
-        rss1 as f64 / 1024.0,
         hwm as f64 / 1024.0,
-        hwm as f64 / n as f64,
         median(&mut steady),
         max_lag,
         lags.len(),
@@ -291,6 +305,43 @@ fn fleet(n: usize, seconds: u64) {
 }
 
 static START: Mutex<Option<i64>> = Mutex::new(None);
+static LOST_SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The controller's RSS after warm-up: its level (median), per worker, and its slope in
+/// MiB per minute with the 95 % interval and the rig's verdict (`barrage_core::trend`:
+/// rising when the interval excludes zero and the drift over the window is at least
+/// `MIN_DRIFT` of the mean).
+fn rss_after_warmup(samples: &[(f64, f64)], n: usize) -> String {
+    let after: Vec<(f64, f64)> = samples
+        .iter()
+        .copied()
+        .filter(|(s, _)| *s >= WARMUP_S as f64)
+        .collect();
+    let first = samples.first().map_or(f64::NAN, |s| s.1 / 1024.0);
+    let Some(f) = barrage_core::trend::fit(&after) else {
+        return format!("{first:.1} MiB at 2 s; too short a run for a slope after {WARMUP_S} s");
+    };
+    let mut kib: Vec<f64> = after.iter().map(|p| p.1).collect();
+    let level = median(&mut kib);
+    let span = after.last().unwrap().0 - after[0].0;
+    let matters = (f.slope * span).abs() >= barrage_core::trend::MIN_DRIFT * f.mean.abs();
+    let verdict = if f.low > 0.0 && matters {
+        "rising"
+    } else if f.high < 0.0 && matters {
+        "falling"
+    } else {
+        "flat"
+    };
+    let per_min = |kib_per_s: f64| kib_per_s * 60.0 / 1024.0;
+    format!(
+        "{first:.1} MiB at 2 s, after {WARMUP_S} s {:.1} MiB ({:.1} KiB/worker), slope {:+.2} MiB/min [{:+.2}, {:+.2}] {verdict}",
+        level / 1024.0,
+        level / n as f64,
+        per_min(f.slope),
+        per_min(f.low),
+        per_min(f.high),
+    )
+}
 
 /// The worker's CPU to cut and encode one interval of `SERIES` series.
 fn worker_snapshot_cpu() {
@@ -351,7 +402,7 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let seconds = args.first().copied().unwrap_or(20).max(8);
+    let seconds = args.first().copied().unwrap_or(60).max(8);
     let sizes: Vec<usize> = if args.len() > 1 {
         args[1..].iter().map(|&n| n as usize).collect()
     } else {

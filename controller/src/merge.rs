@@ -220,6 +220,24 @@ impl Merger {
         }
     }
 
+    /// The closed part of the run without a copy of its sinks: the cumulative sinks are
+    /// moved out (a checkpoint encodes them while the hub waits) and must come back by
+    /// [`Merger::give_back`] before anything else is merged. A copy of every dense
+    /// histogram per checkpoint was the largest allocation of a soak's controller.
+    pub fn lend_settled(&mut self) -> Settled {
+        Settled {
+            total: std::mem::take(&mut self.total),
+            closed_through: self.closed_through,
+            late: self.late,
+            workers: self.settled.clone(),
+        }
+    }
+
+    /// Takes back the sinks [`Merger::lend_settled`] lent.
+    pub fn give_back(&mut self, total: Snapshot) {
+        self.total = total;
+    }
+
     /// A merger that continues from a checkpoint: what workers resend for intervals after
     /// `closed_through` is merged as if it came the first time.
     pub fn restore(s: Settled) -> Merger {

@@ -9,9 +9,8 @@
 //! controller ◄──────────── Snapshot every I, Pong per Ping ──────  worker
 //!
 //! t_m  the last word from the worker reaches the controller
-//!      controller: a worker is lost after SILENT_INTERVALS intervals' worth of checks, one
-//!      per hub tick, that found nothing new from it: not before
-//!      t_m + controller_gives_up(I) = t_m + 3·I, and at most one tick later
+//!      controller: a worker is lost when SILENT_INTERVALS intervals of wall-clock time
+//!      passed since t_m (checked at that deadline): at t_m + controller_gives_up(I) = t_m + 3·I
 //! t_p  the last Ping reaches the worker; its Pong may be lost, the one before arrived:
 //!      t_p ≤ t_m + heartbeat(I)
 //!      worker: gives up after worker_silence(I) without a word and stops all load within
@@ -23,13 +22,13 @@
 //! stop_bound ≤ 5 s` keeps the documented promise that load stops within 5 s of losing the
 //! controller, whatever the interval.
 //!
-//! The controller counts *ticks in which nothing arrived*, not wall time: if the
-//! controller process itself stalls (SIGSTOP, a long GC-like pause of its host), what the
-//! workers sent meanwhile is read first, and the stall counts as one tick at most.
+//! A stall of the controller process itself (SIGSTOP, a long pause of its host) is not the
+//! workers' silence: beyond one interval it is left out of it, so what the workers sent
+//! meanwhile is read first (`controller/src/coordinator/heard.rs`).
 use std::time::Duration;
 
 /// Intervals in which nothing new arrived from a running worker, after which the controller
-/// declares it lost and reassigns its share (checked every hub tick).
+/// declares it lost and reassigns its share (wall-clock time, checked at the deadline).
 pub const SILENT_INTERVALS: u32 = 3;
 
 /// The least time between a worker's last word and the controller reassigning its share.

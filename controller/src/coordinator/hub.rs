@@ -38,24 +38,11 @@ pub const MAX_START_DELAY: Duration = Duration::from_secs(5);
 pub fn start_delay(round: Duration, max_rtt: Duration) -> Duration {
     (round * 2 + max_rtt * 2).clamp(MIN_START_DELAY, MAX_START_DELAY)
 }
-/// The hub's tick: it drains what is queued, checks liveness and sends the heartbeat, so
-/// it is at least as frequent as [`liveness::heartbeat`].
+/// The hub's tick: it sends the heartbeat, closes intervals and takes checkpoints, so it
+/// is at least as frequent as [`liveness::heartbeat`]. Liveness has its own timer, at the
+/// earliest deadline ([`super::heard`]).
 pub fn tick_period(interval: Duration) -> Duration {
     Duration::from_millis(200).min(liveness::heartbeat(interval))
-}
-
-/// Silent ticks in a row that make a worker lost: enough that at least
-/// [`SILENT_INTERVALS`](liveness::SILENT_INTERVALS) intervals passed since its last word (ticks are at least a period
-/// apart), so it is dropped between 3 and 3 intervals + one tick after going silent,
-/// instead of up to a whole interval later when liveness was checked once per interval.
-pub fn silent_ticks(interval: Duration, period: Duration) -> u32 {
-    ticks_for(liveness::controller_gives_up(interval), period)
-}
-
-/// Ticks of `period` that cover at least `span`.
-pub fn ticks_for(span: Duration, period: Duration) -> u32 {
-    let per = period.as_micros().max(1);
-    span.as_micros().div_ceil(per).min(u32::MAX as u128) as u32
 }
 
 /// Extra time past the plan's duration and graceful stop before the hub aborts.
@@ -89,8 +76,9 @@ pub(crate) struct Hub {
     interrupts: u32,
     progress: Progress,
     joined_deadline: Instant,
-    /// When liveness checks begin (one interval after stage time 0); then one per tick.
-    next_check: Instant,
+    /// When the next worker could reach the silence limit (`None`: no check due: before
+    /// the start, while a resumed run waits for its workers, or nobody is running).
+    liveness_due: Option<Instant>,
     /// When the assignments were sent: the start of the round [`start_delay`] measures.
     assigned_at: Option<Instant>,
     /// `--soak`: checkpoints, a resumed run, rejoining workers ([`soak`]).
@@ -121,7 +109,7 @@ impl Hub {
             interrupts: 0,
             progress,
             joined_deadline,
-            next_check: joined_deadline,
+            liveness_due: None,
             assigned_at: None,
             soak: soak::SoakHub::default(),
         }
@@ -139,26 +127,37 @@ impl Hub {
         let period = tick_period(self.interval());
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
+        let liveness = tokio::time::sleep_until(far());
+        tokio::pin!(liveness);
+        let mut armed: Option<Instant> = None;
         if let Some(r) = self.cfg.resume.take() {
             self.resume(r);
         } else {
             tracing::info!(expect = self.cfg.expect_workers, plan = %self.cfg.plan.describe_scenarios(), "waiting for workers");
         }
         loop {
+            if armed != self.liveness_due {
+                armed = self.liveness_due;
+                liveness.as_mut().reset(armed.map_or_else(far, Into::into));
+            }
             tokio::select! {
-                Some(ev) = events.recv() => self.on_event(ev)?,
-                Some(c) = control.recv() => self.on_control(c)?,
+                Some(ev) = events.recv() => {
+                    self.turn();
+                    self.on_event(ev)?;
+                }
+                Some(c) = control.recv() => {
+                    self.turn();
+                    self.on_control(c)?;
+                }
                 _ = tick.tick() => {
-                    // what is queued is read before any liveness decision: after a stall
-                    // of the controller itself, the workers' snapshots are waiting here.
-                    // Only what was queued at the tick: with a thousand workers sending,
-                    // draining until empty could hold the tick (and liveness) off for long
-                    for _ in 0..events.len() {
-                        let Ok(ev) = events.try_recv() else { break };
-                        self.on_event(ev)?;
-                    }
+                    self.turn();
                     self.on_tick()?;
                     self.publish_live();
+                }
+                () = &mut liveness, if armed.is_some() => {
+                    self.turn();
+                    self.check_liveness();
                 }
             }
             if self.finished() {
@@ -235,12 +234,17 @@ impl Hub {
     fn on_event(&mut self, ev: Event) -> Result<(), CoordinatorError> {
         match ev {
             Event::Hello {
-                hello, out, reply, ..
-            } if hello.rejoin.is_some() => self.on_rejoin(hello, out, reply),
+                hello,
+                out,
+                heard,
+                reply,
+                ..
+            } if hello.rejoin.is_some() => self.on_rejoin(hello, out, heard, reply),
             Event::Hello {
                 hello,
                 peer,
                 out,
+                heard,
                 reply,
             } => {
                 let answer = if self.phase != Phase::Joining {
@@ -252,7 +256,7 @@ impl Hub {
                     ))
                 } else {
                     let (host, pid, core) = (hello.host.clone(), hello.pid, hello.core);
-                    let id = self.workers.admit(hello, out);
+                    let id = self.workers.admit(hello, out, heard);
                     tracing::info!(worker = %id, %host, pid, core, ?peer, "worker joined");
                     Ok(id)
                 };
@@ -330,8 +334,8 @@ impl Hub {
                 start_at_unix_us: at_us,
             }));
         }
-        self.workers.reset_liveness();
-        self.next_check = now + delay + self.interval();
+        self.workers.reset_liveness(now + delay);
+        self.liveness_due = Some(now + delay + self.silence_limit());
         self.started = Some((now + delay, at));
         self.soak_started(now + delay);
         self.timeseries.start_unix_us = at_us;
@@ -355,10 +359,6 @@ impl Hub {
         if w.lost.is_some() {
             return Ok(()); // a lost worker's late words do not count
         }
-        self.workers.heard(id);
-        let Some(w) = self.workers.get_mut(id) else {
-            return Ok(());
-        };
         match msg {
             In::Ready(r) => {
                 if r.plan_hash != self.cfg.plan.hash() {
@@ -528,14 +528,6 @@ impl Hub {
         if self.rejoin_tick(now) {
             return Ok(());
         }
-        if now >= self.next_check {
-            // SILENT_INTERVALS intervals' worth of ticks (more with --soak's rejoin grace)
-            let checks = self.silent_checks();
-            let ticks = ticks_for(self.interval() * checks, tick_period(self.interval()));
-            for id in self.workers.check_liveness(ticks) {
-                self.lose(&id, format!("sent nothing for {checks} intervals"));
-            }
-        }
         let expected = self.workers.running_ids();
         let closed = self.merger.close_ready(&expected, self.now_seq());
         if !closed.is_empty() {
@@ -567,6 +559,37 @@ impl Hub {
             self.abort_all("the plan's duration and graceful stop are over");
         }
         Ok(())
+    }
+
+    /// How long a running worker may be silent: [`SILENT_INTERVALS`](liveness::SILENT_INTERVALS)
+    /// intervals (more with `--soak`'s rejoin grace).
+    fn silence_limit(&self) -> Duration {
+        self.interval() * self.silent_checks()
+    }
+
+    /// The hub takes a turn: a long gap since the last one is a stall of the controller
+    /// itself, not the workers' silence ([`super::heard::Stalls`]).
+    fn turn(&mut self) {
+        let allowed = self.interval() * super::heard::STALL_AFTER;
+        self.workers
+            .turn(Instant::now(), allowed, self.silence_limit());
+    }
+
+    /// Loses the running workers whose silence reached the limit, and sets the next check
+    /// at the earliest deadline of the rest.
+    fn check_liveness(&mut self) {
+        if !matches!(self.phase, Phase::Running | Phase::Stopping) || self.soak.rejoining.is_some()
+        {
+            self.liveness_due = None;
+            return;
+        }
+        let limit = self.silence_limit();
+        let (silent, next) = self.workers.check_liveness(Instant::now(), limit);
+        self.liveness_due = next;
+        let intervals = self.silent_checks();
+        for id in silent {
+            self.lose(&id, format!("sent nothing for {intervals} intervals"));
+        }
     }
 
     /// One line per closed interval (debug): how many workers it merged and the snapshot
@@ -644,18 +667,36 @@ mod tests {
         assert_eq!(start_delay(ms(4000), ms(10)), MAX_START_DELAY);
     }
 
+    /// The check runs at the deadline, not at the next tick after it: a worker silent
+    /// since `t` is kept until `t + 3 intervals` and dropped at it, whatever the interval
+    /// and however late the hub's tick runs.
     #[test]
     fn a_silent_worker_is_dropped_within_one_tick_of_three_intervals() {
+        use super::super::heard::Heard;
         for ms in [100u64, 250, 333, 1000, 1500, 5000, 60_000] {
             let interval = Duration::from_millis(ms);
-            let period = tick_period(interval);
-            let ticks = silent_ticks(interval, period);
-            let after = period * ticks;
-            let floor = liveness::controller_gives_up(interval);
-            // never before the worker itself has given up (barrage_core::liveness) ...
-            assert!(after >= floor, "interval {ms} ms: {after:?} < {floor:?}");
-            // ... and no more than one tick later
-            assert!(after < floor + period, "interval {ms} ms: {after:?}");
+            let limit = liveness::controller_gives_up(interval);
+            let mut r = Roster::default();
+            let (tx, _rx) = mpsc::channel(4);
+            r.admit(pb::Hello::default(), tx, Heard::new());
+            let t = Instant::now();
+            r.reset_liveness(t);
+            // the hub's turns: late ones (half an interval), never a stall
+            let mut at = t;
+            while at < t + limit {
+                r.turn(at, interval, limit);
+                at += interval / 2;
+            }
+            let (lost, due) = r.check_liveness(t + interval, limit);
+            assert!(lost.is_empty(), "interval {ms} ms");
+            // the next check is at the deadline: never before the worker itself has given
+            // up (barrage_core::liveness), and not a tick later
+            assert_eq!(due, Some(t + limit), "interval {ms} ms");
+            assert!(r
+                .check_liveness(t + limit - Duration::from_millis(1), limit)
+                .0
+                .is_empty());
+            assert_eq!(r.check_liveness(t + limit, limit).0, vec!["w1".to_string()]);
         }
     }
 }

@@ -18,15 +18,18 @@
 //! assignment round (assignments out, every `Ready` back) plus twice the slowest worker's
 //! RTT, within 250 ms..5 s; a thousand workers get more room than two.
 //!
-//! A worker whose stream breaks, or from which nothing arrived in 3 interval checks in a row
-//! while running (counted checks, not wall time; queued events are read first), is lost:
-//! its snapshots so far stay merged; by policy its segment is split among the rest
-//! (`Reassign`) or the run fails. While running, the hub pings every worker so that a worker
-//! cut off from it stops its own load first (`barrage_core::liveness`). A session passes a
-//! worker's pong on only when nothing else came from it for a quarter interval, which is
-//! all liveness needs; at fleet size the pongs would otherwise be most of the hub's events.
+//! A worker whose stream breaks, or from which nothing arrived for 3 intervals while
+//! running, is lost: its snapshots so far stay merged; by policy its segment is split among
+//! the rest (`Reassign`) or the run fails. Silence is wall-clock time since the worker's
+//! last message reached its session (stamped there, so it does not wait behind other
+//! workers' snapshots in the hub's queue), less any stall of the controller itself, checked
+//! at the earliest deadline rather than per tick ([`heard`]). While running, the hub pings
+//! every worker so that a worker cut off from it stops its own load first
+//! (`barrage_core::liveness`); the pongs stamp liveness in the session and go no further,
+//! at fleet size they would otherwise be most of the hub's events.
 pub mod clock;
 mod finish;
+mod heard;
 pub mod hub;
 mod roster;
 pub mod server;
@@ -90,6 +93,8 @@ pub(crate) enum Event {
         hello: pb::Hello,
         peer: Option<SocketAddr>,
         out: mpsc::Sender<Result<ControllerMessage, Status>>,
+        /// Its session stamps it with each message's arrival (liveness: [`heard`]).
+        heard: std::sync::Arc<heard::Heard>,
         reply: oneshot::Sender<Result<String, String>>,
     },
     Measured {

@@ -2,13 +2,17 @@
 //! segments, liveness, and the rebalancing of a lost worker's share among the rest.
 //!
 //! The roster never talks to the network itself: it answers through each worker's
-//! outbound channel, and a full or closed channel is left to liveness.
+//! outbound channel, and a full or closed channel is left to liveness. Liveness is judged
+//! by the clock: each worker's session stamps its messages as they arrive, and the
+//! controller's own stalls are left out (see [`super::heard`]).
+use super::heard::{Heard, Stalls};
 use crate::report::Lost;
 use barrage_core::Segment;
 use barrage_proto::pb::{self, controller_message::Msg as Out};
 use barrage_proto::segment_to_pb;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tonic::Status as GrpcStatus;
 
@@ -31,10 +35,8 @@ pub(crate) struct Worker {
     pub done: Option<u64>,
     /// Why and when it was lost, if it was.
     pub lost: Option<Lost>,
-    /// Something arrived from it since the last liveness check.
-    pub heard: bool,
-    /// Consecutive liveness checks (one per hub tick) that found nothing new from it.
-    pub silent: u32,
+    /// When its latest message arrived (its session stamps it).
+    pub heard: Arc<Heard>,
 }
 
 impl Worker {
@@ -101,11 +103,12 @@ pub(crate) enum Loss {
 pub(crate) struct Roster {
     workers: BTreeMap<String, Worker>,
     next_id: u64,
+    stalls: Stalls,
 }
 
 impl Roster {
     /// Takes a new worker in and names it.
-    pub fn admit(&mut self, hello: pb::Hello, out: Outbound) -> String {
+    pub fn admit(&mut self, hello: pb::Hello, out: Outbound, heard: Arc<Heard>) -> String {
         self.next_id += 1;
         let id = format!("w{}", self.next_id);
         self.workers.insert(
@@ -118,8 +121,7 @@ impl Roster {
                 ready: false,
                 done: None,
                 lost: None,
-                heard: false,
-                silent: 0,
+                heard,
             },
         );
         id
@@ -140,18 +142,16 @@ impl Roster {
                 ready: true,
                 done: w.done,
                 lost: w.lost,
-                heard: false,
-                silent: 0,
+                heard: Heard::new(),
             },
         );
     }
 
-    /// A worker rejoined: its new stream.
-    pub fn attach(&mut self, id: &str, out: Outbound) {
+    /// A worker rejoined: its new stream, and the stamp its new session keeps.
+    pub fn attach(&mut self, id: &str, out: Outbound, heard: Arc<Heard>) {
         if let Some(w) = self.workers.get_mut(id) {
             w.out = Some(out);
-            w.heard = true;
-            w.silent = 0;
+            w.heard = heard;
         }
     }
 
@@ -163,6 +163,9 @@ impl Roster {
     }
     pub fn remove(&mut self, id: &str) {
         self.workers.remove(id);
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Worker)> {
+        self.workers.iter()
     }
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Worker)> {
         self.workers.iter_mut()
@@ -191,39 +194,41 @@ impl Roster {
         }
     }
 
-    /// Something arrived from `id`.
-    pub fn heard(&mut self, id: &str) {
-        if let Some(w) = self.workers.get_mut(id) {
-            w.heard = true;
+    /// Starts liveness afresh at `at` (stage time 0, or the end of a resumed run's rejoin
+    /// wait): nobody's silence counts from before it.
+    pub fn reset_liveness(&mut self, at: Instant) {
+        for w in self.workers.values() {
+            w.heard.advance(at);
         }
     }
 
-    /// Starts liveness afresh (at the start of the run): no interval counted yet.
-    pub fn reset_liveness(&mut self) {
-        for w in self.workers.values_mut() {
-            w.heard = false;
-            w.silent = 0;
-        }
+    /// The hub takes a turn at `now` (see [`Stalls::turn`]).
+    pub fn turn(&mut self, now: Instant, allowed: Duration, limit: Duration) {
+        self.stalls.turn(now, allowed, limit);
     }
 
-    /// One tick's liveness check: counts, per running worker, a tick in which nothing
-    /// arrived; returns those silent for `limit` checks in a row (the hub passes the ticks
-    /// that make [`SILENT_INTERVALS`] intervals). It counts checks, not wall time, so a
-    /// stall of the controller itself (its ticks do not run either, and what the workers
-    /// sent meanwhile is read before the next check) costs a worker one tick at most.
-    pub fn check_liveness(&mut self, limit: u32) -> Vec<String> {
+    /// How long `w` has been silent at `now`, the controller's own stalls left out.
+    pub fn silence(&self, w: &Worker, now: Instant) -> Duration {
+        self.stalls.silence(w.heard.at(), now)
+    }
+
+    /// The liveness check at `now`: the running workers silent for `limit` or longer (the
+    /// hub loses them), and when the next one could be (the earliest deadline of the rest;
+    /// `None`: nobody is running). The hub runs it at that deadline, so a worker is dropped
+    /// when its silence reaches the limit, however late the hub's tick runs.
+    pub fn check_liveness(&self, now: Instant, limit: Duration) -> (Vec<String>, Option<Instant>) {
         let mut silent = Vec::new();
-        for (id, w) in self.workers.iter_mut().filter(|(_, w)| w.running()) {
-            if std::mem::take(&mut w.heard) {
-                w.silent = 0;
+        let mut next: Option<Instant> = None;
+        for (id, w) in self.workers.iter().filter(|(_, w)| w.running()) {
+            let quiet = self.silence(w, now);
+            if quiet >= limit {
+                silent.push(id.clone());
             } else {
-                w.silent += 1;
-                if w.silent >= limit {
-                    silent.push(id.clone());
-                }
+                let due = now + (limit - quiet);
+                next = Some(next.map_or(due, |n| n.min(due)));
             }
         }
-        silent
+        (silent, next)
     }
 
     /// Marks `id` lost for `reason` and closes its stream.
@@ -279,39 +284,55 @@ mod tests {
         let mut rxs = Vec::new();
         for _ in 0..n {
             let (tx, rx) = mpsc::channel(16);
-            r.admit(pb::Hello::default(), tx);
+            r.admit(pb::Hello::default(), tx, Heard::new());
             rxs.push(rx);
         }
         (r, rxs)
     }
 
     #[test]
-    fn a_worker_is_lost_after_limit_silent_checks_in_a_row() {
+    fn a_worker_is_lost_when_its_silence_reaches_the_limit() {
         let (mut r, _rx) = roster(2);
-        // w1 speaks every interval, w2 once, then nothing
-        r.heard("w1");
-        r.heard("w2");
-        assert!(r.check_liveness(3).is_empty());
-        r.heard("w1");
-        assert!(r.check_liveness(3).is_empty());
-        r.heard("w1");
-        assert!(r.check_liveness(3).is_empty());
-        r.heard("w1");
-        assert_eq!(r.check_liveness(3), vec!["w2".to_string()]);
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let limit = ms(3000);
+        r.reset_liveness(t0);
+        // w1 speaks every interval, w2 last at t0
+        r.turn(t0, ms(1000), limit);
+        let w1 = r.workers["w1"].heard.clone();
+        w1.advance(t0 + ms(2000));
+        let (lost, next) = r.check_liveness(t0 + ms(2000), limit);
+        assert!(lost.is_empty());
+        assert_eq!(next, Some(t0 + limit), "the next check is w2's deadline");
+        // a check that runs late (the hub merging) still judges by the clock: no extra
+        // time for the silent one, none taken from the one that spoke
+        for t in [800, 1600, 2400, 2900] {
+            r.turn(t0 + ms(t), ms(1000), limit);
+        }
+        let (lost, _) = r.check_liveness(t0 + ms(2999), limit);
+        assert!(lost.is_empty());
+        let (lost, next) = r.check_liveness(t0 + ms(3400), limit);
+        assert_eq!(lost, vec!["w2".to_string()]);
+        assert_eq!(next, Some(t0 + ms(5000)));
     }
 
     #[test]
-    fn anything_heard_before_a_check_resets_the_count() {
+    fn a_stall_of_the_controller_costs_a_worker_one_interval_at_most() {
         let (mut r, _rx) = roster(1);
-        assert!(r.check_liveness(3).is_empty());
-        assert!(r.check_liveness(3).is_empty());
-        // a stall of the controller: many intervals of wall time, but what the worker sent
-        // meanwhile is read before the next check
-        r.heard("w1");
-        assert!(r.check_liveness(3).is_empty());
-        assert!(r.check_liveness(3).is_empty());
-        assert!(r.check_liveness(3).is_empty());
-        assert_eq!(r.check_liveness(3), vec!["w1".to_string()]);
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let (interval, limit) = (ms(1000), ms(3000));
+        r.reset_liveness(t0);
+        r.turn(t0 + ms(200), interval, limit);
+        // SIGSTOP for 20 s: the worker's words wait in the socket, unread
+        r.turn(t0 + ms(20_200), interval, limit);
+        let (lost, next) = r.check_liveness(t0 + ms(20_200), limit);
+        assert!(lost.is_empty(), "its silence is 1.2 s, not 20.2 s");
+        assert_eq!(next, Some(t0 + ms(20_200) + ms(1800)));
+        // read now, they reset it
+        r.workers["w1"].heard.advance(t0 + ms(20_250));
+        let (lost, _) = r.check_liveness(t0 + ms(23_000), limit);
+        assert!(lost.is_empty());
     }
 
     #[test]
@@ -334,6 +355,8 @@ mod tests {
         }
         assert!(rx[1].try_recv().is_err(), "a lost worker gets nothing");
         // a lost worker is not checked any more
-        assert!(r.check_liveness(3).iter().all(|id| id != "w2"));
+        let later = Instant::now() + Duration::from_secs(60);
+        let (silent, _) = r.check_liveness(later, Duration::from_secs(3));
+        assert_eq!(silent, vec!["w1".to_string(), "w3".to_string()]);
     }
 }

@@ -2,13 +2,14 @@
 //! rounds, then every message forwarded to the hub as an [`Event`]. The hub answers
 //! through the worker's outbound channel; when the hub drops it, the stream ends.
 use super::clock::{self, Round};
+use super::heard::Heard;
 use super::Event;
 use barrage_proto::pb::{
     self, controller_message, worker_message, ControllerMessage, WorkerMessage,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Status, Streaming};
 
@@ -96,10 +97,12 @@ pub(crate) async fn run(
         return;
     }
     let (reply_tx, reply_rx) = oneshot::channel();
+    let heard = Heard::new();
     let joined = Event::Hello {
         hello: hello.clone(),
         peer,
         out: out.clone(),
+        heard: heard.clone(),
         reply: reply_tx,
     };
     if events.send(joined).await.is_err() {
@@ -138,7 +141,7 @@ pub(crate) async fn run(
     // already resending what it kept: its messages go to the hub from the start
     if hello.rejoin.is_some() {
         drop(out);
-        forward(inbound, id, events, &shared).await;
+        forward(inbound, id, events, &heard).await;
         return;
     }
     match measure(&mut inbound, &out).await {
@@ -162,31 +165,25 @@ pub(crate) async fn run(
             return;
         }
     }
-    forward(inbound, id, events, &shared).await;
+    forward(inbound, id, events, &heard).await;
 }
 
-/// Every message of the worker to the hub, until its stream ends.
+/// Every message of the worker to the hub, until its stream ends; each stamps `heard`
+/// as it arrives. Pongs stop here: they answer the heartbeat, and liveness is the stamp
+/// (at a thousand workers they were most of the hub's events).
 async fn forward(
     mut inbound: Streaming<WorkerMessage>,
     id: String,
     events: mpsc::Sender<Event>,
-    shared: &SessionShared,
+    heard: &Heard,
 ) {
-    // A worker answers every heartbeat ping; the hub needs one word per liveness check
-    // (one per interval), so a pong within a quarter interval of the last message passed
-    // on is dropped here: at a thousand workers the pongs were most of the hub's events.
-    let pong_gap = Duration::from_millis(u64::from(shared.interval_ms) / 4);
-    let mut last_passed = Instant::now();
     loop {
         let reason = match inbound.message().await {
             Ok(Some(WorkerMessage { msg: Some(m) })) => {
-                let now = Instant::now();
-                if matches!(m, worker_message::Msg::Pong(_))
-                    && now.duration_since(last_passed) < pong_gap
-                {
+                heard.mark();
+                if matches!(m, worker_message::Msg::Pong(_)) {
                     continue;
                 }
-                last_passed = now;
                 if events
                     .send(Event::Message {
                         id: id.clone(),
@@ -199,7 +196,10 @@ async fn forward(
                 }
                 continue;
             }
-            Ok(Some(WorkerMessage { msg: None })) => continue,
+            Ok(Some(WorkerMessage { msg: None })) => {
+                heard.mark();
+                continue;
+            }
             Ok(None) => "stream closed".to_string(),
             Err(status) => format!("stream broke: {}", status.message()),
         };

@@ -19,9 +19,11 @@ impl Hub {
         };
         let started = self.started.is_some();
         let merger = &self.merger;
-        let workers = self
-            .workers
-            .iter_mut()
+        let now = std::time::Instant::now();
+        let interval = self.interval().as_secs_f64().max(1e-3);
+        let roster = &self.workers;
+        let workers = roster
+            .iter()
             .map(|(id, w)| {
                 let tally = merger.worker(id);
                 let state = if w.lost.is_some() {
@@ -46,7 +48,12 @@ impl Hub {
                     snapshots: tally.map_or(0, |t| t.snapshots),
                     last_seq: tally.and_then(|t| t.last_seq),
                     requests: tally.map_or(0, |t| t.requests as u64),
-                    silent_intervals: w.silent,
+                    // whole intervals without a word (the limit is 3)
+                    silent_intervals: if w.running() && started {
+                        (roster.silence(w, now).as_secs_f64() / interval) as u32
+                    } else {
+                        0
+                    },
                     rtt_us: w.offset.map(|o| o.1),
                     lost_reason: w.lost.as_ref().map(|l| l.reason.clone()),
                 }

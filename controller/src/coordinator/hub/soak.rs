@@ -55,7 +55,7 @@ impl Hub {
         )
     }
 
-    /// Silent interval checks before a worker is lost: [`SILENT_INTERVALS`], or with
+    /// Silent intervals before a worker is lost: [`SILENT_INTERVALS`], or with
     /// `--soak` at least the rejoin grace (its workers keep their load up that long without
     /// a controller, so their share must not go to the others before).
     pub(super) fn silent_checks(&self) -> u32 {
@@ -103,7 +103,10 @@ impl Hub {
         let Some((_, at)) = self.started else {
             return Ok(());
         };
-        let settled = self.merger.settled();
+        // the run's sinks, series and stages are lent to the checkpoint, not copied (a
+        // copy of every dense histogram was the soak controller's largest allocation),
+        // and given back below before anything can fail
+        let settled = self.merger.lend_settled();
         let mut states = Vec::new();
         let mut records = Vec::new();
         for (id, w) in self.workers.iter_mut() {
@@ -134,7 +137,7 @@ impl Hub {
             &self.timeseries,
             &self.stages,
             states,
-        )?;
+        );
         // the partial summary covers the closed intervals: their time is what rates divide by
         let closed = settled.closed_through.map_or(0, |c| c + 1);
         let elapsed = self.interval() * closed.min(u32::MAX as u64) as u32;
@@ -142,31 +145,34 @@ impl Hub {
             self.cfg
                 .thresholds
                 .evaluate_staged(&settled.total, Some(&self.stages), elapsed);
+        let validity =
+            barrage_core::validity::check(&self.health, &self.stages, &self.cfg.plan.validity);
+        let placeholder =
+            barrage_core::stages::StageBook::new(&self.cfg.plan.scenario, self.interval());
         let report = RunReport {
             plan: self.cfg.plan.clone(),
             start: at,
             end: at + elapsed,
             elapsed,
             total: settled.total,
-            timeseries: self.timeseries.clone(),
-            stages: self.stages.clone(),
+            timeseries: std::mem::take(&mut self.timeseries),
+            stages: std::mem::replace(&mut self.stages, placeholder),
             workers: records,
             thresholds,
             end_reason: EndReason::Partial(format!(
                 "checkpoint of the first {closed} intervals; the run had not ended when it was taken"
             )),
             late_snapshots: settled.late,
-            validity: Some(barrage_core::validity::check(
-                &self.health,
-                &self.stages,
-                &self.cfg.plan.validity,
-            )),
+            validity: Some(validity),
         };
         let mut doc = crate::summary::summarize(&report, None);
         if let Some(s) = &self.cfg.soak {
             doc.trends = Some(crate::soak::trends(&report.timeseries, None, s));
         }
-        let state = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
+        self.merger.give_back(report.total);
+        self.timeseries = report.timeseries;
+        self.stages = report.stages;
+        let state = serde_json::to_vec(&state?).map_err(|e| e.to_string())?;
         let summary = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
         writer.write(state, summary);
         Ok(())
@@ -237,6 +243,7 @@ impl Hub {
         &mut self,
         hello: pb::Hello,
         out: mpsc::Sender<Result<pb::ControllerMessage, Status>>,
+        heard: std::sync::Arc<super::super::heard::Heard>,
         reply: oneshot::Sender<Result<String, String>>,
     ) {
         let Some(r) = hello.rejoin.clone() else {
@@ -266,7 +273,7 @@ impl Hub {
             if let Some(f) = floor {
                 self.soak.floors.insert(id.clone(), f);
             }
-            self.workers.attach(id, out);
+            self.workers.attach(id, out, heard);
             tracing::info!(worker = %id, floor = ?floor, "worker rejoined");
         } else if let Err(why) = &answer {
             tracing::warn!(worker = %r.worker_id, %why, "rejoin refused");
@@ -295,8 +302,8 @@ impl Hub {
             return true;
         }
         self.soak.rejoining = None;
-        self.workers.reset_liveness();
-        self.next_check = now + self.interval();
+        self.workers.reset_liveness(now);
+        self.liveness_due = Some(now + self.silence_limit());
         for id in missing {
             self.lose(&id, "did not rejoin the resumed controller in time".into());
         }
