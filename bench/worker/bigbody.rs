@@ -125,6 +125,7 @@ fn start_target(words: usize) -> String {
                 assistant_id_from_config: false,
                 buffer_sse: false,
                 leak_runs: false,
+                llm_http2: None,
             };
             let config = args.into_config().unwrap();
             let _ = barrage_reference_runtime::serve(l, config, std::future::pending()).await;
