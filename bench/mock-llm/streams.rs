@@ -446,9 +446,15 @@ async fn child(o: Rc<Opts>) {
     marker.abort();
     let cpu = cpu_ticks(std::process::id()).saturating_sub(cpu_before);
     let sh = shared.borrow();
-    let bytes = |v: &mut dyn Iterator<Item = u32>| -> Vec<u8> { v.flat_map(u32::to_le_bytes).collect() };
+    let bytes =
+        |v: &mut dyn Iterator<Item = u32>| -> Vec<u8> { v.flat_map(u32::to_le_bytes).collect() };
     let late = bytes(&mut sh.lateness_us.iter().copied());
-    let totals = bytes(&mut sh.total_us.iter().map(|&t| t.min(u64::from(u32::MAX)) as u32));
+    let totals = bytes(
+        &mut sh
+            .total_us
+            .iter()
+            .map(|&t| t.min(u64::from(u32::MAX)) as u32),
+    );
     if let Err(e) = std::fs::write(format!("{out}.late"), late)
         .and_then(|()| std::fs::write(format!("{out}.total"), totals))
     {
@@ -518,7 +524,10 @@ fn parent(o: &Opts) {
         let stdout = child.stdout.take().expect("piped");
         let state = Arc::clone(state);
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 let mut s = state.lock().unwrap();
                 if let Some(rest) = line.strip_prefix("BEFORE ") {
                     s.rss_before_kb = field(rest, "rss_kb").and_then(|v| v.parse().ok());
@@ -568,7 +577,8 @@ fn parent(o: &Opts) {
     let hwm: u64 = o.pids.iter().map(|&p| status_kb(p, "VmHWM:")).sum();
 
     let (mut lateness, mut totals) = (Vec::<u32>::new(), Vec::<u32>::new());
-    let (mut peak, mut requests, mut frames, mut errors, mut client_ticks) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut peak, mut requests, mut frames, mut errors, mut client_ticks) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut client_before, mut first_error, mut opened_in, mut client_fds) =
         (0u64, String::from("none"), 0f64, Vec::new());
     let read = |path: std::path::PathBuf| -> Vec<u32> {
@@ -580,8 +590,15 @@ fn parent(o: &Opts) {
     };
     for (i, state) in states.iter().enumerate() {
         let s = state.lock().unwrap();
-        let done = s.done.clone().unwrap_or_else(|| panic!("client {i} printed no DONE line"));
-        let num = |k: &str| field(&done, k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let done = s
+            .done
+            .clone()
+            .unwrap_or_else(|| panic!("client {i} printed no DONE line"));
+        let num = |k: &str| {
+            field(&done, k)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         peak += num("peak_open");
         requests += num("requests");
         frames += num("frames");
@@ -589,7 +606,9 @@ fn parent(o: &Opts) {
         client_ticks += num("cpu_ticks");
         client_before += s.rss_before_kb.unwrap_or(0);
         client_fds.push(s.fd_limit.clone());
-        let secs: f64 = field(&done, "opened_in_s").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let secs: f64 = field(&done, "opened_in_s")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
         opened_in = opened_in.max(secs);
         if first_error == "none" {
             first_error = field(&done, "first_error").unwrap_or("none").to_owned();
@@ -624,7 +643,10 @@ fn parent(o: &Opts) {
         .zip(&each_before)
         .map(|(o, b)| format!("{:.1}", o.saturating_sub(*b) as f64 / 1024.0))
         .collect();
-    println!("RSS growth per server process with every stream open (MiB): {}", spread.join(", "));
+    println!(
+        "RSS growth per server process with every stream open (MiB): {}",
+        spread.join(", ")
+    );
     println!(
         "open-file limits: servers {}; clients {}",
         server_fds.join(","),

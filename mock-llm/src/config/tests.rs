@@ -194,9 +194,16 @@ fn bare_reuse_port_flag_means_true() {
         with_env(cli.args, &[("MOCK_LLM_REUSE_PORT", "false")])
     };
     assert!(parse(&["m", "--reuse-port"]).unwrap().reuse_port);
-    assert!(parse(&["m", "--reuse-port", "--port", "9"]).unwrap().reuse_port);
+    assert!(
+        parse(&["m", "--reuse-port", "--port", "9"])
+            .unwrap()
+            .reuse_port
+    );
     assert!(!parse(&["m", "--reuse-port=false"]).unwrap().reuse_port);
-    assert!(!parse(&["m"]).unwrap().reuse_port, "the variable applies when the flag is absent");
+    assert!(
+        !parse(&["m"]).unwrap().reuse_port,
+        "the variable applies when the flag is absent"
+    );
     let err = parse(&["m", "--reuse-port=maybe"]).unwrap_err();
     assert_eq!(err.problems[0].source, "--reuse-port");
 }
