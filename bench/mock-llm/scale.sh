@@ -4,10 +4,17 @@
 # /tmp/mock-before by this script from `git archive $BEFORE_REF`, sharing target/ so only
 # the workspace crates compile).
 #
-#   1. N concurrent slow streams (N in $COUNTS, default 10000 30000 50000): one chunk every
-#      $INTERVAL_MS (default 1000) for $WORDS words (default 20), opened at $OPEN_PER_S
-#      (default 5000/s) from 127.0.0.2..127.0.0.5. Reports chunk lateness (% of the interval:
-#      p50/p99/max), the server's RSS per open stream, its CPU per chunk.
+#   1. N concurrent slow streams ($COUNTS: N:INTERVAL_MS pairs, default 10000:1000
+#      30000:3000 50000:5000, i.e. 10,000 chunks/s at every count): one chunk every
+#      INTERVAL_MS for $WORDS words (default 20), opened at $OPEN_PER_S (default 5000/s).
+#      A process holds one open file per stream and its limit is its own, so a count is
+#      split over K = ceil(N / $PER_PROC) (default 15000) mock processes sharing one port
+#      (--reuse-port) and K client processes, each client leaving from its own 4 source
+#      addresses (127.0.0.2...). Reports chunk lateness (% of the interval: p50/p99/max,
+#      over every chunk of every client), the servers' RSS per open stream (summed over
+#      the K processes) and the clients', the servers' CPU per chunk, and every process's
+#      open-file limit. The before build has no --reuse-port: it runs a count only where
+#      one process can hold it.
 #   2. Large requests: 1 KB, 100 KB, 500 KB bodies, non-streamed, zero delays, 20 keep-alive
 #      connections (more requests for smaller bodies: CPU is read in 10 ms ticks): server CPU
 #      per request, and its ratio to the 1 KB one.
@@ -24,12 +31,14 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="$ROOT/bench/out"
-AFTER="$ROOT/target/release/barrage-mock-llm"
-CLIENT="$ROOT/target/release/examples/streams"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+AFTER="$TARGET/release/barrage-mock-llm"
+CLIENT="$TARGET/release/examples/streams"
 BEFORE="${BEFORE_BIN:-/tmp/mock-before/barrage-mock-llm}"
 BEFORE_REF="${BEFORE_REF:-main}"
-COUNTS="${COUNTS:-10000 30000 50000}"
-INTERVAL_MS="${INTERVAL_MS:-1000}"
+COUNTS="${COUNTS:-10000:1000 30000:3000 50000:5000}"
+INTERVAL_MS="${INTERVAL_MS:-1000}"   # for counts given without one
+PER_PROC="${PER_PROC:-15000}"       # streams per process (each side), under its open-file limit
 WORDS="${WORDS:-20}"
 OPEN_PER_S="${OPEN_PER_S:-5000}"
 REPEAT="${REPEAT:-50}"
@@ -38,6 +47,7 @@ GEN_CORE="${GEN_CORE:-0}"
 NOFILE="${NOFILE:-1048576}"
 PORT="${PORT:-18511}"
 SECTIONS="${SECTIONS:-1 2 3}"   # which of the three parts to run
+# BUILD=0: use the binaries already in the target directory (no cargo run).
 
 mkdir -p "$OUT"
 RAW="$OUT/mock-llm-scale-$(date -u +%Y%m%dT%H%M%SZ).txt"
@@ -49,42 +59,62 @@ ulimit -Hn "$NOFILE" 2>/dev/null || true
 ulimit -n "$NOFILE" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 NOFILE_GOT=$(ulimit -n)
 
+if [[ ${BUILD:-1} == 1 ]]; then
 echo "building barrage-mock-llm and the streams client (release)" >&2
-(cd "$ROOT" && cargo build --release -p barrage-mock-llm --bin barrage-mock-llm >&2 \
-  && cargo build --release -p barrage-mock-llm --example streams >&2)
+# One invocation for both: built apart, the example's dev-dependencies would change the
+# features of the shared dependencies and rebuild them each time.
+(cd "$ROOT" && cargo build --release -p barrage-mock-llm --bin barrage-mock-llm --example streams >&2)
+fi
+[[ -x $AFTER && -x $CLIENT ]] || die "$AFTER or $CLIENT missing: run with BUILD=1"
 if [[ ! -x "$BEFORE" ]]; then
   src=$(mktemp -d /tmp/mock-before-src.XXXX)
   echo "building the before build ($BEFORE_REF) in $src" >&2
   git -C "$ROOT" archive "$BEFORE_REF" | tar -x -C "$src"
-  (cd "$src" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release -p barrage-mock-llm --bin barrage-mock-llm >&2)
+  (cd "$src" && CARGO_TARGET_DIR="$TARGET" cargo build --release -p barrage-mock-llm --bin barrage-mock-llm >&2)
   mkdir -p "$(dirname "$BEFORE")"
-  cp "$ROOT/target/release/barrage-mock-llm" "$BEFORE"
+  cp "$TARGET/release/barrage-mock-llm" "$BEFORE"
   rm -rf "$src"
   # The shared target/ now holds main's binary: build ours again (only the link step).
-  (cd "$ROOT" && touch mock-llm/src/main.rs && cargo build --release -p barrage-mock-llm --bin barrage-mock-llm >&2)
+  (cd "$ROOT" && touch mock-llm/src/main.rs && cargo build --release -p barrage-mock-llm --bin barrage-mock-llm --example streams >&2)
 fi
 
-SERVER_PID=""
+SERVER_PIDS=()
 cleanup() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${SERVER_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVER_PIDS=()
 }
 trap cleanup EXIT INT TERM
 
-# start BIN ARGS...: a fresh server on $PORT pinned to SERVER_CORE; waits for /health.
+# start K BIN ARGS...: K fresh servers on $PORT pinned to SERVER_CORE (K > 1: all with
+# --reuse-port, one address); waits until each prints its address, then for /health.
 start() {
-  local bin=$1
-  shift
+  local k=$1 bin=$2 i pid log
+  shift 2
   cleanup
-  RUST_LOG=warn taskset -c "$SERVER_CORE" "$bin" --host 127.0.0.1 --port "$PORT" --threads 1 \
-    --grace-ms 0 "$@" >/dev/null 2>>"$RAW" &
-  SERVER_PID=$!
+  local extra=()
+  (( k > 1 )) && extra=(--reuse-port)
+  for ((i = 0; i < k; i++)); do
+    log=$(mktemp /tmp/scale-server.XXXX)
+    RUST_LOG=warn taskset -c "$SERVER_CORE" "$bin" --host 127.0.0.1 --port "$PORT" --threads 1 \
+      --grace-ms 0 "${extra[@]}" "$@" >"$log" 2>>"$RAW" &
+    pid=$!
+    SERVER_PIDS+=("$pid")
+    for _ in $(seq 200); do
+      grep -q '^listening on' "$log" && break
+      kill -0 "$pid" 2>/dev/null || { rm -f "$log"; die "server $((i + 1))/$k exited at start (see $RAW)"; }
+      sleep 0.05
+    done
+    grep -q '^listening on' "$log" || { rm -f "$log"; die "server $((i + 1))/$k did not listen within 10 s"; }
+    rm -f "$log"
+  done
   for _ in $(seq 200); do
     curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || die "server exited at start (see $RAW)"
     sleep 0.05
   done
   die "server did not answer /health within 10 s"
@@ -93,7 +123,7 @@ start() {
 # client ARGS...: runs the streams client against the current server; sets R (the RESULT line).
 client() {
   local out
-  out=$(taskset -c "$GEN_CORE" "$CLIENT" --addr "127.0.0.1:$PORT" --pid "$SERVER_PID" "$@")
+  out=$(taskset -c "$GEN_CORE" "$CLIENT" --addr "127.0.0.1:$PORT" --pid "$(IFS=,; echo "${SERVER_PIDS[*]}")" "$@")
   echo "$out" >>"$RAW"
   R=$(grep '^RESULT ' <<<"$out")
 }
@@ -110,22 +140,33 @@ LONG=$(words 2000)
   echo "machine: $(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }'), $(nproc) CPUs; load before: $(cut -d' ' -f1-3 /proc/loadavg); open files: $(ulimit -n)"
   echo "server --threads 1 on CPU $SERVER_CORE, client (one thread) on CPU $GEN_CORE; before = $BEFORE_REF ($BEFORE)"
   echo
-  echo "## 1. concurrent streams: $WORDS chunks, one per $INTERVAL_MS ms, opened at $OPEN_PER_S/s"
-  echo "| build | streams | held at once | errors | late p50 % | late p99 % | late max % | RSS/stream KiB | VmHWM MB | CPU µs/chunk |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "## 1. concurrent streams: $WORDS chunks each, opened at $OPEN_PER_S/s; K = ceil(streams / $PER_PROC) processes on each side"
+  echo "| build | streams | chunk every | chunks/s | K mock / client procs | held at once | errors | late p50 % | late p99 % | late max % | late p99 ms | mock RSS/stream KiB | client RSS/stream KiB | mock VmHWM MB | mock CPU µs/chunk | open-file limits mock; client |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 } | tee -a "$RAW"
 [[ " $SECTIONS " == *" 1 "* ]] || COUNTS=""
-for n in $COUNTS; do
-  if (( n + 100 > NOFILE_GOT )); then
-    echo "| (skipped) | $n | needs $n open files per process; the limit here is $NOFILE_GOT (raising it needs CAP_SYS_RESOURCE) | | | | | | | |" | tee -a "$RAW"
+for spec in $COUNTS; do
+  n=${spec%%:*} iv=$INTERVAL_MS
+  [[ $spec == *:* ]] && iv=${spec#*:}
+  k=$(( (n + PER_PROC - 1) / PER_PROC ))
+  if (( (n + k - 1) / k + 100 > NOFILE_GOT )); then
+    echo "| (skipped) | $n | | | $k | needs $(( (n + k - 1) / k )) open files per process; the limit here is $NOFILE_GOT: lower PER_PROC | | | | | | | | | | |" | tee -a "$RAW"
     continue
   fi
-  deadline=$(( n / OPEN_PER_S + WORDS * INTERVAL_MS / 1000 + 60 ))
+  rate=$(( n * 1000 / iv ))
+  deadline=$(( n / OPEN_PER_S + WORDS * iv / 1000 + 60 ))
   for build in before after; do
-    bin=$AFTER; [[ $build == before ]] && bin=$BEFORE
-    start "$bin" --delay-ms 0 --stream-delay-ms "$INTERVAL_MS" --response "$RESPONSE" --max-body-bytes 1048576
-    client --streams "$n" --interval-ms "$INTERVAL_MS" --open-per-s "$OPEN_PER_S" --sources 4 --deadline-s "$deadline"
-    echo "| $build | $n | $(f peak_open) | $(f errors) | $(f late_p50_pct) | $(f late_p99_pct) | $(f late_max_pct) | $(f rss_per_stream_kb) | $(f hwm_mb) | $(f cpu_us_per_frame) |" | tee -a "$RAW"
+    bin=$AFTER
+    if [[ $build == before ]]; then
+      bin=$BEFORE
+      if (( k > 1 || n + 100 > NOFILE_GOT )); then
+        echo "| before | $n | $iv ms | $rate | - | cannot: needs $k processes on one port (one holds at most $NOFILE_GOT open files) and the before build has no --reuse-port | | | | | | | | | | |" | tee -a "$RAW"
+        continue
+      fi
+    fi
+    start "$k" "$bin" --delay-ms 0 --stream-delay-ms "$iv" --response "$RESPONSE" --max-body-bytes 1048576
+    client --streams "$n" --interval-ms "$iv" --open-per-s "$OPEN_PER_S" --procs "$k" --sources 4 --deadline-s "$deadline"
+    echo "| $build | $n | $iv ms | $rate | $k / $k | $(f peak_open) | $(f errors) | $(f late_p50_pct) | $(f late_p99_pct) | $(f late_max_pct) | $(f late_p99_ms) | $(f rss_per_stream_kb) | $(f client_rss_per_stream_kb) | $(f hwm_mb) | $(f cpu_us_per_frame) | $(f server_fd_limits); $(f client_fd_limits) |" | tee -a "$RAW"
     cleanup
   done
 done
@@ -142,7 +183,7 @@ done
   # CPU is read in 10 ms ticks: small bodies need many requests for a usable figure.
   for spec in 1000:$((REPEAT * 20)) 100000:$((REPEAT * 2)) 500000:$REPEAT; do
     bytes=${spec%:*} repeat=${spec#*:}
-    start "$bin" --delay-ms 0 --stream-delay-ms 0 --max-body-bytes 1048576
+    start 1 "$bin" --delay-ms 0 --stream-delay-ms 0 --max-body-bytes 1048576
     client --streams 20 --repeat "$repeat" --stream false --body-bytes "$bytes" --interval-ms 1 --deadline-s 120
     us=$(f cpu_us_per_req)
     [[ -z $small ]] && small=$us
@@ -159,11 +200,11 @@ done
 } | tee -a "$RAW"
 [[ " $SECTIONS " == *" 3 "* ]] && for build in before after; do
   bin=$AFTER; [[ $build == before ]] && bin=$BEFORE
-  start "$bin" --delay-ms 0 --stream-delay-ms 5
+  start 1 "$bin" --delay-ms 0 --stream-delay-ms 5
   client --streams 50 --repeat 20 --interval-ms 5 --deadline-s 60
   small=$(f cpu_us_per_frame)
   echo "| $build | 42 | $(f frames) | $(f errors) | $small | 1.00 | $(f late_p99_pct) |" | tee -a "$RAW"
-  start "$bin" --delay-ms 0 --stream-delay-ms 5 --response "$LONG"
+  start 1 "$bin" --delay-ms 0 --stream-delay-ms 5 --response "$LONG"
   client --streams 50 --interval-ms 5 --deadline-s 60
   echo "| $build | 2000 | $(f frames) | $(f errors) | $(f cpu_us_per_frame) | $(ratio "$(f cpu_us_per_frame)" "$small") | $(f late_p99_pct) |" | tee -a "$RAW"
   cleanup

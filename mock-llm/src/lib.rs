@@ -24,7 +24,7 @@
 //! | [`stats`] | atomic counters → `/stats` JSON and `/metrics` Prometheus text |
 //! | [`error`] | OpenAI-shaped error answers; the injected-disconnect error |
 //! | [`exit_code`] | every exit code of the binary |
-//! | `run` | `run(args)`: runtime, bind, signals; used by `main.rs` and by `barrage` |
+//! | `run` | `run(args)`: runtime, bind (`SO_REUSEPORT` with `--reuse-port`: several processes on one port), signals; used by `main.rs` and by `barrage` |
 //!
 //! # Data flow
 //!

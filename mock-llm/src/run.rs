@@ -37,10 +37,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn async_main(config: Config) -> anyhow::Result<()> {
     let addr = SocketAddr::new(config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!(
-            "could not listen on {addr}; pick another --port / MOCK_LLM_PORT (0 = any free port)"
-        )
+    let listener = bind(addr, config.reuse_port).with_context(|| {
+        if config.reuse_port {
+            format!(
+                "could not listen on {addr} with --reuse-port; a process holding it without \
+                 --reuse-port (or as another user) blocks it: give every process sharing the \
+                 port --reuse-port, or pick another --port / MOCK_LLM_PORT"
+            )
+        } else {
+            format!(
+                "could not listen on {addr}; pick another --port / MOCK_LLM_PORT (0 = any free \
+                 port), or give every process that should share it --reuse-port"
+            )
+        }
     })?;
     let local = listener
         .local_addr()
@@ -50,6 +59,7 @@ async fn async_main(config: Config) -> anyhow::Result<()> {
     info!(
         version = env!("CARGO_PKG_VERSION"),
         addr = %local,
+        reuse_port = config.reuse_port,
         model = %config.model,
         delay_ms = config.delay.as_millis() as u64,
         stream_delay_ms = config.stream_delay.as_millis() as u64,
@@ -68,6 +78,44 @@ async fn async_main(config: Config) -> anyhow::Result<()> {
     crate::serve(listener, config, shutdown_signal())
         .await
         .context("server failed")
+}
+
+/// Pending connections the kernel queues per listening socket (what `TcpListener::bind`
+/// uses; with `--reuse-port` each process has its own queue).
+const BACKLOG: u32 = 1024;
+
+/// Binds `addr` as `TcpListener::bind` does (`SO_REUSEADDR` on Unix, so a restart does not
+/// wait out TIME_WAIT) and, with `reuse_port`, sets `SO_REUSEPORT` first: every process
+/// that binds the same address with it set gets its own accept queue, and the kernel
+/// spreads new connections over them by a hash of the 4-tuple. That is how one address is
+/// served by several processes, each under its own open-file limit.
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        set_reuse_port(&socket)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+#[cfg(all(unix, not(target_os = "solaris"), not(target_os = "illumos")))]
+fn set_reuse_port(socket: &tokio::net::TcpSocket) -> std::io::Result<()> {
+    // tokio's TcpSocket is socket2's `Socket` underneath (`set_reuse_port`).
+    socket.set_reuseport(true)
+}
+
+#[cfg(not(all(unix, not(target_os = "solaris"), not(target_os = "illumos"))))]
+fn set_reuse_port(_: &tokio::net::TcpSocket) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not available on this platform; drop --reuse-port",
+    ))
 }
 
 /// Completes on SIGINT or SIGTERM.

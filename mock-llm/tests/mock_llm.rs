@@ -18,5 +18,7 @@ mod model_mode;
 mod openai_sdk;
 #[path = "mock_llm/process.rs"]
 mod process;
+#[path = "mock_llm/reuse_port.rs"]
+mod reuse_port;
 #[path = "mock_llm/streaming.rs"]
 mod streaming;

@@ -10,6 +10,7 @@
 //! | --- | --- | --- | --- |
 //! | `--host` | `MOCK_LLM_HOST` | 127.0.0.1 | an IP address, or `localhost` |
 //! | `--port` | `MOCK_LLM_PORT` | 11434 | 0..=65535 (0: the OS picks one) |
+//! | `--reuse-port` | `MOCK_LLM_REUSE_PORT` | false | `true`/`false`/`1`/`0` (the bare flag: true): share the port with other processes (`SO_REUSEPORT`) |
 //! | `--delay-ms` | `MOCK_LLM_DELAY_MS` | 10 | 0..=600000, wait before the first byte |
 //! | `--stream-delay-ms` | `MOCK_LLM_STREAM_DELAY_MS` | 5 | 0..=600000, between stream chunks |
 //! | `--jitter-ms` | `MOCK_LLM_JITTER_MS` | 0 | 0..=600000, uniform 0..=N ms added to the first-byte delay |
@@ -36,7 +37,7 @@
 
 mod parse;
 
-use parse::{parse_bounded, parse_host, parse_mode};
+use parse::{parse_bool, parse_bounded, parse_host, parse_mode};
 pub(crate) use parse::{
     parse_error_status, parse_ms, parse_per_token_us, parse_rate, parse_tokens_per_s, EXPECT_MS,
     EXPECT_PER_TOKEN_US, EXPECT_RATE, EXPECT_STATUS, EXPECT_TOKENS_PER_S,
@@ -73,6 +74,10 @@ pub struct Args {
     /// Port to listen on; 0 lets the OS pick one [env: MOCK_LLM_PORT] [default: 11434]
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,
+    /// Share the port with other mock processes that set it too (SO_REUSEPORT; the kernel
+    /// spreads new connections over them) [env: MOCK_LLM_REUSE_PORT] [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub reuse_port: Option<String>,
     /// Milliseconds before the first byte of an answer [env: MOCK_LLM_DELAY_MS] [default: 10]
     #[arg(long, value_name = "MS")]
     pub delay_ms: Option<String>,
@@ -211,6 +216,9 @@ pub struct Config {
     pub host: IpAddr,
     /// Port to listen on; 0 lets the OS pick.
     pub port: u16,
+    /// Bind with `SO_REUSEPORT`, so several processes (one per core, each under its own
+    /// open-file limit) serve one address; the kernel spreads connections over them.
+    pub reuse_port: bool,
     /// Wait before the first byte of every chat answer.
     pub delay: Duration,
     /// Spacing of stream chunks: chunk i is due at `first byte + i * stream_delay`.
@@ -248,6 +256,7 @@ impl Default for Config {
         Config {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 11434,
+            reuse_port: false,
             delay: Duration::from_millis(10),
             stream_delay: Duration::from_millis(5),
             jitter: Duration::ZERO,
@@ -326,6 +335,10 @@ const HOST: Names = Names {
 const PORT: Names = Names {
     flag: "--port",
     env: "MOCK_LLM_PORT",
+};
+const REUSE_PORT: Names = Names {
+    flag: "--reuse-port",
+    env: "MOCK_LLM_REUSE_PORT",
 };
 const DELAY: Names = Names {
     flag: "--delay-ms",
@@ -479,6 +492,13 @@ impl Args {
             port: r.get(self.port, &PORT, d.port, "a port number 0..=65535", |s| {
                 parse_bounded(s, 0, 65535).map(|p| p as u16)
             }),
+            reuse_port: r.get(
+                self.reuse_port,
+                &REUSE_PORT,
+                d.reuse_port,
+                "true or false (1 or 0); the bare flag means true",
+                parse_bool,
+            ),
             delay: r.get(
                 self.delay_ms,
                 &DELAY,

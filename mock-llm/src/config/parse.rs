@@ -42,6 +42,15 @@ pub(crate) fn parse_tokens_per_s(s: &str) -> Option<f64> {
         .filter(|r| r.is_finite() && (0.1..=1_000_000.0).contains(r))
 }
 
+/// `true`/`false`, `1`/`0` (any case for the words).
+pub(super) fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 pub(super) fn parse_mode(s: &str) -> Option<Mode> {
     match s.trim() {
         "fixed" => Some(Mode::Fixed),

@@ -21,6 +21,7 @@ fn defaults_without_flags_or_env() {
     assert_eq!(c.response.split_whitespace().count(), 42);
     assert_eq!(c.max_body_bytes, 4 << 20);
     assert_eq!(c.mode, Mode::Fixed, "today's fixed delays stay the default");
+    assert!(!c.reuse_port, "a port is not shared unless asked");
 }
 
 #[test]
@@ -30,6 +31,9 @@ fn valid_env_values() {
     let cases: &[(&str, &str, Check)] = &[
         ("MOCK_LLM_PORT", "0", |c| c.port == 0),
         ("MOCK_LLM_PORT", "65535", |c| c.port == 65535),
+        ("MOCK_LLM_REUSE_PORT", "true", |c| c.reuse_port),
+        ("MOCK_LLM_REUSE_PORT", " 1 ", |c| c.reuse_port),
+        ("MOCK_LLM_REUSE_PORT", "FALSE", |c| !c.reuse_port),
         ("MOCK_LLM_HOST", "::1", |c| c.host.to_string() == "::1"),
         ("MOCK_LLM_HOST", "[::1]", |c| c.host.to_string() == "::1"),
         ("MOCK_LLM_HOST", "localhost", |c| {
@@ -95,6 +99,7 @@ fn invalid_env_values_name_the_variable() {
         ("MOCK_LLM_PORT", "65536", "0..=65535"),
         ("MOCK_LLM_PORT", "-1", "0..=65535"),
         ("MOCK_LLM_HOST", "example", "IP address"),
+        ("MOCK_LLM_REUSE_PORT", "yes", "true or false"),
         ("MOCK_LLM_DELAY_MS", "1.5", "whole milliseconds"),
         ("MOCK_LLM_DELAY_MS", "600001", "whole milliseconds"),
         ("MOCK_LLM_STREAM_DELAY_MS", "5ms", "whole milliseconds"),
@@ -174,4 +179,31 @@ fn every_problem_is_reported_at_once() {
         sources,
         ["MOCK_LLM_PORT", "MOCK_LLM_ERROR_STATUS", "--threads"]
     );
+}
+
+#[test]
+fn bare_reuse_port_flag_means_true() {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+    let parse = |argv: &[&str]| {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        with_env(cli.args, &[("MOCK_LLM_REUSE_PORT", "false")])
+    };
+    assert!(parse(&["m", "--reuse-port"]).unwrap().reuse_port);
+    assert!(
+        parse(&["m", "--reuse-port", "--port", "9"])
+            .unwrap()
+            .reuse_port
+    );
+    assert!(!parse(&["m", "--reuse-port=false"]).unwrap().reuse_port);
+    assert!(
+        !parse(&["m"]).unwrap().reuse_port,
+        "the variable applies when the flag is absent"
+    );
+    let err = parse(&["m", "--reuse-port=maybe"]).unwrap_err();
+    assert_eq!(err.problems[0].source, "--reuse-port");
 }

@@ -17,6 +17,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_barrage-mock-llm");
 const VARS: &[&str] = &[
     "MOCK_LLM_HOST",
     "MOCK_LLM_PORT",
+    "MOCK_LLM_REUSE_PORT",
     "MOCK_LLM_DELAY_MS",
     "MOCK_LLM_STREAM_DELAY_MS",
     "MOCK_LLM_JITTER_MS",
@@ -94,7 +95,14 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut all = vec!["--port", "0"];
+        Server::start_on(0, args, env)
+    }
+
+    /// Like [`Server::start_with_env`] on `port` (0: the OS picks one), e.g. a port another
+    /// server shares with `--reuse-port`.
+    pub fn start_on(port: u16, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let port = port.to_string();
+        let mut all = vec!["--port", port.as_str()];
         all.extend_from_slice(args);
         let mut cmd = command(&all, env);
         let cmdline = format!("{env:?} {BIN} {}", all.join(" "));
