@@ -13,6 +13,7 @@
 //! | [`metrics`]   | [`MetricKind`], [`SeriesKey`], `builtin` | k6's metric vocabulary                     |
 //! | [`sink`]      | [`Sink`] (Trend/Counter/Rate/Gauge)      | aggregation of samples, exact merging      |
 //! | [`snapshot`]  | [`Snapshot`], `SeriesPart`               | one interval of sinks per series; the merge |
+//! | [`fdlimit`]   | `raise_fd_limit`, `raise_and_log`        | the soft descriptor limit raised to the hard one at start |
 //! | [`hdr`]       | `SparseDecoder`, `add_pairs`             | HDR V2 wire histograms decoded sparsely    |
 //! | [`point`]     | [`Point`]                                | a raw sample, for `--out` formats          |
 //! | [`threshold`] | [`Threshold`], [`ThresholdSet`], [`Verdict`] | k6 threshold syntax; the one evaluator |
@@ -40,6 +41,7 @@ pub mod arrivals;
 pub mod auth;
 pub mod duration;
 pub mod executor;
+pub mod fdlimit;
 pub mod format;
 pub mod hdr;
 pub mod label;

@@ -36,6 +36,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn async_main(config: Config) -> anyhow::Result<()> {
+    // one descriptor per connection: tens of thousands of open streams need the hard limit
+    barrage_core::fdlimit::raise_and_log("barrage-mock-llm");
     let addr = SocketAddr::new(config.host, config.port);
     let listener = bind(addr, config.reuse_port).with_context(|| {
         if config.reuse_port {

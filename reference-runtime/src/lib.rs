@@ -133,6 +133,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    // every streaming run holds a connection in (and over HTTP/1.1 one out to the LLM)
+    barrage_core::fdlimit::raise_and_log("barrage-reference-runtime");
     runtime.block_on(async move {
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!(

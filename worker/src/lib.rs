@@ -72,16 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "barrage-worker starting"
     );
     // one descriptor per open stream: the soft limit is raised to the hard one
-    match http::raise_fd_limit() {
-        Ok(l) => tracing::info!(
-            before = l.before,
-            now = l.now,
-            "file-descriptor limit (RLIMIT_NOFILE)"
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not raise the file-descriptor limit; open streams are capped by it")
-        }
-    }
+    http::raise_and_log("barrage-worker");
     match args.validate() {
         Err(e) => {
             barrage_core::errln!("barrage-worker: {e}");

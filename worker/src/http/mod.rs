@@ -99,7 +99,7 @@ pub use exchange::{
 };
 
 use h1::{Conn, Failure, Progress};
-pub use limits::raise_fd_limit;
+pub use limits::{raise_and_log, raise_fd_limit, FdLimit};
 
 /// Idle pooled connections are closed after this, before the servers' ~5 s.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
