@@ -332,6 +332,13 @@ fn a_killed_controller_resumes_and_loses_at_most_one_checkpoint() {
         assert_eq!(w.exit_code(Duration::from_secs(30)), 0, "{}", w.output());
     }
     let summary = summary_in(&results);
+    assert_within_one_checkpoint(&summary, &second.output());
+    assert!(!checkpoint.exists(), "the checkpoint folder is left");
+}
+
+/// The resumed run's merged iterations equal the workers' own totals (their `Done`) less at
+/// most one checkpoint period (1 s) of iterations lost, never any counted twice.
+fn assert_within_one_checkpoint(summary: &serde_json::Value, output: &str) {
     let merged = summary["metrics"]["iterations"]["count"].as_f64().unwrap();
     let done: u64 = summary["workers"]
         .as_array()
@@ -340,17 +347,14 @@ fn a_killed_controller_resumes_and_loses_at_most_one_checkpoint() {
         .map(|w| {
             w["done_iterations"]
                 .as_u64()
-                .unwrap_or_else(|| panic!("a worker without Done: {w}\n{}", second.output()))
+                .unwrap_or_else(|| panic!("a worker without Done: {w}\n{output}"))
         })
         .sum();
     let per_s = done as f64 / summary["duration_s"].as_f64().unwrap();
-    // at most one checkpoint period (1 s) of iterations lost, never any counted twice
     assert!(
         merged <= done as f64 && merged >= done as f64 - per_s * 1.0 - 1.0,
-        "merged {merged}, the workers' own {done} ({per_s:.1}/s)\n{}",
-        second.output()
+        "merged {merged}, the workers' own {done} ({per_s:.1}/s)\n{output}"
     );
-    assert!(!checkpoint.exists(), "the checkpoint folder is left");
 }
 
 /// Whether `pid` is a running process (a zombie has ended).
@@ -494,24 +498,7 @@ fn a_killed_barrage_run_resumes_with_its_own_children() {
     let code = second.exit_code(Duration::from_secs(90));
     assert_eq!(code, 0, "{}", second.output());
     let summary = summary_in(&dir.path().join("results"));
-    let merged = summary["metrics"]["iterations"]["count"].as_f64().unwrap();
-    let done: u64 = summary["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            w["done_iterations"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("a worker without Done: {w}\n{}", second.output()))
-        })
-        .sum();
-    let per_s = done as f64 / summary["duration_s"].as_f64().unwrap();
-    // at most one checkpoint period (1 s) of iterations lost, never any counted twice
-    assert!(
-        merged <= done as f64 && merged >= done as f64 - per_s * 1.0 - 1.0,
-        "merged {merged}, the workers' own {done} ({per_s:.1}/s)\n{}",
-        second.output()
-    );
+    assert_within_one_checkpoint(&summary, &second.output());
     assert!(!checkpoint.exists(), "the checkpoint folder is left");
     // every child of the run ends with it: the first run's and the resumed run's keeper
     let mut all = pids.clone();
