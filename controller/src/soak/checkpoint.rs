@@ -177,22 +177,19 @@ impl State {
     /// Reads `dir/state.json` and checks it is of the plan `plan_hash`.
     pub fn load(dir: &Path, plan_hash: &str) -> Result<State, CheckpointError> {
         let path = dir.join(STATE_FILE);
-        let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let format = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("format").and_then(serde_json::Value::as_u64));
-        if let Some(found) = format.filter(|f| *f != u64::from(FORMAT)) {
-            return Err(CheckpointError::Format {
-                path,
-                found: found as u32,
-            });
-        }
-        let state: State = serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Decode {
-            path: path.clone(),
-            why: e.to_string(),
+        let state: State = read_versioned(&path, FORMAT).map_err(|e| match e {
+            ReadFail::Io(source) => CheckpointError::Read {
+                path: path.clone(),
+                source,
+            },
+            ReadFail::Format(found) => CheckpointError::Format {
+                path: path.clone(),
+                found,
+            },
+            ReadFail::Decode(why) => CheckpointError::Decode {
+                path: path.clone(),
+                why,
+            },
         })?;
         if state.plan_hash != plan_hash {
             return Err(CheckpointError::Plan {
@@ -326,6 +323,31 @@ impl Writer {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
+}
+
+/// Why a versioned JSON file of a checkpoint folder (`state.json`, `local.json`) could not
+/// be read; each file's error type names the path and the fix.
+pub(crate) enum ReadFail {
+    Io(std::io::Error),
+    /// Its `format` is another release's.
+    Format(u32),
+    Decode(String),
+}
+
+/// Reads `path`, a JSON object whose `format` must be `format` (checked before the rest is
+/// decoded, so another release's file says so instead of failing on a field).
+pub(crate) fn read_versioned<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    format: u32,
+) -> Result<T, ReadFail> {
+    let bytes = std::fs::read(path).map_err(ReadFail::Io)?;
+    let found = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("format").and_then(serde_json::Value::as_u64));
+    if let Some(found) = found.filter(|f| *f != u64::from(format)) {
+        return Err(ReadFail::Format(found as u32));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ReadFail::Decode(e.to_string()))
 }
 
 #[cfg(test)]

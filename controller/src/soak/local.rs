@@ -15,6 +15,7 @@
 //! and stopping what is left, when one is gone or replaced), reads the join token back from
 //! a worker's environment (never from a file), binds the same address, and lets the workers
 //! rejoin. At the end it stops the children as a normal run does ([`Adopted::stop_all`]).
+use super::checkpoint::{read_versioned, ReadFail};
 use crate::local::TOKEN_ENV;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -215,22 +216,10 @@ impl RunRecord {
     /// Reads `dir/local.json`.
     pub fn load(dir: &Path) -> Result<RunRecord, ResumeError> {
         let path = dir.join(RECORD_FILE);
-        let bytes = std::fs::read(&path).map_err(|source| ResumeError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let format = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("format").and_then(serde_json::Value::as_u64));
-        if let Some(found) = format.filter(|f| *f != u64::from(FORMAT)) {
-            return Err(ResumeError::Format {
-                path,
-                found: found as u32,
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| ResumeError::Decode {
-            path,
-            why: e.to_string(),
+        read_versioned(&path, FORMAT).map_err(|e| match e {
+            ReadFail::Io(source) => ResumeError::Read { path, source },
+            ReadFail::Format(found) => ResumeError::Format { path, found },
+            ReadFail::Decode(why) => ResumeError::Decode { path, why },
         })
     }
 
