@@ -11,8 +11,14 @@
 //! value u64, integer-to-double ratio f64, then the counts as ZigZag LEB128 i64s where a
 //! negative `n` skips `-n` empty buckets. The deflate form wraps it: cookie `0x1c849304`,
 //! compressed length u32, zlib stream.
+//!
+//! Encoding is sparse too ([`SparseEncoder`]): `hdrhistogram`'s serializer reserves and
+//! zeroes nine bytes per bucket up to the largest value before it writes the few it needs,
+//! and builds a fresh deflate compressor (some hundred KiB of tables) for every histogram;
+//! a worker encodes every trend series of every interval. The bytes are the same V2 payload,
+//! deflated, so every V2 reader decodes them.
 use crate::sink::SinkError;
-use flate2::{Decompress, FlushDecompress, Status};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use hdrhistogram::Histogram;
 
 const V2_COOKIE: u32 = 0x1c84_9303;
@@ -106,6 +112,103 @@ impl SparseDecoder {
     }
 }
 
+/// A reusable encoder to the V2-deflate format: keeps its deflate state and buffers
+/// between calls, and writes the V2 payload from the recorded buckets only.
+pub struct SparseEncoder {
+    deflate: Compress,
+    plain: Vec<u8>,
+}
+
+impl Default for SparseEncoder {
+    fn default() -> Self {
+        SparseEncoder {
+            deflate: Compress::new(Compression::default(), true),
+            plain: Vec::with_capacity(1024),
+        }
+    }
+}
+
+impl std::fmt::Debug for SparseEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SparseEncoder")
+    }
+}
+
+impl SparseEncoder {
+    /// The V2 (uncompressed) bytes of `h`, as `hdrhistogram`'s `V2Serializer` writes them.
+    pub fn encode_plain(&mut self, h: &Histogram<u64>) -> Result<&[u8], SinkError> {
+        let layout = Layout::new(u32::from(h.sigfig()), h.low());
+        let buf = &mut self.plain;
+        buf.clear();
+        buf.extend_from_slice(&(V2_COOKIE | 0x10).to_be_bytes());
+        buf.extend_from_slice(&0u32.to_be_bytes()); // payload length, filled in below
+        buf.extend_from_slice(&0u32.to_be_bytes()); // normalizing index offset
+        buf.extend_from_slice(&u32::from(h.sigfig()).to_be_bytes());
+        buf.extend_from_slice(&h.low().to_be_bytes());
+        buf.extend_from_slice(&h.high().to_be_bytes());
+        buf.extend_from_slice(&1.0f64.to_be_bytes()); // integer-to-double ratio
+        let mut next: u64 = 0;
+        for v in h.iter_recorded() {
+            let index = layout.index_from_value(v.value_iterated_to());
+            let count = v.count_at_value();
+            match index - next {
+                0 => {}
+                1 => put_zigzag(buf, 0),
+                gap => put_zigzag(buf, -(gap as i64)),
+            }
+            put_zigzag(
+                buf,
+                i64::try_from(count).map_err(|_| SinkError::Encode("count over i64".into()))?,
+            );
+            next = index + 1;
+        }
+        if next == 0 {
+            put_zigzag(buf, 0); // an empty histogram: the count at index 0
+        }
+        let payload = (buf.len() - HEADER_LEN) as u32;
+        buf[4..8].copy_from_slice(&payload.to_be_bytes());
+        Ok(&self.plain)
+    }
+
+    /// The V2-deflate bytes of `h`, appended to `out`.
+    pub fn encode(&mut self, h: &Histogram<u64>, out: &mut Vec<u8>) -> Result<(), SinkError> {
+        self.encode_plain(h)?;
+        let start = out.len();
+        out.extend_from_slice(&(V2_DEFLATE_COOKIE | 0x10).to_be_bytes());
+        out.extend_from_slice(&0u32.to_be_bytes()); // compressed length, filled in below
+        out.reserve(self.plain.len() / 2 + 64);
+        self.deflate.reset();
+        loop {
+            let consumed = self.deflate.total_in() as usize;
+            let status = self
+                .deflate
+                .compress_vec(&self.plain[consumed..], out, FlushCompress::Finish)
+                .map_err(|e| SinkError::Encode(format!("deflate: {e}")))?;
+            match status {
+                Status::StreamEnd => break,
+                Status::Ok | Status::BufError => out.reserve(out.capacity().max(256)),
+            }
+        }
+        let len = (out.len() - start - 8) as u32;
+        out[start + 4..start + 8].copy_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+}
+
+/// ZigZag LEB128 as HdrHistogram writes it (at most 9 bytes: the 9th carries 8 bits).
+fn put_zigzag(buf: &mut Vec<u8>, n: i64) {
+    let mut v = ((n << 1) ^ (n >> 63)) as u64;
+    for _ in 0..8 {
+        if v < 0x80 {
+            buf.push(v as u8);
+            return;
+        }
+        buf.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
 fn decode_plain(bytes: &[u8], out: &mut Vec<(u64, u64)>) -> Result<(), SinkError> {
     if bytes.len() < HEADER_LEN || be_u32(bytes) & !0xf0 != V2_COOKIE {
         return Err(err("not a V2 histogram"));
@@ -179,6 +282,16 @@ impl Layout {
             sub_bucket_half_count_magnitude: half_mag,
             sub_bucket_half_count: 1 << half_mag,
         }
+    }
+
+    /// The counts index of `value` (HdrHistogram's `index_for`).
+    fn index_from_value(&self, value: u64) -> u64 {
+        let sub_bucket_mask = (2 * self.sub_bucket_half_count - 1) << self.unit_magnitude;
+        let base = 64 - self.unit_magnitude - self.sub_bucket_half_count_magnitude - 1;
+        let bucket = base - (value | sub_bucket_mask).leading_zeros();
+        let sub = value >> (bucket + self.unit_magnitude);
+        ((u64::from(bucket) + 1) << self.sub_bucket_half_count_magnitude) + sub
+            - self.sub_bucket_half_count
     }
 
     fn value_from_index(&self, index: u64) -> Result<u64, SinkError> {
@@ -268,6 +381,45 @@ mod tests {
         SparseDecoder::default().decode(&plain, &mut pairs).unwrap();
         assert_eq!(pairs.iter().map(|p| p.1).sum::<u64>(), 500);
         let _ = encode_histogram(&t.hist).unwrap();
+    }
+
+    /// The sparse encoder writes exactly the library's V2 payload, and its deflated form
+    /// decodes with the library's deserializer to the same histogram.
+    #[test]
+    fn sparse_encoding_is_the_library_encoding() {
+        use hdrhistogram::serialization::{Serializer, V2Serializer};
+        let mut enc = SparseEncoder::default();
+        let mut pairs = Vec::new();
+        for (seed, n, max) in [
+            (1u64, 50usize, 100_000u64),
+            (2, 5000, 60_000_000),
+            (3, 1, 7),
+            (4, 0, 1),
+            (5, 300, u32::MAX as u64),
+            (6, 2000, 1 << 62),
+            (7, 40, 2047),
+        ] {
+            let t = random_sink(seed, n, max);
+            let mut lib = Vec::new();
+            V2Serializer::new().serialize(&t.hist, &mut lib).unwrap();
+            assert_eq!(enc.encode_plain(&t.hist).unwrap(), &lib[..], "seed {seed}");
+            let mut wire = vec![0xAA]; // appended after what is there
+            enc.encode(&t.hist, &mut wire).unwrap();
+            let back = TrendSink::decode(&wire[1..]).unwrap();
+            assert_eq!(back.hist, t.hist, "seed {seed}");
+            SparseDecoder::default()
+                .decode(&wire[1..], &mut pairs)
+                .unwrap();
+            assert_eq!(pairs.iter().map(|p| p.1).sum::<u64>(), n as u64);
+        }
+        // a histogram of another configuration (not the sinks' 1 / 3 digits)
+        let mut h = Histogram::<u64>::new_with_bounds(1000, 1 << 40, 2).unwrap();
+        for v in [1000u64, 1001, 5_000, 123_456_789, 1 << 39] {
+            h.record_n(v, v % 7 + 1).unwrap();
+        }
+        let mut lib = Vec::new();
+        V2Serializer::new().serialize(&h, &mut lib).unwrap();
+        assert_eq!(enc.encode_plain(&h).unwrap(), &lib[..]);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!
 //! Trends of times hold microseconds; thresholds and summaries speak milliseconds.
 use crate::metrics::MetricKind;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use std::ops::AddAssign;
 
@@ -71,12 +71,15 @@ impl TrendSink {
     }
 }
 
-/// V2 deflate serialization of an HDR histogram (the format HdrHistogram's tools read).
+/// V2 deflate serialization of an HDR histogram (the format HdrHistogram's tools read),
+/// by one reused [`SparseEncoder`](crate::hdr::SparseEncoder) per thread: a worker encodes
+/// every trend of every interval (see [`crate::hdr`] for why not the library's serializer).
 pub fn encode_histogram(h: &Histogram<u64>) -> Result<Vec<u8>, SinkError> {
+    thread_local! {
+        static ENCODER: std::cell::RefCell<crate::hdr::SparseEncoder> = Default::default();
+    }
     let mut out = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut out)
-        .map_err(|e| SinkError::Encode(format!("{e:?}")))?;
+    ENCODER.with(|e| e.borrow_mut().encode(h, &mut out))?;
     Ok(out)
 }
 
