@@ -102,7 +102,7 @@ fn controller(dir: &std::path::Path, n: usize, seconds: u64) -> (Controller, Str
         .arg(dir.join("results"))
         .env(
             "RUST_LOG",
-            "warn,barrage_controller::coordinator::hub=debug",
+            "warn,barrage_controller::coordinator::hub=debug,barrage_controller::coordinator::roster=info",
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -133,6 +133,21 @@ fn controller(dir: &std::path::Path, n: usize, seconds: u64) -> (Controller, Str
                 if let (Some(seq), Some(w), Some(lag)) = (seq, w, lag) {
                     l.lock().unwrap().push((seq, w, lag));
                 }
+            } else if line.contains("silence limit reached") {
+                let heard = field(&line, "heard_unix_us").and_then(|x| x.parse().ok());
+                let silent = field(&line, "silent_ms").and_then(|x| x.parse().ok());
+                let late = field(&line, "late_ms").and_then(|x| x.parse().ok());
+                if let (Some(heard), Some(silent), Some(late)) = (heard, silent, late) {
+                    SILENCES.lock().unwrap().push(Silence {
+                        heard_us: heard,
+                        silent_ms: silent,
+                        late_ms: late,
+                    });
+                }
+            } else if line.contains("segments rebalanced") {
+                if let Some(at) = field(&line, "sent_unix_us").and_then(|x| x.parse().ok()) {
+                    REBALANCED.lock().unwrap().push(at);
+                }
             } else if line.contains("worker lost") || line.contains("stalled") {
                 // losses and the controller's own stalls, as they happen
                 if LOST_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 12 {
@@ -151,6 +166,8 @@ fn controller(dir: &std::path::Path, n: usize, seconds: u64) -> (Controller, Str
 
 fn fleet(n: usize, seconds: u64) {
     *START.lock().unwrap() = None;
+    SILENCES.lock().unwrap().clear();
+    REBALANCED.lock().unwrap().clear();
     let dir = tempfile::tempdir().unwrap();
     let (mut ctl, addr) = controller(dir.path(), n, seconds);
     let pid = ctl.child.id();
@@ -302,9 +319,64 @@ fn fleet(n: usize, seconds: u64) {
         iv(after_silent - went_quiet),
         iv(after_kill - killed_at),
     );
+    liveness_parts(went_quiet, silent_dropped, after_silent);
+}
+
+/// Where the silent workers' time to be dropped goes: their last snapshot sent (the
+/// simulated worker's clock) → its arrival stamped by the controller's session → the
+/// controller's drop (its own figure: silence at the check against its deadline of three
+/// intervals, and how late the check ran) → the drop seen by the simulated worker (its
+/// stream ending); and the rebalancing that follows, as the controller handed it out and as
+/// the last survivor received it. The bench's interval is 1 s.
+fn liveness_parts(went_quiet: i64, seen_dropped: i64, last_reassign: i64) {
+    let sil = SILENCES.lock().unwrap().clone();
+    let rebalanced = REBALANCED.lock().unwrap().clone();
+    if sil.is_empty() {
+        println!("  liveness: the controller logged no silent worker");
+        return;
+    }
+    let lost_at = |s: &Silence| s.heard_us + (s.silent_ms * 1e3) as i64;
+    let fold = |f: &dyn Fn(&Silence) -> f64| sil.iter().map(f).fold(f64::NAN, f64::max);
+    let stamped = sil.iter().map(|s| s.heard_us).max().unwrap();
+    let lost = sil.iter().map(lost_at).max().unwrap();
+    // per silent worker: the first rebalancing after its drop, from its stamp
+    let ctl_rebalanced = fold(&|s| {
+        rebalanced
+            .iter()
+            .filter(|t| **t >= lost_at(s))
+            .min()
+            .map_or(f64::NAN, |t| (t - s.heard_us) as f64 / 1e6)
+    });
+    println!(
+        "  liveness ({} silent): worker's view {:.2} iv = last sent → controller's stamp {:.0} ms \
+         + controller's silence at the drop {:.3} iv (deadline 3; check {:.1} ms past it, max) \
+         + drop → stream end seen {:.0} ms; rebalancing: the controller handed out the last \
+         Reassign {:.3} iv after the stamp, the last survivor had it {:.2} iv after the last send",
+        sil.len(),
+        (seen_dropped - went_quiet) as f64 / 1e6,
+        (stamped - went_quiet) as f64 / 1e3,
+        fold(&|s| s.silent_ms) / 1e3,
+        fold(&|s| s.late_ms),
+        (seen_dropped - lost) as f64 / 1e3,
+        ctl_rebalanced,
+        (last_reassign - went_quiet) as f64 / 1e6,
+    );
 }
 
 static START: Mutex<Option<i64>> = Mutex::new(None);
+
+/// The controller's "silence limit reached" line: when the worker's last message arrived
+/// (its session's stamp, µs since the Unix epoch), how long it had been silent when the
+/// controller dropped it, and how far past the deadline that check ran.
+#[derive(Debug, Clone, Copy)]
+struct Silence {
+    heard_us: i64,
+    silent_ms: f64,
+    late_ms: f64,
+}
+static SILENCES: Mutex<Vec<Silence>> = Mutex::new(Vec::new());
+/// "segments rebalanced": when the last `Reassign` was handed to the streams.
+static REBALANCED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 static LOST_SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The controller's RSS after warm-up: its level (median), per worker, and its slope in

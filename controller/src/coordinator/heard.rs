@@ -37,6 +37,17 @@ fn from_ns(ns: u64) -> Instant {
     *EPOCH + Duration::from_nanos(ns)
 }
 
+/// `t` as µs since the Unix epoch (by the system clock now), for log lines that a reader
+/// on the same host compares with its own clock.
+pub fn unix_us(t: Instant) -> i64 {
+    let now = (Instant::now(), super::clock::now_us());
+    if t <= now.0 {
+        now.1 - now.0.duration_since(t).as_micros() as i64
+    } else {
+        now.1 + t.duration_since(now.0).as_micros() as i64
+    }
+}
+
 /// When a worker's latest message arrived: its session writes it, the hub reads it. The
 /// stamp only moves forward.
 #[derive(Debug)]

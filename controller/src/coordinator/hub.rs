@@ -584,10 +584,23 @@ impl Hub {
             return;
         }
         let limit = self.silence_limit();
-        let (silent, next) = self.workers.check_liveness(Instant::now(), limit);
+        let now = Instant::now();
+        let (silent, next) = self.workers.check_liveness(now, limit);
         self.liveness_due = next;
         let intervals = self.silent_checks();
         for id in silent {
+            // when its last word arrived and how long after the deadline this check ran
+            // (the fleet bench sets these against the worker's own clock)
+            if let Some(heard) = self.workers.heard_at(&id) {
+                let wall = now.saturating_duration_since(heard);
+                tracing::info!(
+                    worker = %id,
+                    heard_unix_us = super::heard::unix_us(heard),
+                    silent_ms = wall.as_secs_f64() * 1e3,
+                    late_ms = wall.saturating_sub(limit).as_secs_f64() * 1e3,
+                    "silence limit reached"
+                );
+            }
             self.lose(&id, format!("sent nothing for {intervals} intervals"));
         }
     }

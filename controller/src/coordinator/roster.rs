@@ -207,6 +207,11 @@ impl Roster {
         self.stalls.turn(now, allowed, limit);
     }
 
+    /// When `id`'s latest message arrived.
+    pub fn heard_at(&self, id: &str) -> Option<Instant> {
+        self.workers.get(id).map(|w| w.heard.at())
+    }
+
     /// How long `w` has been silent at `now`, the controller's own stalls left out.
     pub fn silence(&self, w: &Worker, now: Instant) -> Duration {
         self.stalls.silence(w.heard.at(), now)
@@ -266,7 +271,12 @@ impl Roster {
                 }));
             }
         }
-        tracing::info!(remaining = ?live, "segments rebalanced");
+        // when the last `Reassign` was handed to its stream (the fleet bench reads it)
+        tracing::info!(
+            remaining = live.len(),
+            sent_unix_us = super::clock::now_us(),
+            "segments rebalanced"
+        );
     }
 }
 
