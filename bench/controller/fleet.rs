@@ -17,15 +17,13 @@
 //!   (stream dropped) at the same interval; how many intervals until the silent ones are
 //!   dropped and until the survivors get their `Reassign`.
 //!
-//! Then the worker's side of the same figure: CPU to cut and encode one 100-series
-//! snapshot (`Registry::cut` + `snapshot_to_pb`), median of rounds.
+//! The worker's side (CPU to cut and encode one snapshot) is the `snapshot_cost` bench.
 //!
 //! `cargo bench -p barrage-controller --bench fleet [-- SECONDS N...]` (default 60 s;
 //! 100 300 1000)
 use barrage_controller::coordinator::simulate::{
     realistic_snapshot, run_worker, Fate, SimConfig, SimReport, Template,
 };
-use barrage_core::{MetricKind, Sink};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -415,60 +413,6 @@ fn rss_after_warmup(samples: &[(f64, f64)], n: usize) -> String {
     )
 }
 
-/// The worker's CPU to cut and encode one interval of `SERIES` series.
-fn worker_snapshot_cpu() {
-    use barrage_worker::registry::Registry;
-    let template = realistic_snapshot(7);
-    let reg = Registry::new(&Default::default());
-    let mut ids = Vec::new();
-    for (key, sink) in &template.series {
-        let tags: Vec<(&str, &str)> = key
-            .tags
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let (kind, values): (MetricKind, Vec<f64>) = match sink {
-            Sink::Counter(c) => (MetricKind::Counter, vec![c.sum]),
-            Sink::Rate(_) => (MetricKind::Rate, vec![1.0; 40]),
-            Sink::Trend(t) => (
-                MetricKind::Trend,
-                t.hist
-                    .iter_recorded()
-                    .flat_map(|v| {
-                        std::iter::repeat_n(
-                            v.value_iterated_to() as f64,
-                            v.count_at_value() as usize,
-                        )
-                    })
-                    .collect(),
-            ),
-            Sink::Gauge(_) => (MetricKind::Gauge, vec![1.0]),
-        };
-        ids.push((reg.intern(&key.metric, kind, &tags), values));
-    }
-    let mut per = Vec::new();
-    let mut bytes = 0;
-    for seq in 0..200u64 {
-        for (id, values) in &ids {
-            for v in values {
-                reg.add(*id, *v);
-            }
-        }
-        // wall time of one CPU-bound call on this thread (schedstat does not tick that finely)
-        let t = Instant::now();
-        let s = reg.cut(seq, now_us(), 1000);
-        let wire = barrage_proto::snapshot_to_pb(&s).unwrap();
-        per.push(t.elapsed().as_secs_f64() * 1e6);
-        bytes = prost::Message::encoded_len(&wire);
-    }
-    println!(
-        "worker: cut + encode of one {}-series snapshot: median {:.0} µs ({} bytes on the wire)",
-        ids.len(),
-        median(&mut per),
-        bytes
-    );
-}
-
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
@@ -480,7 +424,6 @@ fn main() {
     } else {
         vec![100, 300, 1000]
     };
-    worker_snapshot_cpu();
     for n in sizes {
         fleet(n, seconds);
     }
