@@ -243,6 +243,7 @@ async fn an_http1_request_sent_byte_by_byte_is_served_over_http1() {
     let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
     tokio::spawn(conn);
     for _ in 0..2 {
+        send.ready().await.unwrap();
         let res = send
             .send_request(chat("/v1/chat/completions"))
             .await
