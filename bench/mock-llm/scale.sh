@@ -27,12 +27,16 @@
 # Raises the open-file limit to $NOFILE (default 1048576; the hard limit too, which needs
 # CAP_SYS_RESOURCE); where it cannot, counts above the limit are reported as skipped.
 # Output: a report on stdout; raw lines in bench/out/mock-llm-scale-*.txt.
+# AFTER_BIN overrides this build's server; BODIES (part 2's sizes) and LONG_ANSWERS=0 (part 3
+# without the 2,000-word streams) shorten a run, e.g. for alternating before/after rounds:
+#   for r in 1 2 3; do BUILD=0 BEFORE_BIN=… AFTER_BIN=… COUNTS=10000:1000 BODIES=1000 \
+#     LONG_ANSWERS=0 bench/mock-llm/scale.sh; done
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="$ROOT/bench/out"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-AFTER="$TARGET/release/barrage-mock-llm"
+AFTER="${AFTER_BIN:-$TARGET/release/barrage-mock-llm}"
 CLIENT="$TARGET/release/examples/streams"
 BEFORE="${BEFORE_BIN:-/tmp/mock-before/barrage-mock-llm}"
 BEFORE_REF="${BEFORE_REF:-main}"
@@ -47,6 +51,8 @@ GEN_CORE="${GEN_CORE:-0}"
 NOFILE="${NOFILE:-1048576}"
 PORT="${PORT:-18511}"
 SECTIONS="${SECTIONS:-1 2 3}"   # which of the three parts to run
+BODIES="${BODIES:-1000 100000 500000}"   # part 2's body sizes (the first is the ratios' base)
+LONG_ANSWERS="${LONG_ANSWERS:-1}"   # part 3: 0 runs the 42-word streams only
 # BUILD=0: use the binaries already in the target directory (no cargo run).
 
 mkdir -p "$OUT"
@@ -181,8 +187,12 @@ done
   bin=$AFTER; [[ $build == before ]] && bin=$BEFORE
   small=""
   # CPU is read in 10 ms ticks: small bodies need many requests for a usable figure.
-  for spec in 1000:$((REPEAT * 20)) 100000:$((REPEAT * 2)) 500000:$REPEAT; do
-    bytes=${spec%:*} repeat=${spec#*:}
+  for bytes in $BODIES; do
+    case $bytes in
+      1000) repeat=$((REPEAT * 20)) ;;
+      100000) repeat=$((REPEAT * 2)) ;;
+      *) repeat=$REPEAT ;;
+    esac
     start 1 "$bin" --delay-ms 0 --stream-delay-ms 0 --max-body-bytes 1048576
     client --streams 20 --repeat "$repeat" --stream false --body-bytes "$bytes" --interval-ms 1 --deadline-s 120
     us=$(f cpu_us_per_req)
@@ -204,6 +214,7 @@ done
   client --streams 50 --repeat 20 --interval-ms 5 --deadline-s 60
   small=$(f cpu_us_per_frame)
   echo "| $build | 42 | $(f frames) | $(f errors) | $small | 1.00 | $(f late_p99_pct) |" | tee -a "$RAW"
+  [[ $LONG_ANSWERS == 1 ]] || { cleanup; continue; }
   start 1 "$bin" --delay-ms 0 --stream-delay-ms 5 --response "$LONG"
   client --streams 50 --interval-ms 5 --deadline-s 60
   echo "| $build | 2000 | $(f frames) | $(f errors) | $(f cpu_us_per_frame) | $(ratio "$(f cpu_us_per_frame)" "$small") | $(f late_p99_pct) |" | tee -a "$RAW"

@@ -11,6 +11,7 @@
 //! | --- | --- |
 //! | [`config`] | `Args` (flags + `MOCK_LLM_*` variables, as text) → validated `Config`; `ConfigError` lists every problem |
 //! | [`server`] | `serve(listener, config, shutdown)`: accept loop, connections, graceful drain |
+//! | `sniff` | HTTP/1.1 or h2c, told from a connection's first bytes (peeked; read and replayed when they come in pieces) |
 //! | `routes` | routing and the endpoint handlers; the chat pipeline (size → parse → fault → answer → slot → delay) |
 //! | [`model`] | model mode: `Generations` (slots + FIFO queue, 429 when full), the queue-wait histogram, the timing formulas |
 //! | [`live`] | `Tunables` (what `/admin/config` may change) in `Live`, copied by each request on arrival |
@@ -61,6 +62,7 @@ mod request;
 mod routes;
 mod run;
 pub mod server;
+mod sniff;
 pub mod stats;
 mod stream;
 pub mod tokens;

@@ -8,6 +8,13 @@
 //! frames handed to the connection as they come due, so chunks are not held back over h2
 //! either.
 //!
+//! The protocol is told once per connection (`sniff`: the first bytes peeked, not read) and
+//! the connection is then served by hyper's HTTP/1.1 or HTTP/2 connection directly, not by
+//! hyper-util's `auto` one: an HTTP/1.1 connection is then the same object over the same
+//! socket as on a server that speaks nothing else (no version layer on every read, the
+//! task no larger), which matters at tens of thousands of open streams. The HTTP/2
+//! connection, larger, is boxed so that HTTP/1.1 tasks do not carry its size.
+//!
 //! Shutdown, once the `shutdown` future completes:
 //!
 //! | step | what happens |
@@ -18,13 +25,15 @@
 //! | 4 | connections still open after the grace period are dropped |
 
 use std::convert::Infallible;
+use std::fmt::Display;
 use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,14 +41,19 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::routes::App;
+use crate::sniff::{sniff, Protocol, Replay, Sniffed};
 
 /// Concurrent streams one HTTP/2 connection may carry: above the stream counts barrage
 /// drives through one runtime (tens of thousands), so a client multiplexing its calls is
 /// never queued by the mock. hyper's default (200) would queue it.
 pub const H2_MAX_STREAMS: u32 = 100_000;
 
-/// HTTP/1.1 or HTTP/2 (prior knowledge), chosen per connection by its first bytes.
-type Http = auto::Builder<TokioExecutor>;
+/// The connection builders: HTTP/1.1, and HTTP/2 with prior knowledge; which one serves a
+/// connection is told by its first bytes.
+struct Http {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+}
 
 /// Serves the mock LLM on `listener` until `shutdown` completes, then drains connections
 /// for at most `config.grace`. Returns once every connection has ended or been dropped.
@@ -50,12 +64,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = config.grace;
     let app = Arc::new(App::new(config));
-    let mut http = Http::new(TokioExecutor::new());
+    let mut h1 = http1::Builder::new();
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
     // No timer is configured, so hyper arms none per request (no header-read timeout, no
     // h2 keep-alive ping).
-    http.http1().keep_alive(true);
-    http.http2().max_concurrent_streams(H2_MAX_STREAMS);
-    let http = Arc::new(http);
+    h1.keep_alive(true);
+    h2.max_concurrent_streams(H2_MAX_STREAMS);
+    let http = Arc::new(Http { h1, h2 });
     let finish = CancellationToken::new();
     let abort = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -103,7 +118,7 @@ pub async fn serve(
 /// Serves one connection until it closes, finishing gracefully on `finish` and dropping
 /// it on `abort`.
 async fn connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     app: Arc<App>,
     http: Arc<Http>,
     finish: CancellationToken,
@@ -113,16 +128,55 @@ async fn connection(
     if let Err(error) = stream.set_nodelay(true) {
         debug!(%error, "could not set TCP_NODELAY");
     }
+    // A connection that has not said which protocol it speaks is idle: close it on `finish`.
+    let sniffed = tokio::select! {
+        sniffed = sniff(&mut stream) => sniffed,
+        () = finish.cancelled() => return,
+    };
     let service = service_fn(move |req| {
         let app = Arc::clone(&app);
         async move { Ok::<_, Infallible>(app.handle(req).await) }
     });
-    let conn = http.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
+    let (finish, abort) = (&finish, &abort);
+    match sniffed {
+        Ok(Sniffed::Peeked(Protocol::Http1)) => {
+            let conn = pin!(http.h1.serve_connection(TokioIo::new(stream), service));
+            drive(conn, |c| c.graceful_shutdown(), finish, abort).await;
+        }
+        Ok(Sniffed::Peeked(Protocol::Http2)) => {
+            let mut conn = Box::pin(http.h2.serve_connection(TokioIo::new(stream), service));
+            drive(conn.as_mut(), |c| c.graceful_shutdown(), finish, abort).await;
+        }
+        Ok(Sniffed::Read(Protocol::Http1, first)) => {
+            let io = TokioIo::new(Replay::new(first, stream));
+            let conn = pin!(http.h1.serve_connection(io, service));
+            drive(conn, |c| c.graceful_shutdown(), finish, abort).await;
+        }
+        Ok(Sniffed::Read(Protocol::Http2, first)) => {
+            let io = TokioIo::new(Replay::new(first, stream));
+            let mut conn = Box::pin(http.h2.serve_connection(io, service));
+            drive(conn.as_mut(), |c| c.graceful_shutdown(), finish, abort).await;
+        }
+        Ok(Sniffed::Closed) => {}
+        Err(error) => debug!(%error, "connection ended before its first bytes"),
+    }
+}
+
+/// Runs `conn` to its end; on `finish`, `graceful` tells it to finish (keep-alive off, or a
+/// GOAWAY) and it runs on until `abort`.
+async fn drive<C, E>(
+    mut conn: Pin<&mut C>,
+    graceful: impl FnOnce(Pin<&mut C>),
+    finish: &CancellationToken,
+    abort: &CancellationToken,
+) where
+    C: Future<Output = Result<(), E>>,
+    E: Display,
+{
     let result = tokio::select! {
         result = conn.as_mut() => result,
         () = finish.cancelled() => {
-            conn.as_mut().graceful_shutdown();
+            graceful(conn.as_mut());
             tokio::select! {
                 result = conn.as_mut() => result,
                 () = abort.cancelled() => return,
