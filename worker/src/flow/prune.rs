@@ -8,10 +8,19 @@
 //! shape differs from the need (an array where an object was expected, …) is kept whole.
 //! Skipped parts are still parsed for syntax, so an answer that is not JSON is still
 //! refused (only invalid UTF-8 inside a skipped string goes unnoticed).
+//!
+//! The elements of such a list are not read one by one: which one is the last is only
+//! known at the `]`, and an agent's thread is almost all message text. Each element is
+//! delimited where it lies (a borrowed [`RawValue`]: syntax checked, nothing built or
+//! copied) and only the last is then read with its need; building every message's
+//! `content` to drop all but one was most of the worker's CPU per byte of a long thread.
 use std::fmt;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
 /// What of a JSON value is read.
@@ -228,13 +237,17 @@ impl<'de> Visitor<'de> for PruneVisitor<'_> {
         let mut out = Vec::new();
         match self.0 {
             Need::Last(elem) => {
-                let mut last = None;
-                while let Some(v) = seq.next_element_seed(Prune(elem))? {
-                    if last.replace(v).is_some() {
+                // Each element is only delimited (and checked for syntax) where it lies;
+                // which one is the last is known at the `]`, and only that one is read.
+                let mut last: Option<&'de RawValue> = None;
+                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                    if last.replace(raw).is_some() {
                         out.push(Value::Null);
                     }
                 }
-                out.extend(last);
+                if let Some(raw) = last {
+                    out.push(parse(raw.get().as_bytes(), elem).map_err(A::Error::custom)?);
+                }
             }
             _ => {
                 while let Some(v) = seq.next_element::<Value>()? {
@@ -318,6 +331,77 @@ mod tests {
             parse(br#"{"id":"a","id":{"b":[1]},"z":2}"#, &need).unwrap(),
             json!({"id": {"b": [1]}})
         );
+    }
+
+    /// The last-message check's reading of a list, on the pruned and on the full value.
+    fn last_of(v: &Value, p: &str) -> Option<(usize, Option<Value>, Option<Value>)> {
+        let list = v.pointer(p)?.as_array()?;
+        let last = list.last();
+        Some((
+            list.len(),
+            last.and_then(|m| m.get("type")).cloned(),
+            last.and_then(|m| m.get("content")).cloned(),
+        ))
+    }
+
+    #[test]
+    fn only_the_last_element_of_a_list_is_read_whatever_the_elements_hold() {
+        let need = Need::of_step([last_ai("/m"), no_run_error()], &[]);
+        for text in [
+            r#"{"m":[]}"#,
+            r#"{"m":[{"type":"ai","content":"only"}]}"#,
+            // escapes, brackets and quotes inside strings, unicode as is and escaped
+            r#"{"m":[{"type":"human","content":"a\"b\\c ]],}{ \u00e9\n"},
+                     {"type":"ai","content":"h\u00e9llo \ud83c\udf0d wörld 🌍 \"]\""}]}"#,
+            // nested arrays and objects in skipped and in read elements
+            r#"{"m":[{"type":"tool","content":[[1,[2,[3]]],{"x":[{},[]]}],"k":{"a":[null]}},
+                     [1,[2]],"s",3.5e-2,null,true,
+                     {"content":[{"type":"text","text":"p]"}],"type":"ai","extra":[[[]]]}]}"#,
+            // the last element is not a message
+            r#"{"m":[{"type":"ai","content":"x"},[1,2]]}"#,
+            r#"{"m":[{"type":"ai","content":"x"},"text"]}"#,
+            r#"{"m":[{"type":"ai","content":"x"},null]}"#,
+            // duplicate keys in the last message: the last wins, as serde_json
+            r#"{"m":[{"type":"human"},{"type":"human","type":"ai","content":"a","content":""}]}"#,
+            // whitespace everywhere
+            " { \"m\" : [ { \"type\" : \"ai\" } , { \"content\" : \"c\" , \"type\" : \"ai\" } ] } ",
+        ] {
+            let full: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            let pruned = parse(text.as_bytes(), &need).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(last_of(&pruned, "/m"), last_of(&full, "/m"), "{text}");
+            assert!(last_of(&pruned, "/m").is_some(), "{text}");
+        }
+        // a list of lists of messages: the last's last
+        let need = Need::at("/m", Need::Last(Box::new(Need::Last(Box::new(Need::All)))));
+        let v = parse(br#"{"m":[[1,2],[3,[4,5]],[6,{"z":[7]}]]}"#, &need).unwrap();
+        assert_eq!(v, json!({"m": [null, null, [null, {"z": [7]}]]}));
+    }
+
+    #[test]
+    fn bad_json_in_any_element_of_a_list_is_refused() {
+        let need = Need::of_step([last_ai("/m")], &[]);
+        for bad in [
+            r#"{"m":[{"type":"ai","content":"\x"},{"type":"ai","content":"ok"}]}"#,
+            "{\"m\":[{\"content\":\"a\u{1}b\"},{\"type\":\"ai\"}]}",
+            r#"{"m":[{"content":"\u12"},{"type":"ai"}]}"#,
+            r#"{"m":[{"a":1}{"b":2}]}"#,
+            r#"{"m":[{"a":1},]}"#,
+            r#"{"m":[,{"a":1}]}"#,
+            r#"{"m":[01,{"a":1}]}"#,
+            r#"{"m":[tru,{"a":1}]}"#,
+            r#"{"m":[{"a":[1,2},{"a":1}]}"#,
+            r#"{"m":[{"a":1},{"type":"ai","content":"x"}"#,
+            r#"{"m":[{"a":1},{"type":"ai","content":"x}]}"#,
+            r#"{"m":[{"type":"ai","content":"x"}]}]"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
+            assert!(parse(bad.as_bytes(), &need).is_err(), "{bad}");
+        }
+        // invalid UTF-8 inside a list's element
+        let mut text = br#"{"m":[{"content":"a"#.to_vec();
+        text.extend_from_slice(&[0xff, 0xfe]);
+        text.extend_from_slice(br#""},{"type":"ai"}]}"#);
+        assert!(parse(&text, &need).is_err());
     }
 
     #[test]
