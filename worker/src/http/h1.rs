@@ -16,7 +16,6 @@
 //! `recvfrom`. [`Conn::still_open`] asks tokio for the readiness it already has (no system
 //! call) to notice a close that arrived while the connection was idle.
 use std::io::{self, ErrorKind, IoSlice};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -301,19 +300,12 @@ impl Conn {
     /// Reads more into the buffer; `Ok(0)` at EOF. Sets `p.at`.
     async fn read_more(&mut self, start: Instant, p: &mut Progress) -> io::Result<usize> {
         // Waits for readiness without a buffer: a stream between two events holds none
-        // ([`RecvBuf`]). `poll_read_buf` clears the readiness after a short read, as
-        // `read_buf` does, so a drained socket costs no extra `recvfrom`.
-        let (stream, rbuf) = (&mut self.stream, &mut self.rbuf);
-        let n = std::future::poll_fn(|cx| {
-            std::task::ready!(stream.poll_read_ready(cx))?;
-            let read =
-                tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, rbuf.spare(READ_ROOM));
-            if read.is_pending() {
-                rbuf.release_if_empty();
-            }
-            read
-        })
-        .await;
+        // ([`RecvBuf`]). Then `read_buf` reads at once (and clears the readiness after a
+        // short read, so a drained socket costs no extra `recvfrom`).
+        let n = match self.stream.readable().await {
+            Ok(()) => self.stream.read_buf(self.rbuf.spare(READ_ROOM)).await,
+            Err(e) => Err(e),
+        };
         p.at = start.elapsed();
         n
     }

@@ -42,14 +42,6 @@ impl RecvBuf {
         &mut self.buf
     }
 
-    /// Gives the memory back when no byte is held (a read that found nothing).
-    pub(crate) fn release_if_empty(&mut self) {
-        if self.start >= self.buf.len() && self.buf.capacity() > 0 {
-            self.buf = Vec::new();
-            self.start = 0;
-        }
-    }
-
     /// Bytes of memory held (for tests).
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
