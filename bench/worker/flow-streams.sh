@@ -5,7 +5,8 @@
 # mock's schedule is known: the first event after DELAY_MS, then one every STREAM_MS, for
 # WORDS chunks. The script reads the run's summary and prints the recorded
 # stream_first_event / stream_event_gap percentiles next to that schedule, the workers'
-# summed RSS per open stream, and every process's open-file limit.
+# summed RSS per open stream (against MAX_KIB_PER_VU, default 16: issue 15's bound; the
+# script exits 1 when it is over), and every process's open-file limit.
 #
 #   STREAMS=10000 bench/worker/flow-streams.sh
 #
@@ -31,6 +32,7 @@ HOLD_S="${HOLD_S:-60}"
 SERVER_CORE="${SERVER_CORE:-1}"
 WORKER_CORES="${WORKER_CORES:-0}"
 PORT="${PORT:-18611}"
+MAX_KIB_PER_VU="${MAX_KIB_PER_VU:-16}"
 OUT="$ROOT/bench/out"
 
 die() { echo "flow-streams.sh: $*" >&2; exit 2; }
@@ -133,7 +135,9 @@ worker_pids() { local c g; for c in $(ps -o pid= --ppid "$RUN_PID"); do
     [[ $(tr '\0' ' ' <"/proc/$g/cmdline" 2>/dev/null | cut -d' ' -f2) == worker ]] && echo "$g"
   done; done; }
 rss_sum() { local s=0 p; for p in "$@"; do s=$(( s + $(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0) )); done; echo "$s"; }
-base=""; peak=0; wpids=()
+# The workers' CPU (utime + stime) over the same window: per chunk of the schedule.
+cpu_sum() { local s=0 p; for p in "$@"; do s=$(( s + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo "$s"; }
+base=""; peak=0; wpids=(); cpu_a=""; cpu_b=""; t_a=""; t_b=""
 t0=$(date +%s)
 while kill -0 "$RUN_PID" 2>/dev/null; do
   sleep 0.5
@@ -143,6 +147,9 @@ while kill -0 "$RUN_PID" 2>/dev/null; do
   [[ -z $base ]] && { base=$(rss_sum "${wpids[@]}"); fdl=""; for p in "${wpids[@]}"; do fdl+="$(awk '/^Max open files/ { print $4 }' "/proc/$p/limits"),"; done; }
   if (( now > RAMP_S + stream_s && now < RAMP_S + HOLD_S )); then
     r=$(rss_sum "${wpids[@]}"); (( r > peak )) && peak=$r
+    c=$(cpu_sum "${wpids[@]}"); t=$(date +%s.%N)
+    [[ -z $cpu_a ]] && { cpu_a=$c; t_a=$t; }
+    cpu_b=$c; t_b=$t
   fi
 done
 set +e
@@ -154,11 +161,18 @@ summary=$(ls "$WORK"/*.summary.json 2>/dev/null | head -1)
 cp "$summary" "$OUT/worker-flow-streams-$STAMP.summary.json"
 mock_fd=""; for p in "${MOCK_PIDS[@]}"; do mock_fd+="$(awk '/^Max open files/ { print $4 }' "/proc/$p/limits"),"; done
 
+per_vu=$(awk -v a="$peak" -v b="${base:-0}" -v n="$STREAMS" 'BEGIN { printf "%.2f", (a - b) / n }')
+cpu_line=$(awk -v a="${cpu_a:-0}" -v b="${cpu_b:-0}" -v ta="${t_a:-0}" -v tb="${t_b:-0}" -v hz="$(getconf CLK_TCK)" \
+  -v rate="$(( STREAMS * 1000 / STREAM_MS ))" 'BEGIN { s = (b - a) / hz; w = tb - ta;
+  if (w <= 0) { print "n/a (no window)"; exit }
+  printf "%.2f s in %.1f s of the hold = %.1f %% of a core, %.1f us per chunk of the schedule", s, w, 100 * s / w, s * 1e6 / (w * rate) }')
+verdict=$(awk -v p="$per_vu" -v m="$MAX_KIB_PER_VU" 'BEGIN { print (p <= m) ? "within" : "OVER" }')
 m() { jq -r --arg k "$1" --arg f "$2" '.metrics[$k][$f] // "n/a"' "$summary"; }
 {
   echo "barrage run exit code: $code; summary: bench/out/worker-flow-streams-$STAMP.summary.json"
   echo "open-file limits: workers ${fdl%,}; mock ${mock_fd%,}"
-  echo "worker RSS: ${base:-?} KiB before the ramp -> $peak KiB during the hold = $(awk -v a="$peak" -v b="${base:-0}" -v n="$STREAMS" 'BEGIN { printf "%.2f", (a - b) / n }') KiB per open stream (VU)"
+  echo "worker RSS: ${base:-?} KiB before the ramp -> $peak KiB during the hold = $per_vu KiB per open stream (VU): $verdict the $MAX_KIB_PER_VU KiB target"
+  echo "worker CPU: $cpu_line"
   echo "| metric | schedule | p50 | p90 | p99 | max | count |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   echo "| stream_first_event (ms) | $DELAY_MS | $(m stream_first_event med) | $(m stream_first_event p90) | $(m stream_first_event p99) | $(m stream_first_event max) | $(m stream_first_event count) |"
@@ -167,3 +181,4 @@ m() { jq -r --arg k "$1" --arg f "$2" '.metrics[$k][$f] // "n/a"' "$summary"; }
   echo "| http_req_failed (rate) | 0 | $(jq -r '.metrics.http_req_failed.rate // "n/a"' "$summary") | | | | |"
   echo "validity: $(jq -r '.validity | if type == "object" then (.verdict // .status // "n/a") else tostring end' "$summary"); load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee -a "$RAW"
+[[ $verdict == within ]] || exit 1

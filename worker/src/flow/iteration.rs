@@ -58,8 +58,10 @@ impl AgentFlow {
         pooled.unwrap_or_else(|| IterState {
             vars: self.table.values(),
             url: String::with_capacity(self.base.len() + 96),
-            body: Vec::with_capacity(512),
-            answer: Vec::with_capacity(4096),
+            body: Vec::new(),
+            // grown by the first answer kept (an SSE step keeps none: its events go
+            // through the parser)
+            answer: Vec::new(),
             sse: SseParser::with_limit(self.body_limit),
             summary: SseSummary::default(),
             series: SeriesCache::default(),

@@ -19,20 +19,23 @@ use std::io::{self, ErrorKind, IoSlice};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf as _, BytesMut};
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{lookup_host, TcpSocket, TcpStream};
 
 use super::exchange::{encode_request, stale_io, BodySink, ReqBody, Request, TooLarge};
+use super::recv_buf::RecvBuf;
 
 /// A response head larger than this is refused (hyper's default limit is ~400 KiB of
 /// buffer; Agent Protocol heads are a few hundred bytes).
 const MAX_HEAD: usize = 64 * 1024;
 /// Header slots for one response head.
 const MAX_HEADERS: usize = 100;
-/// Room kept free in the read buffer before each read.
-const READ_ROOM: usize = 8 * 1024;
+/// Room free in the read buffer for each read (the buffer is allocated by the read that
+/// needs it and freed once consumed: [`RecvBuf`]).
+const READ_ROOM: usize = 16 * 1024;
+/// The request buffer's first allocation (a request head is a few hundred bytes).
+const WBUF_START: usize = 1024;
 /// A chunk-size line or a trailer line longer than this is refused.
 const MAX_LINE: usize = 4 * 1024;
 
@@ -43,9 +46,10 @@ pub(crate) struct Conn {
     /// The `host` header (`authority` without a default `:80`).
     host: Box<str>,
     stream: TcpStream,
-    /// Received and not yet consumed.
-    rbuf: BytesMut,
-    /// The request being sent (reused): its head, and its body unless that is large.
+    /// Received and not yet consumed; no memory while empty ([`RecvBuf`]).
+    rbuf: RecvBuf,
+    /// The request being sent: its head, and its body unless that is large. Freed once
+    /// written (a stream then holds no copy of its request).
     wbuf: Vec<u8>,
     /// The body is to be sent after `wbuf`, from where it is ([`encode_request`]).
     body_after: usize,
@@ -222,8 +226,8 @@ impl Conn {
             authority: authority.into(),
             host: host.into(),
             stream,
-            rbuf: BytesMut::with_capacity(16 * 1024),
-            wbuf: Vec::with_capacity(1024),
+            rbuf: RecvBuf::default(),
+            wbuf: Vec::new(),
             body_after: 0,
             idle_since: Instant::now(),
         })
@@ -251,6 +255,9 @@ impl Conn {
 
     /// Prepares `req` for [`Conn::exchange`] ([`encode_request`]).
     pub fn write_request(&mut self, req: &Request<'_>, target: &str) {
+        if self.wbuf.capacity() == 0 {
+            self.wbuf.reserve(WBUF_START);
+        }
         let whole = encode_request(&mut self.wbuf, req, target, &self.host);
         self.body_after = match (&req.body, whole) {
             (Some(body), false) => body.len(),
@@ -266,6 +273,12 @@ impl Conn {
     /// Writes the prepared request: `wbuf`, then `body`'s pieces when they were not
     /// copied into it, with vectored writes (no copy of a large body in user space).
     async fn send(&mut self, body: Option<&ReqBody<'_>>) -> io::Result<()> {
+        let sent = self.send_prepared(body).await;
+        self.wbuf = Vec::new();
+        sent
+    }
+
+    async fn send_prepared(&mut self, body: Option<&ReqBody<'_>>) -> io::Result<()> {
         let Some(body) = body.filter(|_| self.body_after > 0) else {
             return self.stream.write_all(&self.wbuf).await;
         };
@@ -286,10 +299,13 @@ impl Conn {
 
     /// Reads more into the buffer; `Ok(0)` at EOF. Sets `p.at`.
     async fn read_more(&mut self, start: Instant, p: &mut Progress) -> io::Result<usize> {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_ROOM {
-            self.rbuf.reserve(2 * READ_ROOM);
-        }
-        let n = self.stream.read_buf(&mut self.rbuf).await;
+        // Waits for readiness without a buffer: a stream between two events holds none
+        // ([`RecvBuf`]). Then `read_buf` reads at once (and clears the readiness after a
+        // short read, so a drained socket costs no extra `recvfrom`).
+        let n = match self.stream.readable().await {
+            Ok(()) => self.stream.read_buf(self.rbuf.spare(READ_ROOM)).await,
+            Err(e) => Err(e),
+        };
         p.at = start.elapsed();
         n
     }

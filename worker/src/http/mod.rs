@@ -90,6 +90,7 @@ use tokio_util::sync::CancellationToken;
 mod exchange;
 mod h1;
 mod limits;
+mod recv_buf;
 pub mod sse;
 mod tls;
 
