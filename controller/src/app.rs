@@ -171,7 +171,8 @@ fn finalize(
     outputs: Vec<Box<dyn Output>>,
     live: Option<&LiveFeed>,
     target_telemetry: Option<barrage_core::telemetry::TargetSummary>,
-    soak: Option<(&SoakRun, Option<barrage_core::trend::ResourceCheck>)>,
+    soak: Option<&SoakRun>,
+    resources: Option<barrage_core::trend::ResourceCheck>,
 ) -> anyhow::Result<ExitCode> {
     if let Some(l) = live {
         l.writing();
@@ -184,14 +185,16 @@ fn finalize(
         }
     }
     // soak trends, and the slope thresholds judged on them (at the end, once)
+    // (and the back-to-baseline check, which a run without --soak reports there too)
     let trends = match soak {
-        Some((s, resources)) => {
-            Some(s.trends(&report.timeseries, target_telemetry.as_ref(), resources))
-        }
-        None if cfg.thresholds.has_slopes() => Some(barrage_core::trend::compute(
-            &report.timeseries,
-            target_telemetry.as_ref(),
-            report.plan.scenario.duration() / 10,
+        Some(s) => Some(s.trends(&report.timeseries, target_telemetry.as_ref(), resources)),
+        None if cfg.thresholds.has_slopes() || resources.is_some() => Some(trend_with(
+            resources,
+            barrage_core::trend::compute(
+                &report.timeseries,
+                target_telemetry.as_ref(),
+                report.plan.scenario.duration() / 10,
+            ),
         )),
         None => None,
     };
@@ -230,6 +233,14 @@ fn finalize(
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
     Ok(ExitCode::from(code))
+}
+
+fn trend_with(
+    resources: Option<barrage_core::trend::ResourceCheck>,
+    mut t: barrage_core::trend::Trends,
+) -> barrage_core::trend::Trends {
+    t.resources = resources;
+    t
 }
 
 fn live(dashboard: &Option<(Dashboard, LiveFeed)>) -> Option<&LiveFeed> {
@@ -461,6 +472,10 @@ async fn run_local(
         Err(e @ crate::soak::SoakStartError::Checkpoint(_)) => return Ok(config_error(e)),
         Err(e) => return Err(e.into()),
     };
+    let baseline = match crate::soak::baseline(&cfg, soak.as_ref()).await {
+        Ok(b) => b,
+        Err(e) => return Ok(config_error(e)),
+    };
     // a resumed run measures its target from the resume on: its figures per request too
     let base = coord.resume.as_ref().map(|r| r.settled.total.clone());
     let target_record = match &record {
@@ -537,18 +552,18 @@ async fn run_local(
             let telemetry = measured
                 .as_ref()
                 .map(|m| m.summary(&report.total, base.as_ref()));
-            let resources = match &soak {
-                Some(s) => s.resources().await,
+            let resources = match &baseline {
+                Some(b) => b.check().await,
                 None => None,
             };
-            let soak_end = soak.as_ref().map(|s| (s, resources));
             finalize(
                 &cfg,
                 &report,
                 outputs,
                 live(&dashboard),
                 telemetry,
-                soak_end,
+                soak.as_ref(),
+                resources,
             )
         }
         Err(e) => Err(anyhow::Error::new(e).context("the run failed")),
@@ -620,14 +635,25 @@ fn controller_cmd(mut args: ControllerArgs) -> anyhow::Result<ExitCode> {
             Err(e @ crate::soak::SoakStartError::Checkpoint(_)) => return Ok(config_error(e)),
             Err(e) => return Err(e.into()),
         };
+        let baseline = match crate::soak::baseline(&cfg, soak.as_ref()).await {
+            Ok(b) => b,
+            Err(e) => return Ok(config_error(e)),
+        };
         let result = match coordinator::run(listener, coord, outputs, control_rx).await {
             Ok((report, outputs)) => {
-                let resources = match &soak {
-                    Some(s) => s.resources().await,
+                let resources = match &baseline {
+                    Some(b) => b.check().await,
                     None => None,
                 };
-                let soak_end = soak.as_ref().map(|s| (s, resources));
-                finalize(&cfg, &report, outputs, live(&dashboard), None, soak_end)
+                finalize(
+                    &cfg,
+                    &report,
+                    outputs,
+                    live(&dashboard),
+                    None,
+                    soak.as_ref(),
+                    resources,
+                )
             }
             Err(e) => Err(anyhow::Error::new(e).context("the run failed")),
         };

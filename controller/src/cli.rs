@@ -208,18 +208,61 @@ pub struct RunArgs {
     pub target_proc: crate::target::TargetArgs,
 }
 
+/// `barrage controller`: the plan, the outputs and the worker-facing side, with the
+/// controller's defaults (`--listen 127.0.0.1:7400`, `--join-timeout 10m`) and
+/// `--expect-workers` required.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("listen", |a| a.default_value(DEFAULT_LISTEN)),
+    mut_arg("expect_workers", |a| a.required(true)),
+    mut_arg("join_timeout", |a| a.default_value(DEFAULT_JOIN_TIMEOUT))
+)]
 pub struct ControllerArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub workers: WorkerSideArgs,
+}
+
+impl ControllerArgs {
+    /// `--listen` (clap fills in the default; also when built by hand).
+    pub fn listen(&self) -> SocketAddr {
+        self.workers.listen.unwrap_or_else(|| {
+            DEFAULT_LISTEN
+                .parse()
+                .expect("DEFAULT_LISTEN is a socket address")
+        })
+    }
+
+    /// `--join-timeout` (clap fills in the default; also when built by hand).
+    pub fn join_timeout(&self) -> std::time::Duration {
+        self.workers.join_timeout.unwrap_or_else(|| {
+            parse_duration(DEFAULT_JOIN_TIMEOUT).expect("DEFAULT_JOIN_TIMEOUT is a duration")
+        })
+    }
+}
+
+/// `barrage controller --listen`'s default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
+/// `barrage controller --join-timeout`'s default.
+pub const DEFAULT_JOIN_TIMEOUT: &str = "10m";
+
+/// The worker-facing side of a controller: where workers join, how many, and how they are
+/// let in. One flag block for `barrage controller` and for `barrage characterize --listen`
+/// (whose plateaus are `barrage controller`s, given these flags by [`Self::to_flags`]), so
+/// a flag added here is there for both. The fields are optional because characterize's
+/// `--listen` is what turns remote mode on; [`ControllerArgs`] sets the controller's
+/// defaults and makes `--expect-workers` required.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct WorkerSideArgs {
     /// Address to listen on for workers.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7400")]
-    pub listen: SocketAddr,
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
     /// Workers to wait for before the run starts.
     #[arg(long, value_name = "N")]
-    pub expect_workers: usize,
+    pub expect_workers: Option<usize>,
     /// File holding the shared worker token (required unless listening on loopback).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
@@ -237,8 +280,52 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub allow_version_mismatch: bool,
     /// How long to wait for all workers to join.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
-    pub join_timeout: std::time::Duration,
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub join_timeout: Option<std::time::Duration>,
+}
+
+impl WorkerSideArgs {
+    /// The long flags of this block (`--listen`, `--expect-workers`, …), read from clap so
+    /// the list cannot miss a flag.
+    pub fn flag_names() -> Vec<String> {
+        WorkerSideArgs::augment_args(clap::Command::new("worker-side"))
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect()
+    }
+
+    /// The flags that give `barrage controller` these settings (unset ones left out).
+    pub fn to_flags(&self) -> Vec<String> {
+        let mut f: Vec<String> = Vec::new();
+        let mut opt = |flag: &str, v: Option<String>| {
+            if let Some(v) = v {
+                f.extend([flag.to_string(), v]);
+            }
+        };
+        opt("--listen", self.listen.map(|a| a.to_string()));
+        opt(
+            "--expect-workers",
+            self.expect_workers.map(|n| n.to_string()),
+        );
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        opt("--token-file", path(&self.token_file));
+        opt("--tls-cert", path(&self.tls_cert));
+        opt("--tls-key", path(&self.tls_key));
+        opt(
+            "--join-timeout",
+            self.join_timeout
+                .map(barrage_core::duration::format_duration),
+        );
+        for (flag, set) in [
+            ("--insecure-plaintext", self.insecure_plaintext),
+            ("--allow-version-mismatch", self.allow_version_mismatch),
+        ] {
+            if set {
+                f.push(flag.into());
+            }
+        }
+        f
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -507,6 +594,63 @@ mod tests {
             let e = OutSpec::parse(text).unwrap_err();
             assert!(e.contains(needle), "{text}: {e}");
         }
+    }
+
+    /// `barrage controller` and `barrage characterize --listen` share one flag block, and
+    /// what characterize hands each plateau's controller is every flag of it: a flag added
+    /// to [`WorkerSideArgs`] needs a value here (the struct literal), and `to_flags` must
+    /// carry it for the round trip to hold.
+    #[test]
+    fn the_worker_side_flags_are_one_block_and_round_trip() {
+        let all = WorkerSideArgs {
+            listen: Some("127.0.0.1:7499".parse().unwrap()),
+            expect_workers: Some(3),
+            token_file: Some("tok".into()),
+            tls_cert: Some("c.pem".into()),
+            tls_key: Some("k.pem".into()),
+            insecure_plaintext: true,
+            allow_version_mismatch: true,
+            join_timeout: Some(std::time::Duration::from_secs(90)),
+        };
+        let flags = all.to_flags();
+        for name in WorkerSideArgs::flag_names() {
+            assert!(flags.contains(&name), "{name} is not handed on: {flags:?}");
+        }
+        let parse = |sub: &str, extra: &[&str]| {
+            let argv = ["barrage", sub]
+                .into_iter()
+                .map(String::from)
+                .chain(extra.iter().map(|s| s.to_string()))
+                .chain(flags.iter().cloned());
+            Cli::try_parse_from(argv).unwrap().command
+        };
+        let Command::Controller(c) = parse("controller", &[]) else {
+            unreachable!()
+        };
+        assert_eq!(c.workers, all);
+        let Command::Characterize(ch) = parse("characterize", &[]) else {
+            unreachable!()
+        };
+        assert_eq!(ch.remote, all);
+        // the controller's defaults, and --expect-workers required
+        let Command::Controller(c) =
+            Cli::try_parse_from(["barrage", "controller", "--expect-workers", "1"])
+                .unwrap()
+                .command
+        else {
+            unreachable!()
+        };
+        assert_eq!(c.listen(), "127.0.0.1:7400".parse::<SocketAddr>().unwrap());
+        assert_eq!(c.join_timeout(), std::time::Duration::from_secs(600));
+        assert!(Cli::try_parse_from(["barrage", "controller"]).is_err());
+        // characterize: no defaults (no --listen: local plateaus)
+        let Command::Characterize(ch) = Cli::try_parse_from(["barrage", "characterize"])
+            .unwrap()
+            .command
+        else {
+            unreachable!()
+        };
+        assert_eq!(ch.remote, WorkerSideArgs::default());
     }
 
     #[test]

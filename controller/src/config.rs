@@ -104,6 +104,9 @@ pub struct RunConfig {
     pub allow_invalid: bool,
     /// `--soak` and its flags, checked against the plan.
     pub soak: Option<crate::soak::SoakConfig>,
+    /// Check at the end that the target's resources returned to their count at the start
+    /// (`--soak`, or `--baseline-check`).
+    pub baseline_check: bool,
 }
 
 /// The worker-facing side of a coordinator: who may join and how.
@@ -247,6 +250,7 @@ pub fn build(plan_args: &PlanArgs, output: &OutputArgs) -> Result<RunConfig, Con
         embedded_target,
         dashboard: output.dashboard,
         allow_invalid: output.allow_invalid,
+        baseline_check: output.soak.baseline_check || soak.as_ref().is_some_and(|s| s.resources),
         soak,
     })
 }
@@ -303,25 +307,23 @@ pub fn local_run(args: &RunArgs, cores: usize, taskset: bool) -> Result<LocalRun
 /// no secret in clear text beyond loopback unless asked.
 pub fn controller_run(args: &ControllerArgs) -> Result<ControllerRun, ConfigError> {
     let cfg = build(&args.plan, &args.output)?;
-    if args.expect_workers == 0 {
-        return Err(ConfigError::NoExpectedWorkers);
-    }
-    if let Some(addr) = cfg.dashboard.filter(|d| *d == args.listen && d.port() != 0) {
+    let expect_workers = match args.workers.expect_workers {
+        Some(n) if n > 0 => n,
+        _ => return Err(ConfigError::NoExpectedWorkers),
+    };
+    let listen = args.listen();
+    if let Some(addr) = cfg.dashboard.filter(|d| *d == listen && d.port() != 0) {
         return Err(ConfigError::DashboardOnListen { addr });
     }
-    let loopback = args.listen.ip().is_loopback();
-    let token = match &args.token_file {
+    let loopback = listen.ip().is_loopback();
+    let token = match &args.workers.token_file {
         Some(p) => {
             Some(token::read_secret_file(p).map_err(|source| ConfigError::TokenFile { source })?)
         }
-        None if !loopback => {
-            return Err(ConfigError::TokenRequired {
-                listen: args.listen,
-            })
-        }
+        None if !loopback => return Err(ConfigError::TokenRequired { listen }),
         None => None,
     };
-    let tls = match (&args.tls_cert, &args.tls_key) {
+    let tls = match (&args.workers.tls_cert, &args.workers.tls_key) {
         (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
         _ => None,
     };
@@ -329,20 +331,20 @@ pub fn controller_run(args: &ControllerArgs) -> Result<ControllerRun, ConfigErro
     let mut secrets: Vec<&str> = token.iter().map(|_| "the worker join token").collect();
     secrets.extend(cfg.secrets.keys().map(String::as_str));
     let plaintext_secrets = !loopback && tls.is_none() && !secrets.is_empty();
-    if plaintext_secrets && !args.insecure_plaintext {
+    if plaintext_secrets && !args.workers.insecure_plaintext {
         return Err(ConfigError::PlaintextSecrets {
-            listen: args.listen,
+            listen,
             names: secrets.join(", "),
         });
     }
     Ok(ControllerRun {
-        listen: args.listen,
+        listen,
         workers: WorkerSide {
-            expect_workers: args.expect_workers,
+            expect_workers,
             token,
             tls,
-            allow_version_mismatch: args.allow_version_mismatch,
-            join_timeout: args.join_timeout,
+            allow_version_mismatch: args.workers.allow_version_mismatch,
+            join_timeout: args.join_timeout(),
         },
         plaintext_secrets,
         cfg,

@@ -13,6 +13,7 @@
 //! | `<op>_p95`         | `http_req_duration{operation:<op>}` p95, ms, per operation   |
 //! | `span`             | intervals the row covers (1 at full resolution)              |
 //! | `req_p99`          | `http_req_duration` p99 over all operations, ms              |
+//! | `vus_min`          | the lowest `vus` of the intervals the row covers             |
 //!
 //! # Resolution
 //!
@@ -24,7 +25,8 @@
 //!
 //! So the row count is bounded whatever the run's length: at 1 s intervals, at most
 //! 3600 + 1800 + [`MAX_COARSE_ROWS`] rows, however many days. Merging rows (no histograms are kept per
-//! interval, on purpose): counts add, `vus` is the maximum, `workers` the minimum;
+//! interval, on purpose): counts add, `vus` is the maximum and `vus_min` the minimum (so
+//! the run's VU range stays exact), `workers` the minimum;
 //! percentiles are an **approximation**, the mean of the rows' percentiles weighted by
 //! their sample counts (`requests` for request latencies, `iterations` for the flow's).
 //! The run's exact percentiles stay in the summary's cumulative histograms.
@@ -61,7 +63,10 @@ pub struct TimePoint {
     pub span: u32,
     /// Workers whose snapshot of this interval arrived before it closed.
     pub workers: u16,
+    /// Active VUs: the highest of the intervals the row covers.
     pub vus: u32,
+    /// The lowest `vus` of the intervals the row covers (`vus` at full resolution).
+    pub vus_min: u32,
     pub requests: u32,
     pub failures: u32,
     pub iterations: u32,
@@ -115,6 +120,7 @@ impl TimePoint {
             span: 1,
             workers: workers.min(u16::MAX as usize) as u16,
             vus: snap.vus.min(u32::MAX as u64) as u32,
+            vus_min: snap.vus.min(u32::MAX as u64) as u32,
             requests: counter(snap, builtin::HTTP_REQS),
             failures,
             iterations: counter(snap, builtin::ITERATIONS),
@@ -154,7 +160,7 @@ impl TimePoint {
     }
 
     /// One row for `rows` (in order, not empty), covering `span` intervals from `seq`:
-    /// counts add, `vus` max, `workers` min, percentiles weighted by their sample counts
+    /// counts add, `vus` max, `vus_min` min, `workers` min, percentiles weighted by their sample counts
     /// (the documented approximation, see the module docs).
     pub fn merged(rows: &[TimePoint], seq: u64, span: u64) -> TimePoint {
         let sum =
@@ -171,6 +177,7 @@ impl TimePoint {
             span: span.clamp(1, u32::MAX as u64) as u32,
             workers: rows.iter().map(|p| p.workers).min().unwrap_or(0),
             vus: rows.iter().map(|p| p.vus).max().unwrap_or(0),
+            vus_min: rows.iter().map(|p| p.vus_min).min().unwrap_or(0),
             requests: sum(|p| p.requests),
             failures: sum(|p| p.failures),
             iterations: sum(|p| p.iterations),
@@ -445,12 +452,13 @@ impl TimeSeries {
         c.extend(builtin::OPERATIONS.iter().map(|op| format!("{op}_p95_ms")));
         c.push("span".into());
         c.push("req_p99_ms".into());
+        c.push("vus_min".into());
         c
     }
 
     /// The series back from its stored form (a checkpoint, a summary): columns are read
     /// by name, so a file from before a column existed reads with that column missing
-    /// (`NaN`, or 1 for `span`).
+    /// (`NaN`, 1 for `span`, `vus` for `vus_min`).
     pub fn from_doc(doc: &TimeSeriesDoc) -> TimeSeries {
         let col = |name: &str| doc.columns.iter().position(|c| c == name);
         let idx: Vec<Option<usize>> = Self::columns().iter().map(|c| col(c)).collect();
@@ -470,6 +478,7 @@ impl TimeSeries {
                     span: count(10 + N_OPS).max(1),
                     workers: get(1).map_or(0, |v| v.clamp(0.0, u16::MAX as f64) as u16),
                     vus: count(2),
+                    vus_min: get(12 + N_OPS).map_or(count(2), |_| count(12 + N_OPS)),
                     requests: count(3),
                     failures: count(4),
                     iterations: count(5),
@@ -510,6 +519,7 @@ impl TimeSeries {
                 row.extend(p.op_p95_ms.iter().map(|x| num(*x)));
                 row.push(Some(f64::from(p.span)));
                 row.push(num(p.req_p99_ms));
+                row.push(Some(f64::from(p.vus_min)));
                 row
             })
             .collect();

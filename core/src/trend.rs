@@ -209,15 +209,12 @@ fn result(name: &str, unit: &str, points: &[(f64, f64)]) -> Option<TrendResult> 
 /// taken at a steady period from the first reading (its wall time over its readings), so
 /// point `k` is placed at `k` periods.
 pub fn compute(ts: &TimeSeries, target: Option<&TargetSummary>, warmup: Duration) -> Trends {
-    let interval_h = f64::from(ts.interval_ms.max(1)) / 3_600_000.0;
+    let ms = ts.interval_ms;
+    let interval_h = crate::timeseries::interval_s(ms) / 3600.0;
     let from = warmup.as_secs_f64() / 3600.0;
-    let mid = |seq: u64, span: u64| (seq as f64 + span as f64 / 2.0) * interval_h;
-    let rows: Vec<_> = ts
-        .points
-        .iter()
-        .filter(|p| mid(u64::from(p.seq), u64::from(p.span)) >= from)
-        .collect();
-    let at = |p: &crate::timeseries::TimePoint| mid(u64::from(p.seq), u64::from(p.span));
+    // a row's middle, hours from the start (a merged row covers its whole span)
+    let at = |p: &crate::timeseries::TimePoint| (p.start_s(ms) + p.end_s(ms)) / 2.0 / 3600.0;
+    let rows: Vec<_> = ts.points.iter().filter(|p| at(p) >= from).collect();
     let p99: Vec<(f64, f64)> = rows
         .iter()
         .map(|p| (at(p), f64::from(p.req_p99_ms)))
@@ -257,15 +254,11 @@ pub fn compute(ts: &TimeSeries, target: Option<&TargetSummary>, warmup: Duration
             .map(|p| (mid(p.seq, p.span), p.fds as f64))
             .collect();
         // CPU seconds of the telemetry points inside each time-series row, per request
-        let interval_s = f64::from(ts.interval_ms.max(1)) / 1000.0;
         let cpu: Vec<(f64, f64)> = rows
             .iter()
             .filter(|p| p.requests > 0)
             .filter_map(|p| {
-                let (lo, hi) = (
-                    u64::from(p.seq) as f64 * interval_h,
-                    p.end_seq() as f64 * interval_h,
-                );
+                let (lo, hi) = (p.start_s(ms) / 3600.0, p.end_s(ms) / 3600.0);
                 let inside: Vec<_> = t
                     .points
                     .iter()
@@ -286,7 +279,7 @@ pub fn compute(ts: &TimeSeries, target: Option<&TargetSummary>, warmup: Duration
                     .iter()
                     .map(|q| q.cpu_pct / 100.0 * q.span as f64 * period_h * 3600.0)
                     .sum::<f64>()
-                    * (p.span as f64 * interval_s / covered_s);
+                    * (p.duration_s(ms) / covered_s);
                 Some((at(p), cpu_s / f64::from(p.requests)))
             })
             .collect();

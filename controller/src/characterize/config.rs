@@ -11,13 +11,22 @@ use std::time::Duration;
 
 /// `barrage characterize`.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("listen", |a| a.help(
+        "Run the plateaus on remote workers: each plateau is a `barrage controller` listening here (a fixed port), joined by workers started with `barrage worker --controller URL --serve`. Without it, each plateau runs local workers"
+    )),
+    mut_arg("expect_workers", |a| a.help("With --listen: the workers every plateau waits for")),
+    mut_arg("join_timeout", |a| a.help(
+        "With --listen: how long each plateau waits for its workers [default: 10m]"
+    ))
+)]
 pub struct CharacterizeArgs {
     /// The flow, target and auth (the plan's scenario and thresholds are replaced by the
     /// plateaus).
     #[command(flatten)]
     pub plan: PlanArgs,
     /// Remote workers: `--listen ADDR --expect-workers N` and `barrage controller`'s other
-    /// worker-facing flags.
+    /// worker-facing flags (the same flag block as `barrage controller`'s).
     #[command(flatten)]
     pub remote: super::remote::RemoteArgs,
     /// What to step: vus (closed model, constant VUs) or rate (open model, iterations/s).
@@ -326,7 +335,9 @@ impl Settings {
         }
         for f in &a.run_flags {
             let name = f.split('=').next().unwrap_or(f);
-            if OWNED_RUN_FLAGS.contains(&name) || super::remote::CONTROLLER_FLAGS.contains(&name) {
+            if OWNED_RUN_FLAGS.contains(&name)
+                || super::remote::controller_flags().iter().any(|f| f == name)
+            {
                 errors.push(format!(
                     "{name} after `--`: characterize sets it itself or takes it before `--`; move it before `--` (or drop it)"
                 ));

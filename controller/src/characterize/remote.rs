@@ -13,56 +13,21 @@
 //! Everything is checked before the first plateau: the flags below, and `barrage
 //! controller`'s own validation of what each plateau's controller will get (token file,
 //! TLS PEM files, no plan secret in clear text beyond loopback, the flags after `--`).
-use crate::cli::{Cli, Command, PlanArgs};
-use barrage_core::duration::parse_duration;
-use clap::{Args, Parser as _};
+use crate::cli::{Cli, Command, PlanArgs, WorkerSideArgs};
+use clap::Parser as _;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-/// Remote workers (the flags are `barrage controller`'s).
-#[derive(Debug, Clone, Default, Args)]
-pub struct RemoteArgs {
-    /// Run the plateaus on remote workers: each plateau is a `barrage controller`
-    /// listening here (a fixed port), joined by workers started with `barrage worker
-    /// --controller URL --serve`. Without it, each plateau runs local workers.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<SocketAddr>,
-    /// With --listen: the workers every plateau waits for.
-    #[arg(long, value_name = "N")]
-    pub expect_workers: Option<usize>,
-    /// With --listen: file holding the shared worker token (required beyond loopback).
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// With --listen: TLS certificate (PEM) for the worker-facing port.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// With --listen: TLS private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// With --listen: send the plan's auth secrets to workers beyond loopback without TLS.
-    #[arg(long)]
-    pub insecure_plaintext: bool,
-    /// With --listen: accept workers of another barrage version.
-    #[arg(long)]
-    pub allow_version_mismatch: bool,
-    /// With --listen: how long each plateau waits for its workers [default: 10m].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub join_timeout: Option<Duration>,
+/// Remote workers: `barrage controller`'s worker-facing flags, the same clap struct
+/// ([`WorkerSideArgs`]), so a flag added to the controller is here too. Without
+/// `--listen` the plateaus run local workers and the other flags are refused.
+pub type RemoteArgs = WorkerSideArgs;
+
+/// The flags of [`RemoteArgs`] (not to be given after `--`).
+pub fn controller_flags() -> Vec<String> {
+    WorkerSideArgs::flag_names()
 }
-
-/// The flags above as `barrage controller` takes them (also the ones not to give after `--`).
-pub const CONTROLLER_FLAGS: &[&str] = &[
-    "--listen",
-    "--expect-workers",
-    "--token-file",
-    "--tls-cert",
-    "--tls-key",
-    "--insecure-plaintext",
-    "--allow-version-mismatch",
-    "--join-timeout",
-];
 
 /// Remote mode, checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,14 +51,11 @@ impl RemoteArgs {
             if self.expect_workers.is_some() {
                 errors.push("--expect-workers needs --listen ADDR (where the remote workers join, e.g. 0.0.0.0:7400); without --listen the plateaus run local workers (`-- --workers N`)".into());
             }
-            for (flag, set) in [
-                ("--token-file", self.token_file.is_some()),
-                ("--tls-cert", self.tls_cert.is_some()),
-                ("--tls-key", self.tls_key.is_some()),
-                ("--insecure-plaintext", self.insecure_plaintext),
-                ("--allow-version-mismatch", self.allow_version_mismatch),
-                ("--join-timeout", self.join_timeout.is_some()),
-            ] {
+            // every flag of the block but --listen/--expect-workers (above): so one added
+            // to `barrage controller` is refused here too without --listen
+            let given = self.to_flags();
+            for flag in WorkerSideArgs::flag_names() {
+                let set = flag != "--listen" && flag != "--expect-workers" && given.contains(&flag);
                 if set {
                     errors.push(format!(
                         "{flag} is for remote workers: add --listen ADDR (where they join, e.g. 0.0.0.0:7400) and --expect-workers N, or drop {flag} (local workers: `-- --workers N`)"
@@ -133,37 +95,6 @@ impl RemoteArgs {
         }
     }
 
-    /// The flags of every plateau's `barrage controller`.
-    fn controller_flags(&self, listen: SocketAddr, expect: usize) -> Vec<String> {
-        let mut f = vec![
-            "--listen".to_string(),
-            listen.to_string(),
-            "--expect-workers".into(),
-            expect.to_string(),
-        ];
-        let path = |flag: &str, p: &Option<PathBuf>, f: &mut Vec<String>| {
-            if let Some(p) = p {
-                f.extend([flag.to_string(), p.display().to_string()]);
-            }
-        };
-        path("--token-file", &self.token_file, &mut f);
-        path("--tls-cert", &self.tls_cert, &mut f);
-        path("--tls-key", &self.tls_key, &mut f);
-        if self.insecure_plaintext {
-            f.push("--insecure-plaintext".into());
-        }
-        if self.allow_version_mismatch {
-            f.push("--allow-version-mismatch".into());
-        }
-        if let Some(d) = self.join_timeout {
-            f.extend([
-                "--join-timeout".into(),
-                barrage_core::duration::format_duration(d),
-            ]);
-        }
-        f
-    }
-
     /// Remote mode checked as `barrage controller` checks its flags: what each plateau's
     /// controller will get (`plan` the user's plan flags, `run_flags` those after `--`,
     /// `results_dir` where the plateaus go). `embedded`: no target is named.
@@ -182,7 +113,12 @@ impl RemoteArgs {
                 "--listen {listen}: remote workers need a target they can reach; give --target URL (or a plan with target.url). Only local plateaus start the embedded reference runtime"
             ));
         }
-        let controller_flags = self.controller_flags(listen, expect);
+        let controller_flags = RemoteArgs {
+            listen: Some(listen),
+            expect_workers: Some(expect),
+            ..self.clone()
+        }
+        .to_flags();
         let mut argv: Vec<String> = vec!["barrage".into(), "controller".into()];
         argv.extend(controller_flags.iter().cloned());
         argv.extend(["--results-dir".into(), results_dir.display().to_string()]);
@@ -246,6 +182,7 @@ impl fmt::Display for Remote {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn plan_args(target: Option<&str>) -> PlanArgs {
         let Command::Run(r) = Cli::try_parse_from(["barrage", "run"]).unwrap().command else {

@@ -625,12 +625,12 @@ impl Hub {
 
     fn status(&self) -> Status {
         let last = self.timeseries.last();
-        let secs = self.interval().as_secs_f64();
+        let ms = self.timeseries.interval_ms;
         Status {
             elapsed: self.elapsed(),
             stage: crate::progress::stage_label(&self.cfg.plan.scenario, self.elapsed()),
             vus: last.map_or(0, |p| p.vus as u64),
-            rps: last.map_or(0.0, |p| p.requests as f64 / secs),
+            rps: last.map_or(0.0, |p| p.per_s(p.requests, ms)),
             flow_p95_ms: last.map_or(f32::NAN, |p| p.flow_p95_ms),
             error_rate: last.map_or(0.0, |p| {
                 if p.requests == 0 {

@@ -61,6 +61,13 @@ pub struct SoakArgs {
     /// `barrage run`: give it alone; the first run's flags and children are in DIR.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Count the target's threads / assistants / store items / active runs before the run
+    /// and check at the end that they returned to that baseline (`trends.resources` in the
+    /// summary). On with --soak; off by default otherwise, since it sends requests of its
+    /// own to the target (one `GET /stats` on the reference runtime; paged searches on a
+    /// LangGraph server).
+    #[arg(long)]
+    pub baseline_check: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -151,6 +158,9 @@ pub enum SoakStartError {
     /// `--resume DIR` does not hold a checkpoint of this plan (exit 2).
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
+    /// `--resume DIR` holds a resource baseline that cannot be read (exit 2).
+    #[error(transparent)]
+    Baseline(#[from] resources::BaselineError),
     #[error("cannot create the checkpoint folder in {}: {source}; check --results-dir", dir.display())]
     Dir {
         dir: PathBuf,
@@ -159,21 +169,36 @@ pub enum SoakStartError {
     },
 }
 
-/// A soak run under way, on the command's side: its checkpoint folder and the target's
-/// resource counts at the start.
+/// A soak run under way, on the command's side: its checkpoint folder.
 pub struct SoakRun {
     cfg: SoakConfig,
     /// The checkpoint folder (the resumed one with `--resume`).
     pub dir: PathBuf,
     writer: checkpoint::Writer,
-    counter: resources::Counter,
-    start: Option<(String, barrage_core::trend::ResourceCounts)>,
+}
+
+/// The back-to-baseline check of a run (`--soak`, or `--baseline-check`; `None` without
+/// either): the target's counts now, written into the soak's checkpoint folder, or with
+/// `--resume` the counts the first controller wrote there. Call it once the target is up
+/// and before the load starts.
+pub async fn baseline(
+    cfg: &crate::config::RunConfig,
+    soak: Option<&SoakRun>,
+) -> Result<Option<resources::Baseline>, SoakStartError> {
+    if !cfg.baseline_check {
+        return Ok(None);
+    }
+    let counter = resources::Counter::for_plan(&cfg.plan, &cfg.secrets);
+    Ok(Some(match soak {
+        Some(s) if s.cfg.resume.is_some() => resources::Baseline::resumed(counter, &s.dir)?,
+        Some(s) => resources::Baseline::take(counter, Some(&s.dir)).await,
+        None => resources::Baseline::take(counter, None).await,
+    }))
 }
 
 impl SoakRun {
     /// For a run with `--soak`: loads the checkpoint to resume or creates the folder of
-    /// new ones, gives the coordinator its writer, and counts the target's resources.
-    /// Call it once the target is up (its URL is in the plan).
+    /// new ones, and gives the coordinator its writer.
     pub async fn prepare(
         cfg: &crate::config::RunConfig,
         coord: &mut crate::coordinator::CoordinatorConfig,
@@ -201,25 +226,11 @@ impl SoakRun {
             dir.display(),
             dir.display()
         );
-        let counter = resources::Counter::for_plan(&cfg.plan, &cfg.secrets);
-        // a resumed run's start counts went with the first controller
-        let start = if soak.resources && soak.resume.is_none() {
-            counter.count().await
-        } else {
-            None
-        };
         Ok(Some(SoakRun {
             cfg: soak,
             dir,
             writer,
-            counter,
-            start,
         }))
-    }
-
-    /// The target's resources against the start (`None`: it exposes no counts).
-    pub async fn resources(&self) -> Option<barrage_core::trend::ResourceCheck> {
-        resources::check(&self.counter, self.start.clone()).await
     }
 
     /// The `trends` section of the run's summary.

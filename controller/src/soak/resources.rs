@@ -301,6 +301,106 @@ pub async fn check(
     Some(ResourceCheck::compare(source, start, end))
 }
 
+/// The layout of `baseline.json`.
+pub const BASELINE_FORMAT: u32 = 1;
+/// The start's counts in a soak's checkpoint folder, so that a resumed run (whose first
+/// controller took them) still checks the end against them.
+pub const BASELINE_FILE: &str = "baseline.json";
+
+/// `baseline.json`: the counts taken when the run started.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineRecord {
+    pub format: u32,
+    /// Where the counts came from ([`STATS`] or the search endpoints).
+    pub source: String,
+    pub counts: ResourceCounts,
+}
+
+/// Why a checkpoint's baseline cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("--resume {}: {why}; the run's resource baseline cannot be read back (remove the file to resume without the back-to-baseline check)", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        why: String,
+    },
+}
+
+/// The target's counts at a run's start, and the counter that takes the end's.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    counter: Counter,
+    start: Option<(String, ResourceCounts)>,
+}
+
+impl Baseline {
+    /// Counts the target now (call it before the load starts). With `dir` (a soak's
+    /// checkpoint folder) the counts are also written there, for a resume.
+    pub async fn take(counter: Counter, dir: Option<&std::path::Path>) -> Baseline {
+        let start = counter.count().await;
+        match (&start, dir) {
+            (Some((source, counts)), Some(dir)) => {
+                let rec = BaselineRecord {
+                    format: BASELINE_FORMAT,
+                    source: source.clone(),
+                    counts: counts.clone(),
+                };
+                let written = serde_json::to_vec_pretty(&rec)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| {
+                        barrage_core::results::write_atomic(&dir.join(BASELINE_FILE), &b)
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(e) = written {
+                    tracing::warn!(dir = %dir.display(), error = %e, "resource baseline not written: a resumed run will have no back-to-baseline check");
+                }
+            }
+            (None, _) => {
+                tracing::info!("the target exposes no resource counts: no back-to-baseline check")
+            }
+            _ => {}
+        }
+        Baseline { counter, start }
+    }
+
+    /// The baseline the first controller of a resumed run wrote into `dir` (none written:
+    /// the target had no counts then).
+    pub fn resumed(counter: Counter, dir: &std::path::Path) -> Result<Baseline, BaselineError> {
+        let path = dir.join(BASELINE_FILE);
+        let start =
+            match super::checkpoint::read_versioned::<BaselineRecord>(&path, BASELINE_FORMAT) {
+                Ok(r) => Some((r.source, r.counts)),
+                Err(super::checkpoint::ReadFail::Io(e))
+                    if e.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    None
+                }
+                Err(e) => {
+                    let why = match e {
+                        super::checkpoint::ReadFail::Io(e) => e.to_string(),
+                        super::checkpoint::ReadFail::Format(f) => {
+                            format!("format {f}, this barrage writes {BASELINE_FORMAT}")
+                        }
+                        super::checkpoint::ReadFail::Decode(d) => d,
+                    };
+                    return Err(BaselineError::Read { path, why });
+                }
+            };
+        Ok(Baseline { counter, start })
+    }
+
+    /// The counts the end is compared with (`None`: the target exposed none).
+    pub fn start(&self) -> Option<&(String, ResourceCounts)> {
+        self.start.as_ref()
+    }
+
+    /// The end's counts against the start's (`None`: the target exposes no counts).
+    pub async fn check(&self) -> Option<ResourceCheck> {
+        check(&self.counter, self.start.clone()).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

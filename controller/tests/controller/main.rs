@@ -13,6 +13,7 @@ mod modes;
 mod netns;
 mod patterns;
 mod report;
+mod resume;
 mod run;
 mod scenarios;
 mod soak;

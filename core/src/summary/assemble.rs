@@ -142,11 +142,13 @@ pub struct RunFacts<'a> {
     pub validity: Option<crate::validity::Validity>,
 }
 
-/// The `vus` gauge as the sum over workers, from the time series: last, min, max.
-fn vus_stats(ts: &TimeSeries) -> MetricStats {
+/// The `vus` gauge as the sum over workers, from the time series: last, min, max. A
+/// downsampled row's `vus` is its highest interval's, so the minimum is read from each
+/// row's own `vus_min`.
+pub(crate) fn vus_stats(ts: &TimeSeries) -> MetricStats {
     let pts = &ts.points;
     let last = pts.last().map_or(0, |p| p.vus);
-    let min = pts.iter().map(|p| p.vus).min().unwrap_or(0);
+    let min = pts.iter().map(|p| p.vus_min).min().unwrap_or(0);
     let max = pts.iter().map(|p| p.vus).max().unwrap_or(0);
     MetricStats::Gauge {
         contains: ValueKind::Default,

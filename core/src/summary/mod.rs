@@ -36,6 +36,8 @@ mod meta;
 mod patterns;
 mod text;
 
+#[cfg(test)]
+pub(crate) use assemble::vus_stats;
 pub use assemble::{assemble, metric_entries, rfc3339, sink_stats, RunFacts};
 pub use meta::{cpu_model, host, mem_total, os_name, rig, HostInfo, RigInfo};
 pub use patterns::{Overhead, Patterns, Scaling, ScalingLevel};

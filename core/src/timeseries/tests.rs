@@ -3,8 +3,8 @@ use super::*;
 use crate::{MetricKind, SeriesKey};
 
 #[test]
-fn a_point_is_92_bytes() {
-    assert_eq!(std::mem::size_of::<TimePoint>(), 92);
+fn a_point_is_96_bytes() {
+    assert_eq!(std::mem::size_of::<TimePoint>(), 96);
 }
 
 fn row(seq: u64, requests: u32, p99: f32) -> TimePoint {
@@ -13,6 +13,7 @@ fn row(seq: u64, requests: u32, p99: f32) -> TimePoint {
         span: 1,
         workers: 2,
         vus: (seq % 7) as u32,
+        vus_min: (seq % 7) as u32,
         requests,
         failures: requests / 10,
         iterations: 1,
@@ -32,9 +33,9 @@ fn merging_rows_adds_counts_and_weights_percentiles() {
     assert_eq!((m.seq, m.span, m.end_seq()), (10, 3, 13));
     assert_eq!((m.requests, m.failures, m.iterations), (400, 40, 3));
     assert_eq!(
-        (m.vus, m.workers),
-        (5, 2),
-        "vus is the max, workers the min"
+        (m.vus, m.vus_min, m.workers),
+        (5, 3, 2),
+        "vus is the max, vus_min the min, workers the min"
     );
     // weighted by requests: (100·10 + 300·30) / 400
     assert_eq!(m.req_p99_ms, 25.0);
@@ -176,4 +177,48 @@ fn point_from_interval() {
         d,
         "read back as it was"
     );
+}
+
+/// The run's `vus` gauge keeps its true minimum after the rows holding it were
+/// downsampled: a merged row's `vus` is its highest interval's, its `vus_min` its lowest.
+#[test]
+fn the_vus_minimum_survives_downsampling() {
+    let mut ts = TimeSeries {
+        interval_ms: 1000,
+        ..Default::default()
+    };
+    // two hours at 10 VUs but for one interval at 2, in the first (downsampled) hour
+    for seq in 0..7200u64 {
+        let vus = if seq == 100 { 2 } else { 10 };
+        ts.push(TimePoint {
+            vus,
+            vus_min: vus,
+            ..row(seq, 5, 1.0)
+        });
+    }
+    let dip = ts
+        .points
+        .iter()
+        .find(|p| p.seq <= 100 && p.end_seq() > 100)
+        .unwrap();
+    assert!(dip.span > 1, "the dip's row was merged: {dip:?}");
+    assert_eq!((dip.vus, dip.vus_min), (10, 2));
+    let stats = |ts: &TimeSeries| match crate::summary::vus_stats(ts) {
+        crate::summary::MetricStats::Gauge {
+            value, min, max, ..
+        } => (value, min, max),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(stats(&ts), (10.0, 2.0, 10.0));
+    // the stored form keeps the column; a file from before it reads vus as the minimum
+    let back = TimeSeries::from_doc(&ts.to_doc());
+    assert_eq!(stats(&back), (10.0, 2.0, 10.0));
+    let mut old = ts.to_doc();
+    old.columns.pop();
+    for r in &mut old.rows {
+        r.pop();
+    }
+    let back = TimeSeries::from_doc(&old);
+    assert!(back.points.iter().all(|p| p.vus_min == p.vus));
+    assert_eq!(stats(&back), (10.0, 10.0, 10.0));
 }
