@@ -16,7 +16,7 @@
 //! what the workers sent meanwhile is read before the limit can be reached (their figures
 //! and `Done` count, as in `a_stalled_controller_loses_nothing`).
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -50,13 +50,32 @@ pub fn unix_us(t: Instant) -> i64 {
 
 /// When a worker's latest message arrived: its session writes it, the hub reads it. The
 /// stamp only moves forward.
+///
+/// A message the session holds because the hub's queue is full (the controller behind a
+/// fleet's snapshots, or starved of CPU) keeps its worker heard until the hub takes it:
+/// otherwise the words waiting unread in the socket behind it would count as the worker's
+/// silence, and a busy controller would drop workers that are speaking.
 #[derive(Debug)]
-pub struct Heard(AtomicU64);
+pub struct Heard {
+    stamp: AtomicU64,
+    waiting: AtomicBool,
+}
 
 impl Heard {
     /// A stamp of now.
     pub fn new() -> Arc<Heard> {
-        Arc::new(Heard(AtomicU64::new(to_ns(Instant::now()))))
+        Arc::new(Heard {
+            stamp: AtomicU64::new(to_ns(Instant::now())),
+            waiting: AtomicBool::new(false),
+        })
+    }
+    /// The session holds a message of this worker that the hub has not taken yet (`true`),
+    /// or the hub took it (`false`, which stamps now: silence counts from the hand-over).
+    pub fn waiting(&self, waiting: bool) {
+        if !waiting {
+            self.mark();
+        }
+        self.waiting.store(waiting, Ordering::Relaxed);
     }
     /// A message arrived now.
     pub fn mark(&self) {
@@ -65,10 +84,14 @@ impl Heard {
     /// Moves the stamp to `at` unless it is later already (`at` may be in the future: the
     /// run's stage time 0, before which nobody is expected to speak).
     pub fn advance(&self, at: Instant) {
-        self.0.fetch_max(to_ns(at), Ordering::Relaxed);
+        self.stamp.fetch_max(to_ns(at), Ordering::Relaxed);
     }
+    /// When the worker was last heard: now while one of its messages waits for the hub.
     pub fn at(&self) -> Instant {
-        from_ns(self.0.load(Ordering::Relaxed))
+        if self.waiting.load(Ordering::Relaxed) {
+            return Instant::now();
+        }
+        from_ns(self.stamp.load(Ordering::Relaxed))
     }
 }
 
@@ -129,6 +152,23 @@ mod tests {
         h.advance(later);
         h.mark(); // earlier than `later`
         assert_eq!(h.at(), from_ns(to_ns(later)));
+    }
+
+    #[test]
+    fn a_message_waiting_for_the_hub_keeps_its_worker_heard() {
+        let h = Heard::new();
+        let first = h.at();
+        h.waiting(true);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            h.at() > first,
+            "heard now while the hub has not taken the message"
+        );
+        h.waiting(false);
+        let handed = h.at();
+        assert!(handed > first, "the hand-over stamps the worker heard");
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(h.at(), handed, "then silence counts from the hand-over");
     }
 
     #[test]

@@ -169,7 +169,8 @@ pub(crate) async fn run(
 }
 
 /// Every message of the worker to the hub, until its stream ends; each stamps `heard`
-/// as it arrives. Pongs stop here: they answer the heartbeat, and liveness is the stamp
+/// as it arrives, and one waiting for room in the hub's queue keeps it heard until the
+/// hub takes it. Pongs stop here: they answer the heartbeat, and liveness is the stamp
 /// (at a thousand workers they were most of the hub's events).
 async fn forward(
     mut inbound: Streaming<WorkerMessage>,
@@ -184,14 +185,23 @@ async fn forward(
                 if matches!(m, worker_message::Msg::Pong(_)) {
                     continue;
                 }
-                if events
-                    .send(Event::Message {
-                        id: id.clone(),
-                        msg: m,
-                    })
-                    .await
-                    .is_err()
-                {
+                let msg = Event::Message {
+                    id: id.clone(),
+                    msg: m,
+                };
+                let sent = match events.try_send(msg) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::TrySendError::Full(msg)) => {
+                        // the hub is behind: this worker has spoken, whatever it says next
+                        // waits in the socket (see `Heard`)
+                        heard.waiting(true);
+                        let sent = events.send(msg).await.map_err(drop);
+                        heard.waiting(false);
+                        sent
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => Err(()),
+                };
+                if sent.is_err() {
                     return;
                 }
                 continue;
