@@ -71,9 +71,14 @@ pub struct CharacterizeArgs {
     /// throughput per doubling); 0% turns the check off.
     #[arg(long, value_name = "PERCENT", default_value = "10%")]
     pub min_growth: String,
-    /// At most this many plateaus in all (steps and bisection).
+    /// At most this many plateaus in all (steps, bisection and confirmations).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub max_plateaus: u32,
+    /// Re-runs of a bad plateau before it is taken as bad: noise on a shared host (a
+    /// neighbour's burst, a GC pause of the target) only makes a plateau look worse, so a
+    /// plateau is bad when every run of it is; 0 takes the first verdict.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub confirm: u32,
     /// Folder of characterize.json, the table, the chart and each plateau's run.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results_dir: PathBuf,
@@ -206,6 +211,8 @@ pub struct Settings {
     pub precision: Option<f64>,
     pub limits: Limits,
     pub max_plateaus: u32,
+    /// Re-runs of a bad plateau before it counts as bad.
+    pub confirm: u32,
     /// The metric whose percentiles the curve shows (the latency limit's, else the flow's).
     pub latency_metric: String,
 }
@@ -366,6 +373,7 @@ impl Settings {
                 min_growth,
             },
             max_plateaus: a.max_plateaus,
+            confirm: a.confirm,
             latency_metric,
         })
     }
@@ -406,10 +414,15 @@ impl fmt::Display for Settings {
         )?;
         writeln!(
             f,
-            "each plateau: {} warm-up (not measured) + {} measured, {} graceful stop",
+            "each plateau: {} warm-up (not measured) + {} measured, {} graceful stop; a bad one {}",
             format_duration(self.warmup),
             format_duration(self.plateau),
-            format_duration(self.graceful_stop)
+            format_duration(self.graceful_stop),
+            match self.confirm {
+                0 => "counts at once (--confirm 0)".to_string(),
+                1 => "is run once more and counts only if bad again (--confirm 1)".to_string(),
+                n => format!("is run up to {n} more times and counts only if bad every time"),
+            }
         )?;
         let l = &self.limits;
         write!(

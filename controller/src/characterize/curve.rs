@@ -174,6 +174,7 @@ impl Report {
                 match p.phase {
                     super::search::Phase::Step => "step",
                     super::search::Phase::Bisect => "bisect",
+                    super::search::Phase::Confirm => "confirm",
                 },
                 fmt_load(m.load),
                 m.throughput,

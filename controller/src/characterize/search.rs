@@ -42,6 +42,8 @@ impl Verdict {
 pub enum Phase {
     Step,
     Bisect,
+    /// A bad plateau run again at the same load (`--confirm`).
+    Confirm,
 }
 
 /// One plateau run: its order, phase, figures and verdict.
@@ -159,17 +161,33 @@ pub fn search<E>(
     let mut bad: Option<Measured> = None;
     let mut load = s.start;
     let mut n = 0u32;
-    let mut run = |n: u32, load: f64, phase: Phase, good: &Option<Measured>, out: &mut Search| {
-        probe(n, load).map(|m| {
+    // plateau `n + 1` at `load`, and while it is bad up to `s.confirm` re-runs of it
+    // (within --max-plateaus): bad only when every run was
+    let mut run = |n: &mut u32,
+                   load: f64,
+                   phase: Phase,
+                   good: &Option<Measured>,
+                   out: &mut Search|
+     -> Result<(Measured, bool), E> {
+        let mut phase = phase;
+        let mut tries = 0;
+        loop {
+            *n += 1;
+            let m = probe(*n, load)?;
             let verdict = judge(&m, good.as_ref(), &s.limits);
+            let ok = verdict.good();
             out.plateaus.push(Plateau {
-                n,
+                n: *n,
                 phase,
                 measured: m.clone(),
-                verdict: verdict.clone(),
+                verdict,
             });
-            (m, verdict.good())
-        })
+            if ok || tries >= s.confirm || *n >= s.max_plateaus {
+                return Ok((m, ok));
+            }
+            tries += 1;
+            phase = Phase::Confirm;
+        }
     };
     // step up until the first bad plateau
     loop {
@@ -180,8 +198,7 @@ pub fn search<E>(
             );
             break;
         }
-        n += 1;
-        match run(n, load, Phase::Step, &good, &mut out) {
+        match run(&mut n, load, Phase::Step, &good, &mut out) {
             Err(e) => return (finish(out, good, bad), Some(e)),
             Ok((m, true)) => {
                 good = Some(m);
@@ -245,8 +262,7 @@ pub fn search<E>(
             );
             break;
         }
-        n += 1;
-        match run(n, mid, Phase::Bisect, &good, &mut out) {
+        match run(&mut n, mid, Phase::Bisect, &good, &mut out) {
             Err(e) => return (finish(out, good, bad), Some(e)),
             Ok((m, true)) => good = Some(m),
             Ok((m, false)) => bad = Some(m),
@@ -329,8 +345,50 @@ pub(crate) mod tests {
                 min_growth: 0.1,
             },
             max_plateaus: 20,
+            confirm: 0,
             latency_metric: "agent_flow_duration".into(),
         }
+    }
+
+    /// A plateau disturbed once (noise on a shared host) is run again and its second,
+    /// good verdict stands; a truly bad plateau stays bad after its confirmation.
+    #[test]
+    fn a_bad_plateau_is_confirmed_before_it_counts() {
+        let mut s = settings(By::Rate, Some(1000.0));
+        s.confirm = 1;
+        let mut disturbed = false;
+        let (r, err) = search(&s, |_, load| {
+            let mut m = model(load, 11.1, 400.0, By::Rate);
+            if load == 8.0 && !disturbed {
+                disturbed = true;
+                m.p95_ms = Some(5000.0);
+            }
+            Ok::<_, ()>(m)
+        });
+        assert!(err.is_none());
+        let at = |load: f64| -> Vec<(Phase, bool)> {
+            r.plateaus
+                .iter()
+                .filter(|p| p.measured.load == load)
+                .map(|p| (p.phase, p.verdict.good()))
+                .collect()
+        };
+        assert_eq!(at(8.0), [(Phase::Step, false), (Phase::Confirm, true)]);
+        assert_eq!(at(16.0), [(Phase::Step, false), (Phase::Confirm, false)]);
+        let (lo, hi) = (r.last_good.unwrap(), r.first_bad.unwrap());
+        assert!(lo <= 11.1 * 1.075 && hi >= 11.1 && lo >= 8.0, "{lo}..{hi}");
+        // without confirmation the disturbance decides
+        s.confirm = 0;
+        let mut disturbed = false;
+        let (r, _) = search(&s, |_, load| {
+            let mut m = model(load, 11.1, 400.0, By::Rate);
+            if load == 8.0 && !disturbed {
+                disturbed = true;
+                m.p95_ms = Some(5000.0);
+            }
+            Ok::<_, ()>(m)
+        });
+        assert_eq!(r.first_bad, Some(8.0));
     }
 
     #[test]
