@@ -13,7 +13,9 @@ use crate::support::{user, Http, Server};
 /// The mock's answer: eight words, one chunk each.
 const ANSWER: &str = "one two three four five six seven eight";
 
-/// barrage's mock LLM on 127.0.0.1:0, one chunk every 100 ms; stopped when dropped.
+/// barrage's mock LLM on 127.0.0.1:0: the first chunk after 3 s, so that every call of a
+/// batch is in flight at once even when starting the batch takes seconds (a loaded
+/// machine), then one chunk every 100 ms; stopped when dropped.
 struct Mock {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -31,7 +33,7 @@ async fn start_mock() -> Mock {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = barrage_mock_llm::Config {
-        delay: Duration::from_millis(10),
+        delay: Duration::from_secs(3),
         stream_delay: Duration::from_millis(100),
         response: ANSWER.into(),
         grace: Duration::ZERO,
@@ -102,9 +104,11 @@ async fn streaming_runs_share_one_http2_connection_to_the_llm() {
     let llm = format!("http://{}/v1", mock.addr);
     let server = Server::start(&llm, &["--threads", "2"], &[("OPENAI_HTTP2", "1")]);
     let connections = concurrent_runs(&server, &mock, 200).await;
-    // the h2 connection, and the one this test reads /stats over
+    // the h2 connection and the one this test reads /stats over; the client may open a
+    // spare while the first connection's handshake is pending (seen under load: 3 to 4),
+    // never one per call as HTTP/1.1 does below
     assert!(
-        connections <= 2,
+        connections <= 8,
         "200 LLM calls in flight over {connections} connections"
     );
     drop(server);
