@@ -5,60 +5,13 @@
 //! outlives a killed run (its own session, no death signal), the record names it with its
 //! start time, and the resumed run adopts that same process (never a second one) and stops
 //! it at its end.
+use crate::soak::{record_pids, running, summary_in, Reaper};
 use crate::util::{get_json, Proc};
 use barrage_testkit::wait_for;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-/// The one summary `results` holds.
-fn summary_in(results: &Path) -> Value {
-    let found: Vec<PathBuf> = std::fs::read_dir(results)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(".summary.json"))
-        .collect();
-    assert_eq!(found.len(), 1, "{found:?}");
-    barrage_testkit::summary::read_summary(&found[0])
-}
-
-/// Whether `pid` is a running process (a zombie has ended).
-fn running(pid: u64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        let state = s[s.rfind(')').unwrap() + 1..].split_whitespace().next();
-        !matches!(state, Some("Z" | "X") | None)
-    })
-}
-
-/// SIGKILLs what a failed test left running (the children of a soak outlive their run).
-struct Reaper(Vec<u64>);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for pid in self.0.iter().filter(|p| running(**p)) {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
-}
-
-/// Every pid a `local.json` names.
-fn record_pids(record: &Value) -> Vec<u64> {
-    let mut pids: Vec<u64> = ["workers", "servers"]
-        .iter()
-        .flat_map(|k| record[k].as_array().cloned().unwrap_or_default())
-        .chain([
-            record["keeper"].clone(),
-            record["target"]["command"].clone(),
-        ])
-        .filter_map(|c| c["pid"].as_u64())
-        .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
 
 /// `POST url` (http://host:port/path) with a JSON body; the answer's JSON.
 fn post_json(url: &str, body: &Value) -> Value {

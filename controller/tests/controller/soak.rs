@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The one summary `results` holds.
-fn summary_in(results: &Path) -> serde_json::Value {
+pub(crate) fn summary_in(results: &Path) -> serde_json::Value {
     let found: Vec<PathBuf> = std::fs::read_dir(results)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -358,7 +358,7 @@ fn assert_within_one_checkpoint(summary: &serde_json::Value, output: &str) {
 }
 
 /// Whether `pid` is a running process (a zombie has ended).
-fn running(pid: u64) -> bool {
+pub(crate) fn running(pid: u64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
         let state = s[s.rfind(')').unwrap() + 1..].split_whitespace().next();
         !matches!(state, Some("Z" | "X") | None)
@@ -367,7 +367,7 @@ fn running(pid: u64) -> bool {
 
 /// Every pid a `barrage run --soak` record (`local.json`) names: workers, servers, the
 /// target command, the keeper.
-fn record_pids(record: &serde_json::Value) -> Vec<u64> {
+pub(crate) fn record_pids(record: &serde_json::Value) -> Vec<u64> {
     let mut pids: Vec<u64> = ["workers", "servers"]
         .iter()
         .flat_map(|k| record[k].as_array().cloned().unwrap_or_default())
@@ -383,7 +383,7 @@ fn record_pids(record: &serde_json::Value) -> Vec<u64> {
 }
 
 /// SIGKILLs what a failed test left running (the children of a soak outlive their run).
-struct Reaper(Vec<u64>);
+pub(crate) struct Reaper(pub(crate) Vec<u64>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
