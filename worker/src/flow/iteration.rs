@@ -59,9 +59,7 @@ impl AgentFlow {
             vars: self.table.values(),
             url: String::with_capacity(self.base.len() + 96),
             body: Vec::new(),
-            // grown by the first answer kept (an SSE step keeps none: its events go
-            // through the parser)
-            answer: Vec::new(),
+            answer: Vec::new(), // grown by an answer kept (SSE events go to the parser)
             sse: SseParser::with_limit(self.body_limit),
             summary: SseSummary::default(),
             series: SeriesCache::default(),
