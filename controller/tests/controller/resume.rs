@@ -5,7 +5,7 @@
 //! outlives a killed run (its own session, no death signal), the record names it with its
 //! start time, and the resumed run adopts that same process (never a second one) and stops
 //! it at its end.
-use crate::soak::{record_pids, running, summary_in, Reaper};
+use crate::soak::{local_soak, record_pids, running, summary_in, Reaper};
 use crate::util::{get_json, Proc};
 use barrage_testkit::wait_for;
 use serde_json::{json, Value};
@@ -43,48 +43,9 @@ fn read_json(path: &Path) -> Option<Value> {
 #[test]
 fn a_resumed_target_cmd_soak_keeps_its_target_and_its_baseline() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = dir.path().join("plan.toml");
-    std::fs::write(
-        &plan,
-        "name = \"soak\"\ninterval = \"100ms\"\ngraceful_stop = \"2s\"\n\
-         [scenario]\nexecutor = \"constant-vus\"\nvus = 2\nduration = \"14s\"\n\
-         [target]\nruntime = \"target-cmd-resume\"\n",
-    )
-    .unwrap();
     let results = dir.path().join("results");
-    let mut first = Proc::barrage(
-        "barrage run --soak --target-cmd",
-        &[
-            "run",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--target-cmd",
-            "exec \"$BARRAGE\" reference-runtime",
-            "--target-health",
-            "/ok",
-            "--workers",
-            "2",
-            "--no-progress",
-            "--results-dir",
-            results.to_str().unwrap(),
-            "--soak",
-            "--checkpoint-every",
-            "1s",
-            "--rejoin-grace",
-            "30s",
-            "--soak-warmup",
-            "1s",
-        ],
-    );
-    let (checkpoint, record) = wait_for("a checkpoint", Duration::from_secs(60), || {
-        let d = std::fs::read_dir(&results).ok()?.find_map(|e| {
-            let p = e.ok()?.path();
-            p.to_string_lossy().ends_with(".checkpoint").then_some(p)
-        })?;
-        let state = read_json(&d.join("state.json"))?;
-        let record = read_json(&d.join("local.json"))?;
-        (state["closed_through"].as_u64()? >= 25).then_some((d, record))
-    });
+    let (mut first, checkpoint, record) =
+        local_soak(dir.path(), 25, Some("exec \"$BARRAGE\" reference-runtime"));
     let pids = record_pids(&record);
     let _reaper = Reaper(pids.clone());
     let target = record["target"]["command"]["pid"]

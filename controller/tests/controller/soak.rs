@@ -404,7 +404,7 @@ fn wait_all_gone(pids: &[u64], what: &str) {
 /// A compressed soak under `barrage run` with the embedded target (or `target_cmd`): 2
 /// workers, 100 ms intervals, checkpoints every second. Returns the run, its checkpoint
 /// folder once it holds `closed` intervals, and the record of its children.
-fn local_soak(
+pub(crate) fn local_soak(
     dir: &Path,
     closed: u64,
     target_cmd: Option<&str>,
