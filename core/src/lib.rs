@@ -25,7 +25,7 @@
 //! | [`telemetry`]| `TargetSummary`, `TelemetryRecorder`      | what the target consumed (CPU, RSS, LLM calls) |
 //! | [`validity`]  | `WorkerHealth`, `HealthBook`, `check`     | whether the run delivered its plan (exit 97) |
 //! | [`auth`]      | [`Secret`], [`mint_hs256`]               | the one place JWTs are minted (wall clock) |
-//! | [`liveness`]  | `SILENT_INTERVALS`, `worker_silence`     | when each side gives the other up          |
+//! | [`liveness`]  | `controller_gives_up`, `worker_silence`  | when each side gives the other up          |
 //! | [`logging`]   | `init`, `outln!`, `errln!`               | logs and prints a closed pipe cannot kill  |
 //! | [`format`]    | `fmt_ms`, `fmt_num`, `fmt_bytes`         | numbers as the summaries print them        |
 //!

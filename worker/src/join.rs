@@ -12,8 +12,8 @@
 //!
 //! While running, the controller pings every `liveness::heartbeat(interval)`; a worker that
 //! hears nothing for `liveness::worker_silence(interval)` gives up and stops its load within
-//! `liveness::stop_bound(interval)`: strictly before the controller, which counts
-//! `liveness::SILENT_INTERVALS` silent intervals, hands its share to the others. It still
+//! `liveness::stop_bound(interval)`: strictly before the controller, which after
+//! `liveness::controller_gives_up` of silence hands its share to the others. It still
 //! tries to deliver its last figures (`Done` with an `error`), so a controller that was only
 //! stalled loses nothing.
 //!

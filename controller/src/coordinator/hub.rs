@@ -141,10 +141,13 @@ impl Hub {
                 armed = self.liveness_due;
                 liveness.as_mut().reset(armed.map_or_else(far, Into::into));
             }
+            // in this order: a due liveness check or tick does not wait behind the queue
+            // of snapshots that arrives with every interval's edge (events come last)
             tokio::select! {
-                Some(ev) = events.recv() => {
+                biased;
+                () = &mut liveness, if armed.is_some() => {
                     self.turn();
-                    self.on_event(ev)?;
+                    self.check_liveness();
                 }
                 Some(c) = control.recv() => {
                     self.turn();
@@ -155,9 +158,9 @@ impl Hub {
                     self.on_tick()?;
                     self.publish_live();
                 }
-                () = &mut liveness, if armed.is_some() => {
+                Some(ev) = events.recv() => {
                     self.turn();
-                    self.check_liveness();
+                    self.on_event(ev)?;
                 }
             }
             if self.finished() {
@@ -561,12 +564,6 @@ impl Hub {
         Ok(())
     }
 
-    /// How long a running worker may be silent: [`SILENT_INTERVALS`](liveness::SILENT_INTERVALS)
-    /// intervals (more with `--soak`'s rejoin grace).
-    fn silence_limit(&self) -> Duration {
-        self.interval() * self.silent_checks()
-    }
-
     /// The hub takes a turn: a long gap since the last one is a stall of the controller
     /// itself, not the workers' silence ([`super::heard::Stalls`]).
     fn turn(&mut self) {
@@ -587,7 +584,7 @@ impl Hub {
         let now = Instant::now();
         let (silent, next) = self.workers.check_liveness(now, limit);
         self.liveness_due = next;
-        let intervals = self.silent_checks();
+        let intervals = limit.as_secs_f64() / self.interval().as_secs_f64().max(1e-9);
         for id in silent {
             // when its last word arrived and how long after the deadline this check ran
             // (the fleet bench sets these against the worker's own clock)
@@ -601,7 +598,7 @@ impl Hub {
                     "silence limit reached"
                 );
             }
-            self.lose(&id, format!("sent nothing for {intervals} intervals"));
+            self.lose(&id, format!("sent nothing for {intervals:.1} intervals"));
         }
     }
 

@@ -18,8 +18,8 @@
 //! assignment round (assignments out, every `Ready` back) plus twice the slowest worker's
 //! RTT, within 250 ms..5 s; a thousand workers get more room than two.
 //!
-//! A worker whose stream breaks, or from which nothing arrived for 3 intervals while
-//! running, is lost: its snapshots so far stay merged; by policy its segment is split among
+//! A worker whose stream breaks, or from which nothing arrived for 2.5 intervals while
+//! running (`barrage_core::liveness::controller_gives_up`), is lost: its snapshots so far stay merged; by policy its segment is split among
 //! the rest (`Reassign`) or the run fails. Silence is wall-clock time since the worker's
 //! last message reached its session (stamped there, so it does not wait behind other
 //! workers' snapshots in the hub's queue), less any stall of the controller itself, checked
@@ -122,6 +122,13 @@ pub enum CoordinatorError {
     /// The gRPC service task ended before the run did, without an error (or panicked).
     #[error("the worker service stopped before the run ended: {why}")]
     ServiceEnded { why: String },
+    /// The hub's thread or its runtime could not be started (the process is out of
+    /// threads or descriptors).
+    #[error("could not start the controller's hub thread: {0}; raise the process's thread or descriptor limit")]
+    HubThread(#[source] std::io::Error),
+    /// The hub's thread ended without a report (a bug: its panic message is above).
+    #[error("the controller's hub stopped without a report (see the panic above)")]
+    HubPanicked,
     #[error("{what} before the run started; see its message above")]
     LocalWorkerExited { what: String },
     #[error("worker {worker} is ready for plan {theirs} but the controller sent {ours}; run the same barrage release on both sides")]
@@ -151,7 +158,7 @@ pub async fn run(
     cfg: CoordinatorConfig,
     outputs: Vec<Box<dyn Output>>,
     control: mpsc::UnboundedReceiver<Control>,
-) -> Result<(RunReport, Vec<Box<dyn Output>>), CoordinatorError> {
+) -> HubResult {
     let (events_tx, events_rx) = mpsc::channel(1024);
     let shared = Arc::new(session::SessionShared {
         allow_version_mismatch: cfg.allow_version_mismatch,
@@ -171,12 +178,13 @@ pub async fn run(
             let _ = stop_rx.await;
         },
     ));
-    let hub = hub::Hub::new(cfg, outputs).run(events_rx, control);
+    let (hub, cancel_hub) = hub_thread(hub::Hub::new(cfg, outputs), events_rx, control)?;
     // a service that dies (bad TLS material, a broken listener) fails the run at once
     // instead of leaving it to wait for workers that cannot join
     let result = tokio::select! {
-        r = hub => r,
+        r = hub => r.unwrap_or_else(|_| Err(CoordinatorError::HubPanicked)),
         ended = &mut server => {
+            let _ = cancel_hub.send(());
             let err = match ended {
                 Ok(Err(e)) => CoordinatorError::Serve(e),
                 Ok(Ok(())) => CoordinatorError::ServiceEnded { why: "it returned".into() },
@@ -193,6 +201,42 @@ pub async fn run(
         Err(_) => tracing::warn!("worker service still draining after 3s; leaving it"),
     }
     result
+}
+
+/// What the hub's thread hands back: the run's report, or why it could not go on.
+type HubResult = Result<(RunReport, Vec<Box<dyn Output>>), CoordinatorError>;
+
+/// Runs the hub on a thread of its own with its own timer (a current-thread runtime): its
+/// liveness deadline and ticks fire on time however busy the sessions keep the service's
+/// runtime (a thousand workers' snapshots decoded at each interval's edge, which is where
+/// every deadline falls), and its turns are the OS scheduler's to share, not a place in a
+/// queue of thousands of tasks. Sending on the returned `oneshot` ends it early.
+fn hub_thread(
+    hub: hub::Hub,
+    events: mpsc::Receiver<Event>,
+    control: mpsc::UnboundedReceiver<Control>,
+) -> Result<(oneshot::Receiver<HubResult>, oneshot::Sender<()>), CoordinatorError> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CoordinatorError::HubThread)?;
+    std::thread::Builder::new()
+        .name("barrage-hub".into())
+        .spawn(move || {
+            let ended = rt.block_on(async move {
+                tokio::select! {
+                    r = hub.run(events, control) => Some(r),
+                    _ = cancel_rx => None,
+                }
+            });
+            if let Some(r) = ended {
+                let _ = done_tx.send(r);
+            }
+        })
+        .map_err(CoordinatorError::HubThread)?;
+    Ok((done_rx, cancel_tx))
 }
 
 #[cfg(test)]

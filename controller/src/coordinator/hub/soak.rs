@@ -13,7 +13,6 @@ use super::{Hub, Phase, ABORT_WAIT, DEADLINE_SLACK};
 use crate::merge::Merger;
 use crate::report::{EndReason, Lost, RunReport};
 use crate::soak::checkpoint::{segment_b64, segment_from_b64, State, WorkerState};
-use barrage_core::liveness::SILENT_INTERVALS;
 use barrage_proto::pb;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -55,19 +54,21 @@ impl Hub {
         )
     }
 
-    /// Silent intervals before a worker is lost: [`SILENT_INTERVALS`], or with
-    /// `--soak` at least the rejoin grace (its workers keep their load up that long without
-    /// a controller, so their share must not go to the others before).
-    pub(super) fn silent_checks(&self) -> u32 {
+    /// How long a running worker may be silent before it is lost:
+    /// [`liveness::controller_gives_up`](barrage_core::liveness::controller_gives_up), or
+    /// with `--soak` at least the rejoin grace in whole intervals (its workers keep their
+    /// load up that long without a controller, so their share must not go to the others
+    /// before).
+    pub(super) fn silence_limit(&self) -> Duration {
+        let interval = self.interval();
         let grace = self
             .cfg
             .soak
             .as_ref()
             .map_or(Duration::ZERO, |s| s.rejoin_grace);
-        let n = grace
-            .as_millis()
-            .div_ceil(self.interval().as_millis().max(1));
-        SILENT_INTERVALS.max(n.min(u32::MAX as u128) as u32)
+        let n = grace.as_millis().div_ceil(interval.as_millis().max(1));
+        let grace = interval.saturating_mul(n.min(u32::MAX as u128) as u32);
+        barrage_core::liveness::controller_gives_up(interval).max(grace)
     }
 
     /// Starts the checkpoint clock (at the run's start).
