@@ -20,7 +20,8 @@
 //! The worker's side (CPU to cut and encode one snapshot) is the `snapshot_cost` bench.
 //!
 //! `cargo bench -p barrage-controller --bench fleet [-- SECONDS N...]` (default 60 s;
-//! 100 300 1000)
+//! 100 300 1000); `FLEET_BARRAGE=path/to/barrage` runs another build's controller (the
+//! previous build's, for a side-by-side figure).
 use barrage_controller::coordinator::simulate::{
     realistic_snapshot, run_worker, Fate, SimConfig, SimReport, Template,
 };
@@ -89,7 +90,9 @@ fn controller(dir: &std::path::Path, n: usize, seconds: u64) -> (Controller, Str
     .unwrap();
     let token = dir.join("token");
     std::fs::write(&token, TOKEN).unwrap();
-    let mut child = Command::new(BARRAGE)
+    // FLEET_BARRAGE: another build's binary (the previous one, side by side)
+    let barrage = std::env::var("FLEET_BARRAGE").unwrap_or_else(|_| BARRAGE.to_string());
+    let mut child = Command::new(barrage)
         .args(["controller", "--listen", "127.0.0.1:0", "--no-progress"])
         .args(["--expect-workers", &n.to_string(), "--join-timeout", "120s"])
         .arg("--plan")
@@ -322,8 +325,8 @@ fn fleet(n: usize, seconds: u64) {
 
 /// Where the silent workers' time to be dropped goes: their last snapshot sent (the
 /// simulated worker's clock) → its arrival stamped by the controller's session → the
-/// controller's drop (its own figure: silence at the check against its deadline of three
-/// intervals, and how late the check ran) → the drop seen by the simulated worker (its
+/// controller's drop (its own figure: silence at the check against its deadline,
+/// `liveness::controller_gives_up`, and how late the check ran) → the drop seen by the simulated worker (its
 /// stream ending); and the rebalancing that follows, as the controller handed it out and as
 /// the last survivor received it. The bench's interval is 1 s.
 fn liveness_parts(went_quiet: i64, seen_dropped: i64, last_reassign: i64) {
@@ -347,13 +350,14 @@ fn liveness_parts(went_quiet: i64, seen_dropped: i64, last_reassign: i64) {
     });
     println!(
         "  liveness ({} silent): worker's view {:.2} iv = last sent → controller's stamp {:.0} ms \
-         + controller's silence at the drop {:.3} iv (deadline 3; check {:.1} ms past it, max) \
+         + controller's silence at the drop {:.3} iv (deadline {:.1}; check {:.1} ms past it, max) \
          + drop → stream end seen {:.0} ms; rebalancing: the controller handed out the last \
          Reassign {:.3} iv after the stamp, the last survivor had it {:.2} iv after the last send",
         sil.len(),
         (seen_dropped - went_quiet) as f64 / 1e6,
         (stamped - went_quiet) as f64 / 1e3,
         fold(&|s| s.silent_ms) / 1e3,
+        barrage_core::liveness::controller_gives_up(Duration::from_secs(1)).as_secs_f64(),
         fold(&|s| s.late_ms),
         (seen_dropped - lost) as f64 / 1e3,
         ctl_rebalanced,

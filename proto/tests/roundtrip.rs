@@ -119,6 +119,7 @@ fn every_message_round_trips() {
         controller_message::Msg::Reassign(pb::Reassign {
             segment: Some(segment_to_pb(Segment::FULL)),
             remaining: vec!["w-2".into()],
+            remaining_count: 1,
         }),
         controller_message::Msg::Stop(pb::Stop {
             reason: "done".into(),

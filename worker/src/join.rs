@@ -453,7 +453,7 @@ async fn converse_inner<S: Scenario + 'static>(
                     }
                     In::Reassign(r) => match segment_from_pb(r.segment.as_ref()) {
                         Ok(seg) => {
-                            tracing::info!(segment = %seg, remaining = ?r.remaining, "reassigned");
+                            tracing::info!(segment = %seg, remaining = r.remaining_count, ids = ?r.remaining, "reassigned");
                             if let Some(a) = assigned.as_mut() { a.segment = seg; }
                             if let Some(run) = &running { let _ = run.segment.send(seg); }
                         }

@@ -467,7 +467,20 @@ impl Hub {
 
     /// Marks a worker lost; rebalances or fails by policy.
     fn lose(&mut self, id: &str, reason: String) {
-        let Loss::Lost { live } = self.workers.mark_lost(id, &reason) else {
+        self.lose_all(vec![(id.to_string(), reason)]);
+    }
+
+    /// Marks workers lost at once (those one liveness check found silent): one
+    /// rebalancing for all of them, not one per worker, each of which would re-split and
+    /// resend every survivor's share.
+    fn lose_all(&mut self, lost: Vec<(String, String)>) {
+        let mut last = None;
+        for (id, reason) in lost {
+            if let Loss::Lost { live } = self.workers.mark_lost(&id, &reason) {
+                last = Some((id, reason, live));
+            }
+        }
+        let Some((id, reason, live)) = last else {
             return;
         };
         if self.phase != Phase::Running {
@@ -585,6 +598,7 @@ impl Hub {
         let (silent, next) = self.workers.check_liveness(now, limit);
         self.liveness_due = next;
         let intervals = limit.as_secs_f64() / self.interval().as_secs_f64().max(1e-9);
+        let mut lost = Vec::with_capacity(silent.len());
         for id in silent {
             // when its last word arrived and how long after the deadline this check ran
             // (the fleet bench sets these against the worker's own clock)
@@ -598,8 +612,9 @@ impl Hub {
                     "silence limit reached"
                 );
             }
-            self.lose(&id, format!("sent nothing for {intervals:.1} intervals"));
+            lost.push((id, format!("sent nothing for {intervals:.1} intervals")));
         }
+        self.lose_all(lost);
     }
 
     /// One line per closed interval (debug): how many workers it merged and the snapshot

@@ -89,6 +89,11 @@ pub(crate) struct Restored {
     pub lost: Option<Lost>,
 }
 
+/// Up to this many workers, a `Reassign` names the ones left (for their logs); a fleet's
+/// would cost the square of its size in bytes on every loss (a thousand workers: a
+/// megabyte of ids per loss), so past it only their count is sent.
+pub const NAMED_IN_REASSIGN: usize = 32;
+
 /// What happened when a worker was lost.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Loss {
@@ -259,15 +264,22 @@ impl Roster {
         Loss::Lost { live }
     }
 
-    /// Splits the whole load evenly among `live` and tells each its new segment.
+    /// Splits the whole load evenly among `live` and tells each its new segment (with the
+    /// ids of the rest only up to [`NAMED_IN_REASSIGN`] workers).
     pub fn rebalance(&mut self, live: &[String]) {
         let segments = Segment::split_even(live.len());
+        let named = if live.len() <= NAMED_IN_REASSIGN {
+            live.to_vec()
+        } else {
+            Vec::new()
+        };
         for (wid, seg) in live.iter().zip(segments) {
             if let Some(w) = self.workers.get_mut(wid) {
                 w.segment = Some(seg);
                 w.send(Out::Reassign(pb::Reassign {
                     segment: Some(segment_to_pb(seg)),
-                    remaining: live.to_vec(),
+                    remaining: named.clone(),
+                    remaining_count: live.len() as u32,
                 }));
             }
         }
@@ -362,6 +374,7 @@ mod tests {
                 panic!("{m:?}")
             };
             assert_eq!(re.remaining, vec!["w1".to_string(), "w3".to_string()]);
+            assert_eq!(re.remaining_count, 2);
         }
         assert!(rx[1].try_recv().is_err(), "a lost worker gets nothing");
         // a lost worker is not checked any more

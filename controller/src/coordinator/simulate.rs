@@ -67,6 +67,8 @@ pub struct SimReport {
     pub last_sent_us: Option<i64>,
     /// When each `Reassign` arrived.
     pub reassigned_us: Vec<i64>,
+    /// Each `Reassign`'s count of the workers left, and how many of them it named.
+    pub reassigned_left: Vec<(u32, usize)>,
     /// When its stream from the controller ended (or broke).
     pub ended_us: Option<i64>,
     pub done_sent: bool,
@@ -427,8 +429,9 @@ async fn converse(
                             intervals,
                         });
                     }
-                    In::Reassign(_) => {
+                    In::Reassign(r) => {
                         report.reassigned_us.push(now_us());
+                        report.reassigned_left.push((r.remaining_count, r.remaining.len()));
                     }
                     In::Stop(_) | In::Abort(_) => {
                         if !report.done_sent && !quiet {

@@ -11,8 +11,16 @@ use std::time::Duration;
 const WORKERS: usize = 200;
 const SECONDS: u64 = 4;
 
-#[test]
-fn two_hundred_workers_join_start_together_and_merge_exactly() {
+/// 200 simulated workers meeting their fates; their reports, the controller's exit code
+/// and output, and the run's summary.
+fn fleet(
+    fate: impl Fn(usize) -> Fate,
+) -> (
+    Vec<barrage_controller::coordinator::simulate::SimReport>,
+    i32,
+    String,
+    serde_json::Value,
+) {
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
     let plan = plan_file(dir.path(), "fleet.toml", WORKERS as u64, SECONDS, "");
@@ -39,7 +47,7 @@ fn two_hundred_workers_join_start_together_and_merge_exactly() {
                     cfg.clone(),
                     format!("sim-{i}"),
                     templates[i % templates.len()].clone(),
-                    Fate::Normal,
+                    fate(i),
                     Duration::from_secs(90),
                 ))
             })
@@ -55,12 +63,20 @@ fn two_hundred_workers_join_start_together_and_merge_exactly() {
         .enumerate()
         .map(|(i, r)| r.unwrap_or_else(|e| panic!("sim-{i}: {e}\n{}", ctl.output())))
         .collect();
-    assert_eq!(
-        ctl.exit_code(Duration::from_secs(60)),
-        0,
-        "{}",
-        ctl.output()
-    );
+    let code = ctl.exit_code(Duration::from_secs(60));
+    let summary = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".summary.json"))
+        .map(|p| read_json(&p))
+        .unwrap_or_else(|| panic!("no summary\n{}", ctl.output()));
+    (reports, code, ctl.output(), summary)
+}
+
+#[test]
+fn two_hundred_workers_join_start_together_and_merge_exactly() {
+    let (reports, code, out, s) = fleet(|_| Fate::Normal);
+    assert_eq!(code, 0, "{out}");
 
     // all joined, and all got the same start, before it
     let start_at = reports[0].start_at_us.expect("a Start");
@@ -85,12 +101,6 @@ fn two_hundred_workers_join_start_together_and_merge_exactly() {
     );
 
     // the merged totals are what was sent
-    let summary = std::fs::read_dir(&results)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".summary.json"))
-        .expect("a summary");
-    let s = read_json(&summary);
     let sent = |f: fn(&barrage_controller::coordinator::simulate::SimReport) -> f64| -> f64 {
         reports.iter().map(f).sum()
     };
@@ -111,4 +121,45 @@ fn two_hundred_workers_join_start_together_and_merge_exactly() {
         rows.iter().all(|r| r[1].as_f64() == Some(WORKERS as f64)),
         "{rows:?}"
     );
+}
+
+/// Workers that hang (stream open, nothing sent) in a fleet are lost by liveness, and
+/// every survivor is told its new share with the count of the workers left but not their
+/// ids (a fleet's list would cost the square of its size per loss); what the lost ones
+/// sent before stays merged.
+#[test]
+fn hung_workers_in_a_fleet_are_lost_and_their_share_reassigned() {
+    const HUNG: [usize; 2] = [7, 150];
+    let (reports, code, out, s) = fleet(|i| {
+        if HUNG.contains(&i) {
+            Fate::Silent { after_seq: 0 }
+        } else {
+            Fate::Normal
+        }
+    });
+    assert_eq!(code, 0, "{out}");
+    let ws = s["workers"].as_array().unwrap();
+    let lost: Vec<_> = ws.iter().filter(|w| !w["lost"].is_null()).collect();
+    assert_eq!(lost.len(), HUNG.len(), "{lost:?}");
+    assert!(
+        lost.iter().all(|w| w["lost"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sent nothing")),
+        "{lost:?}"
+    );
+    for (i, r) in reports.iter().enumerate() {
+        if HUNG.contains(&i) {
+            assert_eq!(r.snapshots, 1, "sim-{i}: {r:?}");
+            continue;
+        }
+        assert!(
+            !r.reassigned_left.is_empty(),
+            "sim-{i} got no Reassign: {r:?}"
+        );
+        let last = r.reassigned_left.last().unwrap();
+        assert_eq!(*last, ((WORKERS - HUNG.len()) as u32, 0), "sim-{i}: {r:?}");
+    }
+    let sent: f64 = reports.iter().map(|r| r.http_reqs).sum();
+    assert_eq!(s["metrics"]["http_reqs"]["count"].as_f64().unwrap(), sent);
 }
