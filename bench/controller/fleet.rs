@@ -297,9 +297,12 @@ fn fleet(n: usize, seconds: u64) {
         .min()
         .copied()
         .unwrap_or(0);
+    // the silent ones' rebalancing: after the killed ones' (which follows their kill
+    // within milliseconds, in the same interval), not after the silent ones saw their
+    // stream end: on a small fleet the survivors can have it first
     let after_silent = reassigns
         .iter()
-        .filter(|t| **t >= silent_dropped)
+        .filter(|t| **t >= went_quiet + 1_000_000)
         .max()
         .copied()
         .unwrap_or(0);
