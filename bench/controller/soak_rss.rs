@@ -22,7 +22,8 @@
 //!
 //! `cargo bench -p barrage-controller --bench soak_rss [-- SECONDS WORKERS INTERVAL_MS
 //! CHECKPOINT_S]` (default 600 s, 4 workers, 100 ms, a checkpoint every 60 intervals);
-//! `SOAK_RSS_CSV=path` writes every sample.
+//! `SOAK_RSS_CSV=path` writes every sample; `BARRAGE_BIN=path` runs another build's
+//! controller.
 use barrage_controller::coordinator::simulate::{
     realistic_snapshot, run_worker, Fate, SimConfig, Template,
 };
@@ -91,7 +92,9 @@ fn controller(dir: &std::path::Path, a: &Args) -> (Controller, String) {
     .unwrap();
     let token = dir.join("token");
     std::fs::write(&token, TOKEN).unwrap();
-    let mut child = Command::new(BARRAGE)
+    // another build (e.g. the previous commit's) for before/after rounds
+    let barrage = std::env::var("BARRAGE_BIN").unwrap_or_else(|_| BARRAGE.to_string());
+    let mut child = Command::new(barrage)
         .args(["controller", "--listen", "127.0.0.1:0", "--no-progress"])
         .args(["--expect-workers", &a.workers.to_string()])
         .args(["--join-timeout", "60s", "--soak"])
