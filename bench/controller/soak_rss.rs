@@ -105,7 +105,10 @@ fn controller(dir: &std::path::Path, a: &Args) -> (Controller, String) {
         .arg(&token)
         .arg("--results-dir")
         .arg(dir.join("results"))
-        .env("RUST_LOG", "warn,barrage_controller::coordinator::hub=debug")
+        .env(
+            "RUST_LOG",
+            "warn,barrage_controller::coordinator::hub=debug",
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -145,6 +148,15 @@ struct Sample {
     closed: u64,
     rss: f64,
     anon: f64,
+}
+
+/// One checkpoint period's samples: its start (s), lowest and highest RssAnon (KiB), and
+/// the intervals closed at its last sample.
+struct Period {
+    t: f64,
+    low: f64,
+    high: f64,
+    closed: u64,
 }
 
 /// The time series's own bytes after `intervals` full-resolution rows: its `Vec`'s
@@ -319,31 +331,39 @@ fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) 
     // per checkpoint period: its lowest reading (the floor between checkpoints, what live
     // data sets) and its highest (a checkpoint's transient heap on top)
     let period = a.checkpoint_s.max(1.0);
-    let mut windows: Vec<(f64, f64, f64, u64)> = Vec::new();
+    let mut windows: Vec<Period> = Vec::new();
     for s in &after {
         let w = (s.t / period).floor();
         match windows.last_mut() {
-            Some(last) if (last.0 / period).floor() == w => {
-                last.1 = last.1.min(s.anon);
-                last.2 = last.2.max(s.anon);
-                last.3 = s.closed;
+            Some(last) if (last.t / period).floor() == w => {
+                last.low = last.low.min(s.anon);
+                last.high = last.high.max(s.anon);
+                last.closed = s.closed;
             }
-            _ => windows.push((s.t, s.anon, s.anon, s.closed)),
+            _ => windows.push(Period {
+                t: s.t,
+                low: s.anon,
+                high: s.anon,
+                closed: s.closed,
+            }),
         }
     }
-    let wpts = |f: &dyn Fn(&(f64, f64, f64, u64)) -> f64| -> Vec<(f64, f64)> {
-        windows.iter().map(|w| (w.0 * per_s / HOUR_EQ, f(w))).collect()
+    let wpts = |f: &dyn Fn(&Period) -> f64| -> Vec<(f64, f64)> {
+        windows
+            .iter()
+            .map(|w| (w.t * per_s / HOUR_EQ, f(w)))
+            .collect()
     };
     println!(
         "  {}",
         slope_line(
             "RssAnon floor per checkpoint period, less the rows",
-            &wpts(&|w| w.1 - series_kib(w.3))
+            &wpts(&|w| w.low - series_kib(w.closed))
         )
     );
     println!(
         "  {}",
-        slope_line("RssAnon peak per checkpoint period", &wpts(&|w| w.2))
+        slope_line("RssAnon peak per checkpoint period", &wpts(&|w| w.high))
     );
     if let Ok(path) = std::env::var("SOAK_RSS_CSV") {
         let mut csv = String::from("t_s,closed,vmrss_kib,rssanon_kib\n");
