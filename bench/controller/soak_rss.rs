@@ -38,6 +38,9 @@ const BARRAGE: &str = env!("CARGO_BIN_EXE_barrage");
 const TOKEN: &str = "soak-rss-bench-token";
 /// Intervals in an hour at 1 s intervals: the unit the figures are given in.
 const HOUR_EQ: f64 = 3600.0;
+/// The shortest warm-up, in intervals: the process's RSS floor settles over its first few
+/// hundred intervals (bench/RESULTS.md), so a short run's tenth would fit that rise too.
+const MIN_WARMUP_INTERVALS: f64 = 600.0;
 
 fn proc_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -279,8 +282,9 @@ fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) 
         a.checkpoint_s * per_s,
         hwm as f64 / 1024.0,
     );
-    // warm-up: a tenth of the run, as `--soak-warmup` defaults to
-    let warm = a.seconds as f64 / 10.0;
+    // warm-up: a tenth of the run, as `--soak-warmup` defaults to, and at least
+    // [`MIN_WARMUP_INTERVALS`]
+    let warm = (a.seconds as f64 / 10.0).max(MIN_WARMUP_INTERVALS / per_s);
     let after: Vec<&Sample> = samples.iter().filter(|s| s.t >= warm).collect();
     let h = |s: &Sample| s.t * per_s / HOUR_EQ;
     // per hour-equivalent (and per tenth of one, for short runs): median, min and max
