@@ -1,6 +1,8 @@
 //! Soak runs, compressed to seconds with 100 ms intervals (issue 13 §3): the RSS trend
 //! finds a target that leaks on purpose and not the same target without the leak; the
-//! controller's own memory stays flat; a controller killed with -9 and restarted with
+//! controller's own memory stays flat (its RSS floor grows by less than a leak of a fraction
+//! of one interval's merged snapshot per interval; smaller leaks over many intervals are
+//! `bench/controller/soak_rss.rs`'s to find); a controller killed with -9 and restarted with
 //! `--resume` ends with the workers' own totals, less at most one checkpoint period.
 use crate::util::{get_json, plan_file, start_target, token_file, Proc};
 use barrage_testkit::wait_for;
@@ -180,28 +182,49 @@ fn a_soak_finds_the_leak_and_only_the_leak() {
     // latency and errors are fitted too
     trend(&clean, "http_req_duration:p99");
     trend(&clean, "http_req_failed:rate");
-    // the controller's own memory after warm-up does not rise: by the rig's own test of
-    // a leak (checkpoints make it a sawtooth, not a slope)
+    // the controller's own memory after warm-up does not rise (`controller_rss_is_flat`)
     for (run, samples) in [("leaky", &ctl_rss_leaky), ("clean", &ctl_rss)] {
-        assert!(samples.len() >= 20, "{run}: {} samples", samples.len());
-        let pts: Vec<(f64, f64)> = samples
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (i as f64 * 0.5 / 3600.0, *b as f64))
-            .collect();
-        let f = barrage_core::trend::fit(&pts).unwrap();
-        // on a loaded machine checkpoints and backlogs raise the sawtooth's peaks; what a
-        // leak raises is its floor: the last third's lowest reading against the first's.
-        // Under the whole suite's load the floor has been seen 30 % up over these 23 s, cause
-        // not yet found (issue 13 leaves it open): the bound is 50 % until it is
-        let third = samples.len() / 3;
-        let floor = |s: &[u64]| *s.iter().min().unwrap() as f64;
-        let (early, late) = (floor(&samples[..third]), floor(&samples[2 * third..]));
-        assert!(
-            f.low <= 0.0 || late <= early * 1.5,
-            "{run}: the controller's RSS rises ({f:?}; floor {early} → {late}): {samples:?}"
-        );
+        controller_rss_is_flat(run, samples);
     }
+}
+
+/// How much the controller's RSS floor may rise per interval closed in the test's window
+/// (`controller_rss_is_flat`). The window (intervals 150–380) is still the process's
+/// warm-up: a clean run's floor was seen rising 33 KB per interval there (interval 13–52),
+/// while `bench/controller/soak_rss.rs` finds the floor flat over thousands of intervals
+/// after it. The bound sits twice above that warm-up and below what a soak must not keep:
+/// a deliberate leak of 96 KiB per interval failed it, as would keeping each interval's
+/// merged snapshot (about 1.5 MB here). Smaller leaks are the bench's to find.
+const FLOOR_RISE_PER_INTERVAL: f64 = 65_536.0;
+
+/// The `barrage run --soak` process's RSS in the test's window (a sample every 0.5 s over
+/// 230 intervals) does not grow with the intervals closed. Checkpoints every 2 s make it a
+/// sawtooth (a checkpoint's transient heap stays resident a while under mimalloc), so the
+/// rig's trend fit (`barrage_core::trend::fit`) is made on each 2 s period's lowest reading,
+/// what live data holds. It fails when that floor rises for sure (interval above zero) by
+/// more than [`FLOOR_RISE_PER_INTERVAL`] per interval closed.
+fn controller_rss_is_flat(run: &str, samples: &[u64]) {
+    assert!(samples.len() >= 20, "{run}: {} samples", samples.len());
+    let floors: Vec<(f64, f64)> = samples
+        .chunks(4)
+        .enumerate()
+        .map(|(i, c)| (i as f64 * 2.0, *c.iter().min().unwrap() as f64))
+        .collect();
+    let f = barrage_core::trend::fit(&floors).unwrap();
+    // bytes per interval: the slope is per second, ten intervals a second
+    let per_interval = |bytes_per_s: f64| bytes_per_s / 10.0;
+    eprintln!(
+        "{run}: controller RSS floor {:.1} MiB mean, {:+.0} [{:+.0}, {:+.0}] bytes per interval",
+        f.mean / 1048576.0,
+        per_interval(f.slope),
+        per_interval(f.low),
+        per_interval(f.high)
+    );
+    assert!(
+        f.low <= 0.0 || per_interval(f.slope) <= FLOOR_RISE_PER_INTERVAL,
+        "{run}: the controller's RSS floor rises by {:.0} bytes per interval ({f:?}): {samples:?}",
+        per_interval(f.slope)
+    );
 }
 
 fn free_port() -> u16 {

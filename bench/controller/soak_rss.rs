@@ -1,0 +1,410 @@
+//! A soak's controller process over many intervals: a real `barrage controller --soak`
+//! (the shipped binary, its allocator included) with checkpoints on, fed by a few simulated
+//! workers (`barrage_controller::coordinator::simulate`, real gRPC streams) that send a
+//! realistic 100-series snapshot every interval, at the plan's shortest interval so that
+//! minutes of wall time hold hours' worth of intervals.
+//!
+//! Why: `soak_memory` shows the controller's per-interval structures bounded over a day of
+//! intervals, but not the process (allocator retention, gRPC buffers, checkpoints' transient
+//! heap). This runs the process and samples its RSS every second; after warm-up it prints
+//! the RSS per hour-equivalent (3,600 intervals, an hour at 1 s intervals) and the
+//! least-squares slope per hour-equivalent with its 95 % interval, judged by the rig's own
+//! trend rule (`barrage_core::trend`).
+//!
+//! One thing grows on purpose: the time series keeps every interval of the last *wall-clock*
+//! hour at full resolution (`barrage_core::timeseries`), so at sub-second intervals a run of
+//! minutes never reaches its downsampling and the series grows by one row per interval. The
+//! bench prints that share (rows × the row's size, as `Vec` capacity) and the slope with it
+//! taken out, which is what a run at 1 s intervals after its first hour would show.
+//!
+//! Checkpoints make the RSS a sawtooth; the bench also fits each checkpoint period's lowest
+//! reading (what live data holds) and its highest (a checkpoint's transient heap on top).
+//!
+//! `cargo bench -p barrage-controller --bench soak_rss [-- SECONDS WORKERS INTERVAL_MS
+//! CHECKPOINT_S]` (default 600 s, 4 workers, 100 ms, a checkpoint every 60 intervals);
+//! `SOAK_RSS_CSV=path` writes every sample; `BARRAGE_BIN=path` runs another build's
+//! controller.
+use barrage_controller::coordinator::simulate::{
+    realistic_snapshot, run_worker, Fate, SimConfig, Template,
+};
+use barrage_core::timeseries::TimePoint;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BARRAGE: &str = env!("CARGO_BIN_EXE_barrage");
+const TOKEN: &str = "soak-rss-bench-token";
+/// Intervals in an hour at 1 s intervals: the unit the figures are given in.
+const HOUR_EQ: f64 = 3600.0;
+/// The shortest warm-up, in intervals: the process's RSS floor settles over its first few
+/// hundred intervals (bench/RESULTS.md), so a short run's tenth would fit that rise too.
+const MIN_WARMUP_INTERVALS: f64 = 600.0;
+
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+struct Controller {
+    child: Child,
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Intervals the controller closed (its `interval closed` debug line) and the last one's
+/// sequence number.
+static CLOSED: AtomicU64 = AtomicU64::new(0);
+static START: Mutex<Option<i64>> = Mutex::new(None);
+
+struct Args {
+    seconds: u64,
+    workers: usize,
+    interval_ms: u64,
+    checkpoint_s: f64,
+}
+
+fn controller(dir: &std::path::Path, a: &Args) -> (Controller, String) {
+    let plan = dir.join("soak.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "name = \"soak-rss\"\ninterval = \"{}ms\"\ngraceful_stop = \"5s\"\n[scenario]\n\
+             executor = \"constant-vus\"\nvus = {}\nduration = \"{}s\"\n",
+            a.interval_ms, a.workers, a.seconds
+        ),
+    )
+    .unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    // another build (e.g. the previous commit's) for before/after rounds
+    let barrage = std::env::var("BARRAGE_BIN").unwrap_or_else(|_| BARRAGE.to_string());
+    let mut child = Command::new(barrage)
+        .args(["controller", "--listen", "127.0.0.1:0", "--no-progress"])
+        .args(["--expect-workers", &a.workers.to_string()])
+        .args(["--join-timeout", "60s", "--soak"])
+        .args(["--checkpoint-every", &format!("{}ms", a.checkpoint_s * 1e3)])
+        .arg("--plan")
+        .arg(&plan)
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--results-dir")
+        .arg(dir.join("results"))
+        .env(
+            "RUST_LOG",
+            "warn,barrage_controller::coordinator::hub=debug",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("barrage controller starts");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .trim()
+        .to_string();
+    std::thread::spawn(move || for _ in out.lines() {});
+    let err = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            if line.contains("interval closed") {
+                CLOSED.fetch_add(1, Ordering::Relaxed);
+            } else if line.contains("start sent") {
+                let at = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("start_at_unix_us="))
+                    .and_then(|x| x.parse().ok());
+                *START.lock().unwrap() = at;
+            } else if line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("  controller: {}", line.trim());
+            }
+        }
+    });
+    (Controller { child }, addr)
+}
+
+/// One sample: stage time (s), intervals closed so far, VmRSS and RssAnon (KiB).
+#[derive(Clone, Copy)]
+struct Sample {
+    t: f64,
+    closed: u64,
+    rss: f64,
+    anon: f64,
+}
+
+/// One checkpoint period's samples: its start (s), lowest and highest RssAnon (KiB), and
+/// the intervals closed at its last sample.
+struct Period {
+    t: f64,
+    low: f64,
+    high: f64,
+    closed: u64,
+}
+
+/// The time series's own bytes after `intervals` full-resolution rows: its `Vec`'s
+/// capacity (doubling from 4) times the row's size.
+fn series_kib(intervals: u64) -> f64 {
+    let cap = intervals.max(4).next_power_of_two();
+    (cap as usize * std::mem::size_of::<TimePoint>()) as f64 / 1024.0
+}
+
+fn verdict(f: &barrage_core::trend::Fit, span: f64) -> &'static str {
+    let matters = (f.slope * span).abs() >= barrage_core::trend::MIN_DRIFT * f.mean.abs();
+    if f.low > 0.0 && matters {
+        "rising"
+    } else if f.high < 0.0 && matters {
+        "falling"
+    } else {
+        "flat"
+    }
+}
+
+/// The slope of `pts` ((hour-equivalent, KiB)) in MiB per hour-equivalent, its interval
+/// and verdict.
+fn slope_line(what: &str, pts: &[(f64, f64)]) -> String {
+    let Some(f) = barrage_core::trend::fit(pts) else {
+        return format!("{what}: too few points for a slope");
+    };
+    let span = pts.last().unwrap().0 - pts[0].0;
+    let mib = |k: f64| k / 1024.0;
+    format!(
+        "{what}: mean {:.1} MiB, slope {:+.3} MiB/h-eq [{:+.3}, {:+.3}] {} (drift over the fit {:+.2} MiB, {:+.2} % of the mean)",
+        mib(f.mean),
+        mib(f.slope),
+        mib(f.low),
+        mib(f.high),
+        verdict(&f, span),
+        mib(f.slope * span),
+        f.slope * span / f.mean * 100.0,
+    )
+}
+
+fn run(a: &Args) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ctl, addr) = controller(dir.path(), a);
+    let pid = ctl.child.id();
+    let cfg = Arc::new(SimConfig {
+        controller: format!("http://{addr}"),
+        token: Some(TOKEN.into()),
+        connect_timeout: Duration::from_secs(30),
+    });
+    let templates: Vec<Arc<Template>> = (0..a.workers as u64)
+        .map(|i| Arc::new(Template::new(&realistic_snapshot(i)).unwrap()))
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let give_up = Duration::from_secs(a.seconds + 120);
+    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+    let probe = samples.clone();
+    let seconds = a.seconds;
+    let sent: u64 = rt.block_on(async {
+        let tasks: Vec<_> = templates
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let (cfg, t) = (cfg.clone(), t.clone());
+                tokio::spawn(async move {
+                    run_worker(cfg, format!("sim-{i}"), t, Fate::Normal, give_up)
+                        .await
+                        .unwrap_or_else(|e| panic!("sim-{i}: {e}"))
+                })
+            })
+            .collect();
+        // RSS once a second of stage time, from the start to the end of the load
+        tokio::spawn(async move {
+            let started = loop {
+                if let Some(s) = *START.lock().unwrap() {
+                    break s;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            for s in 0..seconds {
+                let due = started + s as i64 * 1_000_000;
+                let wait = (due - barrage_controller::coordinator::clock::now_us()).max(0);
+                tokio::time::sleep(Duration::from_micros(wait as u64)).await;
+                probe.lock().unwrap().push(Sample {
+                    t: s as f64,
+                    closed: CLOSED.load(Ordering::Relaxed),
+                    rss: proc_kib(pid, "VmRSS:") as f64,
+                    anon: proc_kib(pid, "RssAnon:") as f64,
+                });
+            }
+        });
+        let mut sent = 0;
+        for t in tasks {
+            sent += t.await.unwrap().snapshots;
+        }
+        sent
+    });
+    let hwm = proc_kib(pid, "VmHWM:");
+    let code = ctl.child.wait().ok().and_then(|s| s.code());
+    let samples = samples.lock().unwrap().clone();
+    report(a, &samples, sent, hwm, code);
+}
+
+fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) {
+    let per_s = 1000.0 / a.interval_ms as f64;
+    let planned = a.seconds as f64 * per_s;
+    let closed = CLOSED.load(Ordering::Relaxed);
+    println!(
+        "interval {} ms, {} workers, {} s: {closed} intervals closed of {planned:.0} planned \
+         ({:.2} h at 1 s intervals), {sent} snapshots sent, checkpoint every {} s \
+         ({:.0} intervals), exit {code:?}, peak RSS {:.1} MiB",
+        a.interval_ms,
+        a.workers,
+        a.seconds,
+        closed as f64 / HOUR_EQ,
+        a.checkpoint_s,
+        a.checkpoint_s * per_s,
+        hwm as f64 / 1024.0,
+    );
+    // warm-up: a tenth of the run, as `--soak-warmup` defaults to, and at least
+    // [`MIN_WARMUP_INTERVALS`]
+    let warm = (a.seconds as f64 / 10.0).max(MIN_WARMUP_INTERVALS / per_s);
+    let after: Vec<&Sample> = samples.iter().filter(|s| s.t >= warm).collect();
+    let h = |s: &Sample| s.t * per_s / HOUR_EQ;
+    // per hour-equivalent (and per tenth of one, for short runs): median, min and max
+    let block = if planned >= 2.0 * HOUR_EQ { 1.0 } else { 0.1 };
+    println!("  after warm-up ({warm:.0} s):  block of {block} h-eq  VmRSS median [min, max] MiB  RssAnon median  time series rows' KiB");
+    let mut b = (h(after[0]) / block).floor();
+    loop {
+        let mut rows: Vec<&Sample> = after
+            .iter()
+            .copied()
+            .filter(|s| (h(s) / block).floor() == b)
+            .collect();
+        if rows.is_empty() {
+            break;
+        }
+        let mut rss: Vec<f64> = rows.iter().map(|s| s.rss / 1024.0).collect();
+        let mut anon: Vec<f64> = rows.iter().map(|s| s.anon / 1024.0).collect();
+        let (lo, hi) = rss
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, x), v| {
+                (l.min(*v), x.max(*v))
+            });
+        rows.sort_by_key(|s| s.closed);
+        println!(
+            "    {:>5.1}–{:<5.1} h-eq  {:>7.1} [{:.1}, {:.1}]  {:>7.1}  {:>7.0}",
+            b * block,
+            (b + 1.0) * block,
+            median(&mut rss),
+            lo,
+            hi,
+            median(&mut anon),
+            series_kib(rows.last().unwrap().closed),
+        );
+        b += 1.0;
+    }
+    let pts = |f: &dyn Fn(&Sample) -> f64| -> Vec<(f64, f64)> {
+        after.iter().map(|s| (h(s), f(s))).collect()
+    };
+    println!("  {}", slope_line("VmRSS", &pts(&|s| s.rss)));
+    println!("  {}", slope_line("RssAnon", &pts(&|s| s.anon)));
+    println!(
+        "  {}",
+        slope_line(
+            "RssAnon less the time series's rows",
+            &pts(&|s| s.anon - series_kib(s.closed))
+        )
+    );
+    // per checkpoint period: its lowest reading (the floor between checkpoints, what live
+    // data sets) and its highest (a checkpoint's transient heap on top)
+    let period = a.checkpoint_s.max(1.0);
+    let mut windows: Vec<Period> = Vec::new();
+    for s in &after {
+        let w = (s.t / period).floor();
+        match windows.last_mut() {
+            Some(last) if (last.t / period).floor() == w => {
+                last.low = last.low.min(s.anon);
+                last.high = last.high.max(s.anon);
+                last.closed = s.closed;
+            }
+            _ => windows.push(Period {
+                t: s.t,
+                low: s.anon,
+                high: s.anon,
+                closed: s.closed,
+            }),
+        }
+    }
+    let wpts = |f: &dyn Fn(&Period) -> f64| -> Vec<(f64, f64)> {
+        windows
+            .iter()
+            .map(|w| (w.t * per_s / HOUR_EQ, f(w)))
+            .collect()
+    };
+    println!(
+        "  {}",
+        slope_line(
+            "RssAnon floor per checkpoint period, less the rows",
+            &wpts(&|w| w.low - series_kib(w.closed))
+        )
+    );
+    println!(
+        "  {}",
+        slope_line("RssAnon peak per checkpoint period", &wpts(&|w| w.high))
+    );
+    if let Ok(path) = std::env::var("SOAK_RSS_CSV") {
+        let mut csv = String::from("t_s,closed,vmrss_kib,rssanon_kib\n");
+        for s in samples {
+            csv += &format!("{},{},{},{}\n", s.t, s.closed, s.rss, s.anon);
+        }
+        std::fs::write(&path, csv).unwrap();
+    }
+    // the soak test's floor rule: the last third's lowest reading against the first third's
+    let third = after.len() / 3;
+    let floor = |s: &[&Sample]| s.iter().map(|x| x.rss).fold(f64::INFINITY, f64::min);
+    let (early, late) = (floor(&after[..third]), floor(&after[2 * third..]));
+    println!(
+        "  floor (lowest VmRSS) first third {:.1} MiB → last third {:.1} MiB ({:+.1} %)",
+        early / 1024.0,
+        late / 1024.0,
+        (late / early - 1.0) * 100.0
+    );
+}
+
+fn main() {
+    let args: Vec<f64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let a = Args {
+        seconds: args.first().map_or(600, |&s| s as u64).max(30),
+        workers: args.get(1).map_or(4, |&n| n as usize).max(1),
+        interval_ms: args.get(2).map_or(100, |&i| i as u64),
+        checkpoint_s: 0.0,
+    };
+    let a = Args {
+        checkpoint_s: args
+            .get(3)
+            .copied()
+            .unwrap_or(60.0 * a.interval_ms as f64 / 1000.0),
+        ..a
+    };
+    run(&a);
+}
