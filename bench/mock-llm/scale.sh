@@ -17,7 +17,12 @@
 #      one process can hold it.
 #   2. Large requests: 1 KB, 100 KB, 500 KB bodies, non-streamed, zero delays, 20 keep-alive
 #      connections (more requests for smaller bodies: CPU is read in 10 ms ticks): server CPU
-#      per request, and its ratio to the 1 KB one.
+#      per request, and its ratio to the 1 KB one; beside it the kernel's floor (tcp_floor.rs,
+#      the mock-llm crate's example: the same bytes received and the mock's answer sent back
+#      over loopback TCP, no HTTP/JSON work), and the ratio of (mock - floor) to the 1 KB
+#      (mock - floor): the work the mock adds on top of the bytes. $ROUNDS rounds (default 3),
+#      the servers ($PART2_BUILDS, default "before after", and the floor) alternating their
+#      order per round; medians.
 #   3. Long answers: 42-word and 2,000-word streams at 5 ms per chunk, 50 at once: server CPU
 #      per chunk and the ratio.
 #
@@ -38,6 +43,7 @@ OUT="$ROOT/bench/out"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 AFTER="${AFTER_BIN:-$TARGET/release/barrage-mock-llm}"
 CLIENT="$TARGET/release/examples/streams"
+FLOOR="$TARGET/release/examples/tcp_floor"
 BEFORE="${BEFORE_BIN:-/tmp/mock-before/barrage-mock-llm}"
 BEFORE_REF="${BEFORE_REF:-main}"
 COUNTS="${COUNTS:-10000:1000 30000:3000 50000:5000}"
@@ -52,11 +58,14 @@ NOFILE="${NOFILE:-1048576}"
 PORT="${PORT:-18511}"
 SECTIONS="${SECTIONS:-1 2 3}"   # which of the three parts to run
 BODIES="${BODIES:-1000 100000 500000}"   # part 2's body sizes (the first is the ratios' base)
+ROUNDS="${ROUNDS:-3}"   # part 2's rounds (builds alternating; medians)
+PART2_BUILDS="${PART2_BUILDS:-before after}"   # part 2's servers besides the floor
 LONG_ANSWERS="${LONG_ANSWERS:-1}"   # part 3: 0 runs the 42-word streams only
 # BUILD=0: use the binaries already in the target directory (no cargo run).
 
 mkdir -p "$OUT"
 RAW="$OUT/mock-llm-scale-$(date -u +%Y%m%dT%H%M%SZ).txt"
+FLOOR_RESPONSE="$OUT/mock-llm-scale-floor-response.http"
 die() { echo "scale.sh: $*" >&2; exit 2; }
 command -v taskset >/dev/null || die "taskset not found (util-linux)"
 command -v curl >/dev/null || die "curl not found"
@@ -69,10 +78,13 @@ if [[ ${BUILD:-1} == 1 ]]; then
 echo "building barrage-mock-llm and the streams client (release)" >&2
 # One invocation for both: built apart, the example's dev-dependencies would change the
 # features of the shared dependencies and rebuild them each time.
-(cd "$ROOT" && cargo build --release -p barrage-mock-llm --bin barrage-mock-llm --example streams >&2)
+(cd "$ROOT" && cargo build --release -p barrage-mock-llm --bin barrage-mock-llm --example streams --example tcp_floor >&2)
 fi
-[[ -x $AFTER && -x $CLIENT ]] || die "$AFTER or $CLIENT missing: run with BUILD=1"
-if [[ ! -x "$BEFORE" ]]; then
+[[ -x $AFTER && -x $CLIENT && -x $FLOOR ]] || die "$AFTER, $CLIENT or $FLOOR missing: run with BUILD=1"
+# The before build is needed by parts 1 and 3, and by part 2 if PART2_BUILDS names it.
+NEED_BEFORE=0
+[[ " $SECTIONS " == *" 1 "* || " $SECTIONS " == *" 3 "* || " $PART2_BUILDS " == *" before "* ]] && NEED_BEFORE=1
+if [[ $NEED_BEFORE == 1 && ! -x "$BEFORE" ]]; then
   src=$(mktemp -d /tmp/mock-before-src.XXXX)
   echo "building the before build ($BEFORE_REF) in $src" >&2
   git -C "$ROOT" archive "$BEFORE_REF" | tar -x -C "$src"
@@ -81,7 +93,7 @@ if [[ ! -x "$BEFORE" ]]; then
   cp "$TARGET/release/barrage-mock-llm" "$BEFORE"
   rm -rf "$src"
   # The shared target/ now holds main's binary: build ours again (only the link step).
-  (cd "$ROOT" && touch mock-llm/src/main.rs && cargo build --release -p barrage-mock-llm --bin barrage-mock-llm --example streams >&2)
+  (cd "$ROOT" && touch mock-llm/src/main.rs && cargo build --release -p barrage-mock-llm --bin barrage-mock-llm --example streams --example tcp_floor >&2)
 fi
 
 SERVER_PIDS=()
@@ -136,6 +148,22 @@ client() {
 # f KEY: a field of R.
 f() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$R"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# median V...: the middle value (the lower of the two middle ones for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# start_floor: the kernel's floor server (tcp_floor.rs, replaying $FLOOR_RESPONSE) on $PORT,
+# pinned like the mock; waits until it answers.
+start_floor() {
+  cleanup
+  taskset -c "$SERVER_CORE" "$FLOOR" "$PORT" "$FLOOR_RESPONSE" >/dev/null 2>>"$RAW" &
+  SERVER_PIDS+=("$!")
+  for _ in $(seq 200); do
+    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0
+    kill -0 "${SERVER_PIDS[0]}" 2>/dev/null || die "tcp_floor exited at start (see $RAW)"
+    sleep 0.05
+  done
+  die "tcp_floor did not answer within 10 s"
+}
 
 words() { local n=$1 s="" i; for ((i = 0; i < n; i++)); do s+="w$i "; done; echo "${s% }"; }
 RESPONSE=$(words "$WORDS")
@@ -179,28 +207,60 @@ done
 
 {
   echo
-  echo "## 2. large requests, non-streamed, zero delays: 20 connections (1 KB: 20 x $((REPEAT * 20)), 100 KB: 20 x $((REPEAT * 2)), 500 KB: 20 x $REPEAT requests)"
-  echo "| build | body | requests | errors | CPU µs/request | ratio to 1 KB | p50 ms | p99 ms |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "## 2. large requests, non-streamed, zero delays: 20 connections (1 KB: 20 x $((REPEAT * 20)), 100 KB: 20 x $((REPEAT * 2)), 500 KB: 20 x $REPEAT requests); $ROUNDS rounds, builds alternating, medians"
+  echo "floor = tcp_floor.rs replaying the mock's answer: the same bytes received and answered over loopback TCP with no HTTP/JSON work"
+  echo "| build | body | requests/round | errors | CPU µs/request (rounds) | median | ratio to 1 KB | floor µs/request | above floor µs | above floor, ratio to 1 KB | p50 ms | p99 ms |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 } | tee -a "$RAW"
-[[ " $SECTIONS " == *" 2 "* ]] && for build in before after; do
-  bin=$AFTER; [[ $build == before ]] && bin=$BEFORE
-  small=""
-  # CPU is read in 10 ms ticks: small bodies need many requests for a usable figure.
-  for bytes in $BODIES; do
-    case $bytes in
-      1000) repeat=$((REPEAT * 20)) ;;
-      100000) repeat=$((REPEAT * 2)) ;;
-      *) repeat=$REPEAT ;;
-    esac
-    start 1 "$bin" --delay-ms 0 --stream-delay-ms 0 --max-body-bytes 1048576
-    client --streams 20 --repeat "$repeat" --stream false --body-bytes "$bytes" --interval-ms 1 --deadline-s 120
-    us=$(f cpu_us_per_req)
-    [[ -z $small ]] && small=$us
-    echo "| $build | $bytes | $(f requests) | $(f errors) | $us | $(ratio "$us" "$small") | $(f total_p50_ms) | $(f total_p99_ms) |" | tee -a "$RAW"
-    cleanup
+if [[ " $SECTIONS " == *" 2 "* ]]; then
+  # The floor replays the mock's own answer to a small request (head and body).
+  start 1 "$AFTER" --delay-ms 0 --stream-delay-ms 0
+  curl -s -i -H 'Content-Type: application/json' \
+    -d '{"model":"mock-gpt-4o","messages":[{"role":"user","content":"Say something nice."}]}' \
+    "http://127.0.0.1:$PORT/v1/chat/completions" >"$FLOOR_RESPONSE"
+  cleanup
+  declare -A US ERRS REQS P50 P99
+  builds2=($PART2_BUILDS floor)
+  for ((r = 0; r < ROUNDS; r++)); do
+    for ((i = 0; i < ${#builds2[@]}; i++)); do
+      build=${builds2[(i + r) % ${#builds2[@]}]}
+      for bytes in $BODIES; do
+        # CPU is read in 10 ms ticks: small bodies need many requests for a usable figure.
+        case $bytes in
+          1000) repeat=$((REPEAT * 20)) ;;
+          100000) repeat=$((REPEAT * 2)) ;;
+          *) repeat=$REPEAT ;;
+        esac
+        case $build in
+          floor) start_floor ;;
+          before) start 1 "$BEFORE" --delay-ms 0 --stream-delay-ms 0 --max-body-bytes 1048576 ;;
+          *) start 1 "$AFTER" --delay-ms 0 --stream-delay-ms 0 --max-body-bytes 1048576 ;;
+        esac
+        client --streams 20 --repeat "$repeat" --stream false --body-bytes "$bytes" --interval-ms 1 --deadline-s 120
+        k="$build $bytes"
+        US[$k]+=" $(f cpu_us_per_req)"
+        ERRS[$k]=$(( ${ERRS[$k]:-0} + $(f errors) ))
+        REQS[$k]=$(f requests) P50[$k]=$(f total_p50_ms) P99[$k]=$(f total_p99_ms)
+        echo "round $((r + 1)) $build $bytes: $(f requests) requests, $(f errors) errors, $(f cpu_us_per_req) µs/request, load $(cut -d' ' -f1 /proc/loadavg)" | tee -a "$RAW" >&2
+        cleanup
+      done
+    done
   done
-done
+  small=${BODIES%% *}
+  floor_small=$(median ${US[floor $small]})
+  for build in "${builds2[@]}"; do
+    base=$(median ${US[$build $small]})
+    for bytes in $BODIES; do
+      k="$build $bytes"
+      us=$(median ${US[$k]})
+      fl=$(median ${US[floor $bytes]})
+      above=$(awk -v a="$us" -v b="$fl" 'BEGIN { printf "%.1f", a - b }')
+      above_small=$(awk -v a="$base" -v b="$floor_small" 'BEGIN { printf "%.1f", a - b }')
+      if [[ $build == floor ]]; then above="-" above_ratio="-"; else above_ratio=$(ratio "$above" "$above_small"); fi
+      echo "| $build | $bytes | ${REQS[$k]} | ${ERRS[$k]} |${US[$k]} | $us | $(ratio "$us" "$base") | $fl | $above | $above_ratio | ${P50[$k]} | ${P99[$k]} |" | tee -a "$RAW"
+    done
+  done
+fi
 
 {
   echo

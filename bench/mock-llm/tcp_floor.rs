@@ -6,9 +6,11 @@
 //! HTTP response, captured from barrage-mock-llm), with no parsing beyond finding the end
 //! of the request (`httparse` for the head, then `content-length`), no JSON, no allocation
 //! per request: one `epoll_wait` (shared), one `recv` and one `send` per request, as a
-//! real server does at best without pipelining. Whatever a real server spends above this
-//! figure is its own user-space work; whatever this figure is, no server can go below it
-//! here.
+//! real server does at best without pipelining. A body is counted off as it arrives, never
+//! copied or kept (a large one takes a `recv` per 256 KiB), so with large request bodies
+//! (`bench/mock-llm/scale.sh`, part 2) the figure is the kernel's cost of receiving those
+//! bytes. Whatever a real server spends above this figure is its own user-space work;
+//! whatever this figure is, no server can go below it here.
 //!
 //! `tcp_floor PORT RESPONSE_FILE` (binds 127.0.0.1:PORT; runs until killed).
 use mio::net::{TcpListener, TcpStream};
@@ -20,14 +22,17 @@ const LISTENER: Token = Token(0);
 
 struct Conn {
     stream: TcpStream,
+    /// A request head not yet complete (empty between requests).
     input: Vec<u8>,
+    /// Body bytes of the current request still to arrive; its answer is due when they have.
+    body_left: usize,
     /// Bytes of responses not yet written (a full socket buffer).
     output: Vec<u8>,
 }
 
-/// Length of the first complete request in `buf`, if there is one: its head as
-/// `httparse` finds it, plus its `content-length`.
-fn request_len(buf: &[u8]) -> Option<usize> {
+/// The head of the request at the start of `buf`, once complete: its length as
+/// `httparse` finds it, and its `content-length`.
+fn request_head(buf: &[u8]) -> Option<(usize, usize)> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut req = httparse::Request::new(&mut headers);
     let head = match req.parse(buf) {
@@ -46,7 +51,51 @@ fn request_len(buf: &[u8]) -> Option<usize> {
                 .ok()
         })
         .unwrap_or(0);
-    (buf.len() >= head + body).then_some(head + body)
+    Some((head, body))
+}
+
+/// Takes in bytes received on `c`: counts off bodies, parses heads, queues an answer per
+/// complete request.
+fn feed(c: &mut Conn, data: &[u8], response: &[u8]) {
+    if c.input.is_empty() {
+        return feed_fresh(c, data, response);
+    }
+    // A head split over reads (rare): parsed once whole, from its own buffer.
+    let mut pending = std::mem::take(&mut c.input);
+    pending.extend_from_slice(data);
+    feed_fresh(c, &pending, response);
+}
+
+/// `feed` with no partial head pending: heads are parsed where they lie.
+fn feed_fresh(c: &mut Conn, mut data: &[u8], response: &[u8]) {
+    loop {
+        if c.body_left > 0 {
+            let k = c.body_left.min(data.len());
+            c.body_left -= k;
+            data = &data[k..];
+            if c.body_left > 0 {
+                return;
+            }
+            c.output.extend_from_slice(response);
+        }
+        if data.is_empty() {
+            return;
+        }
+        match request_head(data) {
+            None => {
+                c.input.extend_from_slice(data);
+                return;
+            }
+            Some((head, 0)) => {
+                c.output.extend_from_slice(response);
+                data = &data[head..];
+            }
+            Some((head, body)) => {
+                c.body_left = body;
+                data = &data[head..];
+            }
+        }
+    }
 }
 
 fn main() -> std::io::Result<()> {
@@ -66,7 +115,7 @@ fn main() -> std::io::Result<()> {
     let mut conns: HashMap<Token, Conn> = HashMap::new();
     let mut next = 1usize;
     let mut events = Events::with_capacity(1024);
-    let mut chunk = vec![0u8; 64 * 1024];
+    let mut chunk = vec![0u8; 256 * 1024];
     loop {
         poll.poll(&mut events, None)?;
         for ev in events.iter() {
@@ -87,6 +136,7 @@ fn main() -> std::io::Result<()> {
                                 Conn {
                                     stream,
                                     input: Vec::with_capacity(4096),
+                                    body_left: 0,
                                     output: Vec::new(),
                                 },
                             );
@@ -112,7 +162,7 @@ fn main() -> std::io::Result<()> {
                             break;
                         }
                         Ok(n) => {
-                            c.input.extend_from_slice(&chunk[..n]);
+                            feed(c, &chunk[..n], &response);
                             if n < chunk.len() {
                                 break;
                             }
@@ -123,10 +173,6 @@ fn main() -> std::io::Result<()> {
                             break;
                         }
                     }
-                }
-                while let Some(len) = request_len(&c.input) {
-                    c.input.drain(..len);
-                    c.output.extend_from_slice(&response);
                 }
             }
             if !closed && !c.output.is_empty() {

@@ -13,10 +13,13 @@
 //! Per case, per round, over a window after a warm-up: the worker's CPU (utime + stime of
 //! `/proc/PID/stat`), the target's requests and SSE events (its `/stats`); and the bytes
 //! sent and received per request (the run's summary). Rounds alternate the cases and builds; the
-//! figures are medians. Beside them, **the floor**: one thread (core 0) writing the same
-//! bytes per request to a loopback TCP socket and reading the same answer bytes back from
-//! a thread on core 1 that does nothing else: the kernel's cost of moving those bytes,
-//! which no client can go below.
+//! figures are medians. Beside them, **the floor**, measured in every round after each
+//! case: one thread (core 0) keeping as many exchanges in flight as the worker has VUs,
+//! writing the same bytes per request to loopback TCP sockets and reading the same answer
+//! bytes back from threads on core 1 that do nothing else: the kernel's cost of moving
+//! those bytes, which no client can go below. The table gives, per case, the worker's CPU
+//! above the floor and its ratio to the 1 KB case's: the work the worker adds on top of
+//! the bytes.
 //!
 //! `cargo bench -p barrage-worker --bench bigbody [-- SECONDS ROUNDS VUS]` (default 8 s,
 //! 3 rounds, 4 VUs); `BEFORE_WORKER=/path/to/barrage-worker` adds that build.
@@ -273,52 +276,90 @@ fn run_case(exe: &Path, url: &str, case: &Case, secs: u64, vus: u64, tag: &str) 
     }
 }
 
-/// The kernel's floor: CPU of one thread (core 0) per exchange of writing `sent` bytes
-/// to a loopback socket and reading `received` bytes back, the other end (core 1) only
-/// reading and answering.
-fn floor_us(sent: usize, received: usize, secs: f64) -> f64 {
+/// The kernel's floor: CPU per exchange of one client thread (core 0) keeping `vus`
+/// exchanges in flight on as many loopback connections, as the worker's VUs do, each
+/// writing `sent` bytes and reading `received` bytes back; the other ends (core 1) only
+/// read and answer. The client is a tokio current-thread runtime (the worker's event loop
+/// at its least), so a small exchange's wake-ups are shared between connections as the
+/// worker's are, and what is left is the cost of moving the bytes.
+fn floor_us(sent: usize, received: usize, vus: usize, secs: f64) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let server = std::thread::spawn(move || {
-        barrage_worker::pin::pin_current_thread(1);
-        let (mut s, _) = l.accept().unwrap();
-        s.set_nodelay(true).unwrap();
-        let answer = vec![b'a'; received.max(1)];
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let mut got = 0;
-            while got < sent.max(1) {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => got += n,
-                }
-            }
-            if s.write_all(&answer).is_err() {
-                return;
-            }
+        let answers: Vec<_> = (0..vus)
+            .map(|_| {
+                let (mut s, _) = l.accept().unwrap();
+                std::thread::spawn(move || {
+                    barrage_worker::pin::pin_current_thread(1);
+                    s.set_nodelay(true).unwrap();
+                    let answer = vec![b'a'; received.max(1)];
+                    let mut buf = vec![0u8; 256 * 1024];
+                    loop {
+                        let mut got = 0;
+                        while got < sent.max(1) {
+                            match s.read(&mut buf) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => got += n,
+                            }
+                        }
+                        if s.write_all(&answer).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for a in answers {
+            let _ = a.join();
         }
     });
     let client = std::thread::spawn(move || {
         barrage_worker::pin::pin_current_thread(0);
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_nodelay(true).unwrap();
-        let request = vec![b'r'; sent.max(1)];
-        let mut buf = vec![0u8; 256 * 1024];
         let cpu = || {
             let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
             t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
         };
-        let (t0, c0) = (Instant::now(), cpu());
-        let mut n = 0u64;
-        while t0.elapsed().as_secs_f64() < secs {
-            s.write_all(&request).unwrap();
-            let mut got = 0;
-            while got < received.max(1) {
-                got += s.read(&mut buf).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut conns = Vec::new();
+            for _ in 0..vus {
+                let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                s.set_nodelay(true).unwrap();
+                conns.push(s);
             }
-            n += 1;
-        }
-        (cpu() - c0) * 1e6 / n as f64
+            let (t0, c0) = (Instant::now(), cpu());
+            let tasks: Vec<_> = conns
+                .into_iter()
+                .map(|mut s| {
+                    tokio::spawn(async move {
+                        let request = vec![b'r'; sent.max(1)];
+                        let mut buf = vec![0u8; 256 * 1024];
+                        let mut n = 0u64;
+                        while t0.elapsed().as_secs_f64() < secs {
+                            s.write_all(&request).await.unwrap();
+                            let mut got = 0;
+                            while got < received.max(1) {
+                                match s.read(&mut buf).await.unwrap() {
+                                    0 => panic!("the floor's server closed"),
+                                    k => got += k,
+                                }
+                            }
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            let mut n = 0;
+            for t in tasks {
+                n += t.await.unwrap();
+            }
+            (cpu() - c0) * 1e6 / n.max(1) as f64
+        })
     });
     let us = client.join().unwrap();
     let _ = server.join();
@@ -359,6 +400,7 @@ fn main() {
         load()
     );
     let mut got: Vec<Vec<Vec<Round>>> = vec![vec![Vec::new(); CASES.len()]; builds.len()];
+    let mut floors: Vec<Vec<f64>> = vec![Vec::new(); CASES.len()];
     for r in 0..rounds {
         for k in 0..CASES.len() {
             let c = (k + r) % CASES.len();
@@ -380,11 +422,22 @@ fn main() {
                 );
                 got[b][c].push(round);
             }
+            // The floor for this case's bytes, in the same round.
+            let last = got.iter().find_map(|g| g[c].last()).expect("a round");
+            let floor = floor_us(
+                last.sent as usize,
+                last.received as usize,
+                vus as usize,
+                2.0,
+            );
+            println!("round {} floor {}: {floor:.1} µs/request", r + 1, case.name);
+            floors[c].push(floor);
         }
     }
     println!();
-    println!("| build | case | µs/request | ratio to 1 KB | sent KB/request | received KB/request | floor µs/request | above floor µs | µs/event | events/iteration |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| build | case | µs/request | ratio to 1 KB | sent KB/request | received KB/request | floor µs/request | above floor µs | above floor, ratio to 1 KB | µs/event | events/iteration |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let floor: Vec<f64> = floors.into_iter().map(median).collect();
     for (b, (name, _)) in builds.iter().enumerate() {
         let m = |c: usize, f: fn(&Round) -> f64| median(got[b][c].iter().map(f).collect());
         let small = m(0, Round::us_per_request);
@@ -392,26 +445,27 @@ fn main() {
             let us = m(c, Round::us_per_request);
             let sent = m(c, |r| r.sent);
             let received = m(c, |r| r.received);
-            let floor = floor_us(sent as usize, received as usize, 2.0);
             println!(
-                "| {name} | {} | {us:.1} | {:.2} | {:.1} | {:.1} | {floor:.1} | {:.1} | {:.2} | {:.0} |",
+                "| {name} | {} | {us:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} |",
                 case.name,
                 us / small,
                 sent / 1024.0,
                 received / 1024.0,
-                us - floor,
+                floor[c],
+                us - floor[c],
+                (us - floor[c]) / (small - floor[0]),
                 m(c, Round::us_per_event),
                 m(c, Round::events_per_iteration),
             );
         }
-        // A chunk's own cost: the iteration's CPU added by 1,958 more events.
+        // A chunk's own cost: the iteration's CPU added by 1,973 more events.
         let (short_it, long_it) = (m(0, Round::us_per_iteration), m(3, Round::us_per_iteration));
         let (short_ev, long_ev) = (
             m(0, Round::events_per_iteration),
             m(3, Round::events_per_iteration),
         );
         println!(
-            "| {name} | marginal µs per added event (1 KB: 42 → 2,000 chunks) | {:.2} | | | | | | | |",
+            "| {name} | marginal µs per added event (1 KB: 42 → 2,000 chunks) | {:.2} | | | | | | | | |",
             (long_it - short_it) / (long_ev - short_ev).max(1.0)
         );
     }

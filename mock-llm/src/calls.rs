@@ -203,10 +203,12 @@ pub fn micros(d: std::time::Duration) -> u64 {
 pub const PROMPT_KEY_MARKER: &[u8] = b"[barrage-key:";
 
 /// The key of the last `[barrage-key:KEY]` marker in a request body (KEY: up to
-/// [`MAX_KEY_BYTES`] of letters, digits, `.`, `-`, `_`), if any.
+/// [`MAX_KEY_BYTES`] of letters, digits, `.`, `-`, `_`), if any. It runs on every chat
+/// request over the whole body (an agent's prompt: hundreds of KB), so the marker is
+/// looked for with `memmem` (SIMD), not a comparison at every byte.
 pub fn prompt_key(body: &[u8]) -> Option<Box<str>> {
     let m = PROMPT_KEY_MARKER;
-    let at = body.windows(m.len()).rposition(|w| w == m)? + m.len();
+    let at = memchr::memmem::rfind(body, m)? + m.len();
     let rest = &body[at..body.len().min(at + MAX_KEY_BYTES + 1)];
     let end = rest.iter().position(|&b| b == b']')?;
     let key = &rest[..end];

@@ -90,6 +90,7 @@ mod iteration;
 mod overhead;
 pub mod prune;
 mod retry;
+mod scan;
 mod sse_sink;
 pub mod step;
 pub mod template;

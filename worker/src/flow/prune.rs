@@ -1,27 +1,24 @@
 //! Reads a JSON answer into a [`Value`] holding only what the step's checks and captures
 //! look at ([`Need`]), so the big parts of an agent answer (each message's metadata, all
-//! but the last message, …) are skipped by the parser instead of being built and freed.
+//! but the last message, …) are passed over instead of being built and freed.
 //!
 //! The result answers the checks exactly like the full value: a kept key holds its whole
 //! value; a list read by the last-message check ([`Need::last_message`]) keeps its length (the messages before
 //! the last are `null`) and its last element's `type` and `content`; anything whose
 //! shape differs from the need (an array where an object was expected, …) is kept whole.
-//! Skipped parts are still parsed for syntax, so an answer that is not JSON is still
-//! refused (only invalid UTF-8 inside a skipped string goes unnoticed).
+//! Skipped parts are still checked for syntax and UTF-8 ([`super::scan`]), so an answer
+//! that is not JSON is still refused, with serde_json's own error.
 //!
 //! The elements of such a list are not read one by one: which one is the last is only
 //! known at the `]`, and an agent's thread is almost all message text. Each element is
-//! delimited where it lies (a borrowed [`RawValue`]: syntax checked, nothing built or
-//! copied) and only the last is then read with its need; building every message's
-//! `content` to drop all but one was most of the worker's CPU per byte of a long thread.
-use std::fmt;
+//! only delimited where it lies, and the last is then read with its need; building every
+//! message's `content` to drop all but one was most of the worker's CPU per byte of a long
+//! thread. What is left per byte is crossing the skipped strings, which [`super::scan`]
+//! does with SIMD rather than serde_json's 8 bytes per step.
+use serde::de::Error as _;
+use serde_json::{Map, Value};
 
-use serde::de::{
-    DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use serde_json::{Map, Number, Value};
+use super::scan::Scan;
 
 /// What of a JSON value is read.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -101,10 +98,16 @@ impl Need {
 
 /// Parses `text` (one JSON value, surrounding whitespace allowed) keeping what `need` reads.
 pub fn parse(text: &[u8], need: &Need) -> serde_json::Result<Value> {
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let value = Prune(need).deserialize(&mut de)?;
-    de.end()?;
-    Ok(value)
+    if matches!(need, Need::All | Need::Nothing) {
+        return serde_json::from_slice(text);
+    }
+    let mut s = Scan::new(text);
+    let pruned = value(&mut s, need).filter(|_| s.ws().is_none());
+    // Not JSON: serde_json says where and why (reading the whole text, as a check would).
+    pruned.ok_or_else(|| match serde_json::from_slice::<Value>(text) {
+        Err(e) => e,
+        Ok(_) => serde_json::Error::custom("the answer is not JSON"),
+    })
 }
 
 /// `value` at RFC 6901 `pointer`, like [`Value::pointer`] but without allocating a string
@@ -136,127 +139,91 @@ pub fn pointer<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
     Some(at)
 }
 
-struct Prune<'n>(&'n Need);
-
-impl<'de> DeserializeSeed<'de> for Prune<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        match self.0 {
-            Need::All | Need::Nothing => Value::deserialize(d),
-            need => d.deserialize_any(PruneVisitor(need)),
-        }
+/// Reads the value at `s` (after whitespace) keeping what `need` reads; `None` where
+/// the text is not JSON.
+fn value(s: &mut Scan<'_>, need: &Need) -> Option<Value> {
+    match (need, s.ws()?) {
+        (Need::Fields(fields), b'{') => object(s, fields),
+        (Need::Last(elem), b'[') => last(s, elem),
+        _ => whole(s),
     }
 }
 
-/// Finds a map key among the needed fields without allocating.
-struct KeySeed<'n>(&'n [(String, Need)]);
-
-impl<'de, 'n> DeserializeSeed<'de> for KeySeed<'n> {
-    type Value = Option<&'n (String, Need)>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
+/// The whole value at `s`, built by serde_json, which says where it ends.
+fn whole(s: &mut Scan<'_>) -> Option<Value> {
+    let mut values = serde_json::Deserializer::from_slice(&s.b[s.at..]).into_iter::<Value>();
+    let v = values.next()?.ok()?;
+    s.at += values.byte_offset();
+    Some(v)
 }
 
-impl<'de, 'n> Visitor<'de> for KeySeed<'n> {
-    type Value = Option<&'n (String, Need)>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object key")
+/// At a `{`: the needed fields (the last of duplicate keys wins, as serde_json).
+fn object(s: &mut Scan<'_>, fields: &[(String, Need)]) -> Option<Value> {
+    s.at += 1;
+    let mut out = Map::new();
+    if s.ws()? == b'}' {
+        s.at += 1;
+        return Some(Value::Object(out));
     }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().find(|(k, _)| k == v))
+    loop {
+        if s.ws()? != b'"' {
+            return None;
+        }
+        let start = s.at;
+        let raw = s.string()?;
+        let hit = if raw.contains(&b'\\') {
+            let key: String = serde_json::from_slice(&s.b[start..s.at]).ok()?;
+            fields.iter().find(|(k, _)| *k == key)
+        } else {
+            fields.iter().find(|(k, _)| k.as_bytes() == raw)
+        };
+        s.eat(b':')?;
+        match hit {
+            Some((k, Need::Nothing | Need::All)) => {
+                out.insert(k.clone(), whole(s)?);
+            }
+            Some((k, need)) => {
+                out.insert(k.clone(), value(s, need)?);
+            }
+            None => s.skip()?,
+        }
+        match s.ws()? {
+            b',' => s.at += 1,
+            b'}' => break,
+            _ => return None,
+        }
     }
+    s.at += 1;
+    Some(Value::Object(out))
 }
 
-struct PruneVisitor<'n>(&'n Need);
-
-impl<'de> Visitor<'de> for PruneVisitor<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
+/// At a `[`: its length (`null`s) and its last element, read with `elem`.
+fn last(s: &mut Scan<'_>, elem: &Need) -> Option<Value> {
+    s.at += 1;
+    let mut out = Vec::new();
+    if s.ws()? == b']' {
+        s.at += 1;
+        return Some(Value::Array(out));
     }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        match self.0 {
-            Need::Fields(fields) => {
-                while let Some(hit) = map.next_key_seed(KeySeed(fields))? {
-                    match hit {
-                        Some((k, Need::Nothing)) | Some((k, Need::All)) => {
-                            out.insert(k.clone(), map.next_value::<Value>()?);
-                        }
-                        Some((k, need)) => {
-                            out.insert(k.clone(), map.next_value_seed(Prune(need))?);
-                        }
-                        None => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-            }
-            _ => {
-                while let Some((k, v)) = map.next_entry::<String, Value>()? {
-                    out.insert(k, v);
-                }
-            }
+    // Each element is only delimited; which one is the last is known at the `]`.
+    let mut at_last;
+    loop {
+        s.ws()?;
+        at_last = s.at;
+        out.push(Value::Null);
+        s.skip()?;
+        match s.ws()? {
+            b',' => s.at += 1,
+            b']' => break,
+            _ => return None,
         }
-        Ok(Value::Object(out))
     }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        match self.0 {
-            Need::Last(elem) => {
-                // Each element is only delimited (and checked for syntax) where it lies;
-                // which one is the last is known at the `]`, and only that one is read.
-                let mut last: Option<&'de RawValue> = None;
-                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-                    if last.replace(raw).is_some() {
-                        out.push(Value::Null);
-                    }
-                }
-                if let Some(raw) = last {
-                    out.push(parse(raw.get().as_bytes(), elem).map_err(A::Error::custom)?);
-                }
-            }
-            _ => {
-                while let Some(v) = seq.next_element::<Value>()? {
-                    out.push(v);
-                }
-            }
-        }
-        Ok(Value::Array(out))
-    }
+    let end = s.at + 1;
+    s.at = at_last;
+    let v = value(s, elem)?;
+    s.at = end;
+    *out.last_mut()? = v;
+    Some(Value::Array(out))
 }
 
 #[cfg(test)]
@@ -402,6 +369,61 @@ mod tests {
         text.extend_from_slice(&[0xff, 0xfe]);
         text.extend_from_slice(br#""},{"type":"ai"}]}"#);
         assert!(parse(&text, &need).is_err());
+    }
+
+    /// Answers with one byte changed, dropped or cut short: whatever serde_json reads in
+    /// full is read with the same answers to the checks, and nothing serde_json's own
+    /// skipping refuses is taken for JSON.
+    #[test]
+    fn damaged_answers_are_read_as_serde_json_reads_them() {
+        let need = Need::of_step([last_ai("/values/messages"), no_run_error()], &["/next"]);
+        let text = br#"{"values":{"messages":[{"type":"human","content":"a \"quoted\" \u00e9 word","id":"1",
+            "meta":{"n":[1,-2.5e3,0,true,null]}},{"type":"ai","content":"caf\u00e9 ok","x":[[],{}]}]},
+            "next":["a",{"b":0.5}],"__error__":null}"#;
+        let noise = b"\",]}{[:0ae-.+ \x01\t";
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let mut read_whole = 0;
+        for round in 0..4000 {
+            let mut t = text.to_vec();
+            let at = next(t.len());
+            match round % 3 {
+                0 => t[at] = noise[next(noise.len())],
+                1 => {
+                    t.remove(at);
+                }
+                _ => t.truncate(at),
+            }
+            if round % 50 == 0 {
+                if let Some(b) = t.get_mut(at) {
+                    *b = 0xff;
+                }
+            }
+            let full = serde_json::from_slice::<Value>(&t);
+            let pruned = parse(&t, &need);
+            let shown = String::from_utf8_lossy(&t);
+            if let Ok(full) = &full {
+                read_whole += 1;
+                let pruned = pruned.as_ref().unwrap_or_else(|e| panic!("{e}: {shown}"));
+                for p in ["/values/messages", "/messages"] {
+                    assert_eq!(last_of(pruned, p), last_of(full, p), "{shown}");
+                }
+                for p in ["/__error__", "/next"] {
+                    assert_eq!(pruned.pointer(p), full.pointer(p), "{shown}");
+                }
+            }
+            if pruned.is_ok() {
+                let skipped = serde_json::from_slice::<serde::de::IgnoredAny>(&t);
+                assert!(skipped.is_ok(), "taken for JSON: {shown}");
+            }
+        }
+        // the damage left enough answers whole for the comparison to mean something
+        assert!(read_whole > 300, "{read_whole}");
     }
 
     #[test]
