@@ -6,7 +6,8 @@
 # WORDS chunks. The script reads the run's summary and prints the recorded
 # stream_first_event / stream_event_gap percentiles next to that schedule, the workers'
 # summed RSS per open stream (against MAX_KIB_PER_VU, default 16: issue 15's bound; the
-# script exits 1 when it is over), and every process's open-file limit.
+# script exits 1 when it is over), every process's open-file limit, the connections held
+# to the mock over the hold and the loopback listen drops and SYN resends of the run.
 #
 #   STREAMS=10000 bench/worker/flow-streams.sh
 #
