@@ -6,7 +6,8 @@
 # WORDS chunks. The script reads the run's summary and prints the recorded
 # stream_first_event / stream_event_gap percentiles next to that schedule, the workers'
 # summed RSS per open stream (against MAX_KIB_PER_VU, default 16: issue 15's bound; the
-# script exits 1 when it is over), and every process's open-file limit.
+# script exits 1 when it is over), every process's open-file limit, the connections held
+# to the mock over the hold and the loopback listen drops and SYN resends of the run.
 #
 #   STREAMS=10000 bench/worker/flow-streams.sh
 #
@@ -77,8 +78,9 @@ for ((i = 0; i < K; i++)); do
   grep -q '^listening on' "$log" || die "mock $i did not start: $(cat "$log")"
 done
 
-# A stream lasts DELAY + (WORDS - 1) × STREAM ms; the timeout leaves it room.
-stream_s=$(( (DELAY_MS + (WORDS - 1) * STREAM_MS) / 1000 + 1 ))
+# A stream lasts DELAY + WORDS × STREAM ms (WORDS chunks, then the stop chunk one STREAM
+# later and [DONE] with it); the timeout leaves it room.
+stream_s=$(( (DELAY_MS + WORDS * STREAM_MS) / 1000 + 1 ))
 sources=""
 for ((i = 0; i < 4 * K; i++)); do sources+="\"127.0.0.$((2 + i))\", "; done
 cat >"$WORK/plan.toml" <<EOF
@@ -137,7 +139,14 @@ worker_pids() { local c g; for c in $(ps -o pid= --ppid "$RUN_PID"); do
 rss_sum() { local s=0 p; for p in "$@"; do s=$(( s + $(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0) )); done; echo "$s"; }
 # The workers' CPU (utime + stime) over the same window: per chunk of the schedule.
 cpu_sum() { local s=0 p; for p in "$@"; do s=$(( s + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo "$s"; }
-base=""; peak=0; wpids=(); cpu_a=""; cpu_b=""; t_a=""; t_b=""
+# Connections held open to the mock (the workers' side, from 127.0.0.x to $PORT), counted
+# every few seconds over the same window: the least is how many streams stayed open at once.
+held() { ss -Htn state established "( dport = :$PORT )" 2>/dev/null | wc -l; }
+# Loopback SYNs the mocks' accept queues dropped, and SYNs resent (the network namespace's
+# counters: they include anything else on the host in the same window).
+tcp_drops() { nstat -asz TcpExtListenDrops TcpExtTCPSynRetrans 2>/dev/null | awk 'NR > 1 && NF >= 2 { s = s $2 " " } END { print s }'; }
+drops_a=$(tcp_drops)
+base=""; peak=0; wpids=(); cpu_a=""; cpu_b=""; t_a=""; t_b=""; held_min=""; held_max=0; held_at=0
 t0=$(date +%s)
 while kill -0 "$RUN_PID" 2>/dev/null; do
   sleep 0.5
@@ -150,6 +159,11 @@ while kill -0 "$RUN_PID" 2>/dev/null; do
     c=$(cpu_sum "${wpids[@]}"); t=$(date +%s.%N)
     [[ -z $cpu_a ]] && { cpu_a=$c; t_a=$t; }
     cpu_b=$c; t_b=$t
+    if (( now >= held_at )); then
+      h=$(held); held_at=$(( now + 5 ))
+      (( h > held_max )) && held_max=$h
+      [[ -z $held_min ]] || (( h < held_min )) && held_min=$h
+    fi
   fi
 done
 set +e
@@ -159,6 +173,8 @@ RUN_PID=""
 summary=$(ls "$WORK"/*.summary.json 2>/dev/null | head -1)
 [[ -n $summary ]] || die "no summary (exit $code): $(tail -20 "$WORK/run.err")"
 cp "$summary" "$OUT/worker-flow-streams-$STAMP.summary.json"
+cp "$WORK/run.err" "$OUT/worker-flow-streams-$STAMP.run.err"
+read -r ld_a sr_a <<<"$drops_a"; read -r ld_b sr_b <<<"$(tcp_drops)"
 mock_fd=""; for p in "${MOCK_PIDS[@]}"; do mock_fd+="$(awk '/^Max open files/ { print $4 }' "/proc/$p/limits"),"; done
 
 per_vu=$(awk -v a="$peak" -v b="${base:-0}" -v n="$STREAMS" 'BEGIN { printf "%.2f", (a - b) / n }')
@@ -173,11 +189,17 @@ m() { jq -r --arg k "$1" --arg f "$2" '.metrics[$k][$f] // "n/a"' "$summary"; }
   echo "open-file limits: workers ${fdl%,}; mock ${mock_fd%,}"
   echo "worker RSS: ${base:-?} KiB before the ramp -> $peak KiB during the hold = $per_vu KiB per open stream (VU): $verdict the $MAX_KIB_PER_VU KiB target"
   echo "worker CPU: $cpu_line"
+  echo "connections held to :$PORT during the hold: ${held_min:-?} least, $held_max most; VUs at most $(jq -r '.metrics.vus.max // "n/a"' "$summary")"
+  echo "TCP over the run (whole network namespace): $(( ${ld_b:-0} - ${ld_a:-0} )) listen drops, $(( ${sr_b:-0} - ${sr_a:-0} )) SYN retransmits"
   echo "| metric | schedule | p50 | p90 | p99 | max | count |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   echo "| stream_first_event (ms) | $DELAY_MS | $(m stream_first_event med) | $(m stream_first_event p90) | $(m stream_first_event p99) | $(m stream_first_event max) | $(m stream_first_event count) |"
   echo "| stream_event_gap (ms) | $STREAM_MS | $(m stream_event_gap med) | $(m stream_event_gap p90) | $(m stream_event_gap p99) | $(m stream_event_gap max) | $(m stream_event_gap count) |"
   echo "| stream_events | $((WORDS + 2)) | $(m stream_events med) | | | $(m stream_events max) | $(m stream_events count) |"
+  # By the stage a stream ended in: the streams that opened their connection in the ramp
+  # end in the plateau, every VU's last stream in the stop.
+  jq -r '.stages[] | select(.metrics.stream_first_event != null) | .kind as $k | .metrics as $m
+    | "| \($k): first event / gap (ms) | | \($m.stream_first_event.med) / \($m.stream_event_gap.med) | \($m.stream_first_event.p90) / \($m.stream_event_gap.p90) | \($m.stream_first_event.p99) / \($m.stream_event_gap.p99) | \($m.stream_first_event.max) / \($m.stream_event_gap.max) | \($m.stream_first_event.count) |"' "$summary"
   echo "| http_req_failed (rate) | 0 | $(jq -r '.metrics.http_req_failed.rate // "n/a"' "$summary") | | | | |"
   echo "validity: $(jq -r '.validity | if type == "object" then (.verdict // .status // "n/a") else tostring end' "$summary"); load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee -a "$RAW"
