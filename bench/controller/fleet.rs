@@ -20,112 +20,52 @@
 //! The worker's side (CPU to cut and encode one snapshot) is the `snapshot_cost` bench.
 //!
 //! `cargo bench -p barrage-controller --bench fleet [-- SECONDS N...]` (default 60 s;
-//! 100 300 1000); `FLEET_BARRAGE=path/to/barrage` runs another build's controller (the
+//! 100 300 1000); `BARRAGE_BIN=path/to/barrage` runs another build's controller (the
 //! previous build's, for a side-by-side figure).
 use barrage_controller::coordinator::simulate::{
     realistic_snapshot, run_worker, Fate, SimConfig, SimReport, Template,
 };
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::BufRead;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "common.rs"]
+mod common;
+use common::{field, median, proc_cpu_s, proc_kib, START, TOKEN};
+
 const BARRAGE: &str = env!("CARGO_BIN_EXE_barrage");
-const TOKEN: &str = "fleet-bench-token";
 /// Stage time left out of the RSS slope: joins, the first intervals, buffers reaching
 /// their working size.
 const WARMUP_S: u64 = 10;
-
-fn proc_cpu_s(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // fields after the command's closing parenthesis; utime and stime are the 12th and 13th
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    ticks as f64 / 100.0 // CLK_TCK is 100 on Linux
-}
-
-fn proc_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn now_us() -> i64 {
     barrage_controller::coordinator::clock::now_us()
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
+/// The controller and the snapshot lags it logged: (interval, workers merged, lag ms).
 struct Controller {
-    child: Child,
+    ctl: common::Controller,
     lags: Arc<Mutex<Vec<(u64, u64, f64)>>>,
 }
 
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn controller(dir: &std::path::Path, n: usize, seconds: u64) -> (Controller, String) {
-    let plan = dir.join("fleet.toml");
-    std::fs::write(
+    let plan = format!("name = \"fleet\"\ninterval = \"1s\"\ngraceful_stop = \"5s\"\n[scenario]\nexecutor = \"constant-vus\"\nvus = {n}\nduration = \"{seconds}s\"\n");
+    let extra = [
+        "--expect-workers".to_string(),
+        n.to_string(),
+        "--join-timeout".into(),
+        "120s".into(),
+    ];
+    let (ctl, addr, err) = common::start(
+        BARRAGE,
+        dir,
         &plan,
-        format!("name = \"fleet\"\ninterval = \"1s\"\ngraceful_stop = \"5s\"\n[scenario]\nexecutor = \"constant-vus\"\nvus = {n}\nduration = \"{seconds}s\"\n"),
-    )
-    .unwrap();
-    let token = dir.join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    // FLEET_BARRAGE: another build's binary (the previous one, side by side)
-    let barrage = std::env::var("FLEET_BARRAGE").unwrap_or_else(|_| BARRAGE.to_string());
-    let mut child = Command::new(barrage)
-        .args(["controller", "--listen", "127.0.0.1:0", "--no-progress"])
-        .args(["--expect-workers", &n.to_string(), "--join-timeout", "120s"])
-        .arg("--plan")
-        .arg(&plan)
-        .arg("--token-file")
-        .arg(&token)
-        .arg("--results-dir")
-        .arg(dir.join("results"))
-        .env(
-            "RUST_LOG",
-            "warn,barrage_controller::coordinator::hub=debug,barrage_controller::coordinator::roster=info",
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("barrage controller starts");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let addr = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .trim()
-        .to_string();
-    std::thread::spawn(move || for _ in out.lines() {});
+        &extra,
+        "warn,barrage_controller::coordinator::hub=debug,barrage_controller::coordinator::roster=info",
+    );
     let lags = Arc::new(Mutex::new(Vec::new()));
-    let err = BufReader::new(child.stderr.take().unwrap());
     let l = lags.clone();
     std::thread::spawn(move || {
-        let field = |line: &str, k: &str| -> Option<String> {
-            let at = line.find(&format!("{k}="))? + k.len() + 1;
-            Some(line[at..].split_whitespace().next()?.to_string())
-        };
         for line in err.lines().map_while(Result::ok) {
             if line.contains("interval closed") {
                 let seq = field(&line, "seq").and_then(|x| x.parse().ok());
@@ -162,7 +102,7 @@ fn controller(dir: &std::path::Path, n: usize, seconds: u64) -> (Controller, Str
             }
         }
     });
-    (Controller { child, lags }, addr)
+    (Controller { ctl, lags }, addr)
 }
 
 fn fleet(n: usize, seconds: u64) {
@@ -171,7 +111,7 @@ fn fleet(n: usize, seconds: u64) {
     REBALANCED.lock().unwrap().clear();
     let dir = tempfile::tempdir().unwrap();
     let (mut ctl, addr) = controller(dir.path(), n, seconds);
-    let pid = ctl.child.id();
+    let pid = ctl.ctl.child.id();
     let cfg = Arc::new(SimConfig {
         controller: format!("http://{addr}"),
         token: Some(TOKEN.into()),
@@ -212,12 +152,7 @@ fn fleet(n: usize, seconds: u64) {
         // the controller's CPU and memory over the steady part: from 2 s after the start
         // (every worker is streaming) to 2 s before the end
         tokio::spawn(async move {
-            let started = loop {
-                if let Some(s) = *START.lock().unwrap() {
-                    break s;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
+            let started = common::stage_zero().await;
             let at = |s: u64| {
                 let wait = (started + s as i64 * 1_000_000 - now_us()).max(0) as u64;
                 tokio::time::sleep(Duration::from_micros(wait))
@@ -241,7 +176,7 @@ fn fleet(n: usize, seconds: u64) {
         }
         out
     });
-    let code = ctl.child.wait().ok().and_then(|s| s.code());
+    let code = ctl.ctl.child.wait().ok().and_then(|s| s.code());
     let start_at = reports
         .iter()
         .find_map(|(_, r)| r.start_at_us)
@@ -367,8 +302,6 @@ fn liveness_parts(went_quiet: i64, seen_dropped: i64, last_reassign: i64) {
         (last_reassign - went_quiet) as f64 / 1e6,
     );
 }
-
-static START: Mutex<Option<i64>> = Mutex::new(None);
 
 /// The controller's "silence limit reached" line: when the worker's last message arrived
 /// (its session's stamp, µs since the Unix epoch), how long it had been silent when the

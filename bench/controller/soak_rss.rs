@@ -28,52 +28,25 @@ use barrage_controller::coordinator::simulate::{
     realistic_snapshot, run_worker, Fate, SimConfig, Template,
 };
 use barrage_core::timeseries::TimePoint;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "common.rs"]
+mod common;
+use common::{median, proc_kib, Controller, START, TOKEN};
+
 const BARRAGE: &str = env!("CARGO_BIN_EXE_barrage");
-const TOKEN: &str = "soak-rss-bench-token";
 /// Intervals in an hour at 1 s intervals: the unit the figures are given in.
 const HOUR_EQ: f64 = 3600.0;
 /// The shortest warm-up, in intervals: the process's RSS floor settles over its first few
 /// hundred intervals (bench/RESULTS.md), so a short run's tenth would fit that rise too.
 const MIN_WARMUP_INTERVALS: f64 = 600.0;
 
-fn proc_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-struct Controller {
-    child: Child,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Intervals the controller closed (its `interval closed` debug line) and the last one's
 /// sequence number.
 static CLOSED: AtomicU64 = AtomicU64::new(0);
-static START: Mutex<Option<i64>> = Mutex::new(None);
 
 struct Args {
     seconds: u64,
@@ -83,49 +56,27 @@ struct Args {
 }
 
 fn controller(dir: &std::path::Path, a: &Args) -> (Controller, String) {
-    let plan = dir.join("soak.toml");
-    std::fs::write(
+    let plan = format!(
+        "name = \"soak-rss\"\ninterval = \"{}ms\"\ngraceful_stop = \"5s\"\n[scenario]\n\
+         executor = \"constant-vus\"\nvus = {}\nduration = \"{}s\"\n",
+        a.interval_ms, a.workers, a.seconds
+    );
+    let extra = [
+        "--expect-workers".to_string(),
+        a.workers.to_string(),
+        "--join-timeout".into(),
+        "60s".into(),
+        "--soak".into(),
+        "--checkpoint-every".into(),
+        format!("{}ms", a.checkpoint_s * 1e3),
+    ];
+    let (ctl, addr, err) = common::start(
+        BARRAGE,
+        dir,
         &plan,
-        format!(
-            "name = \"soak-rss\"\ninterval = \"{}ms\"\ngraceful_stop = \"5s\"\n[scenario]\n\
-             executor = \"constant-vus\"\nvus = {}\nduration = \"{}s\"\n",
-            a.interval_ms, a.workers, a.seconds
-        ),
-    )
-    .unwrap();
-    let token = dir.join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    // another build (e.g. the previous commit's) for before/after rounds
-    let barrage = std::env::var("BARRAGE_BIN").unwrap_or_else(|_| BARRAGE.to_string());
-    let mut child = Command::new(barrage)
-        .args(["controller", "--listen", "127.0.0.1:0", "--no-progress"])
-        .args(["--expect-workers", &a.workers.to_string()])
-        .args(["--join-timeout", "60s", "--soak"])
-        .args(["--checkpoint-every", &format!("{}ms", a.checkpoint_s * 1e3)])
-        .arg("--plan")
-        .arg(&plan)
-        .arg("--token-file")
-        .arg(&token)
-        .arg("--results-dir")
-        .arg(dir.join("results"))
-        .env(
-            "RUST_LOG",
-            "warn,barrage_controller::coordinator::hub=debug",
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("barrage controller starts");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let addr = first
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .trim()
-        .to_string();
-    std::thread::spawn(move || for _ in out.lines() {});
-    let err = BufReader::new(child.stderr.take().unwrap());
+        &extra,
+        "warn,barrage_controller::coordinator::hub=debug",
+    );
     std::thread::spawn(move || {
         for line in err.lines().map_while(Result::ok) {
             if line.contains("interval closed") {
@@ -141,7 +92,7 @@ fn controller(dir: &std::path::Path, a: &Args) -> (Controller, String) {
             }
         }
     });
-    (Controller { child }, addr)
+    (ctl, addr)
 }
 
 /// One sample: stage time (s), intervals closed so far, VmRSS and RssAnon (KiB).
@@ -236,12 +187,7 @@ fn run(a: &Args) {
             .collect();
         // RSS once a second of stage time, from the start to the end of the load
         tokio::spawn(async move {
-            let started = loop {
-                if let Some(s) = *START.lock().unwrap() {
-                    break s;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
+            let started = common::stage_zero().await;
             for s in 0..seconds {
                 let due = started + s as i64 * 1_000_000;
                 let wait = (due - barrage_controller::coordinator::clock::now_us()).max(0);

@@ -26,6 +26,9 @@
 use barrage_worker::http::sse::SseParser;
 use barrage_worker::http::{build_client, raise_fd_limit, BodySink, Http, Request, TooLarge};
 use std::cell::{Cell, RefCell};
+#[path = "../controller/common.rs"]
+mod common;
+use common::proc_kib;
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
@@ -41,15 +44,6 @@ const PER_PROCESS: usize = 15_000;
 /// maximum is kept exactly).
 const BUCKET_US: i64 = 100;
 const BUCKETS: usize = 100_000;
-
-fn kib(pid: &str, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn cpu_s() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -198,7 +192,7 @@ fn client(n: usize, seconds: u64, interval_ms: u64, sources: &[IpAddr], url: &st
         });
         println!(
             "BEFORE rss_kb={} fd_before={} fd_now={}",
-            kib("self", "VmRSS:"),
+            proc_kib("self", "VmRSS:"),
             fd.before,
             fd.now
         );
@@ -453,7 +447,7 @@ fn main() {
             open_at.get_or_insert(t0.elapsed());
             let sum = clients
                 .iter()
-                .map(|(c, _)| kib(&c.id().to_string(), "VmRSS:"))
+                .map(|(c, _)| proc_kib(c.id(), "VmRSS:"))
                 .sum();
             rss_open = rss_open.max(sum);
         }
