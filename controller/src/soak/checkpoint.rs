@@ -277,26 +277,48 @@ pub fn new_dir(results_dir: &Path, plan: &barrage_core::Plan) -> std::io::Result
     ))
 }
 
-/// Writes checkpoints off the hub's task, one at a time, each file atomically. A
-/// checkpoint that comes while the previous one is still being written is skipped (the
-/// next one carries its data).
+/// One checkpoint as the hub hands it over: documents, not bytes (see [`Writer`]).
+pub struct Taken {
+    pub state: State,
+    pub summary: Box<barrage_core::summary::Summary>,
+}
+
+/// Encodes and writes checkpoints off the hub's thread, one at a time, each file
+/// atomically: the hub builds the documents (which needs its data) and hands them over;
+/// encoding them (JSON of every time-series row) needs nothing of the hub's, and the hub's
+/// liveness checks and ticks wait behind whatever it does. A checkpoint that comes
+/// while the previous one is still being written is skipped (the next one carries its
+/// data).
 #[derive(Debug, Clone)]
 pub struct Writer {
     pub dir: PathBuf,
-    tx: mpsc::Sender<(Vec<u8>, Vec<u8>)>,
+    tx: mpsc::Sender<Taken>,
+}
+
+impl std::fmt::Debug for Taken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Taken")
+            .field("closed_through", &self.state.closed_through)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Writer {
     /// A writer into `dir` (which exists); needs a tokio runtime.
     pub fn start(dir: PathBuf) -> Writer {
-        let (tx, mut rx) = mpsc::channel::<(Vec<u8>, Vec<u8>)>(1);
+        let (tx, mut rx) = mpsc::channel::<Taken>(1);
         let target = dir.clone();
         tokio::spawn(async move {
-            while let Some((state, summary)) = rx.recv().await {
+            while let Some(taken) = rx.recv().await {
                 let dir = target.clone();
                 let wrote = tokio::task::spawn_blocking(move || {
-                    barrage_core::results::write_atomic(&dir.join(STATE_FILE), &state)?;
+                    let state = serde_json::to_vec(&taken.state).map_err(|e| e.to_string())?;
+                    let summary =
+                        serde_json::to_vec_pretty(&taken.summary).map_err(|e| e.to_string())?;
+                    barrage_core::results::write_atomic(&dir.join(STATE_FILE), &state)
+                        .map_err(|e| e.to_string())?;
                     barrage_core::results::write_atomic(&dir.join(SUMMARY_FILE), &summary)
+                        .map_err(|e| e.to_string())
                 })
                 .await;
                 match wrote {
@@ -309,9 +331,9 @@ impl Writer {
         Writer { dir, tx }
     }
 
-    /// Queues one checkpoint (`state.json` and `summary.json` bytes).
-    pub fn write(&self, state: Vec<u8>, summary: Vec<u8>) {
-        if self.tx.try_send((state, summary)).is_err() {
+    /// Queues one checkpoint.
+    pub fn write(&self, taken: Taken) {
+        if self.tx.try_send(taken).is_err() {
             tracing::warn!("the previous checkpoint is still being written; this one is skipped");
         }
     }

@@ -104,6 +104,7 @@ impl Hub {
         let Some((_, at)) = self.started else {
             return Ok(());
         };
+        let began = Instant::now();
         // the run's sinks, series and stages are lent to the checkpoint, not copied (a
         // copy of every dense histogram was the soak controller's largest allocation),
         // and given back below before anything can fail
@@ -173,9 +174,14 @@ impl Hub {
         self.merger.give_back(report.total);
         self.timeseries = report.timeseries;
         self.stages = report.stages;
-        let state = serde_json::to_vec(&state?).map_err(|e| e.to_string())?;
-        let summary = serde_json::to_vec_pretty(&doc).map_err(|e| e.to_string())?;
-        writer.write(state, summary);
+        tracing::debug!(
+            build_ms = began.elapsed().as_secs_f64() * 1e3,
+            "checkpoint taken"
+        );
+        writer.write(crate::soak::checkpoint::Taken {
+            state: state?,
+            summary: Box::new(doc),
+        });
         Ok(())
     }
 
