@@ -131,11 +131,17 @@ start() {
     grep -q '^listening on' "$log" || { rm -f "$log"; die "server $((i + 1))/$k did not listen within 10 s"; }
     rm -f "$log"
   done
+  wait_health server
+}
+
+# wait_health NAME: until $PORT answers /health (10 s), while the first server lives.
+wait_health() {
   for _ in $(seq 200); do
     curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0
+    kill -0 "${SERVER_PIDS[0]}" 2>/dev/null || die "$1 exited at start (see $RAW)"
     sleep 0.05
   done
-  die "server did not answer /health within 10 s"
+  die "$1 did not answer /health within 10 s"
 }
 
 # client ARGS...: runs the streams client against the current server; sets R (the RESULT line).
@@ -157,12 +163,7 @@ start_floor() {
   cleanup
   taskset -c "$SERVER_CORE" "$FLOOR" "$PORT" "$FLOOR_RESPONSE" >/dev/null 2>>"$RAW" &
   SERVER_PIDS+=("$!")
-  for _ in $(seq 200); do
-    curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0
-    kill -0 "${SERVER_PIDS[0]}" 2>/dev/null || die "tcp_floor exited at start (see $RAW)"
-    sleep 0.05
-  done
-  die "tcp_floor did not answer within 10 s"
+  wait_health tcp_floor
 }
 
 words() { local n=$1 s="" i; for ((i = 0; i < n; i++)); do s+="w$i "; done; echo "${s% }"; }

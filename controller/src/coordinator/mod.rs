@@ -19,11 +19,12 @@
 //! RTT, within 250 ms..5 s; a thousand workers get more room than two.
 //!
 //! A worker whose stream breaks, or from which nothing arrived for 2.5 intervals while
-//! running (`barrage_core::liveness::controller_gives_up`), is lost: its snapshots so far stay merged; by policy its segment is split among
-//! the rest (`Reassign`) or the run fails. Silence is wall-clock time since the worker's
-//! last message reached its session (stamped there, so it does not wait behind other
-//! workers' snapshots in the hub's queue), less any stall of the controller itself, checked
-//! at the earliest deadline rather than per tick ([`heard`]). While running, the hub pings
+//! running (`barrage_core::liveness::controller_gives_up`), is lost: its snapshots so far
+//! stay merged; by policy its segment is split among the rest (`Reassign`) or the run
+//! fails. Silence is wall-clock time since the worker's last message reached its session
+//! (stamped there, so it does not wait behind other workers' snapshots in the hub's
+//! queue), less any stall of the controller itself, checked at the earliest deadline
+//! rather than per tick ([`heard`]). While running, the hub pings
 //! every worker so that a worker cut off from it stops its own load first
 //! (`barrage_core::liveness`); the pongs stamp liveness in the session and go no further,
 //! at fleet size they would otherwise be most of the hub's events.

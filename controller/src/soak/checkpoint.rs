@@ -278,6 +278,7 @@ pub fn new_dir(results_dir: &Path, plan: &barrage_core::Plan) -> std::io::Result
 }
 
 /// One checkpoint as the hub hands it over: documents, not bytes (see [`Writer`]).
+#[derive(Debug)]
 pub struct Taken {
     pub state: State,
     pub summary: Box<barrage_core::summary::Summary>,
@@ -293,14 +294,6 @@ pub struct Taken {
 pub struct Writer {
     pub dir: PathBuf,
     tx: mpsc::Sender<Taken>,
-}
-
-impl std::fmt::Debug for Taken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Taken")
-            .field("closed_through", &self.state.closed_through)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Writer {
