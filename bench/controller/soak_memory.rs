@@ -92,6 +92,7 @@ fn main() {
         interval_ms: 1000,
         start_unix_us: 0,
         points: Vec::new(),
+        ladder: Default::default(),
     };
     let mut whole: Vec<TimePoint> = Vec::new();
     let mut stages = StageBook::new(&plan.scenario, plan.interval);

@@ -11,23 +11,27 @@
 //! least-squares slope per hour-equivalent with its 95 % interval, judged by the rig's own
 //! trend rule (`barrage_core::trend`).
 //!
-//! One thing grows on purpose: the time series keeps every interval of the last *wall-clock*
-//! hour at full resolution (`barrage_core::timeseries`), so at sub-second intervals a run of
-//! minutes never reaches its downsampling and the series grows by one row per interval. The
-//! bench prints that share (rows × the row's size, as `Vec` capacity) and the slope with it
-//! taken out, which is what a run at 1 s intervals after its first hour would show.
+//! The time series keeps a window of intervals whole and downsamples what is older
+//! (`barrage_core::timeseries`: a 360th of the window, then, past six windows, a 60th). The
+//! bench compresses that window with the interval (`--full-resolution` = WINDOW intervals,
+//! 3,600 by default: 6 min at 100 ms), so an hour-equivalent (h-eq) is one window and the
+//! run goes through the ladder's tiers as a run of 1 s intervals does in hours: its rows
+//! grow for six h-eq and are bounded after. The bench prints the rows' bytes (replayed with
+//! the same ladder) and the slopes with them taken out, after warm-up and again once the
+//! ladder is full.
 //!
 //! Checkpoints make the RSS a sawtooth; the bench also fits each checkpoint period's lowest
 //! reading (what live data holds) and its highest (a checkpoint's transient heap on top).
 //!
 //! `cargo bench -p barrage-controller --bench soak_rss [-- SECONDS WORKERS INTERVAL_MS
-//! CHECKPOINT_S]` (default 600 s, 4 workers, 100 ms, a checkpoint every 60 intervals);
+//! CHECKPOINT_S WINDOW]` (default 600 s, 4 workers, 100 ms, a checkpoint every 60 intervals,
+//! a window of 3,600 intervals);
 //! `SOAK_RSS_CSV=path` writes every sample; `BARRAGE_BIN=path` runs another build's
 //! controller.
 use barrage_controller::coordinator::simulate::{
     realistic_snapshot, run_worker, Fate, SimConfig, Template,
 };
-use barrage_core::timeseries::TimePoint;
+use barrage_core::timeseries::{Ladder, TimePoint, TimeSeries};
 use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,8 +42,10 @@ mod common;
 use common::{median, proc_kib, Controller, START, TOKEN};
 
 const BARRAGE: &str = env!("CARGO_BIN_EXE_barrage");
-/// Intervals in an hour at 1 s intervals: the unit the figures are given in.
-const HOUR_EQ: f64 = 3600.0;
+/// The ladder's window in intervals by default: an hour at 1 s intervals.
+const WINDOW: u64 = 3600;
+/// The ladder is full (its rows bounded) after this many windows.
+const LADDER_FULL_H_EQ: f64 = 6.0;
 /// The shortest warm-up, in intervals: the process's RSS floor settles over its first few
 /// hundred intervals (bench/RESULTS.md), so a short run's tenth would fit that rise too.
 const MIN_WARMUP_INTERVALS: f64 = 600.0;
@@ -53,6 +59,8 @@ struct Args {
     workers: usize,
     interval_ms: u64,
     checkpoint_s: f64,
+    /// Intervals kept whole (`--full-resolution`): the unit of the figures, an h-eq.
+    window: u64,
 }
 
 fn controller(dir: &std::path::Path, a: &Args) -> (Controller, String) {
@@ -69,6 +77,8 @@ fn controller(dir: &std::path::Path, a: &Args) -> (Controller, String) {
         "--soak".into(),
         "--checkpoint-every".into(),
         format!("{}ms", a.checkpoint_s * 1e3),
+        "--full-resolution".into(),
+        format!("{}ms", a.window * a.interval_ms),
     ];
     let (ctl, addr, err) = common::start(
         BARRAGE,
@@ -113,11 +123,34 @@ struct Period {
     closed: u64,
 }
 
-/// The time series's own bytes after `intervals` full-resolution rows: its `Vec`'s
-/// capacity (doubling from 4) times the row's size.
-fn series_kib(intervals: u64) -> f64 {
-    let cap = intervals.max(4).next_power_of_two();
-    (cap as usize * std::mem::size_of::<TimePoint>()) as f64 / 1024.0
+/// The time series's own bytes (its `Vec`'s capacity) after each count of intervals,
+/// replayed with the controller's ladder: `kib[n]` after `n` intervals.
+struct Rows {
+    kib: Vec<f64>,
+}
+
+impl Rows {
+    fn replay(a: &Args, intervals: u64) -> Rows {
+        let mut ts = TimeSeries {
+            interval_ms: a.interval_ms as u32,
+            ladder: Ladder::new(Duration::from_millis(a.window * a.interval_ms)),
+            ..Default::default()
+        };
+        let p = TimePoint::from_interval(0, &Default::default(), 1);
+        let mut kib = vec![0.0];
+        for seq in 0..intervals {
+            ts.push(TimePoint {
+                seq: seq as u32,
+                ..p
+            });
+            kib.push(ts.heap_bytes() as f64 / 1024.0);
+        }
+        Rows { kib }
+    }
+
+    fn at(&self, closed: u64) -> f64 {
+        self.kib[(closed as usize).min(self.kib.len() - 1)]
+    }
 }
 
 fn verdict(f: &barrage_core::trend::Fit, span: f64) -> &'static str {
@@ -214,46 +247,50 @@ fn run(a: &Args) {
 
 fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) {
     let per_s = 1000.0 / a.interval_ms as f64;
+    let hour_eq = a.window as f64;
     let planned = a.seconds as f64 * per_s;
     let closed = CLOSED.load(Ordering::Relaxed);
     println!(
         "interval {} ms, {} workers, {} s: {closed} intervals closed of {planned:.0} planned \
-         ({:.2} h at 1 s intervals), {sent} snapshots sent, checkpoint every {} s \
-         ({:.0} intervals), exit {code:?}, peak RSS {:.1} MiB",
+         ({:.2} h-eq of {} intervals: the time series keeps {} ms whole), {sent} snapshots \
+         sent, checkpoint every {} s ({:.0} intervals), exit {code:?}, peak RSS {:.1} MiB",
         a.interval_ms,
         a.workers,
         a.seconds,
-        closed as f64 / HOUR_EQ,
+        closed as f64 / hour_eq,
+        a.window,
+        a.window * a.interval_ms,
         a.checkpoint_s,
         a.checkpoint_s * per_s,
         hwm as f64 / 1024.0,
     );
+    let rows = Rows::replay(a, closed.max(planned as u64) + 1);
+    let h = |s: &Sample| s.t * per_s / hour_eq;
     // warm-up: a tenth of the run, as `--soak-warmup` defaults to, and at least
     // [`MIN_WARMUP_INTERVALS`]
     let warm = (a.seconds as f64 / 10.0).max(MIN_WARMUP_INTERVALS / per_s);
     let after: Vec<&Sample> = samples.iter().filter(|s| s.t >= warm).collect();
-    let h = |s: &Sample| s.t * per_s / HOUR_EQ;
     // per hour-equivalent (and per tenth of one, for short runs): median, min and max
-    let block = if planned >= 2.0 * HOUR_EQ { 1.0 } else { 0.1 };
+    let block = if planned >= 2.0 * hour_eq { 1.0 } else { 0.1 };
     println!("  after warm-up ({warm:.0} s):  block of {block} h-eq  VmRSS median [min, max] MiB  RssAnon median  time series rows' KiB");
     let mut b = (h(after[0]) / block).floor();
     loop {
-        let mut rows: Vec<&Sample> = after
+        let mut blk: Vec<&Sample> = after
             .iter()
             .copied()
             .filter(|s| (h(s) / block).floor() == b)
             .collect();
-        if rows.is_empty() {
+        if blk.is_empty() {
             break;
         }
-        let mut rss: Vec<f64> = rows.iter().map(|s| s.rss / 1024.0).collect();
-        let mut anon: Vec<f64> = rows.iter().map(|s| s.anon / 1024.0).collect();
+        let mut rss: Vec<f64> = blk.iter().map(|s| s.rss / 1024.0).collect();
+        let mut anon: Vec<f64> = blk.iter().map(|s| s.anon / 1024.0).collect();
         let (lo, hi) = rss
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, x), v| {
                 (l.min(*v), x.max(*v))
             });
-        rows.sort_by_key(|s| s.closed);
+        blk.sort_by_key(|s| s.closed);
         println!(
             "    {:>5.1}–{:<5.1} h-eq  {:>7.1} [{:.1}, {:.1}]  {:>7.1}  {:>7.0}",
             b * block,
@@ -262,27 +299,71 @@ fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) 
             lo,
             hi,
             median(&mut anon),
-            series_kib(rows.last().unwrap().closed),
+            rows.at(blk.last().unwrap().closed),
         );
         b += 1.0;
     }
-    let pts = |f: &dyn Fn(&Sample) -> f64| -> Vec<(f64, f64)> {
-        after.iter().map(|s| (h(s), f(s))).collect()
-    };
-    println!("  {}", slope_line("VmRSS", &pts(&|s| s.rss)));
-    println!("  {}", slope_line("RssAnon", &pts(&|s| s.anon)));
+    fits(a, &after, &rows, "after warm-up");
+    let full: Vec<&Sample> = after
+        .iter()
+        .copied()
+        .filter(|s| h(s) >= LADDER_FULL_H_EQ)
+        .collect();
+    if h(after.last().unwrap()) >= LADDER_FULL_H_EQ + 2.0 {
+        fits(a, &full, &rows, "once the ladder is full (rows bounded)");
+    }
+    if let Ok(path) = std::env::var("SOAK_RSS_CSV") {
+        let mut csv = String::from("t_s,closed,vmrss_kib,rssanon_kib,rows_kib\n");
+        for s in samples {
+            csv += &format!(
+                "{},{},{},{},{}\n",
+                s.t,
+                s.closed,
+                s.rss,
+                s.anon,
+                rows.at(s.closed)
+            );
+        }
+        std::fs::write(&path, csv).unwrap();
+    }
+    // the soak test's floor rule: the last third's lowest reading against the first third's
+    let third = after.len() / 3;
+    let floor = |s: &[&Sample]| s.iter().map(|x| x.rss).fold(f64::INFINITY, f64::min);
+    let (early, late) = (floor(&after[..third]), floor(&after[2 * third..]));
     println!(
-        "  {}",
+        "  floor (lowest VmRSS) first third {:.1} MiB → last third {:.1} MiB ({:+.1} %)",
+        early / 1024.0,
+        late / 1024.0,
+        (late / early - 1.0) * 100.0
+    );
+}
+
+/// The slopes over `part` (in MiB per h-eq): the whole RSS, the anonymous part less the
+/// rows, and per checkpoint period its lowest reading less the rows (what live data holds)
+/// and its highest (a checkpoint's transient heap on top).
+fn fits(a: &Args, part: &[&Sample], rows: &Rows, what: &str) {
+    let per_s = 1000.0 / a.interval_ms as f64;
+    let h = |t: f64| t * per_s / a.window as f64;
+    println!(
+        "  {what} ({:.1}–{:.1} h-eq):",
+        h(part[0].t),
+        h(part[part.len() - 1].t)
+    );
+    let pts = |f: &dyn Fn(&Sample) -> f64| -> Vec<(f64, f64)> {
+        part.iter().map(|s| (h(s.t), f(s))).collect()
+    };
+    println!("    {}", slope_line("VmRSS", &pts(&|s| s.rss)));
+    println!("    {}", slope_line("RssAnon", &pts(&|s| s.anon)));
+    println!(
+        "    {}",
         slope_line(
             "RssAnon less the time series's rows",
-            &pts(&|s| s.anon - series_kib(s.closed))
+            &pts(&|s| s.anon - rows.at(s.closed))
         )
     );
-    // per checkpoint period: its lowest reading (the floor between checkpoints, what live
-    // data sets) and its highest (a checkpoint's transient heap on top)
     let period = a.checkpoint_s.max(1.0);
     let mut windows: Vec<Period> = Vec::new();
-    for s in &after {
+    for s in part {
         let w = (s.t / period).floor();
         match windows.last_mut() {
             Some(last) if (last.t / period).floor() == w => {
@@ -299,38 +380,18 @@ fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) 
         }
     }
     let wpts = |f: &dyn Fn(&Period) -> f64| -> Vec<(f64, f64)> {
-        windows
-            .iter()
-            .map(|w| (w.t * per_s / HOUR_EQ, f(w)))
-            .collect()
+        windows.iter().map(|w| (h(w.t), f(w))).collect()
     };
     println!(
-        "  {}",
+        "    {}",
         slope_line(
             "RssAnon floor per checkpoint period, less the rows",
-            &wpts(&|w| w.low - series_kib(w.closed))
+            &wpts(&|w| w.low - rows.at(w.closed))
         )
     );
     println!(
-        "  {}",
+        "    {}",
         slope_line("RssAnon peak per checkpoint period", &wpts(&|w| w.high))
-    );
-    if let Ok(path) = std::env::var("SOAK_RSS_CSV") {
-        let mut csv = String::from("t_s,closed,vmrss_kib,rssanon_kib\n");
-        for s in samples {
-            csv += &format!("{},{},{},{}\n", s.t, s.closed, s.rss, s.anon);
-        }
-        std::fs::write(&path, csv).unwrap();
-    }
-    // the soak test's floor rule: the last third's lowest reading against the first third's
-    let third = after.len() / 3;
-    let floor = |s: &[&Sample]| s.iter().map(|x| x.rss).fold(f64::INFINITY, f64::min);
-    let (early, late) = (floor(&after[..third]), floor(&after[2 * third..]));
-    println!(
-        "  floor (lowest VmRSS) first third {:.1} MiB → last third {:.1} MiB ({:+.1} %)",
-        early / 1024.0,
-        late / 1024.0,
-        (late / early - 1.0) * 100.0
     );
 }
 
@@ -344,6 +405,7 @@ fn main() {
         workers: args.get(1).map_or(4, |&n| n as usize).max(1),
         interval_ms: args.get(2).map_or(100, |&i| i as u64),
         checkpoint_s: 0.0,
+        window: args.get(4).map_or(WINDOW, |&w| w as u64).max(360),
     };
     let a = Args {
         checkpoint_s: args

@@ -483,7 +483,13 @@ async fn run_local(
         None => TargetRecord::of(&cfg.plan.target, prepared.as_ref(), embedded_pid),
     };
     let measuring = match prepared {
-        Some(p) => Some(p.start(target.interval, live(&dashboard).cloned()).await),
+        Some(p) => {
+            let ladder = cfg.soak.as_ref().map(|s| s.ladder).unwrap_or_default();
+            Some(
+                p.start(target.interval, ladder, live(&dashboard).cloned())
+                    .await,
+            )
+        }
         None => None,
     };
     let run = tokio::spawn(coordinator::run(listener, coord, outputs, control_rx));

@@ -112,6 +112,7 @@ mod tests {
                 interval_ms: 1000,
                 start_unix_us: 0,
                 points: vec![TimePoint::from_interval(0, &Snapshot { vus: 3, ..snap }, 1)],
+                ladder: Default::default(),
             },
             total,
             workers: vec![WorkerRecord {

@@ -194,6 +194,8 @@ pub struct TelemetryRecorder {
     intervals: u64,
     /// The reading interval, from the first two readings: what downsampling counts in.
     interval_ms: Option<u32>,
+    /// How the points are downsampled as they age (the run's time series' ladder).
+    ladder: crate::timeseries::Ladder,
     exit: Option<TargetExit>,
 }
 
@@ -220,17 +222,24 @@ impl TelemetryRecorder {
             points: Vec::new(),
             intervals: 0,
             interval_ms: None,
+            ladder: Default::default(),
             exit: None,
         }
     }
 
-    /// Adds one reading; readings come in time order. A CPU counter that went backwards
-    /// (a process of the tree was reaped before its parent counted it) counts as no CPU.
+    /// Downsamples the points as `ladder` does (the run's time series' own).
+    pub fn with_ladder(mut self, ladder: crate::timeseries::Ladder) -> Self {
+        self.ladder = ladder;
+        self
+    }
+
     /// The last interval's point, when there is one.
     pub fn last_point(&self) -> Option<&TargetPoint> {
         self.points.last()
     }
 
+    /// Adds one reading; readings come in time order. A CPU counter that went backwards
+    /// (a process of the tree was reaped before its parent counted it) counts as no CPU.
     pub fn push(&mut self, r: Reading) {
         if let Some(prev) = self.last {
             let dt = r.at_s - prev.at_s;
@@ -247,7 +256,7 @@ impl TelemetryRecorder {
             let interval_ms = *self
                 .interval_ms
                 .get_or_insert(((dt * 1000.0).round() as u32).max(1));
-            crate::timeseries::downsample(&mut self.points, interval_ms);
+            crate::timeseries::downsample(&mut self.points, interval_ms, self.ladder);
         }
         if self.first.is_none() {
             self.first = Some(r);

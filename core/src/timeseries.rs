@@ -17,14 +17,20 @@
 //!
 //! # Resolution
 //!
+//! One duration sets the ladder: the full-resolution window `W` ([`Ladder`]; default
+//! [`FULL_RESOLUTION`], 1 h; `--full-resolution` of a soak run):
+//!
 //! | age of a row (from the newest interval) | one row per                          |
 //! |-----------------------------------------|--------------------------------------|
-//! | under [`FULL_RESOLUTION`] (1 h)         | interval                             |
-//! | under [`MID_RESOLUTION_AGE`] (6 h)      | 10 s (aligned buckets of intervals)  |
-//! | older                                   | 1 min; past [`MAX_COARSE_ROWS`] such rows, neighbours merge in pairs (2 min, 4 min…) |
+//! | under `W` (1 h)                         | interval                             |
+//! | under 6 `W` (6 h)                       | `W`/360 (10 s; aligned buckets of intervals) |
+//! | older                                   | `W`/60 (1 min); past [`MAX_COARSE_ROWS`] such rows, neighbours merge in pairs (2 min, 4 min…) |
 //!
-//! So the row count is bounded whatever the run's length: at 1 s intervals, at most
-//! 3600 + 1800 + [`MAX_COARSE_ROWS`] rows, however many days. Merging rows (no histograms are kept per
+//! So the row count is bounded whatever the run's length: at most `W`/interval + 1800 +
+//! [`MAX_COARSE_ROWS`] rows (3600 + 1800 + 360 at 1 s intervals), however many days. The
+//! tiers depend on `W`/interval alone, so 100 ms intervals with `W` = 6 min hold, interval
+//! for interval, the rows that 1 s intervals hold with `W` = 1 h: a soak compressed in time
+//! still goes through every tier. Merging rows (no histograms are kept per
 //! interval, on purpose): counts add, `vus` is the maximum and `vus_min` the minimum (so
 //! the run's VU range stays exact), `workers` the minimum;
 //! percentiles are an **approximation**, the mean of the rows' percentiles weighted by
@@ -44,10 +50,49 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// How far back the series keeps one row per interval.
+/// How far back the series keeps one row per interval, by default.
 pub const FULL_RESOLUTION: Duration = Duration::from_secs(3600);
-/// Rows older than [`FULL_RESOLUTION`] and younger than this are 10 s rows; older, 1 min.
-pub const MID_RESOLUTION_AGE: Duration = Duration::from_secs(6 * 3600);
+
+/// The downsampling ladder of [the module docs](self#resolution), set by its
+/// full-resolution window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ladder {
+    full_ms: u64,
+}
+
+impl Default for Ladder {
+    fn default() -> Self {
+        Ladder::new(FULL_RESOLUTION)
+    }
+}
+
+impl Ladder {
+    /// The ladder whose rows stay whole for `full` (at least a millisecond).
+    pub fn new(full: Duration) -> Ladder {
+        Ladder {
+            full_ms: (full.as_millis().min(u128::from(u64::MAX / 8)) as u64).max(1),
+        }
+    }
+
+    /// How far back rows stay one per interval.
+    pub fn full_resolution(&self) -> Duration {
+        Duration::from_millis(self.full_ms)
+    }
+
+    /// The tiers in intervals of `interval_ms`.
+    fn tiers(&self, interval_ms: u32) -> Tiers {
+        let i = u64::from(interval_ms.max(1));
+        let w = self.full_ms;
+        let full = (w / i).max(1);
+        let mid_span = (w / 360 / i).max(1);
+        Tiers {
+            full,
+            mid_span,
+            mid_age: (w * 6 / i).max(full),
+            coarse_span: mid_span * (w / 60 / (mid_span * i)).max(1),
+        }
+    }
+}
 /// The oldest tier's row budget: beyond it, its rows merge in pairs (6 h of 1 min rows).
 pub const MAX_COARSE_ROWS: usize = 360;
 
@@ -218,31 +263,18 @@ pub fn interval_s(interval_ms: u32) -> f64 {
     f64::from(interval_ms.max(1)) / 1000.0
 }
 
-/// The tiers of [the module docs](self#resolution) in intervals of `interval_ms`.
+/// The tiers of a [`Ladder`] in intervals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Tiers {
     /// Rows younger than this many intervals stay as they are.
     full: u64,
-    /// The 10 s bucket, in intervals (1: the interval is 10 s or more, no such tier).
+    /// The `W`/360 (10 s) bucket, in intervals (1: the interval is that long or more, no
+    /// such tier).
     mid_span: u64,
     /// Rows older than this many intervals go into 1 min buckets.
     mid_age: u64,
-    /// The 1 min bucket, a whole number of 10 s buckets so that they nest.
+    /// The `W`/60 (1 min) bucket, a whole number of `W`/360 buckets so that they nest.
     coarse_span: u64,
-}
-
-impl Tiers {
-    fn of(interval_ms: u32) -> Tiers {
-        let i = u64::from(interval_ms.max(1));
-        let full = (FULL_RESOLUTION.as_millis() as u64 / i).max(1);
-        let mid_span = (10_000 / i).max(1);
-        Tiers {
-            full,
-            mid_span,
-            mid_age: (MID_RESOLUTION_AGE.as_millis() as u64 / i).max(full),
-            coarse_span: mid_span * (60_000 / (mid_span * i)).max(1),
-        }
-    }
 }
 
 /// A row of a per-interval series that can be downsampled: the time series' [`TimePoint`]
@@ -269,14 +301,14 @@ impl Row for TimePoint {
 }
 
 /// Downsamples `rows` (in order, one interval = `interval_ms`) after a row was added: what
-/// has aged out of full resolution goes into 10 s buckets, then 1 min buckets, and the
-/// oldest tier merges in pairs past [`MAX_COARSE_ROWS`]. Rows are never dropped, so every
-/// count stays in the series.
-pub fn downsample<R: Row>(rows: &mut Vec<R>, interval_ms: u32) {
+/// has aged out of `ladder`'s full resolution goes into its 10 s buckets, then its 1 min
+/// buckets, and the oldest tier merges in pairs past [`MAX_COARSE_ROWS`]. Rows are never
+/// dropped, so every count stays in the series.
+pub fn downsample<R: Row>(rows: &mut Vec<R>, interval_ms: u32, ladder: Ladder) {
     let Some(end) = rows.last().map(|r| r.seq() + r.span()) else {
         return;
     };
-    let t = Tiers::of(interval_ms);
+    let t = ladder.tiers(interval_ms);
     if t.mid_span > 1 {
         merge_buckets(rows, t.mid_span, end.saturating_sub(t.full));
     }
@@ -337,6 +369,8 @@ pub struct TimeSeries {
     /// Start of interval 0, controller clock, µs since the Unix epoch.
     pub start_unix_us: i64,
     pub points: Vec<TimePoint>,
+    /// How the rows are downsampled as they age (not stored: a run's flags give it).
+    pub ladder: Ladder,
 }
 
 fn num(x: f32) -> Option<f64> {
@@ -425,7 +459,7 @@ impl TimeSeries {
     }
 
     fn compact(&mut self) {
-        downsample(&mut self.points, self.interval_ms);
+        downsample(&mut self.points, self.interval_ms, self.ladder);
     }
 
     pub fn last(&self) -> Option<&TimePoint> {
@@ -495,6 +529,7 @@ impl TimeSeries {
             interval_ms: doc.interval_ms,
             start_unix_us: doc.start_unix_us,
             points,
+            ladder: Ladder::default(),
         }
     }
 

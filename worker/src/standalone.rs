@@ -190,6 +190,7 @@ pub async fn run_plan<S: Scenario + 'static>(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64),
         points: Vec::new(),
+        ladder: Default::default(),
     };
     let mut seq = 0u64;
     let mut stages = barrage_core::stages::StageBook::new(&plan.scenario, plan.interval);

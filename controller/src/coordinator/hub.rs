@@ -93,6 +93,7 @@ impl Hub {
         Hub {
             timeseries: TimeSeries {
                 interval_ms: cfg.plan.interval.as_millis() as u32,
+                ladder: cfg.soak.as_ref().map(|s| s.ladder).unwrap_or_default(),
                 ..Default::default()
             },
             stages: barrage_core::stages::StageBook::new(&cfg.plan.scenario, cfg.plan.interval),

@@ -390,6 +390,7 @@ mod tests {
             interval_ms: 1000,
             start_unix_us: 7,
             points: Vec::new(),
+            ladder: Default::default(),
         };
         ts.push(TimePoint::from_interval(0, &total, 2));
         let mut workers = BTreeMap::new();

@@ -21,7 +21,7 @@ pub mod paging;
 pub mod resources;
 
 use barrage_core::telemetry::TargetSummary;
-use barrage_core::timeseries::TimeSeries;
+use barrage_core::timeseries::{Ladder, TimeSeries};
 use barrage_core::trend::{self, Trends};
 use barrage_core::Plan;
 use clap::Args;
@@ -55,6 +55,11 @@ pub struct SoakArgs {
     /// they lose the controller).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub rejoin_grace: Option<Duration>,
+    /// How far back the time series keeps one row per interval (default 1h); older rows
+    /// are downsampled to a 360th of it (10 s), then, past six times it, to a 60th (1 min).
+    /// A soak compressed in time (short intervals) can compress this window with it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub full_resolution: Option<Duration>,
     /// Continue the run checkpointed in DIR (a `*.checkpoint` folder of the results
     /// folder) after this controller was killed: its workers rejoin, and the figures so
     /// far are loaded. `barrage controller`: give the same plan flags as the first time.
@@ -85,7 +90,23 @@ pub enum SoakError {
     NeedsSoak { flag: &'static str },
     #[error("--rejoin-grace {given:?}: shorter than the plan's interval ({interval:?}); give the workers at least an interval")]
     GraceTooShort { given: Duration, interval: Duration },
+    #[error("--full-resolution {given:?}: its downsampled rows (a 360th of it) would be shorter than the plan's interval ({interval:?}); give at least {least:?}")]
+    FullResolutionTooShort {
+        given: Duration,
+        interval: Duration,
+        least: Duration,
+    },
+    #[error("--full-resolution {given:?}: {rows} rows of {interval:?} kept whole, over the {MAX_FULL_ROWS} the controller keeps; give at most {most:?}")]
+    FullResolutionTooLong {
+        given: Duration,
+        interval: Duration,
+        rows: u128,
+        most: Duration,
+    },
 }
+
+/// The most rows `--full-resolution` may keep whole (a row is under 100 bytes).
+pub const MAX_FULL_ROWS: u128 = 1_000_000;
 
 /// The soak settings of a run, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +121,8 @@ pub struct SoakConfig {
     pub resources: bool,
     /// `--resume DIR`.
     pub resume: Option<PathBuf>,
+    /// How the time series (and target telemetry) are downsampled: `--full-resolution`.
+    pub ladder: Ladder,
 }
 
 impl SoakArgs {
@@ -113,6 +136,7 @@ impl SoakArgs {
                 (self.rejoin_grace.is_some(), "rejoin-grace"),
                 (self.resume.is_some(), "resume"),
                 (self.checkpoint_every.is_some(), "checkpoint-every"),
+                (self.full_resolution.is_some(), "full-resolution"),
             ] {
                 if given {
                     return Err(SoakError::NeedsSoak { flag });
@@ -142,12 +166,33 @@ impl SoakArgs {
                 interval,
             });
         }
+        let full = self
+            .full_resolution
+            .unwrap_or(barrage_core::timeseries::FULL_RESOLUTION);
+        let least = interval * 360;
+        if full < least {
+            return Err(SoakError::FullResolutionTooShort {
+                given: full,
+                interval,
+                least,
+            });
+        }
+        let rows = full.as_millis() / interval.as_millis().max(1);
+        if rows > MAX_FULL_ROWS {
+            return Err(SoakError::FullResolutionTooLong {
+                given: full,
+                interval,
+                rows,
+                most: interval * MAX_FULL_ROWS as u32,
+            });
+        }
         Ok(Some(SoakConfig {
             warmup,
             checkpoint_every: Some(every),
             rejoin_grace: grace,
             resources: true,
             resume: self.resume.clone(),
+            ladder: Ladder::new(full),
         }))
     }
 }
@@ -292,8 +337,40 @@ mod tests {
             s(|a| a.rejoin_grace = Some(Duration::from_millis(10))),
             Err(SoakError::GraceTooShort { .. })
         ));
+        assert_eq!(ok.ladder, Ladder::default());
+        let six = s(|a| a.full_resolution = Some(Duration::from_secs(360))).unwrap();
+        assert_eq!(
+            six.unwrap().ladder.full_resolution(),
+            Duration::from_secs(360)
+        );
+        let short = s(|a| a.full_resolution = Some(Duration::from_secs(359))).unwrap_err();
+        assert_eq!(
+            short.to_string(),
+            "--full-resolution 359s: its downsampled rows (a 360th of it) would be shorter \
+             than the plan's interval (1s); give at least 360s"
+        );
+        let long = s(|a| a.full_resolution = Some(Duration::from_secs(1_000_001))).unwrap_err();
+        assert!(
+            matches!(
+                long,
+                SoakError::FullResolutionTooLong {
+                    rows: 1_000_001,
+                    ..
+                }
+            ),
+            "{long}"
+        );
+        assert!(long.to_string().contains("give at most 1000000s"), "{long}");
         let off = SoakArgs::default();
         assert_eq!(off.validate(&plan), Ok(None));
+        let window = SoakArgs {
+            full_resolution: Some(Duration::from_secs(600)),
+            ..Default::default()
+        };
+        assert_eq!(
+            window.validate(&plan).unwrap_err().to_string(),
+            "--full-resolution: only with --soak; add --soak"
+        );
         let alone = SoakArgs {
             checkpoint_every: Some(Duration::from_secs(5)),
             ..Default::default()

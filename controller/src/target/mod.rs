@@ -393,9 +393,11 @@ pub struct Measuring {
 impl Prepared {
     /// Starts sampling (the first reading is the run's origin of CPU time).
     /// `live`: the dashboard, shown the target's load each interval.
+    /// `ladder`: how the readings are downsampled as they age (the time series' own).
     pub async fn start(
         self,
         interval: Duration,
+        ladder: barrage_core::timeseries::Ladder,
         live: Option<crate::dashboard::LiveFeed>,
     ) -> Measuring {
         let llm = match self.llm {
@@ -411,6 +413,7 @@ impl Prepared {
                 self.limits,
                 self.process,
                 interval,
+                ladder,
                 Instant::now(),
                 live,
             ),

@@ -66,12 +66,14 @@ impl Sampler {
         limits: Limits,
         process: Option<TargetProcess>,
         interval: Duration,
+        ladder: barrage_core::timeseries::Ladder,
         origin: Instant,
         live: Option<crate::dashboard::LiveFeed>,
     ) -> Sampler {
         let (stop, mut stop_rx) = oneshot::channel();
         let task = tokio::spawn(async move {
-            let mut recorder = TelemetryRecorder::new(source.describe(), limits);
+            let mut recorder =
+                TelemetryRecorder::new(source.describe(), limits).with_ladder(ladder);
             let mut process = process;
             let oom_before = source.oom_kills();
             let now = |o: Instant| o.elapsed().as_secs_f64();

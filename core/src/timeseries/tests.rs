@@ -110,6 +110,7 @@ fn a_rows_time_and_rates_cover_its_span() {
         interval_ms: 500,
         start_unix_us: 0,
         points: vec![TimePoint::merged(&rows[..10], 0, 60), m, row(120, 1, 1.0)],
+        ladder: Default::default(),
     };
     assert_eq!((ts.rows(), ts.intervals()), (3, 121));
     assert_eq!(intervals_of(&[]), 0);
@@ -221,4 +222,86 @@ fn the_vus_minimum_survives_downsampling() {
     let back = TimeSeries::from_doc(&old);
     assert!(back.points.iter().all(|p| p.vus_min == p.vus));
     assert_eq!(stats(&back), (10.0, 10.0, 10.0));
+}
+
+/// The ladder is a function of its window over the interval: 100 ms intervals with a
+/// 6 min window hold the rows of 1 s intervals with the default hour, interval for
+/// interval, through every tier (the pair merging of the oldest one included), so a soak
+/// compressed in time goes through the memory states of a real one.
+#[test]
+fn a_compressed_window_holds_the_rows_of_the_default_one() {
+    let mut hour = TimeSeries {
+        interval_ms: 1000,
+        ..Default::default()
+    };
+    let mut six = TimeSeries {
+        interval_ms: 100,
+        ladder: Ladder::new(Duration::from_secs(360)),
+        ..Default::default()
+    };
+    let shape = |ts: &TimeSeries| -> Vec<(u32, u32, u32)> {
+        ts.points
+            .iter()
+            .map(|p| (p.seq, p.span, p.requests))
+            .collect()
+    };
+    // past 12 h-equivalents: the oldest tier is over its budget and merges in pairs
+    let n = 13 * 3600u64;
+    for seq in 0..n {
+        let p = row(seq, (seq % 13) as u32, 1.0);
+        hour.push(p);
+        six.push(p);
+        if seq % 3600 == 3599 {
+            assert_eq!(shape(&hour), shape(&six), "after {} intervals", seq + 1);
+        }
+    }
+    assert_eq!(six.intervals(), n);
+    assert!(
+        six.points.iter().any(|p| p.span == 120),
+        "pairs of 1 min rows merged"
+    );
+    assert!(
+        six.rows() <= 3600 + 1800 + MAX_COARSE_ROWS,
+        "{} rows",
+        six.rows()
+    );
+    // the same window at its own interval is another ladder: 10 s rows are 100 intervals
+    let mut plain = TimeSeries {
+        interval_ms: 100,
+        ..Default::default()
+    };
+    for seq in 0..40_000u64 {
+        plain.push(row(seq, 1, 1.0));
+    }
+    let n = plain.rows();
+    assert!(
+        plain.points[n - 36_000..].iter().all(|p| p.span == 1),
+        "an hour of 100 ms"
+    );
+    assert_eq!(plain.points[0].span, 100, "10 s rows of 100 ms intervals");
+    assert_eq!(n, 36_000 + 4_000 / 100);
+}
+
+#[test]
+fn the_ladder_scales_its_tiers_with_its_window() {
+    let t = Ladder::default().tiers(1000);
+    assert_eq!(
+        (t.full, t.mid_span, t.mid_age, t.coarse_span),
+        (3600, 10, 21_600, 60)
+    );
+    let t = Ladder::new(Duration::from_secs(360)).tiers(100);
+    assert_eq!(
+        (t.full, t.mid_span, t.mid_age, t.coarse_span),
+        (3600, 10, 21_600, 60)
+    );
+    // intervals longer than a tier's bucket: one row per interval there
+    let t = Ladder::default().tiers(30_000);
+    assert_eq!(
+        (t.full, t.mid_span, t.mid_age, t.coarse_span),
+        (120, 1, 720, 2)
+    );
+    assert_eq!(
+        Ladder::new(Duration::ZERO).full_resolution(),
+        Duration::from_millis(1)
+    );
 }

@@ -70,6 +70,7 @@ impl Synth {
             interval_ms: 1000,
             start_unix_us: 1_700_000_000_000_000,
             points: Vec::new(),
+            ladder: Default::default(),
         };
         for seq in 0..self.intervals {
             let mut snap = Snapshot {

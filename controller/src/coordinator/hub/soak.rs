@@ -197,8 +197,11 @@ impl Hub {
             Err(e) => now + e.duration(),
         };
         self.merger = Merger::restore(r.settled);
+        let ladder = self.timeseries.ladder;
         self.timeseries = r.timeseries;
         self.timeseries.start_unix_us = r.state.start_unix_us;
+        // the checkpoint stores rows, not flags: the resumed run's own flags downsample
+        self.timeseries.ladder = ladder;
         self.stages = r.stages;
         for w in &r.state.workers {
             let hello = pb::Hello {
