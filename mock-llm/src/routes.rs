@@ -32,6 +32,7 @@ use crate::calls::{clean_key, micros, prompt_key, CallLog, Query};
 use crate::completion::{unix_now, Frames, Ids, Meta, Template, ToolCall};
 use crate::config::{Config, Mode};
 use crate::error::ApiError;
+use crate::intake::Bodies;
 use crate::live::{Live, Tunables};
 use crate::model::{retry_after_s, Generations};
 use crate::request::ChatRequest;
@@ -69,6 +70,8 @@ pub struct App {
     generations: Option<Generations>,
     /// The per-call log.
     calls: Arc<CallLog>,
+    /// Reads request bodies; keeps large bodies' buffers for the next ones.
+    bodies: Bodies,
 }
 
 /// A known path.
@@ -150,6 +153,7 @@ impl App {
             ids: Ids::default(),
             stats: Arc::new(Stats::default()),
             models_body,
+            bodies: Bodies::default(),
         }
     }
 
@@ -299,7 +303,11 @@ impl App {
             return self.refuse(ApiError::too_large(limit), guards);
         }
         let hint = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit));
-        let body = match read_body(Limited::new(req.into_body(), limit), hint).await {
+        let body = match self
+            .bodies
+            .read(Limited::new(req.into_body(), limit), hint)
+            .await
+        {
             Ok(body) => body,
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 return self.refuse(ApiError::too_large(limit), guards);
@@ -316,7 +324,7 @@ impl App {
             Ok(prepared) => prepared,
             Err(err) => return self.fail(err, guards),
         };
-        drop(body);
+        self.bodies.give_back(body);
 
         // Fixed mode: the delays. Model mode: a slot first, then TTFT by prompt length.
         let (mut first_byte, interval) = match &self.generations {
@@ -477,35 +485,6 @@ impl App {
 }
 
 /// `true` with probability `p`; no random draw when `p` is 0 (or not a number) or 1.
-/// A request body in one buffer. A body that arrives in one frame is kept as it is (no
-/// copy); a longer one is copied into a buffer of `hint` bytes (the declared length) frame
-/// by frame as it arrives, so each frame is let go at once and the connection reads the
-/// next one into the same (warm) read buffer, instead of a new one per read while all are
-/// held and then joined.
-async fn read_body<B>(mut body: B, hint: usize) -> Result<Bytes, B::Error>
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-{
-    let mut only: Option<Bytes> = None;
-    let mut joined: Option<Vec<u8>> = None;
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else {
-            continue; // trailers
-        };
-        match (&mut joined, only.take()) {
-            (Some(buf), _) => buf.extend_from_slice(&data),
-            (None, None) => only = Some(data),
-            (None, Some(head)) => {
-                let mut buf = Vec::with_capacity(hint.max(head.len() + data.len()));
-                buf.extend_from_slice(&head);
-                buf.extend_from_slice(&data);
-                joined = Some(buf);
-            }
-        }
-    }
-    Ok(joined.map_or_else(|| only.unwrap_or_default(), Bytes::from))
-}
-
 fn chance(p: f64) -> bool {
     p > 0.0 && (p >= 1.0 || rand::rng().random::<f64>() < p)
 }
@@ -527,76 +506,4 @@ fn error_response(err: ApiError, guards: Guards) -> Response<ResponseBody> {
 
 fn to_vec(doc: &serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(doc).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-    use std::convert::Infallible;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use http_body::Frame;
-
-    use super::*;
-
-    /// A body that hands out the given frames, one per poll.
-    struct Frames(VecDeque<Frame<Bytes>>);
-
-    impl http_body::Body for Frames {
-        type Data = Bytes;
-        type Error = Infallible;
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-            Poll::Ready(self.0.pop_front().map(Ok))
-        }
-    }
-
-    fn data(parts: &[&'static str]) -> VecDeque<Frame<Bytes>> {
-        parts
-            .iter()
-            .map(|p| Frame::data(Bytes::from_static(p.as_bytes())))
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn bodies_are_read_whole() {
-        // (frames, declared length)
-        let cases: &[(&[&str], usize)] = &[
-            (&[], 0),
-            (&[""], 0),
-            (&["{}"], 2),
-            (&["ab", "cd", "", "ef"], 6),
-            (&["ab", "cd"], 0),
-            (&["ab", "cd", "ef"], 3),
-        ];
-        for (parts, hint) in cases {
-            let got = read_body(Frames(data(parts)), *hint).await.unwrap();
-            assert_eq!(got, parts.concat().as_bytes(), "{parts:?}");
-        }
-        // Trailers are skipped wherever they come.
-        let mut frames = data(&["ab", "cd"]);
-        frames.insert(1, Frame::trailers(http::HeaderMap::new()));
-        frames.push_back(Frame::trailers(http::HeaderMap::new()));
-        assert_eq!(read_body(Frames(frames), 4).await.unwrap(), "abcd");
-    }
-
-    #[tokio::test]
-    async fn a_single_frame_is_not_copied() {
-        let frame = Bytes::from_static(b"{\"messages\":[]}");
-        let got = read_body(Frames(VecDeque::from([Frame::data(frame.clone())])), 15)
-            .await
-            .unwrap();
-        assert_eq!(got.as_ptr(), frame.as_ptr());
-    }
-
-    #[tokio::test]
-    async fn the_limit_still_applies() {
-        let err = read_body(Limited::new(Frames(data(&["abc", "def"])), 5), 6)
-            .await
-            .expect_err("over the limit");
-        assert!(err.downcast_ref::<LengthLimitError>().is_some(), "{err}");
-    }
 }
