@@ -14,14 +14,30 @@
 /// a loop the compiler turns into vector code; a piece with other characters is counted
 /// character by character, so one `é` or `\u{3000}` in a long prompt costs only its piece.
 pub fn count_words(text: &str) -> u64 {
-    let bytes = text.as_bytes();
+    count_in_pieces(text.as_bytes(), |at, end| text.get(at..end)).unwrap_or_default()
+}
+
+/// [`count_words`] of text given as bytes, which are checked to be UTF-8 on the way (only
+/// its non-ASCII pieces cost anything): `None` when they are not.
+pub fn count_words_utf8(bytes: &[u8]) -> Option<u64> {
+    count_in_pieces(bytes, |at, end| std::str::from_utf8(&bytes[at..end]).ok())
+}
+
+/// Counts the words of `bytes` piece by piece; `text_of(at, end)` gives a non-ASCII
+/// piece as text (`None`: not UTF-8). Pieces end before a byte that starts a character,
+/// so a UTF-8 text's pieces are UTF-8, and text whose pieces all are, is.
+fn count_in_pieces<'t>(
+    bytes: &'t [u8],
+    mut text_of: impl FnMut(usize, usize) -> Option<&'t str>,
+) -> Option<u64> {
     let mut words = 0;
     // Whether the byte before the current piece is whitespace (the text's start counts).
     let mut after_space = true;
     let mut at = 0;
     while at < bytes.len() {
         let mut end = (at + PIECE).min(bytes.len());
-        while !text.is_char_boundary(end) {
+        // UTF-8 continuation bytes are 0b10xx_xxxx.
+        while end < bytes.len() && bytes[end] & 0xC0 == 0x80 {
             end += 1;
         }
         let piece = &bytes[at..end];
@@ -29,7 +45,7 @@ pub fn count_words(text: &str) -> u64 {
             words += ascii_starts(piece, after_space);
             after_space = piece.last().copied().is_some_and(ascii_space);
         } else {
-            for c in text[at..end].chars() {
+            for c in text_of(at, end)?.chars() {
                 let space = c.is_whitespace();
                 words += u64::from(after_space && !space);
                 after_space = space;
@@ -37,7 +53,7 @@ pub fn count_words(text: &str) -> u64 {
         }
         at = end;
     }
-    words
+    Some(words)
 }
 
 /// Bytes [`count_words`] looks at in one go: small enough that a non-ASCII character costs
@@ -250,6 +266,49 @@ mod tests {
                 text.split_whitespace().count() as u64,
                 "round {round}: {text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn count_words_utf8_checks_the_bytes() {
+        let valid = [
+            "",
+            "a b",
+            "héllo wörld",
+            "x\u{3000}y\u{a0}z",
+            "\u{1F600} \u{1F600}",
+        ];
+        for text in valid {
+            assert_eq!(
+                count_words_utf8(text.as_bytes()),
+                Some(count_words(text)),
+                "{text:?}"
+            );
+        }
+        let long = "word ".repeat(2 * PIECE);
+        let invalid: &[&[u8]] = &[
+            b"\xFF",
+            b"a \xC3",
+            b"\xC3\x28",
+            // A lone surrogate as WTF-8 (what a JSON byte string keeps of `\ud800`).
+            b"x \xED\xA0\x80 y",
+            b"\xF4\x90\x80\x80",
+        ];
+        for bad in invalid {
+            assert_eq!(count_words_utf8(bad), None, "{bad:?}");
+            // Far into a long text, after ASCII pieces, and across a piece's end.
+            for at in [PIECE - 2, PIECE - 1, PIECE, PIECE + 1, PIECE + 3000] {
+                let mut text = long.as_bytes().to_vec();
+                text.splice(at..at, bad.iter().copied());
+                assert_eq!(count_words_utf8(&text), None, "{bad:?} at {at}");
+            }
+        }
+        // A valid character cut by a piece's end is still valid.
+        for at in [PIECE - 2, PIECE - 1, PIECE] {
+            let mut text = long.clone();
+            text.insert_str(at, "\u{1F600}\u{3000}");
+            assert_eq!(count_words_utf8(text.as_bytes()), Some(count_words(&text)));
+            assert_eq!(count_words(&text), text.split_whitespace().count() as u64);
         }
     }
 
