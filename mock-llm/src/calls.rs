@@ -204,11 +204,19 @@ pub const PROMPT_KEY_MARKER: &[u8] = b"[barrage-key:";
 
 /// The key of the last `[barrage-key:KEY]` marker in a request body (KEY: up to
 /// [`MAX_KEY_BYTES`] of letters, digits, `.`, `-`, `_`), if any. It runs on every chat
-/// request over the whole body (an agent's prompt: hundreds of KB), so the marker is
-/// looked for with `memmem` (SIMD), not a comparison at every byte.
+/// request over the whole body (an agent's prompt: hundreds of KB), so the search goes
+/// backwards from `[` to `[` with `memrchr` (vector code) and compares the marker only
+/// there; `memmem::rfind` has no vector search backwards and cost several times as much.
 pub fn prompt_key(body: &[u8]) -> Option<Box<str>> {
     let m = PROMPT_KEY_MARKER;
-    let at = memchr::memmem::rfind(body, m)? + m.len();
+    let mut end = body.len();
+    let at = loop {
+        let open = memchr::memrchr(m[0], &body[..end])?;
+        if body[open..].starts_with(m) {
+            break open + m.len();
+        }
+        end = open;
+    };
     let rest = &body[at..body.len().min(at + MAX_KEY_BYTES + 1)];
     let end = rest.iter().position(|&b| b == b']')?;
     let key = &rest[..end];
@@ -389,12 +397,24 @@ mod tests {
                 r#"{"messages":[{"content":"[barrage-key:unclosed"}]}"#,
                 None,
             ),
+            // Other brackets before, between and after markers, and right before one.
+            (
+                r#"{"messages":[{"content":"[x] [barrage-key:k1] [[barrage-key:k2] [y] [barrage-key"}]}"#,
+                Some("k2"),
+            ),
+            ("[barrage-key:edge]", Some("edge")),
+            ("[barrage-key:", None),
+            ("[[[[", None),
+            ("", None),
         ];
         for (body, want) in cases {
             assert_eq!(prompt_key(body.as_bytes()).as_deref(), *want, "{body}");
         }
         let long = format!("[barrage-key:{}]", "k".repeat(MAX_KEY_BYTES + 1));
         assert_eq!(prompt_key(long.as_bytes()), None, "longer than a key");
+        // Many brackets after the marker: each is passed over, the marker still found.
+        let brackets = format!("[barrage-key:deep] {}", "[a] [[b".repeat(10_000));
+        assert_eq!(prompt_key(brackets.as_bytes()).as_deref(), Some("deep"));
     }
 
     #[test]

@@ -56,6 +56,7 @@ mod completion;
 pub mod config;
 pub mod error;
 pub mod exit_code;
+mod intake;
 pub mod live;
 pub mod model;
 mod request;

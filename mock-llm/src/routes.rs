@@ -32,6 +32,7 @@ use crate::calls::{clean_key, micros, prompt_key, CallLog, Query};
 use crate::completion::{unix_now, Frames, Ids, Meta, Template, ToolCall};
 use crate::config::{Config, Mode};
 use crate::error::ApiError;
+use crate::intake::Bodies;
 use crate::live::{Live, Tunables};
 use crate::model::{retry_after_s, Generations};
 use crate::request::ChatRequest;
@@ -69,6 +70,8 @@ pub struct App {
     generations: Option<Generations>,
     /// The per-call log.
     calls: Arc<CallLog>,
+    /// Reads request bodies; keeps large bodies' buffers for the next ones.
+    bodies: Bodies,
 }
 
 /// A known path.
@@ -150,6 +153,7 @@ impl App {
             ids: Ids::default(),
             stats: Arc::new(Stats::default()),
             models_body,
+            bodies: Bodies::default(),
         }
     }
 
@@ -298,8 +302,13 @@ impl App {
         if declared.is_some_and(|n| n > limit as u64) {
             return self.refuse(ApiError::too_large(limit), guards);
         }
-        let body = match Limited::new(req.into_body(), limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
+        let hint = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit));
+        let body = match self
+            .bodies
+            .read(Limited::new(req.into_body(), limit), hint)
+            .await
+        {
+            Ok(body) => body,
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 return self.refuse(ApiError::too_large(limit), guards);
             }
@@ -315,7 +324,7 @@ impl App {
             Ok(prepared) => prepared,
             Err(err) => return self.fail(err, guards),
         };
-        drop(body);
+        self.bodies.give_back(body);
 
         // Fixed mode: the delays. Model mode: a slot first, then TTFT by prompt length.
         let (mut first_byte, interval) = match &self.generations {
