@@ -10,31 +10,43 @@
 //! written so that an older worker (`BEFORE_WORKER=path`, which lacks that setting) runs
 //! the very same plan in the same rounds.
 //!
-//! Per case, per round, over a window after a warm-up: the worker's CPU (utime + stime of
-//! `/proc/PID/stat`), the target's requests and SSE events (its `/stats`); and the bytes
-//! sent and received per request (the run's summary). Rounds alternate the cases and builds; the
-//! figures are medians. Beside them, **the floor**, measured in every round after each
-//! case: one thread (core 0) keeping as many exchanges in flight as the worker has VUs,
-//! writing the same bytes per request to loopback TCP sockets and reading the same answer
-//! bytes back from threads on core 1 that do nothing else: the kernel's cost of moving
-//! those bytes, which no client can go below. The table gives, per case, the worker's CPU
-//! above the floor and its ratio to the 1 KB case's: the work the worker adds on top of
-//! the bytes.
+//! Per case, per round, over a window after a warm-up: the worker's CPU, system CPU and
+//! context switches (`/proc/PID/task/*`), the target's requests and SSE events (its
+//! `/stats`) and the CPU of its thread; and the bytes sent and received per request (the
+//! run's summary). Rounds alternate the cases and builds; the figures are medians.
+//! Beside them, **two floors**, measured in every round after each case ([`floor`]): one
+//! thread (core 0) keeping as many exchanges in flight as the worker has VUs, writing the
+//! same bytes per request to loopback TCP sockets and reading the same answer bytes back,
+//! from a peer on core 1 that keeps up with anything (the kernel's cost of moving those
+//! bytes, which no client can go below), and from one paced as the target was in that
+//! round (one thread reading as hyper does and spending the target's CPU per request:
+//! what moving the bytes costs when the far end is as slow as the real one). The table
+//! gives the worker's CPU per request divided by each floor's, and that ratio against
+//! the 1 KB case's: the work the worker adds as requests grow.
 //!
 //! `cargo bench -p barrage-worker --bench bigbody [-- SECONDS ROUNDS VUS]` (default 8 s,
 //! 3 rounds, 4 VUs); `BEFORE_WORKER=/path/to/barrage-worker` adds that build.
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use barrage_worker::flow::history;
 
+mod floor;
+use floor::{floor, task_usage, Floor, Peer, Usage};
+
 /// One stage of a case: what was measured in its window.
 #[derive(Debug, Clone, Copy, Default)]
 struct Round {
     cpu_s: f64,
+    /// The worker's system (kernel) CPU, part of `cpu_s`.
+    sys_s: f64,
+    /// The worker's context switches (all its threads).
+    switches: f64,
+    /// The target's thread (reference runtime + mock LLM) CPU: the far end's pace.
+    target_cpu_s: f64,
     requests: f64,
     events: f64,
     /// Bytes per request, sent and received (the whole run's average).
@@ -45,6 +57,15 @@ struct Round {
 impl Round {
     fn us_per_request(&self) -> f64 {
         self.cpu_s * 1e6 / self.requests.max(1.0)
+    }
+    fn sys_us_per_request(&self) -> f64 {
+        self.sys_s * 1e6 / self.requests.max(1.0)
+    }
+    fn switches_per_request(&self) -> f64 {
+        self.switches / self.requests.max(1.0)
+    }
+    fn target_us_per_request(&self) -> f64 {
+        self.target_cpu_s * 1e6 / self.requests.max(1.0)
     }
     fn us_per_event(&self) -> f64 {
         self.cpu_s * 1e6 / self.events.max(1.0)
@@ -88,11 +109,12 @@ const CASES: [Case; 4] = [
 ];
 
 /// The mock LLM answering `words` words, and the reference runtime in front of it, on
-/// their own threads pinned to core 1; the runtime's URL.
-fn start_target(words: usize) -> String {
+/// their own thread pinned to core 1; the runtime's URL and that thread's id.
+fn start_target(words: usize) -> (String, String) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         barrage_worker::pin::pin_current_thread(1);
+        let tid = thread_id();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -112,7 +134,7 @@ fn start_target(words: usize) -> String {
             };
             tokio::spawn(barrage_mock_llm::serve(llm, config, std::future::pending()));
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(format!("http://{}", l.local_addr().unwrap()))
+            tx.send((format!("http://{}", l.local_addr().unwrap()), tid))
                 .unwrap();
             let args = barrage_reference_runtime::Args {
                 host: "127.0.0.1".into(),
@@ -182,15 +204,38 @@ fn target_counts(url: &str) -> (f64, f64) {
     )
 }
 
-/// utime + stime of a process, seconds.
-fn proc_cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // fields 14 and 15 of stat (utime, stime), the 12th and 13th after the command's
-    // `)`, in USER_HZ ticks: 100 per second on Linux whatever the kernel's HZ
-    (ticks(11) + ticks(12)) / 100.0
+/// The usage of a process: the sum over its threads (its `status` counts the switches
+/// of its first thread only).
+fn proc_usage(pid: u32) -> Usage {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    tasks.flatten().fold(Usage::default(), |u, t| {
+        let t = task_usage(&t.path().to_string_lossy());
+        Usage {
+            cpu: u.cpu + t.cpu,
+            sys: u.sys + t.sys,
+            switches: u.switches + t.switches,
+        }
+    })
+}
+
+/// This thread's id, as `/proc/self/task/` names it.
+fn thread_id() -> String {
+    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    link.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// The CPU time of a thread of this process, seconds, in nanoseconds' resolution
+/// (`schedstat`'s first field).
+fn thread_cpu(tid: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).unwrap_or_default();
+    let ns: f64 = s
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    ns * 1e-9
 }
 
 /// (bytes sent, bytes received) per request over the whole run, from the worker's
@@ -248,15 +293,24 @@ fn spawn_worker(exe: &Path, plan: &str, tag: &str) -> Worker {
 }
 
 /// One run of a case: the measured window is `secs` after a `warm` second(s).
-fn run_case(exe: &Path, url: &str, case: &Case, secs: u64, vus: u64, tag: &str) -> Round {
+fn run_case(
+    exe: &Path,
+    target: &(String, String),
+    case: &Case,
+    secs: u64,
+    vus: u64,
+    tag: &str,
+) -> Round {
+    let (url, tid) = target;
     let warm = 2;
     let plan = plan_text(url, case.history, warm + secs + 1, vus);
     let mut w = spawn_worker(exe, &plan, tag);
     let pid = w.child.id();
     std::thread::sleep(Duration::from_secs(warm));
-    let (c0, (q0, e0)) = (proc_cpu(pid), target_counts(url));
+    let (u0, t0, (q0, e0)) = (proc_usage(pid), thread_cpu(tid), target_counts(url));
     std::thread::sleep(Duration::from_secs(secs));
-    let (c1, (q1, e1)) = (proc_cpu(pid), target_counts(url));
+    let (u1, t1, (q1, e1)) = (proc_usage(pid), thread_cpu(tid), target_counts(url));
+    let u = u1 - u0;
     assert!(
         w.child.try_wait().ok().flatten().is_none(),
         "the worker ended before its window did: see {}",
@@ -268,102 +322,15 @@ fn run_case(exe: &Path, url: &str, case: &Case, secs: u64, vus: u64, tag: &str) 
     }
     let (sent, received) = bytes_per_request(&w.dir.join("results"));
     Round {
-        cpu_s: c1 - c0,
+        cpu_s: u.cpu,
+        sys_s: u.sys,
+        switches: u.switches,
+        target_cpu_s: t1 - t0,
         requests: q1 - q0,
         events: e1 - e0,
         sent,
         received,
     }
-}
-
-/// The kernel's floor: CPU per exchange of one client thread (core 0) keeping `vus`
-/// exchanges in flight on as many loopback connections, as the worker's VUs do, each
-/// writing `sent` bytes and reading `received` bytes back; the other ends (core 1) only
-/// read and answer. The client is a tokio current-thread runtime (the worker's event loop
-/// at its least), so a small exchange's wake-ups are shared between connections as the
-/// worker's are, and what is left is the cost of moving the bytes.
-fn floor_us(sent: usize, received: usize, vus: usize, secs: f64) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let server = std::thread::spawn(move || {
-        let answers: Vec<_> = (0..vus)
-            .map(|_| {
-                let (mut s, _) = l.accept().unwrap();
-                std::thread::spawn(move || {
-                    barrage_worker::pin::pin_current_thread(1);
-                    s.set_nodelay(true).unwrap();
-                    let answer = vec![b'a'; received.max(1)];
-                    let mut buf = vec![0u8; 256 * 1024];
-                    loop {
-                        let mut got = 0;
-                        while got < sent.max(1) {
-                            match s.read(&mut buf) {
-                                Ok(0) | Err(_) => return,
-                                Ok(n) => got += n,
-                            }
-                        }
-                        if s.write_all(&answer).is_err() {
-                            return;
-                        }
-                    }
-                })
-            })
-            .collect();
-        for a in answers {
-            let _ = a.join();
-        }
-    });
-    let client = std::thread::spawn(move || {
-        barrage_worker::pin::pin_current_thread(0);
-        let cpu = || {
-            let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-            t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut conns = Vec::new();
-            for _ in 0..vus {
-                let s = tokio::net::TcpStream::connect(addr).await.unwrap();
-                s.set_nodelay(true).unwrap();
-                conns.push(s);
-            }
-            let (t0, c0) = (Instant::now(), cpu());
-            let tasks: Vec<_> = conns
-                .into_iter()
-                .map(|mut s| {
-                    tokio::spawn(async move {
-                        let request = vec![b'r'; sent.max(1)];
-                        let mut buf = vec![0u8; 256 * 1024];
-                        let mut n = 0u64;
-                        while t0.elapsed().as_secs_f64() < secs {
-                            s.write_all(&request).await.unwrap();
-                            let mut got = 0;
-                            while got < received.max(1) {
-                                match s.read(&mut buf).await.unwrap() {
-                                    0 => panic!("the floor's server closed"),
-                                    k => got += k,
-                                }
-                            }
-                            n += 1;
-                        }
-                        n
-                    })
-                })
-                .collect();
-            let mut n = 0;
-            for t in tasks {
-                n += t.await.unwrap();
-            }
-            (cpu() - c0) * 1e6 / n.max(1) as f64
-        })
-    });
-    let us = client.join().unwrap();
-    let _ = server.join();
-    us
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -400,60 +367,106 @@ fn main() {
         load()
     );
     let mut got: Vec<Vec<Vec<Round>>> = vec![vec![Vec::new(); CASES.len()]; builds.len()];
-    let mut floors: Vec<Vec<f64>> = vec![Vec::new(); CASES.len()];
+    // per case, per round: (eager floor, paced floor)
+    let mut floors: Vec<Vec<(Floor, Floor)>> = vec![Vec::new(); CASES.len()];
     for r in 0..rounds {
         for k in 0..CASES.len() {
             let c = (k + r) % CASES.len();
             let case = &CASES[c];
-            let url = if case.chunks == 42 { &short } else { &long };
+            let target = if case.chunks == 42 { &short } else { &long };
             for b in 0..builds.len() {
                 let b = (b + r) % builds.len();
                 let (name, exe) = &builds[b];
-                let round = run_case(exe, url, case, secs, vus, &format!("{r}-{c}-{name}"));
+                let round = run_case(exe, target, case, secs, vus, &format!("{r}-{c}-{name}"));
                 println!(
-                    "round {} {name} {}: {:.0} requests, {:.0} events, {:.2} CPU s, {:.1} µs/request, load {}",
+                    "round {} {name} {}: {:.0} requests, {:.0} events, {:.2} CPU s, {:.1} µs/request ({:.1} system), target {:.1} µs/request, load {}",
                     r + 1,
                     case.name,
                     round.requests,
                     round.events,
                     round.cpu_s,
                     round.us_per_request(),
+                    round.sys_us_per_request(),
+                    round.target_us_per_request(),
                     load()
                 );
                 got[b][c].push(round);
             }
-            // The floor for this case's bytes, in the same round.
-            let last = got.iter().find_map(|g| g[c].last()).expect("a round");
-            let floor = floor_us(
-                last.sent as usize,
-                last.received as usize,
+            // The floors for this case's bytes, in the same round; the paced peer at the
+            // target's CPU per request measured in this round (the builds' mean).
+            let last: Vec<Round> = got.iter().map(|g| *g[c].last().unwrap()).collect();
+            let (sent, received) = (last[0].sent as usize, last[0].received as usize);
+            let pace =
+                last.iter().map(Round::target_us_per_request).sum::<f64>() / last.len() as f64;
+            let eager = floor(sent, received, vus as usize, 2.0, Peer::Eager);
+            let paced = floor(
+                sent,
+                received,
                 vus as usize,
                 2.0,
+                Peer::Paced {
+                    us_per_request: pace,
+                },
             );
-            println!("round {} floor {}: {floor:.1} µs/request", r + 1, case.name);
-            floors[c].push(floor);
+            println!(
+                "round {} floors {}: eager {:.1} µs/request ({:.1} system), paced at {pace:.1} µs {:.1} µs/request ({:.1} system, {:.0}/s)",
+                r + 1,
+                case.name,
+                eager.us,
+                eager.sys_us,
+                paced.us,
+                paced.sys_us,
+                paced.rate
+            );
+            floors[c].push((eager, paced));
         }
     }
     println!();
-    println!("| build | case | µs/request | ratio to 1 KB | sent KB/request | received KB/request | floor µs/request | above floor µs | above floor, ratio to 1 KB | µs/event | events/iteration |");
+    println!("| case | sent KB/request | received KB/request | target µs/request | eager floor µs | its system µs | its switches/request | paced floor µs | its system µs | its switches/request | paced exchanges/s |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    let floor: Vec<f64> = floors.into_iter().map(median).collect();
+    for (c, case) in CASES.iter().enumerate() {
+        let f = |g: fn(&(Floor, Floor)) -> f64| median(floors[c].iter().map(g).collect());
+        let w = |g: fn(&Round) -> f64| median(got[0][c].iter().map(g).collect());
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} |",
+            case.name,
+            w(|r| r.sent) / 1024.0,
+            w(|r| r.received) / 1024.0,
+            w(Round::target_us_per_request),
+            f(|f| f.0.us),
+            f(|f| f.0.sys_us),
+            f(|f| f.0.switches),
+            f(|f| f.1.us),
+            f(|f| f.1.sys_us),
+            f(|f| f.1.switches),
+            f(|f| f.1.rate),
+        );
+    }
+    println!();
+    println!("| build | case | µs/request | system µs | switches/request | requests/s | ÷ eager floor | ÷ 1 KB's | ÷ paced floor | ÷ 1 KB's | µs/event | events/iteration |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (b, (name, _)) in builds.iter().enumerate() {
         let m = |c: usize, f: fn(&Round) -> f64| median(got[b][c].iter().map(f).collect());
-        let small = m(0, Round::us_per_request);
+        // per-round ratios to the floors of the same round, then the median
+        let ratio = |c: usize, paced: bool| {
+            let v = got[b][c].iter().zip(&floors[c]);
+            median(
+                v.map(|(r, f)| r.us_per_request() / if paced { f.1.us } else { f.0.us })
+                    .collect(),
+            )
+        };
         for (c, case) in CASES.iter().enumerate() {
-            let us = m(c, Round::us_per_request);
-            let sent = m(c, |r| r.sent);
-            let received = m(c, |r| r.received);
             println!(
-                "| {name} | {} | {us:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} |",
+                "| {name} | {} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
                 case.name,
-                us / small,
-                sent / 1024.0,
-                received / 1024.0,
-                floor[c],
-                us - floor[c],
-                (us - floor[c]) / (small - floor[0]),
+                m(c, Round::us_per_request),
+                m(c, Round::sys_us_per_request),
+                m(c, Round::switches_per_request),
+                m(c, |r| r.requests) / secs as f64,
+                ratio(c, false),
+                ratio(c, false) / ratio(0, false),
+                ratio(c, true),
+                ratio(c, true) / ratio(0, true),
                 m(c, Round::us_per_event),
                 m(c, Round::events_per_iteration),
             );
@@ -465,7 +478,7 @@ fn main() {
             m(3, Round::events_per_iteration),
         );
         println!(
-            "| {name} | marginal µs per added event (1 KB: 42 → 2,000 chunks) | {:.2} | | | | | | | | |",
+            "| {name} | marginal µs per added event (1 KB: 42 → 2,000 chunks) | {:.2} | | | | | | | | | |",
             (long_it - short_it) / (long_ev - short_ev).max(1.0)
         );
     }

@@ -225,6 +225,54 @@ async fn length_chunked_and_informational_bodies_on_one_connection() {
     assert_eq!((p.status, body.as_slice()), (404, &b"{}"[..]));
 }
 
+/// Large answers are read with room for what their framing says is left
+/// (`READ_ROOM_MAX`): they still arrive whole, the connection stays reusable, and no
+/// buffer is left on it after.
+#[tokio::test]
+async fn large_bodies_arrive_whole_and_leave_no_buffer() {
+    let body: Vec<u8> = (0..(1usize << 20) + 13).map(|i| (i % 251) as u8).collect();
+    let cut = 600_000;
+    let mut length =
+        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+    length.extend_from_slice(&body);
+    let mut chunked =
+        format!("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{cut:x}\r\n").into_bytes();
+    chunked.extend_from_slice(&body[..cut]);
+    chunked.extend_from_slice(format!("\r\n{:x}\r\n", body.len() - cut).as_bytes());
+    chunked.extend_from_slice(&body[cut..]);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let replies = [length, chunked.clone(), chunked];
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        for reply in replies {
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut b = [0u8; 1024];
+                let n = s.read(&mut b).await.unwrap();
+                assert!(n > 0, "the client left early");
+                got.extend_from_slice(&b[..n]);
+            }
+            // the answer's end comes in a second write, after a pause
+            let (first, rest) = reply.split_at(reply.len() - 20_000);
+            s.write_all(first).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            s.write_all(rest).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut conn = Conn::open(&addr, None).await.unwrap();
+    for framing in ["content-length", "chunked", "chunked again"] {
+        let (r, p, got) = get(&mut conn).await;
+        assert!(r.unwrap(), "{framing}: reusable");
+        assert_eq!(p.status, 200);
+        assert!(got == body, "{framing}: the body arrived as sent");
+        assert_eq!(conn.rbuf.capacity(), 0, "{framing}: no buffer left");
+        assert!(conn.still_open());
+    }
+}
+
 #[tokio::test]
 async fn body_until_close_and_a_closed_idle_connection() {
     let a: &[u8] = b"HTTP/1.0 200 OK\r\n\r\nall of it";
