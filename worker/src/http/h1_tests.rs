@@ -1,6 +1,7 @@
 //! Tests of the HTTP/1.1 connection (`h1.rs`): framing, keep-alive, stale connections,
 //! malformed answers, and its fuzzers. Kept apart so the connection reads as one room.
 use super::*;
+use crate::http::exchange::Kept;
 use crate::http::INLINE_BODY_MAX;
 use tokio::net::TcpListener;
 
@@ -499,5 +500,72 @@ mod fuzz {
                 Ok(())
             })
             .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_kept_answer_is_read_into_the_kept_buffer_whole_or_cut_at_its_limit() {
+    let body: Vec<u8> = (0..(1usize << 20) + 13).map(|i| (i % 251) as u8).collect();
+    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+    let mut reply = head.into_bytes();
+    reply.extend_from_slice(&body);
+    let total = reply.len() as u64;
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        for _ in 0..3 {
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut b = [0u8; 1024];
+                let n = s.read(&mut b).await.unwrap();
+                assert!(n > 0, "the client left early");
+                got.extend_from_slice(&b[..n]);
+            }
+            // in three writes with pauses: the body arrives over several reads
+            let (first, rest) = reply.split_at(300_000);
+            let (second, third) = rest.split_at(rest.len() - 20_000);
+            for part in [first, second, third] {
+                s.write_all(part).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut conn = Conn::open(&addr, None).await.unwrap();
+    // (limit, bytes already kept): whole into an empty and into a used buffer, then cut
+    for (limit, before) in [(2 << 20, 0), (2 << 20, 5), (300_000, 0)] {
+        let req = Request {
+            method: &reqwest::Method::GET,
+            url: "",
+            body: None,
+            auth: None,
+            accept: None,
+            extra: &[],
+        };
+        conn.write_request(&req, "/x");
+        let mut p = Progress::default();
+        let mut buf = vec![7u8; before];
+        let mut kept = Kept::new(&mut buf, limit);
+        let r = conn
+            .exchange(None, false, Instant::now(), &mut p, &mut kept)
+            .await;
+        let overflow = kept.overflow;
+        assert!(r.unwrap(), "{limit}: reusable");
+        assert_eq!(p.received, total, "{limit}: all bytes counted");
+        assert_eq!(overflow, limit < before + body.len(), "{limit}");
+        let want = (limit - before).min(body.len());
+        assert_eq!(buf.len(), before + want, "{limit}");
+        assert!(
+            buf[..before].iter().all(|&b| b == 7),
+            "{limit}: kept bytes stay"
+        );
+        assert!(buf[before..] == body[..want], "{limit}: the body as sent");
+        assert!(
+            buf.capacity() <= limit.max(before + body.len()) + 1,
+            "{limit}: bounded"
+        );
+        assert_eq!(conn.rbuf.capacity(), 0, "{limit}: no buffer left");
+        assert!(conn.still_open());
     }
 }
