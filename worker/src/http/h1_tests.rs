@@ -65,19 +65,24 @@ async fn connections_leave_from_the_source_addresses_in_turn() {
     assert!(err.to_string().contains("::1"), "{err}");
 }
 
-/// One exchange of a bodiless `method` request on `conn`.
-async fn run(
-    conn: &mut Conn,
-    method: reqwest::Method,
-) -> (Result<bool, Failure>, Progress, Vec<u8>) {
-    let req = Request {
-        method: &method,
+/// A request of `method` with no body, no auth and no extra headers.
+fn bare(method: &reqwest::Method) -> Request<'_> {
+    Request {
+        method,
         url: "",
         body: None,
         auth: None,
         accept: None,
         extra: &[],
-    };
+    }
+}
+
+/// One exchange of a bodiless `method` request on `conn`.
+async fn run(
+    conn: &mut Conn,
+    method: reqwest::Method,
+) -> (Result<bool, Failure>, Progress, Vec<u8>) {
+    let req = bare(&method);
     conn.write_request(&req, "/x");
     let mut p = Progress::default();
     let mut body = Vec::new();
@@ -535,15 +540,7 @@ async fn a_kept_answer_is_read_into_the_kept_buffer_whole_or_cut_at_its_limit() 
     let mut conn = Conn::open(&addr, None).await.unwrap();
     // (limit, bytes already kept): whole into an empty and into a used buffer, then cut
     for (limit, before) in [(2 << 20, 0), (2 << 20, 5), (300_000, 0)] {
-        let req = Request {
-            method: &reqwest::Method::GET,
-            url: "",
-            body: None,
-            auth: None,
-            accept: None,
-            extra: &[],
-        };
-        conn.write_request(&req, "/x");
+        conn.write_request(&bare(&reqwest::Method::GET), "/x");
         let mut p = Progress::default();
         let mut buf = vec![7u8; before];
         let mut kept = Kept::new(&mut buf, limit);
