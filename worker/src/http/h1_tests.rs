@@ -5,6 +5,21 @@ use crate::http::exchange::Kept;
 use crate::http::INLINE_BODY_MAX;
 use tokio::net::TcpListener;
 
+/// Reads one request up to its blank line (no request bodies in these tests); false when
+/// the client left first.
+async fn read_head(s: &mut tokio::net::TcpStream) -> bool {
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut b = [0u8; 1024];
+        let n = s.read(&mut b).await.unwrap();
+        if n == 0 {
+            return false;
+        }
+        got.extend_from_slice(&b[..n]);
+    }
+    true
+}
+
 /// A server that answers each request (read up to the blank line; no request bodies
 /// in these tests) with the next canned reply, then closes or waits for more.
 async fn serve(replies: Vec<&'static [u8]>, close_after: bool) -> String {
@@ -13,14 +28,8 @@ async fn serve(replies: Vec<&'static [u8]>, close_after: bool) -> String {
     tokio::spawn(async move {
         let (mut s, _) = l.accept().await.unwrap();
         for reply in replies {
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                let mut b = [0u8; 1024];
-                let n = s.read(&mut b).await.unwrap();
-                if n == 0 {
-                    return;
-                }
-                got.extend_from_slice(&b[..n]);
+            if !read_head(&mut s).await {
+                return;
             }
             // In pieces, to exercise partial heads and chunks.
             for piece in reply.chunks(7) {
@@ -253,13 +262,7 @@ async fn large_bodies_arrive_whole_and_leave_no_buffer() {
     tokio::spawn(async move {
         let (mut s, _) = l.accept().await.unwrap();
         for reply in replies {
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                let mut b = [0u8; 1024];
-                let n = s.read(&mut b).await.unwrap();
-                assert!(n > 0, "the client left early");
-                got.extend_from_slice(&b[..n]);
-            }
+            assert!(read_head(&mut s).await, "the client left early");
             // the answer's end comes in a second write, after a pause
             let (first, rest) = reply.split_at(reply.len() - 20_000);
             s.write_all(first).await.unwrap();
@@ -520,13 +523,7 @@ async fn a_kept_answer_is_read_into_the_kept_buffer_whole_or_cut_at_its_limit() 
     tokio::spawn(async move {
         let (mut s, _) = l.accept().await.unwrap();
         for _ in 0..3 {
-            let mut got = Vec::new();
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                let mut b = [0u8; 1024];
-                let n = s.read(&mut b).await.unwrap();
-                assert!(n > 0, "the client left early");
-                got.extend_from_slice(&b[..n]);
-            }
+            assert!(read_head(&mut s).await, "the client left early");
             // in three writes with pauses: the body arrives over several reads
             let (first, rest) = reply.split_at(300_000);
             let (second, third) = rest.split_at(rest.len() - 20_000);
