@@ -14,9 +14,6 @@
 //! control characters and non-ASCII bytes; only spans holding the latter go through a
 //! UTF-8 check.
 
-/// Strings up to this long are crossed a byte at a time ([`Scan::string`]).
-const SHORT_STRING: usize = 24;
-
 /// A position in a JSON text. Every method returns `None` where the text is not JSON.
 pub(super) struct Scan<'a> {
     pub b: &'a [u8],
@@ -54,18 +51,6 @@ impl<'a> Scan<'a> {
     pub fn string(&mut self) -> Option<&'a [u8]> {
         let b = self.b;
         let start = self.at + 1;
-        // Keys, ids and types end within a few bytes: crossed a byte at a time, without
-        // the set-up of the vector search (a string with anything but printable ASCII
-        // before its end goes the general way below).
-        for (i, &c) in b.get(start..)?.iter().take(SHORT_STRING).enumerate() {
-            if c == b'"' {
-                self.at = start + i + 1;
-                return Some(&b[start..start + i]);
-            }
-            if c == b'\\' || !(0x20..0x80).contains(&c) {
-                break;
-            }
-        }
         let mut at = start;
         loop {
             let rest = b.get(at..)?;
@@ -307,9 +292,8 @@ mod tests {
 
     #[test]
     fn short_and_long_strings_agree_with_serde_json_at_every_length() {
-        // lengths on both sides of the byte-at-a-time path, with each kind of byte that
-        // sends a string the general way (escape, control, non-ASCII, invalid UTF-8) at
-        // each place
+        // short and long strings (keys, ids, types and text), with each kind of byte the
+        // scan must check (escape, control, non-ASCII, invalid UTF-8) at each place
         let specials: [&[u8]; 6] = [
             b"\\n",
             b"\\q",
@@ -318,7 +302,7 @@ mod tests {
             b"\xff",
             b"\x7f",
         ];
-        for len in 0..SHORT_STRING + 4 {
+        for len in 0..28 {
             let plain = vec![b'a'; len];
             let mut text = b"[\"".to_vec();
             text.extend_from_slice(&plain);

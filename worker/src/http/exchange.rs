@@ -70,14 +70,6 @@ pub trait BodySink {
     fn chunk(&mut self, bytes: &[u8], since_start: Duration) -> Result<(), TooLarge>;
     /// The body ended (not called when reading it failed).
     fn end(&mut self, since_start: Duration);
-    /// The sink's own buffer with room reserved for `len` more bytes, when it would keep
-    /// all of them as they are: the connection may then read the next `len` bytes of the
-    /// body straight into its spare capacity instead of handing them to
-    /// [`BodySink::chunk`], sparing a copy of a large answer. `None` (the default) for
-    /// sinks that look at the bytes as they pass or keep only part of them.
-    fn whole_into(&mut self, _len: usize) -> Option<&mut Vec<u8>> {
-        None
-    }
 }
 
 /// Collects the whole body, without a bound: for tests and answers from trusted places
@@ -112,9 +104,10 @@ impl<'a> Kept<'a> {
 /// [`Kept`]'s first growth step.
 const GROW_STEP: usize = 64 * 1024;
 
-impl Kept<'_> {
-    /// Room for `take` more bytes (`take` within the limit).
-    fn make_room(&mut self, take: usize) {
+impl BodySink for Kept<'_> {
+    fn chunk(&mut self, bytes: &[u8], _: Duration) -> Result<(), TooLarge> {
+        let room = self.limit.saturating_sub(self.buf.len());
+        let take = bytes.len().min(room);
         let spare = self.buf.capacity() - self.buf.len();
         if take > spare {
             // Two steps (64 KiB, then the limit), never past the limit: the allocator
@@ -127,26 +120,11 @@ impl Kept<'_> {
             let want = step.max(self.buf.len() + take).min(self.limit);
             self.buf.reserve_exact(want - self.buf.len());
         }
-    }
-}
-
-impl BodySink for Kept<'_> {
-    fn chunk(&mut self, bytes: &[u8], _: Duration) -> Result<(), TooLarge> {
-        let room = self.limit.saturating_sub(self.buf.len());
-        let take = bytes.len().min(room);
-        self.make_room(take);
         self.buf.extend_from_slice(&bytes[..take]);
         self.overflow |= take < bytes.len();
         Ok(())
     }
     fn end(&mut self, _: Duration) {}
-    fn whole_into(&mut self, len: usize) -> Option<&mut Vec<u8>> {
-        if len > self.limit.saturating_sub(self.buf.len()) {
-            return None;
-        }
-        self.make_room(len);
-        Some(self.buf)
-    }
 }
 
 /// Why an exchange failed below HTTP.

@@ -6,8 +6,7 @@
 //! [`super::INLINE_BODY_MAX`] follows its head in vectored writes, not copied), the response head is
 //! parsed with `httparse` (the parser hyper uses) straight from the connection's read
 //! buffer, and the body (`content-length`, `chunked`, or until close) is handed to the
-//! [`BodySink`] as it arrives, de-chunked; a large `content-length` rest that the sink
-//! keeps whole is read straight into the sink's buffer ([`BodySink::whole_into`]). No connection task, no channel, no header map
+//! [`BodySink`] as it arrives, de-chunked. No connection task, no channel, no header map
 //! is built: after the kernel's share (~half of the worker's CPU), hyper's client
 //! dispatcher was the largest user-space cost per request.
 //!
@@ -20,7 +19,6 @@ use std::io::{self, ErrorKind, IoSlice};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::BufMut as _;
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{lookup_host, TcpSocket, TcpStream};
@@ -431,27 +429,6 @@ impl Conn {
             left -= n as u64;
             if left == 0 {
                 return Ok(());
-            }
-            // A large rest that the sink keeps whole is read into the sink's buffer (no
-            // copy through `rbuf`); only bytes the length promises are asked for.
-            let whole = usize::try_from(left)
-                .ok()
-                .filter(|&l| l > READ_ROOM)
-                .and_then(|l| sink.whole_into(l));
-            if let Some(buf) = whole {
-                let max = (left as usize).min(READ_ROOM_MAX);
-                let n = match self.stream.readable().await {
-                    Ok(()) => self.stream.read_buf(&mut (&mut *buf).limit(max)).await,
-                    Err(e) => Err(e),
-                };
-                p.at = start.elapsed();
-                let n = n?;
-                if n == 0 {
-                    return Err(io::Error::from(ErrorKind::UnexpectedEof).into());
-                }
-                p.received += n as u64;
-                left -= n as u64;
-                continue;
             }
             if self.read_more(start, p, left.saturating_add(1)).await? == 0 {
                 return Err(io::Error::from(ErrorKind::UnexpectedEof).into());
