@@ -27,13 +27,16 @@
 //! CHECKPOINT_S WINDOW]` (default 600 s, 4 workers, 100 ms, a checkpoint every 60 intervals,
 //! a window of 3,600 intervals);
 //! `SOAK_RSS_CSV=path` writes every sample; `BARRAGE_BIN=path` runs another build's
-//! controller.
+//! controller. A controller built with `--features heap-count` logs its live heap (bytes
+//! allocated and not freed) once a second; the bench then samples it beside the RSS and fits
+//! it too, which tells a leak (the live heap rises) from allocator retention (only the RSS
+//! does).
 use barrage_controller::coordinator::simulate::{
     realistic_snapshot, run_worker, Fate, SimConfig, Template,
 };
 use barrage_core::timeseries::{Ladder, TimePoint, TimeSeries};
 use std::io::BufRead;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +56,9 @@ const MIN_WARMUP_INTERVALS: f64 = 600.0;
 /// Intervals the controller closed (its `interval closed` debug line) and the last one's
 /// sequence number.
 static CLOSED: AtomicU64 = AtomicU64::new(0);
+/// The controller's live heap in bytes, from its last `heap live_bytes=` line (a
+/// `heap-count` build); -1 until one is read.
+static HEAP: AtomicI64 = AtomicI64::new(-1);
 
 struct Args {
     seconds: u64,
@@ -85,12 +91,18 @@ fn controller(dir: &std::path::Path, a: &Args) -> (Controller, String) {
         dir,
         &plan,
         &extra,
-        "warn,barrage_controller::coordinator::hub=debug",
+        "warn,barrage_controller::coordinator::hub=debug,barrage_controller::heap=info",
     );
     std::thread::spawn(move || {
         for line in err.lines().map_while(Result::ok) {
             if line.contains("interval closed") {
                 CLOSED.fetch_add(1, Ordering::Relaxed);
+            } else if let Some(v) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("live_bytes="))
+                .and_then(|x| x.parse().ok())
+            {
+                HEAP.store(v, Ordering::Relaxed);
             } else if line.contains("start sent") {
                 let at = line
                     .split_whitespace()
@@ -105,21 +117,24 @@ fn controller(dir: &std::path::Path, a: &Args) -> (Controller, String) {
     (ctl, addr)
 }
 
-/// One sample: stage time (s), intervals closed so far, VmRSS and RssAnon (KiB).
+/// One sample: stage time (s), intervals closed so far, VmRSS, RssAnon and the live heap
+/// (KiB; the heap only from a `heap-count` build).
 #[derive(Clone, Copy)]
 struct Sample {
     t: f64,
     closed: u64,
     rss: f64,
     anon: f64,
+    heap: Option<f64>,
 }
 
-/// One checkpoint period's samples: its start (s), lowest and highest RssAnon (KiB), and
-/// the intervals closed at its last sample.
+/// One checkpoint period's samples: its start (s), lowest and highest RssAnon (KiB), the
+/// lowest live heap (KiB, when counted), and the intervals closed at its last sample.
 struct Period {
     t: f64,
     low: f64,
     high: f64,
+    heap_low: f64,
     closed: u64,
 }
 
@@ -230,6 +245,9 @@ fn run(a: &Args) {
                     closed: CLOSED.load(Ordering::Relaxed),
                     rss: proc_kib(pid, "VmRSS:") as f64,
                     anon: proc_kib(pid, "RssAnon:") as f64,
+                    heap: Some(HEAP.load(Ordering::Relaxed))
+                        .filter(|&b| b >= 0)
+                        .map(|b| b as f64 / 1024.0),
                 });
             }
         });
@@ -270,9 +288,13 @@ fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) 
     // [`MIN_WARMUP_INTERVALS`]
     let warm = (a.seconds as f64 / 10.0).max(MIN_WARMUP_INTERVALS / per_s);
     let after: Vec<&Sample> = samples.iter().filter(|s| s.t >= warm).collect();
+    if after.is_empty() {
+        eprintln!("soak_rss: no sample after the warm-up ({warm:.0} s): give SECONDS over it");
+        std::process::exit(2);
+    }
     // per hour-equivalent (and per tenth of one, for short runs): median, min and max
     let block = if planned >= 2.0 * hour_eq { 1.0 } else { 0.1 };
-    println!("  after warm-up ({warm:.0} s):  block of {block} h-eq  VmRSS median [min, max] MiB  RssAnon median  time series rows' KiB");
+    println!("  after warm-up ({warm:.0} s):  block of {block} h-eq  VmRSS median [min, max] MiB  RssAnon median  live heap median  time series rows' KiB");
     let mut b = (h(after[0]) / block).floor();
     loop {
         let mut blk: Vec<&Sample> = after
@@ -285,6 +307,16 @@ fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) 
         }
         let mut rss: Vec<f64> = blk.iter().map(|s| s.rss / 1024.0).collect();
         let mut anon: Vec<f64> = blk.iter().map(|s| s.anon / 1024.0).collect();
+        let mut heap: Vec<f64> = blk
+            .iter()
+            .filter_map(|s| s.heap)
+            .map(|k| k / 1024.0)
+            .collect();
+        let heap = if heap.is_empty() {
+            "—".to_string()
+        } else {
+            format!("{:.1}", median(&mut heap))
+        };
         let (lo, hi) = rss
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, x), v| {
@@ -292,13 +324,14 @@ fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) 
             });
         blk.sort_by_key(|s| s.closed);
         println!(
-            "    {:>5.1}–{:<5.1} h-eq  {:>7.1} [{:.1}, {:.1}]  {:>7.1}  {:>7.0}",
+            "    {:>5.1}–{:<5.1} h-eq  {:>7.1} [{:.1}, {:.1}]  {:>7.1}  {:>7}  {:>7.0}",
             b * block,
             (b + 1.0) * block,
             median(&mut rss),
             lo,
             hi,
             median(&mut anon),
+            heap,
             rows.at(blk.last().unwrap().closed),
         );
         b += 1.0;
@@ -313,15 +346,16 @@ fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) 
         fits(a, &full, &rows, "once the ladder is full (rows bounded)");
     }
     if let Ok(path) = std::env::var("SOAK_RSS_CSV") {
-        let mut csv = String::from("t_s,closed,vmrss_kib,rssanon_kib,rows_kib\n");
+        let mut csv = String::from("t_s,closed,vmrss_kib,rssanon_kib,rows_kib,heap_kib\n");
         for s in samples {
             csv += &format!(
-                "{},{},{},{},{}\n",
+                "{},{},{},{},{},{}\n",
                 s.t,
                 s.closed,
                 s.rss,
                 s.anon,
-                rows.at(s.closed)
+                rows.at(s.closed),
+                s.heap.map_or(String::new(), |k| k.to_string()),
             );
         }
         std::fs::write(&path, csv).unwrap();
@@ -340,7 +374,8 @@ fn report(a: &Args, samples: &[Sample], sent: u64, hwm: u64, code: Option<i32>) 
 
 /// The slopes over `part` (in MiB per h-eq): the whole RSS, the anonymous part less the
 /// rows, and per checkpoint period its lowest reading less the rows (what live data holds)
-/// and its highest (a checkpoint's transient heap on top).
+/// and its highest (a checkpoint's transient heap on top); with a counted heap, the live
+/// heap less the rows and its lowest reading per checkpoint period.
 fn fits(a: &Args, part: &[&Sample], rows: &Rows, what: &str) {
     let per_s = 1000.0 / a.interval_ms as f64;
     let h = |t: f64| t * per_s / a.window as f64;
@@ -361,6 +396,16 @@ fn fits(a: &Args, part: &[&Sample], rows: &Rows, what: &str) {
             &pts(&|s| s.anon - rows.at(s.closed))
         )
     );
+    let counted = part.iter().all(|s| s.heap.is_some());
+    if counted {
+        println!(
+            "    {}",
+            slope_line(
+                "live heap less the time series's rows",
+                &pts(&|s| s.heap.unwrap_or(0.0) - rows.at(s.closed))
+            )
+        );
+    }
     let period = a.checkpoint_s.max(1.0);
     let mut windows: Vec<Period> = Vec::new();
     for s in part {
@@ -369,12 +414,14 @@ fn fits(a: &Args, part: &[&Sample], rows: &Rows, what: &str) {
             Some(last) if (last.t / period).floor() == w => {
                 last.low = last.low.min(s.anon);
                 last.high = last.high.max(s.anon);
+                last.heap_low = last.heap_low.min(s.heap.unwrap_or(0.0));
                 last.closed = s.closed;
             }
             _ => windows.push(Period {
                 t: s.t,
                 low: s.anon,
                 high: s.anon,
+                heap_low: s.heap.unwrap_or(0.0),
                 closed: s.closed,
             }),
         }
@@ -393,6 +440,15 @@ fn fits(a: &Args, part: &[&Sample], rows: &Rows, what: &str) {
         "    {}",
         slope_line("RssAnon peak per checkpoint period", &wpts(&|w| w.high))
     );
+    if counted {
+        println!(
+            "    {}",
+            slope_line(
+                "live heap floor per checkpoint period, less the rows",
+                &wpts(&|w| w.heap_low - rows.at(w.closed))
+            )
+        );
+    }
 }
 
 fn main() {

@@ -22,6 +22,7 @@
 //! | [`soak`]          | `--soak`: trends, checkpoints, `--resume`, the target's resources back to baseline |
 //! | [`target`]        | the target's processes: tiers (cgroups), `--target-cmd`, telemetry    |
 //! | [`output`]        | raw-point outputs: k6 NDJSON, k6 CSV                                   |
+//! | [`heap_count`]    | the live heap counted (`--features heap-count`), for the soak bench    |
 //! | `app`             | the subcommands, end to end                                            |
 //! | `analyze`         | `report`, `compare`, `summarize`: read results, write charts/verdicts  |
 //!
@@ -37,7 +38,8 @@
 //!   ▼
 //! report::RunReport ─► summary.json (atomic) + human summary + exit code
 //! ```
-// `unsafe` only where `local` talks to the kernel between fork and exec.
+// `unsafe` only where `local` talks to the kernel between fork and exec, and in
+// `heap_count`'s allocator, which forwards every call.
 #![deny(unsafe_code)]
 
 mod analyze;
@@ -49,6 +51,7 @@ pub mod config;
 pub mod coordinator;
 pub mod dashboard;
 pub mod exit_code;
+pub mod heap_count;
 pub mod local;
 pub mod merge;
 pub mod output;
