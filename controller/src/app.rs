@@ -22,6 +22,12 @@ use tokio::sync::mpsc;
 
 /// Runs one `barrage` command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Controller(_) | Command::Sweep(_) | Command::Characterize(_)
+    ) {
+        crate::thp::disable_for_this_process();
+    }
     match cli.command {
         Command::Token(a) => token_cmd(a),
         Command::Flow(c) => Ok(flow_cmd(c)),

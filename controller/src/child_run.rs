@@ -32,7 +32,11 @@ pub fn run(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<ChildExit>
     };
     let out =
         std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-    let status = Command::new(exe)
+    let mut child = Command::new(exe);
+    if let Some((k, v)) = crate::thp::inherited_env() {
+        child.env(k, v);
+    }
+    let status = child
         .args(args)
         .stdin(Stdio::null())
         .stdout(out)

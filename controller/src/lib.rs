@@ -23,6 +23,7 @@
 //! | [`target`]        | the target's processes: tiers (cgroups), `--target-cmd`, telemetry    |
 //! | [`output`]        | raw-point outputs: k6 NDJSON, k6 CSV                                   |
 //! | [`heap_count`]    | the live heap counted (`--features heap-count`), for the soak bench    |
+//! | [`thp`]           | transparent huge pages off for controllers, restored for their children |
 //! | `app`             | the subcommands, end to end                                            |
 //! | `analyze`         | `report`, `compare`, `summarize`: read results, write charts/verdicts  |
 //!
@@ -38,8 +39,8 @@
 //!   ▼
 //! report::RunReport ─► summary.json (atomic) + human summary + exit code
 //! ```
-// `unsafe` only where `local` talks to the kernel between fork and exec, and in
-// `heap_count`'s allocator, which forwards every call.
+// `unsafe` only where `local`, `target::command` and `thp` talk to the kernel (between
+// fork and exec, and `prctl`), and in `heap_count`'s allocator, which forwards every call.
 #![deny(unsafe_code)]
 
 mod analyze;
@@ -63,6 +64,7 @@ pub use barrage_core::results;
 pub mod summary;
 pub mod sweep;
 pub mod target;
+pub mod thp;
 /// The time series is core's (the standalone worker keeps one too).
 pub use barrage_core::timeseries;
 pub mod token;

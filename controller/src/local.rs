@@ -89,8 +89,9 @@ fn token_pipe(token: &Secret) -> anyhow::Result<OwnedFd> {
     Ok(read)
 }
 
-/// In the child, between fork and exec: die with the parent, or with `survive` leave its
-/// session instead; `token` becomes fd 3.
+/// In the child, between fork and exec: transparent huge pages as `barrage` found them
+/// ([`crate::thp`]); die with the parent, or with `survive` leave its session instead;
+/// `token` becomes fd 3.
 ///
 /// The kernel sends the signal when the *thread* that forked exits, not only the process:
 /// spawn from the main thread or a runtime worker thread (both live as long as `barrage`),
@@ -98,10 +99,12 @@ fn token_pipe(token: &Secret) -> anyhow::Result<OwnedFd> {
 #[allow(unsafe_code)]
 fn child_setup(cmd: &mut Command, token: Option<i32>, survive: bool) {
     let parent = std::process::id() as libc::pid_t;
+    let thp = crate::thp::child_value();
     // SAFETY: the closure only calls async-signal-safe functions (setsid, prctl, getppid,
     // dup2) and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            crate::thp::restore_in_child(thp)?;
             if survive {
                 // a session (and process group) of its own: no terminal signal reaches it
                 if libc::setsid() < 0 {

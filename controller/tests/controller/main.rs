@@ -20,6 +20,7 @@ mod soak;
 mod stages;
 mod sweep;
 mod telemetry;
+mod thp;
 mod tiers;
 mod util;
 mod validity;
