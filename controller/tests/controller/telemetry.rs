@@ -1,6 +1,6 @@
 //! Target telemetry: what `barrage run --target-cmd` reports the target spent, against what
 //! the kernel says for that process (read by the process itself from `/proc/self/stat`).
-use crate::util::{plan_file, read_json, Proc};
+use crate::util::{plan_file, read_json, run_target_cmd, summary_in};
 use std::path::Path;
 use std::time::Duration;
 
@@ -68,38 +68,22 @@ fn target_cmd_cpu_seconds_match_proc() {
         "[flow]\nrequest = { method = \"GET\", path = \"/work\" }\n",
     );
     let cmd = format!("exec python3 {script} {}", dir.path().display());
-    let results = dir.path().join("results");
-    let mut run = Proc::barrage(
+    let (mut run, results) = run_target_cmd(
         "barrage run --target-cmd",
+        dir.path(),
+        &plan,
+        "burner",
+        &cmd,
         &[
-            "run",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--no-progress",
-            "--workers",
-            "1",
-            "--runtime-name",
-            "burner",
-            "--results-dir",
-            results.to_str().unwrap(),
-            "--target-cmd",
-            &cmd,
             "--target-health",
             "/ok",
-            "--target-health-timeout",
-            "20s",
             "--target-sample-interval",
             "250ms",
         ],
     );
     let code = run.exit_code(Duration::from_secs(60));
     assert_eq!(code, 0, "{}", run.output());
-    let summary = std::fs::read_dir(&results)
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".summary.json"))
-        .expect("a summary")
-        .path();
+    let summary = summary_in(&results).expect("a summary");
     let s = read_json(&summary);
     let t = &s["target_telemetry"];
     let read_ticks = |f: &str| -> f64 {

@@ -2,7 +2,7 @@
 //! heap, not khugepaged), and as the system gives them in every process it starts: its
 //! workers and, above all, the target, whose memory is what a run measures.
 use crate::telemetry::{write_script, BURNER};
-use crate::util::{plan_file, Proc};
+use crate::util::{plan_file, run_target_cmd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -53,27 +53,13 @@ fn a_run_keeps_huge_pages_off_for_itself_and_as_found_for_its_children() {
         target_file.display(),
         dir.path().display()
     );
-    let results = dir.path().join("results");
-    let mut run = Proc::barrage(
+    let (mut run, _results) = run_target_cmd(
         "barrage run --target-cmd",
-        &[
-            "run",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--no-progress",
-            "--workers",
-            "1",
-            "--runtime-name",
-            "burner",
-            "--results-dir",
-            results.to_str().unwrap(),
-            "--target-cmd",
-            &cmd,
-            "--target-health",
-            "/ok",
-            "--target-health-timeout",
-            "20s",
-        ],
+        dir.path(),
+        &plan,
+        "burner",
+        &cmd,
+        &["--target-health", "/ok"],
     );
     let pid = run.child.id();
     // the run's own setting, and its children's once the worker and the target are up

@@ -2,7 +2,7 @@
 //! the cgroup's own accounting), and one that allocates past its memory limit is OOM-killed
 //! and reported as such.
 use crate::telemetry::write_script;
-use crate::util::{plan_file, read_json, Proc};
+use crate::util::{plan_file, read_json, run_target_cmd, summary_in};
 use barrage_testkit::{is_root, require};
 use std::time::Duration;
 
@@ -62,36 +62,12 @@ fn run_tier(test: &str, script: &str, extra: &[&str], secs: u64) -> Option<serde
         "[flow]\nrequest = { method = \"GET\", path = \"/ok\" }\n",
     );
     let cmd = format!("exec python3 {script}");
-    let results = dir.path().join("results");
-    let mut args = vec![
-        "run",
-        "--plan",
-        plan.to_str().unwrap(),
-        "--no-progress",
-        "--workers",
-        "1",
-        "--runtime-name",
-        "py",
-        "--results-dir",
-        results.to_str().unwrap(),
-        "--target-cmd",
-        &cmd,
-        "--target-health-timeout",
-        "20s",
-        "--target-sample-interval",
-        "200ms",
-    ];
+    let mut args = vec!["--target-sample-interval", "200ms"];
     args.extend_from_slice(extra);
-    let mut run = Proc::barrage(test, &args);
+    let (mut run, results) = run_target_cmd(test, dir.path(), &plan, "py", &cmd, &args);
     let code = run.exit_code(Duration::from_secs(60));
-    let summary = std::fs::read_dir(&results)
-        .ok()
-        .and_then(|d| {
-            d.flatten()
-                .find(|e| e.file_name().to_string_lossy().ends_with(".summary.json"))
-        })
-        .unwrap_or_else(|| panic!("no summary (exit {code})\n{}", run.output()))
-        .path();
+    let summary = summary_in(&results)
+        .unwrap_or_else(|| panic!("no summary (exit {code})\n{}", run.output()));
     Some(read_json(&summary))
 }
 

@@ -222,6 +222,47 @@ pub fn plan_file(dir: &Path, name: &str, vus: u64, secs: u64, extra: &str) -> Pa
     p
 }
 
+/// `barrage run` of `plan` with one worker against `--target-cmd cmd` (runtime name
+/// `name`, 20 s for its health), plus `extra`; its results go to `dir/results`. The running
+/// process and the results folder.
+pub fn run_target_cmd(
+    test: &str,
+    dir: &Path,
+    plan: &Path,
+    name: &str,
+    cmd: &str,
+    extra: &[&str],
+) -> (Proc, PathBuf) {
+    let results = dir.join("results");
+    let mut args = vec![
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--no-progress",
+        "--workers",
+        "1",
+        "--runtime-name",
+        name,
+        "--results-dir",
+        results.to_str().unwrap(),
+        "--target-cmd",
+        cmd,
+        "--target-health-timeout",
+        "20s",
+    ];
+    args.extend_from_slice(extra);
+    (Proc::barrage(test, &args), results)
+}
+
+/// The `*.summary.json` in a results folder, if there is one.
+pub fn summary_in(results: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(results)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".summary.json"))
+        .map(|e| e.path())
+}
+
 /// A one-worker `barrage run` of `plan` (TOML text) against `target`, its results in a
 /// temporary directory: the directory (kept alive by the caller), the results folder and
 /// the running process.
