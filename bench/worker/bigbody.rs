@@ -15,14 +15,19 @@
 //! `/stats`) and the CPU of its thread; and the bytes sent and received per request (the
 //! run's summary). Rounds alternate the cases and builds; the figures are medians.
 //! Beside them, **two floors**, measured in every round after each case ([`floor`]): one
-//! thread (core 0) keeping as many exchanges in flight as the worker has VUs, writing the
-//! same bytes per request to loopback TCP sockets and reading the same answer bytes back,
-//! from a peer on core 1 that keeps up with anything (the kernel's cost of moving those
-//! bytes, which no client can go below), and from one paced as the target was in that
-//! round (one thread reading as hyper does and spending the target's CPU per request:
-//! what moving the bytes costs when the far end is as slow as the real one). The table
-//! gives the worker's CPU per request divided by each floor's, and that ratio against
-//! the 1 KB case's: the work the worker adds as requests grow.
+//! thread (core 0) keeping as many exchanges in flight as the worker has VUs, each
+//! connection replaying the flow's exchanges in its order with their bytes (per step,
+//! the request's and the answer's bytes from the summary's `data_sent{operation:…}`,
+//! `data_received{operation:…}` and `http_reqs{operation:…}`: 3 run bodies, 9 small
+//! requests, the large state answer), over loopback TCP, to a peer on core 1 that keeps
+//! up with anything (the kernel's cost of moving those bytes, which no client can go
+//! below), and to one paced as the target was in that round (one thread reading as hyper
+//! does and spending the target's CPU per request: what moving the bytes costs when the
+//! far end is as slow as the real one). A third, the paced floor with every exchange
+//! the average one, is listed beside them: what the flow's unevenness adds to it. The
+//! tables give the worker's CPU per request divided by each of the first two floors, and
+//! that ratio against the 1 KB case's (the work the worker adds as requests grow), in
+//! the medians and per round (the goal of issue 15 §3).
 //!
 //! `cargo bench -p barrage-worker --bench bigbody [-- SECONDS ROUNDS VUS]` (default 8 s,
 //! 3 rounds, 4 VUs); `BEFORE_WORKER=/path/to/barrage-worker` adds that build.
@@ -35,10 +40,10 @@ use std::time::{Duration, Instant};
 use barrage_worker::flow::history;
 
 mod floor;
-use floor::{floor, task_usage, Floor, Peer, Usage};
+use floor::{floor, task_usage, Exchange, Floor, Peer, Sequence, Usage};
 
 /// One stage of a case: what was measured in its window.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 struct Round {
     cpu_s: f64,
     /// The worker's system (kernel) CPU, part of `cpu_s`.
@@ -52,6 +57,8 @@ struct Round {
     /// Bytes per request, sent and received (the whole run's average).
     sent: f64,
     received: f64,
+    /// An iteration's exchanges, step by step (the whole run's average per step).
+    flow: Sequence,
 }
 
 impl Round {
@@ -238,9 +245,11 @@ fn thread_cpu(tid: &str) -> f64 {
     ns * 1e-9
 }
 
-/// (bytes sent, bytes received) per request over the whole run, from the worker's
-/// summary (`data_sent`, `data_received`, `http_reqs`).
-fn bytes_per_request(results: &Path) -> (f64, f64) {
+/// From the worker's summary, over the whole run: (bytes sent, bytes received) per
+/// request (`data_sent`, `data_received`, `http_reqs`), and per step of `steps` (the flow's
+/// step names, in its order) the same per request of that step
+/// (`data_sent{operation:NAME}`, …): the exchanges of an iteration as the flow sent them.
+fn bytes_per_request(results: &Path, steps: &[String]) -> (f64, f64, Sequence) {
     let file = std::fs::read_dir(results)
         .ok()
         .and_then(|d| {
@@ -253,7 +262,26 @@ fn bytes_per_request(results: &Path) -> (f64, f64) {
         serde_json::from_slice(&std::fs::read(&file).unwrap()).expect("a summary");
     let count = |m: &str| s["metrics"][m]["count"].as_f64().unwrap_or(0.0);
     let n = count("http_reqs").max(1.0);
-    (count("data_sent") / n, count("data_received") / n)
+    let flow = steps
+        .iter()
+        .map(|step| {
+            let of = |m: &str| count(&format!("{m}{{operation:{step}}}"));
+            let n = of("http_reqs");
+            assert!(n > 0.0, "no request of step {step} in {}", file.display());
+            Exchange {
+                sent: (of("data_sent") / n).round() as usize,
+                received: (of("data_received") / n).round() as usize,
+            }
+        })
+        .collect();
+    (count("data_sent") / n, count("data_received") / n, flow)
+}
+
+/// The names of the steps of the plan's flow (`[flows.agent]`), in its order.
+fn flow_steps(plan: &str) -> Vec<String> {
+    let plan = barrage_core::Plan::from_toml_str(plan).expect("the bench plan is valid");
+    let flow = plan.flows.get("agent").expect("the plan's [flows.agent]");
+    flow.steps.iter().map(|s| s.name.clone()).collect()
 }
 
 struct Worker {
@@ -320,7 +348,7 @@ fn run_case(
     while w.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (sent, received) = bytes_per_request(&w.dir.join("results"));
+    let (sent, received, flow) = bytes_per_request(&w.dir.join("results"), &flow_steps(&plan));
     Round {
         cpu_s: u.cpu,
         sys_s: u.sys,
@@ -330,6 +358,7 @@ fn run_case(
         events: e1 - e0,
         sent,
         received,
+        flow,
     }
 }
 
@@ -367,8 +396,8 @@ fn main() {
         load()
     );
     let mut got: Vec<Vec<Vec<Round>>> = vec![vec![Vec::new(); CASES.len()]; builds.len()];
-    // per case, per round: (eager floor, paced floor)
-    let mut floors: Vec<Vec<(Floor, Floor)>> = vec![Vec::new(); CASES.len()];
+    // per case, per round: (eager floor, paced floor, paced floor of the average exchange)
+    let mut floors: Vec<Vec<(Floor, Floor, Floor)>> = vec![Vec::new(); CASES.len()];
     for r in 0..rounds {
         for k in 0..CASES.len() {
             let c = (k + r) % CASES.len();
@@ -392,43 +421,70 @@ fn main() {
                 );
                 got[b][c].push(round);
             }
-            // The floors for this case's bytes, in the same round; the paced peer at the
-            // target's CPU per request measured in this round (the builds' mean).
-            let last: Vec<Round> = got.iter().map(|g| *g[c].last().unwrap()).collect();
-            let (sent, received) = (last[0].sent as usize, last[0].received as usize);
+            // The floors for this case's exchanges, in the same round; the paced peer at
+            // the target's CPU per request measured in this round (the builds' mean).
+            let last: Vec<&Round> = got.iter().map(|g| g[c].last().unwrap()).collect();
+            let flow = last[0].flow.clone();
+            if r == 0 {
+                let kb = |e: &Exchange| {
+                    format!(
+                        "{:.1}/{:.1}",
+                        e.sent as f64 / 1024.0,
+                        e.received as f64 / 1024.0
+                    )
+                };
+                let steps: Vec<String> = flow.iter().map(kb).collect();
+                println!(
+                    "{} exchanges, KB sent/received: {}",
+                    case.name,
+                    steps.join(", ")
+                );
+            }
             let pace =
-                last.iter().map(Round::target_us_per_request).sum::<f64>() / last.len() as f64;
-            let eager = floor(sent, received, vus as usize, 2.0, Peer::Eager);
-            let paced = floor(
-                sent,
-                received,
-                vus as usize,
-                2.0,
-                Peer::Paced {
-                    us_per_request: pace,
-                },
-            );
+                last.iter().map(|r| r.target_us_per_request()).sum::<f64>() / last.len() as f64;
+            let paced_peer = Peer::Paced {
+                us_per_request: pace,
+            };
+            let eager = floor(&flow, vus as usize, 2.0, Peer::Eager);
+            let paced = floor(&flow, vus as usize, 2.0, paced_peer);
+            // the same bytes spread evenly over the exchanges: what the flow's unevenness
+            // adds to the paced floor
+            let average = Exchange {
+                sent: last[0].sent as usize,
+                received: last[0].received as usize,
+            };
+            let even = floor(&Sequence::from([average]), vus as usize, 2.0, paced_peer);
             println!(
-                "round {} floors {}: eager {:.1} µs/request ({:.1} system), paced at {pace:.1} µs {:.1} µs/request ({:.1} system, {:.0}/s)",
+                "round {} floors {}: eager {:.1} µs/request ({:.1} system, {:.2} switches), paced at {pace:.1} µs {:.1} µs/request ({:.1} system, {:.2} switches, {:.0}/s)",
                 r + 1,
                 case.name,
                 eager.us,
                 eager.sys_us,
+                eager.switches,
                 paced.us,
                 paced.sys_us,
+                paced.switches,
                 paced.rate
             );
-            floors[c].push((eager, paced));
+            println!(
+                "round {} floor {} paced, average exchange: {:.1} µs/request ({:.1} system, {:.2} switches)",
+                r + 1,
+                case.name,
+                even.us,
+                even.sys_us,
+                even.switches
+            );
+            floors[c].push((eager, paced, even));
         }
     }
     println!();
-    println!("| case | sent KB/request | received KB/request | target µs/request | eager floor µs | its system µs | its switches/request | paced floor µs | its system µs | its switches/request | paced exchanges/s |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| case | sent KB/request | received KB/request | target µs/request | eager floor µs | its system µs | its switches/request | paced floor µs | its system µs | its switches/request | paced exchanges/s | paced, average exchange µs | its switches/request |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (c, case) in CASES.iter().enumerate() {
-        let f = |g: fn(&(Floor, Floor)) -> f64| median(floors[c].iter().map(g).collect());
+        let f = |g: fn(&(Floor, Floor, Floor)) -> f64| median(floors[c].iter().map(g).collect());
         let w = |g: fn(&Round) -> f64| median(got[0][c].iter().map(g).collect());
         println!(
-            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} |",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} | {:.1} | {:.2} |",
             case.name,
             w(|r| r.sent) / 1024.0,
             w(|r| r.received) / 1024.0,
@@ -440,6 +496,8 @@ fn main() {
             f(|f| f.1.sys_us),
             f(|f| f.1.switches),
             f(|f| f.1.rate),
+            f(|f| f.2.us),
+            f(|f| f.2.switches),
         );
     }
     println!();
@@ -481,6 +539,35 @@ fn main() {
             "| {name} | marginal µs per added event (1 KB: 42 → 2,000 chunks) | {:.2} | | | | | | | | | |",
             (long_it - short_it) / (long_ev - short_ev).max(1.0)
         );
+    }
+    // The goal (issue 15 §3): per round, the case's worker ÷ floor over the 1 KB case's.
+    println!();
+    println!("| build | case | goal ratio per round, paced floor (median) | same, eager floor (median) | same, paced floor of the average exchange (median) |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (b, (name, _)) in builds.iter().enumerate() {
+        for (c, case) in CASES
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.chunks == 42)
+            .skip(1)
+        {
+            let per_round = |which: fn(&(Floor, Floor, Floor)) -> f64| {
+                let of = |c: usize| -> Vec<f64> {
+                    let v = got[b][c].iter().zip(&floors[c]);
+                    v.map(|(r, f)| r.us_per_request() / which(f)).collect()
+                };
+                let v: Vec<f64> = of(c).iter().zip(of(0)).map(|(x, one)| x / one).collect();
+                let list: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
+                format!("{} ({:.2})", list.join(" / "), median(v))
+            };
+            println!(
+                "| {name} | {} | {} | {} | {} |",
+                case.name,
+                per_round(|f| f.1.us),
+                per_round(|f| f.0.us),
+                per_round(|f| f.2.us)
+            );
+        }
     }
     println!("load average at the end {}", load());
 }

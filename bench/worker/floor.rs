@@ -1,9 +1,23 @@
 //! The floors of `bigbody`: what one client thread spends moving the same bytes over
-//! loopback TCP as the worker does, to a peer that keeps up with anything
-//! ([`Peer::Eager`]) or to one as slow as the reference runtime ([`Peer::Paced`]).
+//! loopback TCP as the worker does, exchange by exchange in the flow's order, to a peer
+//! that keeps up with anything ([`Peer::Eager`]) or to one as slow as the reference
+//! runtime ([`Peer::Paced`]).
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// One exchange of the flow: the bytes its request writes and its answer brings back
+/// (as the worker's summary counts them: head + body).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exchange {
+    pub sent: usize,
+    pub received: usize,
+}
+
+/// An iteration's exchanges, in the order the flow sends them; every connection of a
+/// floor replays them in a loop, and its peer expects them in the same order.
+pub type Sequence = Arc<[Exchange]>;
 
 /// CPU and context switches of a process or a thread.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,25 +92,28 @@ fn thread_cpu_now() -> f64 {
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
-/// The eager peer: a thread per connection reading `sent` bytes and writing `received`.
-fn eager_peer(l: TcpListener, sent: usize, received: usize, vus: usize) {
+/// The eager peer: a thread per connection reading each exchange's request and writing
+/// its answer.
+fn eager_peer(l: TcpListener, seq: Sequence, vus: usize) {
+    let longest = seq.iter().map(|e| e.received).max().unwrap_or(0).max(1);
     let answers: Vec<_> = (0..vus)
         .map(|_| {
             let (mut s, _) = l.accept().unwrap();
+            let seq = seq.clone();
             std::thread::spawn(move || {
                 barrage_worker::pin::pin_current_thread(1);
                 s.set_nodelay(true).unwrap();
-                let answer = vec![b'a'; received.max(1)];
+                let answer = vec![b'a'; longest];
                 let mut buf = vec![0u8; 256 * 1024];
-                loop {
+                for e in seq.iter().cycle() {
                     let mut got = 0;
-                    while got < sent.max(1) {
+                    while got < e.sent.max(1) {
                         match s.read(&mut buf) {
                             Ok(0) | Err(_) => return,
                             Ok(n) => got += n,
                         }
                     }
-                    if s.write_all(&answer).is_err() {
+                    if s.write_all(&answer[..e.received.max(1)]).is_err() {
                         return;
                     }
                 }
@@ -109,9 +126,8 @@ fn eager_peer(l: TcpListener, sent: usize, received: usize, vus: usize) {
 }
 
 /// The paced peer ([`Peer::Paced`]) on one tokio thread pinned to core 1.
-fn paced_peer(l: TcpListener, sent: usize, received: usize, vus: usize, us_per_request: f64) {
+fn paced_peer(l: TcpListener, seq: Sequence, vus: usize, us_per_request: f64) {
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // hyper's `ReadStrategy::Adaptive` limits (h1 `io.rs`)
     const INIT: usize = 8192;
@@ -126,18 +142,19 @@ fn paced_peer(l: TcpListener, sent: usize, received: usize, vus: usize, us_per_r
         let l = tokio::net::TcpListener::from_std(l).unwrap();
         let served = Arc::new(AtomicU64::new(0));
         let c0 = thread_cpu_now();
+        let longest = seq.iter().map(|e| e.received).max().unwrap_or(0).max(1);
         let mut tasks = Vec::new();
         for _ in 0..vus {
             let (mut s, _) = l.accept().await.unwrap();
-            let served = served.clone();
+            let (served, seq) = (served.clone(), seq.clone());
             tasks.push(tokio::spawn(async move {
                 s.set_nodelay(true).unwrap();
-                let answer = vec![b'a'; received.max(1)];
+                let answer = vec![b'a'; longest];
                 let mut buf = vec![0u8; MAX];
                 let (mut next, mut decrease_now) = (INIT, false);
-                loop {
+                for e in seq.iter().cycle() {
                     let mut got = 0;
-                    while got < sent.max(1) {
+                    while got < e.sent.max(1) {
                         let n = match s.read(&mut buf[..next]).await {
                             Ok(0) | Err(_) => return,
                             Ok(n) => n,
@@ -161,7 +178,7 @@ fn paced_peer(l: TcpListener, sent: usize, received: usize, vus: usize, us_per_r
                     while thread_cpu_now() < due {
                         std::hint::spin_loop();
                     }
-                    if s.write_all(&answer).await.is_err() {
+                    if s.write_all(&answer[..e.received.max(1)]).await.is_err() {
                         return;
                     }
                 }
@@ -175,18 +192,21 @@ fn paced_peer(l: TcpListener, sent: usize, received: usize, vus: usize, us_per_r
 
 /// The kernel's floor: CPU per exchange of one client thread (core 0) keeping `vus`
 /// exchanges in flight on as many loopback connections, as the worker's VUs do, each
-/// writing `sent` bytes and reading `received` bytes back from `peer`. The client is a
-/// tokio current-thread runtime (the worker's event loop at its least), so a small
-/// exchange's wake-ups are shared between connections as the worker's are, and what is
-/// left is the cost of moving the bytes, and of waiting for them as the peer paces them.
-pub fn floor(sent: usize, received: usize, vus: usize, secs: f64, peer: Peer) -> Floor {
+/// connection replaying `seq` (the flow's exchanges, each request's bytes written and its
+/// answer's bytes read back from `peer`) in a loop. The client is a tokio current-thread
+/// runtime (the worker's event loop at its least), so a small exchange's wake-ups are
+/// shared between connections as the worker's are, and what is left is the cost of
+/// moving the bytes, and of waiting for them as the peer paces them.
+pub fn floor(seq: &Sequence, vus: usize, secs: f64, peer: Peer) -> Floor {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
+    let peer_seq = seq.clone();
     let server = std::thread::spawn(move || match peer {
-        Peer::Eager => eager_peer(l, sent, received, vus),
-        Peer::Paced { us_per_request } => paced_peer(l, sent, received, vus, us_per_request),
+        Peer::Eager => eager_peer(l, peer_seq, vus),
+        Peer::Paced { us_per_request } => paced_peer(l, peer_seq, vus, us_per_request),
     });
+    let seq = seq.clone();
     let client = std::thread::spawn(move || {
         barrage_worker::pin::pin_current_thread(0);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -208,14 +228,19 @@ pub fn floor(sent: usize, received: usize, vus: usize, secs: f64, peer: Peer) ->
             let tasks: Vec<_> = conns
                 .into_iter()
                 .map(|mut s| {
+                    let seq = seq.clone();
                     tokio::spawn(async move {
-                        let request = vec![b'r'; sent.max(1)];
+                        let longest = seq.iter().map(|e| e.sent).max().unwrap_or(0).max(1);
+                        let request = vec![b'r'; longest];
                         let mut buf = vec![0u8; 256 * 1024];
                         let mut n = 0u64;
-                        while t0.elapsed().as_secs_f64() < secs {
-                            s.write_all(&request).await.unwrap();
+                        for e in seq.iter().cycle() {
+                            if t0.elapsed().as_secs_f64() >= secs {
+                                break;
+                            }
+                            s.write_all(&request[..e.sent.max(1)]).await.unwrap();
                             let mut got = 0;
-                            while got < received.max(1) {
+                            while got < e.received.max(1) {
                                 match s.read(&mut buf).await.unwrap() {
                                     0 => panic!("the floor's server closed"),
                                     k => got += k,
