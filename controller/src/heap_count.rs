@@ -4,8 +4,9 @@
 //! live_bytes=…`, target `barrage_controller::heap`), which `bench/controller/soak_rss.rs`
 //! reads.
 //!
-//! Why: a soak's RSS says what the process holds, including what the allocator keeps after
-//! a free (mimalloc holds freed pages a while, and a transient peak can stay resident). The
+//! Why: a soak's RSS says what the process holds, including what the allocator and the
+//! kernel keep (freed pages held a while, huge pages filled in by khugepaged: see
+//! [`crate::thp`]). The
 //! live heap says what the program itself holds, so a rising RSS can be told apart as a
 //! leak or as allocator retention. Off by default: every allocation and free pays an
 //! atomic operation.
