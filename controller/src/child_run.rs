@@ -33,9 +33,7 @@ pub fn run(exe: &Path, args: &[String], log: &Path) -> anyhow::Result<ChildExit>
     let out =
         std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let mut child = Command::new(exe);
-    if let Some((k, v)) = crate::thp::inherited_env() {
-        child.env(k, v);
-    }
+    crate::thp::restore_in_children(&mut child);
     let status = child
         .args(args)
         .stdin(Stdio::null())

@@ -99,12 +99,11 @@ fn token_pipe(token: &Secret) -> anyhow::Result<OwnedFd> {
 #[allow(unsafe_code)]
 fn child_setup(cmd: &mut Command, token: Option<i32>, survive: bool) {
     let parent = std::process::id() as libc::pid_t;
-    let thp = crate::thp::child_value();
+    crate::thp::restore_in_children(cmd.as_std_mut());
     // SAFETY: the closure only calls async-signal-safe functions (setsid, prctl, getppid,
     // dup2) and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
-            crate::thp::restore_in_child(thp)?;
             if survive {
                 // a session (and process group) of its own: no terminal signal reaches it
                 if libc::setsid() < 0 {

@@ -12,40 +12,26 @@
 //!
 //! The setting is inherited across fork and exec, and the processes the controller starts
 //! are not its own to tune: workers (their CPU is the rig's budget), the mock LLM, and
-//! above all the target, whose memory is what is measured. So each spawn restores, in the
-//! child, the setting the controller found ([`child_value`]); a `barrage run` started by a
-//! sweep or a characterization receives it through [`INHERITED_ENV`].
+//! above all the target, whose memory is what is measured. So every spawn goes through
+//! [`restore_in_children`], which gives the child back the setting the controller found;
+//! a child `barrage run` (of a sweep or a characterization) then finds that setting too.
+use std::os::unix::process::CommandExt as _;
 use std::sync::atomic::{AtomicU8, Ordering};
-
-/// Carries the setting found at the top of a chain of barrage controllers to a child one
-/// (`0`: THP allowed, `1`: disabled).
-pub const INHERITED_ENV: &str = "BARRAGE_THP_INHERITED";
 
 /// 0: not changed by this process; 1 + the setting it found (1: allowed, 2: disabled).
 static FOUND: AtomicU8 = AtomicU8::new(0);
 
-/// Disables THP for this process, remembering the setting found (or passed down in
-/// [`INHERITED_ENV`]) for its children. Call first thing: what is already resident keeps
-/// its pages. A kernel
-/// without the call (before 3.15) leaves things as they were, with a debug line.
+/// Disables THP for this process, remembering the setting found for its children. Call
+/// first thing: what is already resident keeps its pages. A kernel without the call
+/// (before 3.15) leaves things as they were, with a debug line.
 #[allow(unsafe_code)]
 pub fn disable_for_this_process() {
-    let passed = std::env::var(INHERITED_ENV)
-        .ok()
-        .and_then(|v| match v.trim() {
-            "0" => Some(0),
-            "1" => Some(1),
-            _ => None,
-        });
     // SAFETY: prctl with integer arguments only; no memory is passed.
-    let found = passed.or_else(|| {
-        let r = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
-        (r >= 0).then_some(u8::from(r > 0))
-    });
-    let Some(found) = found else {
+    let r = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+    if r < 0 {
         tracing::debug!("transparent huge pages left as they are: PR_GET_THP_DISABLE failed");
         return;
-    };
+    }
     // SAFETY: as above.
     if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0 {
         tracing::debug!(
@@ -54,36 +40,25 @@ pub fn disable_for_this_process() {
         );
         return;
     }
-    FOUND.store(1 + found, Ordering::Relaxed);
+    FOUND.store(1 + u8::from(r > 0), Ordering::Relaxed);
 }
 
-/// The value a child's `PR_SET_THP_DISABLE` takes back (what this process found), or
-/// `None` when this process changed nothing. Read it before the fork: the pre-exec hook
-/// only passes it to `prctl`.
-pub fn child_value() -> Option<libc::c_ulong> {
-    match FOUND.load(Ordering::Relaxed) {
-        0 => None,
-        v => Some(libc::c_ulong::from(v - 1)),
-    }
-}
-
-/// [`INHERITED_ENV`]'s value for a child `barrage` controller, when this process changed
-/// the setting.
-pub fn inherited_env() -> Option<(&'static str, &'static str)> {
-    child_value().map(|v| (INHERITED_ENV, if v == 0 { "0" } else { "1" }))
-}
-
-/// In a child between fork and exec: the setting the controller found. Async-signal-safe
-/// (one system call).
-///
-/// # Safety
-/// Call only in a pre-exec hook, with `value` from [`child_value`].
+/// Gives `cmd`'s child, between fork and exec, the setting this process found (nothing
+/// when it changed none). Call it on every command the controller spawns.
 #[allow(unsafe_code)]
-pub unsafe fn restore_in_child(value: Option<libc::c_ulong>) -> std::io::Result<()> {
-    if let Some(v) = value {
-        if libc::prctl(libc::PR_SET_THP_DISABLE, v, 0, 0, 0) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+pub fn restore_in_children(cmd: &mut std::process::Command) {
+    let value = match FOUND.load(Ordering::Relaxed) {
+        0 => return,
+        v => libc::c_ulong::from(v - 1),
+    };
+    // SAFETY: the hook makes one system call (async-signal-safe) with integer arguments
+    // and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_THP_DISABLE, value, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
-    Ok(())
 }

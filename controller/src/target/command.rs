@@ -97,15 +97,14 @@ pub fn spawn(
         c.env(k, v);
     }
     let parent = std::process::id() as libc::pid_t;
-    let thp = crate::thp::child_value();
+    // the target's pages as the system gives them, not as the controller chose
+    crate::thp::restore_in_children(c.as_std_mut());
     let zero = CString::new("0").expect("no NUL");
     // SAFETY: the closure calls only async-signal-safe functions (setsid, prctl, getppid,
     // write, sched_setaffinity) on memory prepared before the fork, and allocates nothing.
     #[allow(unsafe_code)]
     unsafe {
         c.pre_exec(move || {
-            // the target's pages as the system gives them, not as the controller chose
-            crate::thp::restore_in_child(thp)?;
             if survive {
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
